@@ -1,0 +1,14 @@
+//! Aurora's domain: aggregates, commands, events and value objects.
+//!
+//! Nothing in this crate performs I/O. Everything that crosses a process boundary
+//! (HTTP, the event store, the bus) is parsed into these types at the edge.
+//!
+//! # Layout
+//! - [`run`]: the `Run` aggregate — a pipeline run over one input with ordered steps.
+//! - [`metadata`]: who caused an event, in which request, and when (invariant 7).
+#![forbid(unsafe_code)]
+
+pub mod metadata;
+pub mod run;
+
+pub use metadata::EventMetadata;

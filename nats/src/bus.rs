@@ -1,0 +1,118 @@
+//! The event bus contract shared by JetStream and the in-process bus.
+//!
+//! Semantics both implementations keep:
+//! - one stream per prefix holding every event, in publish order;
+//! - publishing with a message id that was already accepted is reported as a duplicate and
+//!   stores nothing (JetStream: within the stream's duplicate window);
+//! - durable consumers deliver matching messages in stream order, at least once: a message
+//!   not acked before the consumer is dropped is delivered again to the next consumer of the
+//!   same durable name.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::{CloudEvent, Subjects};
+
+/// What went wrong talking to the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus could not be reached or refused the request.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    /// A message on the bus could not be decoded as an Aurora event.
+    #[error("undecodable message at stream sequence {sequence}: {reason}")]
+    Decode {
+        /// Stream sequence of the message.
+        sequence: u64,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl BusError {
+    /// Wraps any displayable error as [`BusError::Unavailable`].
+    pub fn unavailable(error: impl std::fmt::Display) -> Self {
+        BusError::Unavailable(error.to_string())
+    }
+}
+
+/// How the stream acknowledged one publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// Stream sequence of the stored (or earlier, for a duplicate) message.
+    pub stream_sequence: u64,
+    /// The message id had been seen before: nothing was stored.
+    pub duplicate: bool,
+}
+
+/// Counters of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamState {
+    /// Messages currently stored.
+    pub messages: u64,
+    /// Sequence of the last message ever stored (0 if none).
+    pub last_sequence: u64,
+}
+
+/// One event handed out by a durable consumer; ack it once it has been processed.
+pub struct Delivery {
+    /// The event.
+    pub event: CloudEvent,
+    /// Stream sequence of the message.
+    pub stream_sequence: u64,
+    pub(crate) acker: Acker,
+}
+
+pub(crate) enum Acker {
+    JetStream(async_nats::jetstream::Message),
+    Memory(crate::memory::AckHandle),
+}
+
+impl Delivery {
+    /// Acknowledges the message: it will not be delivered to this durable again.
+    pub async fn ack(self) -> Result<(), BusError> {
+        match self.acker {
+            Acker::JetStream(message) => message.ack().await.map_err(BusError::unavailable),
+            Acker::Memory(handle) => {
+                handle.ack();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A stream of deliveries from one durable consumer.
+pub type Deliveries = BoxStream<'static, Result<Delivery, BusError>>;
+
+/// The event bus: a stream of every event, durable consumers over it.
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// The subject scheme this bus publishes under.
+    fn subjects(&self) -> &Subjects;
+
+    /// Publishes events in order, each under its message id, and waits for every ack.
+    /// Returns one outcome per event, in order.
+    async fn publish_batch(
+        &self,
+        events: &[(String, CloudEvent)],
+    ) -> Result<Vec<PublishOutcome>, BusError>;
+
+    /// Message counters of the stream.
+    async fn state(&self) -> Result<StreamState, BusError>;
+
+    /// The last message in the stream, decoded, if there is one.
+    async fn last_event(&self) -> Result<Option<CloudEvent>, BusError>;
+
+    /// The global positions of every event currently in the stream (used to heal it).
+    async fn positions(&self) -> Result<HashSet<i64>, BusError>;
+
+    /// Deliveries of events matching `filter` to the durable consumer `durable`.
+    async fn consume(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError>;
+}
+
+/// Header carrying an event's global position in the store.
+pub const POSITION_HEADER: &str = "Aurora-Position";
+/// Header carrying the transaction id half of the event's cursor.
+pub const XID_HEADER: &str = "Aurora-Xid";

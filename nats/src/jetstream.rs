@@ -1,0 +1,247 @@
+//! The JetStream bus: one file-backed stream per prefix, deduplicated by `Nats-Msg-Id`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream, Context};
+use async_nats::HeaderMap;
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::bus::{Acker, Deliveries, POSITION_HEADER, XID_HEADER};
+use crate::{BusError, CloudEvent, Delivery, EventBus, PublishOutcome, StreamState, Subjects};
+
+/// How long JetStream remembers message ids for deduplication. The relay does not rely on
+/// it for exactly-once delivery (it resumes from the stream's last message), but it absorbs
+/// a republish after a crash between publish and checkpoint.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// The stream definition for `subjects`.
+pub fn stream_config(subjects: &Subjects) -> stream::Config {
+    stream::Config {
+        name: subjects.stream(),
+        subjects: vec![subjects.all_events()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: DUPLICATE_WINDOW,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// Event bus on NATS JetStream.
+#[derive(Clone)]
+pub struct JetStreamBus {
+    client: async_nats::Client,
+    js: Context,
+    subjects: Subjects,
+}
+
+impl JetStreamBus {
+    /// Connects to `url` and creates the stream for `subjects` if it does not exist.
+    pub async fn connect(url: &str, subjects: Subjects) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("aurora")
+            .connect(url)
+            .await
+            .map_err(BusError::unavailable)?;
+        Self::with_client(client, subjects).await
+    }
+
+    /// Uses an existing connection.
+    pub async fn with_client(
+        client: async_nats::Client,
+        subjects: Subjects,
+    ) -> Result<Self, BusError> {
+        let js = jetstream::new(client.clone());
+        js.get_or_create_stream(stream_config(&subjects))
+            .await
+            .map_err(BusError::unavailable)?;
+        Ok(Self {
+            client,
+            js,
+            subjects,
+        })
+    }
+
+    /// The underlying NATS connection.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn context(&self) -> &Context {
+        &self.js
+    }
+
+    async fn stream(&self) -> Result<stream::Stream, BusError> {
+        self.js
+            .get_stream(self.subjects.stream())
+            .await
+            .map_err(BusError::unavailable)
+    }
+
+    /// Round-trip time to the server, for health checks.
+    pub async fn ping(&self) -> Result<Duration, BusError> {
+        let started = std::time::Instant::now();
+        self.client.flush().await.map_err(BusError::unavailable)?;
+        Ok(started.elapsed())
+    }
+}
+
+fn decode(sequence: u64, payload: &[u8]) -> Result<CloudEvent, BusError> {
+    serde_json::from_slice(payload).map_err(|e| BusError::Decode {
+        sequence,
+        reason: e.to_string(),
+    })
+}
+
+#[async_trait]
+impl EventBus for JetStreamBus {
+    fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    async fn publish_batch(
+        &self,
+        events: &[(String, CloudEvent)],
+    ) -> Result<Vec<PublishOutcome>, BusError> {
+        // Send everything first, then collect the acks: one connection keeps the order and
+        // the round trips overlap.
+        let mut pending = Vec::with_capacity(events.len());
+        for (msg_id, event) in events {
+            let subject =
+                self.subjects
+                    .event(&event.aggregatetype, &event.aggregateid, &event.eventname);
+            let payload = serde_json::to_vec(event).map_err(BusError::unavailable)?;
+            let mut headers = HeaderMap::new();
+            headers.insert(POSITION_HEADER, event.position.to_string().as_str());
+            headers.insert(XID_HEADER, event.xid.to_string().as_str());
+            headers.insert("Content-Type", "application/cloudevents+json");
+            let message = jetstream::message::PublishMessage::build()
+                .message_id(msg_id)
+                .headers(headers)
+                .payload(payload.into());
+            pending.push(
+                self.js
+                    .send_publish(subject, message)
+                    .await
+                    .map_err(BusError::unavailable)?,
+            );
+        }
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for ack in pending {
+            let ack = ack.await.map_err(BusError::unavailable)?;
+            outcomes.push(PublishOutcome {
+                stream_sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            });
+        }
+        Ok(outcomes)
+    }
+
+    async fn state(&self) -> Result<StreamState, BusError> {
+        let mut stream = self.stream().await?;
+        let info = stream.info().await.map_err(BusError::unavailable)?;
+        Ok(StreamState {
+            messages: info.state.messages,
+            last_sequence: info.state.last_sequence,
+        })
+    }
+
+    async fn last_event(&self) -> Result<Option<CloudEvent>, BusError> {
+        let stream = self.stream().await?;
+        match stream
+            .get_last_raw_message_by_subject(&self.subjects.all_events())
+            .await
+        {
+            Ok(message) => decode(message.sequence, &message.payload).map(Some),
+            Err(error)
+                if error.kind()
+                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(BusError::unavailable(error)),
+        }
+    }
+
+    async fn positions(&self) -> Result<HashSet<i64>, BusError> {
+        let stream = self.stream().await?;
+        let state = self.state().await?;
+        let mut positions = HashSet::with_capacity(state.messages as usize);
+        if state.messages == 0 {
+            return Ok(positions);
+        }
+        // An ordered consumer with headers only: cheap, and it ends when nothing is pending.
+        let ordered = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                headers_only: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(BusError::unavailable)?;
+        let mut messages = ordered.messages().await.map_err(BusError::unavailable)?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(BusError::unavailable)?;
+            let position = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(POSITION_HEADER))
+                .and_then(|v| v.as_str().parse::<i64>().ok());
+            if let Some(position) = position {
+                positions.insert(position);
+            }
+            let pending = message.info().map_err(BusError::unavailable)?.pending;
+            if pending == 0 {
+                break;
+            }
+        }
+        Ok(positions)
+    }
+
+    async fn consume(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError> {
+        let stream = self.stream().await?;
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.to_string()),
+                    filter_subject: filter.to_string(),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(BusError::unavailable)?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(BusError::unavailable)?;
+        Ok(messages
+            .map_err(BusError::unavailable)
+            .and_then(|message| async move {
+                let sequence = message
+                    .info()
+                    .map(|info| info.stream_sequence)
+                    .unwrap_or_default();
+                match decode(sequence, &message.payload) {
+                    Ok(event) => Ok(Delivery {
+                        event,
+                        stream_sequence: sequence,
+                        acker: Acker::JetStream(message),
+                    }),
+                    Err(error) => {
+                        // Poison message: never redeliver it, report it once.
+                        let _ = message.ack_with(jetstream::AckKind::Term).await;
+                        Err(error)
+                    }
+                }
+            })
+            .boxed())
+    }
+}

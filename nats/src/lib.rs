@@ -1,0 +1,21 @@
+//! Aurora's transport: the subject scheme, the event envelope, and the event bus —
+//! NATS JetStream in production, an in-process bus with the same consumer semantics in
+//! embedded mode and simulations.
+//!
+//! # Layout
+//! - [`subjects`]: subject and stream names (documented in `nats/README.md`).
+//! - [`envelope`]: the CloudEvents 1.0 JSON envelope every event travels in.
+//! - [`bus`]: the [`EventBus`] trait, deliveries and acks.
+//! - [`jetstream`]: the JetStream implementation.
+//! - [`memory`]: the in-process implementation.
+#![forbid(unsafe_code)]
+
+pub mod bus;
+pub mod envelope;
+pub mod jetstream;
+pub mod memory;
+pub mod subjects;
+
+pub use bus::{BusError, Delivery, EventBus, PublishOutcome, StreamState};
+pub use envelope::CloudEvent;
+pub use subjects::Subjects;

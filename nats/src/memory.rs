@@ -1,0 +1,315 @@
+//! The in-process bus for embedded mode and simulations: the same contract as JetStream
+//! (ordered stream, dedup by message id, durable at-least-once consumers), kept in memory.
+//!
+//! Nothing here survives a restart. That is by design: the event store is the source of
+//! truth, and on start the relay heals the empty stream from it, exactly as it heals a
+//! JetStream stream that lost messages.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::bus::{Acker, Deliveries};
+use crate::subjects::matches;
+use crate::{BusError, CloudEvent, Delivery, EventBus, PublishOutcome, StreamState, Subjects};
+
+/// In-process event bus. Cheap to clone; clones share the stream.
+#[derive(Clone)]
+pub struct MemoryBus {
+    subjects: Subjects,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    last_sequence: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    messages: BTreeMap<u64, Stored>,
+    last_sequence: u64,
+    seen_ids: HashMap<String, u64>,
+    durables: HashMap<String, Durable>,
+}
+
+struct Stored {
+    subject: String,
+    event: CloudEvent,
+}
+
+struct Durable {
+    filter: String,
+    /// Every sequence up to here is acked.
+    ack_floor: u64,
+    /// Acked sequences above the floor.
+    acked: BTreeSet<u64>,
+}
+
+impl Durable {
+    fn ack(&mut self, sequence: u64) {
+        if sequence > self.ack_floor {
+            self.acked.insert(sequence);
+        }
+        while self.acked.remove(&(self.ack_floor + 1)) {
+            self.ack_floor += 1;
+        }
+    }
+}
+
+/// Acks one delivered message of one durable.
+pub struct AckHandle {
+    shared: Arc<Shared>,
+    durable: String,
+    sequence: u64,
+}
+
+impl AckHandle {
+    pub(crate) fn ack(self) {
+        let mut state = self.shared.lock();
+        if let Some(durable) = state.durables.get_mut(&self.durable) {
+            durable.ack(self.sequence);
+        }
+    }
+}
+
+impl Shared {
+    // The lock is never held across an await: every critical section is a few map operations.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl MemoryBus {
+    /// An empty bus publishing under `subjects`.
+    pub fn new(subjects: Subjects) -> Self {
+        Self {
+            subjects,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                last_sequence: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// Removes every message, as `nats stream purge` would (message ids stay remembered).
+    pub fn purge(&self) {
+        self.shared.lock().messages.clear();
+    }
+
+    /// Removes one message by stream sequence, as a lost write would.
+    pub fn delete(&self, sequence: u64) -> bool {
+        self.shared.lock().messages.remove(&sequence).is_some()
+    }
+
+    /// Every stored message in stream order, for inspection.
+    pub fn events(&self) -> Vec<CloudEvent> {
+        let state = self.shared.lock();
+        state.messages.values().map(|m| m.event.clone()).collect()
+    }
+
+    /// Subscribes to every message published from now on (a plain, non-durable subscriber).
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.shared.last_sequence.subscribe()
+    }
+
+    fn next_delivery(&self, durable: &str, after: u64) -> Option<(u64, CloudEvent)> {
+        let state = self.shared.lock();
+        let durable_state = state.durables.get(durable)?;
+        state
+            .messages
+            .range(after + 1..)
+            .find(|(sequence, message)| {
+                matches(&durable_state.filter, &message.subject)
+                    && !durable_state.acked.contains(sequence)
+            })
+            .map(|(sequence, message)| (*sequence, message.event.clone()))
+    }
+}
+
+#[async_trait]
+impl EventBus for MemoryBus {
+    fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    async fn publish_batch(
+        &self,
+        events: &[(String, CloudEvent)],
+    ) -> Result<Vec<PublishOutcome>, BusError> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        let last = {
+            let mut state = self.shared.lock();
+            for (msg_id, event) in events {
+                if let Some(&sequence) = state.seen_ids.get(msg_id) {
+                    outcomes.push(PublishOutcome {
+                        stream_sequence: sequence,
+                        duplicate: true,
+                    });
+                    continue;
+                }
+                state.last_sequence += 1;
+                let sequence = state.last_sequence;
+                state.seen_ids.insert(msg_id.clone(), sequence);
+                let subject =
+                    self.subjects
+                        .event(&event.aggregatetype, &event.aggregateid, &event.eventname);
+                state.messages.insert(
+                    sequence,
+                    Stored {
+                        subject,
+                        event: event.clone(),
+                    },
+                );
+                outcomes.push(PublishOutcome {
+                    stream_sequence: sequence,
+                    duplicate: false,
+                });
+            }
+            state.last_sequence
+        };
+        self.shared.last_sequence.send_replace(last);
+        Ok(outcomes)
+    }
+
+    async fn state(&self) -> Result<StreamState, BusError> {
+        let state = self.shared.lock();
+        Ok(StreamState {
+            messages: state.messages.len() as u64,
+            last_sequence: state.last_sequence,
+        })
+    }
+
+    async fn last_event(&self) -> Result<Option<CloudEvent>, BusError> {
+        let state = self.shared.lock();
+        Ok(state.messages.values().next_back().map(|m| m.event.clone()))
+    }
+
+    async fn positions(&self) -> Result<HashSet<i64>, BusError> {
+        let state = self.shared.lock();
+        Ok(state.messages.values().map(|m| m.event.position).collect())
+    }
+
+    async fn consume(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError> {
+        let start = {
+            let mut state = self.shared.lock();
+            let entry = state
+                .durables
+                .entry(durable.to_string())
+                .or_insert_with(|| Durable {
+                    filter: filter.to_string(),
+                    ack_floor: 0,
+                    acked: BTreeSet::new(),
+                });
+            entry.filter = filter.to_string();
+            entry.ack_floor
+        };
+        let bus = self.clone();
+        let durable = durable.to_string();
+        let changes = self.shared.last_sequence.subscribe();
+        let deliveries = futures::stream::unfold(
+            (bus, durable, start, changes),
+            |(bus, durable, mut after, mut changes)| async move {
+                loop {
+                    // Mark the current value seen before looking, so a publish that lands
+                    // between the look and the wait still wakes us.
+                    changes.borrow_and_update();
+                    if let Some((sequence, event)) = bus.next_delivery(&durable, after) {
+                        after = sequence;
+                        let delivery = Delivery {
+                            event,
+                            stream_sequence: sequence,
+                            acker: Acker::Memory(AckHandle {
+                                shared: bus.shared.clone(),
+                                durable: durable.clone(),
+                                sequence,
+                            }),
+                        };
+                        return Some((Ok(delivery), (bus, durable, after, changes)));
+                    }
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        );
+        Ok(deliveries.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(position: i64) -> CloudEvent {
+        CloudEvent {
+            specversion: "1.0".into(),
+            id: CloudEvent::event_id("run", "r1", position),
+            source: "/aurora/run".into(),
+            event_type: "aurora.run.RunRequested.v1".into(),
+            subject: "run/r1".into(),
+            time: chrono::Utc::now(),
+            datacontenttype: "application/json".into(),
+            data: serde_json::json!({}),
+            aggregatetype: "run".into(),
+            aggregateid: "r1".into(),
+            sequence: position,
+            position,
+            xid: 0,
+            eventname: "RunRequested".into(),
+            eventversion: "1".into(),
+            principal: "anonymous".into(),
+            tokenid: None,
+            requestid: "req".into(),
+            clientip: None,
+            traceparent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_id_seen_before_is_a_duplicate() {
+        let bus = MemoryBus::new(Subjects::default());
+        let e = event(1);
+        let first = bus.publish_batch(&[(e.id.clone(), e.clone())]).await.unwrap();
+        let again = bus.publish_batch(&[(e.id.clone(), e)]).await.unwrap();
+        assert!(!first[0].duplicate);
+        assert!(again[0].duplicate);
+        assert_eq!(bus.state().await.unwrap().messages, 1);
+    }
+
+    #[tokio::test]
+    async fn unacked_messages_are_redelivered_to_the_next_consumer_of_the_durable() {
+        let bus = MemoryBus::new(Subjects::default());
+        let batch: Vec<_> = (1..=3).map(|p| (event(p).id.clone(), event(p))).collect();
+        bus.publish_batch(&batch).await.unwrap();
+
+        let mut first = bus.consume("d", "aurora.events.>").await.unwrap();
+        let one = first.next().await.unwrap().unwrap();
+        assert_eq!(one.event.position, 1);
+        one.ack().await.unwrap();
+        let two = first.next().await.unwrap().unwrap();
+        assert_eq!(two.event.position, 2);
+        drop(two); // never acked
+        drop(first);
+
+        let mut second = bus.consume("d", "aurora.events.>").await.unwrap();
+        let again = second.next().await.unwrap().unwrap();
+        assert_eq!(again.event.position, 2, "the unacked message comes back");
+    }
+
+    #[tokio::test]
+    async fn a_consumer_waits_for_messages_published_later() {
+        let bus = MemoryBus::new(Subjects::default());
+        let mut deliveries = bus.consume("d", "aurora.events.run.>").await.unwrap();
+        let publisher = bus.clone();
+        tokio::spawn(async move {
+            let e = event(7);
+            publisher.publish_batch(&[(e.id.clone(), e)]).await.unwrap();
+        });
+        let got = deliveries.next().await.unwrap().unwrap();
+        assert_eq!(got.event.position, 7);
+    }
+}

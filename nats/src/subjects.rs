@@ -1,0 +1,116 @@
+//! The subject scheme: `<prefix>.events.<aggregate_type>.<aggregate_id>.<EventType>`.
+//!
+//! The prefix (default `aurora`) lets several deployments, or several test runs, share one
+//! NATS server: each prefix has its own stream, `<PREFIX>_EVENTS`.
+
+/// Subject and stream names for one deployment prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Default for Subjects {
+    fn default() -> Self {
+        Self::new("aurora")
+    }
+}
+
+impl Subjects {
+    /// Names under `prefix`, which must be a single subject token (`[A-Za-z0-9_-]+`).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        assert!(
+            is_token(&prefix),
+            "NATS prefix must be one token of [A-Za-z0-9_-]: {prefix:?}"
+        );
+        Self { prefix }
+    }
+
+    /// The deployment prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The JetStream stream holding every event: `<PREFIX>_EVENTS`.
+    pub fn stream(&self) -> String {
+        format!("{}_EVENTS", self.prefix.to_uppercase().replace('-', "_"))
+    }
+
+    /// Wildcard matching every event subject.
+    pub fn all_events(&self) -> String {
+        format!("{}.events.>", self.prefix)
+    }
+
+    /// Wildcard matching every event of one aggregate type.
+    pub fn aggregate_events(&self, aggregate_type: &str) -> String {
+        format!("{}.events.{aggregate_type}.>", self.prefix)
+    }
+
+    /// The subject of one event.
+    pub fn event(&self, aggregate_type: &str, aggregate_id: &str, event_type: &str) -> String {
+        format!(
+            "{}.events.{aggregate_type}.{}.{event_type}",
+            self.prefix,
+            sanitize(aggregate_id)
+        )
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Aggregate ids are UUIDs, but a stray `.`, `*`, `>` or space must never split or widen
+/// a subject.
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| match c {
+            '.' | '*' | '>' => '_',
+            c if c.is_whitespace() => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// Does `subject` match the NATS wildcard `filter` (`*` one token, `>` the rest)?
+pub fn matches(filter: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for token in filter.split('.') {
+        match (token, subject_tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (t, Some(s)) if t == s => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_follow_the_documented_scheme() {
+        let s = Subjects::default();
+        assert_eq!(s.stream(), "AURORA_EVENTS");
+        assert_eq!(
+            s.event("run", "0190-ab", "RunRequested"),
+            "aurora.events.run.0190-ab.RunRequested"
+        );
+        assert_eq!(s.event("run", "a.b>*", "X"), "aurora.events.run.a_b__.X");
+    }
+
+    #[test]
+    fn wildcards_match_like_nats() {
+        assert!(matches("aurora.events.>", "aurora.events.run.1.RunRequested"));
+        assert!(matches("aurora.events.run.*.RunRequested", "aurora.events.run.1.RunRequested"));
+        assert!(!matches("aurora.events.run.>", "aurora.events.user.1.Registered"));
+        assert!(!matches("aurora.events.>", "aurora.events"));
+        assert!(!matches("aurora.events.run.*", "aurora.events.run.1.RunRequested"));
+        assert!(matches("a.b", "a.b"));
+    }
+}

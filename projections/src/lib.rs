@@ -1,0 +1,22 @@
+//! The event store and everything read from it: the gap-safe global log, the relay that
+//! carries every stored event to the bus exactly once, and the read models.
+//!
+//! # Layout
+//! - [`store`]: the database (Postgres or SQLite), migrations, the cqrs-es repository and
+//!   the global log readers tail by `(xid, position)`.
+//! - [`commands`]: the write path — cqrs-es frameworks over the store.
+//! - [`relay`]: store → bus, exactly once, with healing.
+//! - [`runs`]: the runs read model, fed from the bus, rebuildable by replay.
+//! - [`testkit`]: fresh databases for tests of this and downstream crates.
+#![forbid(unsafe_code)]
+
+pub mod commands;
+pub mod relay;
+pub mod runs;
+pub mod store;
+pub mod testkit;
+
+pub use commands::RunCommands;
+pub use relay::{Relay, RelayConfig, RelayMetrics};
+pub use runs::RunsProjection;
+pub use store::{Cursor, Database, StoreError, StoredEvent};

@@ -1,0 +1,344 @@
+//! The runs read model: one row per run, fed from the bus, rebuildable from the store.
+//!
+//! Idempotent under redelivery: each row remembers the last aggregate sequence applied, and
+//! an event at or below it changes nothing. An event further ahead (the stream lost one in
+//! between) first catches the row up from the store, so order and loss on the bus cannot
+//! corrupt the view.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aurora_domain::run::{Run, RunEvent, RunStatus};
+use aurora_nats::{CloudEvent, EventBus};
+use chrono::SecondsFormat;
+use cqrs_es::Aggregate;
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::on_pool;
+use crate::store::{Cursor, Database, StoreError};
+
+/// Durable consumer name on the bus.
+pub const DURABLE: &str = "runs-view";
+/// Checkpoint name.
+pub const NAME: &str = "runs";
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunView {
+    /// Run id (UUIDv7, so ids sort by creation time).
+    pub id: String,
+    /// Owning principal.
+    pub owner: String,
+    /// `requested` or `cancelled`.
+    pub status: String,
+    /// The input as requested.
+    pub input: serde_json::Value,
+    /// The steps as requested.
+    pub steps: serde_json::Value,
+    /// Why it was cancelled, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    /// When it was requested (RFC 3339).
+    pub created_at: String,
+    /// When it last changed (RFC 3339).
+    pub updated_at: String,
+    /// Number of events applied: the aggregate's sequence.
+    pub version: i64,
+}
+
+const COLUMNS: &str =
+    "id, owner, status, input, steps, cancel_reason, created_at, updated_at, last_sequence";
+
+/// The runs read model.
+pub struct RunsProjection {
+    db: Database,
+    applied: watch::Sender<u64>,
+}
+
+impl RunsProjection {
+    /// The projection stored in `db`.
+    pub fn new(db: Database) -> Self {
+        Self {
+            db,
+            applied: watch::channel(0).0,
+        }
+    }
+
+    /// Applies events in one transaction. Events of other aggregate types are ignored.
+    pub async fn apply_batch(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
+        let mut highest = Cursor::START;
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            for event in events.iter().filter(|e| e.aggregatetype == Run::TYPE) {
+                highest = highest.max(Cursor {
+                    xid: event.xid,
+                    position: event.position,
+                });
+                let current: i64 = sqlx::query_scalar(
+                    "SELECT last_sequence FROM runs_view WHERE id = $1",
+                )
+                .bind(&event.aggregateid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or(0);
+                if event.sequence <= current {
+                    continue; // already applied: redelivery
+                }
+                let pending = if event.sequence == current + 1 {
+                    vec![event.clone()]
+                } else {
+                    // The bus skipped something: catch up from the store.
+                    self.db
+                        .read_aggregate_after(Run::TYPE, &event.aggregateid, current)
+                        .await?
+                        .iter()
+                        .map(|e| e.to_cloud_event())
+                        .collect()
+                };
+                for event in &pending {
+                    let run_event: RunEvent = serde_json::from_value(event.data.clone())
+                        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", event.id)))?;
+                    let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+                    match run_event {
+                        RunEvent::RunRequested {
+                            owner,
+                            input,
+                            steps,
+                            ..
+                        } => {
+                            sqlx::query(
+                                "INSERT INTO runs_view (id, owner, status, input, steps, \
+                                 created_at, updated_at, last_sequence) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+                            )
+                            .bind(&event.aggregateid)
+                            .bind(owner)
+                            .bind(RunStatus::Requested.as_str())
+                            .bind(json_text(&input))
+                            .bind(json_text(&steps))
+                            .bind(&time)
+                            .bind(event.sequence)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        RunEvent::RunCancelled { reason } => {
+                            sqlx::query(
+                                "UPDATE runs_view SET status = $2, cancel_reason = $3, \
+                                 updated_at = $4, last_sequence = $5 WHERE id = $1",
+                            )
+                            .bind(&event.aggregateid)
+                            .bind(RunStatus::Cancelled.as_str())
+                            .bind(reason)
+                            .bind(&time)
+                            .bind(event.sequence)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+            }
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (projection, xid, position) \
+                 VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE \
+                 SET xid = excluded.xid, position = excluded.position \
+                 WHERE (excluded.xid, excluded.position) \
+                     > (projection_checkpoints.xid, projection_checkpoints.position)",
+            )
+            .bind(NAME)
+            .bind(highest.xid)
+            .bind(highest.position)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        self.applied.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// One run.
+    pub async fn get(&self, id: &str) -> Result<Option<RunView>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM runs_view WHERE id = $1");
+        let rows = self.fetch(&sql, id, 1).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Up to `limit` runs, newest first, strictly older than the run `before` if given.
+    pub async fn list(
+        &self,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunView>, StoreError> {
+        // UUIDv7 ids sort by creation time; '~' sorts after every hex digit and '-'.
+        let sql =
+            format!("SELECT {COLUMNS} FROM runs_view WHERE id < $1 ORDER BY id DESC LIMIT $2");
+        self.fetch(&sql, before.unwrap_or("~"), limit).await
+    }
+
+    async fn fetch(&self, sql: &str, key: &str, limit: i64) -> Result<Vec<RunView>, StoreError> {
+        on_pool!(&self.db, |pool| {
+            let rows = sqlx::query(sql)
+                .bind(key)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(RunView {
+                        id: row.try_get("id")?,
+                        owner: row.try_get("owner")?,
+                        status: row.try_get("status")?,
+                        input: parse_json(row.try_get("input")?)?,
+                        steps: parse_json(row.try_get("steps")?)?,
+                        cancel_reason: row.try_get("cancel_reason")?,
+                        created_at: row.try_get("created_at")?,
+                        updated_at: row.try_get("updated_at")?,
+                        version: row.try_get("last_sequence")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Waits until run `id` has applied at least `version` events, or `timeout` passes.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        version: i64,
+        timeout: Duration,
+    ) -> Result<Option<RunView>, StoreError> {
+        let mut applied = self.applied.subscribe();
+        let wait = async {
+            loop {
+                applied.borrow_and_update();
+                if let Some(view) = self.get(id).await? {
+                    if view.version >= version {
+                        return Ok(Some(view));
+                    }
+                }
+                if applied.changed().await.is_err() {
+                    return Ok(None);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Ok(None))
+    }
+
+    /// The last global cursor applied.
+    pub async fn checkpoint(&self) -> Result<Cursor, StoreError> {
+        let row: Option<(i64, i64)> = on_pool!(&self.db, |pool| sqlx::query_as(
+            "SELECT xid, position FROM projection_checkpoints WHERE projection = $1"
+        )
+        .bind(NAME)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row
+            .map(|(xid, position)| Cursor { xid, position })
+            .unwrap_or_default())
+    }
+
+    /// SHA-256 over every row in id order: equal digests, equal views.
+    pub async fn digest(&self) -> Result<String, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM runs_view ORDER BY id");
+        let mut hasher = Sha256::new();
+        on_pool!(&self.db, |pool| {
+            let rows = sqlx::query(&sql).fetch_all(pool).await?;
+            for row in &rows {
+                for column in 0..8 {
+                    let value: Option<String> = row.try_get(column)?;
+                    hasher.update(value.unwrap_or_else(|| "\u{0}".into()));
+                    hasher.update([0x1f]);
+                }
+                let version: i64 = row.try_get(8)?;
+                hasher.update(version.to_be_bytes());
+                hasher.update([0x1e]);
+            }
+        });
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// Empties the view and replays every run event from the store. Returns the number of
+    /// events replayed.
+    pub async fn rebuild(&self, batch_size: i64) -> Result<u64, StoreError> {
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM runs_view").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
+                .bind(NAME)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        let mut cursor = Cursor::START;
+        let mut replayed = 0;
+        loop {
+            let page = self.db.read_after(cursor, batch_size).await?;
+            let Some(last) = page.last() else { break };
+            cursor = last.cursor;
+            let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();
+            self.apply_batch(&events).await?;
+            replayed += events.len() as u64;
+        }
+        Ok(replayed)
+    }
+
+    /// Consumes run events from `bus` until `shutdown`, applying them in batches.
+    pub async fn run(self: Arc<Self>, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
+        let filter = bus.subjects().aggregate_events(Run::TYPE);
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.consume(&*bus, &filter, &shutdown).await {
+                tracing::warn!(projection = NAME, %error, "runs projection consumer failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+
+    async fn consume(
+        &self,
+        bus: &dyn EventBus,
+        filter: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut chunks = bus.consume(DURABLE, filter).await?.ready_chunks(256);
+        loop {
+            let chunk = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else {
+                return Ok(());
+            };
+            let mut deliveries = Vec::with_capacity(chunk.len());
+            for delivery in chunk {
+                match delivery {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err(error) => tracing::error!(projection = NAME, %error, "skipping message"),
+                }
+            }
+            let events: Vec<CloudEvent> = deliveries.iter().map(|d| d.event.clone()).collect();
+            // On failure nothing is acked: the deliveries come back, and applying is
+            // idempotent.
+            self.apply_batch(&events).await?;
+            for delivery in deliveries {
+                delivery.ack().await?;
+            }
+        }
+    }
+}
+
+fn json_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("domain values serialize")
+}
+
+fn parse_json(text: String) -> Result<serde_json::Value, sqlx::Error> {
+    serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}

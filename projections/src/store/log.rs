@@ -1,0 +1,203 @@
+//! The global log: every stored event in a gap-safe global order.
+//!
+//! On Postgres a reader only sees events whose transaction is older than every transaction
+//! still running (`xid < pg_snapshot_xmin(pg_current_snapshot())`), in `(xid, position)`
+//! order, and checkpoints that pair: an event whose transaction commits late cannot be
+//! skipped, because the fence holds every later event back until it has committed.
+//! SQLite serialises writers, so position order is commit order; its `xid` is always 0.
+
+use std::collections::HashMap;
+
+use aurora_domain::EventMetadata;
+use aurora_nats::CloudEvent;
+use sqlx::Row;
+
+use super::{Database, StoreError};
+use crate::on_pool;
+
+/// A point in the global log: everything at or before it has been read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Cursor {
+    /// Transaction id of the commit (Postgres `xid8`; 0 on SQLite). Compared first.
+    pub xid: i64,
+    /// Global position of the event.
+    pub position: i64,
+}
+
+impl Cursor {
+    /// Before the first event.
+    pub const START: Cursor = Cursor {
+        xid: 0,
+        position: 0,
+    };
+}
+
+/// One row of the event store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Where it sits in the global log.
+    pub cursor: Cursor,
+    /// e.g. `run`.
+    pub aggregate_type: String,
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// Sequence within the aggregate, from 1.
+    pub sequence: i64,
+    /// e.g. `RunRequested`.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub event_version: String,
+    /// The serialized event.
+    pub payload: serde_json::Value,
+    /// Who, which request, when.
+    pub metadata: EventMetadata,
+}
+
+impl StoredEvent {
+    /// The event as it travels on the bus.
+    pub fn to_cloud_event(&self) -> CloudEvent {
+        let m = &self.metadata;
+        CloudEvent {
+            specversion: "1.0".to_string(),
+            id: CloudEvent::event_id(&self.aggregate_type, &self.aggregate_id, self.sequence),
+            source: format!("/aurora/{}", self.aggregate_type),
+            event_type: format!(
+                "aurora.{}.{}.v{}",
+                self.aggregate_type, self.event_type, self.event_version
+            ),
+            subject: format!("{}/{}", self.aggregate_type, self.aggregate_id),
+            time: m.time,
+            datacontenttype: "application/json".to_string(),
+            data: self.payload.clone(),
+            aggregatetype: self.aggregate_type.clone(),
+            aggregateid: self.aggregate_id.clone(),
+            sequence: self.sequence,
+            position: self.cursor.position,
+            xid: self.cursor.xid,
+            eventname: self.event_type.clone(),
+            eventversion: self.event_version.clone(),
+            principal: m.principal.clone(),
+            tokenid: m.token_id.clone(),
+            requestid: m.request_id.clone(),
+            clientip: m.client_ip.clone(),
+            traceparent: m.traceparent.clone(),
+        }
+    }
+}
+
+const PG_COLUMNS: &str = "xid::text::bigint AS xid, position, aggregate_type, aggregate_id, \
+    sequence, event_type, event_version, payload::text AS payload, metadata::text AS metadata";
+const SQLITE_COLUMNS: &str = "0 AS xid, position, aggregate_type, aggregate_id, \
+    sequence, event_type, event_version, payload, metadata";
+
+fn decode(
+    xid: i64,
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: &str,
+    metadata: &str,
+) -> Result<StoredEvent, StoreError> {
+    let corrupt = |what: &str, e: serde_json::Error| {
+        StoreError::Corrupt(format!("event at position {position}: {what}: {e}"))
+    };
+    let payload = serde_json::from_str(payload).map_err(|e| corrupt("payload", e))?;
+    let metadata: HashMap<String, String> =
+        serde_json::from_str(metadata).map_err(|e| corrupt("metadata", e))?;
+    Ok(StoredEvent {
+        cursor: Cursor { xid, position },
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        event_version,
+        payload,
+        metadata: EventMetadata::from_map(&metadata),
+    })
+}
+
+macro_rules! fetch_events {
+    ($db:expr, $sql:expr, $($bind:expr),*) => {
+        on_pool!($db, |pool| {
+            let rows = sqlx::query($sql)$(.bind($bind))*.fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    decode(
+                        row.try_get("xid")?,
+                        row.try_get("position")?,
+                        row.try_get("aggregate_type")?,
+                        row.try_get("aggregate_id")?,
+                        row.try_get("sequence")?,
+                        row.try_get("event_type")?,
+                        row.try_get("event_version")?,
+                        row.try_get::<&str, _>("payload")?,
+                        row.try_get::<&str, _>("metadata")?,
+                    )
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+    };
+}
+
+impl Database {
+    fn dialect(&self, postgres: String, sqlite: String) -> String {
+        match self {
+            Database::Postgres(_) => postgres,
+            Database::Sqlite(_) => sqlite,
+        }
+    }
+
+    /// Up to `limit` events after `cursor`, in global order, never past the gap-safe fence.
+    pub async fn read_after(
+        &self,
+        cursor: Cursor,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = self.dialect(
+            format!(
+                "SELECT {PG_COLUMNS} FROM events \
+                 WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
+                   AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY xid, position LIMIT $3"
+            ),
+            format!(
+                "SELECT {SQLITE_COLUMNS} FROM events \
+                 WHERE (0, position) > ($1, $2) ORDER BY position LIMIT $3"
+            ),
+        );
+        fetch_events!(self, &sql, cursor.xid, cursor.position, limit)
+    }
+
+    /// The events of one aggregate after `sequence`, in order (committed ones only).
+    pub async fn read_aggregate_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let filter = "WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
+                      ORDER BY sequence";
+        let sql = self.dialect(
+            format!("SELECT {PG_COLUMNS} FROM events {filter}"),
+            format!("SELECT {SQLITE_COLUMNS} FROM events {filter}"),
+        );
+        fetch_events!(self, &sql, aggregate_type, aggregate_id, sequence)
+    }
+
+    /// How many events lie at or before `cursor`.
+    pub async fn count_through(&self, cursor: Cursor) -> Result<i64, StoreError> {
+        let sql = self.dialect(
+            "SELECT count(*) FROM events WHERE (xid, position) <= ($1::bigint::text::xid8, $2)".into(),
+            "SELECT count(*) FROM events WHERE (0, position) <= ($1, $2)".into(),
+        );
+        let count: i64 = on_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(cursor.xid)
+            .bind(cursor.position)
+            .fetch_one(pool)
+            .await)?;
+        Ok(count)
+    }
+}

@@ -1,0 +1,111 @@
+//! The event store: one database, Postgres in production, SQLite in embedded mode.
+
+mod log;
+mod repository;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use log::{Cursor, StoredEvent};
+pub use repository::EventRepository;
+
+/// Runs the same code against either pool; the body is type-checked once per backend.
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Database::Postgres($pool) => $body,
+            $crate::store::Database::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// The database behind the event store and the read models.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// Production: Postgres.
+    Postgres(PgPool),
+    /// Embedded: one SQLite file.
+    Sqlite(SqlitePool),
+}
+
+impl Database {
+    /// Connects to Postgres at `url`.
+    pub async fn postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Database::Postgres(pool))
+    }
+
+    /// Opens (creating if needed) the SQLite file at `path`, in WAL mode with full fsync
+    /// at commit: an acknowledged command must survive a power cut.
+    pub async fn sqlite(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Database::Sqlite(pool))
+    }
+
+    /// Which backend this is, for logs and health.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => "postgres",
+            Database::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies every pending migration from `migrations/`.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Database::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+            Database::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let started = Instant::now();
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(started.elapsed())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    /// The cqrs-es repository over this database.
+    pub fn event_repository(&self) -> EventRepository {
+        EventRepository::new(self)
+    }
+}

@@ -1,0 +1,89 @@
+//! Fresh, isolated backends for tests: one Postgres database per test, one SQLite file per
+//! test, one NATS subject prefix (and so one stream) per test.
+//!
+//! `AURORA_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names
+//! the server databases are created on; `AURORA_TEST_NATS_URL` (default
+//! `nats://127.0.0.1:4222`) the NATS server. `scripts/test` drops leftover test databases.
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+
+use crate::store::{Database, StoreError};
+
+/// Prefix of every database a test creates.
+pub const TEST_DATABASE_PREFIX: &str = "aurora_t_";
+
+/// The Postgres server tests create databases on.
+pub fn admin_database_url() -> String {
+    std::env::var("AURORA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// The NATS server tests use.
+pub fn nats_url() -> String {
+    std::env::var("AURORA_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
+}
+
+/// A subject prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Creates an empty database and returns its URL (not migrated).
+pub async fn create_postgres_database() -> Result<String, StoreError> {
+    let admin = admin_database_url();
+    let name = format!(
+        "{TEST_DATABASE_PREFIX}{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("database URL has a path");
+    Ok(format!("{base}/{name}"))
+}
+
+/// A migrated, empty Postgres database.
+pub async fn fresh_postgres() -> Result<Database, StoreError> {
+    let url = create_postgres_database().await?;
+    let db = Database::postgres(&url, 16).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// A directory removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory under the system temp dir.
+    pub fn new() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("aurora-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path)?;
+        Ok(Self(path))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A migrated, empty SQLite database in its own directory (keep the `TempDir` alive).
+pub async fn fresh_sqlite() -> Result<(Database, TempDir), StoreError> {
+    let dir = TempDir::new().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let db = Database::sqlite(&dir.path().join("aurora.db")).await?;
+    db.migrate().await?;
+    Ok((db, dir))
+}
