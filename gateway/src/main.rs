@@ -1,1 +1,97 @@
-fn main() {}
+//! `aurora`: serve, migrate, rebuild projections, benchmark.
+
+use anyhow::Context;
+use aurora_gateway::bench::{self, BenchArgs};
+use aurora_gateway::config::Config;
+use aurora_gateway::startup::{connect_database, Application};
+use aurora_gateway::telemetry;
+use aurora_projections::RunsProjection;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "aurora", version, about = "Event-sourced media pipelines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (embedded mode unless DATABASE_URL / NATS_URL are set).
+    Serve(Config),
+    /// Apply pending database migrations and exit.
+    Migrate(Config),
+    /// Read-model maintenance.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionsCommand,
+    },
+    /// Measure POST /api/v1/runs against raw single-row inserts on the same database.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Empty a read model and replay it from the event store.
+    Rebuild {
+        /// Which read model.
+        projection: Projection,
+        #[command(flatten)]
+        config: Config,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Projection {
+    /// The runs view behind GET /api/v1/runs.
+    Runs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    match Cli::parse().command {
+        Command::Serve(config) => serve(config).await,
+        Command::Migrate(config) => {
+            let db = connect_database(&config).await?;
+            db.migrate().await.context("applying migrations")?;
+            tracing::info!(backend = db.backend(), "migrations applied");
+            Ok(())
+        }
+        Command::Projections {
+            action:
+                ProjectionsCommand::Rebuild {
+                    projection: Projection::Runs,
+                    config,
+                },
+        } => {
+            let db = connect_database(&config).await?;
+            db.migrate().await.context("applying migrations")?;
+            let runs = RunsProjection::new(db);
+            let replayed = runs.rebuild(1000).await?;
+            let digest = runs.digest().await?;
+            tracing::info!(replayed, %digest, "runs projection rebuilt");
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -81,6 +81,11 @@ impl JetStreamBus {
             .map_err(BusError::unavailable)
     }
 
+    /// Is the connection to the server up?
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Round-trip time to the server, for health checks.
     pub async fn ping(&self) -> Result<Duration, BusError> {
         let started = std::time::Instant::now();

@@ -71,14 +71,31 @@ impl RunsProjection {
 
     /// Applies events in one transaction. Events of other aggregate types are ignored.
     pub async fn apply_batch(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
-        let mut highest = Cursor::START;
+        let highest = events
+            .iter()
+            .map(|e| Cursor {
+                xid: e.xid,
+                position: e.position,
+            })
+            .max()
+            .unwrap_or_default();
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
+            // Write first: SQLite then takes the write lock up front (waiting for it if
+            // need be) instead of failing to upgrade a read transaction later.
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (projection, xid, position) \
+                 VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE \
+                 SET xid = excluded.xid, position = excluded.position \
+                 WHERE (excluded.xid, excluded.position) \
+                     > (projection_checkpoints.xid, projection_checkpoints.position)",
+            )
+            .bind(NAME)
+            .bind(highest.xid)
+            .bind(highest.position)
+            .execute(&mut *tx)
+            .await?;
             for event in events.iter().filter(|e| e.aggregatetype == Run::TYPE) {
-                highest = highest.max(Cursor {
-                    xid: event.xid,
-                    position: event.position,
-                });
                 let current: i64 = sqlx::query_scalar(
                     "SELECT last_sequence FROM runs_view WHERE id = $1",
                 )
@@ -142,18 +159,6 @@ impl RunsProjection {
                     }
                 }
             }
-            sqlx::query(
-                "INSERT INTO projection_checkpoints (projection, xid, position) \
-                 VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE \
-                 SET xid = excluded.xid, position = excluded.position \
-                 WHERE (excluded.xid, excluded.position) \
-                     > (projection_checkpoints.xid, projection_checkpoints.position)",
-            )
-            .bind(NAME)
-            .bind(highest.xid)
-            .bind(highest.position)
-            .execute(&mut *tx)
-            .await?;
             tx.commit().await?;
         });
         self.applied.send_modify(|n| *n += 1);

@@ -30,22 +30,38 @@ pub fn unique_prefix() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
-/// Creates an empty database and returns its URL (not migrated).
-pub async fn create_postgres_database() -> Result<String, StoreError> {
-    let admin = admin_database_url();
-    let name = format!(
-        "{TEST_DATABASE_PREFIX}{}",
-        uuid::Uuid::new_v4().simple()
-    );
-    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+/// Creates an empty database on the server of `server_url` named `<prefix><uuid>` and
+/// returns its URL (not migrated).
+pub async fn create_database(server_url: &str, prefix: &str) -> Result<String, StoreError> {
+    let name = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(server_url).await?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await?;
     conn.close().await?;
-    let (base, _) = admin
+    let (base, _) = server_url
+        .split('?')
+        .next()
+        .unwrap_or(server_url)
         .rsplit_once('/')
-        .expect("database URL has a path");
+        .ok_or_else(|| StoreError::Corrupt(format!("database URL without a path: {server_url}")))?;
     Ok(format!("{base}/{name}"))
+}
+
+/// Drops a database created by [`create_database`], disconnecting its clients.
+pub async fn drop_database(server_url: &str, database_url: &str) -> Result<(), StoreError> {
+    let name = database_url.rsplit('/').next().unwrap_or_default();
+    let mut conn = sqlx::PgConnection::connect(server_url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Creates an empty test database and returns its URL (not migrated).
+pub async fn create_postgres_database() -> Result<String, StoreError> {
+    create_database(&admin_database_url(), TEST_DATABASE_PREFIX).await
 }
 
 /// A migrated, empty Postgres database.

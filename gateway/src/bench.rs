@@ -1,0 +1,238 @@
+//! `aurora bench`: commands/s and latency of `POST /api/v1/runs` against Postgres + NATS,
+//! beside raw single-row insert transactions/s on the same database at the same
+//! concurrency, measured in the same run. It prints figures; it asserts nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aurora_nats::EventBus;
+use aurora_projections::testkit;
+use clap::Args;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::config::Config;
+use crate::startup::Application;
+
+/// Options of `aurora bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Postgres server to benchmark on; a fresh database is created there and dropped after.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// NATS server to benchmark on; a fresh stream is used.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Measured seconds per phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Unmeasured warm-up seconds before each phase.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_seconds: u64,
+}
+
+/// Throughput and latency of one phase.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// Successful operations per second.
+    pub per_second: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+    /// Successful operations.
+    pub ok: usize,
+    /// Failed operations.
+    pub failed: usize,
+}
+
+const RUN_BODY: &str = r#"{"input":{"url":"https://media.example/bench.mov"},"steps":[{"kind":"probe"},{"kind":"transcode","format":"mp4","quality":"medium","resolution":"720p"},{"kind":"thumbnail","at_seconds":1.5}]}"#;
+
+/// Runs `op` from `concurrency` workers: `warmup` unmeasured, then `measure`.
+async fn load<F, Fut>(concurrency: usize, warmup: Duration, measure: Duration, op: F) -> Figures
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let start = Instant::now() + warmup;
+    let end = start + measure;
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let op = op.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failed = 0;
+            loop {
+                let began = Instant::now();
+                if began >= end {
+                    break;
+                }
+                let ok = op().await;
+                if began >= start {
+                    if ok {
+                        latencies.push(began.elapsed());
+                    } else {
+                        failed += 1;
+                    }
+                }
+            }
+            (latencies, failed)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for worker in workers {
+        let (l, f) = worker.await.expect("bench worker panicked");
+        latencies.extend(l);
+        failed += f;
+    }
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Figures {
+        per_second: latencies.len() as f64 / measure.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        ok: latencies.len(),
+        failed,
+    }
+}
+
+/// Runs the benchmark and prints the figures.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let database_url = testkit::create_database(&args.database_url, "aurora_bench_")
+        .await
+        .context("creating the bench database")?;
+    let result = measure(&args, &database_url).await;
+    if let Err(error) = testkit::drop_database(&args.database_url, &database_url).await {
+        tracing::warn!(%error, "could not drop the bench database");
+    }
+    result
+}
+
+async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
+    let warmup = Duration::from_secs(args.warmup_seconds);
+    let duration = Duration::from_secs(args.seconds);
+    let mut config = Config::embedded(std::env::temp_dir());
+    config.database_url = Some(database_url.to_string());
+    config.nats_url = Some(args.nats_url.clone());
+    config.nats_prefix = testkit::unique_prefix();
+    config.db_max_connections = args.concurrency.clamp(8, 64) as u32;
+    config.environment = "bench".into();
+    let app = Application::build(config).await?;
+    let state = app.state();
+    let url = format!("http://127.0.0.1:{}/api/v1/runs", app.port());
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let aurora = load(args.concurrency, warmup, duration, move || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            matches!(
+                client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(RUN_BODY)
+                    .send()
+                    .await,
+                Ok(response) if response.status() == reqwest::StatusCode::CREATED
+            )
+        }
+    })
+    .await;
+
+    // Every command must reach the stream: time how long the relay needs to catch up.
+    let stored = count_events(&state.db).await?;
+    let caught_up = Instant::now();
+    let bus = state.bus.shared();
+    let in_stream = wait_for_stream(&*bus, stored, Duration::from_secs(60)).await?;
+    let relay_catch_up = caught_up.elapsed();
+    shutdown.cancel();
+    server.await??;
+
+    let pool = Arc::new(
+        PgPoolOptions::new()
+            .max_connections(args.concurrency as u32)
+            .connect(database_url)
+            .await?,
+    );
+    sqlx::query("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, payload json NOT NULL)")
+        .execute(&*pool)
+        .await?;
+    let raw = load(args.concurrency, warmup, duration, move || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("INSERT INTO bench_raw (payload) VALUES ($1::json)")
+                .bind(RUN_BODY)
+                .execute(&*pool)
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "\nAurora bench: {} concurrent clients, {}s measured after {}s warm-up\n",
+        args.concurrency, args.seconds, args.warmup_seconds
+    );
+    println!("| measure | per second | p50 ms | p99 ms | ok | failed |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, f) in [
+        ("POST /api/v1/runs (Aurora, Postgres + NATS)", &aurora),
+        ("raw single-row INSERT transactions (same database)", &raw),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            f.per_second,
+            ms(f.p50),
+            ms(f.p99),
+            f.ok,
+            f.failed
+        );
+    }
+    println!(
+        "\nratio Aurora commands/s ÷ raw inserts/s = {:.2} (target ≥ 0.5)",
+        aurora.per_second / raw.per_second
+    );
+    println!(
+        "p99 at {} clients = {:.2} ms (target < 20 ms)",
+        args.concurrency,
+        ms(aurora.p99)
+    );
+    println!(
+        "relay: {in_stream} of {stored} stored events in the stream, {:.0} ms after the load stopped",
+        ms(relay_catch_up)
+    );
+    Ok(())
+}
+
+async fn count_events(db: &aurora_projections::Database) -> anyhow::Result<u64> {
+    let count = db.count_through(aurora_projections::Cursor {
+        xid: i64::MAX,
+        position: i64::MAX,
+    });
+    Ok(count.await? as u64)
+}
+
+async fn wait_for_stream(bus: &dyn EventBus, want: u64, limit: Duration) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let messages = bus.state().await?.messages;
+        if messages >= want || Instant::now() >= deadline {
+            return Ok(messages);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

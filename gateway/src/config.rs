@@ -1,0 +1,92 @@
+//! Settings, from flags and environment (`AURORA_*`, `DATABASE_URL`, `NATS_URL`).
+//! `.env.example` lists every variable with its default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Everything `aurora serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "AURORA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Where embedded mode keeps its data (SQLite file).
+    #[arg(long, env = "AURORA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Postgres URL. Without it, Aurora stores events in SQLite under the data dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// NATS URL. Without it, Aurora uses an in-process bus.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Subject prefix and stream name stem on NATS (one token).
+    #[arg(long, env = "AURORA_NATS_PREFIX", default_value = "aurora")]
+    pub nats_prefix: String,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "AURORA_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: u64,
+
+    /// Postgres connections in the pool.
+    #[arg(long, env = "AURORA_DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub db_max_connections: u32,
+
+    /// How long in-flight requests may take to finish after SIGTERM, in seconds.
+    #[arg(long, env = "AURORA_DRAIN_SECONDS", default_value_t = 25)]
+    pub drain_seconds: u64,
+
+    /// Deployment environment reported by `/health`.
+    #[arg(long, env = "AURORA_ENVIRONMENT", default_value = "development")]
+    pub environment: String,
+}
+
+impl Config {
+    /// Embedded defaults with everything under `data_dir`, listening on an ephemeral port.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            nats_url: None,
+            nats_prefix: "aurora".to_string(),
+            max_body_bytes: 64 * 1024,
+            db_max_connections: 32,
+            drain_seconds: 25,
+            environment: "test".to_string(),
+        }
+    }
+
+    /// The drain timeout.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+}
+
+/// Where an optional database URL points, for logs: never the password.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redaction_hides_credentials() {
+        assert_eq!(
+            super::redact("postgres://user:secret@db:5432/aurora"),
+            "postgres://***@db:5432/aurora"
+        );
+        assert_eq!(super::redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
+}

@@ -1,0 +1,91 @@
+//! Per-request context: request id (honoured from `x-request-id` or generated), client IP
+//! and trace context. Every event caused by the request carries it (invariant 7).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use aurora_domain::metadata::ANONYMOUS;
+use aurora_domain::EventMetadata;
+use http::HeaderMap;
+use warp::Filter;
+
+/// Longest request id accepted from a client; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// What the gateway knows about the request it is serving.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Honoured from `x-request-id` if it is sane, else a fresh UUID.
+    pub request_id: String,
+    /// The peer address.
+    pub client_ip: Option<String>,
+    /// W3C `traceparent`, if sent and well-formed.
+    pub traceparent: Option<String>,
+}
+
+impl RequestContext {
+    /// Metadata for events caused by this request.
+    pub fn metadata(&self) -> EventMetadata {
+        let mut metadata = EventMetadata::new(ANONYMOUS, self.request_id.clone());
+        metadata.client_ip = self.client_ip.clone();
+        metadata.traceparent = self.traceparent.clone();
+        metadata
+    }
+}
+
+/// Extracts the request context; never rejects.
+pub fn context() -> impl Filter<Extract = (RequestContext,), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::addr::remote())
+        .map(|headers: HeaderMap, remote: Option<SocketAddr>| {
+            let request_id = header(&headers, "x-request-id")
+                .filter(|id| is_sane_request_id(id))
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            tracing::Span::current().record("request_id", request_id.as_str());
+            RequestContext {
+                request_id,
+                client_ip: remote.map(|addr| addr.ip().to_string()),
+                traceparent: header(&headers, "traceparent").filter(|t| is_traceparent(t)),
+            }
+        })
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn is_sane_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+}
+
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.chars().all(|c| c.is_ascii_hexdigit());
+    parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_that_could_break_logs_are_replaced() {
+        assert!(is_sane_request_id("req-42_a.b:c"));
+        assert!(!is_sane_request_id("bad id"));
+        assert!(!is_sane_request_id("line\nbreak"));
+        assert!(!is_sane_request_id(&"x".repeat(MAX_REQUEST_ID_LEN + 1)));
+    }
+
+    #[test]
+    fn only_well_formed_traceparents_are_kept() {
+        assert!(is_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+        assert!(!is_traceparent("00-xyz-b7ad6b7169203331-01"));
+    }
+}

@@ -1,0 +1,154 @@
+//! `/health` (detail), `/ready` (may this replica take traffic?), `/live` (is the process
+//! alive?) and `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde::Serialize;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::state::AppState;
+
+/// A dependency this long to answer is reported as degraded.
+const SLOW: Duration = Duration::from_millis(500);
+/// A dependency that has not answered by then is reported as unhealthy.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The operational routes.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(health);
+    let ready = warp::path!("ready")
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(ready);
+    let live = warp::path!("live")
+        .and(warp::get())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "alive"})).into_response());
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state)
+        .map(|state: Arc<AppState>| {
+            warp::reply::with_header(
+                state.metrics.encode(),
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .into_response()
+        });
+    health.or(ready).unify().or(live).unify().or(metrics).unify()
+}
+
+#[derive(Debug, Serialize)]
+struct ServiceHealth {
+    status: &'static str,
+    /// Round trip in milliseconds.
+    latency: Option<f64>,
+    backend: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl ServiceHealth {
+    fn from_check<E: std::fmt::Display>(
+        backend: &'static str,
+        result: Result<Result<Duration, E>, tokio::time::error::Elapsed>,
+    ) -> Self {
+        match result {
+            Ok(Ok(latency)) => Self {
+                status: if latency > SLOW { "degraded" } else { "healthy" },
+                latency: Some(latency.as_secs_f64() * 1000.0),
+                backend,
+                error: None,
+            },
+            Ok(Err(error)) => Self {
+                status: "unhealthy",
+                latency: None,
+                backend,
+                error: Some(error.to_string()),
+            },
+            Err(_) => Self {
+                status: "unhealthy",
+                latency: None,
+                backend,
+                error: Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Services {
+    database: ServiceHealth,
+    nats: ServiceHealth,
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    timestamp: String,
+    version: &'static str,
+    environment: String,
+    /// Seconds since start.
+    uptime: u64,
+    services: Services,
+}
+
+async fn health(state: Arc<AppState>) -> Response {
+    let (database, nats) = tokio::join!(
+        tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
+        tokio::time::timeout(CHECK_TIMEOUT, state.bus.ping()),
+    );
+    let services = Services {
+        database: ServiceHealth::from_check(state.db.backend(), database),
+        nats: ServiceHealth::from_check(state.bus.kind(), nats),
+    };
+    let statuses = [services.database.status, services.nats.status];
+    let status = if statuses.contains(&"unhealthy") {
+        "unhealthy"
+    } else if statuses.contains(&"degraded") {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let body = Health {
+        status,
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        version: env!("CARGO_PKG_VERSION"),
+        environment: state.config.environment.clone(),
+        uptime: state.started.elapsed().as_secs(),
+        services,
+    };
+    let code = if status == "unhealthy" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    warp::reply::with_status(warp::reply::json(&body), code).into_response()
+}
+
+async fn ready(state: Arc<AppState>) -> Response {
+    // Migrations run before the listener opens, so a serving process has them.
+    let reason = if state.is_draining() {
+        Some("draining")
+    } else if !state.bus.is_connected() {
+        Some("nats disconnected")
+    } else {
+        None
+    };
+    match reason {
+        None => warp::reply::json(&serde_json::json!({"status": "ready"})).into_response(),
+        Some(reason) => warp::reply::with_status(
+            warp::reply::json(&serde_json::json!({"status": "not ready", "reason": reason})),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response(),
+    }
+}

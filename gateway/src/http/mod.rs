@@ -1,0 +1,80 @@
+//! The HTTP API: `/api/v1/...`, health, metrics. warp filters in the `*::routes` functions,
+//! handlers beside them, every error as `application/problem+json`.
+
+pub mod context;
+pub mod health;
+pub mod problem;
+pub mod runs;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::{Filter, Reply};
+
+use crate::metrics::HttpLabels;
+use crate::state::AppState;
+
+/// Every route, with problem+json for rejections, request metrics and a tracing span per
+/// request (which carries the request id into every log line).
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let observed = state.clone();
+    runs::routes(state.clone())
+        .or(health::routes(state))
+        .recover(problem::recover)
+        .with(warp::log::custom(move |info| {
+            let labels = HttpLabels {
+                method: info.method().to_string(),
+                route: route_template(info.path()).to_string(),
+                status: info.status().as_u16(),
+            };
+            observed.metrics.http_requests.get_or_create(&labels).inc();
+            observed
+                .metrics
+                .http_duration
+                .get_or_create(&labels)
+                .observe(info.elapsed().as_secs_f64());
+            tracing::info!(
+                target: "aurora::access",
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_secs_f64() * 1000.0,
+                "request served"
+            );
+        }))
+        .with(warp::trace(|info| {
+            tracing::info_span!(
+                "request",
+                method = %info.method(),
+                path = info.path(),
+                request_id = tracing::field::Empty,
+            )
+        }))
+}
+
+/// The route template of a path, for metric labels (bounded cardinality).
+pub fn route_template(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", "v1", "runs"] => "/api/v1/runs",
+        ["api", "v1", "runs", _] => "/api/v1/runs/{id}",
+        ["api", "v1", "runs", _, "cancel"] => "/api/v1/runs/{id}/cancel",
+        ["health"] => "/health",
+        ["ready"] => "/ready",
+        ["live"] => "/live",
+        ["metrics"] => "/metrics",
+        _ => "unmatched",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn raw_paths_collapse_to_route_templates() {
+        assert_eq!(super::route_template("/api/v1/runs/abc"), "/api/v1/runs/{id}");
+        assert_eq!(super::route_template("/api/v1/runs"), "/api/v1/runs");
+        assert_eq!(super::route_template("/../../etc/passwd"), "unmatched");
+    }
+}

@@ -1,0 +1,140 @@
+//! RFC 9457 problem details: every error the gateway returns.
+
+use std::convert::Infallible;
+
+use http::StatusCode;
+use serde::Serialize;
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+use super::context::RequestContext;
+
+/// One kind of failure, with a status and a message a person can act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable kind; the `type` is `/problems/<slug>`.
+    pub slug: &'static str,
+    /// Short summary, the same for every occurrence of this kind.
+    pub title: &'static str,
+    /// What went wrong this time, and what to do about it.
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl Problem {
+    /// A problem of kind `slug`.
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+        }
+    }
+
+    /// 400: the request cannot be parsed.
+    pub fn bad_request(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, slug, "Bad request", detail)
+    }
+
+    /// 422: the request parsed, but its content is not acceptable.
+    pub fn unprocessable(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, slug, "Unprocessable request", detail)
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 500 for anything unexpected; the cause is logged, never sent.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "something went wrong on our side; quote the request id when reporting it",
+        )
+    }
+
+    /// 503 when a backing service is down; the cause is logged, never sent.
+    pub fn unavailable(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "backing service unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "a backing service is unavailable; retry later",
+        )
+    }
+
+    /// The response, tagged with the request's id.
+    pub fn response(&self, ctx: Option<&RequestContext>) -> Response {
+        let request_id = ctx.map(|c| c.request_id.as_str());
+        let body = Body {
+            kind: format!("/problems/{}", self.slug),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            request_id,
+        };
+        let mut response = warp::reply::with_status(warp::reply::json(&body), self.status)
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(id) = request_id.and_then(|id| http::HeaderValue::from_str(id).ok()) {
+            headers.insert("x-request-id", id);
+        }
+        response
+    }
+}
+
+/// Turns warp's own rejections (no route, wrong method, body too large …) into problems.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    use warp::reject;
+    let problem = if rejection.is_not_found() {
+        Problem::not_found("no such resource; the API lives under /api/v1")
+    } else if let Some(e) = rejection.find::<super::runs::BodyTooLarge>() {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Payload too large",
+            format!("the body is larger than the limit of {} bytes", e.limit),
+        )
+    } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this resource does not support that method",
+        )
+    } else if let Some(e) = rejection.find::<reject::InvalidHeader>() {
+        Problem::bad_request("invalid-header", e.to_string())
+    } else if let Some(e) = rejection.find::<reject::InvalidQuery>() {
+        Problem::bad_request("invalid-query", e.to_string())
+    } else {
+        Problem::internal(&format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(problem.response(None))
+}

@@ -1,0 +1,20 @@
+//! The `aurora` binary's library: configuration, telemetry, the one composition root that
+//! builds pools and clients, the warp gateway, and the CLI subcommands.
+//!
+//! # Layout
+//! - [`config`]: settings from flags and environment.
+//! - [`telemetry`]: JSON logs.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`state`]: what handlers share.
+//! - [`startup`]: [`startup::Application`] — build, serve, drain.
+//! - [`http`]: filters, handlers, problem+json errors.
+//! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,113 @@
+//! The Prometheus registry, exposed at `/metrics` in OpenMetrics text.
+
+use aurora_projections::RelayMetrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of HTTP request metrics. `route` is the route template, never the raw path.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template, e.g. `/api/v1/runs/{id}`.
+    pub route: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// Labels of command metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    /// e.g. `RequestRun`.
+    pub command: String,
+    /// `accepted`, `refused` or `failed`.
+    pub outcome: String,
+}
+
+/// Every metric Aurora exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests served.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Request latency.
+    pub http_duration: Family<HttpLabels, Histogram>,
+    /// Commands executed.
+    pub commands: Family<CommandLabels, Counter>,
+    /// Relay counters.
+    pub relay: RelayMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("aurora");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let commands = Family::<CommandLabels, Counter>::default();
+        let relay = RelayMetrics::default();
+        registry.register("http_requests", "HTTP requests served", http_requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            http_duration.clone(),
+        );
+        registry.register("commands", "Commands executed", commands.clone());
+        registry.register(
+            "relay_published_events",
+            "Events the relay published to the bus",
+            relay.published.clone(),
+        );
+        registry.register(
+            "relay_healed_events",
+            "Events republished because the stream had lost them",
+            relay.healed.clone(),
+        );
+        registry.register("relay_errors", "Failed relay steps", relay.errors.clone());
+        registry.register(
+            "relay_leader",
+            "1 while this replica runs the active relay",
+            relay.leader.clone(),
+        );
+        registry.register(
+            "relay_position",
+            "Global position of the last relayed event",
+            relay.position.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            commands,
+            relay,
+        }
+    }
+
+    /// Counts one command outcome.
+    pub fn command(&self, command: &str, outcome: &str) {
+        self.commands
+            .get_or_create(&CommandLabels {
+                command: command.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,161 @@
+//! The composition root: the one place that builds pools, clients and tasks.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use aurora_nats::jetstream::JetStreamBus;
+use aurora_nats::memory::MemoryBus;
+use aurora_nats::Subjects;
+use aurora_projections::{Database, Relay, RelayConfig, RunCommands, RunsProjection};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{redact, Config};
+use crate::metrics::Metrics;
+use crate::state::{AppState, Bus};
+
+/// Opens the configured database: Postgres with `DATABASE_URL`, else SQLite under the
+/// data dir.
+pub async fn connect_database(config: &Config) -> anyhow::Result<Database> {
+    match &config.database_url {
+        Some(url) => {
+            tracing::info!(database = %redact(url), "using Postgres");
+            Database::postgres(url, config.db_max_connections)
+                .await
+                .with_context(|| format!("connecting to {}", redact(url)))
+        }
+        None => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating the data dir {}", config.data_dir.display())
+            })?;
+            let path = config.data_dir.join("aurora.db");
+            tracing::info!(path = %path.display(), "using embedded SQLite");
+            Database::sqlite(&path)
+                .await
+                .with_context(|| format!("opening {}", path.display()))
+        }
+    }
+}
+
+/// Connects the configured bus: JetStream with `NATS_URL`, else in-process.
+pub async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
+    let subjects = Subjects::new(config.nats_prefix.clone());
+    match &config.nats_url {
+        Some(url) => {
+            tracing::info!(nats = %redact(url), stream = %subjects.stream(), "using NATS JetStream");
+            let bus = JetStreamBus::connect(url, subjects)
+                .await
+                .with_context(|| format!("connecting to NATS at {}", redact(url)))?;
+            Ok(Bus::JetStream(bus))
+        }
+        None => {
+            tracing::info!("using the in-process bus");
+            Ok(Bus::Memory(MemoryBus::new(subjects)))
+        }
+    }
+}
+
+/// A built, listening Aurora: call [`Application::run_until_stopped`] to serve.
+pub struct Application {
+    state: Arc<AppState>,
+    listener: TcpListener,
+    port: u16,
+    shutdown: CancellationToken,
+    background: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Connects everything, applies migrations, starts the relay and the projections, and
+    /// binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = connect_database(&config).await?;
+        db.migrate().await.context("applying migrations")?;
+        let bus = connect_bus(&config).await?;
+        let metrics = Metrics::new();
+        let committed = Arc::new(Notify::new());
+        let run_commands = RunCommands::new(&db, committed.clone());
+        let runs = Arc::new(RunsProjection::new(db.clone()));
+        let relay = Relay::new(
+            db.clone(),
+            bus.shared(),
+            RelayConfig::for_prefix(&config.nats_prefix),
+            metrics.relay.clone(),
+        );
+
+        let background = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(relay.run(committed, background.clone())),
+            tokio::spawn(runs.clone().run(bus.shared(), background.clone())),
+        ];
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(AppState::new(config, db, bus, run_commands, runs, metrics));
+        Ok(Self {
+            state,
+            listener,
+            port,
+            shutdown: CancellationToken::new(),
+            background,
+            tasks,
+        })
+    }
+
+    /// The port the listener is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests inspect it).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Cancel it to stop: `/ready` turns 503, in-flight requests drain (up to the drain
+    /// timeout), then the relay and consumers stop.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains and stops.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let routes = crate::http::routes(self.state.clone());
+        let signal = {
+            let token = self.shutdown.clone();
+            let state = self.state.clone();
+            async move {
+                token.cancelled().await;
+                state.start_draining();
+                tracing::info!("shutting down: draining in-flight requests");
+            }
+        };
+        tracing::info!(port = self.port, "aurora is listening");
+        let server = warp::serve(routes)
+            .incoming(self.listener)
+            .graceful(signal)
+            .run();
+        let drain_timeout = self.state.config.drain_timeout();
+        let drain_deadline = async {
+            self.shutdown.cancelled().await;
+            tokio::time::sleep(drain_timeout).await;
+        };
+        tokio::select! {
+            () = server => {}
+            () = drain_deadline => {
+                tracing::warn!(?drain_timeout, "drain timed out; closing remaining connections");
+            }
+        }
+        self.background.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
