@@ -123,9 +123,10 @@ impl EventBus for JetStreamBus {
             headers.insert(POSITION_HEADER, event.position.to_string().as_str());
             headers.insert(XID_HEADER, event.xid.to_string().as_str());
             headers.insert("Content-Type", "application/cloudevents+json");
+            // `headers` replaces the header map: set it before the message id.
             let message = jetstream::message::PublishMessage::build()
-                .message_id(msg_id)
                 .headers(headers)
+                .message_id(msg_id)
                 .payload(payload.into());
             pending.push(
                 self.js

@@ -1,0 +1,635 @@
+//! The event store, the relay and the runs projection against real backends:
+//! Postgres + NATS JetStream, and the embedded pair SQLite + in-process bus.
+//!
+//! Each test runs on both pairs unless it is about something only one of them has
+//! (transactions that commit late, advisory locks, plain NATS subscribers).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use aurora_domain::run::{Input, RunCommand, RunSpec, Step};
+use aurora_domain::EventMetadata;
+use aurora_nats::jetstream::JetStreamBus;
+use aurora_nats::memory::MemoryBus;
+use aurora_nats::{CloudEvent, EventBus, Subjects};
+use aurora_projections::relay::StepOutcome;
+use aurora_projections::testkit::{self, TempDir};
+use aurora_projections::{
+    Cursor, Database, Relay, RelayConfig, RelayMetrics, RunCommands, RunsProjection,
+};
+use futures::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One backend pair, with the means to make its stream lose messages.
+struct Fixture {
+    db: Database,
+    transport: Transport,
+    subjects: Subjects,
+    _dir: Option<TempDir>,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Nats(JetStreamBus),
+    Memory(MemoryBus),
+}
+
+impl Fixture {
+    async fn postgres_nats() -> Self {
+        let db = testkit::fresh_postgres().await.expect("fresh Postgres database");
+        let subjects = Subjects::new(testkit::unique_prefix());
+        let bus = JetStreamBus::connect(&testkit::nats_url(), subjects.clone())
+            .await
+            .expect("NATS JetStream at AURORA_TEST_NATS_URL");
+        Self {
+            db,
+            transport: Transport::Nats(bus),
+            subjects,
+            _dir: None,
+        }
+    }
+
+    async fn sqlite_memory() -> Self {
+        let (db, dir) = testkit::fresh_sqlite().await.expect("fresh SQLite database");
+        let subjects = Subjects::new(testkit::unique_prefix());
+        Self {
+            db,
+            transport: Transport::Memory(MemoryBus::new(subjects.clone())),
+            subjects,
+            _dir: Some(dir),
+        }
+    }
+
+    fn bus(&self) -> Arc<dyn EventBus> {
+        match &self.transport {
+            Transport::Nats(bus) => Arc::new(bus.clone()),
+            Transport::Memory(bus) => Arc::new(bus.clone()),
+        }
+    }
+
+    fn relay(&self) -> Relay {
+        Relay::new(
+            self.db.clone(),
+            self.bus(),
+            RelayConfig::for_prefix(self.subjects.prefix()),
+            RelayMetrics::default(),
+        )
+    }
+
+    fn commands(&self) -> RunCommands {
+        RunCommands::new(&self.db, Arc::new(Notify::new()))
+    }
+
+    /// Empties the stream, as `nats stream purge` would.
+    async fn purge(&self) {
+        match &self.transport {
+            Transport::Nats(bus) => {
+                let stream = bus.context().get_stream(self.subjects.stream()).await.unwrap();
+                stream.purge().await.unwrap();
+            }
+            Transport::Memory(bus) => bus.purge(),
+        }
+    }
+
+    /// Deletes one message by stream sequence, as a lost write would.
+    async fn delete(&self, sequence: u64) {
+        match &self.transport {
+            Transport::Nats(bus) => {
+                let stream = bus.context().get_stream(self.subjects.stream()).await.unwrap();
+                assert!(stream.delete_message(sequence).await.unwrap());
+            }
+            Transport::Memory(bus) => assert!(bus.delete(sequence)),
+        }
+    }
+
+    /// Every event in the stream, in stream order, read by a fresh durable consumer.
+    async fn stream_events(&self) -> Vec<CloudEvent> {
+        let bus = self.bus();
+        let count = bus.state().await.unwrap().messages as usize;
+        let durable = format!("check-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let mut deliveries = bus
+            .consume(&durable, &self.subjects.all_events())
+            .await
+            .unwrap();
+        let mut events = Vec::with_capacity(count);
+        while events.len() < count {
+            let delivery = tokio::time::timeout(WAIT, deliveries.next())
+                .await
+                .expect("the stream delivers what it holds")
+                .unwrap()
+                .unwrap();
+            events.push(delivery.event.clone());
+            delivery.ack().await.unwrap();
+        }
+        events
+    }
+
+    async fn store_count(&self) -> i64 {
+        store_count(&self.db).await
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_nats {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Fixture::postgres_nats().await).await
+                }
+            )*
+        }
+        mod sqlite_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Fixture::sqlite_memory().await).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    every_stored_event_reaches_the_stream_exactly_once_in_aggregate_order,
+    events_committed_while_no_relay_runs_are_published_when_one_starts,
+    a_relay_killed_between_publish_and_checkpoint_publishes_nothing_twice,
+    a_purged_stream_is_healed_from_the_store,
+    a_stream_that_lost_single_messages_is_healed_without_duplicates,
+    concurrent_appends_are_all_seen_once_by_a_tailing_reader,
+    the_live_runs_view_equals_a_rebuild_from_the_store,
+    redelivered_and_reordered_events_change_nothing_in_the_runs_view,
+);
+
+fn spec() -> RunSpec {
+    RunSpec {
+        input: Input::Url("https://media.example/clip.mov".into()),
+        steps: vec![Step::Probe, Step::Thumbnail { at_seconds: 1.0 }],
+    }
+}
+
+fn metadata(n: usize) -> EventMetadata {
+    let mut m = EventMetadata::new("tester", format!("req-{n}"));
+    m.client_ip = Some("192.0.2.1".into());
+    m
+}
+
+/// Requests `runs` runs and cancels every other one. Returns the run ids.
+async fn write_runs(commands: &RunCommands, runs: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 0..runs {
+        let run_id = Uuid::now_v7();
+        let id = run_id.to_string();
+        let request = RunCommand::RequestRun {
+            run_id,
+            owner: "tester".into(),
+            spec: spec(),
+        };
+        commands.execute(&id, request, &metadata(n)).await.unwrap();
+        if n % 2 == 0 {
+            let cancel = RunCommand::CancelRun {
+                reason: Some(format!("reason {n}")),
+            };
+            commands.execute(&id, cancel, &metadata(n)).await.unwrap();
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+/// Polls until `condition` holds, failing after `WAIT`. Used only where nothing can notify
+/// us: the gap-safe fence is cluster-wide, so a transaction held open by a test running in
+/// another database delays (never hides) our events, and its end is not observable here.
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Steps the relay until it has published every committed event.
+async fn drain(relay: &mut Relay, db: &Database) -> usize {
+    let mut published = 0;
+    loop {
+        match relay.step().await.unwrap() {
+            StepOutcome::Published(n) => published += n,
+            StepOutcome::Idle => {
+                let relayed = db.count_through(relay.cursor()).await.unwrap();
+                if relayed == store_count(db).await {
+                    return published;
+                }
+                eventually("an open transaction elsewhere ends", || async {
+                    !db.read_after(relay.cursor(), 1).await.unwrap().is_empty()
+                })
+                .await;
+            }
+            StepOutcome::Standby => panic!("the only relay must be active"),
+        }
+    }
+}
+
+async fn store_count(db: &Database) -> i64 {
+    db.count_through(Cursor {
+        xid: i64::MAX,
+        position: i64::MAX,
+    })
+    .await
+    .unwrap()
+}
+
+fn assert_exactly_once_in_order(events: &[CloudEvent], expected: i64) {
+    let ids: HashSet<(&str, i64)> = events
+        .iter()
+        .map(|e| (e.aggregateid.as_str(), e.sequence))
+        .collect();
+    assert_eq!(ids.len(), events.len(), "no event twice");
+    assert_eq!(events.len() as i64, expected, "every stored event once");
+    let mut last: HashMap<&str, i64> = HashMap::new();
+    for e in events {
+        let previous = last.insert(&e.aggregateid, e.sequence).unwrap_or(0);
+        assert_eq!(e.sequence, previous + 1, "per-aggregate order of {}", e.aggregateid);
+    }
+}
+
+async fn every_stored_event_reaches_the_stream_exactly_once_in_aggregate_order(f: Fixture) {
+    write_runs(&f.commands(), 12).await;
+    let mut relay = f.relay();
+    let published = drain(&mut relay, &f.db).await;
+    assert_eq!(published, 18);
+    // A second pass finds nothing new.
+    assert_eq!(relay.step().await.unwrap(), StepOutcome::Idle);
+
+    let events = f.stream_events().await;
+    assert_exactly_once_in_order(&events, f.store_count().await);
+    let first = &events[0];
+    assert_eq!(first.principal, "tester");
+    assert_eq!(first.requestid, "req-0");
+    assert_eq!(first.clientip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(first.eventname, "RunRequested");
+    assert_eq!(first.event_type, "aurora.run.RunRequested.v1");
+}
+
+async fn events_committed_while_no_relay_runs_are_published_when_one_starts(f: Fixture) {
+    // Commit, and "die" before publishing: no relay runs at all.
+    write_runs(&f.commands(), 5).await;
+    assert_eq!(f.bus().state().await.unwrap().messages, 0);
+
+    let mut relay = f.relay();
+    drain(&mut relay, &f.db).await;
+    assert_exactly_once_in_order(&f.stream_events().await, f.store_count().await);
+}
+
+async fn a_relay_killed_between_publish_and_checkpoint_publishes_nothing_twice(f: Fixture) {
+    write_runs(&f.commands(), 6).await;
+    let mut doomed = f.relay();
+    doomed.crash_after_next_publish();
+    assert!(doomed.step().await.is_err(), "the injected crash fires");
+    drop(doomed);
+
+    write_runs(&f.commands(), 2).await;
+    let mut restarted = f.relay();
+    drain(&mut restarted, &f.db).await;
+    assert_exactly_once_in_order(&f.stream_events().await, f.store_count().await);
+}
+
+async fn a_purged_stream_is_healed_from_the_store(f: Fixture) {
+    write_runs(&f.commands(), 6).await;
+    let mut relay = f.relay();
+    drain(&mut relay, &f.db).await;
+    f.purge().await;
+    assert_eq!(f.bus().state().await.unwrap().messages, 0);
+
+    let healed = relay.heal().await.unwrap();
+    assert_eq!(healed as i64, f.store_count().await);
+    assert_exactly_once_in_order(&f.stream_events().await, f.store_count().await);
+    assert_eq!(relay.heal().await.unwrap(), 0, "a healthy stream needs no healing");
+}
+
+async fn a_stream_that_lost_single_messages_is_healed_without_duplicates(f: Fixture) {
+    write_runs(&f.commands(), 6).await;
+    let mut relay = f.relay();
+    drain(&mut relay, &f.db).await;
+    f.delete(2).await;
+    f.delete(5).await;
+
+    assert_eq!(relay.heal().await.unwrap(), 2);
+    let events = f.stream_events().await;
+    let positions: HashSet<i64> = events.iter().map(|e| e.position).collect();
+    assert_eq!(positions.len(), events.len(), "no event twice");
+    assert_eq!(events.len() as i64, f.store_count().await, "every event again");
+}
+
+async fn concurrent_appends_are_all_seen_once_by_a_tailing_reader(f: Fixture) {
+    let commands = Arc::new(f.commands());
+    let written = Arc::new(Notify::new());
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let commands = commands.clone();
+            let written = written.clone();
+            tokio::spawn(async move {
+                for n in 0..15 {
+                    let run_id = Uuid::now_v7();
+                    let request = RunCommand::RequestRun {
+                        run_id,
+                        owner: format!("writer-{w}"),
+                        spec: spec(),
+                    };
+                    commands
+                        .execute(&run_id.to_string(), request, &metadata(n))
+                        .await
+                        .unwrap();
+                    written.notify_one();
+                }
+            })
+        })
+        .collect();
+
+    let mut seen = HashSet::new();
+    let mut cursor = Cursor::START;
+    while seen.len() < 8 * 15 {
+        let page = f.db.read_after(cursor, 7).await.unwrap();
+        if page.is_empty() {
+            wait_for_more(&written).await;
+            continue;
+        }
+        for event in page {
+            assert!(event.cursor > cursor, "the cursor only moves forward");
+            cursor = event.cursor;
+            assert!(seen.insert(event.cursor.position), "no event twice");
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(f.db.read_after(cursor, 10).await.unwrap().is_empty());
+}
+
+/// Waits for a writer's next commit, or briefly, in case the events are held back only by a
+/// transaction elsewhere on the cluster (see [`eventually`]).
+async fn wait_for_more(committed: &Notify) {
+    tokio::select! {
+        _ = committed.notified() => {}
+        _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+    }
+}
+
+async fn apply_everything(f: &Fixture, projection: &RunsProjection) {
+    let page = f.db.read_after(Cursor::START, 10_000).await.unwrap();
+    let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();
+    projection.apply_batch(&events).await.unwrap();
+}
+
+async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
+    let projection = Arc::new(RunsProjection::new(f.db.clone()));
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn(projection.clone().run(f.bus(), shutdown.clone()));
+
+    let ids = write_runs(&f.commands(), 9).await;
+    let mut relay = f.relay();
+    drain(&mut relay, &f.db).await;
+    // The last run was requested and, with 9 runs, the ninth (index 8) cancelled.
+    let last = projection
+        .wait_for(ids.last().unwrap(), 2, WAIT)
+        .await
+        .unwrap()
+        .expect("the live view catches up");
+    assert_eq!(last.status, "cancelled");
+    for id in &ids {
+        assert!(projection.wait_for(id, 1, WAIT).await.unwrap().is_some());
+    }
+    shutdown.cancel();
+    consumer.await.unwrap();
+
+    let live = projection.digest().await.unwrap();
+    let replayed = projection.rebuild(4).await.unwrap();
+    assert_eq!(replayed as i64, f.store_count().await);
+    assert_eq!(projection.digest().await.unwrap(), live, "live view == rebuilt view");
+    assert_eq!(projection.list(None, 100).await.unwrap().len(), 9);
+}
+
+async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fixture) {
+    write_runs(&f.commands(), 4).await;
+    let projection = RunsProjection::new(f.db.clone());
+    apply_everything(&f, &projection).await;
+    let once = projection.digest().await.unwrap();
+
+    apply_everything(&f, &projection).await;
+    assert_eq!(projection.digest().await.unwrap(), once, "redelivery changes nothing");
+
+    // A fresh view that receives each run's second event before its first (the stream
+    // lost or reordered them) catches up from the store and ends up identical.
+    projection.rebuild(1000).await.unwrap();
+    let fresh = RunsProjection::new(f.db.clone());
+    for table in ["runs_view", "projection_checkpoints"] {
+        aurora_projections::on_pool!(&f.db, |pool| sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(pool)
+            .await
+            .map(drop))
+        .unwrap();
+    }
+    let mut events: Vec<CloudEvent> = f
+        .db
+        .read_after(Cursor::START, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.to_cloud_event())
+        .collect();
+    events.reverse();
+    fresh.apply_batch(&events).await.unwrap();
+    assert_eq!(fresh.digest().await.unwrap(), once, "order on the bus does not matter");
+}
+
+// ---- Postgres only: transactions that commit late, advisory locks, plain subscribers ----
+
+/// Inserts one event the way postgres-es does, inside `tx`.
+async fn insert_raw(tx: &mut sqlx::PgConnection, aggregate_id: &str) {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata) VALUES ('run', $1, 1, 'RunCancelled', '1', \
+         '{\"RunCancelled\":{\"reason\":null}}', '{}')",
+    )
+    .bind(aggregate_id)
+    .execute(tx)
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_never_skips_an_event_whose_transaction_commits_late() {
+    let f = Fixture::postgres_nats().await;
+    let Database::Postgres(pool) = &f.db else {
+        unreachable!()
+    };
+    // A transaction takes its position first, and stays open.
+    let mut late = pool.begin().await.unwrap();
+    insert_raw(&mut late, "late").await;
+    let late_position: i64 =
+        sqlx::query_scalar("SELECT position FROM events WHERE aggregate_id = 'late'")
+            .fetch_one(&mut *late)
+            .await
+            .unwrap();
+    // Later transactions take later positions and commit first.
+    for n in 0..5 {
+        let mut tx = pool.begin().await.unwrap();
+        insert_raw(&mut tx, &format!("early-{n}")).await;
+        tx.commit().await.unwrap();
+    }
+
+    // A position-only reader sees the five and checkpoints past the open one...
+    let naive: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM events WHERE position > 0 ORDER BY position")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(naive.len(), 5);
+    let naive_checkpoint = *naive.last().unwrap();
+    assert!(naive_checkpoint > late_position);
+    // ...while the fenced reader holds back everything behind the open transaction.
+    assert!(f.db.read_after(Cursor::START, 100).await.unwrap().is_empty());
+
+    late.commit().await.unwrap();
+
+    let missed: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM events WHERE position > $1 ORDER BY position")
+            .bind(naive_checkpoint)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert!(missed.is_empty(), "the naive reader has skipped the late event for good");
+    eventually("the late event and the five are visible", || async {
+        f.db.read_after(Cursor::START, 100).await.unwrap().len() == 6
+    })
+    .await;
+    let fenced = f.db.read_after(Cursor::START, 100).await.unwrap();
+    let positions: Vec<i64> = fenced.iter().map(|e| e.cursor.position).collect();
+    assert_eq!(fenced.len(), 6);
+    assert_eq!(positions[0], late_position, "the late event comes first: it began first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailing_concurrent_appends_with_transactions_held_open_skips_nothing() {
+    let f = Fixture::postgres_nats().await;
+    let Database::Postgres(pool) = f.db.clone() else {
+        unreachable!()
+    };
+    let committed = Arc::new(Notify::new());
+    let total = 6 * 20;
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let pool = pool.clone();
+            let committed = committed.clone();
+            tokio::spawn(async move {
+                for n in 0..20 {
+                    let mut tx = pool.begin().await.unwrap();
+                    insert_raw(&mut tx, &format!("w{w}-{n}")).await;
+                    // Every third transaction stays open while others commit around it.
+                    if n % 3 == 0 {
+                        for _ in 0..5 {
+                            tokio::task::yield_now().await;
+                        }
+                        let mut other = pool.begin().await.unwrap();
+                        insert_raw(&mut other, &format!("w{w}-{n}-inner")).await;
+                        other.commit().await.unwrap();
+                        committed.notify_one();
+                    }
+                    tx.commit().await.unwrap();
+                    committed.notify_one();
+                }
+            })
+        })
+        .collect();
+    let expected = total + 6 * 7;
+
+    let mut seen = HashSet::new();
+    let mut cursor = Cursor::START;
+    while seen.len() < expected {
+        let page = f.db.read_after(cursor, 9).await.unwrap();
+        if page.is_empty() {
+            wait_for_more(&committed).await;
+            continue;
+        }
+        for event in page {
+            assert!(event.cursor > cursor);
+            cursor = event.cursor;
+            assert!(seen.insert(event.aggregate_id.clone()), "no event twice");
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(seen.len(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_relay_is_active_and_a_standby_takes_over_when_it_dies() {
+    let f = Fixture::postgres_nats().await;
+    let mut first = f.relay();
+    let mut second = f.relay();
+    assert!(first.ensure_leadership().await.unwrap());
+    assert!(!second.ensure_leadership().await.unwrap());
+    write_runs(&f.commands(), 2).await;
+    assert_eq!(second.step().await.unwrap(), StepOutcome::Standby);
+    assert_eq!(drain(&mut first, &f.db).await, 3);
+
+    drop(first);
+    // The lock goes with the connection; the server notices the close at once, but give
+    // the standby a bounded number of attempts rather than a fixed wait.
+    let mut attempts = 0;
+    while !second.ensure_leadership().await.unwrap() {
+        attempts += 1;
+        assert!(attempts < 1000, "the standby never took over");
+        tokio::task::yield_now().await;
+    }
+    write_runs(&f.commands(), 1).await;
+    drain(&mut second, &f.db).await;
+    assert_exactly_once_in_order(&f.stream_events().await, f.store_count().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_nats_subscriber_receives_events_on_the_documented_subject() {
+    let f = Fixture::postgres_nats().await;
+    let client = async_nats::connect(testkit::nats_url()).await.unwrap();
+    let mut subscriber = client
+        .subscribe(format!("{}.events.run.>", f.subjects.prefix()))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    let ids = write_runs(&f.commands(), 1).await;
+    drain(&mut f.relay(), &f.db).await;
+
+    let message = tokio::time::timeout(WAIT, subscriber.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        message.subject.as_str(),
+        format!("{}.events.run.{}.RunRequested", f.subjects.prefix(), ids[0])
+    );
+    let event: CloudEvent = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(event.specversion, "1.0");
+    assert_eq!(event.id, format!("run:{}:1", ids[0]));
+    assert_eq!(event.principal, "tester");
+    let headers = message.headers.unwrap();
+    assert_eq!(
+        headers.get("Nats-Msg-Id").unwrap().as_str(),
+        format!("run:{}:1", ids[0])
+    );
+    // The stream is file-backed with a duplicate window.
+    let js = jetstream::new(client);
+    let mut stream = js.get_stream(f.subjects.stream()).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.storage, jetstream::stream::StorageType::File);
+}
