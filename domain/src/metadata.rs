@@ -103,7 +103,13 @@ mod tests {
         let back = EventMetadata::from_map(&meta.to_map());
         // Stored time has microsecond precision.
         assert_eq!(back.time.timestamp_micros(), meta.time.timestamp_micros());
-        assert_eq!(EventMetadata { time: meta.time, ..back }, meta);
+        assert_eq!(
+            EventMetadata {
+                time: meta.time,
+                ..back
+            },
+            meta
+        );
     }
 
     #[test]

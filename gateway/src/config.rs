@@ -87,6 +87,9 @@ mod tests {
             super::redact("postgres://user:secret@db:5432/aurora"),
             "postgres://***@db:5432/aurora"
         );
-        assert_eq!(super::redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(
+            super::redact("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
     }
 }

@@ -56,7 +56,11 @@ impl Metrics {
         });
         let commands = Family::<CommandLabels, Counter>::default();
         let relay = RelayMetrics::default();
-        registry.register("http_requests", "HTTP requests served", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests served",
+            http_requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency",

@@ -27,9 +27,8 @@ pub async fn connect_database(config: &Config) -> anyhow::Result<Database> {
                 .with_context(|| format!("connecting to {}", redact(url)))
         }
         None => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("creating the data dir {}", config.data_dir.display())
-            })?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
             let path = config.data_dir.join("aurora.db");
             tracing::info!(path = %path.display(), "using embedded SQLite");
             Database::sqlite(&path)

@@ -6,7 +6,8 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber: JSON lines on stdout, filtered by `AURORA_LOG`
 /// (default `info`). Safe to call more than once; later calls do nothing.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("AURORA_LOG").unwrap_or_else(|_| EnvFilter::new("info,warp=warn"));
+    let filter =
+        EnvFilter::try_from_env("AURORA_LOG").unwrap_or_else(|_| EnvFilter::new("info,warp=warn"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

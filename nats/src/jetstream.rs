@@ -224,10 +224,7 @@ impl EventBus for JetStreamBus {
             )
             .await
             .map_err(BusError::unavailable)?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(BusError::unavailable)?;
+        let messages = consumer.messages().await.map_err(BusError::unavailable)?;
         Ok(messages
             .map_err(BusError::unavailable)
             .and_then(|message| async move {

@@ -79,7 +79,9 @@ impl AckHandle {
 impl Shared {
     // The lock is never held across an await: every critical section is a few map operations.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -273,7 +275,10 @@ mod tests {
     async fn a_message_id_seen_before_is_a_duplicate() {
         let bus = MemoryBus::new(Subjects::default());
         let e = event(1);
-        let first = bus.publish_batch(&[(e.id.clone(), e.clone())]).await.unwrap();
+        let first = bus
+            .publish_batch(&[(e.id.clone(), e.clone())])
+            .await
+            .unwrap();
         let again = bus.publish_batch(&[(e.id.clone(), e)]).await.unwrap();
         assert!(!first[0].duplicate);
         assert!(again[0].duplicate);

@@ -58,8 +58,7 @@ impl Subjects {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -106,11 +105,23 @@ mod tests {
 
     #[test]
     fn wildcards_match_like_nats() {
-        assert!(matches("aurora.events.>", "aurora.events.run.1.RunRequested"));
-        assert!(matches("aurora.events.run.*.RunRequested", "aurora.events.run.1.RunRequested"));
-        assert!(!matches("aurora.events.run.>", "aurora.events.user.1.Registered"));
+        assert!(matches(
+            "aurora.events.>",
+            "aurora.events.run.1.RunRequested"
+        ));
+        assert!(matches(
+            "aurora.events.run.*.RunRequested",
+            "aurora.events.run.1.RunRequested"
+        ));
+        assert!(!matches(
+            "aurora.events.run.>",
+            "aurora.events.user.1.Registered"
+        ));
         assert!(!matches("aurora.events.>", "aurora.events"));
-        assert!(!matches("aurora.events.run.*", "aurora.events.run.1.RunRequested"));
+        assert!(!matches(
+            "aurora.events.run.*",
+            "aurora.events.run.1.RunRequested"
+        ));
         assert!(matches("a.b", "a.b"));
     }
 }

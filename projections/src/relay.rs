@@ -248,13 +248,15 @@ impl Relay {
             return Ok(StepOutcome::Idle);
         };
         self.bus.publish_batch(&outgoing(&batch)).await?;
+        self.metrics.published.inc_by(batch.len() as u64);
         if std::mem::take(&mut self.crash_after_publish) {
             self.leadership = None;
-            return Err(RelayError::Injected("crash after publish, before checkpoint"));
+            return Err(RelayError::Injected(
+                "crash after publish, before checkpoint",
+            ));
         }
         self.cursor = last;
         self.save_checkpoint().await?;
-        self.metrics.published.inc_by(batch.len() as u64);
         self.metrics.position.set(last.position);
         Ok(StepOutcome::Published(batch.len()))
     }

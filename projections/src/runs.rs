@@ -96,13 +96,12 @@ impl RunsProjection {
             .execute(&mut *tx)
             .await?;
             for event in events.iter().filter(|e| e.aggregatetype == Run::TYPE) {
-                let current: i64 = sqlx::query_scalar(
-                    "SELECT last_sequence FROM runs_view WHERE id = $1",
-                )
-                .bind(&event.aggregateid)
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(0);
+                let current: i64 =
+                    sqlx::query_scalar("SELECT last_sequence FROM runs_view WHERE id = $1")
+                        .bind(&event.aggregateid)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .unwrap_or(0);
                 if event.sequence <= current {
                     continue; // already applied: redelivery
                 }
@@ -173,11 +172,7 @@ impl RunsProjection {
     }
 
     /// Up to `limit` runs, newest first, strictly older than the run `before` if given.
-    pub async fn list(
-        &self,
-        before: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<RunView>, StoreError> {
+    pub async fn list(&self, before: Option<&str>, limit: i64) -> Result<Vec<RunView>, StoreError> {
         // UUIDv7 ids sort by creation time; '~' sorts after every hex digit and '-'.
         let sql =
             format!("SELECT {COLUMNS} FROM runs_view WHERE id < $1 ORDER BY id DESC LIMIT $2");
@@ -273,7 +268,9 @@ impl RunsProjection {
     pub async fn rebuild(&self, batch_size: i64) -> Result<u64, StoreError> {
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM runs_view").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM runs_view")
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
                 .bind(NAME)
                 .execute(&mut *tx)

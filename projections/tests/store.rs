@@ -42,7 +42,9 @@ enum Transport {
 
 impl Fixture {
     async fn postgres_nats() -> Self {
-        let db = testkit::fresh_postgres().await.expect("fresh Postgres database");
+        let db = testkit::fresh_postgres()
+            .await
+            .expect("fresh Postgres database");
         let subjects = Subjects::new(testkit::unique_prefix());
         let bus = JetStreamBus::connect(&testkit::nats_url(), subjects.clone())
             .await
@@ -56,7 +58,9 @@ impl Fixture {
     }
 
     async fn sqlite_memory() -> Self {
-        let (db, dir) = testkit::fresh_sqlite().await.expect("fresh SQLite database");
+        let (db, dir) = testkit::fresh_sqlite()
+            .await
+            .expect("fresh SQLite database");
         let subjects = Subjects::new(testkit::unique_prefix());
         Self {
             db,
@@ -90,7 +94,11 @@ impl Fixture {
     async fn purge(&self) {
         match &self.transport {
             Transport::Nats(bus) => {
-                let stream = bus.context().get_stream(self.subjects.stream()).await.unwrap();
+                let stream = bus
+                    .context()
+                    .get_stream(self.subjects.stream())
+                    .await
+                    .unwrap();
                 stream.purge().await.unwrap();
             }
             Transport::Memory(bus) => bus.purge(),
@@ -101,7 +109,11 @@ impl Fixture {
     async fn delete(&self, sequence: u64) {
         match &self.transport {
             Transport::Nats(bus) => {
-                let stream = bus.context().get_stream(self.subjects.stream()).await.unwrap();
+                let stream = bus
+                    .context()
+                    .get_stream(self.subjects.stream())
+                    .await
+                    .unwrap();
                 assert!(stream.delete_message(sequence).await.unwrap());
             }
             Transport::Memory(bus) => assert!(bus.delete(sequence)),
@@ -170,7 +182,7 @@ on_both_backends!(
 fn spec() -> RunSpec {
     RunSpec {
         input: Input::Url("https://media.example/clip.mov".into()),
-        steps: vec![Step::Probe, Step::Thumbnail { at_seconds: 1.0 }],
+        steps: vec![Step::Probe {}, Step::Thumbnail { at_seconds: 1.0 }],
     }
 }
 
@@ -213,7 +225,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -258,7 +273,12 @@ fn assert_exactly_once_in_order(events: &[CloudEvent], expected: i64) {
     let mut last: HashMap<&str, i64> = HashMap::new();
     for e in events {
         let previous = last.insert(&e.aggregateid, e.sequence).unwrap_or(0);
-        assert_eq!(e.sequence, previous + 1, "per-aggregate order of {}", e.aggregateid);
+        assert_eq!(
+            e.sequence,
+            previous + 1,
+            "per-aggregate order of {}",
+            e.aggregateid
+        );
     }
 }
 
@@ -313,7 +333,11 @@ async fn a_purged_stream_is_healed_from_the_store(f: Fixture) {
     let healed = relay.heal().await.unwrap();
     assert_eq!(healed as i64, f.store_count().await);
     assert_exactly_once_in_order(&f.stream_events().await, f.store_count().await);
-    assert_eq!(relay.heal().await.unwrap(), 0, "a healthy stream needs no healing");
+    assert_eq!(
+        relay.heal().await.unwrap(),
+        0,
+        "a healthy stream needs no healing"
+    );
 }
 
 async fn a_stream_that_lost_single_messages_is_healed_without_duplicates(f: Fixture) {
@@ -327,7 +351,11 @@ async fn a_stream_that_lost_single_messages_is_healed_without_duplicates(f: Fixt
     let events = f.stream_events().await;
     let positions: HashSet<i64> = events.iter().map(|e| e.position).collect();
     assert_eq!(positions.len(), events.len(), "no event twice");
-    assert_eq!(events.len() as i64, f.store_count().await, "every event again");
+    assert_eq!(
+        events.len() as i64,
+        f.store_count().await,
+        "every event again"
+    );
 }
 
 async fn concurrent_appends_are_all_seen_once_by_a_tailing_reader(f: Fixture) {
@@ -414,7 +442,11 @@ async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
     let live = projection.digest().await.unwrap();
     let replayed = projection.rebuild(4).await.unwrap();
     assert_eq!(replayed as i64, f.store_count().await);
-    assert_eq!(projection.digest().await.unwrap(), live, "live view == rebuilt view");
+    assert_eq!(
+        projection.digest().await.unwrap(),
+        live,
+        "live view == rebuilt view"
+    );
     assert_eq!(projection.list(None, 100).await.unwrap().len(), 9);
 }
 
@@ -425,7 +457,11 @@ async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fix
     let once = projection.digest().await.unwrap();
 
     apply_everything(&f, &projection).await;
-    assert_eq!(projection.digest().await.unwrap(), once, "redelivery changes nothing");
+    assert_eq!(
+        projection.digest().await.unwrap(),
+        once,
+        "redelivery changes nothing"
+    );
 
     // A fresh view that receives each run's second event before its first (the stream
     // lost or reordered them) catches up from the store and ends up identical.
@@ -438,17 +474,20 @@ async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fix
             .map(drop))
         .unwrap();
     }
-    let mut events: Vec<CloudEvent> = f
-        .db
-        .read_after(Cursor::START, 1000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.to_cloud_event())
-        .collect();
+    let mut events: Vec<CloudEvent> =
+        f.db.read_after(Cursor::START, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.to_cloud_event())
+            .collect();
     events.reverse();
     fresh.apply_batch(&events).await.unwrap();
-    assert_eq!(fresh.digest().await.unwrap(), once, "order on the bus does not matter");
+    assert_eq!(
+        fresh.digest().await.unwrap(),
+        once,
+        "order on the bus does not matter"
+    );
 }
 
 // ---- Postgres only: transactions that commit late, advisory locks, plain subscribers ----
@@ -497,7 +536,12 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_late() {
     let naive_checkpoint = *naive.last().unwrap();
     assert!(naive_checkpoint > late_position);
     // ...while the fenced reader holds back everything behind the open transaction.
-    assert!(f.db.read_after(Cursor::START, 100).await.unwrap().is_empty());
+    assert!(f
+        .db
+        .read_after(Cursor::START, 100)
+        .await
+        .unwrap()
+        .is_empty());
 
     late.commit().await.unwrap();
 
@@ -507,7 +551,10 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_late() {
             .fetch_all(pool)
             .await
             .unwrap();
-    assert!(missed.is_empty(), "the naive reader has skipped the late event for good");
+    assert!(
+        missed.is_empty(),
+        "the naive reader has skipped the late event for good"
+    );
     eventually("the late event and the five are visible", || async {
         f.db.read_after(Cursor::START, 100).await.unwrap().len() == 6
     })
@@ -515,7 +562,10 @@ async fn a_reader_never_skips_an_event_whose_transaction_commits_late() {
     let fenced = f.db.read_after(Cursor::START, 100).await.unwrap();
     let positions: Vec<i64> = fenced.iter().map(|e| e.cursor.position).collect();
     assert_eq!(fenced.len(), 6);
-    assert_eq!(positions[0], late_position, "the late event comes first: it began first");
+    assert_eq!(
+        positions[0], late_position,
+        "the late event comes first: it began first"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

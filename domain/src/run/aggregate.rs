@@ -103,7 +103,10 @@ impl Aggregate for Run {
                     RunStatus::Requested => {}
                     finished => return Err(RunError::AlreadyFinished(finished)),
                 }
-                if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_LEN) {
+                if reason
+                    .as_ref()
+                    .is_some_and(|r| r.chars().count() > MAX_REASON_LEN)
+                {
                     return Err(RunError::ReasonTooLong);
                 }
                 sink.write(RunEvent::RunCancelled { reason }, self).await;

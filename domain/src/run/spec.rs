@@ -63,8 +63,9 @@ pub enum Resolution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Step {
-    /// Read the input's container and stream metadata.
-    Probe,
+    /// Read the input's container and stream metadata. (A struct variant, so that unknown
+    /// fields are refused like everywhere else.)
+    Probe {},
     /// Produce a rendition.
     Transcode {
         /// Container format.
@@ -104,7 +105,9 @@ pub enum SpecError {
     #[error("input url must be an absolute http or https URL of at most {MAX_INPUT_URL_LEN} characters without spaces")]
     InvalidUrl,
     /// A thumbnail time outside `0..=MAX_THUMBNAIL_SECONDS`.
-    #[error("step {step}: thumbnail at_seconds must be between 0 and {MAX_THUMBNAIL_SECONDS}, got {at}")]
+    #[error(
+        "step {step}: thumbnail at_seconds must be between 0 and {MAX_THUMBNAIL_SECONDS}, got {at}"
+    )]
     InvalidThumbnailTime {
         /// Index of the offending step (0-based).
         step: usize,
@@ -129,8 +132,7 @@ impl RunSpec {
         }
         for (index, step) in self.steps.iter().enumerate() {
             if let Step::Thumbnail { at_seconds } = step {
-                if !(at_seconds.is_finite() && (0.0..=MAX_THUMBNAIL_SECONDS).contains(at_seconds))
-                {
+                if !(at_seconds.is_finite() && (0.0..=MAX_THUMBNAIL_SECONDS).contains(at_seconds)) {
                     return Err(SpecError::InvalidThumbnailTime {
                         step: index,
                         at: *at_seconds,

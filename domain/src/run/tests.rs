@@ -39,7 +39,7 @@ fn requested() -> RunEvent {
         run_id: run_id(),
         owner: "alice".into(),
         input: Input::Url("https://media.example/clip.mov".into()),
-        steps: vec![Step::Probe, transcode()],
+        steps: vec![Step::Probe {}, transcode()],
     }
 }
 
@@ -47,7 +47,7 @@ fn requested() -> RunEvent {
 fn requesting_a_valid_run_records_it() {
     RunTest::with(())
         .given_no_previous_events()
-        .when(request(spec(vec![Step::Probe, transcode()])))
+        .when(request(spec(vec![Step::Probe {}, transcode()])))
         .then_expect_events(vec![requested()]);
 }
 
@@ -84,7 +84,7 @@ fn a_run_without_steps_is_refused() {
 fn a_run_with_too_many_steps_is_refused() {
     RunTest::with(())
         .given_no_previous_events()
-        .when(request(spec(vec![Step::Probe; MAX_STEPS + 1])))
+        .when(request(spec(vec![Step::Probe {}; MAX_STEPS + 1])))
         .then_expect_error(RunError::InvalidSpec(SpecError::TooManySteps(
             MAX_STEPS + 1,
         )));
@@ -103,7 +103,7 @@ fn a_run_with_a_bad_url_is_refused() {
             .given_no_previous_events()
             .when(request(RunSpec {
                 input: Input::Url(url.to_string()),
-                steps: vec![Step::Probe],
+                steps: vec![Step::Probe {}],
             }))
             .then_expect_error(RunError::InvalidSpec(SpecError::InvalidUrl));
     }
@@ -114,12 +114,18 @@ fn a_thumbnail_outside_the_media_is_refused() {
     for at in [-1.0, MAX_THUMBNAIL_SECONDS + 1.0, f64::NAN, f64::INFINITY] {
         let result = RunTest::with(())
             .given_no_previous_events()
-            .when(request(spec(vec![Step::Probe, Step::Thumbnail { at_seconds: at }])))
+            .when(request(spec(vec![
+                Step::Probe {},
+                Step::Thumbnail { at_seconds: at },
+            ])))
             .inspect_result();
         assert!(
             matches!(
                 result,
-                Err(RunError::InvalidSpec(SpecError::InvalidThumbnailTime { step: 1, .. }))
+                Err(RunError::InvalidSpec(SpecError::InvalidThumbnailTime {
+                    step: 1,
+                    ..
+                }))
             ),
             "{at}: {result:?}"
         );
@@ -130,7 +136,7 @@ fn a_thumbnail_outside_the_media_is_refused() {
 fn requesting_an_existing_run_again_is_refused() {
     RunTest::with(())
         .given(vec![requested()])
-        .when(request(spec(vec![Step::Probe])))
+        .when(request(spec(vec![Step::Probe {}])))
         .then_expect_error(RunError::AlreadyExists);
 }
 
@@ -191,6 +197,7 @@ fn step_kinds_and_options_use_the_documented_json_names() {
             resolution: Resolution::P480
         }
     );
-    let unknown_kind = serde_json::json!({"input": {"url": "https://a.b"}, "steps": [{"kind": "explode"}]});
+    let unknown_kind =
+        serde_json::json!({"input": {"url": "https://a.b"}, "steps": [{"kind": "explode"}]});
     assert!(serde_json::from_value::<RunSpec>(unknown_kind).is_err());
 }

@@ -32,18 +32,25 @@ pub fn routes(
     let live = warp::path!("live")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "alive"})).into_response());
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .and(with_state)
-        .map(|state: Arc<AppState>| {
-            warp::reply::with_header(
-                state.metrics.encode(),
-                "content-type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )
-            .into_response()
-        });
-    health.or(ready).unify().or(live).unify().or(metrics).unify()
+    let metrics =
+        warp::path!("metrics")
+            .and(warp::get())
+            .and(with_state)
+            .map(|state: Arc<AppState>| {
+                warp::reply::with_header(
+                    state.metrics.encode(),
+                    "content-type",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+                .into_response()
+            });
+    health
+        .or(ready)
+        .unify()
+        .or(live)
+        .unify()
+        .or(metrics)
+        .unify()
 }
 
 #[derive(Debug, Serialize)]
@@ -63,7 +70,11 @@ impl ServiceHealth {
     ) -> Self {
         match result {
             Ok(Ok(latency)) => Self {
-                status: if latency > SLOW { "degraded" } else { "healthy" },
+                status: if latency > SLOW {
+                    "degraded"
+                } else {
+                    "healthy"
+                },
                 latency: Some(latency.as_secs_f64() * 1000.0),
                 backend,
                 error: None,

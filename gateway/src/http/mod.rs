@@ -73,7 +73,10 @@ pub fn route_template(path: &str) -> &'static str {
 mod tests {
     #[test]
     fn raw_paths_collapse_to_route_templates() {
-        assert_eq!(super::route_template("/api/v1/runs/abc"), "/api/v1/runs/{id}");
+        assert_eq!(
+            super::route_template("/api/v1/runs/abc"),
+            "/api/v1/runs/{id}"
+        );
         assert_eq!(super::route_template("/api/v1/runs"), "/api/v1/runs");
         assert_eq!(super::route_template("/../../etc/passwd"), "unmatched");
     }

@@ -56,7 +56,12 @@ impl Problem {
 
     /// 422: the request parsed, but its content is not acceptable.
     pub fn unprocessable(slug: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, slug, "Unprocessable request", detail)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            slug,
+            "Unprocessable request",
+            detail,
+        )
     }
 
     /// 404.
@@ -96,8 +101,8 @@ impl Problem {
             detail: &self.detail,
             request_id,
         };
-        let mut response = warp::reply::with_status(warp::reply::json(&body), self.status)
-            .into_response();
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
         let headers = response.headers_mut();
         headers.insert(
             http::header::CONTENT_TYPE,

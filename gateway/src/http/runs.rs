@@ -29,25 +29,26 @@ pub fn routes(
         .map(|headers, bytes| JsonBody { headers, bytes });
     let with_state = warp::any().map(move || state.clone());
 
-    let create = warp::post()
-        .and(warp::path!("api" / "v1" / "runs"))
+    // Path before method: a path no route has must be a 404, not a 405.
+    let create = warp::path!("api" / "v1" / "runs")
+        .and(warp::post())
         .and(context())
         .and(with_state.clone())
         .and(body.clone())
         .then(create_run);
-    let list = warp::get()
-        .and(warp::path!("api" / "v1" / "runs"))
+    let list = warp::path!("api" / "v1" / "runs")
+        .and(warp::get())
         .and(context())
         .and(with_state.clone())
         .and(optional_raw_query())
         .then(list_runs);
-    let get = warp::get()
-        .and(warp::path!("api" / "v1" / "runs" / String))
+    let get = warp::path!("api" / "v1" / "runs" / String)
+        .and(warp::get())
         .and(context())
         .and(with_state.clone())
         .then(get_run);
-    let cancel = warp::post()
-        .and(warp::path!("api" / "v1" / "runs" / String / "cancel"))
+    let cancel = warp::path!("api" / "v1" / "runs" / String / "cancel")
+        .and(warp::post())
         .and(context())
         .and(with_state)
         .and(body)
@@ -71,32 +72,47 @@ pub struct BodyTooLarge {
 
 impl warp::reject::Reject for BodyTooLarge {}
 
-/// The request body, read up to `limit` bytes: refused early from `Content-Length`, and
-/// cut off while reading when the length is not declared (chunked bodies).
+/// The request body, at most `limit` bytes (declared or chunked).
 fn bounded_body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and_then(move |declared, stream| read_bounded(declared, stream, limit))
 }
 
-async fn read_bounded<S, B>(declared: Option<u64>, stream: S, limit: u64) -> Result<Bytes, Rejection>
+/// Bodies up to this size are read to the end even when refused, so that the client,
+/// still sending, gets to read the 413 instead of a reset connection.
+const DRAIN_CAP: u64 = 1024 * 1024;
+
+async fn read_bounded<S, B>(
+    declared: Option<u64>,
+    stream: S,
+    limit: u64,
+) -> Result<Bytes, Rejection>
 where
     S: futures::Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,
 {
     use bytes::BufMut;
     use futures::StreamExt;
-    if declared.is_some_and(|n| n > limit) {
-        return Err(warp::reject::custom(BodyTooLarge { limit }));
+    let too_large = || warp::reject::custom(BodyTooLarge { limit });
+    if declared.is_some_and(|n| n > limit.max(DRAIN_CAP)) {
+        return Err(too_large());
     }
     let mut stream = std::pin::pin!(stream);
     let mut body = bytes::BytesMut::new();
+    let mut received: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| warp::reject::reject())?;
-        if (body.len() + chunk.remaining()) as u64 > limit {
-            return Err(warp::reject::custom(BodyTooLarge { limit }));
+        received += chunk.remaining() as u64;
+        if received > limit.max(DRAIN_CAP) {
+            return Err(too_large());
         }
-        body.put(chunk);
+        if received <= limit {
+            body.put(chunk);
+        }
+    }
+    if received > limit {
+        return Err(too_large());
     }
     Ok(body.freeze())
 }
@@ -118,14 +134,19 @@ impl JsonBody {
         }
         if self.bytes.iter().all(u8::is_ascii_whitespace) {
             return empty.ok_or_else(|| {
-                Problem::bad_request("empty-body", "the request body is empty; send a JSON object")
+                Problem::bad_request(
+                    "empty-body",
+                    "the request body is empty; send a JSON object",
+                )
             });
         }
-        serde_json::from_slice(&self.bytes).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                Problem::unprocessable("invalid-body", format!("invalid request body: {e}"))
-            }
-            _ => Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")),
+        // Two steps, so that "not JSON" (400) and "JSON of the wrong shape" (422) are told
+        // apart reliably.
+        let value: serde_json::Value = serde_json::from_slice(&self.bytes).map_err(|e| {
+            Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
+        })?;
+        serde_json::from_value(value).map_err(|e| {
+            Problem::unprocessable("invalid-body", format!("invalid request body: {e}"))
         })
     }
 }
@@ -164,9 +185,7 @@ struct Page {
 
 fn optional_raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone
 {
-    warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify()
+    warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
 fn json(status: StatusCode, body: &impl Serialize, ctx: &RequestContext) -> Response {
@@ -312,8 +331,11 @@ async fn list_runs(ctx: RequestContext, state: Arc<AppState>, query: String) -> 
     let query: ListQuery = match serde_urlencoded::from_str(&query) {
         Ok(query) => query,
         Err(e) => {
-            return Problem::bad_request("invalid-query", format!("invalid query: {e}; use limit and cursor"))
-                .response(Some(&ctx))
+            return Problem::bad_request(
+                "invalid-query",
+                format!("invalid query: {e}; use limit and cursor"),
+            )
+            .response(Some(&ctx))
         }
     };
     let limit = match query.limit.as_deref().map(str::parse::<i64>) {

@@ -190,7 +190,8 @@ impl Database {
     /// How many events lie at or before `cursor`.
     pub async fn count_through(&self, cursor: Cursor) -> Result<i64, StoreError> {
         let sql = self.dialect(
-            "SELECT count(*) FROM events WHERE (xid, position) <= ($1::bigint::text::xid8, $2)".into(),
+            "SELECT count(*) FROM events WHERE (xid, position) <= ($1::bigint::text::xid8, $2)"
+                .into(),
             "SELECT count(*) FROM events WHERE (0, position) <= ($1, $2)".into(),
         );
         let count: i64 = on_pool!(self, |pool| sqlx::query_scalar(&sql)

@@ -95,7 +95,10 @@ impl Database {
     /// Round trip to the database, for health checks.
     pub async fn ping(&self) -> Result<Duration, StoreError> {
         let started = Instant::now();
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(started.elapsed())
     }
 

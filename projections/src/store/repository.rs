@@ -67,7 +67,9 @@ impl PersistedEventRepository for EventRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        delegate!(self, |repo| repo.persist::<A>(events, snapshot_update).await)
+        delegate!(self, |repo| repo
+            .persist::<A>(events, snapshot_update)
+            .await)
     }
 
     async fn stream_events<A: Aggregate>(
