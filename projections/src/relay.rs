@@ -10,7 +10,7 @@
 //!    (`<aggregate_type>:<aggregate_id>:<sequence>`), awaiting every ack, then checkpoints;
 //! 3. **heals** the stream: when it holds fewer messages than were relayed (purged, lost
 //!    writes, an in-process bus after restart), the missing events are published again.
-//!    Ids the stream still remembers are republished under `<id>:heal:<stream seq>`.
+//!    Ids the stream still remembers are republished under `<id>:heal:<seq>:<attempt>`.
 //!
 //! It is woken right after each local commit, and polls for commits made on other replicas.
 //! Because only this one task publishes, stream order equals global order, and so
@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::on_pool;
 use crate::store::{Cursor, Database, StoreError, StoredEvent};
+
+/// How many fresh ids healing tries for one event before giving up.
+const MAX_HEAL_ATTEMPTS: usize = 16;
 
 /// Why a relay step failed.
 #[derive(Debug, thiserror::Error)]
@@ -294,21 +297,29 @@ impl Relay {
     }
 
     async fn republish(&self, missing: &[StoredEvent]) -> Result<u64, RelayError> {
-        if missing.is_empty() {
-            return Ok(0);
-        }
-        let events = outgoing(missing);
-        let outcomes = self.bus.publish_batch(&events).await?;
-        // The stream still remembers these ids from before it lost the messages, and would
-        // drop them as duplicates: publish them once more under an id of their own.
-        let remembered: Vec<(String, CloudEvent)> = events
-            .into_iter()
-            .zip(&outcomes)
-            .filter(|(_, outcome)| outcome.duplicate)
-            .map(|((id, event), outcome)| (format!("{id}:heal:{}", outcome.stream_sequence), event))
-            .collect();
-        if !remembered.is_empty() {
-            self.bus.publish_batch(&remembered).await?;
+        let mut pending = outgoing(missing);
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            if attempt == MAX_HEAL_ATTEMPTS {
+                return Err(RelayError::Bus(BusError::Unavailable(format!(
+                    "{} events still shadowed by remembered ids after {attempt} attempts",
+                    pending.len()
+                ))));
+            }
+            let outcomes = self.bus.publish_batch(&pending).await?;
+            // The stream still remembers these ids (its duplicate window outlived the
+            // messages) and dropped them: publish them again under ids of their own. Each
+            // attempt's id names the message that shadowed the last one, so it is new.
+            pending = pending
+                .into_iter()
+                .zip(outcomes)
+                .filter(|(_, outcome)| outcome.duplicate)
+                .map(|((_, event), outcome)| {
+                    let id = format!("{}:heal:{}:{attempt}", event.id, outcome.stream_sequence);
+                    (id, event)
+                })
+                .collect();
+            attempt += 1;
         }
         Ok(missing.len() as u64)
     }

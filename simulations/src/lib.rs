@@ -1,1 +1,13 @@
-//! placeholder
+//! Deterministic chaos simulations: a seeded schedule of commands and faults is played
+//! against the real store, relay and read model, and the invariants are checked at the end.
+//! A failing seed replays exactly (`AURORA_SIM_SEED=<seed> cargo nextest run -p
+//! aurora-simulations`).
+//!
+//! # Layout
+//! - [`rng`]: a small seeded generator (every random choice comes from it).
+//! - [`relay_chaos`]: relay crashes, lost stream messages and consumer crashes against
+//!   SQLite + the in-process bus.
+#![forbid(unsafe_code)]
+
+pub mod relay_chaos;
+pub mod rng;
