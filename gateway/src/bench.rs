@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Postgres connections in Aurora's pool (the raw baseline uses one per client).
+    #[arg(long, default_value_t = 32)]
+    pub db_connections: u32,
     /// Measured seconds per phase.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
@@ -124,7 +127,7 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
     config.database_url = Some(database_url.to_string());
     config.nats_url = Some(args.nats_url.clone());
     config.nats_prefix = testkit::unique_prefix();
-    config.db_max_connections = args.concurrency.clamp(8, 64) as u32;
+    config.db_max_connections = args.db_connections;
     config.environment = "bench".into();
     let app = Application::build(config).await?;
     let state = app.state();

@@ -5,6 +5,7 @@
 //! between) first catches the row up from the store, so order and loss on the bus cannot
 //! corrupt the view.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,27 +96,44 @@ impl RunsProjection {
             .bind(highest.position)
             .execute(&mut *tx)
             .await?;
-            for event in events.iter().filter(|e| e.aggregatetype == Run::TYPE) {
-                let current: i64 =
-                    sqlx::query_scalar("SELECT last_sequence FROM runs_view WHERE id = $1")
-                        .bind(&event.aggregateid)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .unwrap_or(0);
-                if event.sequence <= current {
+            let runs: Vec<&CloudEvent> = events
+                .iter()
+                .filter(|e| e.aggregatetype == Run::TYPE)
+                .collect();
+            // One query for the current version of every run in the batch.
+            let mut current: HashMap<String, i64> = HashMap::new();
+            if !runs.is_empty() {
+                let placeholders: Vec<String> =
+                    (1..=runs.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT id, last_sequence FROM runs_view WHERE id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+                for event in &runs {
+                    query = query.bind(&event.aggregateid);
+                }
+                current.extend(query.fetch_all(&mut *tx).await?);
+            }
+            for event in runs {
+                let version = current.get(&event.aggregateid).copied().unwrap_or(0);
+                if event.sequence <= version {
                     continue; // already applied: redelivery
                 }
-                let pending = if event.sequence == current + 1 {
+                let pending = if event.sequence == version + 1 {
                     vec![event.clone()]
                 } else {
                     // The bus skipped something: catch up from the store.
                     self.db
-                        .read_aggregate_after(Run::TYPE, &event.aggregateid, current)
+                        .read_aggregate_after(Run::TYPE, &event.aggregateid, version)
                         .await?
                         .iter()
                         .map(|e| e.to_cloud_event())
                         .collect()
                 };
+                if let Some(last) = pending.last() {
+                    current.insert(event.aggregateid.clone(), last.sequence);
+                }
                 for event in &pending {
                     let run_event: RunEvent = serde_json::from_value(event.data.clone())
                         .map_err(|e| StoreError::Corrupt(format!("{}: {e}", event.id)))?;
@@ -330,9 +348,7 @@ impl RunsProjection {
             // On failure nothing is acked: the deliveries come back, and applying is
             // idempotent.
             self.apply_batch(&events).await?;
-            for delivery in deliveries {
-                delivery.ack().await?;
-            }
+            futures::future::try_join_all(deliveries.into_iter().map(|d| d.ack())).await?;
         }
     }
 }
