@@ -56,6 +56,20 @@ pub async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
     }
 }
 
+/// Binds the listener. `TCP_NODELAY` is set on it, and Linux hands it down to every
+/// accepted connection: small request/response exchanges must not wait on Nagle's
+/// algorithm meeting a delayed ACK.
+fn bind(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(address)?;
+    socket.listen(1024)
+}
+
 /// A built, listening Aurora: call [`Application::run_until_stopped`] to serve.
 pub struct Application {
     state: Arc<AppState>,
@@ -90,9 +104,8 @@ impl Application {
             tokio::spawn(runs.clone().run(bus.shared(), background.clone())),
         ];
 
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
+        let listener =
+            bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(AppState::new(config, db, bus, run_commands, runs, metrics));
         Ok(Self {
