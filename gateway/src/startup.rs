@@ -47,7 +47,7 @@ pub async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
             let bus = JetStreamBus::connect(url, subjects)
                 .await
                 .with_context(|| format!("connecting to NATS at {}", redact(url)))?;
-            Ok(Bus::JetStream(bus))
+            Ok(Bus::JetStream(Box::new(bus)))
         }
         None => {
             tracing::info!("using the in-process bus");
@@ -104,8 +104,7 @@ impl Application {
             tokio::spawn(runs.clone().run(bus.shared(), background.clone())),
         ];
 
-        let listener =
-            bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+        let listener = bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(AppState::new(config, db, bus, run_commands, runs, metrics));
         Ok(Self {

@@ -2,58 +2,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use aurora_nats::jetstream::JetStreamBus;
-use aurora_nats::memory::MemoryBus;
-use aurora_nats::EventBus;
+pub use aurora_nats::AnyBus as Bus;
 use aurora_projections::{Database, RunCommands, RunsProjection};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-
-/// The bus, with what health checks need to know of its concrete kind.
-#[derive(Clone)]
-pub enum Bus {
-    /// NATS JetStream.
-    JetStream(JetStreamBus),
-    /// In-process.
-    Memory(MemoryBus),
-}
-
-impl Bus {
-    /// The bus behind the shared trait.
-    pub fn shared(&self) -> Arc<dyn EventBus> {
-        match self {
-            Bus::JetStream(bus) => Arc::new(bus.clone()),
-            Bus::Memory(bus) => Arc::new(bus.clone()),
-        }
-    }
-
-    /// `nats` or `in-process`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Bus::JetStream(_) => "nats",
-            Bus::Memory(_) => "in-process",
-        }
-    }
-
-    /// Is the bus usable right now?
-    pub fn is_connected(&self) -> bool {
-        match self {
-            Bus::JetStream(bus) => bus.is_connected(),
-            Bus::Memory(_) => true,
-        }
-    }
-
-    /// Round trip to the bus.
-    pub async fn ping(&self) -> Result<Duration, aurora_nats::BusError> {
-        match self {
-            Bus::JetStream(bus) => bus.ping().await,
-            Bus::Memory(_) => Ok(Duration::ZERO),
-        }
-    }
-}
 
 /// Shared by all handlers.
 pub struct AppState {

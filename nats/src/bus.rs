@@ -66,7 +66,7 @@ pub struct Delivery {
 }
 
 pub(crate) enum Acker {
-    JetStream(async_nats::jetstream::Message),
+    JetStream(Box<async_nats::jetstream::Message>),
     Memory(crate::memory::AckHandle),
 }
 

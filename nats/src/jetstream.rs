@@ -236,7 +236,7 @@ impl EventBus for JetStreamBus {
                     Ok(event) => Ok(Delivery {
                         event,
                         stream_sequence: sequence,
-                        acker: Acker::JetStream(message),
+                        acker: Acker::JetStream(Box::new(message)),
                     }),
                     Err(error) => {
                         // Poison message: never redeliver it, report it once.

@@ -8,14 +8,17 @@
 //! - [`bus`]: the [`EventBus`] trait, deliveries and acks.
 //! - [`jetstream`]: the JetStream implementation.
 //! - [`memory`]: the in-process implementation.
+//! - [`any`]: either of them, for code that must know which.
 #![forbid(unsafe_code)]
 
+pub mod any;
 pub mod bus;
 pub mod envelope;
 pub mod jetstream;
 pub mod memory;
 pub mod subjects;
 
+pub use any::AnyBus;
 pub use bus::{BusError, Delivery, EventBus, PublishOutcome, StreamState};
 pub use envelope::CloudEvent;
 pub use subjects::Subjects;

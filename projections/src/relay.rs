@@ -255,8 +255,7 @@ impl Relay {
         let due = match self.saved {
             None => true,
             Some((cursor, at)) => {
-                cursor != self.cursor
-                    && (force || at.elapsed() >= self.config.checkpoint_interval)
+                cursor != self.cursor && (force || at.elapsed() >= self.config.checkpoint_interval)
             }
         };
         if due {

@@ -103,8 +103,7 @@ impl RunsProjection {
             // One query for the current version of every run in the batch.
             let mut current: HashMap<String, i64> = HashMap::new();
             if !runs.is_empty() {
-                let placeholders: Vec<String> =
-                    (1..=runs.len()).map(|i| format!("${i}")).collect();
+                let placeholders: Vec<String> = (1..=runs.len()).map(|i| format!("${i}")).collect();
                 let sql = format!(
                     "SELECT id, last_sequence FROM runs_view WHERE id IN ({})",
                     placeholders.join(", ")

@@ -13,7 +13,7 @@ use aurora_domain::run::{Input, RunCommand, RunSpec, Step};
 use aurora_domain::EventMetadata;
 use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
-use aurora_nats::{CloudEvent, EventBus, Subjects};
+use aurora_nats::{AnyBus, CloudEvent, EventBus, Subjects};
 use aurora_projections::relay::StepOutcome;
 use aurora_projections::testkit::{self, TempDir};
 use aurora_projections::{
@@ -29,15 +29,9 @@ const WAIT: Duration = Duration::from_secs(20);
 /// One backend pair, with the means to make its stream lose messages.
 struct Fixture {
     db: Database,
-    transport: Transport,
+    transport: AnyBus,
     subjects: Subjects,
     _dir: Option<TempDir>,
-}
-
-#[derive(Clone)]
-enum Transport {
-    Nats(JetStreamBus),
-    Memory(MemoryBus),
 }
 
 impl Fixture {
@@ -51,7 +45,7 @@ impl Fixture {
             .expect("NATS JetStream at AURORA_TEST_NATS_URL");
         Self {
             db,
-            transport: Transport::Nats(bus),
+            transport: AnyBus::JetStream(Box::new(bus)),
             subjects,
             _dir: None,
         }
@@ -64,17 +58,14 @@ impl Fixture {
         let subjects = Subjects::new(testkit::unique_prefix());
         Self {
             db,
-            transport: Transport::Memory(MemoryBus::new(subjects.clone())),
+            transport: AnyBus::Memory(MemoryBus::new(subjects.clone())),
             subjects,
             _dir: Some(dir),
         }
     }
 
     fn bus(&self) -> Arc<dyn EventBus> {
-        match &self.transport {
-            Transport::Nats(bus) => Arc::new(bus.clone()),
-            Transport::Memory(bus) => Arc::new(bus.clone()),
-        }
+        self.transport.shared()
     }
 
     fn relay(&self) -> Relay {
@@ -93,7 +84,7 @@ impl Fixture {
     /// Empties the stream, as `nats stream purge` would.
     async fn purge(&self) {
         match &self.transport {
-            Transport::Nats(bus) => {
+            AnyBus::JetStream(bus) => {
                 let stream = bus
                     .context()
                     .get_stream(self.subjects.stream())
@@ -101,14 +92,14 @@ impl Fixture {
                     .unwrap();
                 stream.purge().await.unwrap();
             }
-            Transport::Memory(bus) => bus.purge(),
+            AnyBus::Memory(bus) => bus.purge(),
         }
     }
 
     /// Deletes one message by stream sequence, as a lost write would.
     async fn delete(&self, sequence: u64) {
         match &self.transport {
-            Transport::Nats(bus) => {
+            AnyBus::JetStream(bus) => {
                 let stream = bus
                     .context()
                     .get_stream(self.subjects.stream())
@@ -116,7 +107,7 @@ impl Fixture {
                     .unwrap();
                 assert!(stream.delete_message(sequence).await.unwrap());
             }
-            Transport::Memory(bus) => assert!(bus.delete(sequence)),
+            AnyBus::Memory(bus) => assert!(bus.delete(sequence)),
         }
     }
 
@@ -177,6 +168,7 @@ on_both_backends!(
     concurrent_appends_are_all_seen_once_by_a_tailing_reader,
     the_live_runs_view_equals_a_rebuild_from_the_store,
     redelivered_and_reordered_events_change_nothing_in_the_runs_view,
+    concurrent_commands_on_one_run_store_exactly_one_change,
 );
 
 fn spec() -> RunSpec {
@@ -412,10 +404,19 @@ async fn wait_for_more(committed: &Notify) {
     }
 }
 
-async fn apply_everything(f: &Fixture, projection: &RunsProjection) {
+/// Every stored event as it travels on the bus, once the fence has let all of them through.
+async fn all_events(f: &Fixture) -> Vec<CloudEvent> {
+    let total = f.store_count().await as usize;
+    eventually("every event is behind the fence", || async {
+        f.db.read_after(Cursor::START, 10_000).await.unwrap().len() == total
+    })
+    .await;
     let page = f.db.read_after(Cursor::START, 10_000).await.unwrap();
-    let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();
-    projection.apply_batch(&events).await.unwrap();
+    page.iter().map(|e| e.to_cloud_event()).collect()
+}
+
+async fn apply_everything(f: &Fixture, projection: &RunsProjection) {
+    projection.apply_batch(&all_events(f).await).await.unwrap();
 }
 
 async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
@@ -440,6 +441,7 @@ async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
     consumer.await.unwrap();
 
     let live = projection.digest().await.unwrap();
+    all_events(&f).await; // a rebuild replays what is behind the fence
     let replayed = projection.rebuild(4).await.unwrap();
     assert_eq!(replayed as i64, f.store_count().await);
     assert_eq!(
@@ -488,6 +490,36 @@ async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fix
         once,
         "order on the bus does not matter"
     );
+}
+
+async fn concurrent_commands_on_one_run_store_exactly_one_change(f: Fixture) {
+    let commands = Arc::new(f.commands());
+    // The second run is requested and not cancelled.
+    let id = write_runs(&commands, 2).await.pop().unwrap();
+    let cancels: Vec<_> = (0..10)
+        .map(|n| {
+            let commands = commands.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let cancel = RunCommand::CancelRun {
+                    reason: Some(format!("attempt {n}")),
+                };
+                commands.execute(&id, cancel, &metadata(n)).await
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for cancel in cancels {
+        match cancel.await.unwrap() {
+            Ok(()) => accepted += 1,
+            Err(cqrs_es::AggregateError::AggregateConflict)
+            | Err(cqrs_es::AggregateError::UserError(_)) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(accepted, 1, "exactly one cancellation wins");
+    let events = f.db.read_aggregate_after("run", &id, 0).await.unwrap();
+    assert_eq!(events.len(), 2, "requested + one cancellation");
 }
 
 // ---- Postgres only: transactions that commit late, advisory locks, plain subscribers ----

@@ -95,10 +95,20 @@ impl World {
                 steps: vec![Step::Probe {}],
             };
             let owner = "simulation".to_string();
-            (id, RunCommand::RequestRun { run_id: id, owner, spec })
+            (
+                id,
+                RunCommand::RequestRun {
+                    run_id: id,
+                    owner,
+                    spec,
+                },
+            )
         };
         // Cancelling a cancelled run is refused by the aggregate: that is fine here.
-        let _ = self.commands.execute(&id.to_string(), command, &metadata).await;
+        let _ = self
+            .commands
+            .execute(&id.to_string(), command, &metadata)
+            .await;
         Ok(())
     }
 }
@@ -156,9 +166,7 @@ pub async fn simulate(seed: u64, ticks: usize) -> Result<Report, Violation> {
             _ => {
                 // The consumer takes what is ready; sometimes it dies before acking.
                 let mut batch = Vec::new();
-                while let Some(Some(delivery)) =
-                    futures::FutureExt::now_or_never(consumer.next())
-                {
+                while let Some(Some(delivery)) = futures::FutureExt::now_or_never(consumer.next()) {
                     batch.push(ok(delivery, "delivery")?);
                     if batch.len() == 1 + rng.below(8) as usize {
                         break;
@@ -204,12 +212,21 @@ pub async fn simulate(seed: u64, ticks: usize) -> Result<Report, Violation> {
 
     while let Some(Some(delivery)) = futures::FutureExt::now_or_never(consumer.next()) {
         let delivery = ok(delivery, "delivery")?;
-        ok(world.runs.apply_batch(&[delivery.event.clone()]).await, "apply")?;
+        ok(
+            world
+                .runs
+                .apply_batch(std::slice::from_ref(&delivery.event))
+                .await,
+            "apply",
+        )?;
         ok(delivery.ack().await, "ack")?;
     }
     let live = ok(world.runs.digest().await, "digest")?;
     ok(world.runs.rebuild(64).await, "rebuild")?;
     let rebuilt = ok(world.runs.digest().await, "digest")?;
-    check!(live == rebuilt, "seed {seed}: live runs view differs from a rebuild");
+    check!(
+        live == rebuilt,
+        "seed {seed}: live runs view differs from a rebuild"
+    );
     Ok(report)
 }

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use aurora_domain::EventMetadata;
 use aurora_nats::CloudEvent;
-use sqlx::Row;
 
 use super::{Database, StoreError};
 use crate::on_pool;
@@ -90,7 +89,9 @@ const PG_COLUMNS: &str = "xid::text::bigint AS xid, position, aggregate_type, ag
 const SQLITE_COLUMNS: &str = "0 AS xid, position, aggregate_type, aggregate_id, \
     sequence, event_type, event_version, payload, metadata";
 
-fn decode(
+/// A row as read, before its JSON columns are parsed.
+#[derive(sqlx::FromRow)]
+struct Row {
     xid: i64,
     position: i64,
     aggregate_type: String,
@@ -98,47 +99,41 @@ fn decode(
     sequence: i64,
     event_type: String,
     event_version: String,
-    payload: &str,
-    metadata: &str,
-) -> Result<StoredEvent, StoreError> {
-    let corrupt = |what: &str, e: serde_json::Error| {
-        StoreError::Corrupt(format!("event at position {position}: {what}: {e}"))
-    };
-    let payload = serde_json::from_str(payload).map_err(|e| corrupt("payload", e))?;
-    let metadata: HashMap<String, String> =
-        serde_json::from_str(metadata).map_err(|e| corrupt("metadata", e))?;
-    Ok(StoredEvent {
-        cursor: Cursor { xid, position },
-        aggregate_type,
-        aggregate_id,
-        sequence,
-        event_type,
-        event_version,
-        payload,
-        metadata: EventMetadata::from_map(&metadata),
-    })
+    payload: String,
+    metadata: String,
+}
+
+impl Row {
+    fn decode(self) -> Result<StoredEvent, StoreError> {
+        let position = self.position;
+        let corrupt = |what: &str, e: serde_json::Error| {
+            StoreError::Corrupt(format!("event at position {position}: {what}: {e}"))
+        };
+        let payload = serde_json::from_str(&self.payload).map_err(|e| corrupt("payload", e))?;
+        let metadata: HashMap<String, String> =
+            serde_json::from_str(&self.metadata).map_err(|e| corrupt("metadata", e))?;
+        Ok(StoredEvent {
+            cursor: Cursor {
+                xid: self.xid,
+                position,
+            },
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload,
+            metadata: EventMetadata::from_map(&metadata),
+        })
+    }
 }
 
 macro_rules! fetch_events {
     ($db:expr, $sql:expr, $($bind:expr),*) => {
-        on_pool!($db, |pool| {
-            let rows = sqlx::query($sql)$(.bind($bind))*.fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    decode(
-                        row.try_get("xid")?,
-                        row.try_get("position")?,
-                        row.try_get("aggregate_type")?,
-                        row.try_get("aggregate_id")?,
-                        row.try_get("sequence")?,
-                        row.try_get("event_type")?,
-                        row.try_get("event_version")?,
-                        row.try_get::<&str, _>("payload")?,
-                        row.try_get::<&str, _>("metadata")?,
-                    )
-                })
-                .collect::<Result<Vec<_>, StoreError>>()
-        })
+        on_pool!($db, |pool| sqlx::query_as::<_, Row>($sql)$(.bind($bind))*.fetch_all(pool).await)?
+            .into_iter()
+            .map(Row::decode)
+            .collect::<Result<Vec<_>, StoreError>>()
     };
 }
 
