@@ -90,6 +90,17 @@ impl TestApp {
             .unwrap()
     }
 
+    async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn created_id(&self, body: &Value) -> String {
         let response = self.post_run(body).await;
         assert_eq!(response.status(), StatusCode::CREATED);
@@ -230,15 +241,7 @@ async fn runs_can_be_read_listed_page_by_page_and_cancelled(mode: Mode) {
         app.await_view(id, 1).await;
     }
 
-    let run: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/runs/{}", ids[0])))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = app.get_json(&format!("/api/v1/runs/{}", ids[0])).await;
     assert_eq!(run["id"], ids[0].as_str());
     assert_eq!(run["status"], "requested");
     assert_eq!(
@@ -246,15 +249,7 @@ async fn runs_can_be_read_listed_page_by_page_and_cancelled(mode: Mode) {
         json!({"url": "https://media.example/clip.mov"})
     );
 
-    let page: Value = app
-        .client
-        .get(app.url("/api/v1/runs?limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/runs?limit=2").await;
     let listed: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
@@ -268,14 +263,8 @@ async fn runs_can_be_read_listed_page_by_page_and_cancelled(mode: Mode) {
     );
     let cursor = page["next_cursor"].as_str().unwrap();
     let page: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/runs?limit=2&cursor={cursor}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/runs?limit=2&cursor={cursor}"))
+        .await;
     assert_eq!(page["items"][0]["id"], ids[0].as_str());
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert!(page["next_cursor"].is_null());
@@ -301,15 +290,7 @@ async fn runs_can_be_read_listed_page_by_page_and_cancelled(mode: Mode) {
     assert_eq!(bare.status(), StatusCode::OK);
 
     app.await_view(&ids[1], 2).await;
-    let run: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/runs/{}", ids[1])))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = app.get_json(&format!("/api/v1/runs/{}", ids[1])).await;
     assert_eq!(run["status"], "cancelled");
     assert_eq!(run["cancel_reason"], "wrong file");
     assert_eq!(run["version"], 2);
@@ -622,15 +603,7 @@ async fn bad_input_gets_a_problem_and_changes_nothing(mode: Mode) {
         assert_eq!(content_type, "application/problem+json", "{path}");
     }
     assert_eq!(app.stored_events().await, 0, "nothing was stored");
-    let page: Value = app
-        .client
-        .get(app.url("/api/v1/runs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/runs").await;
     assert_eq!(page["items"], json!([]));
     app.stop().await;
 }
@@ -669,15 +642,7 @@ async fn concurrent_posts_are_each_stored_once_and_all_answered(mode: Mode) {
     for id in &ids {
         app.await_view(id, 1).await;
     }
-    let page: Value = app
-        .client
-        .get(app.url("/api/v1/runs?limit=100"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/runs?limit=100").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 50);
     Arc::into_inner(app).unwrap().stop().await;
 }
