@@ -38,6 +38,11 @@ pub struct Config {
     #[arg(long, env = "AURORA_DB_MAX_CONNECTIONS", default_value_t = 32)]
     pub db_max_connections: u32,
 
+    /// Group-commit writers: transactions appending events at once (Postgres; SQLite
+    /// always uses one). Concurrent commands share these transactions.
+    #[arg(long, env = "AURORA_DB_WRITERS", default_value_t = aurora_projections::commands::DEFAULT_WRITERS)]
+    pub db_writers: usize,
+
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
     #[arg(long, env = "AURORA_DRAIN_SECONDS", default_value_t = 25)]
     pub drain_seconds: u64,
@@ -58,6 +63,7 @@ impl Config {
             nats_prefix: "aurora".to_string(),
             max_body_bytes: 64 * 1024,
             db_max_connections: 32,
+            db_writers: aurora_projections::commands::DEFAULT_WRITERS,
             drain_seconds: 25,
             environment: "test".to_string(),
         }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::Subjects;
+use aurora_projections::store::GroupCommit;
 use aurora_projections::{Database, Relay, RelayConfig, RunCommands, RunsProjection};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -89,7 +90,8 @@ impl Application {
         let bus = connect_bus(&config).await?;
         let metrics = Metrics::new();
         let committed = Arc::new(Notify::new());
-        let run_commands = RunCommands::new(&db, committed.clone());
+        let appends = GroupCommit::start(&db, config.db_writers);
+        let run_commands = RunCommands::with_appends(&db, appends, committed.clone());
         let runs = Arc::new(RunsProjection::new(db.clone()));
         let relay = Relay::new(
             db.clone(),

@@ -12,7 +12,10 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{AggregateError, CqrsFramework};
 use tokio::sync::Notify;
 
-use crate::store::{Database, EventRepository};
+use crate::store::{Database, EventRepository, GroupCommit};
+
+/// Writers of the group commit when none are configured.
+pub const DEFAULT_WRITERS: usize = 4;
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<EventRepository, A>>;
 
@@ -23,9 +26,15 @@ pub struct RunCommands {
 }
 
 impl RunCommands {
-    /// Commands over `db`; `committed` is notified after every commit that wrote events.
+    /// Commands over `db` with a group commit of their own; `committed` is notified after
+    /// every commit that wrote events.
     pub fn new(db: &Database, committed: Arc<Notify>) -> Self {
-        let store = PersistedEventStore::new_event_store(db.event_repository());
+        Self::with_appends(db, GroupCommit::start(db, DEFAULT_WRITERS), committed)
+    }
+
+    /// Commands over `db` appending through `appends` (shared with other aggregates).
+    pub fn with_appends(db: &Database, appends: GroupCommit, committed: Arc<Notify>) -> Self {
+        let store = PersistedEventStore::new_event_store(db.event_repository(appends));
         Self {
             cqrs: CqrsFramework::new(store, vec![], ()),
             committed,

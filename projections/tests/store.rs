@@ -15,10 +15,12 @@ use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::{AnyBus, CloudEvent, EventBus, Subjects};
 use aurora_projections::relay::StepOutcome;
+use aurora_projections::store::GroupCommit;
 use aurora_projections::testkit::{self, TempDir};
 use aurora_projections::{
     Cursor, Database, Relay, RelayConfig, RelayMetrics, RunCommands, RunsProjection,
 };
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -169,6 +171,7 @@ on_both_backends!(
     the_live_runs_view_equals_a_rebuild_from_the_store,
     redelivered_and_reordered_events_change_nothing_in_the_runs_view,
     concurrent_commands_on_one_run_store_exactly_one_change,
+    in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours_everything,
 );
 
 fn spec() -> RunSpec {
@@ -520,6 +523,118 @@ async fn concurrent_commands_on_one_run_store_exactly_one_change(f: Fixture) {
     assert_eq!(accepted, 1, "exactly one cancellation wins");
     let events = f.db.read_aggregate_after("run", &id, 0).await.unwrap();
     assert_eq!(events.len(), 2, "requested + one cancellation");
+}
+
+fn serialized(aggregate_id: &str, sequence: usize) -> SerializedEvent {
+    SerializedEvent {
+        aggregate_id: aggregate_id.into(),
+        sequence,
+        aggregate_type: "probe".into(),
+        event_type: "Probed".into(),
+        event_version: "1".into(),
+        payload: serde_json::json!({ "n": sequence }),
+        metadata: serde_json::json!({ "principal": "tester" }),
+    }
+}
+
+async fn wait_until_queued(appends: &GroupCommit, n: usize) {
+    eventually(&format!("{n} appends queued"), || async {
+        appends.queued() == n
+    })
+    .await;
+}
+
+/// Group commit: appends queued together share one transaction, and each stays
+/// all-or-nothing. A single writer is held up by a transaction that owns `blocker`'s first
+/// event, so the appends queued meanwhile are taken as one batch.
+async fn in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours_everything(
+    f: Fixture,
+) {
+    let appends = GroupCommit::start(&f.db, 1);
+    appends.append(&[serialized("x", 2)]).await.unwrap();
+
+    let held = serialized("blocker", 1);
+    let release = Arc::new(Notify::new());
+    let holder = {
+        let db = f.db.clone();
+        let release = release.clone();
+        let (inserted, holding) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            aurora_projections::on_pool!(&db, |pool| {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata) VALUES ($1, $2, 1, 'Probed', '1', '{}', '{}')",
+                )
+                .bind(&held.aggregate_type)
+                .bind(&held.aggregate_id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                inserted.send(()).unwrap();
+                release.notified().await;
+                tx.commit().await.unwrap();
+            })
+        });
+        holding.await.unwrap();
+        task
+    };
+    // The writer takes the blocker's append alone and waits on the open transaction.
+    let blocked = tokio::spawn({
+        let appends = appends.clone();
+        async move { appends.append(&[serialized("blocker", 1)]).await }
+    });
+    wait_until_queued(&appends, 0).await;
+
+    // Queued meanwhile: x collides at sequence 2 only; y and z are free.
+    let spawn = |events: Vec<SerializedEvent>| {
+        let appends = appends.clone();
+        tokio::spawn(async move { appends.append(&events).await })
+    };
+    let x = spawn(vec![
+        serialized("x", 1),
+        serialized("x", 2),
+        serialized("x", 3),
+    ]);
+    let y = spawn(vec![serialized("y", 1)]);
+    let z = spawn(vec![serialized("z", 1), serialized("z", 2)]);
+    wait_until_queued(&appends, 3).await;
+    release.notify_one();
+    holder.await.unwrap();
+
+    assert!(matches!(
+        blocked.await.unwrap(),
+        Err(PersistenceError::OptimisticLockError)
+    ));
+    assert!(matches!(
+        x.await.unwrap(),
+        Err(PersistenceError::OptimisticLockError)
+    ));
+    y.await.unwrap().unwrap();
+    z.await.unwrap().unwrap();
+    let sequences = |id: &'static str| {
+        let db = f.db.clone();
+        async move {
+            db.read_aggregate_after("probe", id, 0)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| (e.sequence, e.payload.clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        sequences("x").await,
+        vec![(2, serde_json::json!({ "n": 2 }))],
+        "nothing of the colliding append was kept"
+    );
+    assert_eq!(sequences("y").await.len(), 1);
+    assert_eq!(sequences("z").await.len(), 2);
+    assert_eq!(
+        sequences("blocker").await,
+        vec![(1, serde_json::json!({}))],
+        "the first writer of blocker's event won"
+    );
 }
 
 // ---- Postgres only: transactions that commit late, advisory locks, plain subscribers ----

@@ -1,5 +1,6 @@
 //! The event store: one database, Postgres in production, SQLite in embedded mode.
 
+mod append;
 mod log;
 mod repository;
 
@@ -11,6 +12,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use append::GroupCommit;
 pub use log::{Cursor, StoredEvent};
 pub use repository::EventRepository;
 
@@ -107,8 +109,8 @@ impl Database {
         on_pool!(self, |pool| pool.close().await)
     }
 
-    /// The cqrs-es repository over this database.
-    pub fn event_repository(&self) -> EventRepository {
-        EventRepository::new(self)
+    /// The cqrs-es repository over this database, appending through `appends`.
+    pub fn event_repository(&self, appends: GroupCommit) -> EventRepository {
+        EventRepository::new(self, appends)
     }
 }

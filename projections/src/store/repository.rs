@@ -1,5 +1,6 @@
 //! One cqrs-es repository type over either backend, so that the write path has one
-//! concrete type whatever the deployment.
+//! concrete type whatever the deployment. Reads go through postgres-es / sqlite-es;
+//! appends go through the group commit ([`super::append`]).
 
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
@@ -9,30 +10,36 @@ use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 
+use super::append::GroupCommit;
 use super::Database;
 
+/// The cqrs-es repository Aurora's write path uses.
+pub struct EventRepository {
+    reads: Reads,
+    appends: GroupCommit,
+}
+
 /// postgres-es or sqlite-es, chosen at startup.
-pub enum EventRepository {
-    /// Production.
+enum Reads {
     Postgres(PostgresEventRepository),
-    /// Embedded.
     Sqlite(SqliteEventRepository),
 }
 
 impl EventRepository {
-    pub(super) fn new(db: &Database) -> Self {
-        match db {
-            Database::Postgres(pool) => Self::Postgres(PostgresEventRepository::new(pool.clone())),
-            Database::Sqlite(pool) => Self::Sqlite(SqliteEventRepository::new(pool.clone())),
-        }
+    pub(super) fn new(db: &Database, appends: GroupCommit) -> Self {
+        let reads = match db {
+            Database::Postgres(pool) => Reads::Postgres(PostgresEventRepository::new(pool.clone())),
+            Database::Sqlite(pool) => Reads::Sqlite(SqliteEventRepository::new(pool.clone())),
+        };
+        Self { reads, appends }
     }
 }
 
 macro_rules! delegate {
     ($self:ident, |$repo:ident| $body:expr) => {
-        match $self {
-            EventRepository::Postgres($repo) => $body,
-            EventRepository::Sqlite($repo) => $body,
+        match &$self.reads {
+            Reads::Postgres($repo) => $body,
+            Reads::Sqlite($repo) => $body,
         }
     };
 }
@@ -67,9 +74,14 @@ impl PersistedEventRepository for EventRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        delegate!(self, |repo| repo
-            .persist::<A>(events, snapshot_update)
-            .await)
+        match snapshot_update {
+            None => self.appends.append(events).await,
+            // Aurora takes no snapshots; should an aggregate ever use them, its appends go
+            // through the backend's own transaction.
+            Some(snapshot) => {
+                delegate!(self, |repo| repo.persist::<A>(events, Some(snapshot)).await)
+            }
+        }
     }
 
     async fn stream_events<A: Aggregate>(

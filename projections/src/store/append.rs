@@ -1,0 +1,321 @@
+//! Group commit: concurrent appends share one transaction.
+//!
+//! Each command's events must be durable before it is answered, and a commit costs a WAL
+//! flush plus several round trips. So appends queue here, and a few writers each take what
+//! has queued (up to a cap), insert it in one statement, commit once, and answer every
+//! append after the commit. At low load a batch is one append and nothing waits; under load
+//! batches grow and the cost per command falls.
+//!
+//! Every append stays all-or-nothing. An append whose events collide with stored ones
+//! (another command on the same aggregate won the race) is answered `OptimisticLockError`,
+//! and whatever of it the statement did insert is deleted before the commit, so the other
+//! appends of the batch are unaffected. Two appends to one aggregate never share a batch:
+//! the later one goes into the writer's next batch, where it meets the stored events like
+//! any late writer. Rows are inserted in key order, so two batches never wait on each other
+//! in opposite orders (no deadlocks).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::Database;
+
+/// Most events one transaction carries.
+const MAX_BATCH_EVENTS: usize = 256;
+
+/// (aggregate type, aggregate id, sequence): the events table's primary key.
+type Key = (String, String, i64);
+
+/// The queue in front of the writers. Cheap to clone; writers stop when the last clone is
+/// dropped and the queue is empty.
+#[derive(Clone)]
+pub struct GroupCommit {
+    queue: mpsc::Sender<Append>,
+}
+
+struct Append {
+    events: Vec<SerializedEvent>,
+    done: oneshot::Sender<Result<(), PersistenceError>>,
+}
+
+impl Append {
+    /// The aggregate this append writes to.
+    fn aggregate(&self) -> (String, String) {
+        let first = &self.events[0];
+        (first.aggregate_type.clone(), first.aggregate_id.clone())
+    }
+
+    fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.events.iter().map(|e| {
+            (
+                e.aggregate_type.clone(),
+                e.aggregate_id.clone(),
+                e.sequence as i64,
+            )
+        })
+    }
+}
+
+impl GroupCommit {
+    /// Starts `writers` writer tasks over `db`. SQLite serialises writers, so one is
+    /// enough there; on Postgres several transactions in flight share WAL flushes.
+    pub fn start(db: &Database, writers: usize) -> Self {
+        let writers = match db {
+            Database::Postgres(_) => writers.max(1),
+            Database::Sqlite(_) => 1,
+        };
+        let (queue, receiver) = mpsc::channel(4 * MAX_BATCH_EVENTS);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..writers {
+            tokio::spawn(writer(db.clone(), receiver.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Appends waiting for a writer to take them (for metrics and tests).
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Appends `events` (all of one aggregate, in sequence order) in one commit. `Ok`
+    /// means they are durably stored; `OptimisticLockError` means another command wrote
+    /// to the aggregate first and nothing of these was stored.
+    pub async fn append(&self, events: &[SerializedEvent]) -> Result<(), PersistenceError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (done, answer) = oneshot::channel();
+        let append = Append {
+            events: events.to_vec(),
+            done,
+        };
+        let stopped =
+            || PersistenceError::ConnectionError("the event store is shutting down".into());
+        self.queue.send(append).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One writer: take a batch, write it, answer it; until the queue closes.
+async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
+    let mut carried: Vec<Append> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut carried);
+        {
+            // One writer collects at a time: it waits for the first append, then takes
+            // whatever else is already queued, and lets the next writer collect.
+            let mut queue = queue.lock().await;
+            if batch.is_empty() {
+                match queue.recv().await {
+                    Some(append) => batch.push(append),
+                    None => return,
+                }
+            }
+            let mut events: usize = batch.iter().map(|a| a.events.len()).sum();
+            while events < MAX_BATCH_EVENTS {
+                let Ok(append) = queue.try_recv() else { break };
+                events += append.events.len();
+                batch.push(append);
+            }
+        }
+        let mut aggregates = HashSet::new();
+        let (now, later): (Vec<Append>, Vec<Append>) = batch
+            .into_iter()
+            .partition(|a| aggregates.insert(a.aggregate()));
+        carried = later;
+        write(&db, now).await;
+    }
+}
+
+/// Writes one batch and answers every append in it.
+async fn write(db: &Database, batch: Vec<Append>) {
+    match insert(db, &batch).await {
+        Ok(stored) => {
+            for (append, stored) in batch.into_iter().zip(stored) {
+                let answer = if stored {
+                    Ok(())
+                } else {
+                    Err(PersistenceError::OptimisticLockError)
+                };
+                // The caller may have gone away (client disconnected): the events are
+                // stored all the same.
+                let _ = append.done.send(answer);
+            }
+        }
+        Err(error) if batch.len() > 1 && !is_connection_error(&error) => {
+            // One bad append must not fail its neighbours: write each on its own.
+            tracing::warn!(%error, appends = batch.len(), "batched append failed; retrying one by one");
+            for append in batch {
+                Box::pin(write(db, vec![append])).await;
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, appends = batch.len(), "append failed");
+            let connection = is_connection_error(&error);
+            for append in batch {
+                let message: Box<dyn std::error::Error + Send + Sync> = error.to_string().into();
+                let _ = append.done.send(Err(if connection {
+                    PersistenceError::ConnectionError(message)
+                } else {
+                    PersistenceError::UnknownError(message)
+                }));
+            }
+        }
+    }
+}
+
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// Inserts the batch in one transaction; for each append, whether it was stored.
+async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<bool>, sqlx::Error> {
+    let mut rows: Vec<&SerializedEvent> = batch.iter().flat_map(|a| &a.events).collect();
+    rows.sort_by(|a, b| {
+        (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(
+            &b.aggregate_type,
+            &b.aggregate_id,
+            b.sequence,
+        ))
+    });
+    let json = |value: &serde_json::Value| value.to_string();
+    match db {
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let inserted: Vec<Key> = sqlx::query_as(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], \
+                     $5::text[], $6::text[]::json[], $7::text[]::json[]) \
+                 ON CONFLICT DO NOTHING \
+                 RETURNING aggregate_type, aggregate_id, sequence",
+            )
+            .bind(rows.iter().map(|e| &e.aggregate_type).collect::<Vec<_>>())
+            .bind(rows.iter().map(|e| &e.aggregate_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
+            .bind(rows.iter().map(|e| &e.event_type).collect::<Vec<_>>())
+            .bind(rows.iter().map(|e| &e.event_version).collect::<Vec<_>>())
+            .bind(rows.iter().map(|e| json(&e.payload)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|e| json(&e.metadata)).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+            let (stored, orphans) = settle(batch, inserted);
+            if !orphans.is_empty() {
+                sqlx::query(
+                    "DELETE FROM events WHERE (aggregate_type, aggregate_id, sequence) IN \
+                     (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]))",
+                )
+                .bind(orphans.iter().map(|k| &k.0).collect::<Vec<_>>())
+                .bind(orphans.iter().map(|k| &k.1).collect::<Vec<_>>())
+                .bind(orphans.iter().map(|k| k.2).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(stored)
+        }
+        Database::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata) VALUES {values} \
+                 ON CONFLICT DO NOTHING RETURNING aggregate_type, aggregate_id, sequence"
+            );
+            let mut query = sqlx::query_as(&sql);
+            for e in &rows {
+                query = query
+                    .bind(&e.aggregate_type)
+                    .bind(&e.aggregate_id)
+                    .bind(e.sequence as i64)
+                    .bind(&e.event_type)
+                    .bind(&e.event_version)
+                    .bind(json(&e.payload))
+                    .bind(json(&e.metadata));
+            }
+            let inserted: Vec<Key> = query.fetch_all(&mut *tx).await?;
+            let (stored, orphans) = settle(batch, inserted);
+            for (aggregate_type, aggregate_id, sequence) in &orphans {
+                sqlx::query(
+                    "DELETE FROM events \
+                     WHERE aggregate_type = ? AND aggregate_id = ? AND sequence = ?",
+                )
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(sequence)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(stored)
+        }
+    }
+}
+
+/// Which appends were stored whole, and the rows of the others that must be taken back.
+fn settle(batch: &[Append], inserted: Vec<Key>) -> (Vec<bool>, Vec<Key>) {
+    let inserted: HashSet<Key> = inserted.into_iter().collect();
+    let mut orphans = Vec::new();
+    let stored = batch
+        .iter()
+        .map(|append| {
+            let whole = append.keys().all(|k| inserted.contains(&k));
+            if !whole {
+                orphans.extend(append.keys().filter(|k| inserted.contains(k)));
+            }
+            whole
+        })
+        .collect();
+    (stored, orphans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(aggregate_id: &str, sequences: &[usize]) -> Append {
+        let events = sequences
+            .iter()
+            .map(|&sequence| SerializedEvent {
+                aggregate_id: aggregate_id.into(),
+                sequence,
+                aggregate_type: "run".into(),
+                event_type: "E".into(),
+                event_version: "1".into(),
+                payload: serde_json::Value::Null,
+                metadata: serde_json::Value::Null,
+            })
+            .collect();
+        Append {
+            events,
+            done: oneshot::channel().0,
+        }
+    }
+
+    fn key(id: &str, sequence: i64) -> Key {
+        ("run".into(), id.into(), sequence)
+    }
+
+    #[test]
+    fn an_append_is_stored_only_when_all_its_rows_went_in_and_partial_ones_are_taken_back() {
+        let batch = [
+            append("a", &[1, 2]),
+            append("b", &[3, 4]),
+            append("c", &[1]),
+        ];
+        // b's sequence 3 collided with a stored event; c collided entirely.
+        let inserted = vec![key("a", 1), key("a", 2), key("b", 4)];
+        let (stored, orphans) = settle(&batch, inserted);
+        assert_eq!(stored, vec![true, false, false]);
+        assert_eq!(orphans, vec![key("b", 4)]);
+    }
+}
