@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aurora_nats::EventBus;
+use aurora_projections::store::pg_pool_options;
 use aurora_projections::testkit;
 use clap::Args;
-use sqlx::postgres::PgPoolOptions;
 
 use crate::config::Config;
 use crate::startup::Application;
@@ -165,8 +165,7 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
     server.await??;
 
     let pool = Arc::new(
-        PgPoolOptions::new()
-            .max_connections(args.concurrency as u32)
+        pg_pool_options(args.concurrency as u32)
             .connect(database_url)
             .await?,
     );

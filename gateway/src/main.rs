@@ -8,6 +8,11 @@ use aurora_gateway::telemetry;
 use aurora_projections::RunsProjection;
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc: the request path allocates a great deal (JSON, headers, SQL rows), and glibc's
+/// malloc took ~10 % of Aurora's CPU under load (perf, see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "aurora", version, about = "Event-sourced media pipelines")]
 struct Cli {

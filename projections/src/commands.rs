@@ -1,15 +1,19 @@
 //! The write path: commands → aggregate → events in the store.
 //!
-//! cqrs-es would run in-process queries right after commit, but a crash between commit and
-//! query loses them, so none are registered: the relay reads committed events from the
-//! store. After each commit the relay is woken so that events reach the bus at once.
+//! cqrs-es's `CqrsFramework` would run in-process queries right after commit, but a crash
+//! between commit and query loses them, so Aurora registers none and the relay reads
+//! committed events from the store instead. What remains of the framework — load, handle,
+//! commit — is spelled out here, over cqrs-es's own `PersistedEventStore`, so that a
+//! command creating an aggregate can skip the load: its id is fresh, so it has no history.
+//! After each commit that wrote events the relay is woken so that they reach the bus at once.
 
 use std::sync::Arc;
 
 use aurora_domain::run::{Run, RunCommand, RunError};
 use aurora_domain::EventMetadata;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{AggregateError, CqrsFramework};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use tokio::sync::Notify;
 
 use crate::store::{Database, EventRepository, GroupCommit};
@@ -17,11 +21,9 @@ use crate::store::{Database, EventRepository, GroupCommit};
 /// Writers of the group commit when none are configured.
 pub const DEFAULT_WRITERS: usize = 4;
 
-type Framework<A> = CqrsFramework<A, PersistedEventStore<EventRepository, A>>;
-
 /// Executes `Run` commands.
 pub struct RunCommands {
-    cqrs: Framework<Run>,
+    store: PersistedEventStore<EventRepository, Run>,
     committed: Arc<Notify>,
 }
 
@@ -34,22 +36,60 @@ impl RunCommands {
 
     /// Commands over `db` appending through `appends` (shared with other aggregates).
     pub fn with_appends(db: &Database, appends: GroupCommit, committed: Arc<Notify>) -> Self {
-        let store = PersistedEventStore::new_event_store(db.event_repository(appends));
         Self {
-            cqrs: CqrsFramework::new(store, vec![], ()),
+            store: PersistedEventStore::new_event_store(db.event_repository(appends)),
             committed,
         }
     }
 
-    /// Executes `command` against run `run_id`. `Ok` means the events are durably stored.
+    /// Executes `command` against run `run_id`, loaded from its history. `Ok` means the
+    /// events are durably stored.
     pub async fn execute(
         &self,
         run_id: &str,
         command: RunCommand,
         metadata: &EventMetadata,
     ) -> Result<(), AggregateError<RunError>> {
-        self.cqrs
-            .execute_with_metadata(run_id, command, metadata.to_map())
+        let context = self.store.load_aggregate(run_id).await?;
+        self.handle_and_commit(context, command, metadata).await
+    }
+
+    /// Executes `command` against run `run_id`, an id just minted, without loading it: a
+    /// fresh id has no history. Should it have one after all, the append collides with it
+    /// and the command is refused with `AggregateConflict`; nothing is overwritten.
+    pub async fn create(
+        &self,
+        run_id: &str,
+        command: RunCommand,
+        metadata: &EventMetadata,
+    ) -> Result<(), AggregateError<RunError>> {
+        let context = EventStoreAggregateContext {
+            aggregate_id: run_id.to_string(),
+            aggregate: Run::default(),
+            current_sequence: 0,
+            current_snapshot: None,
+        };
+        self.handle_and_commit(context, command, metadata).await
+    }
+
+    async fn handle_and_commit(
+        &self,
+        mut context: EventStoreAggregateContext<Run>,
+        command: RunCommand,
+        metadata: &EventMetadata,
+    ) -> Result<(), AggregateError<RunError>> {
+        let sink = EventSink::default();
+        context
+            .aggregate()
+            .handle(command, &(), &sink)
+            .await
+            .map_err(AggregateError::UserError)?;
+        let events = sink.collect().await;
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .commit(events, context, metadata.to_map())
             .await?;
         self.committed.notify_one();
         Ok(())

@@ -55,6 +55,22 @@ pub struct RunView {
 const COLUMNS: &str =
     "id, owner, status, input, steps, cancel_reason, created_at, updated_at, last_sequence";
 
+/// Rows per multi-row insert: 9 parameters each, well inside SQLite's and Postgres's limits.
+const FRESH_ROWS_PER_STATEMENT: usize = 256;
+
+/// A run first seen in the batch being applied, in `COLUMNS` order.
+struct FreshRow {
+    id: String,
+    owner: String,
+    status: RunStatus,
+    input: String,
+    steps: String,
+    cancel_reason: Option<String>,
+    created_at: String,
+    updated_at: String,
+    last_sequence: i64,
+}
+
 /// The runs read model.
 pub struct RunsProjection {
     db: Database,
@@ -114,6 +130,10 @@ impl RunsProjection {
                 }
                 current.extend(query.fetch_all(&mut *tx).await?);
             }
+            // Runs first seen in this batch are inserted together at the end, as one
+            // statement; changes to runs stored before are updated in place.
+            let mut fresh: Vec<FreshRow> = Vec::new();
+            let mut fresh_index: HashMap<String, usize> = HashMap::new();
             for event in runs {
                 let version = current.get(&event.aggregateid).copied().unwrap_or(0);
                 if event.sequence <= version {
@@ -144,22 +164,28 @@ impl RunsProjection {
                             steps,
                             ..
                         } => {
-                            sqlx::query(
-                                "INSERT INTO runs_view (id, owner, status, input, steps, \
-                                 created_at, updated_at, last_sequence) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-                            )
-                            .bind(&event.aggregateid)
-                            .bind(owner)
-                            .bind(RunStatus::Requested.as_str())
-                            .bind(json_text(&input))
-                            .bind(json_text(&steps))
-                            .bind(&time)
-                            .bind(event.sequence)
-                            .execute(&mut *tx)
-                            .await?;
+                            fresh_index.insert(event.aggregateid.clone(), fresh.len());
+                            fresh.push(FreshRow {
+                                id: event.aggregateid.clone(),
+                                owner,
+                                status: RunStatus::Requested,
+                                input: json_text(&input),
+                                steps: json_text(&steps),
+                                cancel_reason: None,
+                                created_at: time.clone(),
+                                updated_at: time,
+                                last_sequence: event.sequence,
+                            });
                         }
                         RunEvent::RunCancelled { reason } => {
+                            if let Some(&row) = fresh_index.get(&event.aggregateid) {
+                                let row = &mut fresh[row];
+                                row.status = RunStatus::Cancelled;
+                                row.cancel_reason = reason;
+                                row.updated_at = time;
+                                row.last_sequence = event.sequence;
+                                continue;
+                            }
                             sqlx::query(
                                 "UPDATE runs_view SET status = $2, cancel_reason = $3, \
                                  updated_at = $4, last_sequence = $5 WHERE id = $1",
@@ -174,6 +200,33 @@ impl RunsProjection {
                         }
                     }
                 }
+            }
+            for rows in fresh.chunks(FRESH_ROWS_PER_STATEMENT) {
+                let values: Vec<String> = (0..rows.len())
+                    .map(|r| {
+                        let p: Vec<String> = (1..=9).map(|c| format!("${}", r * 9 + c)).collect();
+                        format!("({})", p.join(", "))
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO runs_view ({COLUMNS}) VALUES {}",
+                    values.join(", ")
+                );
+                // Not prepared: its text differs with the number of rows.
+                let mut insert = sqlx::query(&sql).persistent(false);
+                for row in rows {
+                    insert = insert
+                        .bind(&row.id)
+                        .bind(&row.owner)
+                        .bind(row.status.as_str())
+                        .bind(&row.input)
+                        .bind(&row.steps)
+                        .bind(&row.cancel_reason)
+                        .bind(&row.created_at)
+                        .bind(&row.updated_at)
+                        .bind(row.last_sequence);
+                }
+                insert.execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

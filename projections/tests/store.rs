@@ -172,6 +172,7 @@ on_both_backends!(
     redelivered_and_reordered_events_change_nothing_in_the_runs_view,
     concurrent_commands_on_one_run_store_exactly_one_change,
     in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours_everything,
+    creating_a_run_under_an_id_that_has_history_is_a_conflict_and_changes_nothing,
 );
 
 fn spec() -> RunSpec {
@@ -525,6 +526,41 @@ async fn concurrent_commands_on_one_run_store_exactly_one_change(f: Fixture) {
     assert_eq!(events.len(), 2, "requested + one cancellation");
 }
 
+async fn creating_a_run_under_an_id_that_has_history_is_a_conflict_and_changes_nothing(f: Fixture) {
+    let commands = f.commands();
+    let id = write_runs(&commands, 1).await.pop().unwrap();
+    let before = f.db.read_aggregate_after("run", &id, 0).await.unwrap();
+    let again = RunCommand::RequestRun {
+        run_id: id.parse().unwrap(),
+        owner: "intruder".into(),
+        spec: spec(),
+    };
+    let outcome = commands.create(&id, again, &metadata(99)).await;
+    assert!(
+        matches!(outcome, Err(cqrs_es::AggregateError::AggregateConflict)),
+        "got {outcome:?}"
+    );
+    let after = f.db.read_aggregate_after("run", &id, 0).await.unwrap();
+    assert_eq!(before, after);
+    // A fresh id is created without a load, and stored.
+    let fresh = Uuid::now_v7();
+    let request = RunCommand::RequestRun {
+        run_id: fresh,
+        owner: "tester".into(),
+        spec: spec(),
+    };
+    commands
+        .create(&fresh.to_string(), request, &metadata(100))
+        .await
+        .unwrap();
+    let stored =
+        f.db.read_aggregate_after("run", &fresh.to_string(), 0)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].metadata.request_id, "req-100");
+}
+
 fn serialized(aggregate_id: &str, sequence: usize) -> SerializedEvent {
     SerializedEvent {
         aggregate_id: aggregate_id.into(),
@@ -584,7 +620,10 @@ async fn in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours
         let appends = appends.clone();
         async move { appends.append(&[serialized("blocker", 1)]).await }
     });
-    wait_until_queued(&appends, 0).await;
+    eventually("the writer took the blocker's append", || async {
+        appends.taken() == 2
+    })
+    .await;
 
     // Queued meanwhile: x collides at sequence 2 only; y and z are free.
     let spawn = |events: Vec<SerializedEvent>| {

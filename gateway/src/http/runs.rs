@@ -244,7 +244,7 @@ async fn create_run(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -
     };
     match state
         .run_commands
-        .execute(&run_id.to_string(), command, &metadata)
+        .create(&run_id.to_string(), command, &metadata)
         .await
     {
         Ok(()) => {

@@ -15,6 +15,7 @@
 //! in opposite orders (no deadlocks).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
@@ -33,6 +34,7 @@ type Key = (String, String, i64);
 #[derive(Clone)]
 pub struct GroupCommit {
     queue: mpsc::Sender<Append>,
+    taken: Arc<AtomicU64>,
 }
 
 struct Append {
@@ -68,10 +70,16 @@ impl GroupCommit {
         };
         let (queue, receiver) = mpsc::channel(4 * MAX_BATCH_EVENTS);
         let receiver = Arc::new(Mutex::new(receiver));
+        let taken = Arc::new(AtomicU64::new(0));
         for _ in 0..writers {
-            tokio::spawn(writer(db.clone(), receiver.clone()));
+            tokio::spawn(writer(db.clone(), receiver.clone(), taken.clone()));
         }
-        Self { queue }
+        Self { queue, taken }
+    }
+
+    /// Appends writers have taken off the queue so far (for metrics and tests).
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// Appends waiting for a writer to take them (for metrics and tests).
@@ -99,7 +107,7 @@ impl GroupCommit {
 }
 
 /// One writer: take a batch, write it, answer it; until the queue closes.
-async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
+async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>, taken: Arc<AtomicU64>) {
     let mut carried: Vec<Append> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut carried);
@@ -107,6 +115,7 @@ async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
             // One writer collects at a time: it waits for the first append, then takes
             // whatever else is already queued, and lets the next writer collect.
             let mut queue = queue.lock().await;
+            let carried = batch.len();
             if batch.is_empty() {
                 match queue.recv().await {
                     Some(append) => batch.push(append),
@@ -119,6 +128,7 @@ async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
                 events += append.events.len();
                 batch.push(append);
             }
+            taken.fetch_add((batch.len() - carried) as u64, Ordering::Relaxed);
         }
         let mut aggregates = HashSet::new();
         let (now, later): (Vec<Append>, Vec<Append>) = batch

@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use append::GroupCommit;
+
 pub use log::{Cursor, StoredEvent};
 pub use repository::EventRepository;
 
@@ -41,6 +42,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// How Aurora pools Postgres connections; the benchmark's raw baseline uses the same.
+///
+/// No ping before every checkout (sqlx's default): it is a round trip per query, and a
+/// connection the server dropped fails its next query anyway, which is then answered 503
+/// and retried by the client, while sqlx replaces the connection.
+pub fn pg_pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+}
+
 /// The database behind the event store and the read models.
 #[derive(Clone, Debug)]
 pub enum Database {
@@ -53,11 +66,7 @@ pub enum Database {
 impl Database {
     /// Connects to Postgres at `url`.
     pub async fn postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
+        let pool = pg_pool_options(max_connections).connect(url).await?;
         Ok(Database::Postgres(pool))
     }
 
