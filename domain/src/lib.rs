@@ -5,10 +5,12 @@
 //!
 //! # Layout
 //! - [`run`]: the `Run` aggregate — a pipeline run over one input with ordered steps.
+//! - [`user`]: the `User` aggregate — username, role, tier, logins, disabling.
 //! - [`metadata`]: who caused an event, in which request, and when (invariant 7).
 #![forbid(unsafe_code)]
 
 pub mod metadata;
 pub mod run;
+pub mod user;
 
 pub use metadata::EventMetadata;
