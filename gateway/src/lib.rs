@@ -8,9 +8,11 @@
 //! - [`state`]: what handlers share.
 //! - [`startup`]: [`startup::Application`] — build, serve, drain.
 //! - [`http`]: filters, handlers, problem+json errors.
+//! - [`auth`]: root keys, Biscuit tokens, password hashing.
 //! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod http;

@@ -1,4 +1,4 @@
-//! The write path: commands → aggregate → events in the store.
+//! The write path: commands → aggregate → events in the store, for every aggregate.
 //!
 //! cqrs-es's `CqrsFramework` would run in-process queries right after commit, but a crash
 //! between commit and query loses them, so Aurora registers none and the relay reads
@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use aurora_domain::run::{Run, RunCommand, RunError};
+use aurora_domain::run::Run;
+use aurora_domain::user::User;
 use aurora_domain::EventMetadata;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
@@ -21,13 +22,18 @@ use crate::store::{Database, EventRepository, GroupCommit};
 /// Writers of the group commit when none are configured.
 pub const DEFAULT_WRITERS: usize = 4;
 
-/// Executes `Run` commands.
-pub struct RunCommands {
-    store: PersistedEventStore<EventRepository, Run>,
+/// Executes commands of aggregate `A`.
+pub struct Commands<A: Aggregate<Services = ()>> {
+    store: PersistedEventStore<EventRepository, A>,
     committed: Arc<Notify>,
 }
 
-impl RunCommands {
+/// The write path of runs.
+pub type RunCommands = Commands<Run>;
+/// The write path of users.
+pub type UserCommands = Commands<User>;
+
+impl<A: Aggregate<Services = ()>> Commands<A> {
     /// Commands over `db` with a group commit of their own; `committed` is notified after
     /// every commit that wrote events.
     pub fn new(db: &Database, committed: Arc<Notify>) -> Self {
@@ -42,30 +48,31 @@ impl RunCommands {
         }
     }
 
-    /// Executes `command` against run `run_id`, loaded from its history. `Ok` means the
+    /// Executes `command` against aggregate `id`, loaded from its history. `Ok` means the
     /// events are durably stored.
     pub async fn execute(
         &self,
-        run_id: &str,
-        command: RunCommand,
+        id: &str,
+        command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<(), AggregateError<RunError>> {
-        let context = self.store.load_aggregate(run_id).await?;
+    ) -> Result<(), AggregateError<A::Error>> {
+        let context = self.store.load_aggregate(id).await?;
         self.handle_and_commit(context, command, metadata).await
     }
 
-    /// Executes `command` against run `run_id`, an id just minted, without loading it: a
-    /// fresh id has no history. Should it have one after all, the append collides with it
-    /// and the command is refused with `AggregateConflict`; nothing is overwritten.
+    /// Executes `command` against aggregate `id` without loading it, for an id that has no
+    /// history: one just minted, or one whose history only this command may start (a
+    /// username). Should it have history after all, the append collides with it and the
+    /// command is refused with `AggregateConflict`; nothing is overwritten.
     pub async fn create(
         &self,
-        run_id: &str,
-        command: RunCommand,
+        id: &str,
+        command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<(), AggregateError<RunError>> {
+    ) -> Result<(), AggregateError<A::Error>> {
         let context = EventStoreAggregateContext {
-            aggregate_id: run_id.to_string(),
-            aggregate: Run::default(),
+            aggregate_id: id.to_string(),
+            aggregate: A::default(),
             current_sequence: 0,
             current_snapshot: None,
         };
@@ -74,10 +81,10 @@ impl RunCommands {
 
     async fn handle_and_commit(
         &self,
-        mut context: EventStoreAggregateContext<Run>,
-        command: RunCommand,
+        mut context: EventStoreAggregateContext<A>,
+        command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<(), AggregateError<RunError>> {
+    ) -> Result<(), AggregateError<A::Error>> {
         let sink = EventSink::default();
         context
             .aggregate()

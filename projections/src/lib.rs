@@ -16,7 +16,7 @@ pub mod runs;
 pub mod store;
 pub mod testkit;
 
-pub use commands::RunCommands;
+pub use commands::{Commands, RunCommands, UserCommands};
 pub use relay::{Relay, RelayConfig, RelayMetrics};
 pub use runs::RunsProjection;
 pub use store::{Cursor, Database, StoreError, StoredEvent};

@@ -1,0 +1,434 @@
+//! Biscuit tokens: minting, verifying, authorizing.
+//!
+//! A token's authority block states who holds it — `user`, `role`, `tier`, `token_id`,
+//! `token_kind` — and `check if time($t), $t < <expiry>`. Blocks appended later (by anyone
+//! holding the token, offline) can only add checks: their facts are not trusted by the
+//! authorizer, so narrowing is possible and widening is not.
+//!
+//! For each request the gateway states `time(now)`, `operation("runs:create")`, the
+//! `resource(kind, id)` if there is one, and `owner(username)`: whose resource it is (the
+//! caller, for their own collections). The policies, in order:
+//! admins may do anything; users anything on what they own; viewers read what they own;
+//! everything else is denied.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use aurora_domain::user::{Role, Tier};
+use biscuit_auth::builder::{self, Fact, Policy, Term};
+use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
+
+use super::keys::KeyRing;
+
+/// Largest token accepted, in bytes of its base64 form; anything larger is refused unread.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Most blocks a token may carry (authority + attenuations).
+pub const MAX_BLOCKS: usize = 16;
+
+const POLICIES: &[&str] = &[
+    r#"allow if role("admin")"#,
+    r#"allow if role("user"), user($u), owner($u)"#,
+    r#"allow if role("viewer"), user($u), owner($u), operation($op), $op.ends_with(":read")"#,
+    "deny if true",
+];
+
+/// What kind of token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// From a login; short-lived.
+    Session,
+    /// Created by the user; long-lived, labelled, revocable.
+    ApiKey,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Session => "session",
+            TokenKind::ApiKey => "api_key",
+        }
+    }
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The username (the principal).
+    pub username: String,
+    /// Role at minting.
+    pub role: Role,
+    /// Tier at minting.
+    pub tier: Tier,
+    /// The token's id.
+    pub token_id: String,
+}
+
+/// A token minted for a user.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    /// The serialized token (URL-safe base64).
+    pub token: String,
+    /// Its id.
+    pub token_id: String,
+    /// When it stops being accepted.
+    pub expires_at: SystemTime,
+    /// Revocation ids of its blocks, hex.
+    pub revocation_ids: Vec<String>,
+}
+
+/// What an authorization asks.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    /// e.g. `runs:create`.
+    pub operation: &'a str,
+    /// `(kind, id)` of the resource, if the operation is on one.
+    pub resource: Option<(&'a str, &'a str)>,
+    /// Whose resource (or collection) it is.
+    pub owner: &'a str,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not parseable, bad signature, unknown root key, too large, too many blocks.
+    #[error("the token is malformed, tampered with, or signed by a key Aurora does not hold")]
+    Invalid,
+    /// A check failed: expired, or a block forbids this request.
+    #[error("the token does not allow this request")]
+    Forbidden,
+}
+
+/// Mints, verifies and authorizes tokens with one key ring.
+pub struct Tokens {
+    keys: KeyRing,
+    policies: Vec<Policy>,
+    limits: AuthorizerLimits,
+}
+
+impl Tokens {
+    /// Tokens over `keys`.
+    pub fn new(keys: KeyRing) -> Self {
+        let policies = POLICIES
+            .iter()
+            .map(|p| Policy::try_from(*p).expect("built-in policies parse"))
+            .collect();
+        Self {
+            keys,
+            policies,
+            // Set deliberately: biscuit-auth's default 1 ms makes valid tokens fail under
+            // load (a preempted thread). Our policies need a handful of facts and one
+            // iteration; 64 blocks' worth of checks still fit. The time limit only stops
+            // a pathological token, so it is generous.
+            limits: AuthorizerLimits {
+                max_facts: 1000,
+                max_iterations: 100,
+                max_time: Duration::from_millis(100),
+            },
+        }
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Mints a token for `username` valid for `ttl` from `now`.
+    pub fn mint(
+        &self,
+        kind: TokenKind,
+        username: &str,
+        role: Role,
+        tier: Tier,
+        now: SystemTime,
+        ttl: Duration,
+    ) -> Result<Minted, biscuit_auth::error::Token> {
+        let (key_id, key) = self.keys.signing();
+        let token_id = uuid::Uuid::now_v7().to_string();
+        let expires_at = now + ttl;
+        let mut params: HashMap<String, Term> = HashMap::new();
+        params.insert("user".into(), builder::string(username));
+        params.insert("role".into(), builder::string(role.as_str()));
+        params.insert("tier".into(), builder::string(tier.as_str()));
+        params.insert("id".into(), builder::string(&token_id));
+        params.insert("kind".into(), builder::string(kind.as_str()));
+        params.insert("expiry".into(), builder::date(&expires_at));
+        let biscuit = Biscuit::builder()
+            .code_with_params(
+                r#"user({user}); role({role}); tier({tier}); token_id({id}); token_kind({kind});
+                   check if time($t), $t < {expiry};"#,
+                params,
+                HashMap::new(),
+            )?
+            .root_key_id(key_id)
+            .build(key)?;
+        Ok(Minted {
+            token: biscuit.to_base64()?,
+            token_id,
+            expires_at,
+            revocation_ids: revocation_ids(&biscuit),
+        })
+    }
+
+    /// Parses `token` and checks its signatures against the key ring.
+    pub fn verify(&self, token: &str) -> Result<Biscuit, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        let biscuit = Biscuit::from_base64(token, |id: Option<u32>| {
+            id.and_then(|id| self.keys.public(id))
+                .ok_or(biscuit_auth::error::Format::UnknownPublicKey)
+        })
+        .map_err(|_| TokenError::Invalid)?;
+        if biscuit.block_count() > MAX_BLOCKS {
+            return Err(TokenError::Invalid);
+        }
+        Ok(biscuit)
+    }
+
+    /// Authorizes `access` at `now` for a verified token; on success, who it speaks for.
+    pub fn authorize(
+        &self,
+        biscuit: &Biscuit,
+        access: Access<'_>,
+        now: SystemTime,
+    ) -> Result<Claims, TokenError> {
+        let mut facts: Vec<Fact> = vec![
+            builder::fact("time", &[builder::date(&now)]),
+            builder::fact("operation", &[builder::string(access.operation)]),
+            builder::fact("owner", &[builder::string(access.owner)]),
+        ];
+        if let Some((kind, id)) = access.resource {
+            facts.push(builder::fact(
+                "resource",
+                &[builder::string(kind), builder::string(id)],
+            ));
+        }
+        let mut authorizer = AuthorizerBuilder::new().set_limits(self.limits.clone());
+        for fact in facts {
+            authorizer = authorizer.fact(fact).map_err(|_| TokenError::Invalid)?;
+        }
+        for policy in &self.policies {
+            authorizer = authorizer
+                .policy(policy.clone())
+                .map_err(|_| TokenError::Invalid)?;
+        }
+        let mut authorizer = authorizer.build(biscuit).map_err(refusal)?;
+        authorizer.authorize().map_err(refusal)?;
+        let claims: Vec<(String, String, String, String)> = authorizer
+            .query("claims($u, $r, $t, $i) <- user($u), role($r), tier($t), token_id($i)")
+            .map_err(|_| TokenError::Invalid)?;
+        let [(username, role, tier, token_id)] =
+            <[_; 1]>::try_from(claims).map_err(|_| TokenError::Invalid)?;
+        Ok(Claims {
+            username,
+            role: role.parse().map_err(|_| TokenError::Invalid)?,
+            tier: tier.parse().map_err(|_| TokenError::Invalid)?,
+            token_id,
+        })
+    }
+}
+
+/// Revocation ids of every block, hex: revoking any of them revokes the token.
+pub fn revocation_ids(biscuit: &Biscuit) -> Vec<String> {
+    biscuit
+        .revocation_identifiers()
+        .iter()
+        .map(hex::encode)
+        .collect()
+}
+
+fn refusal(error: biscuit_auth::error::Token) -> TokenError {
+    use biscuit_auth::error::Token;
+    match error {
+        Token::FailedLogic(_) => TokenError::Forbidden,
+        // Over the limits: the token's Datalog is too heavy to honour.
+        Token::RunLimit(_) => TokenError::Forbidden,
+        _ => TokenError::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use biscuit_auth::builder::BlockBuilder;
+
+    fn tokens() -> (Tokens, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("aurora-tokens-{}", uuid::Uuid::new_v4()));
+        (Tokens::new(KeyRing::load(&dir, true).unwrap()), dir)
+    }
+
+    fn mint(tokens: &Tokens, user: &str, role: Role) -> String {
+        tokens
+            .mint(
+                TokenKind::Session,
+                user,
+                role,
+                Tier::Free,
+                SystemTime::now(),
+                Duration::from_secs(3600),
+            )
+            .unwrap()
+            .token
+    }
+
+    fn decide(
+        tokens: &Tokens,
+        token: &str,
+        operation: &str,
+        owner: &str,
+    ) -> Result<Claims, TokenError> {
+        let biscuit = tokens.verify(token)?;
+        let access = Access {
+            operation,
+            resource: Some(("run", "r1")),
+            owner,
+        };
+        tokens.authorize(&biscuit, access, SystemTime::now())
+    }
+
+    #[test]
+    fn roles_decide_over_owners() {
+        let (t, _) = tokens();
+        let table = [
+            (Role::Admin, "runs:create", "bob", true),
+            (Role::Admin, "runs:read", "bob", true),
+            (Role::User, "runs:create", "alice", true),
+            (Role::User, "runs:cancel", "alice", true),
+            (Role::User, "runs:read", "bob", false),
+            (Role::User, "runs:cancel", "bob", false),
+            (Role::Viewer, "runs:read", "alice", true),
+            (Role::Viewer, "runs:create", "alice", false),
+            (Role::Viewer, "runs:read", "bob", false),
+        ];
+        for (role, operation, owner, allowed) in table {
+            let token = mint(&t, "alice", role);
+            let outcome = decide(&t, &token, operation, owner);
+            assert_eq!(
+                outcome.is_ok(),
+                allowed,
+                "{role} {operation} on {owner}'s: {outcome:?}"
+            );
+            if let Ok(claims) = outcome {
+                assert_eq!((claims.username.as_str(), claims.role), ("alice", role));
+            } else {
+                assert_eq!(outcome.unwrap_err(), TokenError::Forbidden);
+            }
+        }
+    }
+
+    #[test]
+    fn an_attenuated_token_can_do_only_what_every_block_allows() {
+        let (t, _) = tokens();
+        let token = t.verify(&mint(&t, "alice", Role::User)).unwrap();
+        let narrowed = token
+            .append(
+                BlockBuilder::new()
+                    .code(r#"check if operation("runs:read")"#)
+                    .unwrap(),
+            )
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        assert!(decide(&t, &narrowed, "runs:read", "alice").is_ok());
+        assert_eq!(
+            decide(&t, &narrowed, "runs:create", "alice"),
+            Err(TokenError::Forbidden)
+        );
+        // A block cannot widen: its facts are not trusted by the authorizer.
+        let widened = token
+            .append(BlockBuilder::new().code(r#"role("admin");"#).unwrap())
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        assert_eq!(
+            decide(&t, &widened, "runs:read", "bob"),
+            Err(TokenError::Forbidden)
+        );
+    }
+
+    #[test]
+    fn expired_tampered_foreign_and_huge_tokens_are_refused() {
+        let (t, _) = tokens();
+        let past = SystemTime::now() - Duration::from_secs(7200);
+        let expired = t
+            .mint(
+                TokenKind::Session,
+                "alice",
+                Role::User,
+                Tier::Free,
+                past,
+                Duration::from_secs(3600),
+            )
+            .unwrap()
+            .token;
+        assert_eq!(
+            decide(&t, &expired, "runs:read", "alice"),
+            Err(TokenError::Forbidden)
+        );
+
+        let good = mint(&t, "alice", Role::User);
+        let mut tampered = good.clone().into_bytes();
+        let middle = tampered.len() / 2;
+        tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(
+            decide(&t, &tampered, "runs:read", "alice"),
+            Err(TokenError::Invalid)
+        );
+
+        let (other, _) = tokens();
+        let foreign = mint(&other, "alice", Role::Admin);
+        assert_eq!(
+            decide(&t, &foreign, "runs:read", "alice"),
+            Err(TokenError::Invalid)
+        );
+
+        assert_eq!(
+            decide(&t, "not a token", "runs:read", "alice"),
+            Err(TokenError::Invalid)
+        );
+        let huge = "A".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(
+            decide(&t, &huge, "runs:read", "alice"),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn tokens_signed_by_an_older_root_key_verify_until_it_is_retired() {
+        let (mut t, dir) = tokens();
+        let old = mint(&t, "alice", Role::User);
+        t.keys.rotate(&dir).unwrap();
+        let new = mint(&t, "alice", Role::User);
+        assert_eq!(t.verify(&new).unwrap().root_key_id(), Some(2));
+        assert!(decide(&t, &old, "runs:read", "alice").is_ok());
+        std::fs::remove_file(dir.join("root-1.pem")).unwrap();
+        let retired = Tokens::new(KeyRing::load(&dir, false).unwrap());
+        assert_eq!(
+            decide(&retired, &old, "runs:read", "alice"),
+            Err(TokenError::Invalid)
+        );
+        assert!(decide(&retired, &new, "runs:read", "alice").is_ok());
+    }
+
+    #[test]
+    fn a_token_whose_datalog_exceeds_the_limits_is_forbidden_not_an_error() {
+        let (t, _) = tokens();
+        let token = t.verify(&mint(&t, "alice", Role::User)).unwrap();
+        // A block that derives far more facts than the limit allows.
+        let mut code = String::new();
+        for i in 0..40 {
+            code.push_str(&format!("n({i});\n"));
+        }
+        code.push_str("pair($a, $b) <- n($a), n($b);\ncheck if pair(1, 2);\n");
+        let heavy = token
+            .append(BlockBuilder::new().code(code).unwrap())
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        assert_eq!(
+            decide(&t, &heavy, "runs:read", "alice"),
+            Err(TokenError::Forbidden)
+        );
+    }
+}
