@@ -1,6 +1,7 @@
 //! The HTTP API: `/api/v1/...`, health, metrics. warp filters in the `*::routes` functions,
 //! handlers beside them, every error as `application/problem+json`.
 
+pub mod body;
 pub mod context;
 pub mod health;
 pub mod problem;

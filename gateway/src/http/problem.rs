@@ -120,7 +120,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     use warp::reject;
     let problem = if rejection.is_not_found() {
         Problem::not_found("no such resource; the API lives under /api/v1")
-    } else if let Some(e) = rejection.find::<super::runs::BodyTooLarge>() {
+    } else if let Some(e) = rejection.find::<super::body::BodyTooLarge>() {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
