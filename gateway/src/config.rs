@@ -43,6 +43,16 @@ pub struct Config {
     #[arg(long, env = "AURORA_DB_WRITERS", default_value_t = aurora_projections::commands::DEFAULT_WRITERS)]
     pub db_writers: usize,
 
+    /// Directory of root keys (`root-<id>.pem`; the highest id signs). Default:
+    /// `<data dir>/keys`, created with a first key if missing. In production mount the
+    /// same secret on every replica.
+    #[arg(long, env = "AURORA_ROOT_KEYS_DIR")]
+    pub root_keys_dir: Option<PathBuf>,
+
+    /// Lifetime of session tokens from login, in seconds.
+    #[arg(long, env = "AURORA_SESSION_TTL_SECONDS", default_value_t = 3600)]
+    pub session_ttl_seconds: u64,
+
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
     #[arg(long, env = "AURORA_DRAIN_SECONDS", default_value_t = 25)]
     pub drain_seconds: u64,
@@ -64,8 +74,18 @@ impl Config {
             max_body_bytes: 64 * 1024,
             db_max_connections: 32,
             db_writers: aurora_projections::commands::DEFAULT_WRITERS,
+            root_keys_dir: None,
+            session_ttl_seconds: 3600,
             drain_seconds: 25,
             environment: "test".to_string(),
+        }
+    }
+
+    /// Where the root keys are, and whether Aurora may create the first one there.
+    pub fn root_keys(&self) -> (PathBuf, bool) {
+        match &self.root_keys_dir {
+            Some(dir) => (dir.clone(), false),
+            None => (self.data_dir.join("keys"), true),
         }
     }
 

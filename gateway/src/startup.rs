@@ -7,15 +7,17 @@ use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::Subjects;
 use aurora_projections::store::GroupCommit;
-use aurora_projections::{Database, Relay, RelayConfig, RunCommands, RunsProjection};
+use aurora_projections::{Database, Relay, RelayConfig, RunCommands, RunsProjection, UserCommands};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::keys::KeyRing;
+use crate::auth::tokens::Tokens;
 use crate::config::{redact, Config};
 use crate::metrics::Metrics;
-use crate::state::{AppState, Bus};
+use crate::state::{AppState, Bus, Identity};
 
 /// Opens the configured database: Postgres with `DATABASE_URL`, else SQLite under the
 /// data dir.
@@ -57,6 +59,22 @@ pub async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
     }
 }
 
+/// Loads the root key ring (creating the first key where Aurora may).
+pub fn load_root_keys(config: &Config) -> anyhow::Result<KeyRing> {
+    let (dir, create) = config.root_keys();
+    if create && config.database_url.is_some() {
+        tracing::warn!(
+            dir = %dir.display(),
+            "AURORA_ROOT_KEYS_DIR is unset: using keys under the data dir; replicas that do \
+             not share it will not accept each other's tokens"
+        );
+    }
+    let keys = KeyRing::load(&dir, create)
+        .with_context(|| format!("loading root keys from {}", dir.display()))?;
+    tracing::info!(dir = %dir.display(), ids = ?keys.ids(), signing = keys.signing().0, "root keys loaded");
+    Ok(keys)
+}
+
 /// Binds the listener. `TCP_NODELAY` is set on it, and Linux hands it down to every
 /// accepted connection: small request/response exchanges must not wait on Nagle's
 /// algorithm meeting a delayed ACK.
@@ -91,7 +109,11 @@ impl Application {
         let metrics = Metrics::new();
         let committed = Arc::new(Notify::new());
         let appends = GroupCommit::start(&db, config.db_writers);
-        let run_commands = RunCommands::with_appends(&db, appends, committed.clone());
+        let run_commands = RunCommands::with_appends(&db, appends.clone(), committed.clone());
+        let identity = Identity {
+            users: UserCommands::with_appends(&db, appends, committed.clone()),
+            tokens: Tokens::new(load_root_keys(&config)?),
+        };
         let runs = Arc::new(RunsProjection::new(db.clone()));
         let relay = Relay::new(
             db.clone(),
@@ -108,7 +130,15 @@ impl Application {
 
         let listener = bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state = Arc::new(AppState::new(config, db, bus, run_commands, runs, metrics));
+        let state = Arc::new(AppState::new(
+            config,
+            db,
+            bus,
+            run_commands,
+            identity,
+            runs,
+            metrics,
+        ));
         Ok(Self {
             state,
             listener,

@@ -5,10 +5,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use aurora_nats::AnyBus as Bus;
-use aurora_projections::{Database, RunCommands, RunsProjection};
+use aurora_projections::{Database, RunCommands, RunsProjection, UserCommands};
 
+use crate::auth::tokens::Tokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
+
+/// Users, their passwords (in the database) and their tokens.
+pub struct Identity {
+    /// User commands.
+    pub users: UserCommands,
+    /// Minting, verifying and authorizing tokens.
+    pub tokens: Tokens,
+}
 
 /// Shared by all handlers.
 pub struct AppState {
@@ -20,6 +29,8 @@ pub struct AppState {
     pub bus: Bus,
     /// Run commands.
     pub run_commands: RunCommands,
+    /// Users and their tokens.
+    pub identity: Identity,
     /// The runs read model.
     pub runs: Arc<RunsProjection>,
     /// Metrics.
@@ -36,6 +47,7 @@ impl AppState {
         db: Database,
         bus: Bus,
         run_commands: RunCommands,
+        identity: Identity,
         runs: Arc<RunsProjection>,
         metrics: Metrics,
     ) -> Self {
@@ -44,6 +56,7 @@ impl AppState {
             db,
             bus,
             run_commands,
+            identity,
             runs,
             metrics,
             started: Instant::now(),

@@ -168,6 +168,9 @@ in_both_modes!(
     concurrent_posts_are_each_stored_once_and_all_answered,
     health_readiness_liveness_and_metrics_tell_the_truth,
     runs_survive_a_restart,
+    a_user_registers_logs_in_and_reads_who_they_are_and_no_event_holds_the_password,
+    of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds,
+    bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_login_event,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
@@ -751,5 +754,245 @@ async fn a_posted_run_is_a_row_in_postgres_and_a_message_for_a_plain_nats_subscr
     assert_eq!(event["type"], "aurora.run.RunRequested.v1");
     assert_eq!(event["subject"], format!("run/{id}"));
     assert_eq!(event["principal"], "anonymous");
+    app.stop().await;
+}
+
+// ---- identity ----
+
+const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn register(&self, username: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/register",
+            &json!({"username": username, "password": PASSWORD}),
+        )
+        .await
+    }
+
+    async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    async fn me(&self, header: (&str, &str)) -> reqwest::Response {
+        self.client
+            .get(self.url("/api/v1/users/me"))
+            .header(header.0, header.1)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn user_events(&self, username: &str) -> Vec<aurora_projections::StoredEvent> {
+        self.state
+            .db
+            .read_aggregate_after("user", username, 0)
+            .await
+            .unwrap()
+    }
+}
+
+async fn problem(response: reqwest::Response, status: u16, slug: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], format!("/problems/{slug}"), "{body}");
+    body
+}
+
+async fn a_user_registers_logs_in_and_reads_who_they_are_and_no_event_holds_the_password(
+    mode: Mode,
+) {
+    let app = spawn_app(mode).await;
+    let registered = app.register("Alice").await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let user: Value = registered.json().await.unwrap();
+    assert_eq!(
+        (&user["username"], &user["role"], &user["tier"]),
+        (&json!("alice"), &json!("user"), &json!("free"))
+    );
+
+    let login = app.login("alice", PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let login: Value = login.json().await.unwrap();
+    let token = login["token"].as_str().unwrap();
+    assert_eq!(login["token_type"], "Bearer");
+
+    for header in [
+        ("authorization", format!("Bearer {token}")),
+        ("x-api-key", token.to_string()),
+    ] {
+        let me = app.me((header.0, &header.1)).await;
+        assert_eq!(me.status(), StatusCode::OK, "{}", header.0);
+        let me: Value = me.json().await.unwrap();
+        assert_eq!(me["username"], "alice");
+        assert_eq!(me["id"], user["id"]);
+    }
+
+    let events = app.user_events("alice").await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, ["UserRegistered", "LoginSucceeded"]);
+    assert_eq!(events[1].metadata.principal, "alice");
+    assert_eq!(
+        events[1].metadata.token_id.as_deref(),
+        login["token_id"].as_str()
+    );
+    let hash = app.state.db.password_hash("alice").await.unwrap().unwrap();
+    assert!(hash.starts_with("$argon2id$"));
+    for event in &events {
+        let text = format!("{} {:?}", event.payload, event.metadata);
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("argon2"),
+            "{text}"
+        );
+    }
+    app.stop().await;
+}
+
+async fn of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds(mode: Mode) {
+    let app = Arc::new(spawn_app(mode).await);
+    let attempts: Vec<_> = (0..50)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.register("popular").await.status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(app.user_events("popular").await.len(), 1);
+    // The winner's password is the one stored, and works.
+    assert_eq!(
+        app.login("popular", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    let Ok(app) = Arc::try_unwrap(app) else {
+        panic!("every attempt has finished")
+    };
+    app.stop().await;
+}
+
+async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_login_event(
+    mode: Mode,
+) {
+    let app = spawn_app(mode).await;
+    assert_eq!(app.register("bob").await.status(), StatusCode::CREATED);
+    let before = app.stored_events().await;
+
+    // Registration input.
+    for (username, password, slug) in [
+        ("x'; DROP TABLE events;--", PASSWORD, "invalid-username"),
+        ("../../etc/passwd", PASSWORD, "invalid-username"),
+        (&*"a".repeat(100), PASSWORD, "invalid-username"),
+        ("carol", "short", "weak-password"),
+    ] {
+        let response = app
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
+        problem(response, 422, slug).await;
+    }
+    let wrong_type = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"username": 5, "password": PASSWORD}),
+        )
+        .await;
+    problem(wrong_type, 422, "invalid-body").await;
+    let extra = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"username": "dave", "password": PASSWORD, "role": "admin"}),
+        )
+        .await;
+    problem(extra, 422, "invalid-body").await;
+    problem(app.register("bob").await, 409, "username-taken").await;
+    assert_eq!(
+        app.stored_events().await,
+        before,
+        "refused registrations store nothing"
+    );
+
+    // Logins: one answer for every failure.
+    let wrong = problem(
+        app.login("bob", "wrong password").await,
+        401,
+        "login-failed",
+    )
+    .await;
+    let unknown = problem(app.login("nobody", PASSWORD).await, 401, "login-failed").await;
+    let invalid = problem(app.login("'; --", PASSWORD).await, 401, "login-failed").await;
+    assert_eq!(wrong["detail"], unknown["detail"]);
+    assert_eq!(wrong["detail"], invalid["detail"]);
+    let events = app.user_events("bob").await;
+    assert_eq!(events.last().unwrap().event_type, "LoginFailed");
+    assert_eq!(events.last().unwrap().metadata.principal, "bob");
+    assert!(app.user_events("nobody").await.is_empty());
+    assert_eq!(
+        app.stored_events().await,
+        before + 1,
+        "only the failed login of a real user is recorded"
+    );
+
+    // Tokens.
+    let token: Value = app.login("bob", PASSWORD).await.json().await.unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let mut tampered = token.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let huge = "A".repeat(20_000);
+    let truncated = &token[..token.len() / 2];
+    for (name, value, slug) in [
+        (
+            "authorization",
+            "Bearer not-a-token".to_string(),
+            "invalid-token",
+        ),
+        (
+            "authorization",
+            format!("Bearer {tampered}"),
+            "invalid-token",
+        ),
+        (
+            "authorization",
+            format!("Bearer {truncated}"),
+            "invalid-token",
+        ),
+        ("authorization", format!("Bearer {huge}"), "invalid-token"),
+        ("authorization", format!("Basic {token}"), "invalid-token"),
+        ("x-api-key", "garbage".to_string(), "invalid-token"),
+        ("x-token", token.clone(), "missing-token"),
+    ] {
+        problem(app.me((name, &value)).await, 401, slug).await;
+    }
     app.stop().await;
 }

@@ -48,6 +48,11 @@ impl<A: Aggregate<Services = ()>> Commands<A> {
         }
     }
 
+    /// The current state of aggregate `id` (the default state if it has no history).
+    pub async fn load(&self, id: &str) -> Result<A, AggregateError<A::Error>> {
+        Ok(self.store.load_aggregate(id).await?.aggregate)
+    }
+
     /// Executes `command` against aggregate `id`, loaded from its history. `Ok` means the
     /// events are durably stored.
     pub async fn execute(

@@ -39,6 +39,31 @@ pub struct User {
 }
 
 impl User {
+    /// The stable id, once registered.
+    pub fn user_id(&self) -> Option<Uuid> {
+        self.user_id
+    }
+
+    /// The role, once registered.
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    /// The tier, once registered.
+    pub fn tier(&self) -> Option<Tier> {
+        self.tier
+    }
+
+    /// Registered, not disabled, not deleted: may log in and use tokens.
+    pub fn is_active(&self) -> bool {
+        self.user_id.is_some() && !self.disabled && !self.deleted
+    }
+
+    /// Disabled by an admin (and not deleted).
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
     fn registered(&self) -> Result<(), UserError> {
         if self.user_id.is_none() {
             return Err(UserError::NotFound);

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use aurora_domain::user::{Role, Tier};
-use biscuit_auth::builder::{self, Fact, Policy, Term};
+use biscuit_auth::builder::{self, Fact, Policy, Rule, Term};
 use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
 
 use super::keys::KeyRing;
@@ -83,8 +83,9 @@ pub struct Access<'a> {
     pub operation: &'a str,
     /// `(kind, id)` of the resource, if the operation is on one.
     pub resource: Option<(&'a str, &'a str)>,
-    /// Whose resource (or collection) it is.
-    pub owner: &'a str,
+    /// Whose resource it is; `None` for the caller's own (their collection, their
+    /// profile): the authorizer then derives `owner` from the token's `user`.
+    pub owner: Option<&'a str>,
 }
 
 /// Why a token was refused.
@@ -102,6 +103,7 @@ pub enum TokenError {
 pub struct Tokens {
     keys: KeyRing,
     policies: Vec<Policy>,
+    own: Rule,
     limits: AuthorizerLimits,
 }
 
@@ -115,6 +117,7 @@ impl Tokens {
         Self {
             keys,
             policies,
+            own: Rule::try_from("owner($u) <- user($u)").expect("built-in rule parses"),
             // Set deliberately: biscuit-auth's default 1 ms makes valid tokens fail under
             // load (a preempted thread). Our policies need a handful of facts and one
             // iteration; 64 blocks' worth of checks still fit. The time limit only stops
@@ -195,8 +198,10 @@ impl Tokens {
         let mut facts: Vec<Fact> = vec![
             builder::fact("time", &[builder::date(&now)]),
             builder::fact("operation", &[builder::string(access.operation)]),
-            builder::fact("owner", &[builder::string(access.owner)]),
         ];
+        if let Some(owner) = access.owner {
+            facts.push(builder::fact("owner", &[builder::string(owner)]));
+        }
         if let Some((kind, id)) = access.resource {
             facts.push(builder::fact(
                 "resource",
@@ -206,6 +211,11 @@ impl Tokens {
         let mut authorizer = AuthorizerBuilder::new().set_limits(self.limits.clone());
         for fact in facts {
             authorizer = authorizer.fact(fact).map_err(|_| TokenError::Invalid)?;
+        }
+        if access.owner.is_none() {
+            authorizer = authorizer
+                .rule(self.own.clone())
+                .map_err(|_| TokenError::Invalid)?;
         }
         for policy in &self.policies {
             authorizer = authorizer
@@ -281,7 +291,7 @@ mod tests {
         let access = Access {
             operation,
             resource: Some(("run", "r1")),
-            owner,
+            owner: Some(owner),
         };
         tokens.authorize(&biscuit, access, SystemTime::now())
     }
@@ -313,6 +323,25 @@ mod tests {
             } else {
                 assert_eq!(outcome.unwrap_err(), TokenError::Forbidden);
             }
+        }
+    }
+
+    #[test]
+    fn the_callers_own_collection_is_theirs_whatever_their_role_allows_there() {
+        let (t, _) = tokens();
+        for (role, operation, allowed) in [
+            (Role::User, "runs:create", true),
+            (Role::Viewer, "runs:create", false),
+            (Role::Viewer, "users:read", true),
+        ] {
+            let biscuit = t.verify(&mint(&t, "alice", role)).unwrap();
+            let access = Access {
+                operation,
+                resource: None,
+                owner: None,
+            };
+            let outcome = t.authorize(&biscuit, access, SystemTime::now());
+            assert_eq!(outcome.is_ok(), allowed, "{role} {operation}: {outcome:?}");
         }
     }
 

@@ -113,7 +113,6 @@ impl JsonBody {
     }
 }
 
-
 /// A JSON reply carrying the request id.
 pub fn json(status: StatusCode, body: &impl Serialize, ctx: &RequestContext) -> Response {
     let mut response = warp::reply::with_status(warp::reply::json(body), status).into_response();

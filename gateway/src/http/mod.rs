@@ -1,6 +1,7 @@
 //! The HTTP API: `/api/v1/...`, health, metrics. warp filters in the `*::routes` functions,
 //! handlers beside them, every error as `application/problem+json`.
 
+pub mod auth;
 pub mod body;
 pub mod context;
 pub mod health;
@@ -22,6 +23,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let observed = state.clone();
     runs::routes(state.clone())
+        .or(auth::routes(state.clone()))
         .or(health::routes(state))
         .recover(problem::recover)
         .with(warp::log::custom(move |info| {
@@ -62,6 +64,9 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "runs"] => "/api/v1/runs",
         ["api", "v1", "runs", _] => "/api/v1/runs/{id}",
         ["api", "v1", "runs", _, "cancel"] => "/api/v1/runs/{id}/cancel",
+        ["api", "v1", "auth", "register"] => "/api/v1/auth/register",
+        ["api", "v1", "auth", "login"] => "/api/v1/auth/login",
+        ["api", "v1", "users", "me"] => "/api/v1/users/me",
         ["health"] => "/health",
         ["ready"] => "/ready",
         ["live"] => "/live",

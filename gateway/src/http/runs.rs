@@ -90,7 +90,6 @@ fn optional_raw_query() -> impl Filter<Extract = (String,), Error = std::convert
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
-
 fn parse_run_id(raw: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(raw).map_err(|_| {
         Problem::bad_request(

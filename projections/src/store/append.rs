@@ -111,24 +111,20 @@ async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>, taken: 
     let mut carried: Vec<Append> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut carried);
-        {
+        if batch.is_empty() {
             // One writer collects at a time: it waits for the first append, then takes
             // whatever else is already queued, and lets the next writer collect.
             let mut queue = queue.lock().await;
-            let carried = batch.len();
-            if batch.is_empty() {
-                match queue.recv().await {
-                    Some(append) => batch.push(append),
-                    None => return,
-                }
+            match queue.recv().await {
+                Some(append) => batch.push(append),
+                None => return,
             }
-            let mut events: usize = batch.iter().map(|a| a.events.len()).sum();
-            while events < MAX_BATCH_EVENTS {
-                let Ok(append) = queue.try_recv() else { break };
-                events += append.events.len();
-                batch.push(append);
-            }
-            taken.fetch_add((batch.len() - carried) as u64, Ordering::Relaxed);
+            taken.fetch_add(1, Ordering::Relaxed);
+            drain(&mut queue, &mut batch, &taken);
+        } else if let Ok(mut queue) = queue.try_lock() {
+            // With carried work, never wait for the collecting writer: it may wait for
+            // new appends indefinitely while these wait for it.
+            drain(&mut queue, &mut batch, &taken);
         }
         let mut aggregates = HashSet::new();
         let (now, later): (Vec<Append>, Vec<Append>) = batch
@@ -137,6 +133,18 @@ async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>, taken: 
         carried = later;
         write(&db, now).await;
     }
+}
+
+/// Adds what is queued to `batch`, up to the cap, without waiting.
+fn drain(queue: &mut mpsc::Receiver<Append>, batch: &mut Vec<Append>, taken: &AtomicU64) {
+    let before = batch.len();
+    let mut events: usize = batch.iter().map(|a| a.events.len()).sum();
+    while events < MAX_BATCH_EVENTS {
+        let Ok(append) = queue.try_recv() else { break };
+        events += append.events.len();
+        batch.push(append);
+    }
+    taken.fetch_add((batch.len() - before) as u64, Ordering::Relaxed);
 }
 
 /// Writes one batch and answers every append in it.

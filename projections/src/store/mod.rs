@@ -1,6 +1,7 @@
 //! The event store: one database, Postgres in production, SQLite in embedded mode.
 
 mod append;
+mod credentials;
 mod log;
 mod repository;
 

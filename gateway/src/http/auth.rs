@@ -1,0 +1,368 @@
+//! `/api/v1/auth/*` and `/api/v1/users/me`: registration, login, and who a token is.
+//!
+//! Failed logins all get the same answer, whether the user exists or not, and take the
+//! same work (a password check against a dummy hash for unknown users). Passwords and
+//! their hashes never reach an event, a log line or the bus.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aurora_domain::user::{
+    LoginFailure, Registration, Role, Tier, UserCommand, UserError, Username,
+};
+use aurora_domain::EventMetadata;
+use chrono::{DateTime, SecondsFormat, Utc};
+use cqrs_es::AggregateError;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::body::{json, json_body, JsonBody};
+use super::context::{context, RequestContext};
+use super::problem::Problem;
+use crate::auth::passwords;
+use crate::auth::tokens::{Access, Claims, TokenError, TokenKind};
+use crate::state::AppState;
+
+/// The identity routes.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let body = json_body(state.config.max_body_bytes);
+    let with_state = warp::any().map(move || state.clone());
+    let register = warp::path!("api" / "v1" / "auth" / "register")
+        .and(warp::post())
+        .and(context())
+        .and(with_state.clone())
+        .and(body.clone())
+        .then(register);
+    let login = warp::path!("api" / "v1" / "auth" / "login")
+        .and(warp::post())
+        .and(context())
+        .and(with_state.clone())
+        .and(body)
+        .then(login);
+    let me = warp::path!("api" / "v1" / "users" / "me")
+        .and(warp::get())
+        .and(context())
+        .and(with_state)
+        .and(warp::header::headers_cloned())
+        .then(me);
+    register.or(login).unify().or(me).unify()
+}
+
+/// Body of register and login.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct UserBody {
+    id: String,
+    username: String,
+    role: Role,
+    tier: Tier,
+    disabled: bool,
+}
+
+#[derive(Serialize)]
+struct TokenBody {
+    token: String,
+    token_type: &'static str,
+    token_id: String,
+    expires_at: String,
+}
+
+/// Metadata for events a user causes about themselves.
+fn metadata_as(ctx: &RequestContext, username: &str, token_id: Option<String>) -> EventMetadata {
+    let mut metadata = ctx.metadata();
+    metadata.principal = username.to_string();
+    metadata.token_id = token_id;
+    metadata
+}
+
+async fn register(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
+    match try_register(&ctx, &state, body).await {
+        Ok(response) => response,
+        Err(problem) => problem.response(Some(&ctx)),
+    }
+}
+
+async fn try_register(
+    ctx: &RequestContext,
+    state: &AppState,
+    body: JsonBody,
+) -> Result<Response, Problem> {
+    let credentials: Credentials = body.parse(None)?;
+    let username = Username::parse(&credentials.username)
+        .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
+    passwords::check_policy(&credentials.password)
+        .map_err(|detail| Problem::unprocessable("weak-password", detail))?;
+    let password = credentials.password;
+    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let user_id = uuid::Uuid::now_v7();
+    let command = UserCommand::Register {
+        user_id,
+        username: username.clone(),
+        role: Role::User,
+        tier: Tier::Free,
+        registration: Registration::SelfService,
+    };
+    // The username is the aggregate's id: of simultaneous registrations of one name, the
+    // event store lets exactly one append the first event.
+    state
+        .identity
+        .users
+        .create(
+            username.as_str(),
+            command,
+            &metadata_as(ctx, username.as_str(), None),
+        )
+        .await
+        .map_err(user_problem)?;
+    state
+        .db
+        .set_password_hash(username.as_str(), &hash)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?;
+    state.metrics.command("RegisterUser", "accepted");
+    tracing::info!(username = %username, "user registered");
+    let body = UserBody {
+        id: user_id.to_string(),
+        username: username.to_string(),
+        role: Role::User,
+        tier: Tier::Free,
+        disabled: false,
+    };
+    Ok(json(StatusCode::CREATED, &body, ctx))
+}
+
+fn login_failed() -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "login-failed",
+        "Login failed",
+        "the username or password is wrong, or the account is disabled",
+    )
+}
+
+async fn login(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
+    match try_login(&ctx, &state, body).await {
+        Ok(response) => response,
+        Err(problem) => problem.response(Some(&ctx)),
+    }
+}
+
+async fn try_login(
+    ctx: &RequestContext,
+    state: &AppState,
+    body: JsonBody,
+) -> Result<Response, Problem> {
+    let credentials: Credentials = body.parse(None)?;
+    // An unparseable name cannot exist, but gets the same work and answer as a wrong one.
+    let username = Username::parse(&credentials.username).ok();
+    let stored = match &username {
+        Some(name) => state
+            .db
+            .password_hash(name.as_str())
+            .await
+            .map_err(|e| Problem::unavailable(&e))?,
+        None => None,
+    };
+    let password = credentials.password;
+    let matches = tokio::task::spawn_blocking(move || {
+        password.len() <= passwords::MAX_PASSWORD_BYTES
+            && passwords::verify(&password, stored.as_deref())
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+    let users = &state.identity.users;
+    let Some(username) = username else {
+        return Err(login_failed());
+    };
+    let name = username.as_str();
+    if !matches {
+        record_failure(state, ctx, name, LoginFailure::WrongPassword).await;
+        return Err(login_failed());
+    }
+    let user = users.load(name).await.map_err(user_problem)?;
+    let (Some(role), Some(tier)) = (user.role(), user.tier()) else {
+        return Err(login_failed());
+    };
+    let ttl = Duration::from_secs(state.config.session_ttl_seconds);
+    let minted = state
+        .identity
+        .tokens
+        .mint(TokenKind::Session, name, role, tier, SystemTime::now(), ttl)
+        .map_err(|e| Problem::internal(&e))?;
+    let command = UserCommand::RecordLogin {
+        token_id: minted.token_id.clone(),
+    };
+    let metadata = metadata_as(ctx, name, Some(minted.token_id.clone()));
+    match users.execute(name, command, &metadata).await {
+        Ok(()) => {}
+        Err(AggregateError::UserError(UserError::Disabled)) => {
+            record_failure(state, ctx, name, LoginFailure::Disabled).await;
+            return Err(login_failed());
+        }
+        Err(error) => return Err(user_problem(error)),
+    }
+    state.metrics.command("LogIn", "accepted");
+    let expires_at: DateTime<Utc> = minted.expires_at.into();
+    let body = TokenBody {
+        token: minted.token,
+        token_type: "Bearer",
+        token_id: minted.token_id,
+        expires_at: expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    };
+    Ok(json(StatusCode::OK, &body, ctx))
+}
+
+/// Records a failed login of an existing user (an unknown one has no history to add to).
+async fn record_failure(
+    state: &AppState,
+    ctx: &RequestContext,
+    username: &str,
+    failure: LoginFailure,
+) {
+    let command = UserCommand::RecordLoginFailure { failure };
+    match state
+        .identity
+        .users
+        .execute(username, command, &metadata_as(ctx, username, None))
+        .await
+    {
+        Ok(()) | Err(AggregateError::UserError(UserError::NotFound)) => {}
+        Err(error) => tracing::warn!(%error, "could not record a failed login"),
+    }
+    state.metrics.command("LogIn", "refused");
+}
+
+async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
+    let access = Access {
+        operation: "users:read",
+        resource: None,
+        owner: None,
+    };
+    let result = async {
+        let claims = authenticate(&state, &headers, access)?;
+        let user = state
+            .identity
+            .users
+            .load(&claims.username)
+            .await
+            .map_err(user_problem)?;
+        let (Some(id), Some(role), Some(tier)) = (user.user_id(), user.role(), user.tier()) else {
+            return Err(Problem::not_found("the token's user no longer exists"));
+        };
+        Ok(UserBody {
+            id: id.to_string(),
+            username: claims.username,
+            role,
+            tier,
+            disabled: user.is_disabled(),
+        })
+    }
+    .await;
+    match result {
+        Ok(body) => json(StatusCode::OK, &body, &ctx),
+        Err(problem) => problem.response(Some(&ctx)),
+    }
+}
+
+/// The token of a request: `Authorization: Bearer <token>` or `x-api-key: <token>`.
+fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {
+    let unauthorized =
+        |slug, detail: &str| Problem::new(StatusCode::UNAUTHORIZED, slug, "Unauthorized", detail);
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| unauthorized("invalid-token", "the Authorization header is not text"))?;
+        return match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+            _ => Err(unauthorized(
+                "invalid-token",
+                "use 'Authorization: Bearer <token>' (or the x-api-key header)",
+            )),
+        };
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        return value
+            .to_str()
+            .map(str::trim)
+            .map_err(|_| unauthorized("invalid-token", "the x-api-key header is not text"));
+    }
+    Err(unauthorized(
+        "missing-token",
+        "this endpoint needs a token: 'Authorization: Bearer <token>' or 'x-api-key: <token>'; \
+         log in at POST /api/v1/auth/login",
+    ))
+}
+
+/// Verifies the request's token and authorizes `access`: 401 without a valid token, 403
+/// when the token does not allow it.
+pub fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: Access<'_>,
+) -> Result<Claims, Problem> {
+    let token = presented_token(headers)?;
+    let tokens = &state.identity.tokens;
+    let refused = |error: TokenError| match error {
+        TokenError::Invalid => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-token",
+            "Unauthorized",
+            error.to_string(),
+        ),
+        TokenError::Forbidden => Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            format!(
+                "{error}: '{}' is not allowed by this token (expired, narrowed, or not your role)",
+                access.operation
+            ),
+        ),
+    };
+    let biscuit = tokens.verify(token).map_err(refused)?;
+    tokens
+        .authorize(&biscuit, access, SystemTime::now())
+        .map_err(refused)
+}
+
+fn user_problem(error: AggregateError<UserError>) -> Problem {
+    match error {
+        AggregateError::UserError(UserError::AlreadyRegistered)
+        | AggregateError::AggregateConflict => Problem::new(
+            StatusCode::CONFLICT,
+            "username-taken",
+            "Conflict",
+            "that username is taken; choose another",
+        ),
+        AggregateError::UserError(UserError::NotFound) => Problem::not_found("no such user"),
+        AggregateError::UserError(error) => Problem::new(
+            StatusCode::CONFLICT,
+            "user-state",
+            "Conflict",
+            error.to_string(),
+        ),
+        AggregateError::DatabaseConnectionError(error) => Problem::unavailable(&error),
+        other => Problem::internal(&other),
+    }
+}

@@ -1,0 +1,32 @@
+//! Password hashes, beside the event store but outside it: never in an event, never on
+//! the bus.
+
+use super::{Database, StoreError};
+use crate::on_pool;
+
+impl Database {
+    /// Stores (or replaces) the password hash of `username`.
+    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO credentials (username, password_hash) VALUES ($1, $2) \
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash"
+        )
+        .bind(username)
+        .bind(hash)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// The password hash of `username`, if it has one.
+    pub async fn password_hash(&self, username: &str) -> Result<Option<String>, StoreError> {
+        let hash = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT password_hash FROM credentials WHERE username = $1"
+        )
+        .bind(username)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(hash)
+    }
+}
