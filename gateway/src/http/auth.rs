@@ -94,11 +94,13 @@ fn metadata_as(ctx: &RequestContext, username: &str, token_id: Option<String>) -
     metadata
 }
 
+/// The response, or the problem as one.
+fn respond(ctx: &RequestContext, result: Result<Response, Problem>) -> Response {
+    result.unwrap_or_else(|problem| problem.response(Some(ctx)))
+}
+
 async fn register(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
-    match try_register(&ctx, &state, body).await {
-        Ok(response) => response,
-        Err(problem) => problem.response(Some(&ctx)),
-    }
+    respond(&ctx, try_register(&ctx, &state, body).await)
 }
 
 async fn try_register(
@@ -162,10 +164,7 @@ fn login_failed() -> Problem {
 }
 
 async fn login(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
-    match try_login(&ctx, &state, body).await {
-        Ok(response) => response,
-        Err(problem) => problem.response(Some(&ctx)),
-    }
+    respond(&ctx, try_login(&ctx, &state, body).await)
 }
 
 async fn try_login(
@@ -270,19 +269,17 @@ async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Re
         let (Some(id), Some(role), Some(tier)) = (user.user_id(), user.role(), user.tier()) else {
             return Err(Problem::not_found("the token's user no longer exists"));
         };
-        Ok(UserBody {
+        let body = UserBody {
             id: id.to_string(),
             username: claims.username,
             role,
             tier,
             disabled: user.is_disabled(),
-        })
+        };
+        Ok(json(StatusCode::OK, &body, &ctx))
     }
     .await;
-    match result {
-        Ok(body) => json(StatusCode::OK, &body, &ctx),
-        Err(problem) => problem.response(Some(&ctx)),
-    }
+    respond(&ctx, result)
 }
 
 /// The token of a request: `Authorization: Bearer <token>` or `x-api-key: <token>`.
