@@ -131,12 +131,20 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
     config.environment = "bench".into();
     let app = Application::build(config).await?;
     let state = app.state();
-    let url = format!("http://127.0.0.1:{}/api/v1/runs", app.port());
+    let app_port = app.port();
+    let url = format!("http://127.0.0.1:{app_port}/api/v1/runs");
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
 
+    let token = bench_token(&format!("http://127.0.0.1:{}", app_port)).await?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse()?,
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
+        .default_headers(headers)
         .build()?;
     let aurora = load(args.concurrency, warmup, duration, move || {
         let client = client.clone();
@@ -218,6 +226,30 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
         ms(relay_catch_up)
     );
     Ok(())
+}
+
+/// Registers a bench user and logs in: every command is authorized, as in production.
+async fn bench_token(base: &str) -> anyhow::Result<String> {
+    let client = reqwest::Client::new();
+    let credentials = serde_json::json!({"username": "bench", "password": "bench password"});
+    client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&credentials)
+        .send()
+        .await?
+        .error_for_status()?;
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&credentials)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    login["token"]
+        .as_str()
+        .map(str::to_string)
+        .context("login answered without a token")
 }
 
 async fn count_events(db: &aurora_projections::Database) -> anyhow::Result<u64> {

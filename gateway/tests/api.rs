@@ -27,6 +27,8 @@ enum Mode {
 
 struct TestApp {
     base: String,
+    /// A session token of `tester`, a user; `client` sends it with every request.
+    token: String,
     state: Arc<AppState>,
     shutdown: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
@@ -54,15 +56,49 @@ async fn start(config: Config, dir: Arc<TempDir>) -> TestApp {
     let state = app.state();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
+    let token = tester_token(&base).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     TestApp {
         base,
+        token,
         state,
         shutdown,
         server,
         config,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
         dir,
     }
+}
+
+/// Registers `tester` (unless a restart finds it registered) and logs in.
+async fn tester_token(base: &str) -> String {
+    let client = reqwest::Client::new();
+    let credentials = json!({"username": "tester", "password": PASSWORD});
+    let registered = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(registered == StatusCode::CREATED || registered == StatusCode::CONFLICT);
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["token"].as_str().expect("tester logs in").to_string()
 }
 
 impl TestApp {
@@ -119,6 +155,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Stored events of runs (the fixture's user has events of its own).
+    async fn run_events(&self) -> i64 {
+        aurora_projections::on_pool!(&self.state.db, |pool| sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_type = 'run'"
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap())
+    }
+
     async fn await_view(&self, id: &str, version: i64) {
         self.state
             .runs
@@ -171,6 +217,7 @@ in_both_modes!(
     a_user_registers_logs_in_and_reads_who_they_are_and_no_event_holds_the_password,
     of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds,
     bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_login_event,
+    runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
@@ -207,7 +254,8 @@ async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mod
     assert_eq!(events.len(), 1);
     let event = &events[0];
     assert_eq!(event.event_type, "RunRequested");
-    assert_eq!(event.metadata.principal, "anonymous");
+    assert_eq!(event.metadata.principal, "tester");
+    assert!(event.metadata.token_id.is_some());
     assert_eq!(event.metadata.request_id, "it-req-1");
     assert_eq!(event.metadata.client_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(
@@ -601,22 +649,25 @@ async fn bad_input_gets_a_problem_and_changes_nothing(mode: Mode) {
         ("/api/v1/runs/../../../etc/passwd", 404),
         ("/api/v1/runs/%2e%2e%2f%2e%2e%2fetc%2fpasswd", 400),
     ] {
-        let (code, content_type) = raw_get(&app.base, path).await;
+        let (code, content_type) = raw_get(&app.base, path, &app.token).await;
         assert_eq!(code, status, "{path}");
         assert_eq!(content_type, "application/problem+json", "{path}");
     }
-    assert_eq!(app.stored_events().await, 0, "nothing was stored");
+    assert_eq!(app.run_events().await, 0, "no run was stored");
     let page: Value = app.get_json("/api/v1/runs").await;
     assert_eq!(page["items"], json!([]));
     app.stop().await;
 }
 
 /// Sends `GET path` byte for byte; returns the status and content type.
-async fn raw_get(base: &str, path: &str) -> (u16, String) {
+async fn raw_get(base: &str, path: &str, token: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = base.trim_start_matches("http://");
     let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    );
     socket.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     socket.read_to_string(&mut response).await.unwrap();
@@ -641,7 +692,7 @@ async fn concurrent_posts_are_each_stored_once_and_all_answered(mode: Mode) {
     for post in posts {
         ids.push(post.await.unwrap());
     }
-    assert_eq!(app.stored_events().await, 50);
+    assert_eq!(app.run_events().await, 50);
     for id in &ids {
         app.await_view(id, 1).await;
     }
@@ -711,11 +762,20 @@ async fn runs_survive_a_restart(mode: Mode) {
     assert_eq!(run.status(), StatusCode::OK);
     let second = app.created_id(&valid_run()).await;
     app.await_view(&second, 1).await;
-    assert_eq!(app.stored_events().await, 2);
-    // The bus holds both events exactly once: the embedded bus was rebuilt from the store,
-    // the JetStream stream kept the first and got the second.
+    assert_eq!(app.run_events().await, 2);
+    // The bus holds every stored event exactly once: the embedded bus was rebuilt from the
+    // store, the JetStream stream kept the first ones and got the rest.
+    let stored = app.stored_events().await;
     let bus = app.state.bus.shared();
-    assert_eq!(bus.state().await.unwrap().messages, 2);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bus.state().await.unwrap().messages < stored as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(bus.state().await.unwrap().messages, stored as u64);
     app.stop().await;
 }
 
@@ -724,7 +784,7 @@ async fn a_posted_run_is_a_row_in_postgres_and_a_message_for_a_plain_nats_subscr
     let app = spawn_app(Mode::Production).await;
     let client = async_nats::connect(testkit::nats_url()).await.unwrap();
     let mut subscriber = client
-        .subscribe(format!("{}.events.>", app.config.nats_prefix))
+        .subscribe(format!("{}.events.run.>", app.config.nats_prefix))
         .await
         .unwrap();
     client.flush().await.unwrap();
@@ -753,7 +813,7 @@ async fn a_posted_run_is_a_row_in_postgres_and_a_message_for_a_plain_nats_subscr
     let event: Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(event["type"], "aurora.run.RunRequested.v1");
     assert_eq!(event["subject"], format!("run/{id}"));
-    assert_eq!(event["principal"], "anonymous");
+    assert_eq!(event["principal"], "tester");
     app.stop().await;
 }
 
@@ -788,7 +848,8 @@ impl TestApp {
     }
 
     async fn me(&self, header: (&str, &str)) -> reqwest::Response {
-        self.client
+        // Not `self.client`: it sends tester's token with every request.
+        reqwest::Client::new()
             .get(self.url("/api/v1/users/me"))
             .header(header.0, header.1)
             .send()
@@ -994,5 +1055,115 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
     ] {
         problem(app.me((name, &value)).await, 401, slug).await;
     }
+    app.stop().await;
+}
+
+/// Logs in `username` (registered, with `role`) and returns its token.
+async fn token_with_role(app: &TestApp, username: &str, role: aurora_domain::user::Role) -> String {
+    assert_eq!(app.register(username).await.status(), StatusCode::CREATED);
+    let metadata = aurora_domain::EventMetadata::new("test-admin", "req-role");
+    app.state
+        .identity
+        .users
+        .execute(
+            username,
+            aurora_domain::user::UserCommand::ChangeRole { role },
+            &metadata,
+        )
+        .await
+        .unwrap();
+    let login: Value = app.login(username, PASSWORD).await.json().await.unwrap();
+    login["token"].as_str().unwrap().to_string()
+}
+
+async fn runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them(mode: Mode) {
+    use aurora_domain::user::Role;
+    let app = spawn_app(mode).await;
+    let id = app.created_id(&valid_run()).await;
+    app.await_view(&id, 1).await;
+    let other = token_with_role(&app, "mallory", Role::User).await;
+    let viewer = token_with_role(&app, "vera", Role::Viewer).await;
+    let admin = token_with_role(&app, "ada", Role::Admin).await;
+    let run = format!("/api/v1/runs/{id}");
+    let cancel = format!("/api/v1/runs/{id}/cancel");
+    let plain = reqwest::Client::new();
+    let send = |method: &str, path: &str, token: Option<&str>| {
+        let mut request = plain
+            .request(method.parse().unwrap(), app.url(path))
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if method == "POST" && path.ends_with("/cancel") {
+            request = request.body("{}");
+        } else if method == "POST" {
+            request = request.body(valid_run().to_string());
+        }
+        request.send()
+    };
+    // (who, method, path, status)
+    let table: Vec<(&str, Option<&str>, &str, &str, u16)> = vec![
+        ("nobody", None, "GET", "/api/v1/runs", 401),
+        ("nobody", None, "POST", "/api/v1/runs", 401),
+        ("nobody", None, "GET", &run, 401),
+        ("nobody", None, "POST", &cancel, 401),
+        ("another user", Some(&other), "GET", &run, 403),
+        ("another user", Some(&other), "POST", &cancel, 403),
+        ("a viewer", Some(&viewer), "POST", "/api/v1/runs", 403),
+        ("a viewer", Some(&viewer), "GET", &run, 403),
+        ("an admin", Some(&admin), "GET", &run, 200),
+        ("the owner", Some(&app.token), "GET", &run, 200),
+    ];
+    let before = app.stored_events().await;
+    for (who, token, method, path, status) in &table {
+        let response = send(method, path, *token).await.unwrap();
+        assert_eq!(response.status().as_u16(), *status, "{who} {method} {path}");
+        if *status >= 400 {
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+    }
+    assert_eq!(
+        app.stored_events().await,
+        before,
+        "refused requests store nothing"
+    );
+    // Lists: another user sees none of the owner's runs; an admin sees them.
+    let list = |token: String| {
+        let plain = plain.clone();
+        let url = app.url("/api/v1/runs");
+        async move {
+            let body: Value = plain
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(!list(other.clone()).await.contains(&id));
+    assert!(list(admin.clone()).await.contains(&id));
+    assert!(list(app.token.clone()).await.contains(&id));
+    // An admin may cancel anyone's run; the event names the admin.
+    let cancelled = send("POST", &cancel, Some(&admin)).await.unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let events = app
+        .state
+        .db
+        .read_aggregate_after("run", &id, 0)
+        .await
+        .unwrap();
+    assert_eq!(events.last().unwrap().metadata.principal, "ada");
     app.stop().await;
 }

@@ -237,25 +237,50 @@ impl RunsProjection {
     /// One run.
     pub async fn get(&self, id: &str) -> Result<Option<RunView>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM runs_view WHERE id = $1");
-        let rows = self.fetch(&sql, id, 1).await?;
+        let rows = self.fetch(&sql, id, 1, None).await?;
         Ok(rows.into_iter().next())
     }
 
-    /// Up to `limit` runs, newest first, strictly older than the run `before` if given.
-    pub async fn list(&self, before: Option<&str>, limit: i64) -> Result<Vec<RunView>, StoreError> {
+    /// Up to `limit` runs, newest first, strictly older than the run `before` if given,
+    /// only those of `owner` if given.
+    pub async fn list(
+        &self,
+        before: Option<&str>,
+        limit: i64,
+        owner: Option<&str>,
+    ) -> Result<Vec<RunView>, StoreError> {
         // UUIDv7 ids sort by creation time; '~' sorts after every hex digit and '-'.
-        let sql =
-            format!("SELECT {COLUMNS} FROM runs_view WHERE id < $1 ORDER BY id DESC LIMIT $2");
-        self.fetch(&sql, before.unwrap_or("~"), limit).await
+        let before = before.unwrap_or("~");
+        match owner {
+            Some(owner) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM runs_view WHERE id < $1 AND owner = $3 \
+                     ORDER BY id DESC LIMIT $2"
+                );
+                self.fetch(&sql, before, limit, Some(owner)).await
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM runs_view WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                );
+                self.fetch(&sql, before, limit, None).await
+            }
+        }
     }
 
-    async fn fetch(&self, sql: &str, key: &str, limit: i64) -> Result<Vec<RunView>, StoreError> {
+    async fn fetch(
+        &self,
+        sql: &str,
+        key: &str,
+        limit: i64,
+        owner: Option<&str>,
+    ) -> Result<Vec<RunView>, StoreError> {
         on_pool!(&self.db, |pool| {
-            let rows = sqlx::query(sql)
-                .bind(key)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
+            let mut query = sqlx::query(sql).bind(key).bind(limit);
+            if let Some(owner) = owner {
+                query = query.bind(owner);
+            }
+            let rows = query.fetch_all(pool).await?;
             rows.iter()
                 .map(|row| {
                     Ok(RunView {

@@ -453,7 +453,7 @@ async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
         live,
         "live view == rebuilt view"
     );
-    assert_eq!(projection.list(None, 100).await.unwrap().len(), 9);
+    assert_eq!(projection.list(None, 100, None).await.unwrap().len(), 9);
 }
 
 async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fixture) {

@@ -57,9 +57,15 @@ pub enum RunError {
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     status: RunStatus,
+    owner: Option<String>,
 }
 
 impl Run {
+    /// The principal who owns the run, once requested.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
     /// The run's current status.
     pub fn status(&self) -> RunStatus {
         self.status
@@ -117,7 +123,10 @@ impl Aggregate for Run {
 
     fn apply(&mut self, event: Self::Event) {
         self.status = match event {
-            RunEvent::RunRequested { .. } => RunStatus::Requested,
+            RunEvent::RunRequested { owner, .. } => {
+                self.owner = Some(owner);
+                RunStatus::Requested
+            }
             RunEvent::RunCancelled { .. } => RunStatus::Cancelled,
         };
     }

@@ -3,16 +3,20 @@
 use std::sync::Arc;
 
 use aurora_domain::run::{RunCommand, RunError, RunSpec};
+use aurora_domain::user::Role;
+use aurora_domain::EventMetadata;
 use cqrs_es::AggregateError;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::auth::authenticate;
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
 use super::problem::Problem;
+use crate::auth::tokens::{Access, Claims};
 use crate::state::AppState;
 
 /// Largest page of `GET /api/v1/runs`.
@@ -27,27 +31,32 @@ pub fn routes(
     let with_state = warp::any().map(move || state.clone());
 
     // Path before method: a path no route has must be a 404, not a 405.
+    let headers = warp::header::headers_cloned();
     let create = warp::path!("api" / "v1" / "runs")
         .and(warp::post())
         .and(context())
         .and(with_state.clone())
+        .and(headers)
         .and(body.clone())
         .then(create_run);
     let list = warp::path!("api" / "v1" / "runs")
         .and(warp::get())
         .and(context())
         .and(with_state.clone())
+        .and(headers)
         .and(optional_raw_query())
         .then(list_runs);
     let get = warp::path!("api" / "v1" / "runs" / String)
         .and(warp::get())
         .and(context())
         .and(with_state.clone())
+        .and(headers)
         .then(get_run);
     let cancel = warp::path!("api" / "v1" / "runs" / String / "cancel")
         .and(warp::post())
         .and(context())
         .and(with_state)
+        .and(headers)
         .and(body)
         .then(cancel_run);
     create.or(list).unify().or(get).unify().or(cancel).unify()
@@ -124,13 +133,35 @@ fn command_problem(error: AggregateError<RunError>) -> Problem {
     }
 }
 
-async fn create_run(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
+/// Metadata for events caused by the token's holder in this request.
+fn metadata_for(ctx: &RequestContext, claims: Claims) -> EventMetadata {
+    let mut metadata = ctx.metadata();
+    metadata.principal = claims.username;
+    metadata.token_id = Some(claims.token_id);
+    metadata
+}
+
+async fn create_run(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    let access = Access {
+        operation: "runs:create",
+        resource: None,
+        owner: None,
+    };
+    let claims = match authenticate(&state, &headers, access) {
+        Ok(claims) => claims,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
     let spec: RunSpec = match body.parse(None) {
         Ok(spec) => spec,
         Err(problem) => return problem.response(Some(&ctx)),
     };
     let run_id = Uuid::now_v7();
-    let metadata = ctx.metadata();
+    let metadata = metadata_for(&ctx, claims);
     let command = RunCommand::RequestRun {
         run_id,
         owner: metadata.principal.clone(),
@@ -172,22 +203,42 @@ async fn cancel_run(
     raw_id: String,
     ctx: RequestContext,
     state: Arc<AppState>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
     let run_id = match parse_run_id(&raw_id) {
         Ok(id) => id,
         Err(problem) => return problem.response(Some(&ctx)),
     };
+    // The owner comes from the store, not the view: a run just requested may not be in
+    // the view yet, and may be cancelled all the same.
+    let run = match state.run_commands.load(&run_id.to_string()).await {
+        Ok(run) => run,
+        Err(error) => return command_problem(error).response(Some(&ctx)),
+    };
+    let id = run_id.to_string();
+    let access = Access {
+        operation: "runs:cancel",
+        resource: Some(("run", &id)),
+        owner: run.owner(),
+    };
+    let claims = match authenticate(&state, &headers, access) {
+        Ok(claims) => claims,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
     let request: CancelRequest = match body.parse(Some(CancelRequest::default())) {
         Ok(request) => request,
         Err(problem) => return problem.response(Some(&ctx)),
     };
+    if run.owner().is_none() {
+        return Problem::not_found("no run with this id").response(Some(&ctx));
+    }
     let command = RunCommand::CancelRun {
         reason: request.reason,
     };
     match state
         .run_commands
-        .execute(&run_id.to_string(), command, &ctx.metadata())
+        .execute(&id, command, &metadata_for(&ctx, claims))
         .await
     {
         Ok(()) => {
@@ -209,19 +260,51 @@ fn outcome(error: &AggregateError<RunError>) -> &'static str {
     }
 }
 
-async fn get_run(raw_id: String, ctx: RequestContext, state: Arc<AppState>) -> Response {
+async fn get_run(
+    raw_id: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Response {
     let run_id = match parse_run_id(&raw_id) {
         Ok(id) => id,
         Err(problem) => return problem.response(Some(&ctx)),
     };
-    match state.runs.get(&run_id.to_string()).await {
-        Ok(Some(view)) => json(StatusCode::OK, &view, &ctx),
+    let id = run_id.to_string();
+    match state.runs.get(&id).await {
+        Ok(Some(view)) => {
+            let access = Access {
+                operation: "runs:read",
+                resource: Some(("run", &id)),
+                owner: Some(&view.owner),
+            };
+            match authenticate(&state, &headers, access) {
+                Ok(_) => json(StatusCode::OK, &view, &ctx),
+                Err(problem) => problem.response(Some(&ctx)),
+            }
+        }
         Ok(None) => Problem::not_found("no run with this id").response(Some(&ctx)),
         Err(error) => Problem::unavailable(&error).response(Some(&ctx)),
     }
 }
 
-async fn list_runs(ctx: RequestContext, state: Arc<AppState>, query: String) -> Response {
+async fn list_runs(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    query: String,
+) -> Response {
+    let access = Access {
+        operation: "runs:read",
+        resource: None,
+        owner: None,
+    };
+    let claims = match authenticate(&state, &headers, access) {
+        Ok(claims) => claims,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
+    // Admins see every run; everyone else their own.
+    let owner = (claims.role != Role::Admin).then_some(claims.username.as_str());
     let query: ListQuery = match serde_urlencoded::from_str(&query) {
         Ok(query) => query,
         Err(e) => {
@@ -253,7 +336,7 @@ async fn list_runs(ctx: RequestContext, state: Arc<AppState>, query: String) -> 
             .response(Some(&ctx))
         }
     };
-    match state.runs.list(cursor.as_deref(), limit + 1).await {
+    match state.runs.list(cursor.as_deref(), limit + 1, owner).await {
         Ok(mut items) => {
             let next_cursor = if items.len() as i64 > limit {
                 items.truncate(limit as usize);
