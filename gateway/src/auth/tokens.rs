@@ -12,11 +12,14 @@
 //! everything else is denied.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aurora_domain::user::{Role, Tier};
 use biscuit_auth::builder::{self, Fact, Policy, Rule, Term};
 use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
+
+use sha2::{Digest, Sha256};
 
 use super::keys::KeyRing;
 
@@ -99,8 +102,18 @@ pub enum TokenError {
     Forbidden,
 }
 
+/// Most verified tokens kept; when full, the cache starts over (bounded memory, and a
+/// burst of distinct tokens costs only a re-verification each).
+pub const VERIFIED_CACHE_ENTRIES: usize = 10_000;
+
 /// Mints, verifies and authorizes tokens with one key ring.
+///
+/// Verified tokens are cached by SHA-256 of their text, so a token used again skips the
+/// parse and signature check (~90 µs). Authorization — expiry included — still runs on
+/// every request, so the cache never serves an expired token.
 pub struct Tokens {
+    verified: Mutex<HashMap<[u8; 32], Arc<Biscuit>>>,
+    capacity: usize,
     keys: KeyRing,
     policies: Vec<Policy>,
     own: Rule,
@@ -115,6 +128,8 @@ impl Tokens {
             .map(|p| Policy::try_from(*p).expect("built-in policies parse"))
             .collect();
         Self {
+            verified: Mutex::new(HashMap::new()),
+            capacity: VERIFIED_CACHE_ENTRIES,
             keys,
             policies,
             own: Rule::try_from("owner($u) <- user($u)").expect("built-in rule parses"),
@@ -172,11 +187,36 @@ impl Tokens {
         })
     }
 
-    /// Parses `token` and checks its signatures against the key ring.
-    pub fn verify(&self, token: &str) -> Result<Biscuit, TokenError> {
+    /// Parses `token` and checks its signatures against the key ring (or finds it
+    /// verified before).
+    pub fn verify(&self, token: &str) -> Result<Arc<Biscuit>, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(biscuit) = self.cached().get(&key) {
+            return Ok(biscuit.clone());
+        }
+        let biscuit = Arc::new(self.parse(token)?);
+        let mut cache = self.cached();
+        if cache.len() >= self.capacity {
+            cache.clear();
+        }
+        cache.insert(key, biscuit.clone());
+        Ok(biscuit)
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached_tokens(&self) -> usize {
+        self.cached().len()
+    }
+
+    fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Biscuit>>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn parse(&self, token: &str) -> Result<Biscuit, TokenError> {
         let biscuit = Biscuit::from_base64(token, |id: Option<u32>| {
             id.and_then(|id| self.keys.public(id))
                 .ok_or(biscuit_auth::error::Format::UnknownPublicKey)
@@ -438,6 +478,38 @@ mod tests {
             Err(TokenError::Invalid)
         );
         assert!(decide(&retired, &new, "runs:read", "alice").is_ok());
+    }
+
+    #[test]
+    fn a_verified_token_is_cached_boundedly_and_still_authorized_every_time() {
+        let (t, _) = tokens();
+        let token = mint(&t, "alice", Role::User);
+        let first = t.verify(&token).unwrap();
+        let second = t.verify(&token).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "the second use is a cache hit"
+        );
+        assert_eq!(t.cached_tokens(), 1);
+        // A cached token that has expired is refused: expiry is checked on every request.
+        let later = SystemTime::now() + Duration::from_secs(7200);
+        let access = Access {
+            operation: "runs:read",
+            resource: None,
+            owner: None,
+        };
+        assert_eq!(
+            t.authorize(&second, access, later),
+            Err(TokenError::Forbidden)
+        );
+        assert_eq!(t.verify("garbage").err(), Some(TokenError::Invalid));
+        assert_eq!(t.cached_tokens(), 1, "refused tokens are not cached");
+        let (mut small, _) = tokens();
+        small.capacity = 3;
+        for _ in 0..10 {
+            small.verify(&mint(&small, "alice", Role::User)).unwrap();
+            assert!(small.cached_tokens() <= 3);
+        }
     }
 
     #[test]
