@@ -91,6 +91,17 @@ pub struct Access<'a> {
     pub owner: Option<&'a str>,
 }
 
+impl<'a> Access<'a> {
+    /// `operation` on the caller's own collection or profile.
+    pub fn own(operation: &'a str) -> Self {
+        Self {
+            operation,
+            resource: None,
+            owner: None,
+        }
+    }
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {

@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 use aurora_domain::user::{
     LoginFailure, Registration, Role, Tier, UserCommand, UserError, Username,
 };
-use aurora_domain::EventMetadata;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::AggregateError;
 use http::{HeaderMap, StatusCode};
@@ -86,14 +85,6 @@ struct TokenBody {
     expires_at: String,
 }
 
-/// Metadata for events a user causes about themselves.
-fn metadata_as(ctx: &RequestContext, username: &str, token_id: Option<String>) -> EventMetadata {
-    let mut metadata = ctx.metadata();
-    metadata.principal = username.to_string();
-    metadata.token_id = token_id;
-    metadata
-}
-
 /// The response, or the problem as one.
 fn respond(ctx: &RequestContext, result: Result<Response, Problem>) -> Response {
     result.unwrap_or_else(|problem| problem.response(Some(ctx)))
@@ -133,7 +124,7 @@ async fn try_register(
         .create(
             username.as_str(),
             command,
-            &metadata_as(ctx, username.as_str(), None),
+            &ctx.metadata_as(username.as_str(), None),
         )
         .await
         .map_err(user_problem)?;
@@ -212,7 +203,7 @@ async fn try_login(
     let command = UserCommand::RecordLogin {
         token_id: minted.token_id.clone(),
     };
-    let metadata = metadata_as(ctx, name, Some(minted.token_id.clone()));
+    let metadata = ctx.metadata_as(name, Some(minted.token_id.clone()));
     match users.execute(name, command, &metadata).await {
         Ok(()) => {}
         Err(AggregateError::UserError(UserError::Disabled)) => {
@@ -243,7 +234,7 @@ async fn record_failure(
     match state
         .identity
         .users
-        .execute(username, command, &metadata_as(ctx, username, None))
+        .execute(username, command, &ctx.metadata_as(username, None))
         .await
     {
         Ok(()) | Err(AggregateError::UserError(UserError::NotFound)) => {}
@@ -253,11 +244,7 @@ async fn record_failure(
 }
 
 async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
-    let access = Access {
-        operation: "users:read",
-        resource: None,
-        owner: None,
-    };
+    let access = Access::own("users:read");
     let result = async {
         let claims = authenticate(&state, &headers, access)?;
         let user = state

@@ -24,6 +24,14 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// Metadata for events `principal` causes in this request, with the token they used.
+    pub fn metadata_as(&self, principal: &str, token_id: Option<String>) -> EventMetadata {
+        let mut metadata = self.metadata();
+        metadata.principal = principal.to_string();
+        metadata.token_id = token_id;
+        metadata
+    }
+
     /// Metadata for events caused by this request.
     pub fn metadata(&self) -> EventMetadata {
         let mut metadata = EventMetadata::new(ANONYMOUS, self.request_id.clone());

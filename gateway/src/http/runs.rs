@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use aurora_domain::run::{RunCommand, RunError, RunSpec};
 use aurora_domain::user::Role;
-use aurora_domain::EventMetadata;
 use cqrs_es::AggregateError;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,7 @@ use super::auth::authenticate;
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
 use super::problem::Problem;
-use crate::auth::tokens::{Access, Claims};
+use crate::auth::tokens::Access;
 use crate::state::AppState;
 
 /// Largest page of `GET /api/v1/runs`.
@@ -133,25 +132,13 @@ fn command_problem(error: AggregateError<RunError>) -> Problem {
     }
 }
 
-/// Metadata for events caused by the token's holder in this request.
-fn metadata_for(ctx: &RequestContext, claims: Claims) -> EventMetadata {
-    let mut metadata = ctx.metadata();
-    metadata.principal = claims.username;
-    metadata.token_id = Some(claims.token_id);
-    metadata
-}
-
 async fn create_run(
     ctx: RequestContext,
     state: Arc<AppState>,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
-    let access = Access {
-        operation: "runs:create",
-        resource: None,
-        owner: None,
-    };
+    let access = Access::own("runs:create");
     let claims = match authenticate(&state, &headers, access) {
         Ok(claims) => claims,
         Err(problem) => return problem.response(Some(&ctx)),
@@ -161,7 +148,7 @@ async fn create_run(
         Err(problem) => return problem.response(Some(&ctx)),
     };
     let run_id = Uuid::now_v7();
-    let metadata = metadata_for(&ctx, claims);
+    let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id));
     let command = RunCommand::RequestRun {
         run_id,
         owner: metadata.principal.clone(),
@@ -238,7 +225,11 @@ async fn cancel_run(
     };
     match state
         .run_commands
-        .execute(&id, command, &metadata_for(&ctx, claims))
+        .execute(
+            &id,
+            command,
+            &ctx.metadata_as(&claims.username, Some(claims.token_id)),
+        )
         .await
     {
         Ok(()) => {
@@ -294,11 +285,7 @@ async fn list_runs(
     headers: HeaderMap,
     query: String,
 ) -> Response {
-    let access = Access {
-        operation: "runs:read",
-        resource: None,
-        owner: None,
-    };
+    let access = Access::own("runs:read");
     let claims = match authenticate(&state, &headers, access) {
         Ok(claims) => claims,
         Err(problem) => return problem.response(Some(&ctx)),
