@@ -9,9 +9,11 @@
 //! - [`startup`]: [`startup::Application`] — build, serve, drain.
 //! - [`http`]: filters, handlers, problem+json errors.
 //! - [`auth`]: root keys, Biscuit tokens, password hashing.
+//! - [`admin`]: `aurora admin create`, the first admin.
 //! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod config;

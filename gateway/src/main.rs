@@ -1,6 +1,7 @@
 //! `aurora`: serve, migrate, rebuild projections, benchmark.
 
 use anyhow::Context;
+use aurora_gateway::admin;
 use aurora_gateway::bench::{self, BenchArgs};
 use aurora_gateway::config::Config;
 use aurora_gateway::startup::{connect_database, Application};
@@ -33,6 +34,24 @@ enum Command {
     },
     /// Measure POST /api/v1/runs against raw single-row inserts on the same database.
     Bench(BenchArgs),
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an admin (the first one, typically); the password is read from stdin.
+    /// Prints a session token as JSON on stdout.
+    Create {
+        /// The admin's username.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        config: Config,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +98,22 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Admin {
+            action: AdminCommand::Create { username, config },
+        } => {
+            let password = admin::read_password()?;
+            let minted = admin::create(&config, &username, password).await?;
+            let expires_at: chrono::DateTime<chrono::Utc> = minted.expires_at.into();
+            let out = serde_json::json!({
+                "username": username.to_ascii_lowercase(),
+                "token": minted.token,
+                "token_type": "Bearer",
+                "token_id": minted.token_id,
+                "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            });
+            println!("{out}");
+            Ok(())
+        }
     }
 }
 

@@ -7,13 +7,16 @@ use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::Subjects;
 use aurora_projections::store::GroupCommit;
-use aurora_projections::{Database, Relay, RelayConfig, RunCommands, RunsProjection, UserCommands};
+use aurora_projections::{
+    Database, Relay, RelayConfig, RunCommands, RunsProjection, UserCommands, UsersProjection,
+};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::keys::KeyRing;
+use crate::auth::revocations::Revocations;
 use crate::auth::tokens::Tokens;
 use crate::config::{redact, Config};
 use crate::metrics::Metrics;
@@ -110,11 +113,18 @@ impl Application {
         let committed = Arc::new(Notify::new());
         let appends = GroupCommit::start(&db, config.db_writers);
         let run_commands = RunCommands::with_appends(&db, appends.clone(), committed.clone());
+        // The revocation set is complete before the first request is served.
+        let revocations = Revocations::new();
+        let revocation_tail = revocations
+            .load(&db, &*bus.shared())
+            .await
+            .map_err(|e| anyhow::anyhow!("loading token revocations: {e}"))?;
         let identity = Identity {
             users: UserCommands::with_appends(&db, appends, committed.clone()),
-            tokens: Tokens::new(load_root_keys(&config)?),
+            tokens: Tokens::new(load_root_keys(&config)?, revocations.clone()),
         };
         let runs = Arc::new(RunsProjection::new(db.clone()));
+        let users = Arc::new(UsersProjection::new(db.clone()));
         let relay = Relay::new(
             db.clone(),
             bus.shared(),
@@ -126,6 +136,13 @@ impl Application {
         let tasks = vec![
             tokio::spawn(relay.run(committed, background.clone())),
             tokio::spawn(runs.clone().run(bus.shared(), background.clone())),
+            tokio::spawn(users.clone().run(bus.shared(), background.clone())),
+            tokio::spawn(revocations.follow(
+                db.clone(),
+                bus.shared(),
+                revocation_tail,
+                background.clone(),
+            )),
         ];
 
         let listener = bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
@@ -136,7 +153,7 @@ impl Application {
             bus,
             run_commands,
             identity,
-            runs,
+            (runs, users),
             metrics,
         ));
         Ok(Self {

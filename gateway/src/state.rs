@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use aurora_nats::AnyBus as Bus;
-use aurora_projections::{Database, RunCommands, RunsProjection, UserCommands};
+use aurora_projections::{Database, RunCommands, RunsProjection, UserCommands, UsersProjection};
 
 use crate::auth::tokens::Tokens;
 use crate::config::Config;
@@ -33,6 +33,8 @@ pub struct AppState {
     pub identity: Identity,
     /// The runs read model.
     pub runs: Arc<RunsProjection>,
+    /// The users read model.
+    pub users: Arc<UsersProjection>,
     /// Metrics.
     pub metrics: Metrics,
     /// Process start.
@@ -48,9 +50,10 @@ impl AppState {
         bus: Bus,
         run_commands: RunCommands,
         identity: Identity,
-        runs: Arc<RunsProjection>,
+        views: (Arc<RunsProjection>, Arc<UsersProjection>),
         metrics: Metrics,
     ) -> Self {
+        let (runs, users) = views;
         Self {
             config,
             db,
@@ -58,6 +61,7 @@ impl AppState {
             run_commands,
             identity,
             runs,
+            users,
             metrics,
             started: Instant::now(),
             draining: AtomicBool::new(false),

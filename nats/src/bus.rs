@@ -86,6 +86,9 @@ impl Delivery {
 /// A stream of deliveries from one durable consumer.
 pub type Deliveries = BoxStream<'static, Result<Delivery, BusError>>;
 
+/// Events published after a [`EventBus::tail`] began, to that subscriber alone.
+pub type Tail = BoxStream<'static, Result<CloudEvent, BusError>>;
+
 /// The event bus: a stream of every event, durable consumers over it.
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
@@ -110,6 +113,13 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Deliveries of events matching `filter` to the durable consumer `durable`.
     async fn consume(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError>;
+
+    /// Every event matching `filter` stored from now on, in stream order, to this
+    /// subscriber alone: not durable, nothing to ack. For state every replica keeps for
+    /// itself (the token revocation set), where a durable consumer would hand each event to
+    /// one replica only. The stream ends (or yields an error) if the subscription breaks:
+    /// the caller then reloads from the store and tails again.
+    async fn tail(&self, filter: &str) -> Result<Tail, BusError>;
 }
 
 /// Header carrying an event's global position in the store.

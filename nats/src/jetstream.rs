@@ -8,7 +8,7 @@ use async_nats::HeaderMap;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::bus::{Acker, Deliveries, POSITION_HEADER, XID_HEADER};
+use crate::bus::{Acker, Deliveries, Tail, POSITION_HEADER, XID_HEADER};
 use crate::{BusError, CloudEvent, Delivery, EventBus, PublishOutcome, StreamState, Subjects};
 
 /// How long JetStream remembers message ids for deduplication. The relay does not rely on
@@ -244,6 +244,32 @@ impl EventBus for JetStreamBus {
                         Err(error)
                     }
                 }
+            })
+            .boxed())
+    }
+
+    async fn tail(&self, filter: &str) -> Result<Tail, BusError> {
+        let stream = self.stream().await?;
+        // An ordered consumer: ephemeral, flow-controlled, and recreated by the client
+        // from the last sequence it saw should a message go missing.
+        let ordered = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: filter.to_string(),
+                deliver_policy: consumer::DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(BusError::unavailable)?;
+        let messages = ordered.messages().await.map_err(BusError::unavailable)?;
+        Ok(messages
+            .map(|message| {
+                let message = message.map_err(BusError::unavailable)?;
+                let sequence = message
+                    .info()
+                    .map(|info| info.stream_sequence)
+                    .unwrap_or_default();
+                decode(sequence, &message.payload)
             })
             .boxed())
     }

@@ -19,6 +19,6 @@ pub mod memory;
 pub mod subjects;
 
 pub use any::AnyBus;
-pub use bus::{BusError, Delivery, EventBus, PublishOutcome, StreamState};
+pub use bus::{BusError, Delivery, EventBus, PublishOutcome, StreamState, Tail};
 pub use envelope::CloudEvent;
 pub use subjects::Subjects;

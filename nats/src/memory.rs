@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::bus::{Acker, Deliveries};
+use crate::bus::{Acker, Deliveries, Tail};
 use crate::subjects::matches;
 use crate::{BusError, CloudEvent, Delivery, EventBus, PublishOutcome, StreamState, Subjects};
 
@@ -116,6 +116,15 @@ impl MemoryBus {
     /// Subscribes to every message published from now on (a plain, non-durable subscriber).
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.shared.last_sequence.subscribe()
+    }
+
+    fn next_matching(&self, filter: &str, after: u64) -> Option<(u64, CloudEvent)> {
+        let state = self.shared.lock();
+        state
+            .messages
+            .range(after + 1..)
+            .find(|(_, message)| matches(filter, &message.subject))
+            .map(|(sequence, message)| (*sequence, message.event.clone()))
     }
 
     fn next_delivery(&self, durable: &str, after: u64) -> Option<(u64, CloudEvent)> {
@@ -240,6 +249,27 @@ impl EventBus for MemoryBus {
         );
         Ok(deliveries.boxed())
     }
+
+    async fn tail(&self, filter: &str) -> Result<Tail, BusError> {
+        let start = self.shared.lock().last_sequence;
+        let changes = self.shared.last_sequence.subscribe();
+        let events = futures::stream::unfold(
+            (self.clone(), filter.to_string(), start, changes),
+            |(bus, filter, mut after, mut changes)| async move {
+                loop {
+                    changes.borrow_and_update();
+                    if let Some((sequence, event)) = bus.next_matching(&filter, after) {
+                        after = sequence;
+                        return Some((Ok(event), (bus, filter, after, changes)));
+                    }
+                    if changes.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        );
+        Ok(events.boxed())
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +333,22 @@ mod tests {
         let mut second = bus.consume("d", "aurora.events.>").await.unwrap();
         let again = second.next().await.unwrap().unwrap();
         assert_eq!(again.event.position, 2, "the unacked message comes back");
+    }
+
+    #[tokio::test]
+    async fn a_tail_sees_only_matching_messages_published_after_it_began() {
+        let bus = MemoryBus::new(Subjects::default());
+        let old = event(1);
+        bus.publish_batch(&[(old.id.clone(), old)]).await.unwrap();
+        let mut tail = bus.tail("aurora.events.run.*.RunRequested").await.unwrap();
+        let mut other = event(2);
+        other.eventname = "RunCancelled".into();
+        let new = event(3);
+        bus.publish_batch(&[(other.id.clone(), other), (new.id.clone(), new)])
+            .await
+            .unwrap();
+        let got = tail.next().await.unwrap().unwrap();
+        assert_eq!(got.position, 3, "not the old one, not the other event type");
     }
 
     #[tokio::test]

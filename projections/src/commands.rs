@@ -54,13 +54,14 @@ impl<A: Aggregate<Services = ()>> Commands<A> {
     }
 
     /// Executes `command` against aggregate `id`, loaded from its history. `Ok` means the
-    /// events are durably stored.
+    /// events — returned, in order; none if the command changed nothing — are durably
+    /// stored.
     pub async fn execute(
         &self,
         id: &str,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<(), AggregateError<A::Error>> {
+    ) -> Result<Vec<A::Event>, AggregateError<A::Error>> {
         let context = self.store.load_aggregate(id).await?;
         self.handle_and_commit(context, command, metadata).await
     }
@@ -74,7 +75,7 @@ impl<A: Aggregate<Services = ()>> Commands<A> {
         id: &str,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<(), AggregateError<A::Error>> {
+    ) -> Result<Vec<A::Event>, AggregateError<A::Error>> {
         let context = EventStoreAggregateContext {
             aggregate_id: id.to_string(),
             aggregate: A::default(),
@@ -89,7 +90,7 @@ impl<A: Aggregate<Services = ()>> Commands<A> {
         mut context: EventStoreAggregateContext<A>,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<(), AggregateError<A::Error>> {
+    ) -> Result<Vec<A::Event>, AggregateError<A::Error>> {
         let sink = EventSink::default();
         context
             .aggregate()
@@ -98,12 +99,12 @@ impl<A: Aggregate<Services = ()>> Commands<A> {
             .map_err(AggregateError::UserError)?;
         let events = sink.collect().await;
         if events.is_empty() {
-            return Ok(());
+            return Ok(events);
         }
         self.store
-            .commit(events, context, metadata.to_map())
+            .commit(events.clone(), context, metadata.to_map())
             .await?;
         self.committed.notify_one();
-        Ok(())
+        Ok(events)
     }
 }

@@ -7,6 +7,7 @@
 //! - [`commands`]: the write path — cqrs-es frameworks over the store.
 //! - [`relay`]: store → bus, exactly once, with healing.
 //! - [`runs`]: the runs read model, fed from the bus, rebuildable by replay.
+//! - [`users`]: the users read model, refreshed from the store whenever a user changes.
 //! - [`testkit`]: fresh databases for tests of this and downstream crates.
 #![forbid(unsafe_code)]
 
@@ -15,8 +16,10 @@ pub mod relay;
 pub mod runs;
 pub mod store;
 pub mod testkit;
+pub mod users;
 
 pub use commands::{Commands, RunCommands, UserCommands};
 pub use relay::{Relay, RelayConfig, RelayMetrics};
 pub use runs::RunsProjection;
 pub use store::{Cursor, Database, StoreError, StoredEvent};
+pub use users::{UserView, UsersProjection};

@@ -515,7 +515,7 @@ async fn concurrent_commands_on_one_run_store_exactly_one_change(f: Fixture) {
     let mut accepted = 0;
     for cancel in cancels {
         match cancel.await.unwrap() {
-            Ok(()) => accepted += 1,
+            Ok(_) => accepted += 1,
             Err(cqrs_es::AggregateError::AggregateConflict)
             | Err(cqrs_es::AggregateError::UserError(_)) => {}
             Err(other) => panic!("unexpected error: {other}"),

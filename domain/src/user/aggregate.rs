@@ -1,11 +1,16 @@
 //! The `User` aggregate's state and rules.
 
+use std::collections::BTreeMap;
+
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Role, Tier, UserCommand, UserEvent};
+use super::{
+    valid_label, RevocationReason, Role, Tier, TokenGrant, TokenKind, UserCommand, UserEvent,
+    MAX_API_KEYS, MAX_LABEL_LEN,
+};
 use crate::run::MAX_REASON_LEN;
 
 /// Why the `User` aggregate refused a command.
@@ -26,6 +31,15 @@ pub enum UserError {
     /// A reason longer than [`MAX_REASON_LEN`].
     #[error("reason is longer than {MAX_REASON_LEN} characters")]
     ReasonTooLong,
+    /// An API key label that is empty, too long, or has control characters.
+    #[error("a label has 1 to {MAX_LABEL_LEN} characters and no control characters")]
+    InvalidLabel,
+    /// A new API key beyond [`MAX_API_KEYS`] live ones.
+    #[error("at most {MAX_API_KEYS} API keys may be live at once; revoke one first")]
+    TooManyApiKeys,
+    /// A token the user does not hold (never issued to them, expired, or revoked).
+    #[error("no such live token")]
+    TokenNotFound,
 }
 
 /// A user. Holds only what its rules need.
@@ -36,6 +50,9 @@ pub struct User {
     tier: Option<Tier>,
     disabled: bool,
     deleted: bool,
+    /// Live tokens by id. A token is forgotten when revoked, and when a later token is
+    /// issued after it expired (so the map stays as small as the live set).
+    tokens: BTreeMap<String, TokenGrant>,
 }
 
 impl User {
@@ -62,6 +79,46 @@ impl User {
     /// Disabled by an admin (and not deleted).
     pub fn is_disabled(&self) -> bool {
         self.disabled
+    }
+
+    /// Deleted (by the identity provider).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// The user's live tokens (revoked ones are gone; expired ones may linger until the
+    /// next token is issued: compare `expires_at` with the clock).
+    pub fn tokens(&self) -> impl Iterator<Item = &TokenGrant> {
+        self.tokens.values()
+    }
+
+    /// One live token.
+    pub fn token(&self, token_id: &str) -> Option<&TokenGrant> {
+        self.tokens.get(token_id)
+    }
+
+    fn active(&self) -> Result<(), UserError> {
+        self.registered()?;
+        if self.disabled || self.deleted {
+            return Err(UserError::Disabled);
+        }
+        Ok(())
+    }
+
+    fn revocation(token: &TokenGrant, reason: RevocationReason) -> UserEvent {
+        UserEvent::TokenRevoked {
+            token_id: token.token_id.clone(),
+            revocation_id: token.revocation_id.clone(),
+            expires_at: token.expires_at,
+            reason,
+        }
+    }
+
+    /// `first`, then the revocation of every live token.
+    fn revoking_all(&self, first: UserEvent, reason: RevocationReason) -> Vec<UserEvent> {
+        std::iter::once(first)
+            .chain(self.tokens.values().map(|t| Self::revocation(t, reason)))
+            .collect()
     }
 
     fn registered(&self) -> Result<(), UserError> {
@@ -93,7 +150,7 @@ impl Aggregate for User {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        let event = match command {
+        let events = match command {
             UserCommand::Register {
                 user_id,
                 username,
@@ -104,41 +161,69 @@ impl Aggregate for User {
                 if self.user_id.is_some() {
                     return Err(UserError::AlreadyRegistered);
                 }
-                UserEvent::UserRegistered {
+                vec![UserEvent::UserRegistered {
                     user_id,
                     username,
                     role,
                     tier,
                     registration,
-                }
+                }]
             }
-            UserCommand::RecordLogin { token_id } => {
-                self.registered()?;
-                if self.disabled || self.deleted {
-                    return Err(UserError::Disabled);
+            UserCommand::RecordLogin { token } => {
+                self.active()?;
+                vec![UserEvent::LoginSucceeded { token }]
+            }
+            UserCommand::CreateApiKey { token } => {
+                self.active()?;
+                if !token.label.as_deref().is_some_and(valid_label) {
+                    return Err(UserError::InvalidLabel);
                 }
-                UserEvent::LoginSucceeded { token_id }
+                let live = self
+                    .tokens
+                    .values()
+                    .filter(|t| t.kind == TokenKind::ApiKey && t.expires_at > token.issued_at)
+                    .count();
+                if live >= MAX_API_KEYS {
+                    return Err(UserError::TooManyApiKeys);
+                }
+                vec![UserEvent::ApiKeyCreated { token }]
+            }
+            UserCommand::RevokeToken { token_id } => {
+                self.registered()?;
+                let token = self.tokens.get(&token_id).ok_or(UserError::TokenNotFound)?;
+                vec![Self::revocation(token, RevocationReason::Revoked)]
             }
             UserCommand::RecordLoginFailure { failure } => {
                 self.registered()?;
-                UserEvent::LoginFailed { failure }
+                vec![UserEvent::LoginFailed { failure }]
             }
             UserCommand::LogOut { token_id } => {
                 self.registered()?;
-                UserEvent::LoggedOut { token_id }
+                match self.tokens.get(&token_id) {
+                    Some(token) => vec![
+                        UserEvent::LoggedOut {
+                            token_id: token_id.clone(),
+                        },
+                        Self::revocation(token, RevocationReason::Logout),
+                    ],
+                    None => vec![],
+                }
             }
             UserCommand::ChangeRole { role } => {
                 self.changeable()?;
                 match self.role {
-                    Some(from) if from != role => UserEvent::RoleChanged { from, to: role },
-                    _ => return Ok(()),
+                    Some(from) if from != role => self.revoking_all(
+                        UserEvent::RoleChanged { from, to: role },
+                        RevocationReason::RoleChanged,
+                    ),
+                    _ => vec![],
                 }
             }
             UserCommand::ChangeTier { tier } => {
                 self.changeable()?;
                 match self.tier {
-                    Some(from) if from != tier => UserEvent::TierChanged { from, to: tier },
-                    _ => return Ok(()),
+                    Some(from) if from != tier => vec![UserEvent::TierChanged { from, to: tier }],
+                    _ => vec![],
                 }
             }
             UserCommand::Disable { reason } => {
@@ -152,24 +237,29 @@ impl Aggregate for User {
                 if self.disabled {
                     return Ok(());
                 }
-                UserEvent::UserDisabled { reason }
+                self.revoking_all(
+                    UserEvent::UserDisabled { reason },
+                    RevocationReason::UserDisabled,
+                )
             }
             UserCommand::Enable => {
                 self.changeable()?;
                 if !self.disabled {
                     return Ok(());
                 }
-                UserEvent::UserEnabled
+                vec![UserEvent::UserEnabled]
             }
             UserCommand::Delete => {
                 self.registered()?;
                 if self.deleted {
                     return Ok(());
                 }
-                UserEvent::UserDeleted
+                self.revoking_all(UserEvent::UserDeleted, RevocationReason::UserDeleted)
             }
         };
-        sink.write(event, self).await;
+        for event in events {
+            sink.write(event, self).await;
+        }
         Ok(())
     }
 
@@ -190,9 +280,15 @@ impl Aggregate for User {
             UserEvent::UserDisabled { .. } => self.disabled = true,
             UserEvent::UserEnabled => self.disabled = false,
             UserEvent::UserDeleted => self.deleted = true,
-            UserEvent::LoginSucceeded { .. }
-            | UserEvent::LoginFailed { .. }
-            | UserEvent::LoggedOut { .. } => {}
+            UserEvent::LoginSucceeded { token } | UserEvent::ApiKeyCreated { token } => {
+                let now = token.issued_at;
+                self.tokens.retain(|_, t| t.expires_at > now);
+                self.tokens.insert(token.token_id.clone(), token);
+            }
+            UserEvent::TokenRevoked { token_id, .. } => {
+                self.tokens.remove(&token_id);
+            }
+            UserEvent::LoginFailed { .. } | UserEvent::LoggedOut { .. } => {}
         }
     }
 }

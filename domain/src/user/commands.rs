@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::{LoginFailure, Registration, Role, Tier, Username};
+use super::{LoginFailure, Registration, Role, Tier, TokenGrant, Username};
 
 /// A request to change a user.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +20,21 @@ pub enum UserCommand {
         /// How the user came to be.
         registration: Registration,
     },
-    /// Record a login whose password the gateway verified; refused for disabled users.
+    /// Record a login whose password the gateway verified, and the session token minted
+    /// for it; refused for disabled users.
     RecordLogin {
-        /// Id of the session token issued.
+        /// The session token.
+        token: TokenGrant,
+    },
+    /// Record an API key minted for the user; refused for disabled users, for a label that
+    /// is empty or too long, and beyond [`super::MAX_API_KEYS`] live keys.
+    CreateApiKey {
+        /// The key.
+        token: TokenGrant,
+    },
+    /// Revoke one of the user's live tokens.
+    RevokeToken {
+        /// Its id.
         token_id: String,
     },
     /// Record a login that failed (wrong password, disabled user).
@@ -30,12 +42,13 @@ pub enum UserCommand {
         /// Why.
         failure: LoginFailure,
     },
-    /// End a session.
+    /// End a session: its token is revoked. Nothing happens for a token that is not live.
     LogOut {
         /// Id of the session token ended.
         token_id: String,
     },
-    /// Set the role; nothing happens if it is already the role.
+    /// Set the role, revoking every live token (they state the old role); nothing happens
+    /// if it is already the role.
     ChangeRole {
         /// The new role.
         role: Role,
@@ -45,7 +58,8 @@ pub enum UserCommand {
         /// The new tier.
         tier: Tier,
     },
-    /// Disable the user: no login, every token refused. Nothing happens if already disabled.
+    /// Disable the user: no login, every live token revoked. Nothing happens if already
+    /// disabled.
     Disable {
         /// Why, as given by the admin.
         reason: Option<String>,

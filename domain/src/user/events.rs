@@ -5,7 +5,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Role, Tier, Username};
+use super::{RevocationReason, Role, Tier, TokenGrant, Username};
 
 /// How a user came to be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,8 +50,24 @@ pub enum UserEvent {
     },
     /// A login succeeded and a session token was issued.
     LoginSucceeded {
-        /// The session token's id.
+        /// The session token.
+        token: TokenGrant,
+    },
+    /// An API key was created.
+    ApiKeyCreated {
+        /// The key.
+        token: TokenGrant,
+    },
+    /// A token was revoked: refused from now on, with every token attenuated from it.
+    TokenRevoked {
+        /// Its id.
         token_id: String,
+        /// Revocation id of its authority block, hex.
+        revocation_id: String,
+        /// When it would have expired: revocation sets may forget it after that.
+        expires_at: chrono::DateTime<chrono::Utc>,
+        /// Why.
+        reason: RevocationReason,
     },
     /// A login failed.
     LoginFailed {
@@ -94,6 +110,8 @@ impl DomainEvent for UserEvent {
             UserEvent::UserRegistered { .. } => "UserRegistered",
             UserEvent::LoginSucceeded { .. } => "LoginSucceeded",
             UserEvent::LoginFailed { .. } => "LoginFailed",
+            UserEvent::ApiKeyCreated { .. } => "ApiKeyCreated",
+            UserEvent::TokenRevoked { .. } => "TokenRevoked",
             UserEvent::LoggedOut { .. } => "LoggedOut",
             UserEvent::RoleChanged { .. } => "RoleChanged",
             UserEvent::TierChanged { .. } => "TierChanged",

@@ -10,9 +10,13 @@ mod commands;
 mod events;
 #[cfg(test)]
 mod tests;
+mod tokens;
 mod values;
 
 pub use aggregate::{User, UserError};
 pub use commands::UserCommand;
 pub use events::{LoginFailure, Registration, UserEvent};
+pub use tokens::{
+    valid_label, RevocationReason, TokenGrant, TokenKind, MAX_API_KEYS, MAX_LABEL_LEN,
+};
 pub use values::{Role, Tier, Username, UsernameError, MAX_USERNAME_LEN, MIN_USERNAME_LEN};

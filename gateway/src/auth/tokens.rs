@@ -15,13 +15,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aurora_domain::user::{Role, Tier};
+use aurora_domain::user::{Role, Tier, TokenKind};
 use biscuit_auth::builder::{self, Fact, Policy, Rule, Term};
 use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
 
 use sha2::{Digest, Sha256};
 
 use super::keys::KeyRing;
+use super::revocations::Revocations;
 
 /// Largest token accepted, in bytes of its base64 form; anything larger is refused unread.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -30,28 +31,13 @@ pub const MAX_BLOCKS: usize = 16;
 
 const POLICIES: &[&str] = &[
     r#"allow if role("admin")"#,
+    // Anyone manages their own credentials: list, create and revoke their tokens, log out.
+    r#"allow if user($u), owner($u), operation($op),
+        ["auth:logout", "tokens:read", "tokens:create", "tokens:revoke"].contains($op)"#,
     r#"allow if role("user"), user($u), owner($u)"#,
     r#"allow if role("viewer"), user($u), owner($u), operation($op), $op.ends_with(":read")"#,
     "deny if true",
 ];
-
-/// What kind of token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// From a login; short-lived.
-    Session,
-    /// Created by the user; long-lived, labelled, revocable.
-    ApiKey,
-}
-
-impl TokenKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Session => "session",
-            TokenKind::ApiKey => "api_key",
-        }
-    }
-}
 
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +61,23 @@ pub struct Minted {
     pub token_id: String,
     /// When it stops being accepted.
     pub expires_at: SystemTime,
-    /// Revocation ids of its blocks, hex.
-    pub revocation_ids: Vec<String>,
+    /// Revocation id of its authority block, hex: every token attenuated from it shares it.
+    pub revocation_id: String,
+}
+
+/// A token whose signatures checked out, with its blocks' revocation ids.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    biscuit: Biscuit,
+    revocation_ids: Vec<Vec<u8>>,
+}
+
+impl std::ops::Deref for VerifiedToken {
+    type Target = Biscuit;
+
+    fn deref(&self) -> &Biscuit {
+        &self.biscuit
+    }
 }
 
 /// What an authorization asks.
@@ -100,6 +101,17 @@ impl<'a> Access<'a> {
             owner: None,
         }
     }
+
+    /// `operation` on something no user owns (all users, another user's account): only
+    /// admins may.
+    pub fn admin(operation: &'a str, resource: Option<(&'a str, &'a str)>) -> Self {
+        Self {
+            operation,
+            resource,
+            // No username is empty, so no owner() policy can match.
+            owner: Some(""),
+        }
+    }
 }
 
 /// Why a token was refused.
@@ -108,6 +120,9 @@ pub enum TokenError {
     /// Not parseable, bad signature, unknown root key, too large, too many blocks.
     #[error("the token is malformed, tampered with, or signed by a key Aurora does not hold")]
     Invalid,
+    /// Revoked: logged out, revoked by its holder, or its user disabled.
+    #[error("the token has been revoked")]
+    Revoked,
     /// A check failed: expired, or a block forbids this request.
     #[error("the token does not allow this request")]
     Forbidden,
@@ -120,20 +135,22 @@ pub const VERIFIED_CACHE_ENTRIES: usize = 10_000;
 /// Mints, verifies and authorizes tokens with one key ring.
 ///
 /// Verified tokens are cached by SHA-256 of their text, so a token used again skips the
-/// parse and signature check (~90 µs). Authorization — expiry included — still runs on
-/// every request, so the cache never serves an expired token.
+/// parse and signature check (~90 µs). The revocation check and authorization — expiry
+/// included — still run on every request, so the cache never serves a revoked or expired
+/// token.
 pub struct Tokens {
-    verified: Mutex<HashMap<[u8; 32], Arc<Biscuit>>>,
+    verified: Mutex<HashMap<[u8; 32], Arc<VerifiedToken>>>,
     capacity: usize,
     keys: KeyRing,
+    revocations: Arc<Revocations>,
     policies: Vec<Policy>,
     own: Rule,
     limits: AuthorizerLimits,
 }
 
 impl Tokens {
-    /// Tokens over `keys`.
-    pub fn new(keys: KeyRing) -> Self {
+    /// Tokens over `keys`, refusing those in `revocations`.
+    pub fn new(keys: KeyRing, revocations: Arc<Revocations>) -> Self {
         let policies = POLICIES
             .iter()
             .map(|p| Policy::try_from(*p).expect("built-in policies parse"))
@@ -142,6 +159,7 @@ impl Tokens {
             verified: Mutex::new(HashMap::new()),
             capacity: VERIFIED_CACHE_ENTRIES,
             keys,
+            revocations,
             policies,
             own: Rule::try_from("owner($u) <- user($u)").expect("built-in rule parses"),
             // Set deliberately: biscuit-auth's default 1 ms makes valid tokens fail under
@@ -159,6 +177,11 @@ impl Tokens {
     /// The key ring.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The revocation set.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 
     /// Mints a token for `username` valid for `ttl` from `now`.
@@ -190,31 +213,48 @@ impl Tokens {
             )?
             .root_key_id(key_id)
             .build(key)?;
+        let revocation_id = biscuit
+            .revocation_identifiers()
+            .first()
+            .map(hex::encode)
+            .unwrap_or_default();
         Ok(Minted {
             token: biscuit.to_base64()?,
             token_id,
             expires_at,
-            revocation_ids: revocation_ids(&biscuit),
+            revocation_id,
         })
     }
 
     /// Parses `token` and checks its signatures against the key ring (or finds it
-    /// verified before).
-    pub fn verify(&self, token: &str) -> Result<Arc<Biscuit>, TokenError> {
+    /// verified before), then that it is not revoked.
+    pub fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {
+        let verified = self.verify_signatures(token)?;
+        if self.revocations.is_revoked(&verified.revocation_ids) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(verified)
+    }
+
+    fn verify_signatures(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(biscuit) = self.cached().get(&key) {
-            return Ok(biscuit.clone());
+        if let Some(verified) = self.cached().get(&key) {
+            return Ok(verified.clone());
         }
-        let biscuit = Arc::new(self.parse(token)?);
+        let biscuit = self.parse(token)?;
+        let verified = Arc::new(VerifiedToken {
+            revocation_ids: biscuit.revocation_identifiers(),
+            biscuit,
+        });
         let mut cache = self.cached();
         if cache.len() >= self.capacity {
             cache.clear();
         }
-        cache.insert(key, biscuit.clone());
-        Ok(biscuit)
+        cache.insert(key, verified.clone());
+        Ok(verified)
     }
 
     /// How many verified tokens are cached.
@@ -222,7 +262,7 @@ impl Tokens {
         self.cached().len()
     }
 
-    fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Biscuit>>> {
+    fn cached(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<VerifiedToken>>> {
         // A panic while holding the lock cannot leave the map inconsistent.
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -289,15 +329,6 @@ impl Tokens {
     }
 }
 
-/// Revocation ids of every block, hex: revoking any of them revokes the token.
-pub fn revocation_ids(biscuit: &Biscuit) -> Vec<String> {
-    biscuit
-        .revocation_identifiers()
-        .iter()
-        .map(hex::encode)
-        .collect()
-}
-
 fn refusal(error: biscuit_auth::error::Token) -> TokenError {
     use biscuit_auth::error::Token;
     match error {
@@ -315,7 +346,8 @@ mod tests {
 
     fn tokens() -> (Tokens, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("aurora-tokens-{}", uuid::Uuid::new_v4()));
-        (Tokens::new(KeyRing::load(&dir, true).unwrap()), dir)
+        let keys = KeyRing::load(&dir, true).unwrap();
+        (Tokens::new(keys, Revocations::new()), dir)
     }
 
     fn mint(tokens: &Tokens, user: &str, role: Role) -> String {
@@ -483,7 +515,7 @@ mod tests {
         assert_eq!(t.verify(&new).unwrap().root_key_id(), Some(2));
         assert!(decide(&t, &old, "runs:read", "alice").is_ok());
         std::fs::remove_file(dir.join("root-1.pem")).unwrap();
-        let retired = Tokens::new(KeyRing::load(&dir, false).unwrap());
+        let retired = Tokens::new(KeyRing::load(&dir, false).unwrap(), Revocations::new());
         assert_eq!(
             decide(&retired, &old, "runs:read", "alice"),
             Err(TokenError::Invalid)
@@ -520,6 +552,65 @@ mod tests {
         for _ in 0..10 {
             small.verify(&mint(&small, "alice", Role::User)).unwrap();
             assert!(small.cached_tokens() <= 3);
+        }
+    }
+
+    #[test]
+    fn a_revoked_token_is_refused_even_from_the_cache_and_so_are_its_attenuations() {
+        let (t, _) = tokens();
+        let minted = t
+            .mint(
+                TokenKind::ApiKey,
+                "alice",
+                Role::User,
+                Tier::Free,
+                SystemTime::now(),
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        let narrowed = t
+            .verify(&minted.token)
+            .unwrap()
+            .append(
+                BlockBuilder::new()
+                    .code(r#"check if operation("runs:read")"#)
+                    .unwrap(),
+            )
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        assert!(
+            decide(&t, &narrowed, "runs:read", "alice").is_ok(),
+            "cached now"
+        );
+        t.revocations()
+            .revoke(&minted.revocation_id, minted.expires_at);
+        assert_eq!(t.verify(&minted.token).err(), Some(TokenError::Revoked));
+        assert_eq!(t.verify(&narrowed).err(), Some(TokenError::Revoked));
+        let other = mint(&t, "alice", Role::User);
+        assert!(t.verify(&other).is_ok(), "other tokens are unaffected");
+    }
+
+    #[test]
+    fn anyone_manages_their_own_tokens_but_nobody_elses() {
+        let (t, _) = tokens();
+        for role in [Role::User, Role::Viewer] {
+            let token = mint(&t, "alice", role);
+            for operation in [
+                "auth:logout",
+                "tokens:read",
+                "tokens:create",
+                "tokens:revoke",
+            ] {
+                let biscuit = t.verify(&token).unwrap();
+                let own = t.authorize(&biscuit, Access::own(operation), SystemTime::now());
+                assert!(own.is_ok(), "{role} {operation}: {own:?}");
+                assert_eq!(
+                    decide(&t, &token, operation, "bob"),
+                    Err(TokenError::Forbidden),
+                    "{role} {operation} on bob's"
+                );
+            }
         }
     }
 

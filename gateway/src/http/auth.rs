@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aurora_domain::user::{
-    LoginFailure, Registration, Role, Tier, UserCommand, UserError, Username,
+    LoginFailure, Registration, Role, Tier, TokenGrant, TokenKind, UserCommand, UserError, Username,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::AggregateError;
@@ -21,7 +21,7 @@ use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
 use super::problem::Problem;
 use crate::auth::passwords;
-use crate::auth::tokens::{Access, Claims, TokenError, TokenKind};
+use crate::auth::tokens::{Access, Claims, Minted, TokenError, VerifiedToken};
 use crate::state::AppState;
 
 /// The identity routes.
@@ -69,7 +69,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 #[derive(Serialize)]
-struct UserBody {
+pub(crate) struct UserBody {
     id: String,
     username: String,
     role: Role,
@@ -77,16 +77,53 @@ struct UserBody {
     disabled: bool,
 }
 
+/// A freshly minted token, as login and API key creation return it.
 #[derive(Serialize)]
-struct TokenBody {
+pub(crate) struct TokenBody {
     token: String,
     token_type: &'static str,
     token_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
     expires_at: String,
 }
 
+impl TokenBody {
+    pub(crate) fn new(minted: Minted, label: Option<String>) -> Self {
+        Self {
+            token: minted.token,
+            token_type: "Bearer",
+            token_id: minted.token_id,
+            label,
+            expires_at: rfc3339(minted.expires_at),
+        }
+    }
+}
+
+/// RFC 3339 in UTC, to the second.
+pub(crate) fn rfc3339(time: impl Into<DateTime<Utc>>) -> String {
+    time.into().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// What the `User` aggregate records of a minted token.
+pub(crate) fn grant(
+    minted: &Minted,
+    kind: TokenKind,
+    label: Option<String>,
+    issued_at: SystemTime,
+) -> TokenGrant {
+    TokenGrant {
+        token_id: minted.token_id.clone(),
+        kind,
+        label,
+        revocation_id: minted.revocation_id.clone(),
+        issued_at: issued_at.into(),
+        expires_at: minted.expires_at.into(),
+    }
+}
+
 /// The response, or the problem as one.
-fn respond(ctx: &RequestContext, result: Result<Response, Problem>) -> Response {
+pub(crate) fn respond(ctx: &RequestContext, result: Result<Response, Problem>) -> Response {
     result.unwrap_or_else(|problem| problem.response(Some(ctx)))
 }
 
@@ -195,17 +232,18 @@ async fn try_login(
         return Err(login_failed());
     };
     let ttl = Duration::from_secs(state.config.session_ttl_seconds);
+    let now = SystemTime::now();
     let minted = state
         .identity
         .tokens
-        .mint(TokenKind::Session, name, role, tier, SystemTime::now(), ttl)
+        .mint(TokenKind::Session, name, role, tier, now, ttl)
         .map_err(|e| Problem::internal(&e))?;
     let command = UserCommand::RecordLogin {
-        token_id: minted.token_id.clone(),
+        token: grant(&minted, TokenKind::Session, None, now),
     };
     let metadata = ctx.metadata_as(name, Some(minted.token_id.clone()));
     match users.execute(name, command, &metadata).await {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(AggregateError::UserError(UserError::Disabled)) => {
             record_failure(state, ctx, name, LoginFailure::Disabled).await;
             return Err(login_failed());
@@ -213,14 +251,7 @@ async fn try_login(
         Err(error) => return Err(user_problem(error)),
     }
     state.metrics.command("LogIn", "accepted");
-    let expires_at: DateTime<Utc> = minted.expires_at.into();
-    let body = TokenBody {
-        token: minted.token,
-        token_type: "Bearer",
-        token_id: minted.token_id,
-        expires_at: expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-    };
-    Ok(json(StatusCode::OK, &body, ctx))
+    Ok(json(StatusCode::OK, &TokenBody::new(minted, None), ctx))
 }
 
 /// Records a failed login of an existing user (an unknown one has no history to add to).
@@ -237,7 +268,7 @@ async fn record_failure(
         .execute(username, command, &ctx.metadata_as(username, None))
         .await
     {
-        Ok(()) | Err(AggregateError::UserError(UserError::NotFound)) => {}
+        Ok(_) | Err(AggregateError::UserError(UserError::NotFound)) => {}
         Err(error) => tracing::warn!(%error, "could not record a failed login"),
     }
     state.metrics.command("LogIn", "refused");
@@ -305,32 +336,62 @@ pub fn authenticate(
     headers: &HeaderMap,
     access: Access<'_>,
 ) -> Result<Claims, Problem> {
+    let token = verify_request(state, headers)?;
+    authorize(state, &token, access)
+}
+
+/// Verifies the request's token — signature, root key, not revoked — without yet
+/// authorizing anything: 401 if it fails.
+pub fn verify_request(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Arc<VerifiedToken>, Problem> {
     let token = presented_token(headers)?;
-    let tokens = &state.identity.tokens;
-    let refused = |error: TokenError| match error {
-        TokenError::Invalid => Problem::new(
+    state
+        .identity
+        .tokens
+        .verify(token)
+        .map_err(|error| refused(error, ""))
+}
+
+/// Authorizes `access` for a verified token: 403 if the token does not allow it.
+pub fn authorize(
+    state: &AppState,
+    token: &VerifiedToken,
+    access: Access<'_>,
+) -> Result<Claims, Problem> {
+    state
+        .identity
+        .tokens
+        .authorize(token, access, SystemTime::now())
+        .map_err(|error| refused(error, access.operation))
+}
+
+fn refused(error: TokenError, operation: &str) -> Problem {
+    let unauthorized = |slug| {
+        Problem::new(
             StatusCode::UNAUTHORIZED,
-            "invalid-token",
+            slug,
             "Unauthorized",
             error.to_string(),
-        ),
+        )
+    };
+    match error {
+        TokenError::Invalid => unauthorized("invalid-token"),
+        TokenError::Revoked => unauthorized("token-revoked"),
         TokenError::Forbidden => Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "Forbidden",
             format!(
-                "{error}: '{}' is not allowed by this token (expired, narrowed, or not your role)",
-                access.operation
+                "{error}: '{operation}' is not allowed by this token (expired, narrowed, or not \
+                 your role)"
             ),
         ),
-    };
-    let biscuit = tokens.verify(token).map_err(refused)?;
-    tokens
-        .authorize(&biscuit, access, SystemTime::now())
-        .map_err(refused)
+    }
 }
 
-fn user_problem(error: AggregateError<UserError>) -> Problem {
+pub(crate) fn user_problem(error: AggregateError<UserError>) -> Problem {
     match error {
         AggregateError::UserError(UserError::AlreadyRegistered)
         | AggregateError::AggregateConflict => Problem::new(
@@ -340,6 +401,12 @@ fn user_problem(error: AggregateError<UserError>) -> Problem {
             "that username is taken; choose another",
         ),
         AggregateError::UserError(UserError::NotFound) => Problem::not_found("no such user"),
+        AggregateError::UserError(UserError::TokenNotFound) => {
+            Problem::not_found("you hold no live token with that id")
+        }
+        AggregateError::UserError(error @ (UserError::InvalidLabel | UserError::ReasonTooLong)) => {
+            Problem::unprocessable("invalid-field", error.to_string())
+        }
         AggregateError::UserError(error) => Problem::new(
             StatusCode::CONFLICT,
             "user-state",

@@ -115,7 +115,20 @@ impl JsonBody {
 
 /// A JSON reply carrying the request id.
 pub fn json(status: StatusCode, body: &impl Serialize, ctx: &RequestContext) -> Response {
-    let mut response = warp::reply::with_status(warp::reply::json(body), status).into_response();
+    with_request_id(
+        warp::reply::with_status(warp::reply::json(body), status).into_response(),
+        ctx,
+    )
+}
+
+/// `204 No Content`, carrying the request id.
+pub fn no_content(ctx: &RequestContext) -> Response {
+    let mut response = Response::new(Vec::new().into());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    with_request_id(response, ctx)
+}
+
+fn with_request_id(mut response: Response, ctx: &RequestContext) -> Response {
     if let Ok(id) = http::HeaderValue::from_str(&ctx.request_id) {
         response.headers_mut().insert("x-request-id", id);
     }

@@ -7,6 +7,8 @@ pub mod context;
 pub mod health;
 pub mod problem;
 pub mod runs;
+pub mod tokens;
+pub mod users;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub fn routes(
     let observed = state.clone();
     runs::routes(state.clone())
         .or(auth::routes(state.clone()))
+        .or(tokens::routes(state.clone()))
+        .or(users::routes(state.clone()))
         .or(health::routes(state))
         .recover(problem::recover)
         .with(warp::log::custom(move |info| {
@@ -66,7 +70,12 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "runs", _, "cancel"] => "/api/v1/runs/{id}/cancel",
         ["api", "v1", "auth", "register"] => "/api/v1/auth/register",
         ["api", "v1", "auth", "login"] => "/api/v1/auth/login",
+        ["api", "v1", "auth", "logout"] => "/api/v1/auth/logout",
+        ["api", "v1", "auth", "tokens"] => "/api/v1/auth/tokens",
+        ["api", "v1", "auth", "tokens", _] => "/api/v1/auth/tokens/{id}",
         ["api", "v1", "users", "me"] => "/api/v1/users/me",
+        ["api", "v1", "users"] => "/api/v1/users",
+        ["api", "v1", "users", _] => "/api/v1/users/{id}",
         ["health"] => "/health",
         ["ready"] => "/ready",
         ["live"] => "/live",

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::authenticate;
+use super::auth::{authenticate, authorize, verify_request};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
 use super::problem::Problem;
@@ -159,7 +159,7 @@ async fn create_run(
         .create(&run_id.to_string(), command, &metadata)
         .await
     {
-        Ok(()) => {
+        Ok(_) => {
             state.metrics.command("RequestRun", "accepted");
             tracing::info!(%run_id, "run requested");
             let body = RunCreated {
@@ -197,6 +197,11 @@ async fn cancel_run(
         Ok(id) => id,
         Err(problem) => return problem.response(Some(&ctx)),
     };
+    // The token first: a request without a valid one costs no read of the store.
+    let token = match verify_request(&state, &headers) {
+        Ok(token) => token,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
     // The owner comes from the store, not the view: a run just requested may not be in
     // the view yet, and may be cancelled all the same.
     let run = match state.run_commands.load(&run_id.to_string()).await {
@@ -209,7 +214,7 @@ async fn cancel_run(
         resource: Some(("run", &id)),
         owner: run.owner(),
     };
-    let claims = match authenticate(&state, &headers, access) {
+    let claims = match authorize(&state, &token, access) {
         Ok(claims) => claims,
         Err(problem) => return problem.response(Some(&ctx)),
     };
@@ -232,7 +237,7 @@ async fn cancel_run(
         )
         .await
     {
-        Ok(()) => {
+        Ok(_) => {
             state.metrics.command("CancelRun", "accepted");
             let body = serde_json::json!({"id": run_id, "status": "cancelled"});
             json(StatusCode::OK, &body, &ctx)

@@ -182,6 +182,21 @@ impl Database {
         fetch_events!(self, &sql, aggregate_type, aggregate_id, sequence)
     }
 
+    /// Every committed event named `event_type` of aggregates of type `aggregate_type`, in
+    /// global order. Only for event types with an index of their own (see migrations).
+    pub async fn read_events_named(
+        &self,
+        aggregate_type: &str,
+        event_type: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let filter = "WHERE aggregate_type = $1 AND event_type = $2 ORDER BY position";
+        let sql = self.dialect(
+            format!("SELECT {PG_COLUMNS} FROM events {filter}"),
+            format!("SELECT {SQLITE_COLUMNS} FROM events {filter}"),
+        );
+        fetch_events!(self, &sql, aggregate_type, event_type)
+    }
+
     /// How many events lie at or before `cursor`.
     pub async fn count_through(&self, cursor: Cursor) -> Result<i64, StoreError> {
         let sql = self.dialect(

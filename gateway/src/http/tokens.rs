@@ -1,0 +1,226 @@
+//! `/api/v1/auth/logout` and `/api/v1/auth/tokens`: a user's own tokens.
+//!
+//! Everyone manages their own credentials, whatever their role: list their live tokens,
+//! create labelled API keys, revoke any of their tokens, log out (revoking the token
+//! presented). Nobody sees or touches another user's tokens: every route works on the
+//! caller's own `User` aggregate, where another user's token id is simply not found.
+//! Revocations take effect on this replica before the answer, and on every other replica
+//! from the bus.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aurora_domain::user::{TokenKind, UserCommand, UserEvent};
+use chrono::Utc;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::auth::{authenticate, grant, respond, rfc3339, user_problem, TokenBody};
+use super::body::{json, json_body, no_content, JsonBody};
+use super::context::{context, RequestContext};
+use super::problem::Problem;
+use crate::auth::tokens::{Access, Claims};
+use crate::state::AppState;
+
+/// Default lifetime of an API key, in days.
+pub const DEFAULT_API_KEY_DAYS: u32 = 90;
+/// Longest lifetime of an API key, in days.
+pub const MAX_API_KEY_DAYS: u32 = 365;
+
+/// The routes.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let body = json_body(state.config.max_body_bytes);
+    let with_state = warp::any().map(move || state.clone());
+    let headers = warp::header::headers_cloned();
+    let logout = warp::path!("api" / "v1" / "auth" / "logout")
+        .and(warp::post())
+        .and(context())
+        .and(with_state.clone())
+        .and(headers)
+        .then(logout);
+    let list = warp::path!("api" / "v1" / "auth" / "tokens")
+        .and(warp::get())
+        .and(context())
+        .and(with_state.clone())
+        .and(headers)
+        .then(list);
+    let create = warp::path!("api" / "v1" / "auth" / "tokens")
+        .and(warp::post())
+        .and(context())
+        .and(with_state.clone())
+        .and(headers)
+        .and(body)
+        .then(create);
+    let revoke = warp::path!("api" / "v1" / "auth" / "tokens" / String)
+        .and(warp::delete())
+        .and(context())
+        .and(with_state)
+        .and(headers)
+        .then(revoke);
+    logout
+        .or(list)
+        .unify()
+        .or(create)
+        .unify()
+        .or(revoke)
+        .unify()
+}
+
+/// Body of `POST /api/v1/auth/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApiKey {
+    label: String,
+    expires_in_days: Option<u32>,
+}
+
+/// A live token as listed (never the token itself).
+#[derive(Debug, Serialize)]
+struct TokenInfo {
+    id: String,
+    kind: TokenKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    created_at: String,
+    expires_at: String,
+    current: bool,
+}
+
+/// Executes `command` on the caller's own user and applies the revocations it records to
+/// this replica's revocation set at once.
+async fn on_own_user(
+    state: &AppState,
+    ctx: &RequestContext,
+    claims: &Claims,
+    command: UserCommand,
+) -> Result<Vec<UserEvent>, Problem> {
+    let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id.clone()));
+    let events = state
+        .identity
+        .users
+        .execute(&claims.username, command, &metadata)
+        .await
+        .map_err(user_problem)?;
+    state.identity.tokens.revocations().apply(&events);
+    Ok(events)
+}
+
+async fn logout(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
+    let result = async {
+        let claims = authenticate(&state, &headers, Access::own("auth:logout"))?;
+        let command = UserCommand::LogOut {
+            token_id: claims.token_id.clone(),
+        };
+        on_own_user(&state, &ctx, &claims, command).await?;
+        state.metrics.command("LogOut", "accepted");
+        Ok(no_content(&ctx))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
+    let result = async {
+        let claims = authenticate(&state, &headers, Access::own("tokens:read"))?;
+        let user = state
+            .identity
+            .users
+            .load(&claims.username)
+            .await
+            .map_err(user_problem)?;
+        let now = Utc::now();
+        let mut items: Vec<TokenInfo> = user
+            .tokens()
+            .filter(|t| t.expires_at > now)
+            .map(|t| TokenInfo {
+                id: t.token_id.clone(),
+                kind: t.kind,
+                label: t.label.clone(),
+                created_at: rfc3339(t.issued_at),
+                expires_at: rfc3339(t.expires_at),
+                current: t.token_id == claims.token_id,
+            })
+            .collect();
+        items.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "items": items }),
+            &ctx,
+        ))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+async fn create(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    let result = async {
+        let claims = authenticate(&state, &headers, Access::own("tokens:create"))?;
+        let request: NewApiKey = body.parse(None)?;
+        let days = request.expires_in_days.unwrap_or(DEFAULT_API_KEY_DAYS);
+        if !(1..=MAX_API_KEY_DAYS).contains(&days) {
+            return Err(Problem::unprocessable(
+                "invalid-field",
+                format!("expires_in_days is a whole number from 1 to {MAX_API_KEY_DAYS}"),
+            ));
+        }
+        // The key states the user's role and tier as they are now, not as the presented
+        // token remembers them.
+        let user = state
+            .identity
+            .users
+            .load(&claims.username)
+            .await
+            .map_err(user_problem)?;
+        let (Some(role), Some(tier)) = (user.role(), user.tier()) else {
+            return Err(Problem::not_found("the token's user no longer exists"));
+        };
+        let now = SystemTime::now();
+        let ttl = Duration::from_secs(u64::from(days) * 86_400);
+        let minted = state
+            .identity
+            .tokens
+            .mint(TokenKind::ApiKey, &claims.username, role, tier, now, ttl)
+            .map_err(|e| Problem::internal(&e))?;
+        let label = Some(request.label);
+        let command = UserCommand::CreateApiKey {
+            token: grant(&minted, TokenKind::ApiKey, label.clone(), now),
+        };
+        on_own_user(&state, &ctx, &claims, command).await?;
+        state.metrics.command("CreateApiKey", "accepted");
+        Ok(json(
+            StatusCode::CREATED,
+            &TokenBody::new(minted, label),
+            &ctx,
+        ))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+async fn revoke(
+    token_id: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let claims = authenticate(&state, &headers, Access::own("tokens:revoke"))?;
+        if token_id.len() > 64 {
+            return Err(Problem::not_found("you hold no live token with that id"));
+        }
+        on_own_user(&state, &ctx, &claims, UserCommand::RevokeToken { token_id }).await?;
+        state.metrics.command("RevokeToken", "accepted");
+        Ok(no_content(&ctx))
+    }
+    .await;
+    respond(&ctx, result)
+}

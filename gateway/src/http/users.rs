@@ -1,0 +1,193 @@
+//! Admin routes: `GET /api/v1/users` and `PATCH /api/v1/users/{id}` (role, tier, disabled).
+//!
+//! Changing the role or disabling a user revokes every token the user holds (they state
+//! the old role); the revocations take effect on this replica before the answer and on
+//! every other replica from the bus. An admin cannot demote or disable themselves, so the
+//! last admin cannot lock everyone out by accident.
+
+use std::sync::Arc;
+
+use aurora_domain::user::{Role, Tier, UserCommand, Username};
+use aurora_projections::UserView;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::auth::{authenticate, respond, user_problem};
+use super::body::{json, json_body, JsonBody};
+use super::context::{context, RequestContext};
+use super::problem::Problem;
+use crate::auth::tokens::Access;
+use crate::state::AppState;
+
+/// Largest page of `GET /api/v1/users`.
+pub const MAX_PAGE: i64 = 100;
+const DEFAULT_PAGE: i64 = 50;
+
+/// The routes.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let body = json_body(state.config.max_body_bytes);
+    let with_state = warp::any().map(move || state.clone());
+    let headers = warp::header::headers_cloned();
+    let list = warp::path!("api" / "v1" / "users")
+        .and(warp::get())
+        .and(context())
+        .and(with_state.clone())
+        .and(headers)
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(list);
+    let patch = warp::path!("api" / "v1" / "users" / String)
+        .and(warp::patch())
+        .and(context())
+        .and(with_state)
+        .and(headers)
+        .and(body)
+        .then(patch);
+    list.or(patch).unify()
+}
+
+/// Query of `GET /api/v1/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Page {
+    items: Vec<UserView>,
+    next_cursor: Option<String>,
+}
+
+/// Body of `PATCH /api/v1/users/{id}`: at least one field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    role: Option<Role>,
+    tier: Option<Tier>,
+    disabled: Option<bool>,
+    reason: Option<String>,
+}
+
+async fn list(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    query: String,
+) -> Response {
+    let result = async {
+        authenticate(&state, &headers, Access::admin("users:read", None))?;
+        let query: ListQuery = serde_urlencoded::from_str(&query).map_err(|e| {
+            Problem::bad_request("invalid-query", format!("{e}; use limit and cursor"))
+        })?;
+        let limit = match query.limit.as_deref().map(str::parse::<i64>) {
+            None => DEFAULT_PAGE,
+            Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+            Some(_) => {
+                return Err(Problem::bad_request(
+                    "invalid-limit",
+                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+                ))
+            }
+        };
+        let mut items = state
+            .users
+            .list(query.cursor.as_deref(), limit + 1)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|u| u.username.clone())
+        } else {
+            None
+        };
+        Ok(json(StatusCode::OK, &Page { items, next_cursor }, &ctx))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+/// The username behind a path id: a user id (UUID) or a username.
+async fn resolve(state: &AppState, raw: &str) -> Result<String, Problem> {
+    let missing = || Problem::not_found("no user with this id");
+    if Uuid::parse_str(raw).is_ok() {
+        let view = state
+            .users
+            .by_id(raw)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        return view.map(|v| v.username).ok_or_else(missing);
+    }
+    Username::parse(raw)
+        .map(|name| name.as_str().to_string())
+        .map_err(|_| missing())
+}
+
+async fn patch(
+    raw_id: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Response {
+    let result = async {
+        let claims = authenticate(&state, &headers, Access::admin("users:update", None))?;
+        let change: Change = body.parse(None)?;
+        let username = resolve(&state, &raw_id).await?;
+        if change.role.is_none() && change.tier.is_none() && change.disabled.is_none() {
+            return Err(Problem::unprocessable(
+                "nothing-to-change",
+                "give at least one of role, tier, disabled",
+            ));
+        }
+        if username == claims.username
+            && (change.disabled == Some(true) || change.role.is_some_and(|r| r != Role::Admin))
+        {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "self-lockout",
+                "Conflict",
+                "an admin cannot demote or disable themselves; ask another admin",
+            ));
+        }
+        let mut commands = Vec::new();
+        if let Some(role) = change.role {
+            commands.push(UserCommand::ChangeRole { role });
+        }
+        if let Some(tier) = change.tier {
+            commands.push(UserCommand::ChangeTier { tier });
+        }
+        match change.disabled {
+            Some(true) => commands.push(UserCommand::Disable {
+                reason: change.reason,
+            }),
+            Some(false) => commands.push(UserCommand::Enable),
+            None => {}
+        }
+        let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id.clone()));
+        for command in commands {
+            let events = state
+                .identity
+                .users
+                .execute(&username, command, &metadata)
+                .await
+                .map_err(user_problem)?;
+            state.identity.tokens.revocations().apply(&events);
+        }
+        state.metrics.command("UpdateUser", "accepted");
+        let view = state
+            .users
+            .refresh(&username)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?
+            .ok_or_else(|| Problem::not_found("no user with this id"))?;
+        Ok(json(StatusCode::OK, &view, &ctx))
+    }
+    .await;
+    respond(&ctx, result)
+}

@@ -1,0 +1,220 @@
+//! The users read model: one row per user, for admins listing users.
+//!
+//! Each row is refreshed from the store rather than patched by the event at hand: a user
+//! event on the bus only says "this user changed", and the row is rewritten from the
+//! aggregate's committed history if that history is newer than the row. So redelivery,
+//! reordering and lost messages cannot corrupt it, and a rebuild is a refresh of every
+//! user.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aurora_domain::user::{User, UserEvent};
+use aurora_nats::EventBus;
+use chrono::SecondsFormat;
+use cqrs_es::Aggregate;
+use futures::StreamExt;
+use serde::Serialize;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::on_pool;
+use crate::store::{Database, StoreError};
+
+/// Durable consumer name on the bus.
+pub const DURABLE: &str = "users-view";
+
+/// A user as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    /// Stable id (UUIDv7).
+    pub id: String,
+    /// The username (the aggregate's id).
+    pub username: String,
+    /// `admin`, `user` or `viewer`.
+    pub role: String,
+    /// `free`, `pro` or `enterprise`.
+    pub tier: String,
+    /// Disabled by an admin.
+    pub disabled: bool,
+    /// Deleted by the identity provider.
+    pub deleted: bool,
+    /// When registered (RFC 3339).
+    pub created_at: String,
+    /// When last changed (RFC 3339).
+    pub updated_at: String,
+    /// Events applied: the aggregate's sequence.
+    pub version: i64,
+}
+
+const COLUMNS: &str =
+    "user_id, username, role, tier, disabled, deleted, created_at, updated_at, last_sequence";
+
+/// The users read model.
+pub struct UsersProjection {
+    db: Database,
+}
+
+impl UsersProjection {
+    /// The projection stored in `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Rewrites the row of `username` from its committed history, unless the row is
+    /// already as new. Returns the row as it now stands.
+    pub async fn refresh(&self, username: &str) -> Result<Option<UserView>, StoreError> {
+        let history = self
+            .db
+            .read_aggregate_after(User::TYPE, username, 0)
+            .await?;
+        let (Some(first), Some(last)) = (history.first(), history.last()) else {
+            return Ok(None);
+        };
+        let mut user = User::default();
+        for stored in &history {
+            let event: UserEvent = serde_json::from_value(stored.payload.clone()).map_err(|e| {
+                StoreError::Corrupt(format!("user {username} event {}: {e}", stored.sequence))
+            })?;
+            user.apply(event);
+        }
+        let (Some(id), Some(role), Some(tier)) = (user.user_id(), user.role(), user.tier()) else {
+            return Ok(None);
+        };
+        let time =
+            |e: &crate::StoredEvent| e.metadata.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let view = UserView {
+            id: id.to_string(),
+            username: username.to_string(),
+            role: role.as_str().to_string(),
+            tier: tier.as_str().to_string(),
+            disabled: user.is_disabled(),
+            deleted: user.is_deleted(),
+            created_at: time(first),
+            updated_at: time(last),
+            version: last.sequence,
+        };
+        on_pool!(&self.db, |pool| sqlx::query(&format!(
+            "INSERT INTO users_view ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (username) DO UPDATE SET role = excluded.role, tier = excluded.tier, \
+                 disabled = excluded.disabled, deleted = excluded.deleted, \
+                 updated_at = excluded.updated_at, last_sequence = excluded.last_sequence \
+             WHERE excluded.last_sequence > users_view.last_sequence"
+        ))
+        .bind(&view.id)
+        .bind(&view.username)
+        .bind(&view.role)
+        .bind(&view.tier)
+        .bind(view.disabled)
+        .bind(view.deleted)
+        .bind(&view.created_at)
+        .bind(&view.updated_at)
+        .bind(view.version)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(Some(view))
+    }
+
+    /// Up to `limit` users in username order, after `after` if given.
+    pub async fn list(&self, after: Option<&str>, limit: i64) -> Result<Vec<UserView>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users_view WHERE username > $1 ORDER BY username LIMIT $2"
+        );
+        self.fetch(&sql, after.unwrap_or(""), limit).await
+    }
+
+    /// The user with stable id `id`.
+    pub async fn by_id(&self, id: &str) -> Result<Option<UserView>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM users_view WHERE user_id = $1 LIMIT $2");
+        Ok(self.fetch(&sql, id, 1).await?.into_iter().next())
+    }
+
+    async fn fetch(&self, sql: &str, key: &str, limit: i64) -> Result<Vec<UserView>, StoreError> {
+        on_pool!(&self.db, |pool| {
+            let rows = sqlx::query(sql)
+                .bind(key)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(UserView {
+                        id: row.try_get("user_id")?,
+                        username: row.try_get("username")?,
+                        role: row.try_get("role")?,
+                        tier: row.try_get("tier")?,
+                        disabled: row.try_get("disabled")?,
+                        deleted: row.try_get("deleted")?,
+                        created_at: row.try_get("created_at")?,
+                        updated_at: row.try_get("updated_at")?,
+                        version: row.try_get("last_sequence")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Refreshes every user in the store; returns how many.
+    pub async fn rebuild(&self) -> Result<u64, StoreError> {
+        let names: Vec<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(
+            "SELECT aggregate_id FROM events WHERE aggregate_type = $1 AND sequence = 1"
+        )
+        .bind(User::TYPE)
+        .fetch_all(pool)
+        .await)?;
+        for name in &names {
+            self.refresh(name).await?;
+        }
+        Ok(names.len() as u64)
+    }
+
+    /// Consumes user events from `bus` until `shutdown`, refreshing each user they name.
+    pub async fn run(self: Arc<Self>, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
+        let filter = bus.subjects().aggregate_events(User::TYPE);
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.consume(&*bus, &filter, &shutdown).await {
+                tracing::warn!(projection = DURABLE, %error, "users projection consumer failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+
+    async fn consume(
+        &self,
+        bus: &dyn EventBus,
+        filter: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut chunks = bus.consume(DURABLE, filter).await?.ready_chunks(256);
+        loop {
+            let chunk = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else {
+                return Ok(());
+            };
+            let mut deliveries = Vec::with_capacity(chunk.len());
+            for delivery in chunk {
+                match delivery {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err(error) => tracing::error!(projection = DURABLE, %error, "skipping message"),
+                }
+            }
+            let mut names: Vec<&str> = deliveries
+                .iter()
+                .map(|d| d.event.aggregateid.as_str())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            for name in names {
+                self.refresh(name).await?;
+            }
+            futures::future::try_join_all(deliveries.into_iter().map(|d| d.ack())).await?;
+        }
+    }
+}
