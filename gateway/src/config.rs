@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "AURORA_ROOT_KEYS_DIR")]
     pub root_keys_dir: Option<PathBuf>,
 
+    /// Secrets of the identity webhook (`whsec_<base64>`, comma-separated while rotating).
+    /// Unset: `POST /api/v1/webhooks/identity` answers 404.
+    #[arg(long, env = "AURORA_IDENTITY_WEBHOOK_SECRETS", hide_env_values = true)]
+    pub identity_webhook_secrets: Option<String>,
+
     /// Lifetime of session tokens from login, in seconds.
     #[arg(long, env = "AURORA_SESSION_TTL_SECONDS", default_value_t = 3600)]
     pub session_ttl_seconds: u64,
@@ -75,6 +80,7 @@ impl Config {
             db_max_connections: 32,
             db_writers: aurora_projections::commands::DEFAULT_WRITERS,
             root_keys_dir: None,
+            identity_webhook_secrets: None,
             session_ttl_seconds: 3600,
             drain_seconds: 25,
             environment: "test".to_string(),

@@ -80,6 +80,16 @@ where
 }
 
 impl JsonBody {
+    /// The request's headers.
+    pub fn headers_map(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The raw bytes, as received (signatures are over these).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Parses the body as `T` (an empty body is `empty`, if given), or says precisely why not.
     pub fn parse<T: DeserializeOwned>(&self, empty: Option<T>) -> Result<T, Problem> {
         if let Some(content_type) = self.headers.get(http::header::CONTENT_TYPE) {

@@ -9,6 +9,7 @@ pub mod problem;
 pub mod runs;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub fn routes(
         .or(auth::routes(state.clone()))
         .or(tokens::routes(state.clone()))
         .or(users::routes(state.clone()))
+        .or(webhooks::routes(state.clone()))
         .or(health::routes(state))
         .recover(problem::recover)
         .with(warp::log::custom(move |info| {
@@ -76,6 +78,7 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "users", "me"] => "/api/v1/users/me",
         ["api", "v1", "users"] => "/api/v1/users",
         ["api", "v1", "users", _] => "/api/v1/users/{id}",
+        ["api", "v1", "webhooks", "identity"] => "/api/v1/webhooks/identity",
         ["health"] => "/health",
         ["ready"] => "/ready",
         ["live"] => "/live",

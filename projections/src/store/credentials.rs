@@ -1,5 +1,5 @@
 //! Password hashes, beside the event store but outside it: never in an event, never on
-//! the bus.
+//! the bus. And the ids of identity webhook messages already applied.
 
 use super::{Database, StoreError};
 use crate::on_pool;
@@ -28,5 +28,28 @@ impl Database {
         .fetch_optional(pool)
         .await)?;
         Ok(hash)
+    }
+
+    /// Has the identity webhook message `id` been applied?
+    pub async fn webhook_seen(&self, id: &str) -> Result<bool, StoreError> {
+        let seen: Option<String> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT id FROM webhook_messages WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(seen.is_some())
+    }
+
+    /// Records that the identity webhook message `id` has been applied.
+    pub async fn webhook_applied(&self, id: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO webhook_messages (id) VALUES ($1) ON CONFLICT (id) DO NOTHING"
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
     }
 }

@@ -1,0 +1,211 @@
+//! `POST /api/v1/webhooks/identity`: users created, updated and deleted by an external
+//! identity provider, signed in the Standard Webhooks / Svix scheme.
+//!
+//! The body:
+//! ```json
+//! {"type": "user.created" | "user.updated" | "user.deleted",
+//!  "data": {"id": "<the provider's id>", "username": "alice",
+//!           "role": "user", "tier": "pro", "disabled": false}}
+//! ```
+//! `role`, `tier` and `disabled` are optional. Created and updated are both upserts, so
+//! messages arriving out of order still converge; deleting an unknown user changes
+//! nothing. A bad signature, missing headers or a timestamp outside the tolerance get 401
+//! and store nothing; a message id already applied gets 200 and changes nothing. Users
+//! synced this way have no password: they reach Aurora through API keys an admin or the
+//! provider's flow arranges.
+
+use std::sync::Arc;
+
+use aurora_domain::user::{Registration, Role, Tier, UserCommand, UserError, UserEvent, Username};
+use aurora_domain::EventMetadata;
+use cqrs_es::AggregateError;
+use http::StatusCode;
+use serde::Deserialize;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::auth::{respond, user_problem};
+use super::body::{json, json_body, JsonBody};
+use super::context::{context, RequestContext};
+use super::problem::Problem;
+use crate::auth::webhook::{self, WebhookError, WebhookSecrets};
+use crate::state::AppState;
+
+/// The principal recorded in events the webhook causes.
+pub const PRINCIPAL: &str = "identity-webhook";
+
+/// The route.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let body = json_body(state.config.max_body_bytes);
+    let with_state = warp::any().map(move || state.clone());
+    warp::path!("api" / "v1" / "webhooks" / "identity")
+        .and(warp::post())
+        .and(context())
+        .and(with_state)
+        .and(body)
+        .then(identity)
+}
+
+/// Fields Aurora does not use (a provider's `timestamp`, `email`, …) are ignored.
+#[derive(Debug, Deserialize)]
+struct Message {
+    #[serde(rename = "type")]
+    kind: Kind,
+    data: Data,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum Kind {
+    #[serde(rename = "user.created")]
+    Created,
+    #[serde(rename = "user.updated")]
+    Updated,
+    #[serde(rename = "user.deleted")]
+    Deleted,
+}
+
+#[derive(Debug, Deserialize)]
+struct Data {
+    id: String,
+    username: String,
+    role: Option<Role>,
+    tier: Option<Tier>,
+    disabled: Option<bool>,
+}
+
+async fn identity(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
+    respond(&ctx, try_identity(&ctx, &state, body).await)
+}
+
+async fn try_identity(
+    ctx: &RequestContext,
+    state: &AppState,
+    body: JsonBody,
+) -> Result<Response, Problem> {
+    let Some(secrets) = &state.config.identity_webhook_secrets else {
+        return Err(Problem::not_found(
+            "the identity webhook is not configured (AURORA_IDENTITY_WEBHOOK_SECRETS)",
+        ));
+    };
+    let secrets = WebhookSecrets::parse(secrets).map_err(|e| Problem::internal(&e))?;
+    let verified = webhook::verify(&secrets, body.headers_map(), body.bytes(), chrono::Utc::now())
+        .map_err(|error| match error {
+            WebhookError::InvalidSecret => Problem::internal(&error),
+            error => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-webhook-signature",
+                "Unauthorized",
+                format!("webhook refused: {error}"),
+            ),
+        })?;
+    if state
+        .db
+        .webhook_seen(&verified.id)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?
+    {
+        let body = serde_json::json!({"id": verified.id, "status": "duplicate"});
+        return Ok(json(StatusCode::OK, &body, ctx));
+    }
+    let message: Message = body.parse(None)?;
+    let username = Username::parse(&message.data.username)
+        .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
+    let external_id = message.data.id.trim();
+    if external_id.is_empty() || external_id.len() > 256 {
+        return Err(Problem::unprocessable(
+            "invalid-field",
+            "data.id is the provider's user id: 1 to 256 characters",
+        ));
+    }
+    let mut metadata = ctx.metadata_as(PRINCIPAL, None);
+    metadata.request_id = format!("{}:{}", metadata.request_id, verified.id);
+    let changed = match message.kind {
+        Kind::Created | Kind::Updated => {
+            upsert(state, &metadata, &username, external_id, &message.data).await?
+        }
+        Kind::Deleted => run(state, &metadata, &username, UserCommand::Delete)
+            .await
+            .or_else(|e| match e {
+                AggregateError::UserError(UserError::NotFound) => Ok(0),
+                e => Err(e),
+            })
+            .map_err(user_problem)?,
+    };
+    state
+        .db
+        .webhook_applied(&verified.id)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?;
+    state.metrics.command("IdentityWebhook", "accepted");
+    let body = serde_json::json!({"id": verified.id, "status": "applied", "events": changed});
+    Ok(json(StatusCode::OK, &body, ctx))
+}
+
+/// Runs one command on `username`, applying the revocations it records; returns how many
+/// events it stored.
+async fn run(
+    state: &AppState,
+    metadata: &EventMetadata,
+    username: &Username,
+    command: UserCommand,
+) -> Result<usize, AggregateError<UserError>> {
+    let events: Vec<UserEvent> = state
+        .identity
+        .users
+        .execute(username.as_str(), command, metadata)
+        .await?;
+    state.identity.tokens.revocations().apply(&events);
+    Ok(events.len())
+}
+
+async fn upsert(
+    state: &AppState,
+    metadata: &EventMetadata,
+    username: &Username,
+    external_id: &str,
+    data: &Data,
+) -> Result<usize, Problem> {
+    let mut changed = 0;
+    let register = UserCommand::Register {
+        user_id: uuid::Uuid::now_v7(),
+        username: username.clone(),
+        role: data.role.unwrap_or(Role::User),
+        tier: data.tier.unwrap_or(Tier::Free),
+        registration: Registration::IdentityProvider {
+            external_id: external_id.to_string(),
+        },
+    };
+    match state
+        .identity
+        .users
+        .create(username.as_str(), register, metadata)
+        .await
+    {
+        Ok(events) => changed += events.len(),
+        // Known already: an update.
+        Err(AggregateError::AggregateConflict | AggregateError::UserError(UserError::AlreadyRegistered)) => {}
+        Err(error) => return Err(user_problem(error)),
+    }
+    let mut commands = Vec::new();
+    if let Some(role) = data.role {
+        commands.push(UserCommand::ChangeRole { role });
+    }
+    if let Some(tier) = data.tier {
+        commands.push(UserCommand::ChangeTier { tier });
+    }
+    match data.disabled {
+        Some(true) => commands.push(UserCommand::Disable {
+            reason: Some("disabled by the identity provider".into()),
+        }),
+        Some(false) => commands.push(UserCommand::Enable),
+        None => {}
+    }
+    for command in commands {
+        changed += run(state, metadata, username, command)
+            .await
+            .map_err(user_problem)?;
+    }
+    Ok(changed)
+}
