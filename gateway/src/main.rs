@@ -73,8 +73,12 @@ enum Projection {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Admin { .. } => telemetry::init_stderr(),
+        _ => telemetry::init(),
+    }
+    match cli.command {
         Command::Serve(config) => serve(config).await,
         Command::Migrate(config) => {
             let db = connect_database(&config).await?;

@@ -218,6 +218,13 @@ in_both_modes!(
     of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds,
     bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_login_event,
     runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them,
+    an_api_key_narrowed_offline_by_another_implementation_reads_runs_but_cannot_create_one,
+    api_keys_are_listed_without_their_secret_and_revoked_only_by_their_holder,
+    logging_out_revokes_the_session_and_nothing_else,
+    admins_list_and_change_users_and_disabling_or_a_new_role_revokes_every_token,
+    every_identity_route_answers_by_role_and_ownership,
+    aurora_admin_create_bootstraps_an_admin_whose_token_works,
+    the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
@@ -1165,5 +1172,908 @@ async fn runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them(mod
         .await
         .unwrap();
     assert_eq!(events.last().unwrap().metadata.principal, "ada");
+    app.stop().await;
+}
+
+// ---- tokens: API keys, logout, revocation, admin, bootstrap, webhook ----
+
+impl TestApp {
+    /// A request with `token` (not tester's).
+    fn with(&self, method: &str, path: &str, token: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(token)
+    }
+
+    async fn create_api_key(&self, token: &str, body: Value) -> reqwest::Response {
+        self.with("POST", "/api/v1/auth/tokens", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Appends one block of `checks` to `token` with biscuit-python, a Biscuit library outside
+/// Aurora's process (Python bindings, installed by `scripts/test`).
+fn attenuate_with_python(token: &str, public_key: &str, checks: &[&str]) -> String {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = std::env::var("AURORA_BISCUIT_PYTHON").unwrap_or_else(|_| {
+        root.join("target/biscuit-interop-venv/bin/python")
+            .display()
+            .to_string()
+    });
+    let mut command = std::process::Command::new(&python);
+    command
+        .arg(root.join("scripts/biscuit-interop/attenuate.py"))
+        .args(["--public-key", public_key]);
+    for check in checks {
+        command.args(["--check", check]);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{python}: {e}; run scripts/biscuit-interop/install.sh (scripts/test does)")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "attenuate.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+async fn an_api_key_narrowed_offline_by_another_implementation_reads_runs_but_cannot_create_one(
+    mode: Mode,
+) {
+    let app = spawn_app(mode).await;
+    let run = app.created_id(&valid_run()).await;
+    app.await_view(&run, 1).await;
+    let response = app
+        .create_api_key(&app.token, json!({"label": "ci script"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let key: Value = response.json().await.unwrap();
+    let api_key = key["token"].as_str().unwrap();
+    assert_eq!(key["label"], "ci script");
+
+    // The key works in the x-api-key header, as the write-up documents.
+    let created = reqwest::Client::new()
+        .post(app.url("/api/v1/runs"))
+        .header("x-api-key", api_key)
+        .json(&valid_run())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    // Narrowed offline, by Python, knowing only the public root key.
+    let root_key_id = app
+        .state
+        .identity
+        .tokens
+        .verify(api_key)
+        .unwrap()
+        .root_key_id()
+        .unwrap();
+    let public = app
+        .state
+        .identity
+        .tokens
+        .keys()
+        .public(root_key_id)
+        .unwrap()
+        .to_string();
+    let read_only =
+        attenuate_with_python(api_key, &public, &[r#"check if operation("runs:read")"#]);
+    assert_ne!(read_only, api_key);
+    let reads = app
+        .with("GET", "/api/v1/runs", &read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reads.status(), StatusCode::OK);
+    let listed: Value = reads.json().await.unwrap();
+    assert!(listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == run.as_str()));
+    let before = app.run_events().await;
+    let refused = app
+        .with("POST", "/api/v1/runs", &read_only)
+        .json(&valid_run())
+        .send()
+        .await
+        .unwrap();
+    problem(refused, 403, "forbidden").await;
+    assert_eq!(
+        app.run_events().await,
+        before,
+        "the narrowed key created nothing"
+    );
+
+    // One run only, and a deadline already past.
+    let one_run = attenuate_with_python(
+        api_key,
+        &public,
+        &[r#"check if resource("run", $id), ["{RUN}"].contains($id)"#
+            .replace("{RUN}", &run)
+            .as_str()],
+    );
+    let this = app
+        .with("GET", &format!("/api/v1/runs/{run}"), &one_run)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(this.status(), StatusCode::OK);
+    let list = app
+        .with("GET", "/api/v1/runs", &one_run)
+        .send()
+        .await
+        .unwrap();
+    problem(list, 403, "forbidden").await;
+    let expired = attenuate_with_python(
+        api_key,
+        &public,
+        &["check if time($t), $t < 2020-01-01T00:00:00Z"],
+    );
+    let late = app
+        .with("GET", "/api/v1/runs", &expired)
+        .send()
+        .await
+        .unwrap();
+    problem(late, 403, "forbidden").await;
+    // A block cannot widen: a role fact in it is not trusted.
+    let widened = attenuate_with_python(api_key, &public, &[r#"check if true"#]);
+    let users = app
+        .with("GET", "/api/v1/users", &widened)
+        .send()
+        .await
+        .unwrap();
+    problem(users, 403, "forbidden").await;
+
+    // Revoking the key revokes what was narrowed from it.
+    let key_id = key["token_id"].as_str().unwrap();
+    let revoked = app
+        .with(
+            "DELETE",
+            &format!("/api/v1/auth/tokens/{key_id}"),
+            &app.token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    for token in [api_key, read_only.as_str(), one_run.as_str()] {
+        let response = app.with("GET", "/api/v1/runs", token).send().await.unwrap();
+        problem(response, 401, "token-revoked").await;
+    }
+    app.stop().await;
+}
+
+async fn api_keys_are_listed_without_their_secret_and_revoked_only_by_their_holder(mode: Mode) {
+    use aurora_domain::user::Role;
+    let app = spawn_app(mode).await;
+    let key: Value = app
+        .create_api_key(
+            &app.token,
+            json!({"label": "backup job", "expires_in_days": 7}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key_id = key["token_id"].as_str().unwrap();
+    let listed: Value = app
+        .with("GET", "/api/v1/auth/tokens", &app.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = listed["items"].as_array().unwrap();
+    let item = items
+        .iter()
+        .find(|t| t["id"] == key_id)
+        .expect("the key is listed");
+    assert_eq!(item["kind"], "api_key");
+    assert_eq!(item["label"], "backup job");
+    assert!(items
+        .iter()
+        .any(|t| t["kind"] == "session" && t["current"] == true));
+    assert!(
+        !listed.to_string().contains(key["token"].as_str().unwrap()),
+        "a list never shows a token itself"
+    );
+    let expires: chrono::DateTime<chrono::Utc> =
+        key["expires_at"].as_str().unwrap().parse().unwrap();
+    let days = (expires - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((6.9..=7.0).contains(&days), "{days}");
+
+    // Bad input: 422/400 problems, nothing stored.
+    let before = app.stored_events().await;
+    for (body, status, slug) in [
+        (json!({}), 422, "invalid-body"),
+        (json!({"label": ""}), 422, "invalid-field"),
+        (json!({"label": "x".repeat(65)}), 422, "invalid-field"),
+        (json!({"label": "a\u{0}b"}), 422, "invalid-field"),
+        (json!({"label": 7}), 422, "invalid-body"),
+        (
+            json!({"label": "ok", "expires_in_days": 0}),
+            422,
+            "invalid-field",
+        ),
+        (
+            json!({"label": "ok", "expires_in_days": 366}),
+            422,
+            "invalid-field",
+        ),
+        (
+            json!({"label": "ok", "expires_in_days": "ten"}),
+            422,
+            "invalid-body",
+        ),
+        (json!({"label": "ok", "role": "admin"}), 422, "invalid-body"),
+    ] {
+        let response = app.create_api_key(&app.token, body.clone()).await;
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        problem(response, status, slug).await;
+    }
+    assert_eq!(
+        app.stored_events().await,
+        before,
+        "refused requests store nothing"
+    );
+
+    // Another user cannot see or revoke it.
+    let mallory = token_with_role(&app, "mallory", Role::User).await;
+    let theirs: Value = app
+        .with("GET", "/api/v1/auth/tokens", &mallory)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!theirs.to_string().contains(key_id));
+    let before = app.stored_events().await;
+    for path in [
+        format!("/api/v1/auth/tokens/{key_id}"),
+        format!("/api/v1/auth/tokens/{}", "x".repeat(500)),
+        "/api/v1/auth/tokens/..%2F..%2Fetc%2Fpasswd".to_string(),
+    ] {
+        let response = app.with("DELETE", &path, &mallory).send().await.unwrap();
+        problem(response, 404, "not-found").await;
+    }
+    assert_eq!(app.stored_events().await, before);
+    let still = app
+        .with("GET", "/api/v1/runs", key["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), StatusCode::OK, "mallory revoked nothing");
+    // Revoked twice: the second time it is not found.
+    let path = format!("/api/v1/auth/tokens/{key_id}");
+    let first = app.with("DELETE", &path, &app.token).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    let again = app.with("DELETE", &path, &app.token).send().await.unwrap();
+    problem(again, 404, "not-found").await;
+    let events = app.user_events("tester").await;
+    let revoked: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "TokenRevoked")
+        .collect();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].payload["TokenRevoked"]["reason"], "revoked");
+    assert_eq!(revoked[0].metadata.principal, "tester");
+    app.stop().await;
+}
+
+async fn logging_out_revokes_the_session_and_nothing_else(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let second: Value = app.login("tester", PASSWORD).await.json().await.unwrap();
+    let second = second["token"].as_str().unwrap();
+    let out = app
+        .with("POST", "/api/v1/auth/logout", second)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let after = app
+        .with("GET", "/api/v1/users/me", second)
+        .send()
+        .await
+        .unwrap();
+    problem(after, 401, "token-revoked").await;
+    let again = app
+        .with("POST", "/api/v1/auth/logout", second)
+        .send()
+        .await
+        .unwrap();
+    problem(again, 401, "token-revoked").await;
+    let first = app
+        .with("GET", "/api/v1/users/me", &app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK, "the other session lives on");
+    let names: Vec<String> = app
+        .user_events("tester")
+        .await
+        .iter()
+        .map(|e| e.event_type.clone())
+        .collect();
+    assert_eq!(
+        names[names.len() - 2..],
+        ["LoggedOut".to_string(), "TokenRevoked".to_string()]
+    );
+    // The revocation survives a restart: it is loaded from the store.
+    let app = app.restart().await;
+    let later = app
+        .with("GET", "/api/v1/users/me", second)
+        .send()
+        .await
+        .unwrap();
+    problem(later, 401, "token-revoked").await;
+    app.stop().await;
+}
+
+/// Waits until the users view shows `username` passing `check` (a change of the view wakes
+/// the wait), or fails after `WAIT`.
+async fn await_user(
+    app: &TestApp,
+    admin: &str,
+    username: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let wait = async {
+        let mut changes = app.state.users.changes();
+        loop {
+            changes.borrow_and_update();
+            let page: Value = app
+                .with("GET", "/api/v1/users?limit=100", admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(user) = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["username"] == username && check(u))
+            {
+                return user.clone();
+            }
+            changes.changed().await.unwrap();
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("{username} never showed in the users view"))
+}
+
+async fn admins_list_and_change_users_and_disabling_or_a_new_role_revokes_every_token(mode: Mode) {
+    use aurora_domain::user::Role;
+    let app = spawn_app(mode).await;
+    let admin = token_with_role(&app, "ada", Role::Admin).await;
+    let key: Value = app
+        .create_api_key(&app.token, json!({"label": "k"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = key["token"].as_str().unwrap().to_string();
+    let tester = await_user(&app, &admin, "tester", |_| true).await;
+    assert_eq!(tester["role"], "user");
+    let tester_id = tester["id"].as_str().unwrap().to_string();
+
+    let patch = |path: String, body: Value, token: String| {
+        let request = app.with("PATCH", &path, &token).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    // Disable, by user id: every token refused at once, no login.
+    let response = patch(
+        format!("/api/v1/users/{tester_id}"),
+        json!({"disabled": true, "reason": "left the team"}),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["disabled"], true);
+    for token in [&app.token, &key] {
+        let response = app
+            .with("GET", "/api/v1/users/me", token)
+            .send()
+            .await
+            .unwrap();
+        problem(response, 401, "token-revoked").await;
+    }
+    problem(app.login("tester", PASSWORD).await, 401, "login-failed").await;
+    // Enabled again (by username): logins work, old tokens stay revoked.
+    let response = patch(
+        "/api/v1/users/tester".into(),
+        json!({"disabled": false}),
+        admin.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let login: Value = app.login("tester", PASSWORD).await.json().await.unwrap();
+    let fresh = login["token"].as_str().unwrap().to_string();
+    problem(
+        app.with("GET", "/api/v1/users/me", &key)
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "token-revoked",
+    )
+    .await;
+    // A new role: tokens state the old one, so they are revoked; a new login states it.
+    let response = patch(
+        "/api/v1/users/tester".into(),
+        json!({"role": "viewer", "tier": "pro"}),
+        admin.clone(),
+    )
+    .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["role"].as_str(), body["tier"].as_str()),
+        (Some("viewer"), Some("pro"))
+    );
+    problem(
+        app.with("GET", "/api/v1/users/me", &fresh)
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "token-revoked",
+    )
+    .await;
+    let login: Value = app.login("tester", PASSWORD).await.json().await.unwrap();
+    let viewer = login["token"].as_str().unwrap();
+    let me: Value = app
+        .with("GET", "/api/v1/users/me", viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["role"].as_str(), me["tier"].as_str()),
+        (Some("viewer"), Some("pro"))
+    );
+    let create = app
+        .with("POST", "/api/v1/runs", viewer)
+        .json(&valid_run())
+        .send()
+        .await
+        .unwrap();
+    problem(create, 403, "forbidden").await;
+
+    // Bad input and self-lockout: problems, nothing stored.
+    let before = app.stored_events().await;
+    for (path, body, status, slug) in [
+        ("/api/v1/users/tester", json!({}), 422, "nothing-to-change"),
+        (
+            "/api/v1/users/tester",
+            json!({"role": "god"}),
+            422,
+            "invalid-body",
+        ),
+        (
+            "/api/v1/users/tester",
+            json!({"disabled": "yes"}),
+            422,
+            "invalid-body",
+        ),
+        (
+            "/api/v1/users/tester",
+            json!({"password": "x"}),
+            422,
+            "invalid-body",
+        ),
+        (
+            "/api/v1/users/nobody-here",
+            json!({"tier": "pro"}),
+            404,
+            "not-found",
+        ),
+        (
+            "/api/v1/users/01900000-0000-7000-8000-000000000001",
+            json!({"tier": "pro"}),
+            404,
+            "not-found",
+        ),
+        (
+            "/api/v1/users/..%2Fetc",
+            json!({"tier": "pro"}),
+            404,
+            "not-found",
+        ),
+        (
+            "/api/v1/users/ada",
+            json!({"disabled": true}),
+            409,
+            "self-lockout",
+        ),
+        (
+            "/api/v1/users/ada",
+            json!({"role": "user"}),
+            409,
+            "self-lockout",
+        ),
+    ] {
+        let response = patch(path.into(), body.clone(), admin.clone()).await;
+        assert_eq!(response.status().as_u16(), status, "{path} {body}");
+        problem(response, status, slug).await;
+    }
+    assert_eq!(
+        app.stored_events().await,
+        before,
+        "refused requests store nothing"
+    );
+    // The view follows, and the events name the admin.
+    await_user(&app, &admin, "tester", |u| {
+        u["role"] == "viewer" && u["tier"] == "pro"
+    })
+    .await;
+    let events = app.user_events("tester").await;
+    let disabled = events
+        .iter()
+        .find(|e| e.event_type == "UserDisabled")
+        .unwrap();
+    assert_eq!(disabled.metadata.principal, "ada");
+    app.stop().await;
+}
+
+async fn every_identity_route_answers_by_role_and_ownership(mode: Mode) {
+    use aurora_domain::user::Role;
+    let app = spawn_app(mode).await;
+    let other = token_with_role(&app, "mallory", Role::User).await;
+    let viewer = token_with_role(&app, "vera", Role::Viewer).await;
+    let admin = token_with_role(&app, "ada", Role::Admin).await;
+    let listed: Value = app
+        .with("GET", "/api/v1/auth/tokens", &app.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let testers = listed["items"][0]["id"].as_str().unwrap().to_string();
+    let revoke_testers = format!("/api/v1/auth/tokens/{testers}");
+    let key = r#"{"label": "k"}"#;
+    let tier = r#"{"tier": "pro"}"#;
+    // (who, token, method, path, body, status)
+    let table: Vec<(&str, Option<&str>, &str, &str, &str, u16)> = vec![
+        ("nobody", None, "GET", "/api/v1/users/me", "", 401),
+        ("nobody", None, "POST", "/api/v1/auth/logout", "", 401),
+        ("nobody", None, "GET", "/api/v1/auth/tokens", "", 401),
+        ("nobody", None, "POST", "/api/v1/auth/tokens", key, 401),
+        ("nobody", None, "DELETE", &revoke_testers, "", 401),
+        ("nobody", None, "GET", "/api/v1/users", "", 401),
+        ("nobody", None, "PATCH", "/api/v1/users/tester", tier, 401),
+        ("a user", Some(&other), "GET", "/api/v1/users", "", 403),
+        (
+            "a user",
+            Some(&other),
+            "PATCH",
+            "/api/v1/users/tester",
+            tier,
+            403,
+        ),
+        (
+            "a user, on themselves",
+            Some(&other),
+            "PATCH",
+            "/api/v1/users/mallory",
+            r#"{"role": "admin"}"#,
+            403,
+        ),
+        (
+            "another user",
+            Some(&other),
+            "DELETE",
+            &revoke_testers,
+            "",
+            404,
+        ),
+        (
+            "a viewer",
+            Some(&viewer),
+            "GET",
+            "/api/v1/users/me",
+            "",
+            200,
+        ),
+        (
+            "a viewer",
+            Some(&viewer),
+            "GET",
+            "/api/v1/auth/tokens",
+            "",
+            200,
+        ),
+        ("a viewer", Some(&viewer), "GET", "/api/v1/users", "", 403),
+        (
+            "a viewer",
+            Some(&viewer),
+            "PATCH",
+            "/api/v1/users/tester",
+            tier,
+            403,
+        ),
+        ("an admin", Some(&admin), "GET", "/api/v1/users", "", 200),
+        (
+            "the holder",
+            Some(&app.token),
+            "GET",
+            "/api/v1/auth/tokens",
+            "",
+            200,
+        ),
+    ];
+    let before = app.stored_events().await;
+    for (who, token, method, path, body, status) in &table {
+        let mut request = reqwest::Client::new()
+            .request(method.parse().unwrap(), app.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), *status, "{who} {method} {path}");
+        if *status >= 400 {
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+    }
+    assert_eq!(
+        app.stored_events().await,
+        before,
+        "refused requests and reads store nothing"
+    );
+    // The mutations that are allowed, last: a viewer may keep an API key (it is a viewer's).
+    let viewer_key = app
+        .create_api_key(&viewer, serde_json::from_str(key).unwrap())
+        .await;
+    assert_eq!(viewer_key.status(), StatusCode::CREATED);
+    let tier_change = app
+        .with("PATCH", "/api/v1/users/tester", &admin)
+        .body(tier)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tier_change.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+/// Runs `aurora admin create` against `config`'s storage, password on stdin.
+fn admin_create(config: &Config, username: &str, password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"));
+    command
+        .args(["admin", "create", "--username", username])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AURORA_LOG", "warn")
+        .env("AURORA_DATA_DIR", &config.data_dir);
+    if let Some(url) = &config.database_url {
+        command.env("DATABASE_URL", url);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+async fn aurora_admin_create_bootstraps_an_admin_whose_token_works(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let output = admin_create(&app.config, "Root", PASSWORD);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["username"], "root");
+    let token = printed["token"].as_str().unwrap();
+    let users = app
+        .with("GET", "/api/v1/users", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        users.status(),
+        StatusCode::OK,
+        "the printed token is an admin's"
+    );
+    let me: Value = app
+        .with("GET", "/api/v1/users/me", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "admin");
+    assert_eq!(app.login("root", PASSWORD).await.status(), StatusCode::OK);
+    let events = app.user_events("root").await;
+    assert_eq!(
+        events[0].payload["UserRegistered"]["registration"]["kind"],
+        "bootstrap"
+    );
+    assert!(
+        !serde_json::to_string(&events.iter().map(|e| &e.payload).collect::<Vec<_>>())
+            .unwrap()
+            .contains(PASSWORD)
+    );
+    // Taken name, weak password, bad name: exit non-zero, nothing stored.
+    let before = app.stored_events().await;
+    for (name, password) in [
+        ("root", PASSWORD),
+        ("newadmin", "short"),
+        ("x'; DROP TABLE events;--", PASSWORD),
+    ] {
+        let output = admin_create(&app.config, name, password);
+        assert!(!output.status.success(), "{name}");
+        assert!(output.stdout.is_empty(), "no token printed for {name}");
+    }
+    assert_eq!(app.stored_events().await, before);
+    app.stop().await;
+}
+
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+async fn the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest(mode: Mode) {
+    use aurora_gateway::auth::webhook;
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut config = Config::embedded(dir.path());
+    config.nats_prefix = testkit::unique_prefix();
+    config.identity_webhook_secrets = Some(format!("whsec_b2xkIHNlY3JldA== {WEBHOOK_SECRET}"));
+    if mode == Mode::Production {
+        config.database_url = Some(testkit::create_postgres_database().await.unwrap());
+        config.nats_url = Some(testkit::nats_url());
+    }
+    let app = start(config, dir).await;
+    let key = webhook::decode_secret(WEBHOOK_SECRET).unwrap();
+    let send = |id: &str, family: &str, timestamp: i64, body: &Value, signature: Option<String>| {
+        let body = body.to_string();
+        let signature =
+            signature.unwrap_or_else(|| webhook::sign(&key, id, timestamp, body.as_bytes()));
+        reqwest::Client::new()
+            .post(app.url("/api/v1/webhooks/identity"))
+            .header("content-type", "application/json")
+            .header(format!("{family}-id"), id)
+            .header(format!("{family}-timestamp"), timestamp.to_string())
+            .header(format!("{family}-signature"), signature)
+            .body(body)
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let created = json!({"type": "user.created", "timestamp": "2026-11-25T00:00:00Z",
+        "data": {"id": "idp-42", "username": "Grace", "role": "user", "tier": "pro", "email": "g@example.org"}});
+    let response = send("msg_1", "webhook", now, &created, None).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let events = app.user_events("grace").await;
+    assert_eq!(
+        events[0].payload["UserRegistered"]["registration"]["external_id"],
+        "idp-42"
+    );
+    assert_eq!(events[0].payload["UserRegistered"]["tier"], "pro");
+    assert_eq!(events[0].metadata.principal, "identity-webhook");
+    // Replayed: 200, nothing changes.
+    let before = app.stored_events().await;
+    let replay = send("msg_1", "webhook", now, &created, None).await.unwrap();
+    assert_eq!(replay.status(), StatusCode::OK);
+    let body: Value = replay.json().await.unwrap();
+    assert_eq!(body["status"], "duplicate");
+    // Refused: 401, nothing stored.
+    let forged = webhook::sign(
+        b"another secret",
+        "msg_2",
+        now,
+        created.to_string().as_bytes(),
+    );
+    for (id, family, timestamp, signature) in [
+        ("msg_2", "webhook", now, Some(forged)),
+        ("msg_3", "webhook", now - 600, None),
+        ("msg_4", "webhook", now + 600, None),
+        ("msg_5", "webhook", now, Some("v1,".to_string())),
+        ("msg_6", "nope", now, None),
+    ] {
+        let response = send(id, family, timestamp, &created, signature)
+            .await
+            .unwrap();
+        problem(response, 401, "invalid-webhook-signature").await;
+    }
+    let tampered = reqwest::Client::new()
+        .post(app.url("/api/v1/webhooks/identity"))
+        .header("webhook-id", "msg_7")
+        .header("webhook-timestamp", now.to_string())
+        .header(
+            "webhook-signature",
+            webhook::sign(&key, "msg_7", now, created.to_string().as_bytes()),
+        )
+        .body(created.to_string().replace("pro", "enterprise"))
+        .send()
+        .await
+        .unwrap();
+    problem(tampered, 401, "invalid-webhook-signature").await;
+    // Signed but malformed: 4xx, nothing stored, and the id is not burnt.
+    let bad = json!({"type": "user.created", "data": {"id": "idp-9", "username": "x'; DROP TABLE events;--"}});
+    problem(
+        send("msg_8", "webhook", now, &bad, None).await.unwrap(),
+        422,
+        "invalid-username",
+    )
+    .await;
+    let wrong = json!({"type": "user.promoted", "data": {}});
+    problem(
+        send("msg_9", "webhook", now, &wrong, None).await.unwrap(),
+        422,
+        "invalid-body",
+    )
+    .await;
+    assert_eq!(
+        app.stored_events().await,
+        before,
+        "refused messages store nothing"
+    );
+
+    // Updated with svix-* headers: disabled, and its tokens with it.
+    let updated = json!({"type": "user.updated", "data": {"id": "idp-42", "username": "grace", "disabled": true}});
+    let response = send("msg_10", "svix", now, &updated, None).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let user = app.state.identity.users.load("grace").await.unwrap();
+    assert!(user.is_disabled());
+    // Deleted; deleting an unknown user changes nothing.
+    let deleted = json!({"type": "user.deleted", "data": {"id": "idp-42", "username": "grace"}});
+    assert_eq!(
+        send("msg_11", "webhook", now, &deleted, None)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert!(app
+        .user_events("grace")
+        .await
+        .iter()
+        .any(|e| e.event_type == "UserDeleted"));
+    let unknown = json!({"type": "user.deleted", "data": {"id": "idp-0", "username": "nobody"}});
+    assert_eq!(
+        send("msg_12", "webhook", now, &unknown, None)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert!(app.user_events("nobody").await.is_empty());
     app.stop().await;
 }

@@ -16,6 +16,7 @@ use cqrs_es::Aggregate;
 use futures::StreamExt;
 use serde::Serialize;
 use sqlx::Row;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::on_pool;
@@ -53,12 +54,21 @@ const COLUMNS: &str =
 /// The users read model.
 pub struct UsersProjection {
     db: Database,
+    refreshed: watch::Sender<u64>,
 }
 
 impl UsersProjection {
     /// The projection stored in `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            refreshed: watch::channel(0).0,
+        }
+    }
+
+    /// Changes each time a row is refreshed: wait on it instead of polling.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.refreshed.subscribe()
     }
 
     /// Rewrites the row of `username` from its committed history, unless the row is
@@ -113,6 +123,7 @@ impl UsersProjection {
         .execute(pool)
         .await
         .map(drop))?;
+        self.refreshed.send_modify(|n| *n += 1);
         Ok(Some(view))
     }
 

@@ -90,16 +90,21 @@ async fn try_identity(
         ));
     };
     let secrets = WebhookSecrets::parse(secrets).map_err(|e| Problem::internal(&e))?;
-    let verified = webhook::verify(&secrets, body.headers_map(), body.bytes(), chrono::Utc::now())
-        .map_err(|error| match error {
-            WebhookError::InvalidSecret => Problem::internal(&error),
-            error => Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid-webhook-signature",
-                "Unauthorized",
-                format!("webhook refused: {error}"),
-            ),
-        })?;
+    let verified = webhook::verify(
+        &secrets,
+        body.headers_map(),
+        body.bytes(),
+        chrono::Utc::now(),
+    )
+    .map_err(|error| match error {
+        WebhookError::InvalidSecret => Problem::internal(&error),
+        error => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-webhook-signature",
+            "Unauthorized",
+            format!("webhook refused: {error}"),
+        ),
+    })?;
     if state
         .db
         .webhook_seen(&verified.id)
@@ -185,7 +190,10 @@ async fn upsert(
     {
         Ok(events) => changed += events.len(),
         // Known already: an update.
-        Err(AggregateError::AggregateConflict | AggregateError::UserError(UserError::AlreadyRegistered)) => {}
+        Err(
+            AggregateError::AggregateConflict
+            | AggregateError::UserError(UserError::AlreadyRegistered),
+        ) => {}
         Err(error) => return Err(user_problem(error)),
     }
     let mut commands = Vec::new();
