@@ -1882,6 +1882,9 @@ fn admin_create(config: &Config, username: &str, password: &str) -> std::process
     if let Some(url) = &config.database_url {
         command.env("DATABASE_URL", url);
     }
+    if let Some(keys) = &config.root_keys_dir {
+        command.env("AURORA_ROOT_KEYS_DIR", keys);
+    }
     let mut child = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -2076,4 +2079,192 @@ async fn the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest(
     );
     assert!(app.user_events("nobody").await.is_empty());
     app.stop().await;
+}
+
+/// An `aurora serve` process; killed when dropped.
+struct Process {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Starts `aurora serve` on a free port with `env`, and waits for its "listening" line.
+    fn serve(env: &[(&str, String)]) -> Process {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AURORA_LISTEN", "127.0.0.1:0")
+            .env("AURORA_LOG", "info,aurora::access=warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("aurora serve exited before listening")
+                .unwrap();
+            let Ok(log) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if log["message"] == "aurora is listening" {
+                break log["port"].as_u64().unwrap();
+            }
+        };
+        // Keep draining its logs so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Process {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, token: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    /// How long until `token` is refused here, polling as fast as requests return; fails
+    /// after `WAIT`.
+    async fn refused_after(&self, token: &str, since: std::time::Instant) -> Duration {
+        loop {
+            let response = self
+                .request("GET", "/api/v1/users/me", token)
+                .send()
+                .await
+                .unwrap();
+            if response.status() == StatusCode::UNAUTHORIZED {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["type"], "/problems/token-revoked");
+                return since.elapsed();
+            }
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(since.elapsed() < WAIT, "the token was never refused");
+        }
+    }
+}
+
+/// Two gateway processes over one Postgres and one NATS stream: a revocation on one, and
+/// a user disabled on the other, are honoured by the other within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_and_disabling_reach_another_gateway_process_within_a_second() {
+    let dir = TempDir::new().unwrap();
+    let keys = dir.path().join("keys");
+    aurora_gateway::auth::keys::KeyRing::load(&keys, true).unwrap();
+    let shared = vec![
+        (
+            "DATABASE_URL",
+            testkit::create_postgres_database().await.unwrap(),
+        ),
+        ("NATS_URL", testkit::nats_url()),
+        ("AURORA_NATS_PREFIX", testkit::unique_prefix()),
+        ("AURORA_ROOT_KEYS_DIR", keys.display().to_string()),
+    ];
+    let with_data_dir = |name: &str| {
+        let mut env = shared.clone();
+        env.push((
+            "AURORA_DATA_DIR",
+            dir.path().join(name).display().to_string(),
+        ));
+        env
+    };
+    let a = Process::serve(&with_data_dir("a"));
+    let b = Process::serve(&with_data_dir("b"));
+
+    let mut config = Config::embedded(dir.path().join("admin"));
+    config.database_url = Some(shared[0].1.clone());
+    config.root_keys_dir = Some(keys.clone());
+    let output = admin_create(&config, "root", PASSWORD);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let root = root["token"].as_str().unwrap().to_string();
+
+    let credentials = json!({"username": "alice", "password": PASSWORD});
+    let client = reqwest::Client::new();
+    let register = client
+        .post(format!("{}/api/v1/auth/register", a.base))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), StatusCode::CREATED);
+    let login: Value = client
+        .post(format!("{}/api/v1/auth/login", a.base))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = login["token"].as_str().unwrap().to_string();
+    let key: Value = a
+        .request("POST", "/api/v1/auth/tokens", &session)
+        .json(&json!({"label": "laptop"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_key = key["token"].as_str().unwrap().to_string();
+    for token in [&session, &api_key] {
+        let response = b
+            .request("GET", "/api/v1/users/me", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "B accepts A's tokens: the keys are shared"
+        );
+    }
+
+    // Revoked on A: refused by B within a second.
+    let path = format!("/api/v1/auth/tokens/{}", key["token_id"].as_str().unwrap());
+    let revoked = a.request("DELETE", &path, &session).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let since = std::time::Instant::now();
+    let took = b.refused_after(&api_key, since).await;
+    println!("revocation on A reached B in {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "B refused the revoked key after {took:?}"
+    );
+
+    // Disabled on B: every token of the user refused by A within a second.
+    let disabled = b
+        .request("PATCH", "/api/v1/users/alice", &root)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    let since = std::time::Instant::now();
+    let took = a.refused_after(&session, since).await;
+    println!("disabling on B reached A in {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "A refused the disabled user's session after {took:?}"
+    );
 }
