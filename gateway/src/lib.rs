@@ -11,11 +11,13 @@
 //! - [`auth`]: root keys, Biscuit tokens, password hashing.
 //! - [`admin`]: `aurora admin create`, the first admin.
 //! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
+//! - [`bench_auth`]: `aurora bench-auth`, µs of authorization per request.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
 pub mod bench;
+pub mod bench_auth;
 pub mod config;
 pub mod http;
 pub mod metrics;

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use aurora_gateway::admin;
 use aurora_gateway::bench::{self, BenchArgs};
+use aurora_gateway::bench_auth::{self, AuthBenchArgs};
 use aurora_gateway::config::Config;
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
@@ -34,6 +35,9 @@ enum Command {
     },
     /// Measure POST /api/v1/runs against raw single-row inserts on the same database.
     Bench(BenchArgs),
+    /// Measure what authorization adds per request (cache hit and miss) beside an
+    /// unauthenticated route, on an embedded Aurora.
+    BenchAuth(AuthBenchArgs),
     /// Administration.
     Admin {
         #[command(subcommand)]
@@ -102,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchAuth(args) => bench_auth::run(args).await,
         Command::Admin {
             action: AdminCommand::Create { username, config },
         } => {

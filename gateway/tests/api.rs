@@ -1762,7 +1762,8 @@ async fn every_identity_route_answers_by_role_and_ownership(mode: Mode) {
     let key = r#"{"label": "k"}"#;
     let tier = r#"{"tier": "pro"}"#;
     // (who, token, method, path, body, status)
-    let table: Vec<(&str, Option<&str>, &str, &str, &str, u16)> = vec![
+    type Row<'a> = (&'a str, Option<&'a str>, &'a str, &'a str, &'a str, u16);
+    let table: Vec<Row> = vec![
         ("nobody", None, "GET", "/api/v1/users/me", "", 401),
         ("nobody", None, "POST", "/api/v1/auth/logout", "", 401),
         ("nobody", None, "GET", "/api/v1/auth/tokens", "", 401),

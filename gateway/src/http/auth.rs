@@ -45,10 +45,22 @@ pub fn routes(
     let me = warp::path!("api" / "v1" / "users" / "me")
         .and(warp::get())
         .and(context())
-        .and(with_state)
+        .and(with_state.clone())
         .and(warp::header::headers_cloned())
         .then(me);
-    register.or(login).unify().or(me).unify()
+    let whoami = warp::path!("api" / "v1" / "auth" / "whoami")
+        .and(warp::get())
+        .and(context())
+        .and(with_state)
+        .and(warp::header::headers_cloned())
+        .then(whoami);
+    register
+        .or(login)
+        .unify()
+        .or(me)
+        .unify()
+        .or(whoami)
+        .unify()
 }
 
 /// Body of register and login.
@@ -297,6 +309,21 @@ async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Re
         Ok(json(StatusCode::OK, &body, &ctx))
     }
     .await;
+    respond(&ctx, result)
+}
+
+/// What the presented token says, checked but without reading the store: a client's
+/// "does my token work, and as whom" (and the route `aurora bench-auth` measures).
+async fn whoami(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
+    let result = authenticate(&state, &headers, Access::own("users:read")).map(|claims| {
+        let body = serde_json::json!({
+            "username": claims.username,
+            "role": claims.role,
+            "tier": claims.tier,
+            "token_id": claims.token_id,
+        });
+        json(StatusCode::OK, &body, &ctx)
+    });
     respond(&ctx, result)
 }
 
