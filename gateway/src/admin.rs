@@ -55,18 +55,20 @@ pub async fn create(config: &Config, username: &str, password: String) -> anyhow
         uuid::Uuid::now_v7().to_string(),
     );
     let hash = tokio::task::spawn_blocking(move || passwords::hash(&password)).await?;
+    let user_id = uuid::Uuid::now_v7();
+    // The hash before the event, as registration does (see migration 0006).
+    db.set_password_hash(&user_id.to_string(), name, &hash).await?;
     let command = UserCommand::Register {
-        user_id: uuid::Uuid::now_v7(),
+        user_id,
         username: username.clone(),
         role: Role::Admin,
         tier: Tier::Enterprise,
         registration: Registration::Bootstrap,
     };
-    users
-        .create(name, command, &metadata)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating {name}: {e} (is the username taken?)"))?;
-    db.set_password_hash(name, &hash).await?;
+    if let Err(error) = users.create(name, command, &metadata).await {
+        db.delete_password_hash(&user_id.to_string()).await?;
+        bail!("creating {name}: {error} (is the username taken?)");
+    }
     let now = SystemTime::now();
     let ttl = Duration::from_secs(config.session_ttl_seconds);
     let minted = tokens.mint(

@@ -7,7 +7,7 @@ use aurora_gateway::bench_auth::{self, AuthBenchArgs};
 use aurora_gateway::config::Config;
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
-use aurora_projections::RunsProjection;
+use aurora_projections::{RunsProjection, UsersProjection};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// mimalloc: the request path allocates a great deal (JSON, headers, SQL rows), and glibc's
@@ -73,6 +73,8 @@ enum ProjectionsCommand {
 enum Projection {
     /// The runs view behind GET /api/v1/runs.
     Runs,
+    /// The users view behind GET /api/v1/users.
+    Users,
 }
 
 #[tokio::main]
@@ -91,18 +93,22 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Projections {
-            action:
-                ProjectionsCommand::Rebuild {
-                    projection: Projection::Runs,
-                    config,
-                },
+            action: ProjectionsCommand::Rebuild { projection, config },
         } => {
             let db = connect_database(&config).await?;
             db.migrate().await.context("applying migrations")?;
-            let runs = RunsProjection::new(db);
-            let replayed = runs.rebuild(1000).await?;
-            let digest = runs.digest().await?;
-            tracing::info!(replayed, %digest, "runs projection rebuilt");
+            match projection {
+                Projection::Runs => {
+                    let runs = RunsProjection::new(db);
+                    let replayed = runs.rebuild(1000).await?;
+                    let digest = runs.digest().await?;
+                    tracing::info!(replayed, %digest, "runs projection rebuilt");
+                }
+                Projection::Users => {
+                    let refreshed = UsersProjection::new(db).rebuild().await?;
+                    tracing::info!(refreshed, "users projection rebuilt");
+                }
+            }
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,

@@ -921,7 +921,8 @@ async fn a_user_registers_logs_in_and_reads_who_they_are_and_no_event_holds_the_
         events[1].metadata.token_id.as_deref(),
         login["token_id"].as_str()
     );
-    let hash = app.state.db.password_hash("alice").await.unwrap().unwrap();
+    let user_id = events[0].payload["UserRegistered"]["user_id"].as_str().unwrap();
+    let hash = app.state.db.password_hash(user_id).await.unwrap().unwrap();
     assert!(hash.starts_with("$argon2id$"));
     for event in &events {
         let text = format!("{} {:?}", event.payload, event.metadata);
@@ -935,31 +936,59 @@ async fn a_user_registers_logs_in_and_reads_who_they_are_and_no_event_holds_the_
 
 async fn of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds(mode: Mode) {
     let app = Arc::new(spawn_app(mode).await);
+    // Each attempt with its own password: only the winner's may work afterwards.
     let attempts: Vec<_> = (0..50)
-        .map(|_| {
+        .map(|i| {
             let app = app.clone();
-            tokio::spawn(async move { app.register("popular").await.status().as_u16() })
+            tokio::spawn(async move {
+                let body = json!({"username": "popular", "password": format!("{PASSWORD} {i}")});
+                let status = app
+                    .post_json("/api/v1/auth/register", &body)
+                    .await
+                    .status()
+                    .as_u16();
+                (i, status)
+            })
         })
         .collect();
     let mut statuses = Vec::new();
     for attempt in attempts {
         statuses.push(attempt.await.unwrap());
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
+    let winners: Vec<usize> = statuses
+        .iter()
+        .filter(|(_, s)| *s == 201)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "{statuses:?}");
     assert!(
-        statuses.iter().all(|s| *s == 201 || *s == 409),
+        statuses.iter().all(|(_, s)| *s == 201 || *s == 409),
         "{statuses:?}"
     );
     assert_eq!(app.user_events("popular").await.len(), 1);
-    // The winner's password is the one stored, and works.
+    // The winner's password is the one stored, and works; a loser's does not.
+    let winner = winners[0];
+    let loser = (winner + 1) % 50;
     assert_eq!(
-        app.login("popular", PASSWORD).await.status(),
+        app.login("popular", &format!("{PASSWORD} {winner}"))
+            .await
+            .status(),
         StatusCode::OK
     );
+    problem(
+        app.login("popular", &format!("{PASSWORD} {loser}")).await,
+        401,
+        "login-failed",
+    )
+    .await;
+    // The losers' hashes were removed: one row for the name.
+    let rows: i64 = aurora_projections::on_pool!(&app.state.db, |pool| sqlx::query_scalar(
+        "SELECT count(*) FROM passwords WHERE username = 'popular'"
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    assert_eq!(rows, 1);
     let Ok(app) = Arc::try_unwrap(app) else {
         panic!("every attempt has finished")
     };
@@ -1258,23 +1287,23 @@ async fn an_api_key_narrowed_offline_by_another_implementation_reads_runs_but_ca
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
 
-    // Narrowed offline, by Python, knowing only the public root key.
-    let root_key_id = app
-        .state
-        .identity
-        .tokens
-        .verify(api_key)
+    // Narrowed offline, by Python, knowing only the public root key (published).
+    let keys: Value = reqwest::Client::new()
+        .get(app.url("/api/v1/auth/keys"))
+        .send()
+        .await
         .unwrap()
-        .root_key_id()
+        .json()
+        .await
         .unwrap();
-    let public = app
-        .state
-        .identity
-        .tokens
-        .keys()
-        .public(root_key_id)
+    let signing = keys["keys"]
+        .as_array()
         .unwrap()
-        .to_string();
+        .iter()
+        .find(|k| k["signing"] == true)
+        .unwrap();
+    let public = signing["public_key"].as_str().unwrap().to_string();
+    assert!(public.starts_with("ed25519/"), "{public}");
     let read_only =
         attenuate_with_python(api_key, &public, &[r#"check if operation("runs:read")"#]);
     assert_ne!(read_only, api_key);

@@ -869,3 +869,63 @@ async fn a_plain_nats_subscriber_receives_events_on_the_documented_subject() {
     let info = stream.info().await.unwrap();
     assert_eq!(info.config.storage, jetstream::stream::StorageType::File);
 }
+
+/// Migration 0006 moves password hashes from `credentials` (by username) to `passwords`
+/// (by user id): users registered before it still have their password after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_hashes_survive_the_move_to_user_ids() {
+    let url = testkit::create_postgres_database().await.unwrap();
+    let postgres = Database::postgres(&url, 2).await.unwrap();
+    let dir = TempDir::new().unwrap();
+    let sqlite = Database::sqlite(&dir.path().join("old.db")).await.unwrap();
+    for db in [postgres, sqlite] {
+        let user_id = "01900000-0000-7000-8000-0000000000aa";
+        let payload = format!(
+            r#"{{"UserRegistered":{{"user_id":"{user_id}","username":"olduser","role":"user","tier":"free","registration":{{"kind":"self_service"}}}}}}"#
+        );
+        aurora_projections::on_pool!(&db, |pool| {
+            let mut migrator = match db {
+                Database::Postgres(_) => sqlx::migrate!("../migrations/postgres"),
+                Database::Sqlite(_) => sqlx::migrate!("../migrations/sqlite"),
+            };
+            migrator.migrations = std::borrow::Cow::Owned(
+                migrator
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version <= 5)
+                    .cloned()
+                    .collect(),
+            );
+            migrator.run(pool).await.unwrap();
+            let cast = if db.backend() == "postgres" { "::json" } else { "" };
+            sqlx::query(&format!(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6{cast}, $7{cast})"
+            ))
+            .bind("user")
+            .bind("olduser")
+            .bind(1_i64)
+            .bind("UserRegistered")
+            .bind("1")
+            .bind(&payload)
+            .bind("{}")
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO credentials (username, password_hash) VALUES ($1, $2)")
+                .bind("olduser")
+                .bind("$argon2id$v=19$m=19456,t=2,p=1$old")
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        db.migrate().await.unwrap();
+        assert_eq!(
+            db.password_hash(user_id).await.unwrap().as_deref(),
+            Some("$argon2id$v=19$m=19456,t=2,p=1$old"),
+            "{}",
+            db.backend()
+        );
+        db.close().await;
+    }
+}

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aurora_domain::user::{Role, Tier, TokenKind};
-use biscuit_auth::builder::{self, Fact, Policy, Rule, Term};
+use biscuit_auth::builder::{self, Policy, Rule, Term};
 use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit};
 
 use sha2::{Digest, Sha256};
@@ -70,6 +70,8 @@ pub struct Minted {
 pub struct VerifiedToken {
     biscuit: Biscuit,
     revocation_ids: Vec<Vec<u8>>,
+    /// Who the authority block says holds it (read once, at verification).
+    claims: Claims,
 }
 
 impl std::ops::Deref for VerifiedToken {
@@ -143,34 +145,46 @@ pub struct Tokens {
     capacity: usize,
     keys: KeyRing,
     revocations: Arc<Revocations>,
-    policies: Vec<Policy>,
-    own: Rule,
-    limits: AuthorizerLimits,
+    /// Limits and policies, built once: cloned per request, never re-parsed.
+    base: AuthorizerBuilder,
+    /// `base` plus the rule `owner($u) <- user($u)`, for the caller's own collections.
+    base_own: AuthorizerBuilder,
+    claims: Rule,
 }
 
 impl Tokens {
     /// Tokens over `keys`, refusing those in `revocations`.
     pub fn new(keys: KeyRing, revocations: Arc<Revocations>) -> Self {
-        let policies = POLICIES
-            .iter()
-            .map(|p| Policy::try_from(*p).expect("built-in policies parse"))
-            .collect();
+        // Set deliberately: biscuit-auth's default 1 ms makes valid tokens fail under
+        // load (a preempted thread). Our policies need a handful of facts and one
+        // iteration; 64 blocks' worth of checks still fit. The time limit only stops
+        // a pathological token, so it is generous.
+        let limits = AuthorizerLimits {
+            max_facts: 1000,
+            max_iterations: 100,
+            max_time: Duration::from_millis(100),
+        };
+        let base = POLICIES.iter().fold(
+            AuthorizerBuilder::new().set_limits(limits),
+            |builder, policy| {
+                builder
+                    .policy(Policy::try_from(*policy).expect("built-in policies parse"))
+                    .expect("built-in policies are valid")
+            },
+        );
+        let own = Rule::try_from("owner($u) <- user($u)").expect("built-in rule parses");
+        let base_own = base.clone().rule(own).expect("built-in rule is valid");
         Self {
             verified: Mutex::new(HashMap::new()),
             capacity: VERIFIED_CACHE_ENTRIES,
             keys,
             revocations,
-            policies,
-            own: Rule::try_from("owner($u) <- user($u)").expect("built-in rule parses"),
-            // Set deliberately: biscuit-auth's default 1 ms makes valid tokens fail under
-            // load (a preempted thread). Our policies need a handful of facts and one
-            // iteration; 64 blocks' worth of checks still fit. The time limit only stops
-            // a pathological token, so it is generous.
-            limits: AuthorizerLimits {
-                max_facts: 1000,
-                max_iterations: 100,
-                max_time: Duration::from_millis(100),
-            },
+            base,
+            base_own,
+            claims: Rule::try_from(
+                "claims($u, $r, $t, $i) <- user($u), role($r), tier($t), token_id($i)",
+            )
+            .expect("built-in rule parses"),
         }
     }
 
@@ -247,6 +261,7 @@ impl Tokens {
         let biscuit = self.parse(token)?;
         let verified = Arc::new(VerifiedToken {
             revocation_ids: biscuit.revocation_identifiers(),
+            claims: self.claims_of(&biscuit)?,
             biscuit,
         });
         let mut cache = self.cached();
@@ -279,44 +294,14 @@ impl Tokens {
         Ok(biscuit)
     }
 
-    /// Authorizes `access` at `now` for a verified token; on success, who it speaks for.
-    pub fn authorize(
-        &self,
-        biscuit: &Biscuit,
-        access: Access<'_>,
-        now: SystemTime,
-    ) -> Result<Claims, TokenError> {
-        let mut facts: Vec<Fact> = vec![
-            builder::fact("time", &[builder::date(&now)]),
-            builder::fact("operation", &[builder::string(access.operation)]),
-        ];
-        if let Some(owner) = access.owner {
-            facts.push(builder::fact("owner", &[builder::string(owner)]));
-        }
-        if let Some((kind, id)) = access.resource {
-            facts.push(builder::fact(
-                "resource",
-                &[builder::string(kind), builder::string(id)],
-            ));
-        }
-        let mut authorizer = AuthorizerBuilder::new().set_limits(self.limits.clone());
-        for fact in facts {
-            authorizer = authorizer.fact(fact).map_err(|_| TokenError::Invalid)?;
-        }
-        if access.owner.is_none() {
-            authorizer = authorizer
-                .rule(self.own.clone())
-                .map_err(|_| TokenError::Invalid)?;
-        }
-        for policy in &self.policies {
-            authorizer = authorizer
-                .policy(policy.clone())
-                .map_err(|_| TokenError::Invalid)?;
-        }
-        let mut authorizer = authorizer.build(biscuit).map_err(refusal)?;
-        authorizer.authorize().map_err(refusal)?;
+    /// The claims of the authority block: the only block whose facts a query trusts.
+    fn claims_of(&self, biscuit: &Biscuit) -> Result<Claims, TokenError> {
+        let mut authorizer = AuthorizerBuilder::new()
+            .set_limits(self.base.limits().clone())
+            .build(biscuit)
+            .map_err(|_| TokenError::Invalid)?;
         let claims: Vec<(String, String, String, String)> = authorizer
-            .query("claims($u, $r, $t, $i) <- user($u), role($r), tier($t), token_id($i)")
+            .query(self.claims.clone())
             .map_err(|_| TokenError::Invalid)?;
         let [(username, role, tier, token_id)] =
             <[_; 1]>::try_from(claims).map_err(|_| TokenError::Invalid)?;
@@ -326,6 +311,41 @@ impl Tokens {
             tier: tier.parse().map_err(|_| TokenError::Invalid)?,
             token_id,
         })
+    }
+
+    /// Authorizes `access` at `now` for a verified token; on success, who it speaks for.
+    pub fn authorize(
+        &self,
+        token: &VerifiedToken,
+        access: Access<'_>,
+        now: SystemTime,
+    ) -> Result<Claims, TokenError> {
+        let base = if access.owner.is_none() {
+            &self.base_own
+        } else {
+            &self.base
+        };
+        let mut authorizer = base
+            .clone()
+            .fact(builder::fact("time", &[builder::date(&now)]))
+            .and_then(|b| b.fact(builder::fact("operation", &[builder::string(access.operation)])))
+            .map_err(|_| TokenError::Invalid)?;
+        if let Some(owner) = access.owner {
+            authorizer = authorizer
+                .fact(builder::fact("owner", &[builder::string(owner)]))
+                .map_err(|_| TokenError::Invalid)?;
+        }
+        if let Some((kind, id)) = access.resource {
+            authorizer = authorizer
+                .fact(builder::fact(
+                    "resource",
+                    &[builder::string(kind), builder::string(id)],
+                ))
+                .map_err(|_| TokenError::Invalid)?;
+        }
+        let mut authorizer = authorizer.build(&token.biscuit).map_err(refusal)?;
+        authorizer.authorize().map_err(refusal)?;
+        Ok(token.claims.clone())
     }
 }
 

@@ -51,15 +51,22 @@ pub fn routes(
     let whoami = warp::path!("api" / "v1" / "auth" / "whoami")
         .and(warp::get())
         .and(context())
-        .and(with_state)
+        .and(with_state.clone())
         .and(warp::header::headers_cloned())
         .then(whoami);
+    let keys = warp::path!("api" / "v1" / "auth" / "keys")
+        .and(warp::get())
+        .and(context())
+        .and(with_state)
+        .then(public_keys);
     register
         .or(login)
         .unify()
         .or(me)
         .unify()
         .or(whoami)
+        .unify()
+        .or(keys)
         .unify()
 }
 
@@ -165,9 +172,17 @@ async fn try_register(
         tier: Tier::Free,
         registration: Registration::SelfService,
     };
+    // The hash first, under this attempt's own user id: if the event below is never
+    // stored, the hash is an orphan nobody reads; once it is, the hash is already there.
+    let id = user_id.to_string();
+    state
+        .db
+        .set_password_hash(&id, username.as_str(), &hash)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?;
     // The username is the aggregate's id: of simultaneous registrations of one name, the
     // event store lets exactly one append the first event.
-    state
+    if let Err(error) = state
         .identity
         .users
         .create(
@@ -176,12 +191,12 @@ async fn try_register(
             &ctx.metadata_as(username.as_str(), None),
         )
         .await
-        .map_err(user_problem)?;
-    state
-        .db
-        .set_password_hash(username.as_str(), &hash)
-        .await
-        .map_err(|e| Problem::unavailable(&e))?;
+    {
+        if let Err(cleanup) = state.db.delete_password_hash(&id).await {
+            tracing::warn!(error = %cleanup, "could not remove the hash of a failed registration");
+        }
+        return Err(user_problem(error));
+    }
     state.metrics.command("RegisterUser", "accepted");
     tracing::info!(username = %username, "user registered");
     let body = UserBody {
@@ -213,12 +228,17 @@ async fn try_login(
     body: JsonBody,
 ) -> Result<Response, Problem> {
     let credentials: Credentials = body.parse(None)?;
+    let users = &state.identity.users;
     // An unparseable name cannot exist, but gets the same work and answer as a wrong one.
     let username = Username::parse(&credentials.username).ok();
-    let stored = match &username {
-        Some(name) => state
+    let user = match &username {
+        Some(name) => users.load(name.as_str()).await.map_err(user_problem)?,
+        None => Default::default(),
+    };
+    let stored = match user.user_id() {
+        Some(id) => state
             .db
-            .password_hash(name.as_str())
+            .password_hash(&id.to_string())
             .await
             .map_err(|e| Problem::unavailable(&e))?,
         None => None,
@@ -230,7 +250,6 @@ async fn try_login(
     })
     .await
     .map_err(|e| Problem::internal(&e))?;
-    let users = &state.identity.users;
     let Some(username) = username else {
         return Err(login_failed());
     };
@@ -239,7 +258,6 @@ async fn try_login(
         record_failure(state, ctx, name, LoginFailure::WrongPassword).await;
         return Err(login_failed());
     }
-    let user = users.load(name).await.map_err(user_problem)?;
     let (Some(role), Some(tier)) = (user.role(), user.tier()) else {
         return Err(login_failed());
     };
@@ -310,6 +328,27 @@ async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Re
     }
     .await;
     respond(&ctx, result)
+}
+
+/// The public root keys by `root_key_id`, newest (signing) last: what anyone needs to
+/// verify or attenuate an Aurora token offline. Public by design; no token needed.
+async fn public_keys(ctx: RequestContext, state: Arc<AppState>) -> Response {
+    let ring = state.identity.tokens.keys();
+    let signing = ring.signing().0;
+    let keys: Vec<serde_json::Value> = ring
+        .ids()
+        .into_iter()
+        .filter_map(|id| {
+            ring.public(id).map(|key| {
+                serde_json::json!({
+                    "id": id,
+                    "public_key": key.to_string(),
+                    "signing": id == signing,
+                })
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({ "keys": keys }), &ctx)
 }
 
 /// What the presented token says, checked but without reading the store: a client's

@@ -74,6 +74,7 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "auth", "login"] => "/api/v1/auth/login",
         ["api", "v1", "auth", "logout"] => "/api/v1/auth/logout",
         ["api", "v1", "auth", "whoami"] => "/api/v1/auth/whoami",
+        ["api", "v1", "auth", "keys"] => "/api/v1/auth/keys",
         ["api", "v1", "auth", "tokens"] => "/api/v1/auth/tokens",
         ["api", "v1", "auth", "tokens", _] => "/api/v1/auth/tokens/{id}",
         ["api", "v1", "users", "me"] => "/api/v1/users/me",

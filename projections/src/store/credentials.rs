@@ -1,16 +1,23 @@
 //! Password hashes, beside the event store but outside it: never in an event, never on
-//! the bus. And the ids of identity webhook messages already applied.
+//! the bus. Keyed by the user's stable id, written before the user's first event (see
+//! migration 0006). And the ids of identity webhook messages already applied.
 
 use super::{Database, StoreError};
 use crate::on_pool;
 
 impl Database {
-    /// Stores (or replaces) the password hash of `username`.
-    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<(), StoreError> {
+    /// Stores (or replaces) the password hash of the user with stable id `user_id`.
+    pub async fn set_password_hash(
+        &self,
+        user_id: &str,
+        username: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
         on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO credentials (username, password_hash) VALUES ($1, $2) \
-             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash"
+            "INSERT INTO passwords (user_id, username, password_hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash"
         )
+        .bind(user_id)
         .bind(username)
         .bind(hash)
         .execute(pool)
@@ -19,12 +26,22 @@ impl Database {
         Ok(())
     }
 
-    /// The password hash of `username`, if it has one.
-    pub async fn password_hash(&self, username: &str) -> Result<Option<String>, StoreError> {
+    /// Removes the hash written for `user_id` (a registration that did not happen).
+    pub async fn delete_password_hash(&self, user_id: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query("DELETE FROM passwords WHERE user_id = $1")
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// The password hash of the user with stable id `user_id`, if it has one.
+    pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>, StoreError> {
         let hash = on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT password_hash FROM credentials WHERE username = $1"
+            "SELECT password_hash FROM passwords WHERE user_id = $1"
         )
-        .bind(username)
+        .bind(user_id)
         .fetch_optional(pool)
         .await)?;
         Ok(hash)
