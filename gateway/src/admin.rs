@@ -12,16 +12,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
-use aurora_domain::user::{Registration, Role, Tier, TokenKind, UserCommand, Username};
+use aurora_domain::user::{
+    Registration, Role, Tier, TokenGrant, TokenKind, UserCommand, UserError, Username,
+};
 use aurora_domain::EventMetadata;
 use aurora_projections::UserCommands;
+use cqrs_es::AggregateError;
 use tokio::sync::Notify;
 
 use crate::auth::passwords;
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::{Minted, Tokens};
 use crate::config::Config;
-use crate::http::auth::grant;
 use crate::startup::{connect_database, load_root_keys};
 
 /// Reads the password: one line from stdin, prompting on a terminal.
@@ -57,7 +59,8 @@ pub async fn create(config: &Config, username: &str, password: String) -> anyhow
     let hash = tokio::task::spawn_blocking(move || passwords::hash(&password)).await?;
     let user_id = uuid::Uuid::now_v7();
     // The hash before the event, as registration does (see migration 0006).
-    db.set_password_hash(&user_id.to_string(), name, &hash).await?;
+    db.set_password_hash(&user_id.to_string(), name, &hash)
+        .await?;
     let command = UserCommand::Register {
         user_id,
         username: username.clone(),
@@ -66,8 +69,17 @@ pub async fn create(config: &Config, username: &str, password: String) -> anyhow
         registration: Registration::Bootstrap,
     };
     if let Err(error) = users.create(name, command, &metadata).await {
-        db.delete_password_hash(&user_id.to_string()).await?;
-        bail!("creating {name}: {error} (is the username taken?)");
+        if matches!(
+            error,
+            AggregateError::AggregateConflict
+                | AggregateError::UserError(UserError::AlreadyRegistered)
+        ) {
+            if let Err(cleanup) = db.delete_password_hash(&user_id.to_string()).await {
+                tracing::warn!(error = %cleanup, "could not remove the unused hash");
+            }
+            bail!("creating {name}: the username is taken");
+        }
+        bail!("creating {name}: {error}");
     }
     let now = SystemTime::now();
     let ttl = Duration::from_secs(config.session_ttl_seconds);
@@ -80,7 +92,15 @@ pub async fn create(config: &Config, username: &str, password: String) -> anyhow
         ttl,
     )?;
     let command = UserCommand::RecordLogin {
-        token: grant(&minted, TokenKind::Session, None, now),
+        token: TokenGrant {
+            token_id: minted.token_id.clone(),
+            kind: TokenKind::Session,
+            label: None,
+            revocation_id: minted.revocation_id.clone(),
+            issued_at: now.into(),
+            expires_at: minted.expires_at.into(),
+            role: Role::Admin,
+        },
     };
     users
         .execute(name, command, &metadata)

@@ -90,7 +90,9 @@ pub async fn run(args: AuthBenchArgs) -> anyhow::Result<()> {
         .map(|_| mint().map(|m| m.token))
         .collect::<Result<_, _>>()?;
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()?;
     let live = format!("{base}/live");
     let whoami = format!("{base}/api/v1/auth/whoami");
     // Warm-up: connections, caches, allocator.
@@ -104,7 +106,10 @@ pub async fn run(args: AuthBenchArgs) -> anyhow::Result<()> {
         hit.extend(phase(&client, &whoami, args.requests, |_| Some(hot.clone())).await?);
         let start = next;
         miss.extend(
-            phase(&client, &whoami, args.requests, |n| Some(fresh[start + n].clone())).await?,
+            phase(&client, &whoami, args.requests, |n| {
+                Some(fresh[start + n].clone())
+            })
+            .await?,
         );
         next += args.requests;
     }

@@ -921,7 +921,9 @@ async fn a_user_registers_logs_in_and_reads_who_they_are_and_no_event_holds_the_
         events[1].metadata.token_id.as_deref(),
         login["token_id"].as_str()
     );
-    let user_id = events[0].payload["UserRegistered"]["user_id"].as_str().unwrap();
+    let user_id = events[0].payload["UserRegistered"]["user_id"]
+        .as_str()
+        .unwrap();
     let hash = app.state.db.password_hash(user_id).await.unwrap().unwrap();
     assert!(hash.starts_with("$argon2id$"));
     for event in &events {
@@ -1068,6 +1070,21 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
     let tampered = String::from_utf8(tampered).unwrap();
     let huge = "A".repeat(20_000);
     let truncated = &token[..token.len() / 2];
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    let expired = app
+        .state
+        .identity
+        .tokens
+        .mint(
+            aurora_domain::user::TokenKind::Session,
+            "bob",
+            aurora_domain::user::Role::User,
+            aurora_domain::user::Tier::Free,
+            two_hours_ago,
+            Duration::from_secs(3600),
+        )
+        .unwrap()
+        .token;
     for (name, value, slug) in [
         (
             "authorization",
@@ -1088,6 +1105,11 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
         ("authorization", format!("Basic {token}"), "invalid-token"),
         ("x-api-key", "garbage".to_string(), "invalid-token"),
         ("x-token", token.clone(), "missing-token"),
+        (
+            "authorization",
+            format!("Bearer {expired}"),
+            "token-expired",
+        ),
     ] {
         problem(app.me((name, &value)).await, 401, slug).await;
     }
@@ -1254,7 +1276,7 @@ fn attenuate_with_python(token: &str, public_key: &str, checks: &[&str]) -> Stri
         .unwrap()
         .write_all(token.as_bytes())
         .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
     assert!(
         output.status.success(),
         "attenuate.py failed: {}",
@@ -1364,10 +1386,20 @@ async fn an_api_key_narrowed_offline_by_another_implementation_reads_runs_but_ca
         .await
         .unwrap();
     problem(late, 403, "forbidden").await;
-    // A block cannot widen: a role fact in it is not trusted.
-    let widened = attenuate_with_python(api_key, &public, &[r#"check if true"#]);
+    // A narrowed key, however loosely narrowed, cannot mint a wider key or revoke its
+    // parent.
+    let loose = attenuate_with_python(
+        api_key,
+        &public,
+        &["check if time($t), $t < 2100-01-01T00:00:00Z"],
+    );
+    let widening = app.create_api_key(&loose, json!({"label": "escape"})).await;
+    problem(widening, 403, "forbidden").await;
+    let parent = format!("/api/v1/auth/tokens/{}", key["token_id"].as_str().unwrap());
+    let revoking = app.with("DELETE", &parent, &loose).send().await.unwrap();
+    problem(revoking, 403, "forbidden").await;
     let users = app
-        .with("GET", "/api/v1/users", &widened)
+        .with("GET", "/api/v1/users", &loose)
         .send()
         .await
         .unwrap();
@@ -1922,7 +1954,7 @@ fn admin_create(config: &Config, username: &str, password: &str) -> std::process
         .spawn()
         .unwrap();
     writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    child.wait_with_output().unwrap()
+    tokio::task::block_in_place(|| child.wait_with_output()).unwrap()
 }
 
 async fn aurora_admin_create_bootstraps_an_admin_whose_token_works(mode: Mode) {
@@ -2066,6 +2098,32 @@ async fn the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest(
         "invalid-username",
     )
     .await;
+    let squatted = json!({"type": "user.updated", "data": {"id": "idp-7", "username": "tester", "role": "admin"}});
+    problem(
+        send("msg_13", "webhook", now, &squatted, None)
+            .await
+            .unwrap(),
+        409,
+        "identity-conflict",
+    )
+    .await;
+    let other_id = json!({"type": "user.updated", "data": {"id": "idp-43", "username": "grace", "role": "admin"}});
+    problem(
+        send("msg_14", "webhook", now, &other_id, None)
+            .await
+            .unwrap(),
+        409,
+        "identity-conflict",
+    )
+    .await;
+    // Older than what was applied (the created message's time): stale, nothing changes.
+    let overtaken = json!({"type": "user.updated", "timestamp": 1_700_000_000_000_i64,
+        "data": {"id": "idp-42", "username": "grace", "role": "admin"}});
+    let response = send("msg_15", "webhook", now, &overtaken, None)
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "stale");
     let wrong = json!({"type": "user.promoted", "data": {}});
     problem(
         send("msg_9", "webhook", now, &wrong, None).await.unwrap(),

@@ -27,3 +27,11 @@ CREATE TABLE webhook_messages
     id          text PRIMARY KEY,
     received_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The identity provider's event time last applied per user (milliseconds since the
+-- epoch): a message older than it (a retry overtaken by a newer change) changes nothing.
+CREATE TABLE identity_sync
+(
+    username      text PRIMARY KEY,
+    last_event_ms bigint NOT NULL
+);

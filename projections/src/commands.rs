@@ -13,7 +13,7 @@ use aurora_domain::run::Run;
 use aurora_domain::user::User;
 use aurora_domain::EventMetadata;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::persist::{EventStoreAggregateContext, EventUpcaster, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use tokio::sync::Notify;
 
@@ -22,8 +22,27 @@ use crate::store::{Database, EventRepository, GroupCommit};
 /// Writers of the group commit when none are configured.
 pub const DEFAULT_WRITERS: usize = 4;
 
+/// Times a command is tried when another command on the same aggregate commits first.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// An aggregate whose old event versions the store upcasts on load.
+pub trait Versioned: Aggregate<Services = ()> {
+    /// Its upcasters (none by default).
+    fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+        Vec::new()
+    }
+}
+
+impl Versioned for Run {}
+
+impl Versioned for User {
+    fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+        aurora_domain::user::upcasters()
+    }
+}
+
 /// Executes commands of aggregate `A`.
-pub struct Commands<A: Aggregate<Services = ()>> {
+pub struct Commands<A: Versioned> {
     store: PersistedEventStore<EventRepository, A>,
     committed: Arc<Notify>,
 }
@@ -33,7 +52,7 @@ pub type RunCommands = Commands<Run>;
 /// The write path of users.
 pub type UserCommands = Commands<User>;
 
-impl<A: Aggregate<Services = ()>> Commands<A> {
+impl<A: Versioned> Commands<A> {
     /// Commands over `db` with a group commit of their own; `committed` is notified after
     /// every commit that wrote events.
     pub fn new(db: &Database, committed: Arc<Notify>) -> Self {
@@ -43,7 +62,8 @@ impl<A: Aggregate<Services = ()>> Commands<A> {
     /// Commands over `db` appending through `appends` (shared with other aggregates).
     pub fn with_appends(db: &Database, appends: GroupCommit, committed: Arc<Notify>) -> Self {
         Self {
-            store: PersistedEventStore::new_event_store(db.event_repository(appends)),
+            store: PersistedEventStore::new_event_store(db.event_repository(appends))
+                .with_upcasters(A::upcasters()),
             committed,
         }
     }
@@ -55,15 +75,29 @@ impl<A: Aggregate<Services = ()>> Commands<A> {
 
     /// Executes `command` against aggregate `id`, loaded from its history. `Ok` means the
     /// events — returned, in order; none if the command changed nothing — are durably
-    /// stored.
+    /// stored. If another command on the aggregate commits in between, the aggregate is
+    /// loaded again and the command decided again (up to [`MAX_ATTEMPTS`] times), so it is
+    /// judged against the history it lands on.
     pub async fn execute(
         &self,
         id: &str,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<Vec<A::Event>, AggregateError<A::Error>> {
-        let context = self.store.load_aggregate(id).await?;
-        self.handle_and_commit(context, command, metadata).await
+    ) -> Result<Vec<A::Event>, AggregateError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        let mut attempt = 1;
+        loop {
+            let context = self.store.load_aggregate(id).await?;
+            match self
+                .handle_and_commit(context, command.clone(), metadata)
+                .await
+            {
+                Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => attempt += 1,
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Executes `command` against aggregate `id` without loading it, for an id that has no

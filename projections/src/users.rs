@@ -83,7 +83,12 @@ impl UsersProjection {
         };
         let mut user = User::default();
         for stored in &history {
-            let event: UserEvent = serde_json::from_value(stored.payload.clone()).map_err(|e| {
+            let payload = aurora_domain::user::upcast(
+                &stored.event_type,
+                &stored.event_version,
+                stored.payload.clone(),
+            );
+            let event: UserEvent = serde_json::from_value(payload).map_err(|e| {
                 StoreError::Corrupt(format!("user {username} event {}: {e}", stored.sequence))
             })?;
             user.apply(event);

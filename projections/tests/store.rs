@@ -873,7 +873,7 @@ async fn a_plain_nats_subscriber_receives_events_on_the_documented_subject() {
 /// Migration 0006 moves password hashes from `credentials` (by username) to `passwords`
 /// (by user id): users registered before it still have their password after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn password_hashes_survive_the_move_to_user_ids() {
+async fn users_registered_before_the_identity_upgrades_keep_their_password_and_history() {
     let url = testkit::create_postgres_database().await.unwrap();
     let postgres = Database::postgres(&url, 2).await.unwrap();
     let dir = TempDir::new().unwrap();
@@ -897,7 +897,11 @@ async fn password_hashes_survive_the_move_to_user_ids() {
                     .collect(),
             );
             migrator.run(pool).await.unwrap();
-            let cast = if db.backend() == "postgres" { "::json" } else { "" };
+            let cast = if db.backend() == "postgres" {
+                "::json"
+            } else {
+                ""
+            };
             sqlx::query(&format!(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                  event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6{cast}, $7{cast})"
@@ -908,6 +912,21 @@ async fn password_hashes_survive_the_move_to_user_ids() {
             .bind("UserRegistered")
             .bind("1")
             .bind(&payload)
+            .bind("{}")
+            .execute(pool)
+            .await
+            .unwrap();
+            // A login as version 1 recorded it: the token id only.
+            sqlx::query(&format!(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6{cast}, $7{cast})"
+            ))
+            .bind("user")
+            .bind("olduser")
+            .bind(2_i64)
+            .bind("LoginSucceeded")
+            .bind("1")
+            .bind(r#"{"LoginSucceeded":{"token_id":"old-session"}}"#)
             .bind("{}")
             .execute(pool)
             .await
@@ -926,6 +945,16 @@ async fn password_hashes_survive_the_move_to_user_ids() {
             "{}",
             db.backend()
         );
+        // The old login event still loads (upcast), in the aggregate and in the view.
+        let users = aurora_projections::UserCommands::new(&db, Arc::new(Notify::new()));
+        let user = users.load("olduser").await.unwrap();
+        assert_eq!(
+            user.user_id().map(|id| id.to_string()).as_deref(),
+            Some(user_id)
+        );
+        let view = aurora_projections::UsersProjection::new(db.clone());
+        let row = view.refresh("olduser").await.unwrap().unwrap();
+        assert_eq!(row.version, 2);
         db.close().await;
     }
 }

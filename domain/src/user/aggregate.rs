@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    valid_label, RevocationReason, Role, Tier, TokenGrant, TokenKind, UserCommand, UserEvent,
-    MAX_API_KEYS, MAX_LABEL_LEN,
+    valid_label, Registration, RevocationReason, Role, Tier, TokenGrant, TokenKind, UserCommand,
+    UserEvent, MAX_API_KEYS, MAX_LABEL_LEN,
 };
 use crate::run::MAX_REASON_LEN;
 
@@ -40,7 +40,14 @@ pub enum UserError {
     /// A token the user does not hold (never issued to them, expired, or revoked).
     #[error("no such live token")]
     TokenNotFound,
+    /// A token minted for a role the user no longer has: mint it again.
+    #[error("the user's role changed while the token was minted")]
+    RoleChanged,
 }
+
+/// How long after a token's expiry the aggregate still remembers it: replicas' clocks
+/// differ, and a token forgotten while some replica still accepts it could not be revoked.
+pub const EXPIRY_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// A user. Holds only what its rules need.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,8 +58,10 @@ pub struct User {
     disabled: bool,
     deleted: bool,
     /// Live tokens by id. A token is forgotten when revoked, and when a later token is
-    /// issued after it expired (so the map stays as small as the live set).
+    /// issued well after it expired (so the map stays as small as the live set).
     tokens: BTreeMap<String, TokenGrant>,
+    /// The identity provider's id, for users it created.
+    external_id: Option<String>,
 }
 
 impl User {
@@ -92,6 +101,11 @@ impl User {
         self.tokens.values()
     }
 
+    /// The identity provider's id for the user, if the provider created it.
+    pub fn external_id(&self) -> Option<&str> {
+        self.external_id.as_deref()
+    }
+
     /// One live token.
     pub fn token(&self, token_id: &str) -> Option<&TokenGrant> {
         self.tokens.get(token_id)
@@ -101,6 +115,13 @@ impl User {
         self.registered()?;
         if self.disabled || self.deleted {
             return Err(UserError::Disabled);
+        }
+        Ok(())
+    }
+
+    fn current_role(&self, token: &TokenGrant) -> Result<(), UserError> {
+        if self.role != Some(token.role) {
+            return Err(UserError::RoleChanged);
         }
         Ok(())
     }
@@ -171,10 +192,12 @@ impl Aggregate for User {
             }
             UserCommand::RecordLogin { token } => {
                 self.active()?;
+                self.current_role(&token)?;
                 vec![UserEvent::LoginSucceeded { token }]
             }
             UserCommand::CreateApiKey { token } => {
                 self.active()?;
+                self.current_role(&token)?;
                 if !token.label.as_deref().is_some_and(valid_label) {
                     return Err(UserError::InvalidLabel);
                 }
@@ -269,11 +292,15 @@ impl Aggregate for User {
                 user_id,
                 role,
                 tier,
+                registration,
                 ..
             } => {
                 self.user_id = Some(user_id);
                 self.role = Some(role);
                 self.tier = Some(tier);
+                if let Registration::IdentityProvider { external_id } = registration {
+                    self.external_id = Some(external_id);
+                }
             }
             UserEvent::RoleChanged { to, .. } => self.role = Some(to),
             UserEvent::TierChanged { to, .. } => self.tier = Some(to),
@@ -282,7 +309,7 @@ impl Aggregate for User {
             UserEvent::UserDeleted => self.deleted = true,
             UserEvent::LoginSucceeded { token } | UserEvent::ApiKeyCreated { token } => {
                 let now = token.issued_at;
-                self.tokens.retain(|_, t| t.expires_at > now);
+                self.tokens.retain(|_, t| t.expires_at + EXPIRY_GRACE > now);
                 self.tokens.insert(token.token_id.clone(), token);
             }
             UserEvent::TokenRevoked { token_id, .. } => {

@@ -48,7 +48,7 @@ pub enum UserEvent {
         /// How.
         registration: Registration,
     },
-    /// A login succeeded and a session token was issued.
+    /// A login succeeded and a session token was issued. Version 2 (v1: `{token_id}`).
     LoginSucceeded {
         /// The session token.
         token: TokenGrant,
@@ -123,6 +123,11 @@ impl DomainEvent for UserEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_string()
+        match self {
+            // v1 carried only the token id (see `upcast`).
+            UserEvent::LoginSucceeded { .. } => "2",
+            _ => "1",
+        }
+        .to_string()
     }
 }

@@ -11,12 +11,14 @@ mod events;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod upcasters;
 mod values;
 
-pub use aggregate::{User, UserError};
+pub use aggregate::{User, UserError, EXPIRY_GRACE};
 pub use commands::UserCommand;
 pub use events::{LoginFailure, Registration, UserEvent};
 pub use tokens::{
     valid_label, RevocationReason, TokenGrant, TokenKind, MAX_API_KEYS, MAX_LABEL_LEN,
 };
+pub use upcasters::{upcast, upcasters};
 pub use values::{Role, Tier, Username, UsernameError, MAX_USERNAME_LEN, MIN_USERNAME_LEN};

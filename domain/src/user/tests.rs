@@ -39,6 +39,7 @@ fn grant(id: &str, kind: TokenKind, issued: i64, ttl: i64) -> TokenGrant {
         revocation_id: format!("rev-{id}"),
         issued_at: at(issued),
         expires_at: at(issued + ttl),
+        role: Role::User,
     }
 }
 
@@ -91,6 +92,38 @@ fn a_login_is_recorded_with_its_token() {
         .then_expect_events(vec![UserEvent::LoginSucceeded {
             token: session("t1"),
         }]);
+}
+
+#[test]
+fn a_token_minted_for_a_role_the_user_no_longer_has_is_not_recorded() {
+    let mut stale = session("t1");
+    stale.role = Role::Admin;
+    UserTest::with(())
+        .given(vec![
+            registered(),
+            UserEvent::RoleChanged {
+                from: Role::User,
+                to: Role::Admin,
+            },
+            UserEvent::RoleChanged {
+                from: Role::Admin,
+                to: Role::User,
+            },
+        ])
+        .when(UserCommand::RecordLogin {
+            token: stale.clone(),
+        })
+        .then_expect_error(UserError::RoleChanged);
+    UserTest::with(())
+        .given(vec![registered()])
+        .when(UserCommand::CreateApiKey {
+            token: TokenGrant {
+                kind: TokenKind::ApiKey,
+                label: Some("k".into()),
+                ..stale
+            },
+        })
+        .then_expect_error(UserError::RoleChanged);
 }
 
 #[test]

@@ -6,6 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::Role;
+
 /// Longest API key label, in characters.
 pub const MAX_LABEL_LEN: usize = 64;
 /// Most live API keys one user may hold.
@@ -48,6 +50,9 @@ pub struct TokenGrant {
     pub issued_at: DateTime<Utc>,
     /// When it stops being accepted.
     pub expires_at: DateTime<Utc>,
+    /// The role it states: the aggregate records it only if that is still the user's role,
+    /// so a token minted just before a role change cannot outlive the change.
+    pub role: Role,
 }
 
 /// Why a token was revoked.

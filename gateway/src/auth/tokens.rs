@@ -29,6 +29,9 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Most blocks a token may carry (authority + attenuations).
 pub const MAX_BLOCKS: usize = 16;
 
+/// Operations only an unattenuated token may perform.
+pub const CREDENTIAL_OPERATIONS: &[&str] = &["auth:logout", "tokens:create", "tokens:revoke"];
+
 const POLICIES: &[&str] = &[
     r#"allow if role("admin")"#,
     // Anyone manages their own credentials: list, create and revoke their tokens, log out.
@@ -125,6 +128,9 @@ pub enum TokenError {
     /// Revoked: logged out, revoked by its holder, or its user disabled.
     #[error("the token has been revoked")]
     Revoked,
+    /// Past the expiry its authority block states: log in again.
+    #[error("the token has expired")]
+    Expired,
     /// A check failed: expired, or a block forbids this request.
     #[error("the token does not allow this request")]
     Forbidden,
@@ -157,12 +163,13 @@ impl Tokens {
     pub fn new(keys: KeyRing, revocations: Arc<Revocations>) -> Self {
         // Set deliberately: biscuit-auth's default 1 ms makes valid tokens fail under
         // load (a preempted thread). Our policies need a handful of facts and one
-        // iteration; 64 blocks' worth of checks still fit. The time limit only stops
-        // a pathological token, so it is generous.
+        // iteration; 64 blocks' worth of checks still fit. The time limit only stops a
+        // pathological token: generous enough for a preempted thread, short enough that
+        // a token built to be slow holds a worker for no more than 20 ms.
         let limits = AuthorizerLimits {
             max_facts: 1000,
             max_iterations: 100,
-            max_time: Duration::from_millis(100),
+            max_time: Duration::from_millis(20),
         };
         let base = POLICIES.iter().fold(
             AuthorizerBuilder::new().set_limits(limits),
@@ -300,9 +307,10 @@ impl Tokens {
             .set_limits(self.base.limits().clone())
             .build(biscuit)
             .map_err(|_| TokenError::Invalid)?;
-        let claims: Vec<(String, String, String, String)> = authorizer
-            .query(self.claims.clone())
-            .map_err(|_| TokenError::Invalid)?;
+        // Over the limits here means the attenuation blocks are too heavy to evaluate:
+        // forbidden, like at authorization.
+        let claims: Vec<(String, String, String, String)> =
+            authorizer.query(self.claims.clone()).map_err(refusal)?;
         let [(username, role, tier, token_id)] =
             <[_; 1]>::try_from(claims).map_err(|_| TokenError::Invalid)?;
         Ok(Claims {
@@ -314,12 +322,17 @@ impl Tokens {
     }
 
     /// Authorizes `access` at `now` for a verified token; on success, who it speaks for.
+    /// Operations on credentials ([`CREDENTIAL_OPERATIONS`]) need the token as minted: a
+    /// narrowed token must not mint a wider one, nor revoke the token it came from.
     pub fn authorize(
         &self,
         token: &VerifiedToken,
         access: Access<'_>,
         now: SystemTime,
     ) -> Result<Claims, TokenError> {
+        if token.block_count() > 1 && CREDENTIAL_OPERATIONS.contains(&access.operation) {
+            return Err(TokenError::Forbidden);
+        }
         let base = if access.owner.is_none() {
             &self.base_own
         } else {
@@ -328,7 +341,12 @@ impl Tokens {
         let mut authorizer = base
             .clone()
             .fact(builder::fact("time", &[builder::date(&now)]))
-            .and_then(|b| b.fact(builder::fact("operation", &[builder::string(access.operation)])))
+            .and_then(|b| {
+                b.fact(builder::fact(
+                    "operation",
+                    &[builder::string(access.operation)],
+                ))
+            })
             .map_err(|_| TokenError::Invalid)?;
         if let Some(owner) = access.owner {
             authorizer = authorizer
@@ -350,8 +368,17 @@ impl Tokens {
 }
 
 fn refusal(error: biscuit_auth::error::Token) -> TokenError {
-    use biscuit_auth::error::Token;
+    use biscuit_auth::error::{FailedCheck, Logic, Token};
     match error {
+        // The authority block's only check is the expiry (see `mint`).
+        Token::FailedLogic(
+            Logic::Unauthorized { checks, .. } | Logic::NoMatchingPolicy { checks },
+        ) if checks.iter().any(
+            |check| matches!(check, FailedCheck::Block(b) if b.block_id == 0 && b.check_id == 0),
+        ) =>
+        {
+            TokenError::Expired
+        }
         Token::FailedLogic(_) => TokenError::Forbidden,
         // Over the limits: the token's Datalog is too heavy to honour.
         Token::RunLimit(_) => TokenError::Forbidden,
@@ -495,7 +522,7 @@ mod tests {
             .token;
         assert_eq!(
             decide(&t, &expired, "runs:read", "alice"),
-            Err(TokenError::Forbidden)
+            Err(TokenError::Expired)
         );
 
         let good = mint(&t, "alice", Role::User);
@@ -563,7 +590,7 @@ mod tests {
         };
         assert_eq!(
             t.authorize(&second, access, later),
-            Err(TokenError::Forbidden)
+            Err(TokenError::Expired)
         );
         assert_eq!(t.verify("garbage").err(), Some(TokenError::Invalid));
         assert_eq!(t.cached_tokens(), 1, "refused tokens are not cached");
@@ -609,6 +636,31 @@ mod tests {
         assert_eq!(t.verify(&narrowed).err(), Some(TokenError::Revoked));
         let other = mint(&t, "alice", Role::User);
         assert!(t.verify(&other).is_ok(), "other tokens are unaffected");
+    }
+
+    #[test]
+    fn a_narrowed_token_cannot_mint_or_revoke_credentials_even_if_its_block_allows_it() {
+        let (t, _) = tokens();
+        let token = t.verify(&mint(&t, "alice", Role::User)).unwrap();
+        let narrowed = token
+            .append(
+                BlockBuilder::new()
+                    .code("check if time($t), $t < 2100-01-01T00:00:00Z")
+                    .unwrap(),
+            )
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        let narrowed = t.verify(&narrowed).unwrap();
+        for operation in CREDENTIAL_OPERATIONS {
+            let outcome = t.authorize(&narrowed, Access::own(operation), SystemTime::now());
+            assert_eq!(outcome, Err(TokenError::Forbidden), "{operation}");
+            assert!(t
+                .authorize(&token, Access::own(operation), SystemTime::now())
+                .is_ok());
+        }
+        let read = t.authorize(&narrowed, Access::own("runs:read"), SystemTime::now());
+        assert!(read.is_ok(), "everything else the block allows still works");
     }
 
     #[test]

@@ -124,20 +124,49 @@ pub(crate) fn rfc3339(time: impl Into<DateTime<Utc>>) -> String {
     time.into().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// What the `User` aggregate records of a minted token.
-pub(crate) fn grant(
-    minted: &Minted,
+/// Mints a token of `kind` for `username`, stating the user's current role and tier,
+/// and records it on the user (the aggregate refuses a token whose role is no longer the
+/// user's: then it is minted again). `metadata` gives the events' metadata for the token.
+pub(crate) async fn issue(
+    state: &AppState,
+    username: &str,
     kind: TokenKind,
     label: Option<String>,
-    issued_at: SystemTime,
-) -> TokenGrant {
-    TokenGrant {
-        token_id: minted.token_id.clone(),
-        kind,
-        label,
-        revocation_id: minted.revocation_id.clone(),
-        issued_at: issued_at.into(),
-        expires_at: minted.expires_at.into(),
+    ttl: Duration,
+    metadata: impl Fn(&Minted) -> aurora_domain::EventMetadata,
+) -> Result<Minted, AggregateError<UserError>> {
+    let users = &state.identity.users;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let user = users.load(username).await?;
+        let (Some(role), Some(tier)) = (user.role(), user.tier()) else {
+            return Err(AggregateError::UserError(UserError::NotFound));
+        };
+        let now = SystemTime::now();
+        let minted = state
+            .identity
+            .tokens
+            .mint(kind, username, role, tier, now, ttl)
+            .map_err(|e| AggregateError::UnexpectedError(Box::new(e)))?;
+        let token = TokenGrant {
+            token_id: minted.token_id.clone(),
+            kind,
+            label: label.clone(),
+            revocation_id: minted.revocation_id.clone(),
+            issued_at: now.into(),
+            expires_at: minted.expires_at.into(),
+            role,
+        };
+        let command = match kind {
+            TokenKind::Session => UserCommand::RecordLogin { token },
+            TokenKind::ApiKey => UserCommand::CreateApiKey { token },
+        };
+        match users.execute(username, command, &metadata(&minted)).await {
+            Ok(_) => return Ok(minted),
+            Err(AggregateError::UserError(UserError::RoleChanged)) if attempts < 3 => {}
+            Err(error) => return Err(error),
+        }
     }
 }
 
@@ -192,8 +221,17 @@ async fn try_register(
         )
         .await
     {
-        if let Err(cleanup) = state.db.delete_password_hash(&id).await {
-            tracing::warn!(error = %cleanup, "could not remove the hash of a failed registration");
+        // Only when the name is certainly someone else's: after an ambiguous failure (the
+        // commit's answer lost) the event may be stored, and its hash must stay.
+        if matches!(
+            error,
+            AggregateError::AggregateConflict
+                | AggregateError::UserError(UserError::AlreadyRegistered)
+        ) {
+            if let Err(cleanup) = state.db.delete_password_hash(&id).await {
+                tracing::warn!(error = %cleanup, "could not remove the hash of a failed registration");
+            }
+            return Err(username_taken());
         }
         return Err(user_problem(error));
     }
@@ -258,28 +296,22 @@ async fn try_login(
         record_failure(state, ctx, name, LoginFailure::WrongPassword).await;
         return Err(login_failed());
     }
-    let (Some(role), Some(tier)) = (user.role(), user.tier()) else {
+    if user.user_id().is_none() {
         return Err(login_failed());
-    };
+    }
     let ttl = Duration::from_secs(state.config.session_ttl_seconds);
-    let now = SystemTime::now();
-    let minted = state
-        .identity
-        .tokens
-        .mint(TokenKind::Session, name, role, tier, now, ttl)
-        .map_err(|e| Problem::internal(&e))?;
-    let command = UserCommand::RecordLogin {
-        token: grant(&minted, TokenKind::Session, None, now),
-    };
-    let metadata = ctx.metadata_as(name, Some(minted.token_id.clone()));
-    match users.execute(name, command, &metadata).await {
-        Ok(_) => {}
+    let issued = issue(state, name, TokenKind::Session, None, ttl, |minted| {
+        ctx.metadata_as(name, Some(minted.token_id.clone()))
+    })
+    .await;
+    let minted = match issued {
+        Ok(minted) => minted,
         Err(AggregateError::UserError(UserError::Disabled)) => {
             record_failure(state, ctx, name, LoginFailure::Disabled).await;
             return Err(login_failed());
         }
         Err(error) => return Err(user_problem(error)),
-    }
+    };
     state.metrics.command("LogIn", "accepted");
     Ok(json(StatusCode::OK, &TokenBody::new(minted, None), ctx))
 }
@@ -445,6 +477,7 @@ fn refused(error: TokenError, operation: &str) -> Problem {
     match error {
         TokenError::Invalid => unauthorized("invalid-token"),
         TokenError::Revoked => unauthorized("token-revoked"),
+        TokenError::Expired => unauthorized("token-expired"),
         TokenError::Forbidden => Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -457,14 +490,23 @@ fn refused(error: TokenError, operation: &str) -> Problem {
     }
 }
 
+fn username_taken() -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "username-taken",
+        "Conflict",
+        "that username is taken; choose another",
+    )
+}
+
 pub(crate) fn user_problem(error: AggregateError<UserError>) -> Problem {
     match error {
-        AggregateError::UserError(UserError::AlreadyRegistered)
-        | AggregateError::AggregateConflict => Problem::new(
+        AggregateError::UserError(UserError::AlreadyRegistered) => username_taken(),
+        AggregateError::AggregateConflict => Problem::new(
             StatusCode::CONFLICT,
-            "username-taken",
+            "concurrent-modification",
             "Conflict",
-            "that username is taken; choose another",
+            "the user was changed by other requests at the same time; retry",
         ),
         AggregateError::UserError(UserError::NotFound) => Problem::not_found("no such user"),
         AggregateError::UserError(UserError::TokenNotFound) => {

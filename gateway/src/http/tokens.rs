@@ -8,7 +8,7 @@
 //! from the bus.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aurora_domain::user::{TokenKind, UserCommand, UserEvent};
 use chrono::Utc;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{authenticate, grant, respond, rfc3339, user_problem, TokenBody};
+use super::auth::{authenticate, issue, respond, rfc3339, user_problem, TokenBody};
 use super::body::{json, json_body, no_content, JsonBody};
 use super::context::{context, RequestContext};
 use super::problem::Problem;
@@ -174,27 +174,18 @@ async fn create(
         }
         // The key states the user's role and tier as they are now, not as the presented
         // token remembers them.
-        let user = state
-            .identity
-            .users
-            .load(&claims.username)
-            .await
-            .map_err(user_problem)?;
-        let (Some(role), Some(tier)) = (user.role(), user.tier()) else {
-            return Err(Problem::not_found("the token's user no longer exists"));
-        };
-        let now = SystemTime::now();
         let ttl = Duration::from_secs(u64::from(days) * 86_400);
-        let minted = state
-            .identity
-            .tokens
-            .mint(TokenKind::ApiKey, &claims.username, role, tier, now, ttl)
-            .map_err(|e| Problem::internal(&e))?;
         let label = Some(request.label);
-        let command = UserCommand::CreateApiKey {
-            token: grant(&minted, TokenKind::ApiKey, label.clone(), now),
-        };
-        on_own_user(&state, &ctx, &claims, command).await?;
+        let minted = issue(
+            &state,
+            &claims.username,
+            TokenKind::ApiKey,
+            label.clone(),
+            ttl,
+            |_| ctx.metadata_as(&claims.username, Some(claims.token_id.clone())),
+        )
+        .await
+        .map_err(user_problem)?;
         state.metrics.command("CreateApiKey", "accepted");
         Ok(json(
             StatusCode::CREATED,

@@ -155,6 +155,21 @@ async fn patch(
                 "an admin cannot demote or disable themselves; ask another admin",
             ));
         }
+        // Everything that can be refused for its shape is refused before any command runs:
+        // a PATCH changes all it asks for or nothing.
+        if change
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > aurora_domain::run::MAX_REASON_LEN)
+        {
+            return Err(Problem::unprocessable(
+                "invalid-field",
+                format!(
+                    "reason is longer than {} characters",
+                    aurora_domain::run::MAX_REASON_LEN
+                ),
+            ));
+        }
         let mut commands = Vec::new();
         if let Some(role) = change.role {
             commands.push(UserCommand::ChangeRole { role });

@@ -7,9 +7,12 @@
 //!  "data": {"id": "<the provider's id>", "username": "alice",
 //!           "role": "user", "tier": "pro", "disabled": false}}
 //! ```
-//! `role`, `tier` and `disabled` are optional. Created and updated are both upserts, so
-//! messages arriving out of order still converge; deleting an unknown user changes
-//! nothing. A bad signature, missing headers or a timestamp outside the tolerance get 401
+//! `role`, `tier` and `disabled` are optional; so is a top-level `timestamp` (the
+//! provider's event time, ms since the epoch or RFC 3339): with it, a message older than
+//! one already applied to the user changes nothing, so a retry overtaken by a newer change
+//! cannot undo it. Created and updated are both upserts; deleting an unknown user changes
+//! nothing. The provider only changes users it created, under the same provider id: a
+//! name someone registered themselves gets 409 `identity-conflict`. A bad signature, missing headers or a timestamp outside the tolerance get 401
 //! and store nothing; a message id already applied gets 200 and changes nothing. Users
 //! synced this way have no password: they reach Aurora through API keys an admin or the
 //! provider's flow arranges.
@@ -53,7 +56,26 @@ pub fn routes(
 struct Message {
     #[serde(rename = "type")]
     kind: Kind,
+    /// When the provider's event happened: milliseconds since the epoch, or RFC 3339.
+    #[serde(default)]
+    timestamp: Option<EventTime>,
     data: Data,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EventTime {
+    Millis(i64),
+    Text(chrono::DateTime<chrono::Utc>),
+}
+
+impl EventTime {
+    fn millis(&self) -> i64 {
+        match self {
+            EventTime::Millis(ms) => *ms,
+            EventTime::Text(time) => time.timestamp_millis(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -124,6 +146,44 @@ async fn try_identity(
             "data.id is the provider's user id: 1 to 256 characters",
         ));
     }
+    // A user the provider did not create (self-registered, bootstrap) or created under
+    // another id is not the provider's to change: someone registering a name before the
+    // provider syncs it must not inherit what the provider grants that name.
+    let user = state
+        .identity
+        .users
+        .load(username.as_str())
+        .await
+        .map_err(user_problem)?;
+    if user.user_id().is_some() && user.external_id() != Some(external_id) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "identity-conflict",
+            "Conflict",
+            format!(
+                "user {username} exists and was not created by the identity provider as {external_id}"
+            ),
+        ));
+    }
+    // A message older than one already applied (a retry overtaken by a newer change)
+    // changes nothing.
+    let event_ms = message.timestamp.as_ref().map(EventTime::millis);
+    if let Some(ms) = event_ms {
+        let last = state
+            .db
+            .identity_event_ms(username.as_str())
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        if last.is_some_and(|last| ms < last) {
+            state
+                .db
+                .webhook_applied(&verified.id)
+                .await
+                .map_err(|e| Problem::unavailable(&e))?;
+            let body = serde_json::json!({"id": verified.id, "status": "stale"});
+            return Ok(json(StatusCode::OK, &body, ctx));
+        }
+    }
     let mut metadata = ctx.metadata_as(PRINCIPAL, None);
     metadata.request_id = format!("{}:{}", metadata.request_id, verified.id);
     let changed = match message.kind {
@@ -138,6 +198,13 @@ async fn try_identity(
             })
             .map_err(user_problem)?,
     };
+    if let Some(ms) = event_ms {
+        state
+            .db
+            .set_identity_event_ms(username.as_str(), ms)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+    }
     state
         .db
         .webhook_applied(&verified.id)

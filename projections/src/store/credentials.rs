@@ -28,11 +28,13 @@ impl Database {
 
     /// Removes the hash written for `user_id` (a registration that did not happen).
     pub async fn delete_password_hash(&self, user_id: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("DELETE FROM passwords WHERE user_id = $1")
-            .bind(user_id)
-            .execute(pool)
-            .await
-            .map(drop))?;
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM passwords WHERE user_id = $1"
+        )
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(drop))?;
         Ok(())
     }
 
@@ -64,6 +66,33 @@ impl Database {
             "INSERT INTO webhook_messages (id) VALUES ($1) ON CONFLICT (id) DO NOTHING"
         )
         .bind(id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// The identity provider's event time (ms) last applied to `username`.
+    pub async fn identity_event_ms(&self, username: &str) -> Result<Option<i64>, StoreError> {
+        let ms = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT last_event_ms FROM identity_sync WHERE username = $1"
+        )
+        .bind(username)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(ms)
+    }
+
+    /// Records that the provider's event of time `ms` was applied to `username` (keeping
+    /// the later of it and what was recorded).
+    pub async fn set_identity_event_ms(&self, username: &str, ms: i64) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO identity_sync (username, last_event_ms) VALUES ($1, $2) \
+             ON CONFLICT (username) DO UPDATE SET last_event_ms = excluded.last_event_ms \
+             WHERE excluded.last_event_ms > identity_sync.last_event_ms"
+        )
+        .bind(username)
+        .bind(ms)
         .execute(pool)
         .await
         .map(drop))?;
