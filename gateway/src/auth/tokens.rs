@@ -75,6 +75,45 @@ pub struct VerifiedToken {
     revocation_ids: Vec<Vec<u8>>,
     /// Who the authority block says holds it (read once, at verification).
     claims: Claims,
+    /// Accesses allowed within the current second (see [`Tokens::authorize`]).
+    allowed: Mutex<Allowed>,
+}
+
+/// Accesses a token was allowed during one second of Biscuit time.
+#[derive(Debug, Default)]
+struct Allowed {
+    second: u64,
+    accesses: Vec<OwnedAccess>,
+}
+
+/// Most accesses remembered per token and second.
+const ALLOWED_PER_SECOND: usize = 16;
+
+#[derive(Debug, PartialEq, Eq)]
+struct OwnedAccess {
+    operation: String,
+    resource: Option<(String, String)>,
+    owner: Option<String>,
+}
+
+impl OwnedAccess {
+    fn is(&self, access: &Access<'_>) -> bool {
+        self.operation == access.operation
+            && self.owner.as_deref() == access.owner
+            && self.resource.as_ref().map(|(k, i)| (k.as_str(), i.as_str())) == access.resource
+    }
+}
+
+impl From<Access<'_>> for OwnedAccess {
+    fn from(access: Access<'_>) -> Self {
+        Self {
+            operation: access.operation.to_string(),
+            resource: access
+                .resource
+                .map(|(kind, id)| (kind.to_string(), id.to_string())),
+            owner: access.owner.map(str::to_string),
+        }
+    }
 }
 
 impl std::ops::Deref for VerifiedToken {
@@ -269,6 +308,7 @@ impl Tokens {
         let verified = Arc::new(VerifiedToken {
             revocation_ids: biscuit.revocation_identifiers(),
             claims: self.claims_of(&biscuit)?,
+            allowed: Mutex::new(Allowed::default()),
             biscuit,
         });
         let mut cache = self.cached();
@@ -324,6 +364,12 @@ impl Tokens {
     /// Authorizes `access` at `now` for a verified token; on success, who it speaks for.
     /// Operations on credentials ([`CREDENTIAL_OPERATIONS`]) need the token as minted: a
     /// narrowed token must not mint a wider one, nor revoke the token it came from.
+    ///
+    /// The decision is a pure function of the token, the access and `time`, which Biscuit
+    /// states in whole seconds; so an access allowed once is allowed again without running
+    /// Datalog for the rest of that second (up to [`ALLOWED_PER_SECOND`] accesses per
+    /// token). Refusals are always recomputed. Revocation is checked by `verify`, on
+    /// every request.
     pub fn authorize(
         &self,
         token: &VerifiedToken,
@@ -333,6 +379,34 @@ impl Tokens {
         if token.block_count() > 1 && CREDENTIAL_OPERATIONS.contains(&access.operation) {
             return Err(TokenError::Forbidden);
         }
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        {
+            let allowed = token.allowed.lock().unwrap_or_else(|e| e.into_inner());
+            if allowed.second == second && allowed.accesses.iter().any(|a| a.is(&access)) {
+                return Ok(token.claims.clone());
+            }
+        }
+        self.run_authorizer(token, access, now)?;
+        let mut allowed = token.allowed.lock().unwrap_or_else(|e| e.into_inner());
+        if allowed.second != second {
+            allowed.second = second;
+            allowed.accesses.clear();
+        }
+        if allowed.accesses.len() < ALLOWED_PER_SECOND {
+            allowed.accesses.push(access.into());
+        }
+        Ok(token.claims.clone())
+    }
+
+    fn run_authorizer(
+        &self,
+        token: &VerifiedToken,
+        access: Access<'_>,
+        now: SystemTime,
+    ) -> Result<(), TokenError> {
         let base = if access.owner.is_none() {
             &self.base_own
         } else {
@@ -363,7 +437,7 @@ impl Tokens {
         }
         let mut authorizer = authorizer.build(&token.biscuit).map_err(refusal)?;
         authorizer.authorize().map_err(refusal)?;
-        Ok(token.claims.clone())
+        Ok(())
     }
 }
 
@@ -636,6 +710,39 @@ mod tests {
         assert_eq!(t.verify(&narrowed).err(), Some(TokenError::Revoked));
         let other = mint(&t, "alice", Role::User);
         assert!(t.verify(&other).is_ok(), "other tokens are unaffected");
+    }
+
+    #[test]
+    fn an_access_allowed_once_is_remembered_only_within_its_second_and_for_itself() {
+        let (t, _) = tokens();
+        let minted = t
+            .mint(
+                TokenKind::Session,
+                "alice",
+                Role::User,
+                Tier::Free,
+                SystemTime::now(),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let token = t.verify(&minted.token).unwrap();
+        let read = Access::own("runs:read");
+        // The last second the token is valid in, then the first it is not.
+        let last = minted.expires_at - Duration::from_secs(1);
+        assert!(t.authorize(&token, read, last).is_ok());
+        assert!(t.authorize(&token, read, last).is_ok(), "remembered");
+        assert_eq!(
+            t.authorize(&token, read, minted.expires_at + Duration::from_secs(1)),
+            Err(TokenError::Expired),
+            "a new second runs Datalog again"
+        );
+        // Another access in the same second is decided on its own.
+        let bobs = Access {
+            operation: "runs:read",
+            resource: None,
+            owner: Some("bob"),
+        };
+        assert_eq!(t.authorize(&token, bobs, last), Err(TokenError::Forbidden));
     }
 
     #[test]
