@@ -182,10 +182,22 @@ for who, spod, ctr in (("deployment", pod, c), ("migrate job", job["spec"]["temp
     tmp = [m for m in ctr.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
     vols = {v["name"]: v for v in spod.get("volumes", [])}
     if not tmp or "emptyDir" not in vols.get(tmp[0]["name"], {}): err(f"{who}: /tmp must be an emptyDir")
-    refs = {next(iter(e)): e[next(iter(e))]["name"] for e in ctr.get("envFrom", [])}
-    if refs.get("configMapRef") != "aurora-config" or refs.get("secretRef") != "aurora-database":
+    refs = [(next(iter(e)), e[next(iter(e))]) for e in ctr.get("envFrom", [])]
+    required = {(kind, ref["name"]) for kind, ref in refs if not ref.get("optional")}
+    if not {("configMapRef", "aurora-config"), ("secretRef", "aurora-database")} <= required:
         err(f"{who}: envFrom must reference aurora-config and aurora-database")
 if "lifecycle" in c: err("deployment: no preStop hook expected (see the comment in deployment.yaml)")
+# Every replica must verify every other's tokens: one root-key Secret, mounted where
+# AURORA_ROOT_KEYS_DIR points.
+keys_dir = cm.get("AURORA_ROOT_KEYS_DIR")
+keys_mount = [m for m in c.get("volumeMounts", []) if m["mountPath"] == keys_dir]
+pod_vols = {v["name"]: v for v in pod.get("volumes", [])}
+if not keys_dir or not keys_mount:
+    err("deployment: AURORA_ROOT_KEYS_DIR must be set and mounted")
+elif pod_vols.get(keys_mount[0]["name"], {}).get("secret", {}).get("secretName") != "aurora-root-keys":
+    err("deployment: the root keys must come from the aurora-root-keys Secret")
+elif not get("Secret", "aurora-root-keys"):
+    err("secret example: aurora-root-keys missing")
 if cm.get("AURORA_LISTEN") != "0.0.0.0:8080": err("configmap: AURORA_LISTEN must be 0.0.0.0:8080")
 if "DATABASE_URL" in cm: err("configmap: DATABASE_URL belongs in the Secret")
 if "DATABASE_URL" not in secret.get("stringData", {}): err("secret: DATABASE_URL missing")
