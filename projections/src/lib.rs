@@ -5,6 +5,7 @@
 //! - [`store`]: the database (Postgres or SQLite), migrations, the cqrs-es repository and
 //!   the global log readers tail by `(xid, position)`.
 //! - [`commands`]: the write path — cqrs-es frameworks over the store.
+//! - [`consumer`]: the durable-consumer loop every bus-fed read model shares.
 //! - [`relay`]: store → bus, exactly once, with healing.
 //! - [`runs`]: the runs read model, fed from the bus, rebuildable by replay.
 //! - [`users`]: the users read model, refreshed from the store whenever a user changes.
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod commands;
+pub mod consumer;
 pub mod relay;
 pub mod runs;
 pub mod store;

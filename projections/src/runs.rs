@@ -13,13 +13,13 @@ use aurora_domain::run::{Run, RunEvent, RunStatus};
 use aurora_nats::{CloudEvent, EventBus};
 use chrono::SecondsFormat;
 use cqrs_es::Aggregate;
-use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::consumer::ReadModel;
 use crate::on_pool;
 use crate::store::{Cursor, Database, StoreError};
 
@@ -388,45 +388,18 @@ impl RunsProjection {
     /// Consumes run events from `bus` until `shutdown`, applying them in batches.
     pub async fn run(self: Arc<Self>, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
         let filter = bus.subjects().aggregate_events(Run::TYPE);
-        while !shutdown.is_cancelled() {
-            if let Err(error) = self.consume(&*bus, &filter, &shutdown).await {
-                tracing::warn!(projection = NAME, %error, "runs projection consumer failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
+        crate::consumer::follow(self, bus, DURABLE, &filter, shutdown).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadModel for RunsProjection {
+    fn name(&self) -> &'static str {
+        NAME
     }
 
-    async fn consume(
-        &self,
-        bus: &dyn EventBus,
-        filter: &str,
-        shutdown: &CancellationToken,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let mut chunks = bus.consume(DURABLE, filter).await?.ready_chunks(256);
-        loop {
-            let chunk = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                chunk = chunks.next() => chunk,
-            };
-            let Some(chunk) = chunk else {
-                return Ok(());
-            };
-            let mut deliveries = Vec::with_capacity(chunk.len());
-            for delivery in chunk {
-                match delivery {
-                    Ok(delivery) => deliveries.push(delivery),
-                    Err(error) => tracing::error!(projection = NAME, %error, "skipping message"),
-                }
-            }
-            let events: Vec<CloudEvent> = deliveries.iter().map(|d| d.event.clone()).collect();
-            // On failure nothing is acked: the deliveries come back, and applying is
-            // idempotent.
-            self.apply_batch(&events).await?;
-            futures::future::try_join_all(deliveries.into_iter().map(|d| d.ack())).await?;
-        }
+    async fn apply(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
+        self.apply_batch(events).await
     }
 }
 

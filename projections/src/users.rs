@@ -7,18 +7,17 @@
 //! user.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aurora_domain::user::{User, UserEvent};
-use aurora_nats::EventBus;
+use aurora_nats::{CloudEvent, EventBus};
 use chrono::SecondsFormat;
 use cqrs_es::Aggregate;
-use futures::StreamExt;
 use serde::Serialize;
 use sqlx::Row;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::consumer::ReadModel;
 use crate::on_pool;
 use crate::store::{Database, StoreError};
 
@@ -188,49 +187,23 @@ impl UsersProjection {
     /// Consumes user events from `bus` until `shutdown`, refreshing each user they name.
     pub async fn run(self: Arc<Self>, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
         let filter = bus.subjects().aggregate_events(User::TYPE);
-        while !shutdown.is_cancelled() {
-            if let Err(error) = self.consume(&*bus, &filter, &shutdown).await {
-                tracing::warn!(projection = DURABLE, %error, "users projection consumer failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
+        crate::consumer::follow(self, bus, DURABLE, &filter, shutdown).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadModel for UsersProjection {
+    fn name(&self) -> &'static str {
+        DURABLE
     }
 
-    async fn consume(
-        &self,
-        bus: &dyn EventBus,
-        filter: &str,
-        shutdown: &CancellationToken,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let mut chunks = bus.consume(DURABLE, filter).await?.ready_chunks(256);
-        loop {
-            let chunk = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                chunk = chunks.next() => chunk,
-            };
-            let Some(chunk) = chunk else {
-                return Ok(());
-            };
-            let mut deliveries = Vec::with_capacity(chunk.len());
-            for delivery in chunk {
-                match delivery {
-                    Ok(delivery) => deliveries.push(delivery),
-                    Err(error) => tracing::error!(projection = DURABLE, %error, "skipping message"),
-                }
-            }
-            let mut names: Vec<&str> = deliveries
-                .iter()
-                .map(|d| d.event.aggregateid.as_str())
-                .collect();
-            names.sort_unstable();
-            names.dedup();
-            for name in names {
-                self.refresh(name).await?;
-            }
-            futures::future::try_join_all(deliveries.into_iter().map(|d| d.ack())).await?;
+    async fn apply(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
+        let mut names: Vec<&str> = events.iter().map(|e| e.aggregateid.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            self.refresh(name).await?;
         }
+        Ok(())
     }
 }

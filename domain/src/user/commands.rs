@@ -69,3 +69,28 @@ pub enum UserCommand {
     /// Remove the user (identity provider deleted it): like disabling, for good.
     Delete,
 }
+
+impl UserCommand {
+    /// The commands that set what is given — role, tier, disabled (with `reason`) — in
+    /// that order; nothing for what is not given.
+    pub fn changes(
+        role: Option<Role>,
+        tier: Option<Tier>,
+        disabled: Option<bool>,
+        reason: Option<String>,
+    ) -> Vec<UserCommand> {
+        let mut commands = Vec::new();
+        if let Some(role) = role {
+            commands.push(UserCommand::ChangeRole { role });
+        }
+        if let Some(tier) = tier {
+            commands.push(UserCommand::ChangeTier { tier });
+        }
+        match disabled {
+            Some(true) => commands.push(UserCommand::Disable { reason }),
+            Some(false) => commands.push(UserCommand::Enable),
+            None => {}
+        }
+        commands
+    }
+}

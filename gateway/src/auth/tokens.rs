@@ -100,7 +100,11 @@ impl OwnedAccess {
     fn is(&self, access: &Access<'_>) -> bool {
         self.operation == access.operation
             && self.owner.as_deref() == access.owner
-            && self.resource.as_ref().map(|(k, i)| (k.as_str(), i.as_str())) == access.resource
+            && self
+                .resource
+                .as_ref()
+                .map(|(k, i)| (k.as_str(), i.as_str()))
+                == access.resource
     }
 }
 

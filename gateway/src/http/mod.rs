@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod context;
 pub mod health;
+pub mod page;
 pub mod problem;
 pub mod runs;
 pub mod tokens;

@@ -14,6 +14,7 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, authorize, verify_request};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
+use super::page;
 use super::problem::Problem;
 use crate::auth::tokens::Access;
 use crate::state::AppState;
@@ -43,7 +44,7 @@ pub fn routes(
         .and(context())
         .and(with_state.clone())
         .and(headers)
-        .and(optional_raw_query())
+        .and(page::optional_raw_query())
         .then(list_runs);
     let get = warp::path!("api" / "v1" / "runs" / String)
         .and(warp::get())
@@ -77,25 +78,6 @@ struct RunCreated<'a> {
 #[serde(deny_unknown_fields)]
 struct CancelRequest {
     reason: Option<String>,
-}
-
-/// Query of `GET /api/v1/runs`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Page {
-    items: Vec<aurora_projections::runs::RunView>,
-    next_cursor: Option<String>,
-}
-
-fn optional_raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone
-{
-    warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
 fn parse_run_id(raw: &str) -> Result<Uuid, Problem> {
@@ -297,28 +279,11 @@ async fn list_runs(
     };
     // Admins see every run; everyone else their own.
     let owner = (claims.role != Role::Admin).then_some(claims.username.as_str());
-    let query: ListQuery = match serde_urlencoded::from_str(&query) {
-        Ok(query) => query,
-        Err(e) => {
-            return Problem::bad_request(
-                "invalid-query",
-                format!("invalid query: {e}; use limit and cursor"),
-            )
-            .response(Some(&ctx))
-        }
+    let (limit, cursor) = match page::parse(&query, DEFAULT_PAGE, MAX_PAGE) {
+        Ok(parsed) => parsed,
+        Err(problem) => return problem.response(Some(&ctx)),
     };
-    let limit = match query.limit.as_deref().map(str::parse::<i64>) {
-        None => DEFAULT_PAGE,
-        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
-        Some(_) => {
-            return Problem::bad_request(
-                "invalid-limit",
-                format!("limit must be a whole number from 1 to {MAX_PAGE}"),
-            )
-            .response(Some(&ctx))
-        }
-    };
-    let cursor = match query.cursor.as_deref().map(parse_run_id).transpose() {
+    let cursor = match cursor.as_deref().map(parse_run_id).transpose() {
         Ok(cursor) => cursor.map(|id| id.to_string()),
         Err(_) => {
             return Problem::bad_request(
@@ -329,15 +294,11 @@ async fn list_runs(
         }
     };
     match state.runs.list(cursor.as_deref(), limit + 1, owner).await {
-        Ok(mut items) => {
-            let next_cursor = if items.len() as i64 > limit {
-                items.truncate(limit as usize);
-                items.last().map(|run| run.id.clone())
-            } else {
-                None
-            };
-            json(StatusCode::OK, &Page { items, next_cursor }, &ctx)
-        }
+        Ok(items) => json(
+            StatusCode::OK,
+            &page::page(items, limit, |run| run.id.clone()),
+            &ctx,
+        ),
         Err(error) => Problem::unavailable(&error).response(Some(&ctx)),
     }
 }

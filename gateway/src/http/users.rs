@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aurora_domain::user::{Role, Tier, UserCommand, Username};
 use aurora_projections::UserView;
 use http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -18,6 +18,7 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, respond, user_problem};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
+use super::page;
 use super::problem::Problem;
 use crate::auth::tokens::Access;
 use crate::state::AppState;
@@ -38,7 +39,7 @@ pub fn routes(
         .and(context())
         .and(with_state.clone())
         .and(headers)
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(page::optional_raw_query())
         .then(list);
     let patch = warp::path!("api" / "v1" / "users" / String)
         .and(warp::patch())
@@ -48,20 +49,6 @@ pub fn routes(
         .and(body)
         .then(patch);
     list.or(patch).unify()
-}
-
-/// Query of `GET /api/v1/users`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Page {
-    items: Vec<UserView>,
-    next_cursor: Option<String>,
 }
 
 /// Body of `PATCH /api/v1/users/{id}`: at least one field.
@@ -82,31 +69,14 @@ async fn list(
 ) -> Response {
     let result = async {
         authenticate(&state, &headers, Access::admin("users:read", None))?;
-        let query: ListQuery = serde_urlencoded::from_str(&query).map_err(|e| {
-            Problem::bad_request("invalid-query", format!("{e}; use limit and cursor"))
-        })?;
-        let limit = match query.limit.as_deref().map(str::parse::<i64>) {
-            None => DEFAULT_PAGE,
-            Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
-            Some(_) => {
-                return Err(Problem::bad_request(
-                    "invalid-limit",
-                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
-                ))
-            }
-        };
-        let mut items = state
+        let (limit, cursor) = page::parse(&query, DEFAULT_PAGE, MAX_PAGE)?;
+        let items = state
             .users
-            .list(query.cursor.as_deref(), limit + 1)
+            .list(cursor.as_deref(), limit + 1)
             .await
             .map_err(|e| Problem::unavailable(&e))?;
-        let next_cursor = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|u| u.username.clone())
-        } else {
-            None
-        };
-        Ok(json(StatusCode::OK, &Page { items, next_cursor }, &ctx))
+        let page = page::page(items, limit, |user: &UserView| user.username.clone());
+        Ok(json(StatusCode::OK, &page, &ctx))
     }
     .await;
     respond(&ctx, result)
@@ -170,20 +140,8 @@ async fn patch(
                 ),
             ));
         }
-        let mut commands = Vec::new();
-        if let Some(role) = change.role {
-            commands.push(UserCommand::ChangeRole { role });
-        }
-        if let Some(tier) = change.tier {
-            commands.push(UserCommand::ChangeTier { tier });
-        }
-        match change.disabled {
-            Some(true) => commands.push(UserCommand::Disable {
-                reason: change.reason,
-            }),
-            Some(false) => commands.push(UserCommand::Enable),
-            None => {}
-        }
+        let commands =
+            UserCommand::changes(change.role, change.tier, change.disabled, change.reason);
         let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id.clone()));
         for command in commands {
             let events = state

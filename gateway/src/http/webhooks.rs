@@ -263,20 +263,8 @@ async fn upsert(
         ) => {}
         Err(error) => return Err(user_problem(error)),
     }
-    let mut commands = Vec::new();
-    if let Some(role) = data.role {
-        commands.push(UserCommand::ChangeRole { role });
-    }
-    if let Some(tier) = data.tier {
-        commands.push(UserCommand::ChangeTier { tier });
-    }
-    match data.disabled {
-        Some(true) => commands.push(UserCommand::Disable {
-            reason: Some("disabled by the identity provider".into()),
-        }),
-        Some(false) => commands.push(UserCommand::Enable),
-        None => {}
-    }
+    let reason = Some("disabled by the identity provider".to_string());
+    let commands = UserCommand::changes(data.role, data.tier, data.disabled, reason);
     for command in commands {
         changed += run(state, metadata, username, command)
             .await
