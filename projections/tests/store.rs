@@ -902,35 +902,32 @@ async fn users_registered_before_the_identity_upgrades_keep_their_password_and_h
             } else {
                 ""
             };
-            sqlx::query(&format!(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6{cast}, $7{cast})"
-            ))
-            .bind("user")
-            .bind("olduser")
-            .bind(1_i64)
-            .bind("UserRegistered")
-            .bind("1")
-            .bind(&payload)
-            .bind("{}")
-            .execute(pool)
-            .await
-            .unwrap();
-            // A login as version 1 recorded it: the token id only.
-            sqlx::query(&format!(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                 event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6{cast}, $7{cast})"
-            ))
-            .bind("user")
-            .bind("olduser")
-            .bind(2_i64)
-            .bind("LoginSucceeded")
-            .bind("1")
-            .bind(r#"{"LoginSucceeded":{"token_id":"old-session"}}"#)
-            .bind("{}")
-            .execute(pool)
-            .await
-            .unwrap();
+            // Registered, then a login as version 1 recorded it: the token id only.
+            let history = [
+                (1_i64, "UserRegistered", payload.as_str()),
+                (
+                    2,
+                    "LoginSucceeded",
+                    r#"{"LoginSucceeded":{"token_id":"old-session"}}"#,
+                ),
+            ];
+            for (sequence, event_type, payload) in history {
+                sqlx::query(&format!(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata) \
+                     VALUES ($1, $2, $3, $4, $5, $6{cast}, $7{cast})"
+                ))
+                .bind("user")
+                .bind("olduser")
+                .bind(sequence)
+                .bind(event_type)
+                .bind("1")
+                .bind(payload)
+                .bind("{}")
+                .execute(pool)
+                .await
+                .unwrap();
+            }
             sqlx::query("INSERT INTO credentials (username, password_hash) VALUES ($1, $2)")
                 .bind("olduser")
                 .bind("$argon2id$v=19$m=19456,t=2,p=1$old")
