@@ -1826,6 +1826,8 @@ async fn every_identity_route_answers_by_role_and_ownership(mode: Mode) {
     type Row<'a> = (&'a str, Option<&'a str>, &'a str, &'a str, &'a str, u16);
     let table: Vec<Row> = vec![
         ("nobody", None, "GET", "/api/v1/users/me", "", 401),
+        ("nobody", None, "GET", "/api/v1/auth/whoami", "", 401),
+        ("nobody", None, "GET", "/api/v1/auth/keys", "", 200),
         ("nobody", None, "POST", "/api/v1/auth/logout", "", 401),
         ("nobody", None, "GET", "/api/v1/auth/tokens", "", 401),
         ("nobody", None, "POST", "/api/v1/auth/tokens", key, 401),
@@ -1874,6 +1876,14 @@ async fn every_identity_route_answers_by_role_and_ownership(mode: Mode) {
             200,
         ),
         ("a viewer", Some(&viewer), "GET", "/api/v1/users", "", 403),
+        (
+            "a viewer",
+            Some(&viewer),
+            "GET",
+            "/api/v1/auth/whoami",
+            "",
+            200,
+        ),
         (
             "a viewer",
             Some(&viewer),

@@ -483,8 +483,8 @@ fn refused(error: TokenError, operation: &str) -> Problem {
             "forbidden",
             "Forbidden",
             format!(
-                "{error}: '{operation}' is not allowed by this token (expired, narrowed, or not \
-                 your role)"
+                "{error}: '{operation}' is not allowed by this token (narrowed, or not your \
+                 role)"
             ),
         ),
     }
