@@ -54,6 +54,15 @@ pub struct Config {
     #[arg(long, env = "AURORA_IDENTITY_WEBHOOK_SECRETS", hide_env_values = true)]
     pub identity_webhook_secrets: Option<String>,
 
+    /// Rate limits: `presets` (the product write-ups' defaults), `off`, or the path of a
+    /// TOML policy file (see `gateway/src/limits/policy.rs`).
+    #[arg(long, env = "AURORA_RATE_LIMITS", default_value = "presets")]
+    pub rate_limits: String,
+
+    /// Proxies whose `X-Forwarded-For` is believed: IPs or CIDR ranges, comma-separated.
+    #[arg(long, env = "AURORA_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
     /// Lifetime of session tokens from login, in seconds.
     #[arg(long, env = "AURORA_SESSION_TTL_SECONDS", default_value_t = 3600)]
     pub session_ttl_seconds: u64,
@@ -81,6 +90,9 @@ impl Config {
             db_writers: aurora_projections::commands::DEFAULT_WRITERS,
             root_keys_dir: None,
             identity_webhook_secrets: None,
+            // Tests exercise limits on purpose, with their own policies.
+            rate_limits: "off".to_string(),
+            trusted_proxies: String::new(),
             session_ttl_seconds: 3600,
             drain_seconds: 25,
             environment: "test".to_string(),
@@ -92,6 +104,23 @@ impl Config {
         match &self.root_keys_dir {
             Some(dir) => (dir.clone(), false),
             None => (self.data_dir.join("keys"), true),
+        }
+    }
+
+    /// The rate-limit policies configured: `None` when off. A bad file is an error naming
+    /// the line.
+    pub fn rate_limit_policies(&self) -> anyhow::Result<Option<crate::limits::policy::Policies>> {
+        use crate::limits::policy::Policies;
+        match self.rate_limits.trim() {
+            "off" => Ok(None),
+            "presets" => Ok(Some(Policies::presets())),
+            path => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("reading rate limits {path}: {e}"))?;
+                Policies::parse(&text)
+                    .map(Some)
+                    .map_err(|e| anyhow::anyhow!("rate limits {path}: {e}"))
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`state`]: what handlers share.
 //! - [`startup`]: [`startup::Application`] — build, serve, drain.
 //! - [`http`]: filters, handlers, problem+json errors.
+//! - [`limits`]: rate limits — policies, GCRA buckets in supervised actors, the filter.
 //! - [`auth`]: root keys, Biscuit tokens, password hashing.
 //! - [`admin`]: `aurora admin create`, the first admin.
 //! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
@@ -20,6 +21,7 @@ pub mod bench;
 pub mod bench_auth;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod startup;
 pub mod state;

@@ -145,17 +145,28 @@ impl Application {
             )),
         ];
 
+        let limits = match config.rate_limit_policies()? {
+            Some(policies) => {
+                let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)
+                    .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
+                Some(crate::limits::Limits::start(policies, proxies).await?)
+            }
+            None => None,
+        };
         let listener = bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state = Arc::new(AppState::new(
-            config,
-            db,
-            bus,
-            run_commands,
-            identity,
-            (runs, users),
-            metrics,
-        ));
+        let state = Arc::new(
+            AppState::new(
+                config,
+                db,
+                bus,
+                run_commands,
+                identity,
+                (runs, users),
+                metrics,
+            )
+            .with_limits(limits),
+        );
         Ok(Self {
             state,
             listener,
@@ -211,6 +222,9 @@ impl Application {
             }
         }
         self.background.cancel();
+        if let Some(limits) = &self.state.limits {
+            limits.stop();
+        }
         for task in self.tasks {
             let _ = task.await;
         }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub users: Arc<UsersProjection>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Rate limits, unless they are off.
+    pub limits: Option<crate::limits::Limits>,
     /// Process start.
     pub started: Instant,
     draining: AtomicBool,
@@ -63,9 +65,16 @@ impl AppState {
             runs,
             users,
             metrics,
+            limits: None,
             started: Instant::now(),
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// With rate limits.
+    pub fn with_limits(mut self, limits: Option<crate::limits::Limits>) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Marks the process as draining: `/ready` answers 503 from now on.

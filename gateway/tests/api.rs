@@ -225,6 +225,8 @@ in_both_modes!(
     every_identity_route_answers_by_role_and_ownership,
     aurora_admin_create_bootstraps_an_admin_whose_token_works,
     the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest,
+    the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after,
+    a_shadow_policy_counts_but_never_refuses,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
@@ -2203,6 +2205,8 @@ impl Process {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AURORA_LISTEN", "127.0.0.1:0")
             .env("AURORA_LOG", "info,aurora::access=warn")
+            // These processes are polled as fast as they answer.
+            .env("AURORA_RATE_LIMITS", "off")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
         for (key, value) in env {
@@ -2365,4 +2369,123 @@ async fn revocation_and_disabling_reach_another_gateway_process_within_a_second(
         took < Duration::from_secs(1),
         "A refused the disabled user's session after {took:?}"
     );
+}
+
+// ---- rate limits ----
+
+/// An app with the rate-limit policy `policy` (TOML) and 127.0.0.1 as a trusted proxy.
+async fn spawn_limited(mode: Mode, policy: &str) -> TestApp {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let path = dir.path().join("limits.toml");
+    std::fs::write(&path, policy).unwrap();
+    let mut config = Config::embedded(dir.path());
+    config.nats_prefix = testkit::unique_prefix();
+    config.rate_limits = path.display().to_string();
+    config.trusted_proxies = "127.0.0.1".into();
+    if mode == Mode::Production {
+        config.database_url = Some(testkit::create_postgres_database().await.unwrap());
+        config.nats_url = Some(testkit::nats_url());
+    }
+    start(config, dir).await
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<u64> {
+    response.headers().get(name)?.to_str().ok()?.parse().ok()
+}
+
+async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(mode: Mode) {
+    let app = spawn_limited(mode, aurora_gateway::limits::policy::PRESETS).await;
+    // Each client (behind the trusted proxy) has its own bucket; the fixture's own logins
+    // came from 127.0.0.1 itself.
+    let attempt = |client: &'static str| {
+        reqwest::Client::new()
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", client)
+            .json(&json!({"username": "tester", "password": "wrong password"}))
+            .send()
+    };
+    for n in 0..5 {
+        let response = attempt("203.0.113.7").await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {n}");
+        assert_eq!(header(&response, "ratelimit-limit"), Some(5));
+        assert_eq!(header(&response, "ratelimit-remaining"), Some(4 - n));
+    }
+    let events = app.stored_events().await;
+    let sixth = attempt("203.0.113.7").await.unwrap();
+    let retry_after = header(&sixth, "retry-after").expect("Retry-After");
+    assert!((1..=180).contains(&retry_after), "{retry_after}");
+    assert_eq!(header(&sixth, "ratelimit-remaining"), Some(0));
+    problem(sixth, 429, "rate-limited").await;
+    assert_eq!(
+        app.stored_events().await,
+        events,
+        "a refused login records nothing"
+    );
+    // Another client is not affected; a spoofed header from it is believed only because
+    // the peer (127.0.0.1) is a trusted proxy here.
+    let other = attempt("198.51.100.23").await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+    // Garbage in the header: the walk stops, the peer's own bucket is used.
+    let garbage = reqwest::Client::new()
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "definitely not an address")
+        .json(&json!({"username": "tester", "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        garbage.status() == StatusCode::UNAUTHORIZED
+            || garbage.status() == StatusCode::TOO_MANY_REQUESTS
+    );
+    // Requests with a valid token are limited per principal, not per IP.
+    let me = app
+        .client
+        .get(app.url("/api/v1/users/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(
+        header(&me, "ratelimit-limit"),
+        Some(100),
+        "the general API class"
+    );
+    app.stop().await;
+}
+
+async fn a_shadow_policy_counts_but_never_refuses(mode: Mode) {
+    let policy = r#"
+[[class]]
+name = "strict"
+routes = ["GET /api/v1/users/me"]
+limit = "1/h"
+mode = "shadow"
+"#;
+    let app = spawn_limited(mode, policy).await;
+    for _ in 0..3 {
+        let me = app
+            .client
+            .get(app.url("/api/v1/users/me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_rate_limit_file_is_refused_at_startup_naming_the_line() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("limits.toml");
+    std::fs::write(
+        &path,
+        "[[class]]\nname = \"api\"\nroutes = [\"*\"]\nlimit = \"-5/h\"\n",
+    )
+    .unwrap();
+    let mut config = Config::embedded(dir.path());
+    config.rate_limits = path.display().to_string();
+    let error = Application::build(config).await.err().expect("refused");
+    let message = format!("{error:#}");
+    assert!(message.contains("line 2"), "{message}");
 }

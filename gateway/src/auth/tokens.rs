@@ -120,6 +120,14 @@ impl From<Access<'_>> for OwnedAccess {
     }
 }
 
+impl VerifiedToken {
+    /// Who the authority block says holds it. Not an authorization: use
+    /// [`Tokens::authorize`] for that.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+}
+
 impl std::ops::Deref for VerifiedToken {
     type Target = Biscuit;
 

@@ -399,7 +399,7 @@ async fn whoami(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -
 }
 
 /// The token of a request: `Authorization: Bearer <token>` or `x-api-key: <token>`.
-fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {
     let unauthorized =
         |slug, detail: &str| Problem::new(StatusCode::UNAUTHORIZED, slug, "Unauthorized", detail);
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {

@@ -26,12 +26,15 @@ pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let observed = state.clone();
-    runs::routes(state.clone())
+    let api = runs::routes(state.clone())
         .or(auth::routes(state.clone()))
         .or(tokens::routes(state.clone()))
         .or(users::routes(state.clone()))
         .or(webhooks::routes(state.clone()))
-        .or(health::routes(state))
+        .or(health::routes(state.clone()));
+    crate::limits::filter(state)
+        .and(api)
+        .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
         .recover(problem::recover)
         .with(warp::log::custom(move |info| {
             let labels = HttpLabels {

@@ -118,6 +118,9 @@ impl Problem {
 /// Turns warp's own rejections (no route, wrong method, body too large …) into problems.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     use warp::reject;
+    if let Some(limited) = rejection.find::<crate::limits::Limited>() {
+        return Ok(limited.response());
+    }
     let problem = if rejection.is_not_found() {
         Problem::not_found("no such resource; the API lives under /api/v1")
     } else if let Some(e) = rejection.find::<super::body::BodyTooLarge>() {

@@ -1,0 +1,317 @@
+//! Bucket actors: the rate-limit buckets live in a few shard actors (ractor), each owning
+//! the buckets of the keys that hash to it, under a supervisor that restarts a shard that
+//! failed. A restarted shard starts with full buckets: a crash forgives, it never refuses
+//! more than the policy says.
+//!
+//! Idle buckets — full again, indistinguishable from new ones — are dropped by a sweep
+//! every [`SWEEP_INTERVAL`], so memory follows the keys active within one period, not every
+//! key ever seen; and each shard holds at most [`MAX_BUCKETS_PER_SHARD`]: beyond that, new
+//! keys are decided on a fresh bucket that is not kept (admitted, counted in metrics).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use aurora_domain::user::Tier;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use super::gcra::{Bucket, Decision};
+use super::policy::Policies;
+
+/// How often idle buckets are dropped.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// Most buckets one shard keeps.
+pub const MAX_BUCKETS_PER_SHARD: usize = 250_000;
+
+/// A question for a shard.
+pub enum ShardMsg {
+    /// Decide one request of `key` in class `class`.
+    Check {
+        /// Index into the policies' classes.
+        class: usize,
+        /// Principal or IP.
+        key: String,
+        /// The principal's tier, if any.
+        tier: Option<Tier>,
+        /// The answer.
+        reply: RpcReplyPort<Decision>,
+    },
+    /// How many buckets the shard holds.
+    Count(RpcReplyPort<usize>),
+    /// Drop idle buckets.
+    Sweep,
+    /// Fail, for tests and simulations of a crashing shard.
+    #[cfg(any(test, feature = "faults"))]
+    Crash,
+}
+
+struct Shard {
+    policies: Arc<Policies>,
+    epoch: Instant,
+}
+
+struct ShardState {
+    buckets: HashMap<(usize, String), Bucket>,
+}
+
+impl Shard {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+impl Actor for Shard {
+    type Msg = ShardMsg;
+    type State = ShardState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        _: (),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        me.send_interval(SWEEP_INTERVAL, || ShardMsg::Sweep);
+        Ok(ShardState {
+            buckets: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ShardMsg::Check {
+                class,
+                key,
+                tier,
+                reply,
+            } => {
+                let rate = self.policies.classes[class].rate(tier);
+                let now = self.now();
+                let full = state.buckets.len() >= MAX_BUCKETS_PER_SHARD;
+                let decision = match state.buckets.get_mut(&(class, key.clone())) {
+                    Some(bucket) => bucket.check(rate, now),
+                    None => {
+                        let mut bucket = Bucket::default();
+                        let decision = bucket.check(rate, now);
+                        if !full {
+                            state.buckets.insert((class, key), bucket);
+                        }
+                        decision
+                    }
+                };
+                let _ = reply.send(decision);
+            }
+            ShardMsg::Count(reply) => {
+                let _ = reply.send(state.buckets.len());
+            }
+            ShardMsg::Sweep => {
+                let now = self.now();
+                state.buckets.retain(|_, bucket| !bucket.is_idle(now));
+            }
+            #[cfg(any(test, feature = "faults"))]
+            ShardMsg::Crash => panic!("injected shard crash"),
+        }
+        Ok(())
+    }
+}
+
+/// The supervisor's messages (it only supervises).
+pub enum SupervisorMsg {}
+
+struct Supervisor {
+    policies: Arc<Policies>,
+    shards: Arc<RwLock<Vec<ActorRef<ShardMsg>>>>,
+    epoch: Instant,
+}
+
+impl Supervisor {
+    async fn spawn_shard(
+        &self,
+        me: &ActorRef<SupervisorMsg>,
+    ) -> Result<ActorRef<ShardMsg>, ActorProcessingErr> {
+        let shard = Shard {
+            policies: self.policies.clone(),
+            epoch: self.epoch,
+        };
+        let (shard, _) = Actor::spawn_linked(None, shard, (), me.get_cell()).await?;
+        Ok(shard)
+    }
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = ();
+    type Arguments = usize;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        count: usize,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut shards = Vec::with_capacity(count);
+        for _ in 0..count {
+            shards.push(self.spawn_shard(&me).await?);
+        }
+        *self.shards.write().unwrap_or_else(|e| e.into_inner()) = shards;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        _: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (SupervisionEvent::ActorFailed(cell, _)
+        | SupervisionEvent::ActorTerminated(cell, _, _)) = &event
+        else {
+            return Ok(());
+        };
+        let index = {
+            let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());
+            shards.iter().position(|s| s.get_id() == cell.get_id())
+        };
+        if let Some(index) = index {
+            tracing::warn!(
+                shard = index,
+                ?event,
+                "rate-limit shard stopped; restarting it"
+            );
+            let shard = self.spawn_shard(&me).await?;
+            self.shards.write().unwrap_or_else(|e| e.into_inner())[index] = shard;
+        }
+        Ok(())
+    }
+}
+
+/// Handle on the bucket actors.
+#[derive(Clone)]
+pub struct Buckets {
+    shards: Arc<RwLock<Vec<ActorRef<ShardMsg>>>>,
+    supervisor: ActorRef<SupervisorMsg>,
+}
+
+impl Buckets {
+    /// Starts `shards` shard actors under a supervisor.
+    pub async fn start(policies: Arc<Policies>, shards: usize) -> Result<Self, ActorProcessingErr> {
+        let registry = Arc::new(RwLock::new(Vec::new()));
+        let supervisor = Supervisor {
+            policies,
+            shards: registry.clone(),
+            epoch: Instant::now(),
+        };
+        let (supervisor, _) = Actor::spawn(None, supervisor, shards.max(1)).await?;
+        Ok(Self {
+            shards: registry,
+            supervisor,
+        })
+    }
+
+    fn shard_of(&self, key: &str) -> ActorRef<ShardMsg> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());
+        shards[(hasher.finish() % shards.len() as u64) as usize].clone()
+    }
+
+    /// Decides one request; `None` if the shard could not answer (it is being restarted).
+    pub async fn check(&self, class: usize, key: &str, tier: Option<Tier>) -> Option<Decision> {
+        let shard = self.shard_of(key);
+        let key = key.to_string();
+        shard
+            .call(
+                |reply| ShardMsg::Check {
+                    class,
+                    key,
+                    tier,
+                    reply,
+                },
+                Some(Duration::from_secs(1)),
+            )
+            .await
+            .ok()
+            .and_then(|result| result.success_or(()).ok())
+    }
+
+    /// Buckets held, over all shards.
+    pub async fn count(&self) -> usize {
+        let shards = self
+            .shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut total = 0;
+        for shard in shards {
+            if let Ok(ractor::rpc::CallResult::Success(n)) = shard
+                .call(ShardMsg::Count, Some(Duration::from_secs(1)))
+                .await
+            {
+                total += n;
+            }
+        }
+        total
+    }
+
+    /// Makes the shard of `key` crash (tests and simulations).
+    #[cfg(any(test, feature = "faults"))]
+    pub fn crash_shard_of(&self, key: &str) {
+        let _ = self.shard_of(key).cast(ShardMsg::Crash);
+    }
+
+    /// Stops the shards and their supervisor.
+    pub fn stop(&self) {
+        self.supervisor.stop(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_per_hour() -> Arc<Policies> {
+        let text = "[[class]]\nname = \"x\"\nroutes = [\"*\"]\nlimit = \"1/h\"\n";
+        Arc::new(Policies::parse(text).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn buckets_are_per_key_and_a_crashed_shard_is_restarted_with_full_buckets() {
+        let buckets = Buckets::start(one_per_hour(), 2).await.unwrap();
+        assert!(buckets.check(0, "ip:a", None).await.unwrap().allowed);
+        assert!(!buckets.check(0, "ip:a", None).await.unwrap().allowed);
+        assert!(
+            buckets.check(0, "ip:b", None).await.unwrap().allowed,
+            "own bucket"
+        );
+        assert_eq!(buckets.count().await, 2);
+
+        buckets.crash_shard_of("ip:a");
+        // The supervisor replaces the shard; until then a check may find none. Wait for
+        // the replacement to answer (every call is a round trip, not a sleep).
+        let decision = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(decision) = buckets.check(0, "ip:a", None).await {
+                    if decision.allowed {
+                        return decision;
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the shard came back");
+        assert!(
+            decision.allowed,
+            "a restarted shard starts with full buckets"
+        );
+        assert!(
+            !buckets.check(0, "ip:a", None).await.unwrap().allowed,
+            "and limits again"
+        );
+        buckets.stop();
+    }
+}

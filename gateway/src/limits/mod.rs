@@ -1,0 +1,316 @@
+//! Rate limits: policies as data ([`policy`]), GCRA buckets ([`gcra`]) held by supervised
+//! shard actors ([`buckets`]), and the warp filter that checks every API request and
+//! answers with the `RateLimit-*` headers (IETF draft) — or a 429 problem with
+//! `Retry-After`.
+//!
+//! The key of a request is its principal when it carries a valid token (the verified-token
+//! cache makes that cheap), otherwise the client IP; `X-Forwarded-For` is believed only
+//! when the peer is one of the configured trusted proxies.
+
+pub mod buckets;
+pub mod gcra;
+pub mod policy;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aurora_domain::user::Tier;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::path::FullPath;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use self::buckets::Buckets;
+use self::gcra::Decision;
+use self::policy::{KeyBy, Mode, Policies};
+use crate::http::problem::Problem;
+use crate::state::AppState;
+
+/// Addresses (or CIDR ranges) whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Parses `10.0.0.1, 10.1.0.0/16, ::1`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (ip, bits) = match item.split_once('/') {
+                Some((ip, bits)) => (ip, Some(bits)),
+                None => (item, None),
+            };
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| format!("{item:?} is not an IP address or CIDR range"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(bits) => bits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("{item:?}: bad prefix length"))?,
+                None => max,
+            };
+            ranges.push((ip, bits));
+        }
+        Ok(Self(ranges))
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0
+            .iter()
+            .any(|(net, bits)| match (canonical(*net), ip) {
+                (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                    same_prefix(u32::from(net).into(), u32::from(ip).into(), 32, *bits)
+                }
+                (IpAddr::V6(net), IpAddr::V6(ip)) => same_prefix(net.into(), ip.into(), 128, *bits),
+                _ => false,
+            })
+    }
+
+    /// The client of a request from `peer`: the peer itself, unless it is a trusted proxy,
+    /// then the rightmost `X-Forwarded-For` entry that is not (garbage ends the walk).
+    pub fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let mut client = peer?;
+        if !self.contains(client) {
+            return Some(client);
+        }
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.contains(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Some(client)
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Do the first `bits` of two `width`-bit addresses agree?
+fn same_prefix(net: u128, ip: u128, width: u32, bits: u8) -> bool {
+    let bits = u32::from(bits);
+    bits == 0 || (net >> (width - bits)) == (ip >> (width - bits))
+}
+
+/// The rate limiter: policies and the bucket actors.
+pub struct Limits {
+    policies: Arc<Policies>,
+    buckets: Buckets,
+    proxies: TrustedProxies,
+}
+
+/// A request refused by a limit.
+#[derive(Debug)]
+pub struct Limited {
+    class: String,
+    decision: Decision,
+}
+
+impl warp::reject::Reject for Limited {}
+
+impl Limited {
+    /// The 429 problem, with `Retry-After` and the `RateLimit-*` headers.
+    pub fn response(&self) -> Response {
+        let retry = self.decision.retry_after.as_secs_f64().ceil() as u64;
+        let mut response = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!(
+                "the {} limit of {} requests is used up; retry in {retry} s",
+                self.class, self.decision.limit
+            ),
+        )
+        .response(None);
+        let headers = response.headers_mut();
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(retry.max(1)));
+        insert_headers(headers, &self.decision);
+        response
+    }
+}
+
+fn insert_headers(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert("ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+    let reset = decision.reset.as_secs_f64().ceil() as u64;
+    headers.insert("ratelimit-reset", HeaderValue::from(reset));
+}
+
+impl Limits {
+    /// Starts the bucket actors for `policies`.
+    pub async fn start(policies: Policies, proxies: TrustedProxies) -> anyhow::Result<Self> {
+        let policies = Arc::new(policies);
+        let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let buckets = Buckets::start(policies.clone(), shards)
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the rate-limit buckets: {e}"))?;
+        Ok(Self {
+            policies,
+            buckets,
+            proxies,
+        })
+    }
+
+    /// The bucket actors.
+    pub fn buckets(&self) -> &Buckets {
+        &self.buckets
+    }
+
+    /// Decides a request; `Ok` carries the tightest decision for the headers (`None` when
+    /// no class applies).
+    async fn decide(
+        &self,
+        state: &AppState,
+        method: &Method,
+        path: &str,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+    ) -> Result<Option<Decision>, Limited> {
+        let template = crate::http::route_template(path);
+        if !template.starts_with("/api/") {
+            return Ok(None);
+        }
+        let classes = self.policies.classes_for(method.as_str(), template);
+        if classes.is_empty() {
+            return Ok(None);
+        }
+        let principal = crate::http::auth::presented_token(headers)
+            .ok()
+            .and_then(|token| state.identity.tokens.verify(token).ok())
+            .map(|token| (token.claims().username.clone(), token.claims().tier));
+        let ip = self
+            .proxies
+            .client(peer.map(|p| p.ip()), headers)
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let mut tightest: Option<Decision> = None;
+        for index in classes {
+            let class = &self.policies.classes[index];
+            let (key, tier): (String, Option<Tier>) = match (&principal, class.key) {
+                (Some((user, tier)), KeyBy::Principal) => (format!("user:{user}"), Some(*tier)),
+                _ => (format!("ip:{ip}"), None),
+            };
+            // A shard being restarted cannot answer: the request is let through.
+            let Some(decision) = self.buckets.check(index, &key, tier).await else {
+                continue;
+            };
+            if !decision.allowed {
+                if class.mode == Mode::Shadow {
+                    tracing::info!(class = %class.name, %key, "would be rate-limited (shadow)");
+                    continue;
+                }
+                tracing::info!(class = %class.name, %key, "rate-limited");
+                return Err(Limited {
+                    class: class.name.clone(),
+                    decision,
+                });
+            }
+            if tightest.is_none_or(|t| decision.remaining < t.remaining) {
+                tightest = Some(decision);
+            }
+        }
+        Ok(tightest)
+    }
+
+    /// Stops the bucket actors.
+    pub fn stop(&self) {
+        self.buckets.stop();
+    }
+}
+
+/// Checks the request against the limits: extracts the decision for the headers, or
+/// rejects with [`Limited`].
+pub fn filter(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Option<Decision>,), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
+        .and_then(
+            move |method: Method, path: FullPath, peer: Option<SocketAddr>, headers: HeaderMap| {
+                let state = state.clone();
+                async move {
+                    let Some(limits) = &state.limits else {
+                        return Ok(None);
+                    };
+                    limits
+                        .decide(&state, &method, path.as_str(), peer, &headers)
+                        .await
+                        .map_err(warp::reject::custom)
+                }
+            },
+        )
+}
+
+/// Adds the `RateLimit-*` headers of `decision` to `response`.
+pub fn with_headers(decision: Option<Decision>, mut response: Response) -> Response {
+    if let Some(decision) = decision {
+        insert_headers(response.headers_mut(), &decision);
+    }
+    response
+}
+
+/// How long a client refused now should wait, for tests.
+pub fn retry_after(response: &Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8, 192.168.1.1").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9, 10.1.2.3".parse().unwrap());
+        let client = |peer: &str, headers: &HeaderMap| {
+            proxies
+                .client(Some(peer.parse().unwrap()), headers)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(client("10.9.9.9", &headers), "203.0.113.9");
+        assert_eq!(client("198.51.100.7", &headers), "198.51.100.7", "spoofed");
+        assert_eq!(client("192.168.1.1", &headers), "203.0.113.9");
+        let mut garbage = HeaderMap::new();
+        garbage.insert("x-forwarded-for", "not-an-ip, 10.1.2.3".parse().unwrap());
+        assert_eq!(
+            client("10.9.9.9", &garbage),
+            "10.1.2.3",
+            "garbage ends the walk"
+        );
+        assert_eq!(client("10.9.9.9", &HeaderMap::new()), "10.9.9.9");
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("nonsense").is_err());
+    }
+}

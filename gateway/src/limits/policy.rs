@@ -1,0 +1,338 @@
+//! Rate-limit policies as data: named route classes with a limit, or limits per tier.
+//!
+//! ```toml
+//! [[class]]
+//! name = "auth"
+//! routes = ["POST /api/v1/auth/login", "POST /api/v1/auth/register"]
+//! limit = "5/15m"        # N per period: s, m, h or d, optionally with a count ("15m")
+//! key = "ip"             # "ip", or "principal" (the default: the token's user if the
+//!                        # request carries a valid token, else the client's IP)
+//! mode = "enforce"       # or "shadow": counted, refusals only in metrics and logs
+//!
+//! [[class]]
+//! name = "runs"
+//! routes = ["POST /api/v1/runs"]
+//! tiers = { free = "100/h", pro = "1000/h", enterprise = "10000/h" }
+//! ```
+//!
+//! A request belongs to the first class listing its route (`"METHOD /template"`, or just
+//! the template for every method); an API route no class lists belongs to the class whose
+//! routes are `["*"]`, if any. Classes with `global = true` apply to every API request on
+//! top. A tiered class applies the free tier's rate to requests without a valid token.
+//! [`PRESETS`] are the product write-ups' defaults.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aurora_domain::user::Tier;
+use serde::Deserialize;
+
+use super::gcra::Rate;
+
+/// The shipped defaults, from the product write-ups.
+pub const PRESETS: &str = r#"
+# Login and registration: 5 attempts per 15 minutes per client IP.
+[[class]]
+name = "auth"
+routes = ["POST /api/v1/auth/login", "POST /api/v1/auth/register"]
+limit = "5/15m"
+key = "ip"
+
+# Pipeline triggers, per tier.
+[[class]]
+name = "runs"
+routes = ["POST /api/v1/runs"]
+tiers = { free = "100/h", pro = "1000/h", enterprise = "10000/h" }
+
+# Uploads.
+[[class]]
+name = "uploads"
+routes = ["POST /api/v1/media"]
+limit = "50/h"
+
+# Search and listing.
+[[class]]
+name = "listing"
+routes = ["GET /api/v1/runs", "GET /api/v1/users", "GET /api/v1/auth/tokens"]
+limit = "100/h"
+
+# Every other API route.
+[[class]]
+name = "api"
+routes = ["*"]
+limit = "100/15m"
+
+# Every API request, on top of its class, per tier.
+[[class]]
+name = "global"
+global = true
+tiers = { free = "1000/h", pro = "10000/h", enterprise = "100000/h" }
+"#;
+
+/// What a class's buckets are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyBy {
+    /// The token's user if the request carries a valid token, else the client IP.
+    Principal,
+    /// Always the client IP.
+    Ip,
+}
+
+/// Enforce, or only count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Refuse over the limit.
+    Enforce,
+    /// Count; would-be refusals go to metrics and logs only.
+    Shadow,
+}
+
+/// One route class, parsed and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Class {
+    /// Its name (metrics label, problem detail).
+    pub name: String,
+    /// `(method, template)`; a `None` method matches every method.
+    pub routes: Vec<(Option<String>, String)>,
+    /// For every route no other class lists.
+    pub fallback: bool,
+    /// For every API request, on top of its class.
+    pub global: bool,
+    /// The rate without tiers.
+    pub limit: Option<Rate>,
+    /// Rates per tier.
+    pub tiers: HashMap<Tier, Rate>,
+    /// How buckets are keyed.
+    pub key: KeyBy,
+    /// Enforce or shadow.
+    pub mode: Mode,
+}
+
+impl Class {
+    /// The rate for a request of `tier` (the free tier's for anonymous requests).
+    pub fn rate(&self, tier: Option<Tier>) -> Rate {
+        let tier = tier.unwrap_or(Tier::Free);
+        self.tiers
+            .get(&tier)
+            .or(self.limit.as_ref())
+            .or_else(|| self.tiers.get(&Tier::Free))
+            .copied()
+            .expect("a class has a limit or a free tier (checked at parse)")
+    }
+
+    fn lists(&self, method: &str, template: &str) -> bool {
+        self.routes.iter().any(|(m, t)| {
+            t == template && m.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+        })
+    }
+}
+
+/// Every class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policies {
+    /// In file order.
+    pub classes: Vec<Class>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    class: Vec<RawClass>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClass {
+    name: String,
+    #[serde(default)]
+    routes: Vec<String>,
+    #[serde(default)]
+    global: bool,
+    limit: Option<String>,
+    #[serde(default)]
+    tiers: HashMap<Tier, String>,
+    key: Option<KeyBy>,
+    mode: Option<Mode>,
+}
+
+/// Parses `"N/period"`: `5/15m`, `100/h`, `10/30s`, `1000/1d`.
+pub fn parse_rate(text: &str) -> Result<Rate, String> {
+    let bad = || format!("{text:?} is not a rate: write N/period, like 5/15m, 100/h or 10/30s");
+    let (count, period) = text.trim().split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    let period = period.trim();
+    let unit_at = period.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = period.split_at(unit_at);
+    let n: u64 = if n.is_empty() {
+        1
+    } else {
+        n.parse().map_err(|_| bad())?
+    };
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    if count == 0 || n == 0 {
+        return Err(format!(
+            "{text:?}: a rate needs a count and a period above zero"
+        ));
+    }
+    Ok(Rate {
+        count,
+        period: Duration::from_secs(n.saturating_mul(seconds)),
+    })
+}
+
+impl Policies {
+    /// The shipped presets.
+    pub fn presets() -> Self {
+        Self::parse(PRESETS).expect("the presets parse")
+    }
+
+    /// Parses and checks a policy file; an error names the line.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        // Semantic errors name the line of the class's `name`.
+        let line_of = |name: &str| {
+            text.lines()
+                .position(|l| l.contains(&format!("\"{name}\"")))
+                .map(|i| format!("line {}: ", i + 1))
+                .unwrap_or_default()
+        };
+        let mut classes = Vec::with_capacity(file.class.len());
+        for raw in file.class {
+            let at = line_of(&raw.name);
+            let fail = |what: String| format!("{at}class {:?}: {what}", raw.name);
+            if raw.name.trim().is_empty() {
+                return Err(fail("a class needs a name".into()));
+            }
+            if classes.iter().any(|c: &Class| c.name == raw.name) {
+                return Err(fail("the name is used twice".into()));
+            }
+            let limit = raw
+                .limit
+                .as_deref()
+                .map(parse_rate)
+                .transpose()
+                .map_err(fail)?;
+            let mut tiers = HashMap::new();
+            for (tier, rate) in &raw.tiers {
+                tiers.insert(*tier, parse_rate(rate).map_err(fail)?);
+            }
+            if limit.is_none() && !tiers.contains_key(&Tier::Free) {
+                return Err(fail("give a limit, or tiers including free".into()));
+            }
+            let fallback = raw.routes.iter().any(|r| r == "*");
+            let mut routes = Vec::new();
+            for route in raw.routes.iter().filter(|r| *r != "*") {
+                let (method, template) = match route.split_once(' ') {
+                    Some((m, t)) => (Some(m.trim().to_ascii_uppercase()), t.trim()),
+                    None => (None, route.trim()),
+                };
+                if !template.starts_with('/') {
+                    return Err(fail(format!(
+                        "{route:?} is not \"METHOD /path\" or \"/path\""
+                    )));
+                }
+                routes.push((method, template.to_string()));
+            }
+            if routes.is_empty() && !fallback && !raw.global {
+                return Err(fail("list routes, \"*\", or set global = true".into()));
+            }
+            classes.push(Class {
+                name: raw.name,
+                routes,
+                fallback,
+                global: raw.global,
+                limit,
+                tiers,
+                key: raw.key.unwrap_or(KeyBy::Principal),
+                mode: raw.mode.unwrap_or(Mode::Enforce),
+            });
+        }
+        Ok(Self { classes })
+    }
+
+    /// The classes a request to `template` by `method` is checked against: its own (a
+    /// class listing it, else the fallback) and every global one, as indexes.
+    pub fn classes_for(&self, method: &str, template: &str) -> Vec<usize> {
+        let own = self
+            .classes
+            .iter()
+            .position(|c| c.lists(method, template))
+            .or_else(|| self.classes.iter().position(|c| c.fallback));
+        own.into_iter()
+            .chain(
+                self.classes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.global)
+                    .map(|(i, _)| i),
+            )
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_like_the_write_ups() {
+        assert_eq!(
+            parse_rate("5/15m").unwrap(),
+            Rate {
+                count: 5,
+                period: Duration::from_secs(900)
+            }
+        );
+        assert_eq!(
+            parse_rate("100/h").unwrap().period,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(parse_rate(" 10 / 30s ").unwrap().count, 10);
+        for bad in ["0/h", "5/0m", "-1/h", "5", "5/fortnight", "x/h", "5/"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_presets_classify_requests() {
+        let p = Policies::presets();
+        let names = |method, path| -> Vec<String> {
+            p.classes_for(method, path)
+                .into_iter()
+                .map(|i| p.classes[i].name.clone())
+                .collect()
+        };
+        assert_eq!(names("POST", "/api/v1/auth/login"), ["auth", "global"]);
+        assert_eq!(names("POST", "/api/v1/runs"), ["runs", "global"]);
+        assert_eq!(names("GET", "/api/v1/runs"), ["listing", "global"]);
+        assert_eq!(names("GET", "/api/v1/runs/{id}"), ["api", "global"]);
+        let runs = &p.classes[p.classes_for("POST", "/api/v1/runs")[0]];
+        assert_eq!(runs.rate(Some(Tier::Pro)).count, 1000);
+        assert_eq!(runs.rate(None).count, 100, "anonymous: the free tier");
+    }
+
+    #[test]
+    fn a_bad_file_is_refused_with_the_line() {
+        let zero = "[[class]]\nname = \"x\"\nroutes = [\"*\"]\nlimit = \"0/h\"\n";
+        let error = Policies::parse(zero).unwrap_err();
+        assert!(error.starts_with("line 2: class \"x\""), "{error}");
+        let negative = "[[class]]\nname = \"x\"\nroutes = [\"*\"]\nlimit = \"-5/h\"\n";
+        assert!(Policies::parse(negative).is_err());
+        let typo = "[[class]]\nname = \"x\"\nroutes = [\"*\"]\nlimt = \"5/h\"\n";
+        let error = Policies::parse(typo).unwrap_err();
+        assert!(error.contains("line 4"), "{error}");
+        let no_limit = "[[class]]\nname = \"x\"\nroutes = [\"*\"]\n";
+        assert!(Policies::parse(no_limit).is_err());
+        let bad_tier = "[[class]]\nname = \"x\"\nroutes = [\"*\"]\ntiers = { gold = \"5/h\" }\n";
+        assert!(Policies::parse(bad_tier).is_err());
+    }
+}
