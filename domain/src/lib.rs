@@ -6,9 +6,11 @@
 //! # Layout
 //! - [`run`]: the `Run` aggregate — a pipeline run over one input with ordered steps.
 //! - [`user`]: the `User` aggregate — username, role, tier, logins, disabling.
+//! - [`client`]: the `Client` aggregate — a rate-limited caller, and its blocks.
 //! - [`metadata`]: who caused an event, in which request, and when (invariant 7).
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod metadata;
 pub mod run;
 pub mod user;

@@ -9,6 +9,7 @@
 //! - [`startup`]: [`startup::Application`] — build, serve, drain.
 //! - [`http`]: filters, handlers, problem+json errors.
 //! - [`limits`]: rate limits — policies, GCRA buckets in supervised actors, the filter.
+//! - [`replicated`]: per-replica state from events (revocations, blocks): load, then tail.
 //! - [`auth`]: root keys, Biscuit tokens, password hashing.
 //! - [`admin`]: `aurora admin create`, the first admin.
 //! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod replicated;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

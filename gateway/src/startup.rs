@@ -8,7 +8,8 @@ use aurora_nats::memory::MemoryBus;
 use aurora_nats::Subjects;
 use aurora_projections::store::GroupCommit;
 use aurora_projections::{
-    Database, Relay, RelayConfig, RunCommands, RunsProjection, UserCommands, UsersProjection,
+    ClientCommands, Database, Relay, RelayConfig, RunCommands, RunsProjection, UserCommands,
+    UsersProjection,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -19,7 +20,10 @@ use crate::auth::keys::KeyRing;
 use crate::auth::revocations::Revocations;
 use crate::auth::tokens::Tokens;
 use crate::config::{redact, Config};
+use crate::limits::blocks::Blocks;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::replicated;
 use crate::state::{AppState, Bus, Identity};
 
 /// Opens the configured database: Postgres with `DATABASE_URL`, else SQLite under the
@@ -115,10 +119,10 @@ impl Application {
         let run_commands = RunCommands::with_appends(&db, appends.clone(), committed.clone());
         // The revocation set is complete before the first request is served.
         let revocations = Revocations::new();
-        let revocation_tail = revocations
-            .load(&db, &*bus.shared())
+        let revocation_tail = replicated::load(&*revocations, &db, &*bus.shared())
             .await
             .map_err(|e| anyhow::anyhow!("loading token revocations: {e}"))?;
+        let clients = ClientCommands::with_appends(&db, appends.clone(), committed.clone());
         let identity = Identity {
             users: UserCommands::with_appends(&db, appends, committed.clone()),
             tokens: Tokens::new(load_root_keys(&config)?, revocations.clone()),
@@ -133,11 +137,12 @@ impl Application {
         );
 
         let background = CancellationToken::new();
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(relay.run(committed, background.clone())),
             tokio::spawn(runs.clone().run(bus.shared(), background.clone())),
             tokio::spawn(users.clone().run(bus.shared(), background.clone())),
-            tokio::spawn(revocations.follow(
+            tokio::spawn(replicated::follow(
+                revocations,
                 db.clone(),
                 bus.shared(),
                 revocation_tail,
@@ -149,7 +154,19 @@ impl Application {
             Some(policies) => {
                 let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)
                     .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
-                Some(crate::limits::Limits::start(policies, proxies).await?)
+                // Blocks in force are known before the first request is served.
+                let blocks = Arc::new(Blocks::default());
+                let tail = replicated::load(&*blocks, &db, &*bus.shared())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("loading client blocks: {e}"))?;
+                tasks.push(tokio::spawn(replicated::follow(
+                    blocks.clone(),
+                    db.clone(),
+                    bus.shared(),
+                    tail,
+                    background.clone(),
+                )));
+                Some(Limits::start(policies, proxies, clients, blocks).await?)
             }
             None => None,
         };

@@ -227,6 +227,7 @@ in_both_modes!(
     the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest,
     the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after,
     a_shadow_policy_counts_but_never_refuses,
+    a_client_that_keeps_hammering_is_blocked_and_an_admin_lifts_it,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
@@ -2488,4 +2489,159 @@ async fn a_bad_rate_limit_file_is_refused_at_startup_naming_the_line() {
     let error = Application::build(config).await.err().expect("refused");
     let message = format!("{error:#}");
     assert!(message.contains("line 2"), "{message}");
+}
+
+/// Auth attempts 5 per 15 minutes; 3 refusals within 15 minutes block for 15 minutes.
+const BLOCKING_POLICY: &str = r#"
+[blocking]
+after = 3
+within = "15m"
+for = "15m"
+max = "1h"
+
+[[class]]
+name = "auth"
+routes = ["POST /api/v1/auth/login", "POST /api/v1/auth/register"]
+limit = "5/15m"
+key = "ip"
+
+[[class]]
+name = "api"
+routes = ["*"]
+limit = "1000/15m"
+"#;
+
+/// A wrong login from `client` (behind the trusted proxy).
+async fn login_from(app: &TestApp, client: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", client)
+        .json(&json!({"username": "tester", "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn a_client_that_keeps_hammering_is_blocked_and_an_admin_lifts_it(mode: Mode) {
+    use aurora_domain::user::Role;
+    let app = spawn_limited(mode, BLOCKING_POLICY).await;
+    let admin = token_with_role(&app, "ada", Role::Admin).await;
+    let client = "203.0.113.77";
+    // 5 admitted (wrong password: 401), 2 refused (429 rate-limited), the 3rd refusal
+    // blocks.
+    let mut slugs = Vec::new();
+    for _ in 0..8 {
+        let response = login_from(&app, client).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        slugs.push(format!("{status} {}", body["type"].as_str().unwrap_or("")));
+    }
+    assert_eq!(
+        slugs[5..],
+        [
+            "429 /problems/rate-limited",
+            "429 /problems/rate-limited",
+            "429 /problems/client-blocked"
+        ],
+        "{slugs:?}"
+    );
+    // Blocked everywhere, not only on logins.
+    let keys = reqwest::Client::new()
+        .get(app.url("/api/v1/auth/keys"))
+        .header("x-forwarded-for", client)
+        .send()
+        .await
+        .unwrap();
+    let retry_after = header(&keys, "retry-after").unwrap();
+    assert!((800..=900).contains(&retry_after), "{retry_after}");
+    problem(keys, 429, "client-blocked").await;
+    // The block is an event, by the rate limiter.
+    let key = format!("ip:{client}");
+    let events = app
+        .state
+        .db
+        .read_aggregate_after("client", &key, 0)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "ClientBlocked");
+    assert_eq!(events[0].metadata.principal, "rate-limiter");
+    assert_eq!(events[0].payload["ClientBlocked"]["reason"], "auth");
+    // Listed for admins only.
+    let listed: Value = app
+        .with("GET", "/api/v1/admin/blocks", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["key"], key.as_str());
+    let refused = app
+        .with("GET", "/api/v1/admin/blocks", &app.token)
+        .send()
+        .await
+        .unwrap();
+    problem(refused, 403, "forbidden").await;
+
+    // It survives a restart (buckets do not: they are memory).
+    let app = app.restart().await;
+    problem(login_from(&app, client).await, 429, "client-blocked").await;
+    // An admin lifts it; the event names the admin; the client is heard again.
+    let lift = app
+        .with("DELETE", &format!("/api/v1/admin/blocks/{key}"), &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lift.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        login_from(&app, client).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app
+        .with("DELETE", &format!("/api/v1/admin/blocks/{key}"), &admin)
+        .send()
+        .await
+        .unwrap();
+    problem(again, 404, "not-found").await;
+    let events = app
+        .state
+        .db
+        .read_aggregate_after("client", &key, 0)
+        .await
+        .unwrap();
+    assert_eq!(events[1].event_type, "ClientUnblocked");
+    assert_eq!(events[1].metadata.principal, "ada");
+    app.stop().await;
+}
+
+/// Two gateways on one Postgres and one NATS stream: a block made by one is honoured by
+/// the other within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_holds_on_a_second_replica_within_a_second() {
+    let a = spawn_limited(Mode::Production, BLOCKING_POLICY).await;
+    let mut config = a.config.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let b = start(config, a.dir.clone()).await;
+    let client = "203.0.113.78";
+    let mut blocked = false;
+    for _ in 0..8 {
+        blocked = login_from(&a, client).await.status() == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(blocked);
+    let since = std::time::Instant::now();
+    loop {
+        let response = login_from(&b, client).await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            problem(response, 429, "client-blocked").await;
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(1),
+            "B never saw the block"
+        );
+    }
+    println!("a block on A reached B in {:?}", since.elapsed());
+    b.stop().await;
+    a.stop().await;
 }

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use aurora_domain::client::Client;
 use aurora_domain::run::Run;
 use aurora_domain::user::User;
 use aurora_domain::EventMetadata;
@@ -35,6 +36,8 @@ pub trait Versioned: Aggregate<Services = ()> {
 
 impl Versioned for Run {}
 
+impl Versioned for Client {}
+
 impl Versioned for User {
     fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         aurora_domain::user::upcasters()
@@ -51,6 +54,8 @@ pub struct Commands<A: Versioned> {
 pub type RunCommands = Commands<Run>;
 /// The write path of users.
 pub type UserCommands = Commands<User>;
+/// The write path of rate-limited clients (blocks).
+pub type ClientCommands = Commands<Client>;
 
 impl<A: Versioned> Commands<A> {
     /// Commands over `db` with a group commit of their own; `committed` is notified after

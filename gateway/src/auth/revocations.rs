@@ -1,27 +1,18 @@
-//! The revocation set: revocation ids of tokens that must be refused, on every replica.
-//!
-//! Kept current from the event store and the bus: at start a replica first tails
-//! `TokenRevoked` events on the bus, then loads every revocation from the store, so a
-//! revocation committed in between is seen by one or the other (or both: applying is
-//! idempotent). If the tail breaks, the replica tails again and reloads. The replica that
-//! commits a revocation also applies it at once, before answering.
+//! The revocation set: revocation ids of tokens that must be refused, on every replica,
+//! kept current from `TokenRevoked` events in the store and on the bus
+//! ([`crate::replicated`]).
 //!
 //! A revoked token is forgotten once it has expired: it would be refused anyway.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aurora_domain::user::{User, UserEvent};
-use aurora_nats::bus::Tail;
-use aurora_nats::{CloudEvent, EventBus};
-use aurora_projections::Database;
+use aurora_nats::CloudEvent;
 use cqrs_es::Aggregate;
-use futures::StreamExt;
-use tokio_util::sync::CancellationToken;
 
-/// How often expired revocations are forgotten.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+use crate::replicated::Replicated;
 
 /// Revocation ids (raw bytes) and when their tokens expire.
 #[derive(Debug, Default)]
@@ -67,17 +58,12 @@ impl Revocations {
     }
 
     /// How many revocations are held.
-    pub fn len(&self) -> usize {
+    pub fn entries(&self) -> usize {
         self.read().len()
     }
 
-    /// Holds none?
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Forgets revocations of tokens expired by `now`.
-    pub fn prune(&self, now: SystemTime) {
+    pub fn forget_expired(&self, now: SystemTime) {
         self.write().retain(|_, expires_at| *expires_at > now);
     }
 
@@ -89,8 +75,14 @@ impl Revocations {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Vec<u8>, SystemTime>> {
         self.revoked.write().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    fn apply_cloud_event(&self, event: &CloudEvent) {
+impl Replicated for Revocations {
+    const AGGREGATE: &'static str = User::TYPE;
+    const EVENTS: &'static [&'static str] = &["TokenRevoked"];
+    const NAME: &'static str = "revocation set";
+
+    fn apply_event(&self, event: &CloudEvent) {
         match serde_json::from_value::<UserEvent>(event.data.clone()) {
             Ok(event) => {
                 self.apply(&[event]);
@@ -99,78 +91,19 @@ impl Revocations {
         }
     }
 
-    /// Tails revocations on `bus`, then loads every revocation from `db`. Returns the tail
-    /// to hand to [`Revocations::follow`].
-    pub async fn load(
-        &self,
-        db: &Database,
-        bus: &dyn EventBus,
-    ) -> Result<Tail, Box<dyn std::error::Error + Send + Sync>> {
-        let filter = format!(
-            "{}.events.{}.*.TokenRevoked",
-            bus.subjects().prefix(),
-            User::TYPE
-        );
-        let tail = bus.tail(&filter).await?;
-        let stored = db.read_events_named(User::TYPE, "TokenRevoked").await?;
-        for event in &stored {
-            self.apply_cloud_event(&event.to_cloud_event());
-        }
-        self.prune(SystemTime::now());
-        tracing::info!(revoked = self.len(), "revocation set loaded");
-        Ok(tail)
+    fn prune(&self) {
+        self.forget_expired(SystemTime::now());
     }
 
-    /// Applies revocations from `tail` until `shutdown`; when the tail breaks, tails again
-    /// and reloads from the store.
-    pub async fn follow(
-        self: Arc<Self>,
-        db: Database,
-        bus: Arc<dyn EventBus>,
-        mut tail: Tail,
-        shutdown: CancellationToken,
-    ) {
-        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = prune.tick() => self.prune(SystemTime::now()),
-                next = tail.next() => match next {
-                    Some(Ok(event)) => self.apply_cloud_event(&event),
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "revocation tail failed; reloading");
-                        tail = self.reload(&db, &*bus, &shutdown).await;
-                    }
-                    None => {
-                        tracing::warn!("revocation tail ended; reloading");
-                        tail = self.reload(&db, &*bus, &shutdown).await;
-                    }
-                },
-            }
-        }
-    }
-
-    async fn reload(
-        &self,
-        db: &Database,
-        bus: &dyn EventBus,
-        shutdown: &CancellationToken,
-    ) -> Tail {
-        loop {
-            match self.load(db, bus).await {
-                Ok(tail) => return tail,
-                Err(error) => tracing::warn!(%error, "reloading revocations failed; retrying"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return futures::stream::empty().boxed(),
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
+    fn len(&self) -> usize {
+        self.entries()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -181,8 +114,8 @@ mod tests {
         set.revoke("not hex", now + Duration::from_secs(60));
         assert!(set.is_revoked(&[vec![1], vec![0xab, 0xcd]]));
         assert!(!set.is_revoked(&[vec![0xab]]));
-        assert_eq!(set.len(), 1);
-        set.prune(now + Duration::from_secs(61));
-        assert!(set.is_empty());
+        assert_eq!(set.entries(), 1);
+        set.forget_expired(now + Duration::from_secs(61));
+        assert_eq!(set.entries(), 0);
     }
 }

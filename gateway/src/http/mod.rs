@@ -2,6 +2,7 @@
 //! handlers beside them, every error as `application/problem+json`.
 
 pub mod auth;
+pub mod blocks;
 pub mod body;
 pub mod context;
 pub mod health;
@@ -31,6 +32,7 @@ pub fn routes(
         .or(tokens::routes(state.clone()))
         .or(users::routes(state.clone()))
         .or(webhooks::routes(state.clone()))
+        .or(blocks::routes(state.clone()))
         .or(health::routes(state.clone()));
     crate::limits::filter(state)
         .and(api)
@@ -85,6 +87,8 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "users"] => "/api/v1/users",
         ["api", "v1", "users", _] => "/api/v1/users/{id}",
         ["api", "v1", "webhooks", "identity"] => "/api/v1/webhooks/identity",
+        ["api", "v1", "admin", "blocks"] => "/api/v1/admin/blocks",
+        ["api", "v1", "admin", "blocks", _] => "/api/v1/admin/blocks/{key}",
         ["health"] => "/health",
         ["ready"] => "/ready",
         ["live"] => "/live",

@@ -19,6 +19,15 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use super::gcra::{Bucket, Decision};
 use super::policy::Policies;
 
+/// A shard's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// The bucket's decision.
+    pub decision: Decision,
+    /// The key has now been refused often enough to be blocked (see `[blocking]`).
+    pub escalate: bool,
+}
+
 /// How often idle buckets are dropped.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// Most buckets one shard keeps.
@@ -34,8 +43,10 @@ pub enum ShardMsg {
         key: String,
         /// The principal's tier, if any.
         tier: Option<Tier>,
+        /// Does a refusal count towards a block (enforced classes)?
+        counts: bool,
         /// The answer.
-        reply: RpcReplyPort<Decision>,
+        reply: RpcReplyPort<Verdict>,
     },
     /// How many buckets the shard holds.
     Count(RpcReplyPort<usize>),
@@ -53,11 +64,32 @@ struct Shard {
 
 struct ShardState {
     buckets: HashMap<(usize, String), Bucket>,
+    /// Refusals per key: when the window began, how many.
+    refusals: HashMap<String, (u64, u32)>,
 }
 
 impl Shard {
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Counts a refusal of `key`; true when it reaches the blocking threshold (the count
+    /// starts over).
+    fn refused(&self, state: &mut ShardState, key: String, now: u64) -> bool {
+        let Some(blocking) = self.policies.blocking else {
+            return false;
+        };
+        let window = blocking.within.as_nanos() as u64;
+        let entry = state.refusals.entry(key).or_insert((now, 0));
+        if now.saturating_sub(entry.0) > window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 >= blocking.after {
+            *entry = (now, 0);
+            return true;
+        }
+        false
     }
 }
 
@@ -74,6 +106,7 @@ impl Actor for Shard {
         me.send_interval(SWEEP_INTERVAL, || ShardMsg::Sweep);
         Ok(ShardState {
             buckets: HashMap::new(),
+            refusals: HashMap::new(),
         })
     }
 
@@ -88,6 +121,7 @@ impl Actor for Shard {
                 class,
                 key,
                 tier,
+                counts,
                 reply,
             } => {
                 let rate = self.policies.classes[class].rate(tier);
@@ -99,12 +133,13 @@ impl Actor for Shard {
                         let mut bucket = Bucket::default();
                         let decision = bucket.check(rate, now);
                         if !full {
-                            state.buckets.insert((class, key), bucket);
+                            state.buckets.insert((class, key.clone()), bucket);
                         }
                         decision
                     }
                 };
-                let _ = reply.send(decision);
+                let escalate = !decision.allowed && counts && self.refused(state, key, now);
+                let _ = reply.send(Verdict { decision, escalate });
             }
             ShardMsg::Count(reply) => {
                 let _ = reply.send(state.buckets.len());
@@ -112,6 +147,12 @@ impl Actor for Shard {
             ShardMsg::Sweep => {
                 let now = self.now();
                 state.buckets.retain(|_, bucket| !bucket.is_idle(now));
+                if let Some(blocking) = self.policies.blocking {
+                    let window = blocking.within.as_nanos() as u64;
+                    state
+                        .refusals
+                        .retain(|_, (since, _)| now.saturating_sub(*since) <= window);
+                }
             }
             #[cfg(any(test, feature = "faults"))]
             ShardMsg::Crash => panic!("injected shard crash"),
@@ -220,7 +261,14 @@ impl Buckets {
     }
 
     /// Decides one request; `None` if the shard could not answer (it is being restarted).
-    pub async fn check(&self, class: usize, key: &str, tier: Option<Tier>) -> Option<Decision> {
+    /// `counts`: a refusal counts towards a block.
+    pub async fn check(
+        &self,
+        class: usize,
+        key: &str,
+        tier: Option<Tier>,
+        counts: bool,
+    ) -> Option<Verdict> {
         let shard = self.shard_of(key);
         let key = key.to_string();
         shard
@@ -229,6 +277,7 @@ impl Buckets {
                     class,
                     key,
                     tier,
+                    counts,
                     reply,
                 },
                 Some(Duration::from_secs(1)),
@@ -278,15 +327,21 @@ mod tests {
         Arc::new(Policies::parse(text).unwrap())
     }
 
+    async fn allowed(buckets: &Buckets, key: &str) -> bool {
+        buckets
+            .check(0, key, None, true)
+            .await
+            .unwrap()
+            .decision
+            .allowed
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn buckets_are_per_key_and_a_crashed_shard_is_restarted_with_full_buckets() {
         let buckets = Buckets::start(one_per_hour(), 2).await.unwrap();
-        assert!(buckets.check(0, "ip:a", None).await.unwrap().allowed);
-        assert!(!buckets.check(0, "ip:a", None).await.unwrap().allowed);
-        assert!(
-            buckets.check(0, "ip:b", None).await.unwrap().allowed,
-            "own bucket"
-        );
+        assert!(allowed(&buckets, "ip:a").await);
+        assert!(!allowed(&buckets, "ip:a").await);
+        assert!(allowed(&buckets, "ip:b").await, "own bucket");
         assert_eq!(buckets.count().await, 2);
 
         buckets.crash_shard_of("ip:a");
@@ -294,9 +349,9 @@ mod tests {
         // the replacement to answer (every call is a round trip, not a sleep).
         let decision = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                if let Some(decision) = buckets.check(0, "ip:a", None).await {
-                    if decision.allowed {
-                        return decision;
+                if let Some(verdict) = buckets.check(0, "ip:a", None, true).await {
+                    if verdict.decision.allowed {
+                        return verdict.decision;
                     }
                 }
                 tokio::task::yield_now().await;
@@ -308,10 +363,29 @@ mod tests {
             decision.allowed,
             "a restarted shard starts with full buckets"
         );
-        assert!(
-            !buckets.check(0, "ip:a", None).await.unwrap().allowed,
-            "and limits again"
+        assert!(!allowed(&buckets, "ip:a").await, "and limits again");
+        buckets.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_nth_counted_refusal_within_the_window_escalates() {
+        let text = "[blocking]\nafter = 3\nwithin = \"1h\"\nfor = \"1m\"\nmax = \"1h\"\n\n\
+                    [[class]]\nname = \"x\"\nroutes = [\"*\"]\nlimit = \"1/h\"\n";
+        let buckets = Buckets::start(Arc::new(Policies::parse(text).unwrap()), 1)
+            .await
+            .unwrap();
+        let mut escalations = Vec::new();
+        for _ in 0..8 {
+            let verdict = buckets.check(0, "ip:a", None, true).await.unwrap();
+            escalations.push(verdict.escalate);
+        }
+        // One admitted, then refusals 1, 2, 3 (escalates), 4, 5, 6 (escalates), 7.
+        assert_eq!(
+            escalations,
+            [false, false, false, true, false, false, true, false]
         );
+        let shadow = buckets.check(0, "ip:a", None, false).await.unwrap();
+        assert!(!shadow.decision.allowed && !shadow.escalate, "uncounted");
         buckets.stop();
     }
 }

@@ -7,6 +7,7 @@
 //! cache makes that cheap), otherwise the client IP; `X-Forwarded-For` is believed only
 //! when the peer is one of the configured trusted proxies.
 
+pub mod blocks;
 pub mod buckets;
 pub mod gcra;
 pub mod policy;
@@ -15,12 +16,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aurora_domain::client::ClientCommand;
 use aurora_domain::user::Tier;
+use aurora_domain::EventMetadata;
+use aurora_projections::ClientCommands;
+use chrono::{TimeDelta, Utc};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use self::blocks::{Block, Blocks};
 use self::buckets::Buckets;
 use self::gcra::Decision;
 use self::policy::{KeyBy, Mode, Policies};
@@ -113,39 +119,72 @@ fn same_prefix(net: u128, ip: u128, width: u32, bits: u8) -> bool {
     bits == 0 || (net >> (width - bits)) == (ip >> (width - bits))
 }
 
-/// The rate limiter: policies and the bucket actors.
+/// The rate limiter: policies, the bucket actors, the block list.
 pub struct Limits {
     policies: Arc<Policies>,
     buckets: Buckets,
     proxies: TrustedProxies,
+    blocks: Arc<Blocks>,
+    clients: ClientCommands,
 }
 
-/// A request refused by a limit.
+/// The principal recorded in the events the rate limiter causes.
+pub const PRINCIPAL: &str = "rate-limiter";
+
+/// A request refused by a limit or a block.
 #[derive(Debug)]
-pub struct Limited {
-    class: String,
-    decision: Decision,
+pub enum Limited {
+    /// Over the limit of a class.
+    Refused {
+        /// The class.
+        class: String,
+        /// The bucket's decision.
+        decision: Decision,
+    },
+    /// The client is blocked.
+    Blocked(Block),
 }
 
 impl warp::reject::Reject for Limited {}
 
 impl Limited {
-    /// The 429 problem, with `Retry-After` and the `RateLimit-*` headers.
+    /// The 429 problem, with `Retry-After` (and the `RateLimit-*` headers when a limit
+    /// refused it).
     pub fn response(&self) -> Response {
-        let retry = self.decision.retry_after.as_secs_f64().ceil() as u64;
+        let (retry, slug, detail) = match self {
+            Limited::Refused { class, decision } => {
+                let retry = decision.retry_after.as_secs_f64().ceil() as u64;
+                let detail = format!(
+                    "the {class} limit of {} requests is used up; retry in {retry} s",
+                    decision.limit
+                );
+                (retry, "rate-limited", detail)
+            }
+            Limited::Blocked(block) => {
+                let retry = (block.until - Utc::now()).num_seconds().max(1) as u64;
+                let detail = format!(
+                    "blocked until {} for repeatedly exceeding the {} limit (offence {})",
+                    block
+                        .until
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    block.reason,
+                    block.offence
+                );
+                (retry, "client-blocked", detail)
+            }
+        };
         let mut response = Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
+            slug,
             "Too many requests",
-            format!(
-                "the {} limit of {} requests is used up; retry in {retry} s",
-                self.class, self.decision.limit
-            ),
+            detail,
         )
         .response(None);
         let headers = response.headers_mut();
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from(retry.max(1)));
-        insert_headers(headers, &self.decision);
+        if let Limited::Refused { decision, .. } = self {
+            insert_headers(headers, decision);
+        }
         response
     }
 }
@@ -158,8 +197,13 @@ fn insert_headers(headers: &mut HeaderMap, decision: &Decision) {
 }
 
 impl Limits {
-    /// Starts the bucket actors for `policies`.
-    pub async fn start(policies: Policies, proxies: TrustedProxies) -> anyhow::Result<Self> {
+    /// Starts the bucket actors for `policies`; blocks go through `clients` into `blocks`.
+    pub async fn start(
+        policies: Policies,
+        proxies: TrustedProxies,
+        clients: ClientCommands,
+        blocks: Arc<Blocks>,
+    ) -> anyhow::Result<Self> {
         let policies = Arc::new(policies);
         let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
         let buckets = Buckets::start(policies.clone(), shards)
@@ -169,12 +213,45 @@ impl Limits {
             policies,
             buckets,
             proxies,
+            blocks,
+            clients,
         })
     }
 
     /// The bucket actors.
     pub fn buckets(&self) -> &Buckets {
         &self.buckets
+    }
+
+    /// The block list.
+    pub fn blocks(&self) -> &Arc<Blocks> {
+        &self.blocks
+    }
+
+    /// The client commands (blocks, unblocks).
+    pub fn clients(&self) -> &ClientCommands {
+        &self.clients
+    }
+
+    /// Blocks `key` for exceeding `class` again and again; the block in force after.
+    async fn block(&self, key: &str, class: &str, ip: &str) -> Option<Block> {
+        let blocking = self.policies.blocking?;
+        let command = ClientCommand::Block {
+            reason: class.to_string(),
+            at: Utc::now(),
+            base: TimeDelta::from_std(blocking.base).unwrap_or(TimeDelta::MAX),
+            max: TimeDelta::from_std(blocking.max).unwrap_or(TimeDelta::MAX),
+        };
+        let mut metadata = EventMetadata::new(PRINCIPAL, uuid::Uuid::now_v7().to_string());
+        metadata.client_ip = Some(ip.to_string());
+        match self.clients.execute(key, command, &metadata).await {
+            Ok(events) => {
+                self.blocks.apply(key, &events);
+                tracing::warn!(%key, %class, "client blocked");
+            }
+            Err(error) => tracing::error!(%key, %error, "could not record a block"),
+        }
+        self.blocks.blocked(key, Utc::now())
     }
 
     /// Decides a request; `Ok` carries the tightest decision for the headers (`None` when
@@ -211,17 +288,27 @@ impl Limits {
                 (Some((user, tier)), KeyBy::Principal) => (format!("user:{user}"), Some(*tier)),
                 _ => (format!("ip:{ip}"), None),
             };
+            if let Some(block) = self.blocks.blocked(&key, Utc::now()) {
+                return Err(Limited::Blocked(block));
+            }
+            let enforce = class.mode == Mode::Enforce;
             // A shard being restarted cannot answer: the request is let through.
-            let Some(decision) = self.buckets.check(index, &key, tier).await else {
+            let Some(verdict) = self.buckets.check(index, &key, tier, enforce).await else {
                 continue;
             };
+            let decision = verdict.decision;
             if !decision.allowed {
-                if class.mode == Mode::Shadow {
+                if !enforce {
                     tracing::info!(class = %class.name, %key, "would be rate-limited (shadow)");
                     continue;
                 }
                 tracing::info!(class = %class.name, %key, "rate-limited");
-                return Err(Limited {
+                if verdict.escalate {
+                    if let Some(block) = self.block(&key, &class.name, &ip).await {
+                        return Err(Limited::Blocked(block));
+                    }
+                }
+                return Err(Limited::Refused {
                     class: class.name.clone(),
                     decision,
                 });

@@ -31,6 +31,14 @@ use super::gcra::Rate;
 
 /// The shipped defaults, from the product write-ups.
 pub const PRESETS: &str = r#"
+# A client refused 10 times within 15 minutes is blocked for 15 minutes; each further
+# offence doubles the block, up to a day.
+[blocking]
+after = 10
+within = "15m"
+for = "15m"
+max = "24h"
+
 # Login and registration: 5 attempts per 15 minutes per client IP.
 [[class]]
 name = "auth"
@@ -129,11 +137,26 @@ impl Class {
     }
 }
 
-/// Every class.
+/// When refusals turn into a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocking {
+    /// Refusals that trigger a block…
+    pub after: u32,
+    /// …within this window.
+    pub within: Duration,
+    /// The first block's length; each further offence doubles it…
+    pub base: Duration,
+    /// …up to this.
+    pub max: Duration,
+}
+
+/// Every class, and the blocking rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policies {
     /// In file order.
     pub classes: Vec<Class>,
+    /// `None`: refusals never block.
+    pub blocking: Option<Blocking>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +164,24 @@ pub struct Policies {
 struct File {
     #[serde(default)]
     class: Vec<RawClass>,
+    blocking: Option<RawBlocking>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlocking {
+    after: u32,
+    within: String,
+    #[serde(rename = "for")]
+    base: String,
+    max: String,
+}
+
+/// Parses a period: `30s`, `15m`, `h`, `24h`, `1d`.
+pub fn parse_period(text: &str) -> Result<Duration, String> {
+    parse_rate(&format!("1/{}", text.trim()))
+        .map(|rate| rate.period)
+        .map_err(|_| format!("{text:?} is not a period: write 30s, 15m, 1h or 1d"))
 }
 
 #[derive(Deserialize)]
@@ -256,7 +297,31 @@ impl Policies {
                 mode: raw.mode.unwrap_or(Mode::Enforce),
             });
         }
-        Ok(Self { classes })
+        let blocking = match file.blocking {
+            None => None,
+            Some(raw) => {
+                let at = text
+                    .lines()
+                    .position(|l| l.trim() == "[blocking]")
+                    .map(|i| format!("line {}: ", i + 1))
+                    .unwrap_or_default();
+                let fail = |what: String| format!("{at}[blocking]: {what}");
+                if raw.after == 0 {
+                    return Err(fail("after must be at least 1".into()));
+                }
+                let blocking = Blocking {
+                    after: raw.after,
+                    within: parse_period(&raw.within).map_err(fail)?,
+                    base: parse_period(&raw.base).map_err(fail)?,
+                    max: parse_period(&raw.max).map_err(fail)?,
+                };
+                if blocking.max < blocking.base {
+                    return Err(fail("max is shorter than for".into()));
+                }
+                Some(blocking)
+            }
+        };
+        Ok(Self { classes, blocking })
     }
 
     /// The classes a request to `template` by `method` is checked against: its own (a
@@ -334,5 +399,10 @@ mod tests {
         assert!(Policies::parse(no_limit).is_err());
         let bad_tier = "[[class]]\nname = \"x\"\nroutes = [\"*\"]\ntiers = { gold = \"5/h\" }\n";
         assert!(Policies::parse(bad_tier).is_err());
+        let bad_block = "[blocking]\nafter = 0\nwithin = \"1m\"\nfor = \"1m\"\nmax = \"1h\"\n";
+        let error = Policies::parse(bad_block).unwrap_err();
+        assert!(error.starts_with("line 1: [blocking]"), "{error}");
+        let backwards = "[blocking]\nafter = 3\nwithin = \"1m\"\nfor = \"1h\"\nmax = \"1m\"\n";
+        assert!(Policies::parse(backwards).is_err());
     }
 }
