@@ -38,7 +38,7 @@ pub trait Replicated: Send + Sync + 'static {
     fn prune(&self);
 
     /// How many entries it holds, for logs.
-    fn len(&self) -> usize;
+    fn entries(&self) -> usize;
 }
 
 /// Tails the events on `bus`, then loads them all from `db` into `state`. Returns the tail
@@ -64,7 +64,7 @@ pub async fn load<R: Replicated>(
         state.apply_event(&event.to_cloud_event());
     }
     state.prune();
-    tracing::info!(entries = state.len(), "{} loaded", R::NAME);
+    tracing::info!(entries = state.entries(), "{} loaded", R::NAME);
     Ok(tail)
 }
 

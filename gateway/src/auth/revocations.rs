@@ -95,8 +95,8 @@ impl Replicated for Revocations {
         self.forget_expired(SystemTime::now());
     }
 
-    fn len(&self) -> usize {
-        self.entries()
+    fn entries(&self) -> usize {
+        Revocations::entries(self)
     }
 }
 

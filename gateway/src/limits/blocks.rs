@@ -93,7 +93,7 @@ impl Replicated for Blocks {
         blocks.retain(|_, b| b.until > now);
     }
 
-    fn len(&self) -> usize {
+    fn entries(&self) -> usize {
         self.blocks.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
