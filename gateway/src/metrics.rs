@@ -4,6 +4,7 @@ use aurora_projections::RelayMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -27,6 +28,47 @@ pub struct CommandLabels {
     pub outcome: String,
 }
 
+/// Labels of rate-limit decisions.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitLabels {
+    /// The route class.
+    pub class: String,
+    /// `free`, `pro`, `enterprise`, or `anonymous`.
+    pub tier: String,
+    /// `allowed`, `limited`, `shadow_limited` (a shadow policy's would-be refusal) or
+    /// `blocked`.
+    pub outcome: String,
+}
+
+/// The rate limiter's metrics.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitMetrics {
+    /// Decisions per class, tier and outcome.
+    pub decisions: Family<RateLimitLabels, Counter>,
+    /// Buckets held per shard actor (idle ones are swept).
+    pub buckets: Family<ShardLabels, Gauge>,
+}
+
+/// Labels of per-shard metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabels {
+    /// Shard index.
+    pub shard: u32,
+}
+
+impl RateLimitMetrics {
+    /// Counts one decision.
+    pub fn decided(&self, class: &str, tier: Option<aurora_domain::user::Tier>, outcome: &str) {
+        self.decisions
+            .get_or_create(&RateLimitLabels {
+                class: class.to_string(),
+                tier: tier.map_or("anonymous", |t| t.as_str()).to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+}
+
 /// Every metric Aurora exports.
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +80,8 @@ pub struct Metrics {
     pub commands: Family<CommandLabels, Counter>,
     /// Relay counters.
     pub relay: RelayMetrics,
+    /// Rate-limit decisions and buckets.
+    pub rate_limits: RateLimitMetrics,
 }
 
 impl Default for Metrics {
@@ -56,6 +100,17 @@ impl Metrics {
         });
         let commands = Family::<CommandLabels, Counter>::default();
         let relay = RelayMetrics::default();
+        let rate_limits = RateLimitMetrics::default();
+        registry.register(
+            "rate_limit_decisions",
+            "Rate-limit decisions by route class, tier and outcome",
+            rate_limits.decisions.clone(),
+        );
+        registry.register(
+            "rate_limit_buckets",
+            "Rate-limit buckets held, per shard actor",
+            rate_limits.buckets.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests served",
@@ -94,6 +149,7 @@ impl Metrics {
             http_duration,
             commands,
             relay,
+            rate_limits,
         }
     }
 

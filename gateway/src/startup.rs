@@ -166,7 +166,8 @@ impl Application {
                     tail,
                     background.clone(),
                 )));
-                Some(Limits::start(policies, proxies, clients, blocks).await?)
+                let metrics = metrics.rate_limits.clone();
+                Some(Limits::start(policies, proxies, clients, blocks, metrics).await?)
             }
             None => None,
         };

@@ -14,6 +14,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use aurora_domain::user::Tier;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::metrics::ShardLabels;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use super::gcra::{Bucket, Decision};
@@ -60,6 +64,8 @@ pub enum ShardMsg {
 struct Shard {
     policies: Arc<Policies>,
     epoch: Instant,
+    /// Buckets this shard holds.
+    held: Gauge,
 }
 
 struct ShardState {
@@ -104,6 +110,8 @@ impl Actor for Shard {
         _: (),
     ) -> Result<Self::State, ActorProcessingErr> {
         me.send_interval(SWEEP_INTERVAL, || ShardMsg::Sweep);
+        // A restarted shard starts empty.
+        self.held.set(0);
         Ok(ShardState {
             buckets: HashMap::new(),
             refusals: HashMap::new(),
@@ -134,6 +142,7 @@ impl Actor for Shard {
                         let decision = bucket.check(rate, now);
                         if !full {
                             state.buckets.insert((class, key.clone()), bucket);
+                            self.held.set(state.buckets.len() as i64);
                         }
                         decision
                     }
@@ -147,6 +156,7 @@ impl Actor for Shard {
             ShardMsg::Sweep => {
                 let now = self.now();
                 state.buckets.retain(|_, bucket| !bucket.is_idle(now));
+                self.held.set(state.buckets.len() as i64);
                 if let Some(blocking) = self.policies.blocking {
                     let window = blocking.within.as_nanos() as u64;
                     state
@@ -168,16 +178,24 @@ struct Supervisor {
     policies: Arc<Policies>,
     shards: Arc<RwLock<Vec<ActorRef<ShardMsg>>>>,
     epoch: Instant,
+    held: Family<ShardLabels, Gauge>,
 }
 
 impl Supervisor {
     async fn spawn_shard(
         &self,
         me: &ActorRef<SupervisorMsg>,
+        index: usize,
     ) -> Result<ActorRef<ShardMsg>, ActorProcessingErr> {
         let shard = Shard {
             policies: self.policies.clone(),
             epoch: self.epoch,
+            held: self
+                .held
+                .get_or_create(&ShardLabels {
+                    shard: index as u32,
+                })
+                .clone(),
         };
         let (shard, _) = Actor::spawn_linked(None, shard, (), me.get_cell()).await?;
         Ok(shard)
@@ -195,8 +213,8 @@ impl Actor for Supervisor {
         count: usize,
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut shards = Vec::with_capacity(count);
-        for _ in 0..count {
-            shards.push(self.spawn_shard(&me).await?);
+        for index in 0..count {
+            shards.push(self.spawn_shard(&me, index).await?);
         }
         *self.shards.write().unwrap_or_else(|e| e.into_inner()) = shards;
         Ok(())
@@ -223,7 +241,7 @@ impl Actor for Supervisor {
                 ?event,
                 "rate-limit shard stopped; restarting it"
             );
-            let shard = self.spawn_shard(&me).await?;
+            let shard = self.spawn_shard(&me, index).await?;
             self.shards.write().unwrap_or_else(|e| e.into_inner())[index] = shard;
         }
         Ok(())
@@ -238,13 +256,18 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// Starts `shards` shard actors under a supervisor.
-    pub async fn start(policies: Arc<Policies>, shards: usize) -> Result<Self, ActorProcessingErr> {
+    /// Starts `shards` shard actors under a supervisor; `held` counts their buckets.
+    pub async fn start(
+        policies: Arc<Policies>,
+        shards: usize,
+        held: Family<ShardLabels, Gauge>,
+    ) -> Result<Self, ActorProcessingErr> {
         let registry = Arc::new(RwLock::new(Vec::new()));
         let supervisor = Supervisor {
             policies,
             shards: registry.clone(),
             epoch: Instant::now(),
+            held,
         };
         let (supervisor, _) = Actor::spawn(None, supervisor, shards.max(1)).await?;
         Ok(Self {
@@ -338,7 +361,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn buckets_are_per_key_and_a_crashed_shard_is_restarted_with_full_buckets() {
-        let buckets = Buckets::start(one_per_hour(), 2).await.unwrap();
+        let buckets = Buckets::start(one_per_hour(), 2, Family::default())
+            .await
+            .unwrap();
         assert!(allowed(&buckets, "ip:a").await);
         assert!(!allowed(&buckets, "ip:a").await);
         assert!(allowed(&buckets, "ip:b").await, "own bucket");
@@ -371,9 +396,13 @@ mod tests {
     async fn the_nth_counted_refusal_within_the_window_escalates() {
         let text = "[blocking]\nafter = 3\nwithin = \"1h\"\nfor = \"1m\"\nmax = \"1h\"\n\n\
                     [[class]]\nname = \"x\"\nroutes = [\"*\"]\nlimit = \"1/h\"\n";
-        let buckets = Buckets::start(Arc::new(Policies::parse(text).unwrap()), 1)
-            .await
-            .unwrap();
+        let buckets = Buckets::start(
+            Arc::new(Policies::parse(text).unwrap()),
+            1,
+            Family::default(),
+        )
+        .await
+        .unwrap();
         let mut escalations = Vec::new();
         for _ in 0..8 {
             let verdict = buckets.check(0, "ip:a", None, true).await.unwrap();

@@ -31,6 +31,7 @@ use self::buckets::Buckets;
 use self::gcra::Decision;
 use self::policy::{KeyBy, Mode, Policies};
 use crate::http::problem::Problem;
+use crate::metrics::RateLimitMetrics;
 use crate::state::AppState;
 
 /// Addresses (or CIDR ranges) whose `X-Forwarded-For` is believed.
@@ -126,6 +127,7 @@ pub struct Limits {
     proxies: TrustedProxies,
     blocks: Arc<Blocks>,
     clients: ClientCommands,
+    metrics: RateLimitMetrics,
 }
 
 /// The principal recorded in the events the rate limiter causes.
@@ -203,10 +205,11 @@ impl Limits {
         proxies: TrustedProxies,
         clients: ClientCommands,
         blocks: Arc<Blocks>,
+        metrics: RateLimitMetrics,
     ) -> anyhow::Result<Self> {
         let policies = Arc::new(policies);
         let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let buckets = Buckets::start(policies.clone(), shards)
+        let buckets = Buckets::start(policies.clone(), shards, metrics.buckets.clone())
             .await
             .map_err(|e| anyhow::anyhow!("starting the rate-limit buckets: {e}"))?;
         Ok(Self {
@@ -215,6 +218,7 @@ impl Limits {
             proxies,
             blocks,
             clients,
+            metrics,
         })
     }
 
@@ -289,6 +293,7 @@ impl Limits {
                 _ => (format!("ip:{ip}"), None),
             };
             if let Some(block) = self.blocks.blocked(&key, Utc::now()) {
+                self.metrics.decided(&class.name, tier, "blocked");
                 return Err(Limited::Blocked(block));
             }
             let enforce = class.mode == Mode::Enforce;
@@ -300,19 +305,23 @@ impl Limits {
             if !decision.allowed {
                 if !enforce {
                     tracing::info!(class = %class.name, %key, "would be rate-limited (shadow)");
+                    self.metrics.decided(&class.name, tier, "shadow_limited");
                     continue;
                 }
                 tracing::info!(class = %class.name, %key, "rate-limited");
                 if verdict.escalate {
                     if let Some(block) = self.block(&key, &class.name, &ip).await {
+                        self.metrics.decided(&class.name, tier, "blocked");
                         return Err(Limited::Blocked(block));
                     }
                 }
+                self.metrics.decided(&class.name, tier, "limited");
                 return Err(Limited::Refused {
                     class: class.name.clone(),
                     decision,
                 });
             }
+            self.metrics.decided(&class.name, tier, "allowed");
             if tightest.is_none_or(|t| decision.remaining < t.remaining) {
                 tightest = Some(decision);
             }
