@@ -167,7 +167,12 @@ impl Application {
                     background.clone(),
                 )));
                 let metrics = metrics.rate_limits.clone();
-                Some(Limits::start(policies, proxies, clients, blocks, metrics).await?)
+                let mut limits = Limits::start(policies, proxies, clients, blocks, metrics).await?;
+                if let Some(client) = bus.nats_client() {
+                    let subject = bus.shared().subjects().rate_limit_consumption();
+                    limits.share(client, subject, background.clone()).await?;
+                }
+                Some(limits)
             }
             None => None,
         };

@@ -2629,19 +2629,79 @@ async fn a_block_holds_on_a_second_replica_within_a_second() {
         blocked = login_from(&a, client).await.status() == StatusCode::TOO_MANY_REQUESTS;
     }
     assert!(blocked);
+    // Polled on a route whose own limit is far away, so that only the block can refuse
+    // it (B's login bucket is shared with A's and refuses already).
     let since = std::time::Instant::now();
     loop {
-        let response = login_from(&b, client).await;
+        let response = reqwest::Client::new()
+            .get(b.url("/api/v1/auth/keys"))
+            .header("x-forwarded-for", client)
+            .send()
+            .await
+            .unwrap();
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             problem(response, 429, "client-blocked").await;
             break;
         }
+        assert_eq!(response.status(), StatusCode::OK);
         assert!(
             since.elapsed() < Duration::from_secs(1),
             "B never saw the block"
         );
     }
     println!("a block on A reached B in {:?}", since.elapsed());
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Two gateways on one Postgres and one NATS: a user alternating requests between them
+/// meets one limit, not one per replica. Each request is sent once the other replica has
+/// applied the previous report (reports go out every 50 ms): paced like that, the
+/// tolerance is zero; see `limits::share` for bursts faster than the reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_spreading_requests_over_two_replicas_meets_one_limit() {
+    let policy = r#"
+[[class]]
+name = "runs"
+routes = ["POST /api/v1/runs"]
+limit = "10/h"
+"#;
+    let a = spawn_limited(Mode::Production, policy).await;
+    let mut config = a.config.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let b = start(config, a.dir.clone()).await;
+    let received = |app: &TestApp| {
+        app.state
+            .limits
+            .as_ref()
+            .unwrap()
+            .sharing()
+            .expect("sharing over NATS")
+            .received()
+    };
+    let mut admitted = 0;
+    let mut refused = 0;
+    for n in 0..30 {
+        let (here, there) = if n % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let mut reports = received(there);
+        let before = *reports.borrow_and_update();
+        let response = here.post_run(&valid_run()).await;
+        match response.status() {
+            StatusCode::CREATED => {
+                admitted += 1;
+                tokio::time::timeout(WAIT, reports.wait_for(|n| *n > before))
+                    .await
+                    .expect("the other replica applied the report")
+                    .unwrap();
+            }
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(
+        admitted, 10,
+        "one limit across both replicas (refused {refused})"
+    );
     b.stop().await;
     a.stop().await;
 }

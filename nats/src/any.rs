@@ -34,6 +34,15 @@ impl AnyBus {
         }
     }
 
+    /// The core NATS client, for plain subjects between replicas; `None` in-process (one
+    /// process, no replicas).
+    pub fn nats_client(&self) -> Option<async_nats::Client> {
+        match self {
+            AnyBus::JetStream(bus) => Some(bus.client().clone()),
+            AnyBus::Memory(_) => None,
+        }
+    }
+
     /// Is the bus usable right now?
     pub fn is_connected(&self) -> bool {
         match self {

@@ -46,6 +46,11 @@ impl Subjects {
         format!("{}.events.{aggregate_type}.>", self.prefix)
     }
 
+    /// The plain (non-stream) subject replicas share rate-limit consumption on.
+    pub fn rate_limit_consumption(&self) -> String {
+        format!("{}.ratelimit.consumed", self.prefix)
+    }
+
     /// The subject of one event.
     pub fn event(&self, aggregate_type: &str, aggregate_id: &str, event_type: &str) -> String {
         format!(

@@ -52,6 +52,17 @@ pub enum ShardMsg {
         /// The answer.
         reply: RpcReplyPort<Verdict>,
     },
+    /// Use a bucket for requests another replica admitted.
+    Consume {
+        /// Index into the policies' classes.
+        class: usize,
+        /// Principal or IP.
+        key: String,
+        /// The principal's tier, if any.
+        tier: Option<Tier>,
+        /// How many.
+        n: u32,
+    },
     /// How many buckets the shard holds.
     Count(RpcReplyPort<usize>),
     /// Drop idle buckets.
@@ -149,6 +160,26 @@ impl Actor for Shard {
                 };
                 let escalate = !decision.allowed && counts && self.refused(state, key, now);
                 let _ = reply.send(Verdict { decision, escalate });
+            }
+            ShardMsg::Consume {
+                class,
+                key,
+                tier,
+                n,
+            } => {
+                let rate = self.policies.classes[class].rate(tier);
+                let now = self.now();
+                let full = state.buckets.len() >= MAX_BUCKETS_PER_SHARD;
+                match state.buckets.get_mut(&(class, key.clone())) {
+                    Some(bucket) => bucket.consume(rate, now, n),
+                    None if !full => {
+                        let mut bucket = Bucket::default();
+                        bucket.consume(rate, now, n);
+                        state.buckets.insert((class, key), bucket);
+                        self.held.set(state.buckets.len() as i64);
+                    }
+                    None => {}
+                }
             }
             ShardMsg::Count(reply) => {
                 let _ = reply.send(state.buckets.len());
@@ -308,6 +339,16 @@ impl Buckets {
             .await
             .ok()
             .and_then(|result| result.success_or(()).ok())
+    }
+
+    /// Uses the bucket of `key` for `n` requests admitted by another replica.
+    pub fn consume(&self, class: usize, key: &str, tier: Option<Tier>, n: u32) {
+        let _ = self.shard_of(key).cast(ShardMsg::Consume {
+            class,
+            key: key.to_string(),
+            tier,
+            n,
+        });
     }
 
     /// Buckets held, over all shards.

@@ -55,6 +55,12 @@ impl Bucket {
         self.tat <= now
     }
 
+    /// Uses the bucket for `n` requests admitted elsewhere (another replica), without a
+    /// decision: the bucket may go past empty, and then refuses until it has drained.
+    pub fn consume(&mut self, rate: Rate, now: u64, n: u32) {
+        self.tat = self.tat.max(now) + rate.interval_ns() * u64::from(n);
+    }
+
     /// Decides a request at `now` (nanoseconds, monotonic) under `rate`; an admitted
     /// request uses the bucket, a refused one leaves it as it was.
     pub fn check(&mut self, rate: Rate, now: u64) -> Decision {
@@ -134,6 +140,17 @@ mod tests {
             let d = bucket.check(five_per_15_minutes(), n * 180 * S);
             assert!(d.allowed, "request {n}");
         }
+    }
+
+    #[test]
+    fn consumption_elsewhere_uses_the_bucket_here() {
+        let mut bucket = Bucket::default();
+        let now = 1_000 * S;
+        bucket.consume(five_per_15_minutes(), now, 4);
+        let d = bucket.check(five_per_15_minutes(), now);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert!(!bucket.check(five_per_15_minutes(), now).allowed);
     }
 
     #[test]

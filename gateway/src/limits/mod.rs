@@ -11,6 +11,7 @@ pub mod blocks;
 pub mod buckets;
 pub mod gcra;
 pub mod policy;
+pub mod share;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use aurora_domain::EventMetadata;
 use aurora_projections::ClientCommands;
 use chrono::{TimeDelta, Utc};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use tokio_util::sync::CancellationToken;
 use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -29,7 +31,8 @@ use warp::{Filter, Rejection};
 use self::blocks::{Block, Blocks};
 use self::buckets::Buckets;
 use self::gcra::Decision;
-use self::policy::{KeyBy, Mode, Policies};
+use self::policy::{KeyBy, Mode, Partition, Policies};
+use self::share::Sharing;
 use crate::http::problem::Problem;
 use crate::metrics::RateLimitMetrics;
 use crate::state::AppState;
@@ -128,6 +131,7 @@ pub struct Limits {
     blocks: Arc<Blocks>,
     clients: ClientCommands,
     metrics: RateLimitMetrics,
+    sharing: Option<(Sharing, async_nats::Client)>,
 }
 
 /// The principal recorded in the events the rate limiter causes.
@@ -145,6 +149,11 @@ pub enum Limited {
     },
     /// The client is blocked.
     Blocked(Block),
+    /// A `partition = "closed"` class while replicas cannot share consumption.
+    Unavailable {
+        /// The class.
+        class: String,
+    },
 }
 
 impl warp::reject::Reject for Limited {}
@@ -153,6 +162,21 @@ impl Limited {
     /// The 429 problem, with `Retry-After` (and the `RateLimit-*` headers when a limit
     /// refused it).
     pub fn response(&self) -> Response {
+        if let Limited::Unavailable { class } = self {
+            let mut response = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rate-limit-unavailable",
+                "Service unavailable",
+                format!(
+                    "the {class} limit cannot be checked across replicas right now; retry soon"
+                ),
+            )
+            .response(None);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(5));
+            return response;
+        }
         let (retry, slug, detail) = match self {
             Limited::Refused { class, decision } => {
                 let retry = decision.retry_after.as_secs_f64().ceil() as u64;
@@ -162,6 +186,7 @@ impl Limited {
                 );
                 (retry, "rate-limited", detail)
             }
+            Limited::Unavailable { .. } => unreachable!("answered above"),
             Limited::Blocked(block) => {
                 let retry = (block.until - Utc::now()).num_seconds().max(1) as u64;
                 let detail = format!(
@@ -219,6 +244,38 @@ impl Limits {
             blocks,
             clients,
             metrics,
+            sharing: None,
+        })
+    }
+
+    /// Shares consumption with the other replicas over `client` (see [`share`]).
+    pub async fn share(
+        &mut self,
+        client: async_nats::Client,
+        subject: String,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let sharing = Sharing::start(
+            client.clone(),
+            subject,
+            self.policies.clone(),
+            self.buckets.clone(),
+            shutdown,
+        )
+        .await?;
+        self.sharing = Some((sharing, client));
+        Ok(())
+    }
+
+    /// The sharing with other replicas, if any.
+    pub fn sharing(&self) -> Option<&Sharing> {
+        self.sharing.as_ref().map(|(sharing, _)| sharing)
+    }
+
+    /// Can consumption be shared right now (or is there nothing to share with)?
+    fn shared(&self) -> bool {
+        self.sharing.as_ref().is_none_or(|(_, client)| {
+            client.connection_state() == async_nats::connection::State::Connected
         })
     }
 
@@ -296,6 +353,12 @@ impl Limits {
                 self.metrics.decided(&class.name, tier, "blocked");
                 return Err(Limited::Blocked(block));
             }
+            if class.partition == Partition::Closed && !self.shared() {
+                self.metrics.decided(&class.name, tier, "unavailable");
+                return Err(Limited::Unavailable {
+                    class: class.name.clone(),
+                });
+            }
             let enforce = class.mode == Mode::Enforce;
             // A shard being restarted cannot answer: the request is let through.
             let Some(verdict) = self.buckets.check(index, &key, tier, enforce).await else {
@@ -322,6 +385,9 @@ impl Limits {
                 });
             }
             self.metrics.decided(&class.name, tier, "allowed");
+            if let Some((sharing, _)) = &self.sharing {
+                sharing.admitted(index, &key, tier);
+            }
             if tightest.is_none_or(|t| decision.remaining < t.remaining) {
                 tightest = Some(decision);
             }

@@ -8,6 +8,8 @@
 //! key = "ip"             # "ip", or "principal" (the default: the token's user if the
 //!                        # request carries a valid token, else the client's IP)
 //! mode = "enforce"       # or "shadow": counted, refusals only in metrics and logs
+//! partition = "local"    # while replicas cannot share consumption (NATS down): "local"
+//!                        # limits per replica, "closed" refuses (503)
 //!
 //! [[class]]
 //! name = "runs"
@@ -97,6 +99,17 @@ pub enum Mode {
     Shadow,
 }
 
+/// What a class does while replicas cannot share consumption (NATS unreachable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partition {
+    /// Each replica keeps limiting on its own (a client spread over N replicas may get up
+    /// to N times the limit meanwhile).
+    Local,
+    /// Refuse the class's requests (503) until sharing is back.
+    Closed,
+}
+
 /// One route class, parsed and checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Class {
@@ -116,6 +129,8 @@ pub struct Class {
     pub key: KeyBy,
     /// Enforce or shadow.
     pub mode: Mode,
+    /// While replicas cannot share consumption.
+    pub partition: Partition,
 }
 
 impl Class {
@@ -197,6 +212,7 @@ struct RawClass {
     tiers: HashMap<Tier, String>,
     key: Option<KeyBy>,
     mode: Option<Mode>,
+    partition: Option<Partition>,
 }
 
 /// Parses `"N/period"`: `5/15m`, `100/h`, `10/30s`, `1000/1d`.
@@ -295,6 +311,7 @@ impl Policies {
                 tiers,
                 key: raw.key.unwrap_or(KeyBy::Principal),
                 mode: raw.mode.unwrap_or(Mode::Enforce),
+                partition: raw.partition.unwrap_or(Partition::Local),
             });
         }
         let blocking = match file.blocking {
