@@ -40,13 +40,13 @@ pub struct AuthBenchArgs {
 }
 
 /// Median of `samples` in µs.
-fn median_us(samples: &mut [Duration]) -> f64 {
+pub(crate) fn median_us(samples: &mut [Duration]) -> f64 {
     samples.sort_unstable();
     samples[samples.len() / 2].as_secs_f64() * 1e6
 }
 
 /// Times `requests` sequential GETs of `path`, the n-th with `token(n)` if any.
-async fn phase(
+pub(crate) async fn phase(
     client: &reqwest::Client,
     url: &str,
     requests: usize,

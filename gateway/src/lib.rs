@@ -14,12 +14,14 @@
 //! - [`admin`]: `aurora admin create`, the first admin.
 //! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
 //! - [`bench_auth`]: `aurora bench-auth`, µs of authorization per request.
+//! - [`bench_limits`]: `aurora bench-limits`, µs per rate-limit decision, bytes per bucket.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod bench_auth;
+pub mod bench_limits;
 pub mod config;
 pub mod http;
 pub mod limits;

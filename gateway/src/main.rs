@@ -4,6 +4,7 @@ use anyhow::Context;
 use aurora_gateway::admin;
 use aurora_gateway::bench::{self, BenchArgs};
 use aurora_gateway::bench_auth::{self, AuthBenchArgs};
+use aurora_gateway::bench_limits::{self, LimitsBenchArgs};
 use aurora_gateway::config::Config;
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
@@ -38,6 +39,9 @@ enum Command {
     /// Measure what authorization adds per request (cache hit and miss) beside an
     /// unauthenticated route, on an embedded Aurora.
     BenchAuth(AuthBenchArgs),
+    /// Measure a rate-limit decision (beside governor), what the limiter adds per request,
+    /// and memory per bucket.
+    BenchLimits(LimitsBenchArgs),
     /// Administration.
     Admin {
         #[command(subcommand)]
@@ -113,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(args) => bench::run(args).await,
         Command::BenchAuth(args) => bench_auth::run(args).await,
+        Command::BenchLimits(args) => bench_limits::run(args).await,
         Command::Admin {
             action: AdminCommand::Create { username, config },
         } => {

@@ -23,6 +23,19 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use super::gcra::{Bucket, Decision};
 use super::policy::Policies;
 
+/// One bucket to decide a request against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Index into the policies' classes.
+    pub class: usize,
+    /// Principal or IP.
+    pub key: String,
+    /// The principal's tier, if any.
+    pub tier: Option<Tier>,
+    /// Does a refusal count towards a block (enforced classes)?
+    pub counts: bool,
+}
+
 /// A shard's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
@@ -39,18 +52,14 @@ pub const MAX_BUCKETS_PER_SHARD: usize = 250_000;
 
 /// A question for a shard.
 pub enum ShardMsg {
-    /// Decide one request of `key` in class `class`.
+    /// Decide one request against several buckets of this shard, in order, stopping at
+    /// the first refusal that counts (later buckets are not used by a refused request;
+    /// a shadow class's refusal refuses nothing).
     Check {
-        /// Index into the policies' classes.
-        class: usize,
-        /// Principal or IP.
-        key: String,
-        /// The principal's tier, if any.
-        tier: Option<Tier>,
-        /// Does a refusal count towards a block (enforced classes)?
-        counts: bool,
-        /// The answer.
-        reply: RpcReplyPort<Verdict>,
+        /// The buckets.
+        checks: Vec<Check>,
+        /// One verdict per bucket decided (fewer than asked after a refusal).
+        reply: RpcReplyPort<Vec<Verdict>>,
     },
     /// Use a bucket for requests another replica admitted.
     Consume {
@@ -77,6 +86,8 @@ struct Shard {
     epoch: Instant,
     /// Buckets this shard holds.
     held: Gauge,
+    /// Most buckets it keeps.
+    cap: usize,
 }
 
 struct ShardState {
@@ -88,6 +99,27 @@ struct ShardState {
 impl Shard {
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn decide(&self, state: &mut ShardState, check: Check, now: u64) -> Verdict {
+        let rate = self.policies.classes[check.class].rate(check.tier);
+        let full = state.buckets.len() >= self.cap;
+        let decision = match state.buckets.get_mut(&(check.class, check.key.clone())) {
+            Some(bucket) => bucket.check(rate, now),
+            None => {
+                let mut bucket = Bucket::default();
+                let decision = bucket.check(rate, now);
+                if !full {
+                    state
+                        .buckets
+                        .insert((check.class, check.key.clone()), bucket);
+                    self.held.set(state.buckets.len() as i64);
+                }
+                decision
+            }
+        };
+        let escalate = !decision.allowed && check.counts && self.refused(state, check.key, now);
+        Verdict { decision, escalate }
     }
 
     /// Counts a refusal of `key`; true when it reaches the blocking threshold (the count
@@ -136,30 +168,18 @@ impl Actor for Shard {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ShardMsg::Check {
-                class,
-                key,
-                tier,
-                counts,
-                reply,
-            } => {
-                let rate = self.policies.classes[class].rate(tier);
+            ShardMsg::Check { checks, reply } => {
                 let now = self.now();
-                let full = state.buckets.len() >= MAX_BUCKETS_PER_SHARD;
-                let decision = match state.buckets.get_mut(&(class, key.clone())) {
-                    Some(bucket) => bucket.check(rate, now),
-                    None => {
-                        let mut bucket = Bucket::default();
-                        let decision = bucket.check(rate, now);
-                        if !full {
-                            state.buckets.insert((class, key.clone()), bucket);
-                            self.held.set(state.buckets.len() as i64);
-                        }
-                        decision
+                let mut verdicts = Vec::with_capacity(checks.len());
+                for check in checks {
+                    let counts = check.counts;
+                    let verdict = self.decide(state, check, now);
+                    verdicts.push(verdict);
+                    if !verdict.decision.allowed && counts {
+                        break;
                     }
-                };
-                let escalate = !decision.allowed && counts && self.refused(state, key, now);
-                let _ = reply.send(Verdict { decision, escalate });
+                }
+                let _ = reply.send(verdicts);
             }
             ShardMsg::Consume {
                 class,
@@ -169,7 +189,7 @@ impl Actor for Shard {
             } => {
                 let rate = self.policies.classes[class].rate(tier);
                 let now = self.now();
-                let full = state.buckets.len() >= MAX_BUCKETS_PER_SHARD;
+                let full = state.buckets.len() >= self.cap;
                 match state.buckets.get_mut(&(class, key.clone())) {
                     Some(bucket) => bucket.consume(rate, now, n),
                     None if !full => {
@@ -210,6 +230,7 @@ struct Supervisor {
     shards: Arc<RwLock<Vec<ActorRef<ShardMsg>>>>,
     epoch: Instant,
     held: Family<ShardLabels, Gauge>,
+    cap: usize,
 }
 
 impl Supervisor {
@@ -227,6 +248,7 @@ impl Supervisor {
                     shard: index as u32,
                 })
                 .clone(),
+            cap: self.cap,
         };
         let (shard, _) = Actor::spawn_linked(None, shard, (), me.get_cell()).await?;
         Ok(shard)
@@ -293,12 +315,23 @@ impl Buckets {
         shards: usize,
         held: Family<ShardLabels, Gauge>,
     ) -> Result<Self, ActorProcessingErr> {
+        Self::start_capped(policies, shards, held, MAX_BUCKETS_PER_SHARD).await
+    }
+
+    /// [`Buckets::start`], each shard keeping at most `cap` buckets.
+    pub async fn start_capped(
+        policies: Arc<Policies>,
+        shards: usize,
+        held: Family<ShardLabels, Gauge>,
+        cap: usize,
+    ) -> Result<Self, ActorProcessingErr> {
         let registry = Arc::new(RwLock::new(Vec::new()));
         let supervisor = Supervisor {
             policies,
             shards: registry.clone(),
             epoch: Instant::now(),
             held,
+            cap,
         };
         let (supervisor, _) = Actor::spawn(None, supervisor, shards.max(1)).await?;
         Ok(Self {
@@ -307,15 +340,20 @@ impl Buckets {
         })
     }
 
-    fn shard_of(&self, key: &str) -> ActorRef<ShardMsg> {
+    fn shard_index(&self, key: &str) -> usize {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut hasher);
-        let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());
-        shards[(hasher.finish() % shards.len() as u64) as usize].clone()
+        let count = self.shards.read().unwrap_or_else(|e| e.into_inner()).len();
+        (hasher.finish() % count as u64) as usize
     }
 
-    /// Decides one request; `None` if the shard could not answer (it is being restarted).
-    /// `counts`: a refusal counts towards a block.
+    fn shard_of(&self, key: &str) -> ActorRef<ShardMsg> {
+        let index = self.shard_index(key);
+        self.shards.read().unwrap_or_else(|e| e.into_inner())[index].clone()
+    }
+
+    /// Decides one request against one bucket; `None` if the shard could not answer (it
+    /// is being restarted). `counts`: a refusal counts towards a block.
     pub async fn check(
         &self,
         class: usize,
@@ -323,22 +361,57 @@ impl Buckets {
         tier: Option<Tier>,
         counts: bool,
     ) -> Option<Verdict> {
-        let shard = self.shard_of(key);
-        let key = key.to_string();
-        shard
-            .call(
-                |reply| ShardMsg::Check {
-                    class,
-                    key,
-                    tier,
-                    counts,
-                    reply,
-                },
-                Some(Duration::from_secs(1)),
-            )
-            .await
-            .ok()
-            .and_then(|result| result.success_or(()).ok())
+        let check = Check {
+            class,
+            key: key.to_string(),
+            tier,
+            counts,
+        };
+        self.check_all(vec![check]).await.pop().flatten()
+    }
+
+    /// Decides one request against several buckets, in order: one message per shard
+    /// involved (usually one: a request's buckets share its key). Stops at the first
+    /// refusal that counts; a `None` is a bucket whose shard could not answer (being
+    /// restarted).
+    pub async fn check_all(&self, checks: Vec<Check>) -> Vec<Option<Verdict>> {
+        let mut verdicts = Vec::with_capacity(checks.len());
+        let mut rest = checks.into_iter().peekable();
+        while let Some(first) = rest.next() {
+            // The run of consecutive checks on the same shard goes in one message.
+            let shard = self.shard_index(&first.key);
+            let mut batch = vec![first];
+            while rest
+                .peek()
+                .is_some_and(|c| self.shard_index(&c.key) == shard)
+            {
+                batch.extend(rest.next());
+            }
+            let asked = batch.len();
+            let target = self.shards.read().unwrap_or_else(|e| e.into_inner())[shard].clone();
+            let answer = target
+                .call(
+                    |reply| ShardMsg::Check {
+                        checks: batch,
+                        reply,
+                    },
+                    None,
+                )
+                .await
+                .ok()
+                .and_then(|result| result.success_or(()).ok());
+            match answer {
+                Some(answer) => {
+                    let refused = answer.len() < asked;
+                    verdicts.extend(answer.into_iter().map(Some));
+                    if refused {
+                        break;
+                    }
+                }
+                None => verdicts.extend(std::iter::repeat_n(None, asked)),
+            }
+        }
+        verdicts
     }
 
     /// Uses the bucket of `key` for `n` requests admitted by another replica.
@@ -430,6 +503,18 @@ mod tests {
             "a restarted shard starts with full buckets"
         );
         assert!(!allowed(&buckets, "ip:a").await, "and limits again");
+        buckets.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_distinct_keys_keeps_at_most_the_cap_and_is_still_decided() {
+        let buckets = Buckets::start_capped(one_per_hour(), 2, Family::default(), 10)
+            .await
+            .unwrap();
+        for n in 0..500 {
+            assert!(allowed(&buckets, &format!("ip:flood-{n}")).await);
+        }
+        assert_eq!(buckets.count().await, 20, "2 shards × 10");
         buckets.stop();
     }
 

@@ -29,7 +29,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use self::blocks::{Block, Blocks};
-use self::buckets::Buckets;
+use self::buckets::{Buckets, Check};
 use self::gcra::Decision;
 use self::policy::{KeyBy, Mode, Partition, Policies};
 use self::share::Sharing;
@@ -342,8 +342,8 @@ impl Limits {
             .client(peer.map(|p| p.ip()), headers)
             .map(|ip| ip.to_string())
             .unwrap_or_else(|| "unknown".into());
-        let mut tightest: Option<Decision> = None;
-        for index in classes {
+        let mut checks = Vec::with_capacity(classes.len());
+        for &index in &classes {
             let class = &self.policies.classes[index];
             let (key, tier): (String, Option<Tier>) = match (&principal, class.key) {
                 (Some((user, tier)), KeyBy::Principal) => (format!("user:{user}"), Some(*tier)),
@@ -359,21 +359,32 @@ impl Limits {
                     class: class.name.clone(),
                 });
             }
-            let enforce = class.mode == Mode::Enforce;
+            checks.push(Check {
+                class: index,
+                key,
+                tier,
+                counts: class.mode == Mode::Enforce,
+            });
+        }
+        let verdicts = self.buckets.check_all(checks.clone()).await;
+        let mut tightest: Option<Decision> = None;
+        for (check, verdict) in checks.iter().zip(verdicts) {
+            let class = &self.policies.classes[check.class];
+            let (key, tier) = (&check.key, check.tier);
             // A shard being restarted cannot answer: the request is let through.
-            let Some(verdict) = self.buckets.check(index, &key, tier, enforce).await else {
+            let Some(verdict) = verdict else {
                 continue;
             };
             let decision = verdict.decision;
             if !decision.allowed {
-                if !enforce {
+                if !check.counts {
                     tracing::info!(class = %class.name, %key, "would be rate-limited (shadow)");
                     self.metrics.decided(&class.name, tier, "shadow_limited");
                     continue;
                 }
                 tracing::info!(class = %class.name, %key, "rate-limited");
                 if verdict.escalate {
-                    if let Some(block) = self.block(&key, &class.name, &ip).await {
+                    if let Some(block) = self.block(key, &class.name, &ip).await {
                         self.metrics.decided(&class.name, tier, "blocked");
                         return Err(Limited::Blocked(block));
                     }
@@ -386,7 +397,7 @@ impl Limits {
             }
             self.metrics.decided(&class.name, tier, "allowed");
             if let Some((sharing, _)) = &self.sharing {
-                sharing.admitted(index, &key, tier);
+                sharing.admitted(check.class, key, tier);
             }
             if tightest.is_none_or(|t| decision.remaining < t.remaining) {
                 tightest = Some(decision);
