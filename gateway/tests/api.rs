@@ -2705,3 +2705,116 @@ limit = "10/h"
     b.stop().await;
     a.stop().await;
 }
+
+/// A private nats-server on a free port, for tests that take NATS away.
+struct PrivateNats {
+    child: std::process::Child,
+    port: u16,
+    store: Option<TempDir>,
+}
+
+impl PrivateNats {
+    fn start(port: Option<u16>, store: Option<TempDir>) -> Self {
+        let port = port.unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        });
+        let store = store.unwrap_or_else(|| TempDir::new().unwrap());
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH (scripts/test installs it)");
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            std::thread::yield_now();
+        }
+        Self {
+            child,
+            port,
+            store: Some(store),
+        }
+    }
+
+    /// Kills the server; returns what restarts it on the same port and store.
+    fn kill(mut self) -> (u16, TempDir) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        (self.port, self.store.take().expect("a store"))
+    }
+}
+
+/// A `partition = "closed"` class refuses (503) while the replica cannot share
+/// consumption over NATS, and serves again once NATS is back; a `local` class keeps
+/// limiting on its own meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_class_refuses_while_nats_is_away_and_recovers() {
+    let policy = r#"
+[[class]]
+name = "strict"
+routes = ["GET /api/v1/users/me"]
+limit = "1000/h"
+partition = "closed"
+
+[[class]]
+name = "api"
+routes = ["*"]
+limit = "1000/h"
+"#;
+    let nats = tokio::task::block_in_place(|| PrivateNats::start(None, None));
+    let dir = Arc::new(TempDir::new().unwrap());
+    let path = dir.path().join("limits.toml");
+    std::fs::write(&path, policy).unwrap();
+    let mut config = Config::embedded(dir.path());
+    config.nats_prefix = testkit::unique_prefix();
+    config.rate_limits = path.display().to_string();
+    config.database_url = Some(testkit::create_postgres_database().await.unwrap());
+    config.nats_url = Some(format!("nats://127.0.0.1:{}", nats.port));
+    let app = start(config, dir).await;
+    let me = || app.client.get(app.url("/api/v1/users/me")).send();
+    let keys = || app.client.get(app.url("/api/v1/auth/keys")).send();
+    assert_eq!(me().await.unwrap().status(), StatusCode::OK);
+
+    let (port, store) = tokio::task::block_in_place(|| nats.kill());
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let response = me().await.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(header(&response, "retry-after").is_some());
+            problem(response, 503, "rate-limit-unavailable").await;
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never refused");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        keys().await.unwrap().status(),
+        StatusCode::OK,
+        "a local class goes on"
+    );
+
+    let nats = tokio::task::block_in_place(|| PrivateNats::start(Some(port), Some(store)));
+    let deadline = std::time::Instant::now() + WAIT;
+    while me().await.unwrap().status() != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::task::yield_now().await;
+    }
+    app.stop().await;
+    drop(nats);
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
