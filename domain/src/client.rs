@@ -126,7 +126,9 @@ impl Aggregate for Client {
                 }
                 let factor = 2_i32.saturating_pow(self.offences.min(30));
                 let length = base.checked_mul(factor).unwrap_or(max).min(max);
-                let until = at + length;
+                let until = at
+                    .checked_add_signed(length)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 if self.blocked_until.is_some_and(|current| current >= until) {
                     return Ok(());
                 }

@@ -2508,7 +2508,7 @@ key = "ip"
 [[class]]
 name = "api"
 routes = ["*"]
-limit = "1000/15m"
+limit = "1000000/15m"
 "#;
 
 /// A wrong login from `client` (behind the trusted proxy).

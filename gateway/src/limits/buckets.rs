@@ -5,8 +5,9 @@
 //!
 //! Idle buckets — full again, indistinguishable from new ones — are dropped by a sweep
 //! every [`SWEEP_INTERVAL`], so memory follows the keys active within one period, not every
-//! key ever seen; and each shard holds at most [`MAX_BUCKETS_PER_SHARD`]: beyond that, new
-//! keys are decided on a fresh bucket that is not kept (admitted, counted in metrics).
+//! key ever seen; and each shard holds at most [`MAX_BUCKETS_PER_SHARD`]: beyond that, a
+//! new key's bucket takes the place of an arbitrary other one (which starts over if its key
+//! returns), so a flood of fresh keys can neither grow memory nor slip past the limits.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -32,8 +33,10 @@ pub struct Check {
     pub key: String,
     /// The principal's tier, if any.
     pub tier: Option<Tier>,
-    /// Does a refusal count towards a block (enforced classes)?
+    /// Does a refusal count (an enforced class)? It stops the request's other checks.
     pub counts: bool,
+    /// Does a counted refusal count towards a block?
+    pub blocks: bool,
 }
 
 /// A shard's answer.
@@ -103,22 +106,30 @@ impl Shard {
 
     fn decide(&self, state: &mut ShardState, check: Check, now: u64) -> Verdict {
         let rate = self.policies.classes[check.class].rate(check.tier);
-        let full = state.buckets.len() >= self.cap;
         let decision = match state.buckets.get_mut(&(check.class, check.key.clone())) {
             Some(bucket) => bucket.check(rate, now),
             None => {
                 let mut bucket = Bucket::default();
                 let decision = bucket.check(rate, now);
-                if !full {
-                    state
-                        .buckets
-                        .insert((check.class, check.key.clone()), bucket);
-                    self.held.set(state.buckets.len() as i64);
+                // Full: some other bucket makes room (it starts over if its key returns).
+                // Keeping the new key's bucket means a flood of fresh keys cannot get past
+                // the limits by filling the shard.
+                if state.buckets.len() >= self.cap {
+                    if let Some(victim) = state.buckets.keys().next().cloned() {
+                        state.buckets.remove(&victim);
+                    }
                 }
+                state
+                    .buckets
+                    .insert((check.class, check.key.clone()), bucket);
+                self.held.set(state.buckets.len() as i64);
                 decision
             }
         };
-        let escalate = !decision.allowed && check.counts && self.refused(state, check.key, now);
+        let escalate = !decision.allowed
+            && check.counts
+            && check.blocks
+            && self.refused(state, check.key, now);
         Verdict { decision, escalate }
     }
 
@@ -129,6 +140,12 @@ impl Shard {
             return false;
         };
         let window = blocking.within.as_nanos() as u64;
+        if state.refusals.len() >= self.cap && !state.refusals.contains_key(&key) {
+            // As bounded as the buckets: make room.
+            if let Some(victim) = state.refusals.keys().next().cloned() {
+                state.refusals.remove(&victim);
+            }
+        }
         let entry = state.refusals.entry(key).or_insert((now, 0));
         if now.saturating_sub(entry.0) > window {
             *entry = (now, 0);
@@ -294,8 +311,16 @@ impl Actor for Supervisor {
                 ?event,
                 "rate-limit shard stopped; restarting it"
             );
-            let shard = self.spawn_shard(&me, index).await?;
-            self.shards.write().unwrap_or_else(|e| e.into_inner())[index] = shard;
+            match self.spawn_shard(&me, index).await {
+                Ok(shard) => {
+                    self.shards.write().unwrap_or_else(|e| e.into_inner())[index] = shard;
+                }
+                // Its keys go unlimited (checks find no shard) rather than the supervisor,
+                // and every shard with it, going down.
+                Err(error) => {
+                    tracing::error!(shard = index, %error, "could not restart a rate-limit shard");
+                }
+            }
         }
         Ok(())
     }
@@ -366,6 +391,7 @@ impl Buckets {
             key: key.to_string(),
             tier,
             counts,
+            blocks: counts,
         };
         self.check_all(vec![check]).await.pop().flatten()
     }
@@ -515,6 +541,8 @@ mod tests {
             assert!(allowed(&buckets, &format!("ip:flood-{n}")).await);
         }
         assert_eq!(buckets.count().await, 20, "2 shards × 10");
+        // The newest keys are still limited.
+        assert!(!allowed(&buckets, "ip:flood-499").await);
         buckets.stop();
     }
 

@@ -57,8 +57,12 @@ impl Bucket {
 
     /// Uses the bucket for `n` requests admitted elsewhere (another replica), without a
     /// decision: the bucket may go past empty, and then refuses until it has drained.
+    /// The debt is capped at one period: however large a report, the bucket is full again
+    /// one period after the last request.
     pub fn consume(&mut self, rate: Rate, now: u64, n: u32) {
-        self.tat = self.tat.max(now) + rate.interval_ns() * u64::from(n);
+        let used = rate.interval_ns().saturating_mul(u64::from(n));
+        let ceiling = now.saturating_add(rate.period.as_nanos().min(u128::from(u64::MAX)) as u64);
+        self.tat = self.tat.max(now).saturating_add(used).min(ceiling);
     }
 
     /// Decides a request at `now` (nanoseconds, monotonic) under `rate`; an admitted
@@ -151,6 +155,10 @@ mod tests {
         assert!(d.allowed);
         assert_eq!(d.remaining, 0);
         assert!(!bucket.check(five_per_15_minutes(), now).allowed);
+        // A report of any size is at most one period of debt.
+        let mut bucket = Bucket::default();
+        bucket.consume(five_per_15_minutes(), now, u32::MAX);
+        assert!(bucket.is_idle(now + 900 * S));
     }
 
     #[test]

@@ -62,6 +62,16 @@ impl TrustedProxies {
                     .ok_or_else(|| format!("{item:?}: bad prefix length"))?,
                 None => max,
             };
+            // An IPv4-mapped IPv6 range is the IPv4 range it maps.
+            let (ip, bits) = match ip {
+                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                    if bits < 96 {
+                        return Err(format!("{item:?}: write IPv4 ranges as IPv4"));
+                    }
+                    (canonical(ip), bits - 96)
+                }
+                _ => (ip, bits),
+            };
             ranges.push((ip, bits));
         }
         Ok(Self(ranges))
@@ -83,7 +93,7 @@ impl TrustedProxies {
     /// The client of a request from `peer`: the peer itself, unless it is a trusted proxy,
     /// then the rightmost `X-Forwarded-For` entry that is not (garbage ends the walk).
     pub fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-        let mut client = peer?;
+        let mut client = canonical(peer?);
         if !self.contains(client) {
             return Some(client);
         }
@@ -95,17 +105,48 @@ impl TrustedProxies {
             .map(str::trim)
             .collect();
         for hop in forwarded.iter().rev() {
-            match hop.parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = ip;
+            match parse_hop(hop) {
+                Some(ip) => {
+                    client = canonical(ip);
                     if !self.contains(ip) {
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         Some(client)
+    }
+
+    /// Is `ip` one of the trusted proxies?
+    pub fn is_proxy(&self, ip: IpAddr) -> bool {
+        self.contains(ip)
+    }
+}
+
+/// One `X-Forwarded-For` hop: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (ip, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    ip.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+/// The bucket key of a client address: the address for IPv4, its /64 for IPv6 (one
+/// subscriber typically holds a whole /64, and must not get a bucket per address).
+fn ip_key(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1_u128 << 64) - 1);
+            format!("ip:{}/64", std::net::Ipv6Addr::from(network))
+        }
     }
 }
 
@@ -188,7 +229,8 @@ impl Limited {
             }
             Limited::Unavailable { .. } => unreachable!("answered above"),
             Limited::Blocked(block) => {
-                let retry = (block.until - Utc::now()).num_seconds().max(1) as u64;
+                let left = (block.until - Utc::now()).num_milliseconds().max(0) as u64;
+                let retry = left.div_ceil(1000).max(1);
                 let detail = format!(
                     "blocked until {} for repeatedly exceeding the {} limit (offence {})",
                     block
@@ -274,8 +316,9 @@ impl Limits {
 
     /// Can consumption be shared right now (or is there nothing to share with)?
     fn shared(&self) -> bool {
-        self.sharing.as_ref().is_none_or(|(_, client)| {
-            client.connection_state() == async_nats::connection::State::Connected
+        self.sharing.as_ref().is_none_or(|(sharing, client)| {
+            sharing.listening()
+                && client.connection_state() == async_nats::connection::State::Connected
         })
     }
 
@@ -295,7 +338,7 @@ impl Limits {
     }
 
     /// Blocks `key` for exceeding `class` again and again; the block in force after.
-    async fn block(&self, key: &str, class: &str, ip: &str) -> Option<Block> {
+    async fn block(&self, key: &str, class: &str, client_ip: Option<String>) -> Option<Block> {
         let blocking = self.policies.blocking?;
         let command = ClientCommand::Block {
             reason: class.to_string(),
@@ -304,7 +347,7 @@ impl Limits {
             max: TimeDelta::from_std(blocking.max).unwrap_or(TimeDelta::MAX),
         };
         let mut metadata = EventMetadata::new(PRINCIPAL, uuid::Uuid::now_v7().to_string());
-        metadata.client_ip = Some(ip.to_string());
+        metadata.client_ip = client_ip;
         match self.clients.execute(key, command, &metadata).await {
             Ok(events) => {
                 self.blocks.apply(key, &events);
@@ -333,21 +376,29 @@ impl Limits {
         if classes.is_empty() {
             return Ok(None);
         }
+        // A principal is whoever a valid, unexpired token speaks for as itself (a narrowed
+        // or expired token is keyed by its IP: it must not drain its issuer's buckets).
+        let tokens = &state.identity.tokens;
         let principal = crate::http::auth::presented_token(headers)
             .ok()
-            .and_then(|token| state.identity.tokens.verify(token).ok())
-            .map(|token| (token.claims().username.clone(), token.claims().tier));
-        let ip = self
-            .proxies
-            .client(peer.map(|p| p.ip()), headers)
-            .map(|ip| ip.to_string())
-            .unwrap_or_else(|| "unknown".into());
+            .and_then(|token| tokens.verify(token).ok())
+            .and_then(|token| {
+                let own = crate::auth::tokens::Access::own("users:read");
+                tokens
+                    .authorize(&token, own, std::time::SystemTime::now())
+                    .ok()
+            })
+            .map(|claims| (claims.username, claims.tier));
+        let client = self.proxies.client(peer.map(|p| p.ip()), headers);
+        let ip = client.map_or_else(|| "ip:unknown".to_string(), ip_key);
+        // A trusted proxy's own address is never blocked: it carries everyone behind it.
+        let blockable_ip = client.is_none_or(|ip| !self.proxies.is_proxy(ip));
         let mut checks = Vec::with_capacity(classes.len());
         for &index in &classes {
             let class = &self.policies.classes[index];
             let (key, tier): (String, Option<Tier>) = match (&principal, class.key) {
                 (Some((user, tier)), KeyBy::Principal) => (format!("user:{user}"), Some(*tier)),
-                _ => (format!("ip:{ip}"), None),
+                _ => (ip.clone(), None),
             };
             if let Some(block) = self.blocks.blocked(&key, Utc::now()) {
                 self.metrics.decided(&class.name, tier, "blocked");
@@ -359,11 +410,13 @@ impl Limits {
                     class: class.name.clone(),
                 });
             }
+            let blocks = class.blocks && (key.starts_with("user:") || blockable_ip);
             checks.push(Check {
                 class: index,
                 key,
                 tier,
                 counts: class.mode == Mode::Enforce,
+                blocks,
             });
         }
         let verdicts = self.buckets.check_all(checks.clone()).await;
@@ -384,7 +437,8 @@ impl Limits {
                 }
                 tracing::info!(class = %class.name, %key, "rate-limited");
                 if verdict.escalate {
-                    if let Some(block) = self.block(key, &class.name, &ip).await {
+                    let client_ip = client.map(|ip| ip.to_string());
+                    if let Some(block) = self.block(key, &class.name, client_ip).await {
                         self.metrics.decided(&class.name, tier, "blocked");
                         return Err(Limited::Blocked(block));
                     }
@@ -485,5 +539,26 @@ mod tests {
         assert_eq!(client("10.9.9.9", &HeaderMap::new()), "10.9.9.9");
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
         assert!(TrustedProxies::parse("nonsense").is_err());
+        // Hops with ports, IPv4-mapped peers and ranges.
+        let mut ported = HeaderMap::new();
+        ported.insert(
+            "x-forwarded-for",
+            "[2001:db8::7]:443, 203.0.113.9:5678".parse().unwrap(),
+        );
+        assert_eq!(client("10.9.9.9", &ported), "203.0.113.9");
+        assert_eq!(client("::ffff:10.9.9.9", &headers), "203.0.113.9");
+        let mapped = TrustedProxies::parse("::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.is_proxy("10.1.2.3".parse().unwrap()));
+        assert!(!mapped.is_proxy("11.1.2.3".parse().unwrap()));
+        assert!(TrustedProxies::parse("::ffff:10.0.0.0/8").is_err());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_keyed_by_its_64() {
+        let key = |ip: &str| ip_key(ip.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.9"), "ip:203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "ip:203.0.113.9");
     }
 }

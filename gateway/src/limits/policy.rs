@@ -10,6 +10,7 @@
 //! mode = "enforce"       # or "shadow": counted, refusals only in metrics and logs
 //! partition = "local"    # while replicas cannot share consumption (NATS down): "local"
 //!                        # limits per replica, "closed" refuses (503)
+//! blocks = true          # whether refusals here count towards a block
 //!
 //! [[class]]
 //! name = "runs"
@@ -53,6 +54,15 @@ key = "ip"
 name = "runs"
 routes = ["POST /api/v1/runs"]
 tiers = { free = "100/h", pro = "1000/h", enterprise = "10000/h" }
+
+# The identity provider's webhook: its own bucket, generous, never blocked (a bulk sync
+# and its retries must not lock the provider out).
+[[class]]
+name = "webhooks"
+routes = ["POST /api/v1/webhooks/identity"]
+limit = "10000/h"
+key = "ip"
+blocks = false
 
 # Uploads.
 [[class]]
@@ -131,6 +141,8 @@ pub struct Class {
     pub mode: Mode,
     /// While replicas cannot share consumption.
     pub partition: Partition,
+    /// Do refusals in this class count towards a block?
+    pub blocks: bool,
 }
 
 impl Class {
@@ -213,6 +225,7 @@ struct RawClass {
     key: Option<KeyBy>,
     mode: Option<Mode>,
     partition: Option<Partition>,
+    blocks: Option<bool>,
 }
 
 /// Parses `"N/period"`: `5/15m`, `100/h`, `10/30s`, `1000/1d`.
@@ -239,6 +252,14 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         return Err(format!(
             "{text:?}: a rate needs a count and a period above zero"
         ));
+    }
+    // Beyond a year, or more than a million per second, is a typo, not a policy.
+    let period_seconds = n.saturating_mul(seconds);
+    if period_seconds > 366 * 86_400 {
+        return Err(format!("{text:?}: a period is at most a year"));
+    }
+    if u64::from(count) > period_seconds.saturating_mul(1_000_000) {
+        return Err(format!("{text:?}: more than a million per second"));
     }
     Ok(Rate {
         count,
@@ -302,6 +323,11 @@ impl Policies {
             if routes.is_empty() && !fallback && !raw.global {
                 return Err(fail("list routes, \"*\", or set global = true".into()));
             }
+            if raw.global && (fallback || !routes.is_empty()) {
+                return Err(fail(
+                    "a global class applies to every route: list none".into(),
+                ));
+            }
             classes.push(Class {
                 name: raw.name,
                 routes,
@@ -312,6 +338,7 @@ impl Policies {
                 key: raw.key.unwrap_or(KeyBy::Principal),
                 mode: raw.mode.unwrap_or(Mode::Enforce),
                 partition: raw.partition.unwrap_or(Partition::Local),
+                blocks: raw.blocks.unwrap_or(true),
             });
         }
         let blocking = match file.blocking {
@@ -379,7 +406,17 @@ mod tests {
             Duration::from_secs(3600)
         );
         assert_eq!(parse_rate(" 10 / 30s ").unwrap().count, 10);
-        for bad in ["0/h", "5/0m", "-1/h", "5", "5/fortnight", "x/h", "5/"] {
+        for bad in [
+            "0/h",
+            "5/0m",
+            "-1/h",
+            "5",
+            "5/fortnight",
+            "x/h",
+            "5/",
+            "5/99999999999999d",
+            "4000000000/s",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }

@@ -5,11 +5,14 @@
 //! arrives — at most one flush interval of traffic, and at worst (a burst into full
 //! buckets on every replica at once) `count × (replicas − 1)` extra requests.
 //!
-//! When NATS is unreachable the reports stop and each replica limits on its own (each
+//! Reports older than [`STALE_AFTER`] are ignored (replicas' clocks must agree to within
+//! that, as NTP keeps them). When NATS is unreachable the reports stop — what was admitted
+//! meanwhile is not reported later — and each replica limits on its own (each
 //! admits the full limit: "fail-open" across replicas, still limited per replica); a class
 //! with `partition = "closed"` refuses instead (see [`super::policy`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,15 +27,23 @@ use super::policy::Policies;
 
 /// How often a replica reports what it admitted.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// Reports older than this are ignored (queued through an outage, they are history).
+pub const STALE_AFTER: Duration = Duration::from_secs(2);
+/// Most items in one message (well under NATS's 1 MiB payload limit).
+const ITEMS_PER_REPORT: usize = 1000;
+/// Admissions waiting to be reported; beyond it they are dropped (not shared).
+const QUEUE: usize = 100_000;
 
 /// One report.
 #[derive(Debug, Serialize, Deserialize)]
 struct Report {
     replica: String,
+    /// When it was sent, ms since the epoch.
+    sent_ms: i64,
     items: Vec<Item>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Item {
     class: String,
     key: String,
@@ -42,8 +53,9 @@ struct Item {
 
 /// This replica's side of the sharing.
 pub struct Sharing {
-    admitted: mpsc::UnboundedSender<(usize, String, Option<Tier>)>,
+    admitted: mpsc::Sender<(usize, String, Option<Tier>)>,
     received: watch::Receiver<u64>,
+    listening: Arc<AtomicBool>,
 }
 
 impl Sharing {
@@ -56,7 +68,8 @@ impl Sharing {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let replica = uuid::Uuid::new_v4().to_string();
-        let (admitted, rx) = mpsc::unbounded_channel();
+        let (admitted, rx) = mpsc::channel(QUEUE);
+        let listening = Arc::new(AtomicBool::new(true));
         let (count, received) = watch::channel(0_u64);
         let subscriber = client
             .subscribe(subject.clone())
@@ -71,14 +84,29 @@ impl Sharing {
             shutdown.clone(),
         ));
         tokio::spawn(apply(
-            subscriber, replica, policies, buckets, count, shutdown,
+            subscriber,
+            replica,
+            policies,
+            buckets,
+            count,
+            listening.clone(),
+            shutdown,
         ));
-        Ok(Self { admitted, received })
+        Ok(Self {
+            admitted,
+            received,
+            listening,
+        })
     }
 
     /// Notes one request admitted here.
     pub fn admitted(&self, class: usize, key: &str, tier: Option<Tier>) {
-        let _ = self.admitted.send((class, key.to_string(), tier));
+        let _ = self.admitted.try_send((class, key.to_string(), tier));
+    }
+
+    /// Are the other replicas' reports still being received?
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
     }
 
     /// Requests reported by other replicas and applied here so far; changes with each
@@ -93,7 +121,7 @@ async fn report(
     subject: String,
     replica: String,
     policies: Arc<Policies>,
-    mut admitted: mpsc::UnboundedReceiver<(usize, String, Option<Tier>)>,
+    mut admitted: mpsc::Receiver<(usize, String, Option<Tier>)>,
     shutdown: CancellationToken,
 ) {
     let mut pending: HashMap<(usize, String, Option<Tier>), u32> = HashMap::new();
@@ -109,7 +137,14 @@ async fn report(
                 if pending.is_empty() {
                     continue;
                 }
-                let items = pending
+                // While NATS is away, what was admitted is not shared at all (the others
+                // limit on their own meanwhile); a backlog sent later would charge old
+                // requests as new.
+                if client.connection_state() != async_nats::connection::State::Connected {
+                    pending.clear();
+                    continue;
+                }
+                let items: Vec<Item> = pending
                     .drain()
                     .map(|((class, key, tier), n)| Item {
                         class: policies.classes[class].name.clone(),
@@ -118,11 +153,16 @@ async fn report(
                         n,
                     })
                     .collect();
-                let report = Report { replica: replica.clone(), items };
-                let payload = serde_json::to_vec(&report).expect("reports serialize");
-                // Lost while NATS is down: the others limit on their own meanwhile.
-                if let Err(error) = client.publish(subject.clone(), payload.into()).await {
-                    tracing::warn!(%error, "could not share rate-limit consumption");
+                for chunk in items.chunks(ITEMS_PER_REPORT) {
+                    let report = Report {
+                        replica: replica.clone(),
+                        sent_ms: chrono::Utc::now().timestamp_millis(),
+                        items: chunk.to_vec(),
+                    };
+                    let payload = serde_json::to_vec(&report).expect("reports serialize");
+                    if let Err(error) = client.publish(subject.clone(), payload.into()).await {
+                        tracing::warn!(%error, "could not share rate-limit consumption");
+                    }
                 }
             }
         }
@@ -135,6 +175,7 @@ async fn apply(
     policies: Arc<Policies>,
     buckets: Buckets,
     count: watch::Sender<u64>,
+    listening: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -142,14 +183,20 @@ async fn apply(
             _ = shutdown.cancelled() => return,
             message = subscriber.next() => match message {
                 Some(message) => message,
-                None => return,
+                None => {
+                    // `partition = "closed"` classes refuse from now on.
+                    tracing::error!("the rate-limit report subscription ended");
+                    listening.store(false, Ordering::Relaxed);
+                    return;
+                }
             },
         };
         let Ok(report) = serde_json::from_slice::<Report>(&message.payload) else {
             tracing::warn!("undecodable rate-limit report");
             continue;
         };
-        if report.replica == replica {
+        let age_ms = chrono::Utc::now().timestamp_millis() - report.sent_ms;
+        if report.replica == replica || age_ms > STALE_AFTER.as_millis() as i64 {
             continue;
         }
         let mut applied = 0;
