@@ -228,6 +228,7 @@ in_both_modes!(
     the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after,
     a_shadow_policy_counts_but_never_refuses,
     a_client_that_keeps_hammering_is_blocked_and_an_admin_lifts_it,
+    every_response_carries_the_security_headers,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
@@ -2817,4 +2818,71 @@ impl Drop for PrivateNats {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+async fn every_response_carries_the_security_headers(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let plain = reqwest::Client::new();
+    let responses = vec![
+        (
+            "health",
+            plain.get(app.url("/health")).send().await.unwrap(),
+        ),
+        (
+            "metrics",
+            plain.get(app.url("/metrics")).send().await.unwrap(),
+        ),
+        (
+            "a read",
+            app.client
+                .get(app.url("/api/v1/users/me"))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "401",
+            plain.get(app.url("/api/v1/runs")).send().await.unwrap(),
+        ),
+        ("404", plain.get(app.url("/nope")).send().await.unwrap()),
+        (
+            "400",
+            plain
+                .post(app.url("/api/v1/auth/login"))
+                .header("content-type", "application/json")
+                .body("{not json")
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "405",
+            plain
+                .delete(app.url("/api/v1/auth/login"))
+                .send()
+                .await
+                .unwrap(),
+        ),
+    ];
+    for (what, response) in responses {
+        let headers = response.headers();
+        assert_eq!(headers["x-frame-options"], "SAMEORIGIN", "{what}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{what}");
+        assert!(
+            headers["strict-transport-security"]
+                .to_str()
+                .unwrap()
+                .starts_with("max-age="),
+            "{what}"
+        );
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'"),
+            "{what}"
+        );
+    }
+    app.stop().await;
 }
