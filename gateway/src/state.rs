@@ -7,16 +7,36 @@ use std::time::Instant;
 pub use aurora_nats::AnyBus as Bus;
 use aurora_projections::{Database, RunCommands, RunsProjection, UserCommands, UsersProjection};
 
+use aurora_domain::user::{UserCommand, UserError, UserEvent};
+use aurora_domain::EventMetadata;
+use cqrs_es::AggregateError;
+
 use crate::auth::tokens::Tokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
 /// Users, their passwords (in the database) and their tokens.
 pub struct Identity {
-    /// User commands.
+    /// User commands. Use [`Identity::execute`] for anything that may revoke tokens.
     pub users: UserCommands,
     /// Minting, verifying and authorizing tokens.
     pub tokens: Tokens,
+}
+
+impl Identity {
+    /// Executes `command` on user `username` and applies the revocations it recorded to
+    /// this replica's revocation set before returning (other replicas learn them from the
+    /// stream): a token revoked here is refused here by the next request.
+    pub async fn execute(
+        &self,
+        username: &str,
+        command: UserCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<UserEvent>, AggregateError<UserError>> {
+        let events = self.users.execute(username, command, metadata).await?;
+        self.tokens.revocations().apply(&events);
+        Ok(events)
+    }
 }
 
 /// Shared by all handlers.

@@ -2435,10 +2435,9 @@ async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(
         .send()
         .await
         .unwrap();
-    assert!(
-        garbage.status() == StatusCode::UNAUTHORIZED
-            || garbage.status() == StatusCode::TOO_MANY_REQUESTS
-    );
+    // Keyed by the proxy itself (127.0.0.1), whose bucket only the fixture's two logins
+    // have used: the wrong password is answered, not limited.
+    assert_eq!(garbage.status(), StatusCode::UNAUTHORIZED);
     // Requests with a valid token are limited per principal, not per IP.
     let me = app
         .client

@@ -90,8 +90,7 @@ struct TokenInfo {
     current: bool,
 }
 
-/// Executes `command` on the caller's own user and applies the revocations it records to
-/// this replica's revocation set at once.
+/// Executes `command` on the caller's own user (revocations apply here at once).
 async fn on_own_user(
     state: &AppState,
     ctx: &RequestContext,
@@ -99,14 +98,11 @@ async fn on_own_user(
     command: UserCommand,
 ) -> Result<Vec<UserEvent>, Problem> {
     let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id.clone()));
-    let events = state
+    state
         .identity
-        .users
         .execute(&claims.username, command, &metadata)
         .await
-        .map_err(user_problem)?;
-    state.identity.tokens.revocations().apply(&events);
-    Ok(events)
+        .map_err(user_problem)
 }
 
 async fn logout(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {

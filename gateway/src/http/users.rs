@@ -144,13 +144,11 @@ async fn patch(
             UserCommand::changes(change.role, change.tier, change.disabled, change.reason);
         let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id.clone()));
         for command in commands {
-            let events = state
+            state
                 .identity
-                .users
                 .execute(&username, command, &metadata)
                 .await
                 .map_err(user_problem)?;
-            state.identity.tokens.revocations().apply(&events);
         }
         state.metrics.command("UpdateUser", "accepted");
         let view = state

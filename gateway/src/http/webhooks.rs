@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use aurora_domain::user::{Registration, Role, Tier, UserCommand, UserError, UserEvent, Username};
+use aurora_domain::user::{Registration, Role, Tier, UserCommand, UserError, Username};
 use aurora_domain::EventMetadata;
 use cqrs_es::AggregateError;
 use http::StatusCode;
@@ -215,20 +215,17 @@ async fn try_identity(
     Ok(json(StatusCode::OK, &body, ctx))
 }
 
-/// Runs one command on `username`, applying the revocations it records; returns how many
-/// events it stored.
+/// Runs one command on `username` (revocations apply at once); how many events it stored.
 async fn run(
     state: &AppState,
     metadata: &EventMetadata,
     username: &Username,
     command: UserCommand,
 ) -> Result<usize, AggregateError<UserError>> {
-    let events: Vec<UserEvent> = state
+    let events = state
         .identity
-        .users
         .execute(username.as_str(), command, metadata)
         .await?;
-    state.identity.tokens.revocations().apply(&events);
     Ok(events.len())
 }
 

@@ -15,7 +15,6 @@ pub mod share;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aurora_domain::client::ClientCommand;
 use aurora_domain::user::Tier;
@@ -322,11 +321,6 @@ impl Limits {
         })
     }
 
-    /// The bucket actors.
-    pub fn buckets(&self) -> &Buckets {
-        &self.buckets
-    }
-
     /// The block list.
     pub fn blocks(&self) -> &Arc<Blocks> {
         &self.blocks
@@ -497,18 +491,6 @@ pub fn with_headers(decision: Option<Decision>, mut response: Response) -> Respo
         insert_headers(response.headers_mut(), &decision);
     }
     response
-}
-
-/// How long a client refused now should wait, for tests.
-pub fn retry_after(response: &Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-        .map(Duration::from_secs)
 }
 
 #[cfg(test)]
