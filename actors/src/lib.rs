@@ -1,7 +1,28 @@
-//! Aurora's ractor supervision tree: users, rate-limit buckets, the run manager with its run
-//! actors, and the transcode pool with its ffmpeg workers.
+//! Aurora's execution engine: a ractor supervision tree that executes pipeline runs with
+//! ffmpeg, fed by the JetStream work queue and acting only through the command path.
 //!
-//! Nothing lives here yet: the foundation delivers the spine (store, relay, bus, read
-//! models) these actors will consume from. See the "runs and transcodes" and "rate limits"
-//! issues.
+//! # Layout
+//! - [`engine`]: the root supervisor, the intake from the work queue, cancellations.
+//! - [`runs`]: the run manager and one run actor per active run (the step state machine).
+//! - [`transcode`]: the transcode pool and its workers (one ffmpeg each).
+//! - [`tools`]: ffprobe / ffmpeg (through ffmpeg-sidecar): probe, transcode, thumbnail.
+//! - [`artifacts`]: where uploads and outputs live, and how files are named and checked.
+//! - [`fetch`]: URL inputs, with size and time limits and SSRF protection.
+//! - [`progress`]: live progress on NATS and in-process.
+//! - [`supervision`]: restart budgets and the engine's metrics.
+//! - [`faults`]: panics injected by tests and simulations (feature `faults`).
+//!
+//! The rate-limit bucket actors live with the limiter in the gateway.
 #![forbid(unsafe_code)]
+
+pub mod artifacts;
+pub mod engine;
+pub mod faults;
+pub mod fetch;
+pub mod progress;
+pub mod runs;
+pub mod supervision;
+pub mod tools;
+pub mod transcode;
+
+pub use engine::{Deps, Engine, EngineSettings};

@@ -6,12 +6,16 @@
 //! # Layout
 //! - [`run`]: the `Run` aggregate — a pipeline run over one input with ordered steps.
 //! - [`user`]: the `User` aggregate — username, role, tier, logins, disabling.
+//! - [`media`]: the `Media` aggregate (uploads), media info and run artifacts.
 //! - [`client`]: the `Client` aggregate — a rate-limited caller, and its blocks.
+//! - [`net`]: IP ranges from configuration, and addresses that are not public (SSRF).
 //! - [`metadata`]: who caused an event, in which request, and when (invariant 7).
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod media;
 pub mod metadata;
+pub mod net;
 pub mod run;
 pub mod user;
 

@@ -74,6 +74,69 @@ pub struct Config {
     /// Deployment environment reported by `/health`.
     #[arg(long, env = "AURORA_ENVIRONMENT", default_value = "development")]
     pub environment: String,
+
+    /// Execute pipeline runs on this replica (`false`: an API-only replica).
+    #[arg(long, env = "AURORA_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub worker: bool,
+
+    /// Where uploads and run outputs are kept (default `<data dir>/artifacts`; a volume
+    /// shared by every replica in production).
+    #[arg(long, env = "AURORA_ARTIFACTS_DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+
+    /// Largest upload accepted by `POST /api/v1/media`, in bytes.
+    #[arg(long, env = "AURORA_MAX_UPLOAD_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Transcode workers: ffmpeg processes at once on this replica (default: the cores).
+    #[arg(long, env = "AURORA_TRANSCODE_WORKERS")]
+    pub transcode_workers: Option<usize>,
+
+    /// Runs this replica executes at once (default: twice the transcode workers).
+    #[arg(long, env = "AURORA_MAX_ACTIVE_RUNS")]
+    pub max_active_runs: Option<usize>,
+
+    /// Attempts of a step before its run fails.
+    #[arg(long, env = "AURORA_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+
+    /// Pause before a step's second attempt, in milliseconds; doubles with each further one.
+    #[arg(long, env = "AURORA_RETRY_BACKOFF_MS", default_value_t = 1000)]
+    pub retry_backoff_ms: u64,
+
+    /// Longest a step may take, in seconds.
+    #[arg(long, env = "AURORA_STEP_TIMEOUT_SECONDS", default_value_t = 3600)]
+    pub step_timeout_seconds: u64,
+
+    /// How long a run stays with a replica that stopped reporting progress on it before
+    /// another takes it over, in seconds.
+    #[arg(long, env = "AURORA_RUN_ACK_WAIT_SECONDS", default_value_t = 30)]
+    pub run_ack_wait_seconds: u64,
+
+    /// The ffmpeg binary.
+    #[arg(long, env = "AURORA_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+
+    /// The ffprobe binary.
+    #[arg(long, env = "AURORA_FFPROBE", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+
+    /// Largest input fetched from a URL, in bytes.
+    #[arg(long, env = "AURORA_FETCH_MAX_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub fetch_max_bytes: u64,
+
+    /// Longest a URL fetch may take, in seconds.
+    #[arg(long, env = "AURORA_FETCH_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub fetch_timeout_seconds: u64,
+
+    /// Non-public address ranges URL inputs may be fetched from all the same (CIDRs,
+    /// comma-separated). Empty: loopback, private, link-local … are refused.
+    #[arg(long, env = "AURORA_FETCH_ALLOW", default_value = "")]
+    pub fetch_allow: String,
+
+    /// This replica's name in run events (default: host name and process id).
+    #[arg(long, env = "AURORA_REPLICA_ID")]
+    pub replica_id: Option<String>,
 }
 
 impl Config {
@@ -96,7 +159,77 @@ impl Config {
             session_ttl_seconds: 3600,
             drain_seconds: 25,
             environment: "test".to_string(),
+            // Tests that execute runs turn the worker on.
+            worker: false,
+            artifacts_dir: None,
+            max_upload_bytes: 64 * 1024 * 1024,
+            transcode_workers: None,
+            max_active_runs: None,
+            max_attempts: 3,
+            retry_backoff_ms: 200,
+            step_timeout_seconds: 300,
+            run_ack_wait_seconds: 30,
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+            fetch_max_bytes: 64 * 1024 * 1024,
+            fetch_timeout_seconds: 60,
+            fetch_allow: String::new(),
+            replica_id: None,
         }
+    }
+
+    /// The artifact directory.
+    pub fn artifacts(&self) -> PathBuf {
+        self.artifacts_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("artifacts"))
+    }
+
+    /// The engine's settings; a bad value is an error naming the setting.
+    pub fn engine_settings(&self) -> anyhow::Result<aurora_actors::EngineSettings> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = self.transcode_workers.unwrap_or(cores);
+        if workers == 0 {
+            anyhow::bail!("AURORA_TRANSCODE_WORKERS must be at least 1");
+        }
+        if self.max_attempts == 0 {
+            anyhow::bail!("AURORA_MAX_ATTEMPTS must be at least 1");
+        }
+        if self.run_ack_wait_seconds < 3 {
+            anyhow::bail!("AURORA_RUN_ACK_WAIT_SECONDS must be at least 3");
+        }
+        if self.step_timeout_seconds == 0 {
+            anyhow::bail!("AURORA_STEP_TIMEOUT_SECONDS must be at least 1");
+        }
+        let allow = aurora_domain::net::IpRanges::parse(&self.fetch_allow)
+            .map_err(|e| anyhow::anyhow!("AURORA_FETCH_ALLOW: {e}"))?;
+        Ok(aurora_actors::EngineSettings {
+            workers,
+            max_active_runs: self.max_active_runs.unwrap_or(workers * 2).max(1),
+            max_attempts: self.max_attempts,
+            backoff: Duration::from_millis(self.retry_backoff_ms),
+            step_timeout: Duration::from_secs(self.step_timeout_seconds),
+            ack_wait: Duration::from_secs(self.run_ack_wait_seconds),
+            run_restarts: (3, Duration::from_secs(60)),
+            worker_restarts: (10, Duration::from_secs(60)),
+            fetch: aurora_actors::fetch::FetchSettings {
+                max_bytes: self.fetch_max_bytes,
+                timeout: Duration::from_secs(self.fetch_timeout_seconds),
+                allow,
+            },
+        })
+    }
+
+    /// This replica's name.
+    pub fn replica(&self) -> String {
+        self.replica_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "aurora".into());
+            format!("{host}-{}", std::process::id())
+        })
     }
 
     /// Where the root keys are, and whether Aurora may create the first one there.

@@ -1,5 +1,6 @@
 //! The Prometheus registry, exposed at `/metrics` in OpenMetrics text.
 
+use aurora_actors::supervision::EngineMetrics;
 use aurora_projections::RelayMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -82,6 +83,8 @@ pub struct Metrics {
     pub relay: RelayMetrics,
     /// Rate-limit decisions and buckets.
     pub rate_limits: RateLimitMetrics,
+    /// The execution engine: actors, runs, transcodes.
+    pub engine: EngineMetrics,
 }
 
 impl Default for Metrics {
@@ -143,6 +146,43 @@ impl Metrics {
             "Global position of the last relayed event",
             relay.position.clone(),
         );
+        let engine = EngineMetrics::default();
+        registry.register(
+            "actor_restarts",
+            "Actors restarted by their supervisor, by kind",
+            engine.restarts.clone(),
+        );
+        registry.register(
+            "supervisor_escalations",
+            "Supervisors that gave up on a child (restart budget spent), by kind",
+            engine.escalations.clone(),
+        );
+        registry.register(
+            "runs_active",
+            "Runs this replica is executing",
+            engine.active_runs.clone(),
+        );
+        registry.register(
+            "runs_finished",
+            "Runs this replica saw end, by outcome",
+            engine.runs_finished.clone(),
+        );
+        registry.register(
+            "transcodes_active",
+            "Transcodes running on this replica",
+            engine.transcodes_active.clone(),
+        );
+        registry.register_with_unit(
+            "transcode_duration",
+            "Wall time of finished transcodes",
+            prometheus_client::registry::Unit::Seconds,
+            engine.transcode_seconds.clone(),
+        );
+        registry.register(
+            "transcode_fps",
+            "Encoding speed of finished transcodes (frames per second, last report)",
+            engine.transcode_fps.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -150,6 +190,7 @@ impl Metrics {
             commands,
             relay,
             rate_limits,
+            engine,
         }
     }
 

@@ -3,13 +3,17 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use aurora_actors::artifacts::ArtifactStore;
+use aurora_actors::progress::ProgressHub;
+use aurora_actors::tools::Tools;
+use aurora_actors::{Deps, Engine};
 use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::Subjects;
 use aurora_projections::store::GroupCommit;
 use aurora_projections::{
-    ClientCommands, Database, Relay, RelayConfig, RunCommands, RunsProjection, UserCommands,
-    UsersProjection,
+    ClientCommands, Database, MediaCommands, Relay, RelayConfig, RunCommands, RunsProjection,
+    UserCommands, UsersProjection,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -24,7 +28,7 @@ use crate::limits::blocks::Blocks;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::replicated;
-use crate::state::{AppState, Bus, Identity};
+use crate::state::{AppState, Bus, Identity, Media};
 
 /// Opens the configured database: Postgres with `DATABASE_URL`, else SQLite under the
 /// data dir.
@@ -124,8 +128,38 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("loading token revocations: {e}"))?;
         let clients = ClientCommands::with_appends(&db, appends.clone(), committed.clone());
         let identity = Identity {
-            users: UserCommands::with_appends(&db, appends, committed.clone()),
+            users: UserCommands::with_appends(&db, appends.clone(), committed.clone()),
             tokens: Tokens::new(load_root_keys(&config)?, revocations.clone()),
+        };
+        let media = Media {
+            commands: MediaCommands::with_appends(&db, appends.clone(), committed.clone()),
+            artifacts: ArtifactStore::new(config.artifacts()),
+            tools: Tools {
+                ffmpeg: config.ffmpeg.clone(),
+                ffprobe: config.ffprobe.clone(),
+            },
+            progress: ProgressHub::new(bus.shared().subjects().clone(), bus.nats_client()),
+        };
+        media
+            .artifacts
+            .prepare()
+            .await
+            .with_context(|| format!("creating {}", media.artifacts.root().display()))?;
+        let engine = if config.worker {
+            let settings = config.engine_settings()?;
+            let deps = Deps::new(
+                RunCommands::with_appends(&db, appends.clone(), committed.clone()),
+                MediaCommands::with_appends(&db, appends.clone(), committed.clone()),
+                media.artifacts.clone(),
+                media.tools.clone(),
+                media.progress.clone(),
+                settings,
+                metrics.engine.clone(),
+                config.replica(),
+            );
+            Some(Engine::start(deps, bus.shared()).await?)
+        } else {
+            None
         };
         let runs = Arc::new(RunsProjection::new(db.clone()));
         let users = Arc::new(UsersProjection::new(db.clone()));
@@ -186,9 +220,11 @@ impl Application {
                 run_commands,
                 identity,
                 (runs, users),
+                media,
                 metrics,
             )
-            .with_limits(limits),
+            .with_limits(limits)
+            .with_engine(engine),
         );
         Ok(Self {
             state,
@@ -243,6 +279,16 @@ impl Application {
             () = drain_deadline => {
                 tracing::warn!(?drain_timeout, "drain timed out; closing remaining connections");
             }
+        }
+        let engine = self
+            .state
+            .engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(engine) = engine {
+            // Runs in flight are left unacked: another replica (or the next start) retries.
+            engine.stop().await;
         }
         self.background.cancel();
         if let Some(limits) = &self.state.limits {

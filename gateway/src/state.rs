@@ -4,8 +4,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use aurora_actors::artifacts::ArtifactStore;
+use aurora_actors::progress::ProgressHub;
+use aurora_actors::tools::Tools;
+use aurora_actors::Engine;
 pub use aurora_nats::AnyBus as Bus;
-use aurora_projections::{Database, RunCommands, RunsProjection, UserCommands, UsersProjection};
+use aurora_projections::{
+    Database, MediaCommands, RunCommands, RunsProjection, UserCommands, UsersProjection,
+};
 
 use aurora_domain::user::{UserCommand, UserError, UserEvent};
 use aurora_domain::EventMetadata;
@@ -39,6 +45,18 @@ impl Identity {
     }
 }
 
+/// Media: the records, the files, the tools that check them, live progress.
+pub struct Media {
+    /// Upload records.
+    pub commands: MediaCommands,
+    /// The files.
+    pub artifacts: ArtifactStore,
+    /// ffprobe, to check uploads.
+    pub tools: Tools,
+    /// Live progress of transcodes.
+    pub progress: ProgressHub,
+}
+
 /// Shared by all handlers.
 pub struct AppState {
     /// Settings.
@@ -59,6 +77,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Rate limits, unless they are off.
     pub limits: Option<crate::limits::Limits>,
+    /// Uploads and run outputs.
+    pub media: Media,
+    /// The execution engine, on worker replicas (taken out to stop it).
+    pub engine: std::sync::Mutex<Option<Engine>>,
     /// Process start.
     pub started: Instant,
     draining: AtomicBool,
@@ -73,6 +95,7 @@ impl AppState {
         run_commands: RunCommands,
         identity: Identity,
         views: (Arc<RunsProjection>, Arc<UsersProjection>),
+        media: Media,
         metrics: Metrics,
     ) -> Self {
         let (runs, users) = views;
@@ -86,6 +109,8 @@ impl AppState {
             users,
             metrics,
             limits: None,
+            media,
+            engine: std::sync::Mutex::new(None),
             started: Instant::now(),
             draining: AtomicBool::new(false),
         }
@@ -95,6 +120,21 @@ impl AppState {
     pub fn with_limits(mut self, limits: Option<crate::limits::Limits>) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// With the execution engine.
+    pub fn with_engine(self, engine: Option<Engine>) -> Self {
+        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = engine;
+        self
+    }
+
+    /// Is the execution engine up? `None` on an API-only replica.
+    pub fn engine_running(&self) -> Option<bool> {
+        self.engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(Engine::is_running)
     }
 
     /// Marks the process as draining: `/ready` answers 503 from now on.

@@ -83,6 +83,31 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    /// Tells the bus the message is still being worked on: its ack wait starts again, so
+    /// it is not handed to another consumer. (In-process: nothing to do; the message goes
+    /// to another consumer only when this one is dropped.)
+    pub async fn in_progress(&self) -> Result<(), BusError> {
+        match &self.acker {
+            Acker::JetStream(message) => message
+                .ack_with(async_nats::jetstream::AckKind::Progress)
+                .await
+                .map_err(BusError::unavailable),
+            Acker::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// Work handed out one message at a time; see [`EventBus::work`].
+#[async_trait]
+pub trait WorkSource: Send {
+    /// Waits for the next message. Errors are transient (the bus is away): ask again.
+    async fn next(&mut self) -> Result<Delivery, BusError>;
+}
+
+/// A work queue: one [`WorkSource`].
+pub type WorkQueue = Box<dyn WorkSource>;
+
 /// A stream of deliveries from one durable consumer.
 pub type Deliveries = BoxStream<'static, Result<Delivery, BusError>>;
 
@@ -120,6 +145,18 @@ pub trait EventBus: Send + Sync + 'static {
     /// one replica only. The stream ends (or yields an error) if the subscription breaks:
     /// the caller then reloads from the store and tails again.
     async fn tail(&self, filter: &str) -> Result<Tail, BusError>;
+
+    /// Messages matching `filter` from the durable consumer `durable`, shared by every
+    /// process that asks for it, as a work queue: a message is fetched only when the caller
+    /// asks for the next one (so a busy process leaves work to idle ones), and one not
+    /// acked within `ack_wait` — nor kept alive with [`Delivery::in_progress`] — is handed
+    /// to the next caller, in this process or another.
+    async fn work(
+        &self,
+        durable: &str,
+        filter: &str,
+        ack_wait: std::time::Duration,
+    ) -> Result<WorkQueue, BusError>;
 }
 
 /// Header carrying an event's global position in the store.

@@ -8,7 +8,7 @@ use async_nats::HeaderMap;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::bus::{Acker, Deliveries, Tail, POSITION_HEADER, XID_HEADER};
+use crate::bus::{Acker, Deliveries, Tail, WorkQueue, WorkSource, POSITION_HEADER, XID_HEADER};
 use crate::{BusError, CloudEvent, Delivery, EventBus, PublishOutcome, StreamState, Subjects};
 
 /// How long JetStream remembers message ids for deduplication. The relay does not rely on
@@ -272,5 +272,70 @@ impl EventBus for JetStreamBus {
                 decode(sequence, &message.payload)
             })
             .boxed())
+    }
+
+    async fn work(
+        &self,
+        durable: &str,
+        filter: &str,
+        ack_wait: Duration,
+    ) -> Result<WorkQueue, BusError> {
+        let stream = self.stream().await?;
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.to_string()),
+                    filter_subject: filter.to_string(),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(BusError::unavailable)?;
+        Ok(Box::new(JetStreamWork { consumer }))
+    }
+}
+
+/// One message per fetch, fetched when asked for.
+struct JetStreamWork {
+    consumer: consumer::PullConsumer,
+}
+
+#[async_trait]
+impl WorkSource for JetStreamWork {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            let mut batch = self
+                .consumer
+                .batch()
+                .max_messages(1)
+                .expires(Duration::from_secs(5))
+                .messages()
+                .await
+                .map_err(BusError::unavailable)?;
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(BusError::unavailable)?;
+                let sequence = message
+                    .info()
+                    .map(|info| info.stream_sequence)
+                    .unwrap_or_default();
+                match decode(sequence, &message.payload) {
+                    Ok(event) => {
+                        return Ok(Delivery {
+                            event,
+                            stream_sequence: sequence,
+                            acker: Acker::JetStream(Box::new(message)),
+                        })
+                    }
+                    Err(error) => {
+                        let _ = message.ack_with(jetstream::AckKind::Term).await;
+                        tracing::error!(%error, "skipping an undecodable work message");
+                    }
+                }
+            }
+        }
     }
 }

@@ -19,6 +19,8 @@ pub mod memory;
 pub mod subjects;
 
 pub use any::AnyBus;
-pub use bus::{BusError, Delivery, EventBus, PublishOutcome, StreamState, Tail};
+pub use bus::{
+    BusError, Delivery, EventBus, PublishOutcome, StreamState, Tail, WorkQueue, WorkSource,
+};
 pub use envelope::CloudEvent;
 pub use subjects::Subjects;

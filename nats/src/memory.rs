@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::bus::{Acker, Deliveries, Tail};
+use crate::bus::{Acker, Deliveries, Tail, WorkQueue, WorkSource};
 use crate::subjects::matches;
 use crate::{BusError, CloudEvent, Delivery, EventBus, PublishOutcome, StreamState, Subjects};
 
@@ -72,6 +72,19 @@ impl AckHandle {
         let mut state = self.shared.lock();
         if let Some(durable) = state.durables.get_mut(&self.durable) {
             durable.ack(self.sequence);
+        }
+    }
+}
+
+/// The in-process work queue: a durable consumer polled one message at a time.
+struct MemoryWork(Deliveries);
+
+#[async_trait]
+impl WorkSource for MemoryWork {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        match self.0.next().await {
+            Some(delivery) => delivery,
+            None => Err(BusError::Unavailable("the in-process bus is closed".into())),
         }
     }
 }
@@ -248,6 +261,16 @@ impl EventBus for MemoryBus {
             },
         );
         Ok(deliveries.boxed())
+    }
+
+    async fn work(
+        &self,
+        durable: &str,
+        filter: &str,
+        _ack_wait: std::time::Duration,
+    ) -> Result<WorkQueue, BusError> {
+        // One process: the durable's lazy stream already hands out one message per poll.
+        Ok(Box::new(MemoryWork(self.consume(durable, filter).await?)))
     }
 
     async fn tail(&self, filter: &str) -> Result<Tail, BusError> {

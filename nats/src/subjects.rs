@@ -46,9 +46,32 @@ impl Subjects {
         format!("{}.events.{aggregate_type}.>", self.prefix)
     }
 
+    /// Wildcard matching one event type of every aggregate of a type:
+    /// `<prefix>.events.<aggregate_type>.*.<event_type>`.
+    pub fn events_named(&self, aggregate_type: &str, event_type: &str) -> String {
+        format!("{}.events.{aggregate_type}.*.{event_type}", self.prefix)
+    }
+
     /// The plain (non-stream) subject replicas share rate-limit consumption on.
     pub fn rate_limit_consumption(&self) -> String {
         format!("{}.ratelimit.consumed", self.prefix)
+    }
+
+    /// The plain (non-stream) subject live progress of run `run_id` is published on.
+    pub fn run_progress(&self, run_id: &str) -> String {
+        format!("{}.progress.run.{}", self.prefix, sanitize(run_id))
+    }
+
+    /// The plain subject the run feed republishes a run event on, with the owner in the
+    /// subject so that a subscriber can follow all of one user's runs:
+    /// `<prefix>.runs.<owner>.<run_id>.<EventType>`.
+    pub fn run_feed(&self, owner: &str, run_id: &str, event_type: &str) -> String {
+        format!(
+            "{}.runs.{}.{}.{event_type}",
+            self.prefix,
+            sanitize(owner),
+            sanitize(run_id)
+        )
     }
 
     /// The subject of one event.

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use aurora_domain::client::Client;
+use aurora_domain::media::Media;
 use aurora_domain::run::Run;
 use aurora_domain::user::User;
 use aurora_domain::EventMetadata;
@@ -38,6 +39,8 @@ impl Versioned for Run {}
 
 impl Versioned for Client {}
 
+impl Versioned for Media {}
+
 impl Versioned for User {
     fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         aurora_domain::user::upcasters()
@@ -56,6 +59,8 @@ pub type RunCommands = Commands<Run>;
 pub type UserCommands = Commands<User>;
 /// The write path of rate-limited clients (blocks).
 pub type ClientCommands = Commands<Client>;
+/// The write path of uploaded media.
+pub type MediaCommands = Commands<Media>;
 
 impl<A: Versioned> Commands<A> {
     /// Commands over `db` with a group commit of their own; `committed` is notified after

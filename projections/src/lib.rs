@@ -20,7 +20,7 @@ pub mod store;
 pub mod testkit;
 pub mod users;
 
-pub use commands::{ClientCommands, Commands, RunCommands, UserCommands, Versioned};
+pub use commands::{ClientCommands, Commands, MediaCommands, RunCommands, UserCommands, Versioned};
 pub use relay::{Relay, RelayConfig, RelayMetrics};
 pub use runs::RunsProjection;
 pub use store::{Cursor, Database, StoreError, StoredEvent};

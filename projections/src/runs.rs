@@ -35,15 +35,24 @@ pub struct RunView {
     pub id: String,
     /// Owning principal.
     pub owner: String,
-    /// `requested` or `cancelled`.
+    /// `requested`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
     /// The input as requested.
     pub input: serde_json::Value,
     /// The steps as requested.
     pub steps: serde_json::Value,
+    /// What each step that succeeded produced, in order.
+    pub outputs: serde_json::Value,
+    /// Index of the step running or next to run.
+    pub current_step: i64,
+    /// Attempt number of that step (0 before it starts).
+    pub attempt: i64,
     /// Why it was cancelled, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// Why it failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
     /// When it was requested (RFC 3339).
     pub created_at: String,
     /// When it last changed (RFC 3339).
@@ -52,23 +61,107 @@ pub struct RunView {
     pub version: i64,
 }
 
-const COLUMNS: &str =
-    "id, owner, status, input, steps, cancel_reason, created_at, updated_at, last_sequence";
+const COLUMNS: &str = "id, owner, status, input, steps, cancel_reason, created_at, updated_at, \
+     last_sequence, outputs, failure_reason, current_step, attempt";
 
-/// Rows per multi-row insert: 9 parameters each, well inside SQLite's and Postgres's limits.
+/// Columns per row in `COLUMNS`.
+const WIDTH: usize = 13;
+
+/// Rows per multi-row insert: 13 parameters each, well inside SQLite's and Postgres's
+/// limits.
 const FRESH_ROWS_PER_STATEMENT: usize = 256;
 
-/// A run first seen in the batch being applied, in `COLUMNS` order.
-struct FreshRow {
+/// A row of the view as stored, in `COLUMNS` order.
+#[derive(Debug, Clone)]
+struct ViewRow {
     id: String,
     owner: String,
-    status: RunStatus,
+    status: String,
     input: String,
     steps: String,
     cancel_reason: Option<String>,
     created_at: String,
     updated_at: String,
     last_sequence: i64,
+    outputs: String,
+    failure_reason: Option<String>,
+    current_step: i64,
+    attempt: i64,
+}
+
+impl ViewRow {
+    fn view(self) -> Result<RunView, sqlx::Error> {
+        Ok(RunView {
+            id: self.id,
+            owner: self.owner,
+            status: self.status,
+            input: parse_json(self.input)?,
+            steps: parse_json(self.steps)?,
+            outputs: parse_json(self.outputs)?,
+            current_step: self.current_step,
+            attempt: self.attempt,
+            cancel_reason: self.cancel_reason,
+            failure_reason: self.failure_reason,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.last_sequence,
+        })
+    }
+
+    /// Applies one event (of sequence `sequence`, at `time`) to the row.
+    fn apply(&mut self, event: RunEvent, sequence: i64, time: String) -> Result<(), StoreError> {
+        match event {
+            RunEvent::RunRequested { .. } => {}
+            RunEvent::RunCancelled { reason } => {
+                self.status = RunStatus::Cancelled.as_str().into();
+                self.cancel_reason = reason;
+            }
+            RunEvent::StepStarted { step, attempt, .. } => {
+                self.status = RunStatus::Running.as_str().into();
+                self.current_step = step as i64;
+                self.attempt = i64::from(attempt);
+            }
+            RunEvent::StepProgressed { .. } | RunEvent::StepAttemptFailed { .. } => {}
+            RunEvent::StepSucceeded { step, output, .. } => {
+                let mut outputs: Vec<serde_json::Value> = serde_json::from_str(&self.outputs)
+                    .map_err(|e| StoreError::Corrupt(format!("run {} outputs: {e}", self.id)))?;
+                outputs.push(serde_json::to_value(output).expect("outputs serialize"));
+                self.outputs = json_text(&outputs);
+                self.current_step = step as i64 + 1;
+                self.attempt = 0;
+            }
+            RunEvent::RunSucceeded {} => self.status = RunStatus::Succeeded.as_str().into(),
+            RunEvent::RunFailed { reason, .. } => {
+                self.status = RunStatus::Failed.as_str().into();
+                self.failure_reason = Some(reason);
+            }
+        }
+        self.updated_at = time;
+        self.last_sequence = sequence;
+        Ok(())
+    }
+}
+
+/// Reads a [`ViewRow`] from a database row of either backend (the `on_pool!` body is
+/// compiled once per backend, each with its own row type).
+macro_rules! read_row {
+    ($row:expr) => {
+        ViewRow {
+            id: $row.try_get("id")?,
+            owner: $row.try_get("owner")?,
+            status: $row.try_get("status")?,
+            input: $row.try_get("input")?,
+            steps: $row.try_get("steps")?,
+            cancel_reason: $row.try_get("cancel_reason")?,
+            created_at: $row.try_get("created_at")?,
+            updated_at: $row.try_get("updated_at")?,
+            last_sequence: $row.try_get("last_sequence")?,
+            outputs: $row.try_get("outputs")?,
+            failure_reason: $row.try_get("failure_reason")?,
+            current_step: $row.try_get("current_step")?,
+            attempt: $row.try_get("attempt")?,
+        }
+    };
 }
 
 /// The runs read model.
@@ -116,26 +209,40 @@ impl RunsProjection {
                 .iter()
                 .filter(|e| e.aggregatetype == Run::TYPE)
                 .collect();
-            // One query for the current version of every run in the batch.
-            let mut current: HashMap<String, i64> = HashMap::new();
+            // One query for the current row of every run in the batch; rows are changed in
+            // memory and written once each at the end.
+            let mut stored: HashMap<String, ViewRow> = HashMap::new();
             if !runs.is_empty() {
-                let placeholders: Vec<String> = (1..=runs.len()).map(|i| format!("${i}")).collect();
-                let sql = format!(
-                    "SELECT id, last_sequence FROM runs_view WHERE id IN ({})",
-                    placeholders.join(", ")
-                );
-                let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
-                for event in &runs {
-                    query = query.bind(&event.aggregateid);
+                let mut ids: Vec<&str> = runs.iter().map(|e| e.aggregateid.as_str()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                for chunk in ids.chunks(FRESH_ROWS_PER_STATEMENT) {
+                    let placeholders: Vec<String> =
+                        (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT {COLUMNS} FROM runs_view WHERE id IN ({})",
+                        placeholders.join(", ")
+                    );
+                    let mut query = sqlx::query(&sql).persistent(false);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    for row in query.fetch_all(&mut *tx).await? {
+                        let row = read_row!(row);
+                        stored.insert(row.id.clone(), row);
+                    }
                 }
-                current.extend(query.fetch_all(&mut *tx).await?);
             }
-            // Runs first seen in this batch are inserted together at the end, as one
-            // statement; changes to runs stored before are updated in place.
-            let mut fresh: Vec<FreshRow> = Vec::new();
+            let mut fresh: Vec<ViewRow> = Vec::new();
             let mut fresh_index: HashMap<String, usize> = HashMap::new();
+            let mut changed: Vec<String> = Vec::new();
             for event in runs {
-                let version = current.get(&event.aggregateid).copied().unwrap_or(0);
+                let id = &event.aggregateid;
+                let version = match (fresh_index.get(id), stored.get(id)) {
+                    (Some(&i), _) => fresh[i].last_sequence,
+                    (None, Some(row)) => row.last_sequence,
+                    (None, None) => 0,
+                };
                 if event.sequence <= version {
                     continue; // already applied: redelivery
                 }
@@ -144,67 +251,83 @@ impl RunsProjection {
                 } else {
                     // The bus skipped something: catch up from the store.
                     self.db
-                        .read_aggregate_after(Run::TYPE, &event.aggregateid, version)
+                        .read_aggregate_after(Run::TYPE, id, version)
                         .await?
                         .iter()
                         .map(|e| e.to_cloud_event())
                         .collect()
                 };
-                if let Some(last) = pending.last() {
-                    current.insert(event.aggregateid.clone(), last.sequence);
-                }
-                for event in &pending {
+                for event in pending {
                     let run_event: RunEvent = serde_json::from_value(event.data.clone())
                         .map_err(|e| StoreError::Corrupt(format!("{}: {e}", event.id)))?;
                     let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
-                    match run_event {
-                        RunEvent::RunRequested {
-                            owner,
-                            input,
-                            steps,
-                            ..
-                        } => {
-                            fresh_index.insert(event.aggregateid.clone(), fresh.len());
-                            fresh.push(FreshRow {
-                                id: event.aggregateid.clone(),
-                                owner,
-                                status: RunStatus::Requested,
-                                input: json_text(&input),
-                                steps: json_text(&steps),
-                                cancel_reason: None,
-                                created_at: time.clone(),
-                                updated_at: time,
-                                last_sequence: event.sequence,
-                            });
-                        }
-                        RunEvent::RunCancelled { reason } => {
-                            if let Some(&row) = fresh_index.get(&event.aggregateid) {
-                                let row = &mut fresh[row];
-                                row.status = RunStatus::Cancelled;
-                                row.cancel_reason = reason;
-                                row.updated_at = time;
-                                row.last_sequence = event.sequence;
-                                continue;
-                            }
-                            sqlx::query(
-                                "UPDATE runs_view SET status = $2, cancel_reason = $3, \
-                                 updated_at = $4, last_sequence = $5 WHERE id = $1",
-                            )
-                            .bind(&event.aggregateid)
-                            .bind(RunStatus::Cancelled.as_str())
-                            .bind(reason)
-                            .bind(&time)
-                            .bind(event.sequence)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
+                    if let RunEvent::RunRequested {
+                        owner,
+                        input,
+                        steps,
+                        ..
+                    } = &run_event
+                    {
+                        fresh_index.insert(id.clone(), fresh.len());
+                        fresh.push(ViewRow {
+                            id: id.clone(),
+                            owner: owner.clone(),
+                            status: RunStatus::Requested.as_str().into(),
+                            input: json_text(input),
+                            steps: json_text(steps),
+                            cancel_reason: None,
+                            created_at: time.clone(),
+                            updated_at: time,
+                            last_sequence: event.sequence,
+                            outputs: "[]".into(),
+                            failure_reason: None,
+                            current_step: 0,
+                            attempt: 0,
+                        });
+                        continue;
                     }
+                    let row = match fresh_index.get(id) {
+                        Some(&i) => &mut fresh[i],
+                        None => {
+                            let Some(row) = stored.get_mut(id) else {
+                                return Err(StoreError::Corrupt(format!(
+                                    "{}: run event before RunRequested",
+                                    event.id
+                                )));
+                            };
+                            if !changed.contains(id) {
+                                changed.push(id.clone());
+                            }
+                            row
+                        }
+                    };
+                    row.apply(run_event, event.sequence, time)?;
                 }
+            }
+            for id in &changed {
+                let row = &stored[id];
+                sqlx::query(
+                    "UPDATE runs_view SET status = $2, cancel_reason = $3, updated_at = $4, \
+                     last_sequence = $5, outputs = $6, failure_reason = $7, current_step = $8, \
+                     attempt = $9 WHERE id = $1",
+                )
+                .bind(&row.id)
+                .bind(&row.status)
+                .bind(&row.cancel_reason)
+                .bind(&row.updated_at)
+                .bind(row.last_sequence)
+                .bind(&row.outputs)
+                .bind(&row.failure_reason)
+                .bind(row.current_step)
+                .bind(row.attempt)
+                .execute(&mut *tx)
+                .await?;
             }
             for rows in fresh.chunks(FRESH_ROWS_PER_STATEMENT) {
                 let values: Vec<String> = (0..rows.len())
                     .map(|r| {
-                        let p: Vec<String> = (1..=9).map(|c| format!("${}", r * 9 + c)).collect();
+                        let p: Vec<String> =
+                            (1..=WIDTH).map(|c| format!("${}", r * WIDTH + c)).collect();
                         format!("({})", p.join(", "))
                     })
                     .collect();
@@ -218,13 +341,17 @@ impl RunsProjection {
                     insert = insert
                         .bind(&row.id)
                         .bind(&row.owner)
-                        .bind(row.status.as_str())
+                        .bind(&row.status)
                         .bind(&row.input)
                         .bind(&row.steps)
                         .bind(&row.cancel_reason)
                         .bind(&row.created_at)
                         .bind(&row.updated_at)
-                        .bind(row.last_sequence);
+                        .bind(row.last_sequence)
+                        .bind(&row.outputs)
+                        .bind(&row.failure_reason)
+                        .bind(row.current_step)
+                        .bind(row.attempt);
                 }
                 insert.execute(&mut *tx).await?;
             }
@@ -281,21 +408,11 @@ impl RunsProjection {
                 query = query.bind(owner);
             }
             let rows = query.fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(RunView {
-                        id: row.try_get("id")?,
-                        owner: row.try_get("owner")?,
-                        status: row.try_get("status")?,
-                        input: parse_json(row.try_get("input")?)?,
-                        steps: parse_json(row.try_get("steps")?)?,
-                        cancel_reason: row.try_get("cancel_reason")?,
-                        created_at: row.try_get("created_at")?,
-                        updated_at: row.try_get("updated_at")?,
-                        version: row.try_get("last_sequence")?,
-                    })
-                })
-                .collect()
+            let views: Result<Vec<RunView>, sqlx::Error> = rows
+                .iter()
+                .map(|row| -> Result<RunView, sqlx::Error> { read_row!(row).view() })
+                .collect();
+            Ok(views?)
         })
     }
 
@@ -345,13 +462,26 @@ impl RunsProjection {
         on_pool!(&self.db, |pool| {
             let rows = sqlx::query(&sql).fetch_all(pool).await?;
             for row in &rows {
-                for column in 0..8 {
-                    let value: Option<String> = row.try_get(column)?;
+                let row = read_row!(row);
+                let text = [
+                    Some(row.id),
+                    Some(row.owner),
+                    Some(row.status),
+                    Some(row.input),
+                    Some(row.steps),
+                    row.cancel_reason,
+                    Some(row.created_at),
+                    Some(row.updated_at),
+                    Some(row.outputs),
+                    row.failure_reason,
+                ];
+                for value in text {
                     hasher.update(value.unwrap_or_else(|| "\u{0}".into()));
                     hasher.update([0x1f]);
                 }
-                let version: i64 = row.try_get(8)?;
-                hasher.update(version.to_be_bytes());
+                for number in [row.last_sequence, row.current_step, row.attempt] {
+                    hasher.update(number.to_be_bytes());
+                }
                 hasher.update([0x1e]);
             }
         });

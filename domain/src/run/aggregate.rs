@@ -1,12 +1,17 @@
 //! The `Run` aggregate's state and rules.
+//!
+//! A run is `requested`, `running` from its first `StepStarted`, and ends `succeeded`,
+//! `failed` or `cancelled`. Steps run in order; each has numbered attempts. Only the latest
+//! attempt of the next step may progress, complete or fail, so a command from an executor
+//! that lost the run changes nothing, and every step has at most one output.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use super::{RunCommand, RunEvent, SpecError};
+use super::{Input, RunCommand, RunEvent, SpecError, Step, StepOutput};
 
-/// Longest accepted cancellation reason, in characters.
+/// Longest accepted cancellation or failure reason, in characters.
 pub const MAX_REASON_LEN: usize = 1000;
 
 /// Where a run is in its life.
@@ -18,6 +23,12 @@ pub enum RunStatus {
     New,
     /// Requested, waiting to be executed.
     Requested,
+    /// A step has started.
+    Running,
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed for good.
+    Failed,
     /// Cancelled before it finished.
     Cancelled,
 }
@@ -28,8 +39,19 @@ impl RunStatus {
         match self {
             RunStatus::New => "new",
             RunStatus::Requested => "requested",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// Has the run ended?
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 }
 
@@ -48,16 +70,40 @@ pub enum RunError {
     /// The run has finished and cannot change.
     #[error("run is already {}", .0.as_str())]
     AlreadyFinished(RunStatus),
-    /// A cancellation reason longer than [`MAX_REASON_LEN`].
+    /// A reason longer than [`MAX_REASON_LEN`].
     #[error("reason is longer than {MAX_REASON_LEN} characters")]
     ReasonTooLong,
+    /// An execution command about a step or attempt that is not the current one.
+    #[error("step {step} attempt {attempt} is not the current attempt of the next step")]
+    StaleAttempt {
+        /// The step named.
+        step: usize,
+        /// The attempt named.
+        attempt: u32,
+    },
 }
 
-/// A pipeline run. Holds only what its rules need.
+/// The current attempt of the next step.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Its number (0: none started yet).
+    pub number: u32,
+    /// Started and not yet ended (succeeded or failed).
+    pub open: bool,
+    /// The highest milestone recorded for it.
+    pub percent: u8,
+}
+
+/// A pipeline run. Holds what its rules and its executors need.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     status: RunStatus,
     owner: Option<String>,
+    input: Option<Input>,
+    steps: Vec<Step>,
+    outputs: Vec<StepOutput>,
+    attempt: Attempt,
+    last_failure: Option<String>,
 }
 
 impl Run {
@@ -69,6 +115,60 @@ impl Run {
     /// The run's current status.
     pub fn status(&self) -> RunStatus {
         self.status
+    }
+
+    /// Its input, once requested.
+    pub fn input(&self) -> Option<&Input> {
+        self.input.as_ref()
+    }
+
+    /// Its steps.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The outputs of the steps that succeeded, in order.
+    pub fn outputs(&self) -> &[StepOutput] {
+        &self.outputs
+    }
+
+    /// Index of the next step to run (equal to the number of steps once all succeeded).
+    pub fn next_step(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// The current attempt of the next step.
+    pub fn attempt(&self) -> Attempt {
+        self.attempt
+    }
+
+    /// Why the last failed attempt of the next step failed.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.last_failure.as_deref()
+    }
+
+    fn check_reason(reason: &str) -> Result<(), RunError> {
+        if reason.chars().count() > MAX_REASON_LEN {
+            return Err(RunError::ReasonTooLong);
+        }
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), RunError> {
+        match self.status {
+            RunStatus::New => Err(RunError::NotFound),
+            status if status.is_finished() => Err(RunError::AlreadyFinished(status)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The command names the open attempt of the next step.
+    fn check_current(&self, step: usize, attempt: u32) -> Result<(), RunError> {
+        self.check_open()?;
+        if step != self.next_step() || attempt != self.attempt.number || !self.attempt.open {
+            return Err(RunError::StaleAttempt { step, attempt });
+        }
+        Ok(())
     }
 }
 
@@ -104,30 +204,143 @@ impl Aggregate for Run {
                 sink.write(event, self).await;
             }
             RunCommand::CancelRun { reason } => {
-                match self.status {
-                    RunStatus::New => return Err(RunError::NotFound),
-                    RunStatus::Requested => {}
-                    finished => return Err(RunError::AlreadyFinished(finished)),
-                }
-                if reason
-                    .as_ref()
-                    .is_some_and(|r| r.chars().count() > MAX_REASON_LEN)
-                {
-                    return Err(RunError::ReasonTooLong);
+                self.check_open()?;
+                if let Some(reason) = &reason {
+                    Self::check_reason(reason)?;
                 }
                 sink.write(RunEvent::RunCancelled { reason }, self).await;
+            }
+            RunCommand::StartStep {
+                step,
+                attempt,
+                executor,
+            } => {
+                self.check_open()?;
+                // An open attempt may be superseded (its executor died); only the next
+                // number may start, so of two executors racing, one wins.
+                if step != self.next_step()
+                    || step >= self.steps.len()
+                    || attempt != self.attempt.number + 1
+                {
+                    return Err(RunError::StaleAttempt { step, attempt });
+                }
+                if self.attempt.open {
+                    let superseded = RunEvent::StepAttemptFailed {
+                        step,
+                        attempt: self.attempt.number,
+                        reason: format!("interrupted: superseded by attempt {attempt}"),
+                    };
+                    sink.write(superseded, self).await;
+                }
+                let event = RunEvent::StepStarted {
+                    step,
+                    attempt,
+                    executor,
+                };
+                sink.write(event, self).await;
+            }
+            RunCommand::RecordProgress {
+                step,
+                attempt,
+                percent,
+            } => {
+                self.check_current(step, attempt)?;
+                // Milestones only move forward; a repeat changes nothing.
+                if percent > self.attempt.percent && percent < 100 {
+                    let event = RunEvent::StepProgressed {
+                        step,
+                        attempt,
+                        percent,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
+            RunCommand::CompleteStep {
+                step,
+                attempt,
+                output,
+            } => {
+                self.check_current(step, attempt)?;
+                let last = step + 1 == self.steps.len();
+                let event = RunEvent::StepSucceeded {
+                    step,
+                    attempt,
+                    output,
+                };
+                sink.write(event, self).await;
+                if last {
+                    sink.write(RunEvent::RunSucceeded {}, self).await;
+                }
+            }
+            RunCommand::FailAttempt {
+                step,
+                attempt,
+                reason,
+            } => {
+                self.check_current(step, attempt)?;
+                let reason = truncate(reason);
+                let event = RunEvent::StepAttemptFailed {
+                    step,
+                    attempt,
+                    reason,
+                };
+                sink.write(event, self).await;
+            }
+            RunCommand::FailRun { step, reason } => {
+                self.check_open()?;
+                let reason = truncate(reason);
+                sink.write(RunEvent::RunFailed { step, reason }, self).await;
             }
         }
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
-        self.status = match event {
-            RunEvent::RunRequested { owner, .. } => {
+        match event {
+            RunEvent::RunRequested {
+                owner,
+                input,
+                steps,
+                ..
+            } => {
                 self.owner = Some(owner);
-                RunStatus::Requested
+                self.input = Some(input);
+                self.steps = steps;
+                self.status = RunStatus::Requested;
             }
-            RunEvent::RunCancelled { .. } => RunStatus::Cancelled,
-        };
+            RunEvent::RunCancelled { .. } => self.status = RunStatus::Cancelled,
+            RunEvent::StepStarted { attempt, .. } => {
+                self.status = RunStatus::Running;
+                self.attempt = Attempt {
+                    number: attempt,
+                    open: true,
+                    percent: 0,
+                };
+            }
+            RunEvent::StepProgressed { percent, .. } => self.attempt.percent = percent,
+            RunEvent::StepAttemptFailed { reason, .. } => {
+                self.attempt.open = false;
+                self.last_failure = Some(reason);
+            }
+            RunEvent::StepSucceeded { output, .. } => {
+                self.outputs.push(output);
+                self.attempt = Attempt::default();
+                self.last_failure = None;
+            }
+            RunEvent::RunSucceeded {} => self.status = RunStatus::Succeeded,
+            RunEvent::RunFailed { .. } => self.status = RunStatus::Failed,
+        }
     }
+}
+
+/// Reasons from executors are cut, not refused: a failure must always be recordable.
+fn truncate(reason: String) -> String {
+    if reason.chars().count() <= MAX_REASON_LEN {
+        return reason;
+    }
+    reason
+        .chars()
+        .take(MAX_REASON_LEN - 1)
+        .chain(['…'])
+        .collect()
 }

@@ -1,8 +1,13 @@
 //! Commands the `Run` aggregate accepts.
+//!
+//! The execution commands (`StartStep` … `FailRun`) come from the run actors, with the actor
+//! as the principal; every one names the step and attempt it is about, so that a command
+//! from an executor that lost the run (a replica presumed dead that was not) is refused
+//! instead of recorded.
 
 use uuid::Uuid;
 
-use super::RunSpec;
+use super::{RunSpec, StepOutput};
 
 /// A request to change a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,5 +25,50 @@ pub enum RunCommand {
     CancelRun {
         /// Why, as given by the caller.
         reason: Option<String>,
+    },
+    /// Start attempt `attempt` of step `step`: the next step, and the attempt after the
+    /// last one started.
+    StartStep {
+        /// Index of the step (0-based).
+        step: usize,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Which executor (replica) runs it.
+        executor: String,
+    },
+    /// Record a progress milestone of the running attempt.
+    RecordProgress {
+        /// Index of the step.
+        step: usize,
+        /// The attempt.
+        attempt: u32,
+        /// Percent done (a milestone: 25, 50, 75).
+        percent: u8,
+    },
+    /// Record the output of the running attempt; the run succeeds with its last step.
+    CompleteStep {
+        /// Index of the step.
+        step: usize,
+        /// The attempt.
+        attempt: u32,
+        /// What it produced.
+        output: StepOutput,
+    },
+    /// Record that the running attempt failed in a way another attempt may not.
+    FailAttempt {
+        /// Index of the step.
+        step: usize,
+        /// The attempt.
+        attempt: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Fail the run: a step failed for good (bad input, no attempts left, a supervisor
+    /// gave up).
+    FailRun {
+        /// The step that failed, if one did.
+        step: Option<usize>,
+        /// Why.
+        reason: String,
     },
 }

@@ -5,7 +5,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Input, Step};
+use super::{Input, Step, StepOutput};
 
 /// Something that happened to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,51 @@ pub enum RunEvent {
         /// Why, as given by the caller.
         reason: Option<String>,
     },
+    /// An attempt of a step began.
+    StepStarted {
+        /// Index of the step.
+        step: usize,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// The executor (replica) running it.
+        executor: String,
+    },
+    /// The running attempt passed a milestone.
+    StepProgressed {
+        /// Index of the step.
+        step: usize,
+        /// The attempt.
+        attempt: u32,
+        /// Percent done.
+        percent: u8,
+    },
+    /// An attempt failed; another may follow.
+    StepAttemptFailed {
+        /// Index of the step.
+        step: usize,
+        /// The attempt.
+        attempt: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A step finished with its output.
+    StepSucceeded {
+        /// Index of the step.
+        step: usize,
+        /// The attempt that produced it.
+        attempt: u32,
+        /// What it produced.
+        output: StepOutput,
+    },
+    /// Every step succeeded.
+    RunSucceeded {},
+    /// The run failed.
+    RunFailed {
+        /// The step that failed, if one did.
+        step: Option<usize>,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl DomainEvent for RunEvent {
@@ -33,11 +78,27 @@ impl DomainEvent for RunEvent {
         match self {
             RunEvent::RunRequested { .. } => "RunRequested",
             RunEvent::RunCancelled { .. } => "RunCancelled",
+            RunEvent::StepStarted { .. } => "StepStarted",
+            RunEvent::StepProgressed { .. } => "StepProgressed",
+            RunEvent::StepAttemptFailed { .. } => "StepAttemptFailed",
+            RunEvent::StepSucceeded { .. } => "StepSucceeded",
+            RunEvent::RunSucceeded { .. } => "RunSucceeded",
+            RunEvent::RunFailed { .. } => "RunFailed",
         }
         .to_string()
     }
 
     fn event_version(&self) -> String {
         "1".to_string()
+    }
+}
+
+impl RunEvent {
+    /// Does this event end the run?
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            RunEvent::RunCancelled { .. } | RunEvent::RunSucceeded {} | RunEvent::RunFailed { .. }
+        )
     }
 }

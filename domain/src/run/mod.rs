@@ -15,6 +15,6 @@ pub use aggregate::{Run, RunError, RunStatus, MAX_REASON_LEN};
 pub use commands::RunCommand;
 pub use events::RunEvent;
 pub use spec::{
-    Format, Input, Quality, Resolution, RunSpec, SpecError, Step, MAX_INPUT_URL_LEN, MAX_STEPS,
-    MAX_THUMBNAIL_SECONDS,
+    Format, Input, Quality, Resolution, RunSpec, SpecError, Step, StepOutput, MAX_INPUT_URL_LEN,
+    MAX_STEPS, MAX_THUMBNAIL_SECONDS,
 };

@@ -154,3 +154,29 @@ fn is_acceptable_url(url: &str) -> bool {
         && !host.is_empty()
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
+
+/// What a step produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StepOutput {
+    /// A probe's findings.
+    Probe {
+        /// What ffprobe found.
+        media: crate::media::MediaInfo,
+    },
+    /// A file (a rendition, a thumbnail).
+    Artifact {
+        /// The file.
+        artifact: crate::media::Artifact,
+    },
+}
+
+impl StepOutput {
+    /// The artifact, if the step produced a file.
+    pub fn artifact(&self) -> Option<&crate::media::Artifact> {
+        match self {
+            StepOutput::Artifact { artifact } => Some(artifact),
+            StepOutput::Probe { .. } => None,
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Given/when/then tests for every `Run` command.
 
 use cqrs_es::test::TestFramework;
+use cqrs_es::Aggregate;
 use uuid::Uuid;
 
 use super::*;
@@ -200,4 +201,218 @@ fn step_kinds_and_options_use_the_documented_json_names() {
     let unknown_kind =
         serde_json::json!({"input": {"url": "https://a.b"}, "steps": [{"kind": "explode"}]});
     assert!(serde_json::from_value::<RunSpec>(unknown_kind).is_err());
+}
+
+fn probe_output() -> StepOutput {
+    StepOutput::Probe {
+        media: crate::media::MediaInfo {
+            container: "mov,mp4".into(),
+            duration_seconds: Some(10.0),
+            bit_rate: None,
+            streams: vec![],
+        },
+    }
+}
+
+fn start(step: usize, attempt: u32) -> RunCommand {
+    RunCommand::StartStep {
+        step,
+        attempt,
+        executor: "replica-a".into(),
+    }
+}
+
+fn started(step: usize, attempt: u32) -> RunEvent {
+    RunEvent::StepStarted {
+        step,
+        attempt,
+        executor: "replica-a".into(),
+    }
+}
+
+#[test]
+fn the_first_step_starts_with_attempt_one_and_the_run_is_running() {
+    let result = RunTest::with(())
+        .given(vec![requested()])
+        .when(start(0, 1))
+        .inspect_result();
+    assert_eq!(result, Ok(vec![started(0, 1)]));
+    let mut run = Run::default();
+    run.apply(requested());
+    run.apply(started(0, 1));
+    assert_eq!(run.status(), RunStatus::Running);
+}
+
+#[test]
+fn steps_start_in_order_and_attempts_count_up() {
+    for (step, attempt) in [(1, 1), (0, 2), (0, 0)] {
+        RunTest::with(())
+            .given(vec![requested()])
+            .when(start(step, attempt))
+            .then_expect_error(RunError::StaleAttempt { step, attempt });
+    }
+}
+
+#[test]
+fn a_new_attempt_supersedes_an_open_one_whose_executor_died() {
+    RunTest::with(())
+        .given(vec![requested(), started(0, 1)])
+        .when(start(0, 2))
+        .then_expect_events(vec![
+            RunEvent::StepAttemptFailed {
+                step: 0,
+                attempt: 1,
+                reason: "interrupted: superseded by attempt 2".into(),
+            },
+            started(0, 2),
+        ]);
+}
+
+#[test]
+fn a_superseded_attempt_can_no_longer_complete_so_each_step_has_one_output() {
+    RunTest::with(())
+        .given(vec![
+            requested(),
+            started(0, 1),
+            RunEvent::StepAttemptFailed {
+                step: 0,
+                attempt: 1,
+                reason: "interrupted".into(),
+            },
+            started(0, 2),
+        ])
+        .when(RunCommand::CompleteStep {
+            step: 0,
+            attempt: 1,
+            output: probe_output(),
+        })
+        .then_expect_error(RunError::StaleAttempt {
+            step: 0,
+            attempt: 1,
+        });
+    RunTest::with(())
+        .given(vec![
+            requested(),
+            started(0, 1),
+            RunEvent::StepSucceeded {
+                step: 0,
+                attempt: 1,
+                output: probe_output(),
+            },
+        ])
+        .when(RunCommand::CompleteStep {
+            step: 0,
+            attempt: 1,
+            output: probe_output(),
+        })
+        .then_expect_error(RunError::StaleAttempt {
+            step: 0,
+            attempt: 1,
+        });
+}
+
+#[test]
+fn completing_the_last_step_succeeds_the_run() {
+    RunTest::with(())
+        .given(vec![
+            requested(),
+            started(0, 1),
+            RunEvent::StepSucceeded {
+                step: 0,
+                attempt: 1,
+                output: probe_output(),
+            },
+            started(1, 1),
+        ])
+        .when(RunCommand::CompleteStep {
+            step: 1,
+            attempt: 1,
+            output: probe_output(),
+        })
+        .then_expect_events(vec![
+            RunEvent::StepSucceeded {
+                step: 1,
+                attempt: 1,
+                output: probe_output(),
+            },
+            RunEvent::RunSucceeded {},
+        ]);
+}
+
+#[test]
+fn milestones_only_move_forward() {
+    let given = vec![
+        requested(),
+        started(0, 1),
+        RunEvent::StepProgressed {
+            step: 0,
+            attempt: 1,
+            percent: 50,
+        },
+    ];
+    let progress = |percent| RunCommand::RecordProgress {
+        step: 0,
+        attempt: 1,
+        percent,
+    };
+    RunTest::with(())
+        .given(given.clone())
+        .when(progress(25))
+        .then_expect_events(vec![]);
+    RunTest::with(())
+        .given(given)
+        .when(progress(75))
+        .then_expect_events(vec![RunEvent::StepProgressed {
+            step: 0,
+            attempt: 1,
+            percent: 75,
+        }]);
+}
+
+#[test]
+fn a_failed_run_and_a_cancelled_run_accept_no_more_work() {
+    let failed = RunEvent::RunFailed {
+        step: Some(0),
+        reason: "not a media file".into(),
+    };
+    RunTest::with(())
+        .given(vec![requested(), started(0, 1), failed])
+        .when(start(0, 2))
+        .then_expect_error(RunError::AlreadyFinished(RunStatus::Failed));
+    RunTest::with(())
+        .given(vec![
+            requested(),
+            started(0, 1),
+            RunEvent::RunCancelled { reason: None },
+        ])
+        .when(RunCommand::CompleteStep {
+            step: 0,
+            attempt: 1,
+            output: probe_output(),
+        })
+        .then_expect_error(RunError::AlreadyFinished(RunStatus::Cancelled));
+}
+
+#[test]
+fn a_running_run_can_be_cancelled() {
+    RunTest::with(())
+        .given(vec![requested(), started(0, 1)])
+        .when(RunCommand::CancelRun { reason: None })
+        .then_expect_events(vec![RunEvent::RunCancelled { reason: None }]);
+}
+
+#[test]
+fn failure_reasons_from_executors_are_cut_not_refused() {
+    let result = RunTest::with(())
+        .given(vec![requested(), started(0, 1)])
+        .when(RunCommand::FailRun {
+            step: Some(0),
+            reason: "x".repeat(5000),
+        })
+        .inspect_result()
+        .unwrap();
+    let RunEvent::RunFailed { reason, .. } = &result[0] else {
+        panic!("{result:?}")
+    };
+    assert_eq!(reason.chars().count(), MAX_REASON_LEN);
 }

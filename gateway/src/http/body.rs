@@ -138,7 +138,7 @@ pub fn no_content(ctx: &RequestContext) -> Response {
     with_request_id(response, ctx)
 }
 
-fn with_request_id(mut response: Response, ctx: &RequestContext) -> Response {
+pub(crate) fn with_request_id(mut response: Response, ctx: &RequestContext) -> Response {
     if let Ok(id) = http::HeaderValue::from_str(&ctx.request_id) {
         response.headers_mut().insert("x-request-id", id);
     }

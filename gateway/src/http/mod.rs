@@ -5,7 +5,9 @@ pub mod auth;
 pub mod blocks;
 pub mod body;
 pub mod context;
+pub mod files;
 pub mod health;
+pub mod media;
 pub mod page;
 pub mod problem;
 pub mod runs;
@@ -55,6 +57,7 @@ pub fn routes(
         .or(users::routes(state.clone()))
         .or(webhooks::routes(state.clone()))
         .or(blocks::routes(state.clone()))
+        .or(media::routes(state.clone()))
         .or(health::routes(state.clone()));
     crate::limits::filter(state)
         .and(api)
@@ -99,6 +102,11 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "runs"] => "/api/v1/runs",
         ["api", "v1", "runs", _] => "/api/v1/runs/{id}",
         ["api", "v1", "runs", _, "cancel"] => "/api/v1/runs/{id}/cancel",
+        ["api", "v1", "runs", _, "artifacts"] => "/api/v1/runs/{id}/artifacts",
+        ["api", "v1", "runs", _, "artifacts", _] => "/api/v1/runs/{id}/artifacts/{artifact}",
+        ["api", "v1", "runs", _, "events"] => "/api/v1/runs/{id}/events",
+        ["api", "v1", "media"] => "/api/v1/media",
+        ["api", "v1", "media", _] => "/api/v1/media/{id}",
         ["api", "v1", "auth", "register"] => "/api/v1/auth/register",
         ["api", "v1", "auth", "login"] => "/api/v1/auth/login",
         ["api", "v1", "auth", "logout"] => "/api/v1/auth/logout",

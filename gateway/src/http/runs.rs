@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
-use aurora_domain::run::{RunCommand, RunError, RunSpec};
+use aurora_domain::media::Artifact;
+use aurora_domain::run::StepOutput;
+use aurora_domain::run::{Input, RunCommand, RunError, RunSpec};
 use aurora_domain::user::Role;
+use aurora_projections::runs::RunView;
 use cqrs_es::AggregateError;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -55,11 +58,33 @@ pub fn routes(
     let cancel = warp::path!("api" / "v1" / "runs" / String / "cancel")
         .and(warp::post())
         .and(context())
-        .and(with_state)
+        .and(with_state.clone())
         .and(headers)
         .and(body)
         .then(cancel_run);
-    create.or(list).unify().or(get).unify().or(cancel).unify()
+    let artifacts = warp::path!("api" / "v1" / "runs" / String / "artifacts")
+        .and(warp::get())
+        .and(context())
+        .and(with_state.clone())
+        .and(headers)
+        .then(list_artifacts);
+    let artifact = warp::path!("api" / "v1" / "runs" / String / "artifacts" / String)
+        .and(warp::get())
+        .and(context())
+        .and(with_state)
+        .and(headers)
+        .then(download_artifact);
+    create
+        .or(list)
+        .unify()
+        .or(get)
+        .unify()
+        .or(cancel)
+        .unify()
+        .or(artifacts)
+        .unify()
+        .or(artifact)
+        .unify()
 }
 
 /// A run as returned by the API.
@@ -96,7 +121,9 @@ fn command_problem(error: AggregateError<RunError>) -> Problem {
                 Problem::unprocessable("invalid-run-spec", error.to_string())
             }
             RunError::NotFound => Problem::not_found("no run with this id"),
-            RunError::AlreadyExists | RunError::AlreadyFinished(_) => Problem::new(
+            RunError::AlreadyExists
+            | RunError::AlreadyFinished(_)
+            | RunError::StaleAttempt { .. } => Problem::new(
                 StatusCode::CONFLICT,
                 "run-state-conflict",
                 "Conflict",
@@ -129,6 +156,22 @@ async fn create_run(
         Ok(spec) => spec,
         Err(problem) => return problem.response(Some(&ctx)),
     };
+    // An uploaded input must exist and be the caller's (an admin may use anyone's).
+    if let Input::MediaId(media_id) = &spec.input {
+        match state.media.commands.load(&media_id.to_string()).await {
+            Ok(media) => match media.upload() {
+                Some(upload) if upload.owner == claims.username || claims.role == Role::Admin => {}
+                _ => {
+                    return Problem::unprocessable(
+                        "unknown-media",
+                        format!("no media {media_id} of yours; upload it with POST /api/v1/media"),
+                    )
+                    .response(Some(&ctx))
+                }
+            },
+            Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
+        }
+    }
     let run_id = Uuid::now_v7();
     let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id));
     let command = RunCommand::RequestRun {
@@ -301,4 +344,106 @@ async fn list_runs(
         ),
         Err(error) => Problem::unavailable(&error).response(Some(&ctx)),
     }
+}
+
+/// A run's view, if the token may read it.
+async fn readable_run(
+    raw_id: &str,
+    ctx: &RequestContext,
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<RunView, Response> {
+    let run_id = parse_run_id(raw_id).map_err(|p| p.response(Some(ctx)))?;
+    let id = run_id.to_string();
+    match state.runs.get(&id).await {
+        Ok(Some(view)) => {
+            let access = Access {
+                operation: "runs:read",
+                resource: Some(("run", &id)),
+                owner: Some(&view.owner),
+            };
+            authenticate(state, headers, access).map_err(|p| p.response(Some(ctx)))?;
+            Ok(view)
+        }
+        Ok(None) => Err(Problem::not_found("no run with this id").response(Some(ctx))),
+        Err(error) => Err(Problem::unavailable(&error).response(Some(ctx))),
+    }
+}
+
+/// The artifacts among a run's step outputs, with the step that produced each.
+fn artifacts_of(view: &RunView) -> Vec<(usize, Artifact)> {
+    let outputs: Vec<StepOutput> = serde_json::from_value(view.outputs.clone()).unwrap_or_default();
+    outputs
+        .into_iter()
+        .enumerate()
+        .filter_map(|(step, output)| match output {
+            StepOutput::Artifact { artifact } => Some((step, artifact)),
+            StepOutput::Probe { .. } => None,
+        })
+        .collect()
+}
+
+async fn list_artifacts(
+    raw_id: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let view = match readable_run(&raw_id, &ctx, &state, &headers).await {
+        Ok(view) => view,
+        Err(response) => return response,
+    };
+    let items: Vec<serde_json::Value> = artifacts_of(&view)
+        .into_iter()
+        .map(|(step, artifact)| {
+            let url = format!("/api/v1/runs/{}/artifacts/{}", view.id, artifact.id);
+            let mut item = serde_json::to_value(&artifact).unwrap_or_default();
+            item["step"] = step.into();
+            item["url"] = url.into();
+            item
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"run_id": view.id, "status": view.status, "items": items}),
+        &ctx,
+    )
+}
+
+async fn download_artifact(
+    raw_id: String,
+    raw_artifact: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let view = match readable_run(&raw_id, &ctx, &state, &headers).await {
+        Ok(view) => view,
+        Err(response) => return response,
+    };
+    let Ok(artifact_id) = Uuid::parse_str(&raw_artifact) else {
+        return Problem::bad_request("invalid-artifact-id", "the artifact id must be a UUID")
+            .response(Some(&ctx));
+    };
+    let Some((_, artifact)) = artifacts_of(&view)
+        .into_iter()
+        .find(|(_, a)| a.id == artifact_id)
+    else {
+        return Problem::not_found("the run has no artifact with this id").response(Some(&ctx));
+    };
+    let Ok(run_id) = Uuid::parse_str(&view.id) else {
+        return Problem::internal(&"stored run id is not a UUID").response(Some(&ctx));
+    };
+    // Names come from events Aurora wrote; checked all the same.
+    let Some(path) = state.media.artifacts.artifact(run_id, &artifact.name) else {
+        return Problem::internal(&"stored artifact name is unsafe").response(Some(&ctx));
+    };
+    super::files::serve(
+        &path,
+        &artifact.content_type,
+        &artifact.name,
+        &headers,
+        &ctx,
+    )
+    .await
 }

@@ -27,6 +27,8 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use aurora_domain::net::{canonical, IpRanges};
+
 use self::blocks::{Block, Blocks};
 use self::buckets::{Buckets, Check};
 use self::gcra::Decision;
@@ -38,55 +40,16 @@ use crate::state::AppState;
 
 /// Addresses (or CIDR ranges) whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+pub struct TrustedProxies(IpRanges);
 
 impl TrustedProxies {
     /// Parses `10.0.0.1, 10.1.0.0/16, ::1`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut ranges = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (ip, bits) = match item.split_once('/') {
-                Some((ip, bits)) => (ip, Some(bits)),
-                None => (item, None),
-            };
-            let ip: IpAddr = ip
-                .parse()
-                .map_err(|_| format!("{item:?} is not an IP address or CIDR range"))?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                Some(bits) => bits
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|b| *b <= max)
-                    .ok_or_else(|| format!("{item:?}: bad prefix length"))?,
-                None => max,
-            };
-            // An IPv4-mapped IPv6 range is the IPv4 range it maps.
-            let (ip, bits) = match ip {
-                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
-                    if bits < 96 {
-                        return Err(format!("{item:?}: write IPv4 ranges as IPv4"));
-                    }
-                    (canonical(ip), bits - 96)
-                }
-                _ => (ip, bits),
-            };
-            ranges.push((ip, bits));
-        }
-        Ok(Self(ranges))
+        IpRanges::parse(text).map(Self)
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0
-            .iter()
-            .any(|(net, bits)| match (canonical(*net), ip) {
-                (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                    same_prefix(u32::from(net).into(), u32::from(ip).into(), 32, *bits)
-                }
-                (IpAddr::V6(net), IpAddr::V6(ip)) => same_prefix(net.into(), ip.into(), 128, *bits),
-                _ => false,
-            })
+        self.0.contains(ip)
     }
 
     /// The client of a request from `peer`: the peer itself, unless it is a trusted proxy,
@@ -147,20 +110,6 @@ fn ip_key(ip: IpAddr) -> String {
             format!("ip:{}/64", std::net::Ipv6Addr::from(network))
         }
     }
-}
-
-/// IPv4-mapped IPv6 addresses as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// Do the first `bits` of two `width`-bit addresses agree?
-fn same_prefix(net: u128, ip: u128, width: u32, bits: u8) -> bool {
-    let bits = u32::from(bits);
-    bits == 0 || (net >> (width - bits)) == (ip >> (width - bits))
 }
 
 /// The rate limiter: policies, the bucket actors, the block list.

@@ -1,0 +1,459 @@
+//! ffprobe and ffmpeg: probing, transcoding (through ffmpeg-sidecar, with live progress)
+//! and thumbnails, each killable and bounded in time.
+//!
+//! Failures are sorted by what another attempt could change: [`ToolError::Invalid`] (the
+//! input is bad or unsupported: ffmpeg says so and exits) is final; [`ToolError::Failed`]
+//! (ffmpeg was killed, could not start, or the worker died) is worth a retry.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use aurora_domain::media::{MediaInfo, StreamInfo};
+use aurora_domain::run::{Format, Quality, Resolution};
+use ffmpeg_sidecar::child::FfmpegChild;
+use ffmpeg_sidecar::command::FfmpegCommand;
+use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+/// Why a tool run did not produce its output.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ToolError {
+    /// The input cannot be processed: retrying will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something that another attempt may not meet.
+    #[error("{0}")]
+    Failed(String),
+    /// Cancelled by the caller.
+    #[error("cancelled")]
+    Cancelled,
+    /// The step took longer than its timeout.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Where the binaries are.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The ffmpeg binary.
+    pub ffmpeg: PathBuf,
+    /// The ffprobe binary.
+    pub ffprobe: PathBuf,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Self {
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+        }
+    }
+}
+
+/// Live progress of a transcode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Percent of the input's duration done (0 when the duration is unknown).
+    pub percent: f32,
+    /// Frames encoded per second.
+    pub fps: f32,
+    /// Speed relative to real time.
+    pub speed: f32,
+    /// Position in the output, in seconds.
+    pub out_seconds: f64,
+}
+
+/// One transcode.
+#[derive(Debug, Clone)]
+pub struct TranscodeJob {
+    /// The input file.
+    pub input: PathBuf,
+    /// Where to write (a temporary name; the caller renames it when complete).
+    pub output: PathBuf,
+    /// Container and codecs.
+    pub format: Format,
+    /// Encoder settings.
+    pub quality: Quality,
+    /// Target height.
+    pub resolution: Resolution,
+    /// Does the input have an audio stream?
+    pub has_audio: bool,
+    /// The input's duration, for percentages.
+    pub duration_seconds: Option<f64>,
+}
+
+impl TranscodeJob {
+    /// ffmpeg's arguments after the input, up to (not including) the output path.
+    pub fn output_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec!["-map".into(), "0:v:0".into()];
+        if self.has_audio {
+            args.extend(["-map".into(), "0:a:0".into()]);
+        }
+        // Never upscale; keep the aspect ratio; even dimensions for 4:2:0.
+        let scale = match self.resolution {
+            Resolution::P480 => "scale=-2:'trunc(min(480,ih)/2)*2'",
+            Resolution::P720 => "scale=-2:'trunc(min(720,ih)/2)*2'",
+            Resolution::P1080 => "scale=-2:'trunc(min(1080,ih)/2)*2'",
+            Resolution::Source => "scale='trunc(iw/2)*2':'trunc(ih/2)*2'",
+        };
+        args.extend([
+            "-vf".into(),
+            scale.into(),
+            "-pix_fmt".into(),
+            "yuv420p".into(),
+        ]);
+        let (crf, audio_bitrate) = match (self.format, self.quality) {
+            (Format::Mp4, Quality::Low) => ("30", "96k"),
+            (Format::Mp4, Quality::Medium) => ("23", "128k"),
+            (Format::Mp4, Quality::High) => ("18", "192k"),
+            (Format::Webm, Quality::Low) => ("40", "64k"),
+            (Format::Webm, Quality::Medium) => ("33", "96k"),
+            (Format::Webm, Quality::High) => ("24", "128k"),
+        };
+        match self.format {
+            Format::Mp4 => args.extend(
+                [
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-crf",
+                    crf,
+                    "-movflags",
+                    "+faststart",
+                    "-f",
+                    "mp4",
+                ]
+                .map(String::from),
+            ),
+            Format::Webm => args.extend(
+                [
+                    "-c:v",
+                    "libvpx-vp9",
+                    "-b:v",
+                    "0",
+                    "-crf",
+                    crf,
+                    "-deadline",
+                    "realtime",
+                    "-cpu-used",
+                    "8",
+                    "-row-mt",
+                    "1",
+                    "-f",
+                    "webm",
+                ]
+                .map(String::from),
+            ),
+        }
+        if self.has_audio {
+            let codec = match self.format {
+                Format::Mp4 => "aac",
+                Format::Webm => "libopus",
+            };
+            args.extend([
+                "-c:a".into(),
+                codec.into(),
+                "-b:a".into(),
+                audio_bitrate.into(),
+            ]);
+        }
+        args
+    }
+}
+
+/// File extension and media type of a format's output.
+pub fn format_file(format: Format) -> (&'static str, &'static str) {
+    match format {
+        Format::Mp4 => ("mp4", "video/mp4"),
+        Format::Webm => ("webm", "video/webm"),
+    }
+}
+
+/// ffprobe's JSON, the parts Aurora reads.
+#[derive(Deserialize)]
+struct ProbeJson {
+    format: Option<ProbeFormat>,
+    #[serde(default)]
+    streams: Vec<ProbeStream>,
+}
+
+#[derive(Deserialize)]
+struct ProbeFormat {
+    format_name: String,
+    duration: Option<String>,
+    bit_rate: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ProbeStream {
+    index: u32,
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    avg_frame_rate: Option<String>,
+    sample_rate: Option<String>,
+    channels: Option<u32>,
+}
+
+/// Kills ffmpeg when dropped: a cancelled, timed-out or panicking caller never leaves an
+/// encoder running.
+struct KillOnDrop(FfmpegChild);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let child = self.0.as_inner_mut();
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Tools {
+    /// Probes `path`. A file ffprobe cannot read, or one without audio or video, is
+    /// [`ToolError::Invalid`].
+    pub async fn probe(&self, path: &Path, timeout: Duration) -> Result<MediaInfo, ToolError> {
+        let mut command = tokio::process::Command::new(&self.ffprobe);
+        command
+            .args([
+                "-v",
+                "error",
+                "-print_format",
+                "json",
+                "-show_format",
+                "-show_streams",
+            ])
+            .arg(path)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(timeout, command.output())
+            .await
+            .map_err(|_| ToolError::TimedOut(timeout))?
+            .map_err(|e| ToolError::Failed(format!("cannot run ffprobe: {e}")))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let reason = last_line(&stderr).unwrap_or("unreadable media");
+            return Err(ToolError::Invalid(format!(
+                "not a readable media file: {reason}"
+            )));
+        }
+        let parsed: ProbeJson = serde_json::from_slice(&output.stdout)
+            .map_err(|e| ToolError::Failed(format!("unexpected ffprobe output: {e}")))?;
+        let Some(format) = parsed.format else {
+            return Err(ToolError::Invalid("not a readable media file".into()));
+        };
+        let info = MediaInfo {
+            container: format.format_name,
+            duration_seconds: format
+                .duration
+                .and_then(|d| d.parse::<f64>().ok())
+                .filter(|d| d.is_finite() && *d >= 0.0),
+            bit_rate: format.bit_rate.and_then(|b| b.parse().ok()),
+            streams: parsed
+                .streams
+                .into_iter()
+                .map(|s| StreamInfo {
+                    index: s.index,
+                    kind: s.codec_type.unwrap_or_else(|| "unknown".into()),
+                    codec: s.codec_name.unwrap_or_else(|| "unknown".into()),
+                    width: s.width,
+                    height: s.height,
+                    frame_rate: s.avg_frame_rate.filter(|r| r != "0/0"),
+                    sample_rate: s.sample_rate.and_then(|r| r.parse().ok()),
+                    channels: s.channels,
+                })
+                .collect(),
+        };
+        if info.video().is_none() && info.audio().is_none() {
+            return Err(ToolError::Invalid(
+                "the file has no audio or video stream".into(),
+            ));
+        }
+        Ok(info)
+    }
+
+    /// Transcodes `job`, calling `progress` as ffmpeg reports it (about twice a second).
+    /// Cancelling `cancel` kills ffmpeg at once.
+    pub async fn transcode(
+        &self,
+        job: &TranscodeJob,
+        cancel: &CancellationToken,
+        timeout: Duration,
+        mut progress: impl FnMut(Progress) + Send,
+    ) -> Result<(), ToolError> {
+        let mut command = FfmpegCommand::new_with_path(&self.ffmpeg);
+        command
+            .hide_banner()
+            .args(["-nostdin", "-v", "error", "-stats"])
+            .input(job.input.as_os_str())
+            .args(job.output_args())
+            .overwrite()
+            .output(job.output.as_os_str());
+        let duration = job.duration_seconds.filter(|d| *d > 0.0);
+        self.run_ffmpeg(command, cancel, timeout, |seconds, fps, speed| {
+            let percent = duration
+                .map(|d| (seconds / d * 100.0).clamp(0.0, 100.0) as f32)
+                .unwrap_or(0.0);
+            progress(Progress {
+                percent,
+                fps,
+                speed,
+                out_seconds: seconds,
+            });
+        })
+        .await
+    }
+
+    /// Writes one frame at `at_seconds` as a JPEG.
+    pub async fn thumbnail(
+        &self,
+        input: &Path,
+        at_seconds: f64,
+        output: &Path,
+        cancel: &CancellationToken,
+        timeout: Duration,
+    ) -> Result<(), ToolError> {
+        let mut command = FfmpegCommand::new_with_path(&self.ffmpeg);
+        command
+            .hide_banner()
+            .args(["-nostdin", "-v", "error"])
+            .args(["-ss", &format!("{at_seconds:.3}")])
+            .input(input.as_os_str())
+            .args([
+                "-frames:v",
+                "1",
+                "-q:v",
+                "3",
+                "-f",
+                "image2",
+                "-c:v",
+                "mjpeg",
+            ])
+            .overwrite()
+            .output(output.as_os_str());
+        self.run_ffmpeg(command, cancel, timeout, |_, _, _| {})
+            .await?;
+        match tokio::fs::metadata(output).await {
+            Ok(meta) if meta.len() > 0 => Ok(()),
+            _ => Err(ToolError::Invalid(format!(
+                "no frame at {at_seconds} s: the media is shorter"
+            ))),
+        }
+    }
+
+    async fn run_ffmpeg(
+        &self,
+        mut command: FfmpegCommand,
+        cancel: &CancellationToken,
+        timeout: Duration,
+        mut on_progress: impl FnMut(f64, f32, f32) + Send,
+    ) -> Result<(), ToolError> {
+        let mut child = KillOnDrop(
+            command
+                .spawn()
+                .map_err(|e| ToolError::Failed(format!("cannot run ffmpeg: {e}")))?,
+        );
+        let stderr = child
+            .0
+            .take_stderr()
+            .ok_or_else(|| ToolError::Failed("ffmpeg has no stderr".into()))?;
+        // ffmpeg-sidecar parses stderr on its own thread; forward its events to this task.
+        let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel(0);
+        ffmpeg_sidecar::iter::spawn_stderr_thread(stderr, sync_tx);
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for event in sync_rx {
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut errors: Vec<String> = Vec::new();
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => return Err(ToolError::Cancelled),
+                () = &mut deadline => return Err(ToolError::TimedOut(timeout)),
+                event = events.recv() => event,
+            };
+            match event {
+                Some(FfmpegEvent::Progress(p)) => {
+                    let seconds =
+                        ffmpeg_sidecar::log_parser::parse_time_str(&p.time).unwrap_or(0.0);
+                    on_progress(seconds, p.fps, p.speed);
+                }
+                Some(FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line))
+                | Some(FfmpegEvent::Error(line)) => {
+                    if !line.contains("No streams found") && errors.len() < 20 {
+                        errors.push(line.trim().to_string());
+                    }
+                }
+                Some(FfmpegEvent::LogEOF) | None => break,
+                Some(_) => {}
+            }
+        }
+        let mut inner = child;
+        let status = tokio::task::spawn_blocking(move || {
+            let status = inner.0.as_inner_mut().wait();
+            (status, inner)
+        })
+        .await
+        .map_err(|e| ToolError::Failed(format!("waiting for ffmpeg: {e}")))?
+        .0
+        .map_err(|e| ToolError::Failed(format!("waiting for ffmpeg: {e}")))?;
+        if status.success() {
+            return Ok(());
+        }
+        let reason = errors
+            .last()
+            .cloned()
+            .unwrap_or_else(|| format!("ffmpeg exited with {status}"));
+        match status.code() {
+            // ffmpeg refused the input or the settings: the same again fails again.
+            Some(_) => Err(ToolError::Invalid(format!("ffmpeg failed: {reason}"))),
+            // Killed by a signal: maybe the machine, not the media.
+            None => Err(ToolError::Failed(format!("ffmpeg was killed: {reason}"))),
+        }
+    }
+}
+
+fn last_line(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).rfind(|l| !l.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webm_480p_keeps_the_aspect_ratio_and_never_upscales() {
+        let job = TranscodeJob {
+            input: "in".into(),
+            output: "out".into(),
+            format: Format::Webm,
+            quality: Quality::Low,
+            resolution: Resolution::P480,
+            has_audio: true,
+            duration_seconds: Some(10.0),
+        };
+        let args = job.output_args().join(" ");
+        assert!(args.contains("scale=-2:'trunc(min(480,ih)/2)*2'"), "{args}");
+        assert!(
+            args.contains("libvpx-vp9") && args.contains("libopus"),
+            "{args}"
+        );
+        let silent = TranscodeJob {
+            has_audio: false,
+            format: Format::Mp4,
+            ..job
+        };
+        let args = silent.output_args().join(" ");
+        assert!(!args.contains("0:a:0") && !args.contains("-c:a"), "{args}");
+        assert!(args.contains("libx264"), "{args}");
+    }
+}

@@ -1,0 +1,147 @@
+//! Downloads of stored files, with single byte ranges (`Range: bytes=a-b`, `a-`, `-n`):
+//! `206` with `Content-Range`, `416` for a range past the end, `200` for the whole file.
+
+use std::path::Path;
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use warp::reply::Response;
+use warp::Reply;
+
+use super::body::with_request_id;
+use super::context::RequestContext;
+use super::problem::Problem;
+
+/// A byte range of a file of `size` bytes: `Ok(None)` for the whole file (no header, or
+/// one this server does not honour, such as several ranges), `Err` if unsatisfiable.
+pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // several ranges: the whole file is a valid answer
+    }
+    let Some((start, end)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let range = match (start.is_empty(), end.is_empty()) {
+        (true, true) => return Ok(None),
+        (true, false) => {
+            let suffix: u64 = end.parse().map_err(|_| ())?;
+            if suffix == 0 || size == 0 {
+                return Err(());
+            }
+            (size.saturating_sub(suffix), size - 1)
+        }
+        (false, _) => {
+            let start: u64 = start.parse().map_err(|_| ())?;
+            let end: u64 = if end.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                end.parse::<u64>()
+                    .map_err(|_| ())?
+                    .min(size.saturating_sub(1))
+            };
+            if start >= size || end < start {
+                return Err(());
+            }
+            (start, end)
+        }
+    };
+    Ok(Some(range))
+}
+
+/// Streams `path` as `content_type`, honouring `Range`.
+pub async fn serve(
+    path: &Path,
+    content_type: &str,
+    file_name: &str,
+    headers: &HeaderMap,
+    ctx: &RequestContext,
+) -> Response {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Problem::not_found("the file is no longer in the artifact store")
+                .response(Some(ctx))
+        }
+        Err(error) => return Problem::internal(&error).response(Some(ctx)),
+    };
+    let size = match file.metadata().await {
+        Ok(meta) => meta.len(),
+        Err(error) => return Problem::internal(&error).response(Some(ctx)),
+    };
+    let range_header = headers
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let range = match parse_range(range_header, size) {
+        Ok(range) => range,
+        Err(()) => {
+            let mut response = Problem::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                "Range not satisfiable",
+                format!("the file has {size} bytes"),
+            )
+            .response(Some(ctx));
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_RANGE, value);
+            }
+            return response;
+        }
+    };
+    let (status, start, length) = match range {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, size),
+    };
+    if start > 0 {
+        if let Err(error) = file.seek(std::io::SeekFrom::Start(start)).await {
+            return Problem::internal(&error).response(Some(ctx));
+        }
+    }
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
+    let mut response = warp::reply::stream(stream).into_response();
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    let mut set = |name: http::header::HeaderName, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.insert(name, value);
+        }
+    };
+    set(http::header::CONTENT_TYPE, content_type.to_string());
+    set(http::header::CONTENT_LENGTH, length.to_string());
+    set(http::header::ACCEPT_RANGES, "bytes".into());
+    set(
+        http::header::CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{file_name}\""),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        set(
+            http::header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", start + length - 1),
+        );
+    }
+    with_request_id(response, ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        assert_eq!(parse_range(None, 100), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range(Some("bytes=90-"), 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range(Some("bytes=50-500"), 100), Ok(Some((50, 99))));
+        assert_eq!(parse_range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(parse_range(Some("bytes=9-3"), 100), Err(()));
+        assert_eq!(parse_range(Some("bytes=x-3"), 100), Err(()));
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Ok(None));
+        assert_eq!(parse_range(Some("items=0-1"), 100), Ok(None));
+    }
+}

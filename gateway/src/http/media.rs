@@ -1,0 +1,251 @@
+//! `/api/v1/media`: upload a media file (the raw bytes as the body) and download it.
+//!
+//! An upload streams to a temporary file in the artifact store — never the whole body in
+//! memory — under a name Aurora generates, with a size limit and a SHA-256 computed on the
+//! way. Its type is judged by its content: the first bytes must be a known container
+//! (magic number) and ffprobe must read it; the declared content type and any file name are
+//! ignored. Only then is the file moved to its final name and `MediaUploaded` recorded.
+
+use std::sync::Arc;
+
+use aurora_actors::artifacts::{sniff, ArtifactStore};
+use aurora_actors::tools::ToolError;
+use aurora_domain::media::{MediaCommand, Upload};
+use bytes::Buf;
+use futures::StreamExt;
+use http::{HeaderMap, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::auth::{authenticate, authorize, verify_request};
+use super::body::json;
+use super::context::{context, RequestContext};
+use super::problem::Problem;
+use crate::auth::tokens::Access;
+use crate::state::AppState;
+
+/// How long ffprobe may take to check an upload.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The media routes.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    let upload = warp::path!("api" / "v1" / "media")
+        .and(warp::post())
+        .and(context())
+        .and(with_state.clone())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(upload_stream);
+    let download = warp::path!("api" / "v1" / "media" / String)
+        .and(warp::get())
+        .and(context())
+        .and(with_state)
+        .and(warp::header::headers_cloned())
+        .then(download);
+    upload.or(download).unify()
+}
+
+fn too_large(limit: u64) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Payload too large",
+        format!("uploads are limited to {limit} bytes"),
+    )
+}
+
+/// Streams the body to `part`, returning its size, SHA-256 and first bytes.
+async fn receive(
+    part: &std::path::Path,
+    mut body: impl futures::Stream<Item = Result<bytes::Bytes, warp::Error>> + Unpin,
+    limit: u64,
+) -> Result<(u64, String, Vec<u8>), Problem> {
+    let mut file = tokio::fs::File::create(part)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let mut hasher = Sha256::new();
+    let mut head = Vec::with_capacity(512);
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            Problem::bad_request("upload-interrupted", format!("the upload broke off: {e}"))
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(limit));
+        }
+        if head.len() < 512 {
+            let take = (512 - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+    }
+    file.sync_all().await.map_err(|e| Problem::internal(&e))?;
+    Ok((size, hex::encode(hasher.finalize()), head))
+}
+
+async fn upload_stream<S, B>(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    body: S,
+) -> Response
+where
+    S: futures::Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let body = body.map(|chunk| chunk.map(|mut buf| buf.copy_to_bytes(buf.remaining())));
+    upload(ctx, state, headers, Box::pin(body)).await
+}
+
+async fn upload(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    body: impl futures::Stream<Item = Result<bytes::Bytes, warp::Error>> + Unpin,
+) -> Response {
+    // Who first: nothing of an unauthorized client is written.
+    let claims = match authenticate(&state, &headers, Access::own("media:create")) {
+        Ok(claims) => claims,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
+    let limit = state.config.max_upload_bytes;
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large(limit).response(Some(&ctx));
+    }
+    let media = &state.media;
+    let id = Uuid::now_v7();
+    let part = media.artifacts.media_part(id);
+    let checked = async {
+        let (bytes, sha256, head) = receive(&part, body, limit).await?;
+        if bytes == 0 {
+            return Err(Problem::unprocessable(
+                "empty-upload",
+                "the upload is empty; send the media file's bytes as the body",
+            ));
+        }
+        let Some(content_type) = sniff(&head) else {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "the content is not a known audio or video container (judged by its first \
+                 bytes, not its name or declared type)",
+            ));
+        };
+        let info = match media.tools.probe(&part, PROBE_TIMEOUT).await {
+            Ok(info) => info,
+            Err(ToolError::Invalid(reason)) => {
+                return Err(Problem::unprocessable("unreadable-media", reason))
+            }
+            Err(error) => return Err(Problem::unavailable(&error)),
+        };
+        Ok((bytes, sha256, content_type, info))
+    };
+    let (bytes, sha256, content_type, info) = match checked.await {
+        Ok(checked) => checked,
+        Err(problem) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            return problem.response(Some(&ctx));
+        }
+    };
+    let path = media.artifacts.media(id);
+    if let Err(error) = ArtifactStore::commit(&part, &path).await {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Problem::internal(&error).response(Some(&ctx));
+    }
+    let upload = Upload {
+        media_id: id,
+        owner: claims.username.clone(),
+        bytes,
+        sha256,
+        content_type: content_type.to_string(),
+        info,
+    };
+    let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id));
+    match media
+        .commands
+        .create(
+            &id.to_string(),
+            MediaCommand::RecordUpload(upload.clone()),
+            &metadata,
+        )
+        .await
+    {
+        Ok(_) => {
+            state.metrics.command("RecordUpload", "accepted");
+            tracing::info!(media_id = %id, bytes, "media uploaded");
+            let body = serde_json::json!({
+                "id": id,
+                "owner": upload.owner,
+                "bytes": upload.bytes,
+                "sha256": upload.sha256,
+                "content_type": upload.content_type,
+                "info": upload.info,
+                "created_at": metadata.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            });
+            let mut response = json(StatusCode::CREATED, &body, &ctx);
+            if let Ok(location) = http::HeaderValue::from_str(&format!("/api/v1/media/{id}")) {
+                response
+                    .headers_mut()
+                    .insert(http::header::LOCATION, location);
+            }
+            response
+        }
+        Err(error) => {
+            state.metrics.command("RecordUpload", "failed");
+            let _ = tokio::fs::remove_file(&path).await;
+            Problem::unavailable(&error).response(Some(&ctx))
+        }
+    }
+}
+
+async fn download(
+    raw_id: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&raw_id) else {
+        return Problem::bad_request(
+            "invalid-media-id",
+            "the media id in the path must be a UUID",
+        )
+        .response(Some(&ctx));
+    };
+    let token = match verify_request(&state, &headers) {
+        Ok(token) => token,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
+    let media = match state.media.commands.load(&id.to_string()).await {
+        Ok(media) => media,
+        Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
+    };
+    let Some(upload) = media.upload() else {
+        return Problem::not_found("no media with this id").response(Some(&ctx));
+    };
+    let key = id.to_string();
+    let access = Access {
+        operation: "media:read",
+        resource: Some(("media", &key)),
+        owner: Some(&upload.owner),
+    };
+    if let Err(problem) = authorize(&state, &token, access) {
+        return problem.response(Some(&ctx));
+    }
+    let path = state.media.artifacts.media(id);
+    super::files::serve(&path, &upload.content_type, &key, &headers, &ctx).await
+}
