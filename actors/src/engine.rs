@@ -191,9 +191,9 @@ impl Actor for Root {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (SupervisionEvent::ActorFailed(cell, _)
-        | SupervisionEvent::ActorTerminated(cell, _, _)) = &event
-        else {
+        // Only failures are restarted: a child that stopped was stopped on purpose
+        // (shutdown).
+        let SupervisionEvent::ActorFailed(cell, _) = &event else {
             return Ok(());
         };
         let id = cell.get_id();
@@ -277,6 +277,16 @@ impl Engine {
         for task in self.tasks {
             let _ = task.await;
         }
+        // Children first (ractor does not stop them with their parent): run actors drop
+        // their work, which kills ffmpeg.
+        let grace = Some(Duration::from_secs(10));
+        if let Some(manager) = self.deps.manager() {
+            manager.stop_children_and_wait(None, grace).await;
+        }
+        if let Some(pool) = self.deps.pool() {
+            pool.stop_children_and_wait(None, grace).await;
+        }
+        self.root.stop_children_and_wait(None, grace).await;
         self.root.stop(None);
         let _ = self.root_handle.await;
     }

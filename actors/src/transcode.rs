@@ -147,9 +147,9 @@ impl Actor for TranscodePool {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (SupervisionEvent::ActorFailed(cell, _)
-        | SupervisionEvent::ActorTerminated(cell, _, _)) = &event
-        else {
+        // Only failures are restarted: a child that stopped was stopped on purpose
+        // (shutdown).
+        let SupervisionEvent::ActorFailed(cell, _) = &event else {
             return Ok(());
         };
         let Some(index) = state

@@ -19,6 +19,16 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+#[path = "api/pipeline.rs"]
+mod pipeline;
+use pipeline::{
+    a_run_actor_that_keeps_crashing_is_given_up_visibly,
+    an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed,
+    bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on,
+    cancelling_a_run_kills_ffmpeg_within_a_second,
+    panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
     Embedded,
@@ -229,6 +239,11 @@ in_both_modes!(
     a_shadow_policy_counts_but_never_refuses,
     a_client_that_keeps_hammering_is_blocked_and_an_admin_lifts_it,
     every_response_carries_the_security_headers,
+    an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed,
+    bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on,
+    panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step,
+    a_run_actor_that_keeps_crashing_is_given_up_visibly,
+    cancelling_a_run_kills_ffmpeg_within_a_second,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {

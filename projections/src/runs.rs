@@ -442,6 +442,34 @@ impl RunsProjection {
             .unwrap_or(Ok(None))
     }
 
+    /// Waits until run `id`'s view satisfies `done`, or `timeout` passes; returns the
+    /// last view seen either way.
+    pub async fn wait_until(
+        &self,
+        id: &str,
+        done: impl Fn(&RunView) -> bool,
+        timeout: Duration,
+    ) -> Result<Option<RunView>, StoreError> {
+        let mut applied = self.applied.subscribe();
+        let mut last = None;
+        let wait = async {
+            loop {
+                applied.borrow_and_update();
+                last = self.get(id).await?;
+                if last.as_ref().is_some_and(&done) {
+                    return Ok(());
+                }
+                if applied.changed().await.is_err() {
+                    return Ok(());
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Err(error)) => Err(error),
+            _ => Ok(last),
+        }
+    }
+
     /// The last global cursor applied.
     pub async fn checkpoint(&self) -> Result<Cursor, StoreError> {
         let row: Option<(i64, i64)> = on_pool!(&self.db, |pool| sqlx::query_as(

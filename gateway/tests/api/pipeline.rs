@@ -1,0 +1,798 @@
+//! Runs executed end to end: uploads, the actors, real ffmpeg and ffprobe, artifacts,
+//! injected panics, cancellation, bad media, and a replica killed mid-transcode.
+//! Media is generated here with ffmpeg's `lavfi` sources; nothing is downloaded.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aurora_actors::faults::{self, Fault};
+use aurora_gateway::config::Config;
+use aurora_nats::CloudEvent;
+use aurora_projections::runs::RunView;
+use aurora_projections::testkit::{self, TempDir};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::{problem, start, Mode, Process, TestApp, PASSWORD, WAIT};
+
+/// Long enough for a transcode of a few seconds of 720p on a loaded 2-core machine.
+const RUN_WAIT: Duration = Duration::from_secs(180);
+
+/// Generates an H.264/AAC MP4 of `seconds` at `width`×`height` with ffmpeg's test sources.
+fn clip(dir: &Path, name: &str, seconds: u32, width: u32, height: u32) -> PathBuf {
+    let path = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate=24"))
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg is installed (scripts/test installs it)");
+    assert!(status.success(), "generating {name}");
+    path
+}
+
+/// What ffprobe says about `path`.
+fn ffprobe(path: &Path) -> Value {
+    let output = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ffprobe reads {}", path.display());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
+    probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+        .unwrap_or_else(|| panic!("a {kind} stream in {probe}"))
+}
+
+/// An app that executes runs.
+async fn spawn_worker(mode: Mode, tune: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut config = Config::embedded(dir.path());
+    config.nats_prefix = testkit::unique_prefix();
+    if mode == Mode::Production {
+        config.database_url = Some(testkit::create_postgres_database().await.unwrap());
+        config.nats_url = Some(testkit::nats_url());
+    }
+    config.worker = true;
+    config.transcode_workers = Some(2);
+    tune(&mut config);
+    start(config, dir).await
+}
+
+impl TestApp {
+    async fn upload(&self, bytes: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/media"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn upload_file(&self, path: &Path) -> String {
+        let response = self.upload(std::fs::read(path).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn run_on(&self, input: Value, steps: Value) -> String {
+        self.created_id(&json!({"input": input, "steps": steps}))
+            .await
+    }
+
+    /// Waits until the run has ended, and returns its view.
+    async fn finished(&self, id: &str) -> RunView {
+        let ended = |v: &RunView| matches!(v.status.as_str(), "succeeded" | "failed" | "cancelled");
+        let view = self
+            .state
+            .runs
+            .wait_until(id, ended, RUN_WAIT)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("run {id} is in the view"));
+        assert!(ended(&view), "run {id} did not end: {view:?}");
+        view
+    }
+
+    /// The run's stored events: (name, data).
+    async fn events_of(&self, id: &str) -> Vec<(String, Value)> {
+        self.state
+            .db
+            .read_aggregate_after("run", id, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let event = e.to_cloud_event();
+                (event.eventname, event.data)
+            })
+            .collect()
+    }
+
+    async fn download(&self, path: &str, range: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+/// The step index of an event, if it has one.
+fn step_of(data: &Value) -> Option<u64> {
+    data.as_object()?.values().next()?.get("step")?.as_u64()
+}
+
+fn count(events: &[(String, Value)], name: &str, step: Option<u64>) -> usize {
+    events
+        .iter()
+        .filter(|(n, data)| n == name && (step.is_none() || step_of(data) == step))
+        .count()
+}
+
+/// Every event of run `id` a subscriber receives, in arrival order, until the run ends.
+async fn subscribe_run_events(
+    app: &TestApp,
+    mode: Mode,
+) -> futures::stream::BoxStream<'static, CloudEvent> {
+    let subjects = app.state.bus.shared().subjects().clone();
+    let filter = subjects.aggregate_events("run");
+    match mode {
+        // A plain NATS client, as any outside service would subscribe.
+        Mode::Production => {
+            let client = async_nats::connect(testkit::nats_url()).await.unwrap();
+            let subscriber = client.subscribe(filter).await.unwrap();
+            client.flush().await.unwrap();
+            subscriber
+                .map(move |m| {
+                    let _keep = &client;
+                    serde_json::from_slice::<CloudEvent>(&m.payload).unwrap()
+                })
+                .boxed()
+        }
+        Mode::Embedded => app
+            .state
+            .bus
+            .shared()
+            .tail(&filter)
+            .await
+            .unwrap()
+            .map(|e| e.unwrap())
+            .boxed(),
+    }
+}
+
+pub(super) async fn an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed(mode: Mode) {
+    let app = spawn_worker(mode, |_| {}).await;
+    let dir = TempDir::new().unwrap();
+    let clip = clip(dir.path(), "clip.mp4", 4, 1280, 720);
+    let upload = app.upload(std::fs::read(&clip).unwrap()).await;
+    assert_eq!(upload.status(), StatusCode::CREATED);
+    let uploaded: Value = upload.json().await.unwrap();
+    assert_eq!(uploaded["content_type"], "video/mp4");
+    assert_eq!(uploaded["bytes"], std::fs::metadata(&clip).unwrap().len());
+    let media_id = uploaded["id"].as_str().unwrap().to_string();
+
+    // The upload downloads back byte for byte, whole and by range.
+    let original = std::fs::read(&clip).unwrap();
+    let whole = app
+        .download(&format!("/api/v1/media/{media_id}"), None)
+        .await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), original.as_slice());
+    let part = app
+        .download(&format!("/api/v1/media/{media_id}"), Some("bytes=100-199"))
+        .await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-199/{}", original.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &original[100..200]);
+
+    let mut events = subscribe_run_events(&app, mode).await;
+    let mut progress = match app.state.bus.nats_client() {
+        Some(client) => {
+            let subject = format!("{}.progress.run.*", app.config.nats_prefix);
+            let subscriber = client.subscribe(subject).await.unwrap();
+            client.flush().await.unwrap();
+            subscriber.map(|m| m.payload.to_vec()).boxed()
+        }
+        None => {
+            let local = app.state.media.progress.subscribe_local();
+            tokio_stream_from(local)
+        }
+    };
+    let id = app
+        .run_on(
+            json!({"media_id": media_id}),
+            json!([
+                {"kind": "probe"},
+                {"kind": "transcode", "format": "webm", "quality": "low", "resolution": "480p"},
+                {"kind": "thumbnail", "at_seconds": 1.5}
+            ]),
+        )
+        .await;
+    let view = app.finished(&id).await;
+    assert_eq!(view.status, "succeeded", "{view:?}");
+
+    // The subscriber saw every event of the run, in order, ending with RunSucceeded.
+    let mut seen = Vec::new();
+    while let Some(event) = tokio::time::timeout(WAIT, events.next()).await.unwrap() {
+        if event.aggregateid != id {
+            continue;
+        }
+        let done = event.eventname == "RunSucceeded";
+        seen.push(event);
+        if done {
+            break;
+        }
+    }
+    let stored = app.events_of(&id).await;
+    let seen_names: Vec<&str> = seen.iter().map(|e| e.eventname.as_str()).collect();
+    let stored_names: Vec<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(seen_names, stored_names);
+    let sequences: Vec<i64> = seen.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=stored.len() as i64).collect::<Vec<_>>());
+    for event in &seen[1..] {
+        assert_eq!(event.principal, "actor:run-executor", "{event:?}");
+    }
+    for step in 0..3 {
+        assert_eq!(count(&stored, "StepSucceeded", Some(step)), 1, "{stored:?}");
+    }
+    // Live progress reached subscribers while ffmpeg ran.
+    let report = tokio::time::timeout(WAIT, progress.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(report["run_id"], id.as_str());
+    assert!(report["percent"].as_f64().unwrap() >= 0.0);
+
+    // The probe is stored in the run.
+    let probe = &view.outputs[0]["media"];
+    assert!(probe["container"].as_str().unwrap().contains("mp4"));
+    assert!((probe["duration_seconds"].as_f64().unwrap() - 4.0).abs() < 0.2);
+
+    // Artifacts: a WebM rendition at 480p (aspect kept) and a JPEG of the source size.
+    let listed = app.get_json(&format!("/api/v1/runs/{id}/artifacts")).await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{listed}");
+    let rendition = app.download(items[0]["url"].as_str().unwrap(), None).await;
+    assert_eq!(rendition.status(), StatusCode::OK);
+    assert_eq!(rendition.headers()["content-type"], "video/webm");
+    let webm = dir.path().join("out.webm");
+    std::fs::write(&webm, rendition.bytes().await.unwrap()).unwrap();
+    let probed = ffprobe(&webm);
+    assert!(probed["format"]["format_name"]
+        .as_str()
+        .unwrap()
+        .contains("webm"));
+    let video = stream(&probed, "video");
+    assert_eq!(video["codec_name"], "vp9");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(854), Some(480))
+    );
+    assert_eq!(stream(&probed, "audio")["codec_name"], "opus");
+    assert_eq!(items[0]["height"], 480);
+    let thumbnail = app.download(items[1]["url"].as_str().unwrap(), None).await;
+    assert_eq!(thumbnail.headers()["content-type"], "image/jpeg");
+    let jpeg = dir.path().join("thumb.jpg");
+    std::fs::write(&jpeg, thumbnail.bytes().await.unwrap()).unwrap();
+    let picture = ffprobe(&jpeg);
+    let picture = stream(&picture, "video");
+    assert_eq!(
+        (picture["width"].as_u64(), picture["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
+
+    // Another user can neither read the run's artifacts nor the upload.
+    app.register("mallory").await;
+    let login: Value = app.login("mallory", PASSWORD).await.json().await.unwrap();
+    let mallory = login["token"].as_str().unwrap();
+    for path in [
+        format!("/api/v1/runs/{id}/artifacts"),
+        items[0]["url"].as_str().unwrap().to_string(),
+        format!("/api/v1/media/{media_id}"),
+    ] {
+        let response = reqwest::Client::new()
+            .get(app.url(&path))
+            .bearer_auth(mallory)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    // Nor can mallory run a pipeline on tester's upload.
+    let stolen = reqwest::Client::new()
+        .post(app.url("/api/v1/runs"))
+        .bearer_auth(mallory)
+        .json(&json!({"input": {"media_id": media_id}, "steps": [{"kind": "probe"}]}))
+        .send()
+        .await
+        .unwrap();
+    problem(stolen, 422, "unknown-media").await;
+}
+
+fn tokio_stream_from(
+    receiver: tokio::sync::broadcast::Receiver<aurora_actors::progress::RunProgress>,
+) -> futures::stream::BoxStream<'static, Vec<u8>> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(report) => return Some((serde_json::to_vec(&report).unwrap(), receiver)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}
+
+pub(super) async fn bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on(
+    mode: Mode,
+) {
+    // A local media server, allowlisted; everything else non-public stays refused.
+    let dir = TempDir::new().unwrap();
+    let clip = clip(dir.path(), "clip.mp4", 2, 320, 240);
+    let served = std::fs::read(&clip).unwrap();
+    use warp::Filter;
+    let routes = warp::path!("clip.mp4")
+        .map(move || served.clone())
+        .or(warp::path!("missing.mp4")
+            .map(|| warp::reply::with_status("gone", warp::http::StatusCode::NOT_FOUND)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(routes).incoming(listener).run());
+    let app = spawn_worker(mode, |c| c.fetch_allow = "127.0.0.1/32".into()).await;
+
+    // Refused at upload, nothing stored: empty, text named like a video, truncated video.
+    let before = app.stored_events().await;
+    problem(app.upload(Vec::new()).await, 422, "empty-upload").await;
+    problem(
+        app.upload(b"this is not a video, whatever its name says".to_vec())
+            .await,
+        415,
+        "unsupported-media-type",
+    )
+    .await;
+    let whole = std::fs::read(&clip).unwrap();
+    let truncated = whole[..whole.len() / 2].to_vec();
+    let refused = problem(app.upload(truncated).await, 422, "unreadable-media").await;
+    assert!(refused["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not a readable media file"));
+    assert_eq!(
+        app.stored_events().await,
+        before,
+        "refused uploads store nothing"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(app.state.media.artifacts.root().join("media"))
+        .unwrap()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "refused uploads leave no file: {leftovers:?}"
+    );
+
+    // Runs that fail, each with its reason.
+    let media = app.upload_file(&clip).await;
+    let cases = [
+        (
+            json!({"media_id": media}),
+            json!([{"kind": "probe"}, {"kind": "thumbnail", "at_seconds": 30}]),
+            "past the end of the media",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/latest/meta-data/clip.mp4"}),
+            json!([{"kind": "probe"}]),
+            "link-local",
+        ),
+        (
+            json!({"url": "http://10.0.0.1/clip.mp4"}),
+            json!([{"kind": "probe"}]),
+            "private",
+        ),
+        (
+            json!({"url": format!("http://{address}/missing.mp4")}),
+            json!([{"kind": "probe"}]),
+            "404",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (input, steps, _) in &cases {
+        ids.push(app.run_on(input.clone(), steps.clone()).await);
+    }
+    // The pool carries on: a good run by URL, from the allowlisted server, succeeds.
+    let good = app
+        .run_on(
+            json!({"url": format!("http://{address}/clip.mp4")}),
+            json!([{"kind": "probe"}, {"kind": "thumbnail", "at_seconds": 0.5}]),
+        )
+        .await;
+    for (id, (_, _, reason)) in ids.iter().zip(&cases) {
+        let view = app.finished(id).await;
+        assert_eq!(view.status, "failed", "{view:?}");
+        let stored = view.failure_reason.clone().unwrap_or_default();
+        assert!(stored.contains(reason), "{reason:?} in {stored:?}");
+        let shown = app.get_json(&format!("/api/v1/runs/{id}")).await;
+        assert_eq!(shown["failure_reason"], stored.as_str());
+        // Bad input is not retried.
+        assert_eq!(
+            count(&app.events_of(id).await, "StepAttemptFailed", None),
+            0
+        );
+    }
+    let view = app.finished(&good).await;
+    assert_eq!(view.status, "succeeded", "{view:?}");
+
+    // Paths that try to leave the artifact store are refused before any file is touched.
+    for path in [
+        format!("/api/v1/runs/{good}/artifacts/..%2F..%2Fetc%2Fpasswd"),
+        "/api/v1/media/..%2F..%2Fetc%2Fpasswd".to_string(),
+    ] {
+        let response = app.download(&path, None).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+    let unsatisfiable = app
+        .download(&format!("/api/v1/media/{media}"), Some("bytes=999999999-"))
+        .await;
+    assert_eq!(unsatisfiable.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+}
+
+pub(super) async fn panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step(
+    mode: Mode,
+) {
+    let app = spawn_worker(mode, |_| {}).await;
+    let dir = TempDir::new().unwrap();
+    let media = app
+        .upload_file(&clip(dir.path(), "clip.mp4", 3, 640, 360))
+        .await;
+    faults::arm(Fault::RunActorAfterStart, 1);
+    faults::arm(Fault::TranscodeWorkerMidway, 1);
+    let id = app
+        .run_on(
+            json!({"media_id": media}),
+            json!([
+                {"kind": "probe"},
+                {"kind": "transcode", "format": "mp4", "quality": "low", "resolution": "source"},
+                {"kind": "thumbnail", "at_seconds": 1}
+            ]),
+        )
+        .await;
+    let view = app.finished(&id).await;
+    assert_eq!(view.status, "succeeded", "{view:?}");
+    assert_eq!(faults::remaining(Fault::RunActorAfterStart), 0);
+    assert_eq!(faults::remaining(Fault::TranscodeWorkerMidway), 0);
+    let events = app.events_of(&id).await;
+    for step in 0..3 {
+        assert_eq!(count(&events, "StepSucceeded", Some(step)), 1, "{events:?}");
+    }
+    // The probe was interrupted by the run actor's panic, the transcode by the worker's:
+    // each retried once, as attempt 2.
+    assert_eq!(
+        count(&events, "StepAttemptFailed", Some(0)),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(
+        count(&events, "StepAttemptFailed", Some(1)),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(count(&events, "StepStarted", Some(1)), 2, "{events:?}");
+    // Partial output of the crashed attempt was discarded: one rendition on disk.
+    let run_dir = app.state.media.artifacts.run_dir(id.parse().unwrap());
+    let mut files: Vec<String> = std::fs::read_dir(run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["step-1-a2.mp4", "step-2-a1.jpg"]);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"aurora_actor_restarts_total{kind="run"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"aurora_actor_restarts_total{kind="transcode_worker"} 1"#));
+}
+
+pub(super) async fn a_run_actor_that_keeps_crashing_is_given_up_visibly(mode: Mode) {
+    let app = spawn_worker(mode, |c| c.max_attempts = 10).await;
+    let dir = TempDir::new().unwrap();
+    let media = app
+        .upload_file(&clip(dir.path(), "clip.mp4", 1, 160, 120))
+        .await;
+    // The first crash and three restarts (the budget): the fourth crash escalates.
+    faults::arm(Fault::RunActorAfterStart, 4);
+    let id = app
+        .run_on(json!({"media_id": media}), json!([{"kind": "probe"}]))
+        .await;
+    let view = app.finished(&id).await;
+    assert_eq!(view.status, "failed");
+    let reason = view.failure_reason.unwrap();
+    assert!(reason.contains("supervisor gave up"), "{reason}");
+    assert_eq!(faults::remaining(Fault::RunActorAfterStart), 0);
+    let events = app.events_of(&id).await;
+    let failed = events.iter().find(|(n, _)| n == "RunFailed").unwrap();
+    assert_eq!(count(&events, "StepStarted", None), 4, "{events:?}");
+    assert!(failed.1.to_string().contains("supervisor gave up"));
+    let metrics = app.get_text("/metrics").await;
+    assert!(metrics.contains(r#"aurora_supervisor_escalations_total{kind="run"} 1"#));
+    assert!(metrics.contains(r#"aurora_actor_restarts_total{kind="run"} 3"#));
+}
+
+pub(super) async fn cancelling_a_run_kills_ffmpeg_within_a_second(mode: Mode) {
+    let app = spawn_worker(mode, |_| {}).await;
+    let dir = TempDir::new().unwrap();
+    // Long enough that it is still encoding when cancelled.
+    let media = app
+        .upload_file(&clip(dir.path(), "long.mp4", 60, 1280, 720))
+        .await;
+    let mut progress = app.state.media.progress.subscribe_local();
+    let id = app
+        .run_on(
+            json!({"media_id": media}),
+            json!([{"kind": "transcode", "format": "mp4", "quality": "high", "resolution": "source"}]),
+        )
+        .await;
+    // ffmpeg is running once it reports progress.
+    let report = tokio::time::timeout(RUN_WAIT, progress.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.run_id, id);
+    let active = || app.state.metrics.engine.transcodes_active.get();
+    assert_eq!(active(), 1);
+    let cancelled = app
+        .post_json(
+            &format!("/api/v1/runs/{id}/cancel"),
+            &json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let since = Instant::now();
+    // ffmpeg is gone (the worker's gauge drops when its process has been reaped).
+    while active() != 0 {
+        assert!(
+            since.elapsed() < Duration::from_secs(1),
+            "ffmpeg still running {:?} after the cancel",
+            since.elapsed()
+        );
+        tokio::task::yield_now().await;
+    }
+    println!(
+        "ffmpeg stopped {:?} after the cancel was answered",
+        since.elapsed()
+    );
+    let view = app.finished(&id).await;
+    assert_eq!(view.status, "cancelled");
+    assert_eq!(view.cancel_reason.as_deref(), Some("changed my mind"));
+    let events = app.events_of(&id).await;
+    assert_eq!(count(&events, "StepSucceeded", None), 0);
+    assert_eq!(
+        count(&events, "StepAttemptFailed", None),
+        0,
+        "a cancel is not a failure"
+    );
+    // Nothing half-written is left under a final name.
+    let run_dir = app.state.media.artifacts.run_dir(id.parse().unwrap());
+    let finals: Vec<_> = std::fs::read_dir(run_dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(finals.is_empty(), "{finals:?}");
+}
+
+impl TestApp {
+    async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// Two gateway processes on one Postgres and NATS: the one transcoding is killed; the
+/// other takes the run over after the ack wait and finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() {
+    let dir = TempDir::new().unwrap();
+    let keys = dir.path().join("keys");
+    aurora_gateway::auth::keys::KeyRing::load(&keys, true).unwrap();
+    let prefix = testkit::unique_prefix();
+    let database = testkit::create_postgres_database().await.unwrap();
+    let shared = vec![
+        ("DATABASE_URL", database.clone()),
+        ("NATS_URL", testkit::nats_url()),
+        ("AURORA_NATS_PREFIX", prefix.clone()),
+        ("AURORA_ROOT_KEYS_DIR", keys.display().to_string()),
+        (
+            "AURORA_ARTIFACTS_DIR",
+            dir.path().join("artifacts").display().to_string(),
+        ),
+        ("AURORA_RUN_ACK_WAIT_SECONDS", "3".to_string()),
+        ("AURORA_TRANSCODE_WORKERS", "1".to_string()),
+        ("AURORA_RETRY_BACKOFF_MS", "100".to_string()),
+    ];
+    let replica = |name: &str| {
+        let mut env = shared.clone();
+        env.push((
+            "AURORA_DATA_DIR",
+            dir.path().join(name).display().to_string(),
+        ));
+        env.push(("AURORA_REPLICA_ID", name.to_string()));
+        Process::serve(&env)
+    };
+    let mut replicas = vec![Some(replica("a")), Some(replica("b"))];
+    let a = replicas[0].as_ref().unwrap();
+
+    let credentials = json!({"username": "alice", "password": PASSWORD});
+    let client = reqwest::Client::new();
+    let register = client
+        .post(format!("{}/api/v1/auth/register", a.base))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), StatusCode::CREATED);
+    let login: Value = client
+        .post(format!("{}/api/v1/auth/login", a.base))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+    let clip = clip(dir.path(), "clip.mp4", 30, 1280, 720);
+    let uploaded: Value = a
+        .request("POST", "/api/v1/media", &token)
+        .body(std::fs::read(&clip).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let media = uploaded["id"].as_str().unwrap();
+
+    let nats = async_nats::connect(testkit::nats_url()).await.unwrap();
+    let mut progress = nats
+        .subscribe(format!("{prefix}.progress.run.*"))
+        .await
+        .unwrap();
+    let mut ended = nats
+        .subscribe(format!("{prefix}.events.run.*.RunSucceeded"))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    let created: Value = a
+        .request("POST", "/api/v1/runs", &token)
+        .json(&json!({
+            "input": {"media_id": media},
+            "steps": [
+                {"kind": "probe"},
+                {"kind": "transcode", "format": "webm", "quality": "medium", "resolution": "720p"}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // The transcode is under way on one of them: find which, and kill it.
+    tokio::time::timeout(RUN_WAIT, progress.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let db = aurora_projections::Database::postgres(&database, 2)
+        .await
+        .unwrap();
+    let executor_of = |events: &[aurora_projections::StoredEvent], attempt: u64| {
+        events
+            .iter()
+            .map(|e| e.to_cloud_event())
+            .find(|e| {
+                e.eventname == "StepStarted"
+                    && e.data["StepStarted"]["step"] == 1
+                    && e.data["StepStarted"]["attempt"] == attempt
+            })
+            .map(|e| {
+                e.data["StepStarted"]["executor"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+    };
+    let events = db.read_aggregate_after("run", &id, 0).await.unwrap();
+    let first = executor_of(&events, 1).expect("the transcode started");
+    let victim = if first == "a" { 0 } else { 1 };
+    let killed_at = Instant::now();
+    drop(replicas[victim].take()); // SIGKILL
+
+    // The survivor takes it over after the ack wait and finishes it.
+    tokio::time::timeout(RUN_WAIT, ended.next())
+        .await
+        .expect("the run succeeded on the surviving replica")
+        .unwrap();
+    println!(
+        "run finished {:?} after its replica was killed",
+        killed_at.elapsed()
+    );
+    let events = db.read_aggregate_after("run", &id, 0).await.unwrap();
+    let second = executor_of(&events, 2).expect("a second attempt");
+    assert_ne!(first, second, "the other replica took the run over");
+    let names: Vec<String> = events
+        .iter()
+        .map(|e| e.to_cloud_event().eventname)
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "StepSucceeded").count(),
+        2,
+        "{names:?}"
+    );
+    assert_eq!(names.last().map(String::as_str), Some("RunSucceeded"));
+    let survivor = replicas.iter().flatten().next().unwrap();
+    let artifacts: Value = survivor
+        .request("GET", &format!("/api/v1/runs/{id}/artifacts"), &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = artifacts["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{artifacts}");
+    assert_eq!(items[0]["name"], "step-1-a2.webm");
+}
