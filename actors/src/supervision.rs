@@ -90,12 +90,10 @@ impl Default for EngineMetrics {
             escalations: Family::default(),
             active_runs: Gauge::default(),
             transcodes_active: Gauge::default(),
-            transcode_seconds: Histogram::new(
-                [0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0].into_iter(),
-            ),
-            transcode_fps: Histogram::new(
-                [5.0, 15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 1000.0].into_iter(),
-            ),
+            transcode_seconds: Histogram::new([
+                0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+            ]),
+            transcode_fps: Histogram::new([5.0, 15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 1000.0]),
             runs_finished: Family::default(),
         }
     }

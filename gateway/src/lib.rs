@@ -30,3 +30,4 @@ pub mod replicated;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod watch;

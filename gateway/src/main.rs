@@ -8,6 +8,7 @@ use aurora_gateway::bench_limits::{self, LimitsBenchArgs};
 use aurora_gateway::config::Config;
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
+use aurora_gateway::watch::{self, WatchArgs};
 use aurora_projections::{RunsProjection, UsersProjection};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -42,6 +43,8 @@ enum Command {
     /// Measure a rate-limit decision (beside governor), what the limiter adds per request,
     /// and memory per bucket.
     BenchLimits(LimitsBenchArgs),
+    /// Print a run's events and live progress until it ends.
+    Watch(WatchArgs),
     /// Administration.
     Admin {
         #[command(subcommand)]
@@ -85,7 +88,7 @@ enum Projection {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Admin { .. } => telemetry::init_stderr(),
+        Command::Admin { .. } | Command::Watch(_) => telemetry::init_stderr(),
         _ => telemetry::init(),
     }
     match cli.command {
@@ -115,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Watch(args) => watch::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchAuth(args) => bench_auth::run(args).await,
         Command::BenchLimits(args) => bench_limits::run(args).await,

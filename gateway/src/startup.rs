@@ -217,10 +217,9 @@ impl Application {
                 config,
                 db,
                 bus,
-                run_commands,
+                (run_commands, media),
                 identity,
                 (runs, users),
-                media,
                 metrics,
             )
             .with_limits(limits)

@@ -92,13 +92,13 @@ impl AppState {
         config: Config,
         db: Database,
         bus: Bus,
-        run_commands: RunCommands,
+        work: (RunCommands, Media),
         identity: Identity,
         views: (Arc<RunsProjection>, Arc<UsersProjection>),
-        media: Media,
         metrics: Metrics,
     ) -> Self {
         let (runs, users) = views;
+        let (run_commands, media) = work;
         Self {
             config,
             db,

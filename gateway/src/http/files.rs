@@ -12,9 +12,13 @@ use super::body::with_request_id;
 use super::context::RequestContext;
 use super::problem::Problem;
 
+/// The requested range lies outside the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// A byte range of a file of `size` bytes: `Ok(None)` for the whole file (no header, or
 /// one this server does not honour, such as several ranges), `Err` if unsatisfiable.
-pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()> {
+pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return Ok(None);
     };
@@ -28,23 +32,23 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
     let range = match (start.is_empty(), end.is_empty()) {
         (true, true) => return Ok(None),
         (true, false) => {
-            let suffix: u64 = end.parse().map_err(|_| ())?;
+            let suffix: u64 = end.parse().map_err(|_| Unsatisfiable)?;
             if suffix == 0 || size == 0 {
-                return Err(());
+                return Err(Unsatisfiable);
             }
             (size.saturating_sub(suffix), size - 1)
         }
         (false, _) => {
-            let start: u64 = start.parse().map_err(|_| ())?;
+            let start: u64 = start.parse().map_err(|_| Unsatisfiable)?;
             let end: u64 = if end.is_empty() {
                 size.saturating_sub(1)
             } else {
                 end.parse::<u64>()
-                    .map_err(|_| ())?
+                    .map_err(|_| Unsatisfiable)?
                     .min(size.saturating_sub(1))
             };
             if start >= size || end < start {
-                return Err(());
+                return Err(Unsatisfiable);
             }
             (start, end)
         }
@@ -77,7 +81,7 @@ pub async fn serve(
         .and_then(|v| v.to_str().ok());
     let range = match parse_range(range_header, size) {
         Ok(range) => range,
-        Err(()) => {
+        Err(Unsatisfiable) => {
             let mut response = Problem::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "range-not-satisfiable",
@@ -129,7 +133,7 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{parse_range, Unsatisfiable};
 
     #[test]
     fn byte_ranges_follow_rfc_9110() {
@@ -138,9 +142,9 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=90-"), 100), Ok(Some((90, 99))));
         assert_eq!(parse_range(Some("bytes=-10"), 100), Ok(Some((90, 99))));
         assert_eq!(parse_range(Some("bytes=50-500"), 100), Ok(Some((50, 99))));
-        assert_eq!(parse_range(Some("bytes=100-"), 100), Err(()));
-        assert_eq!(parse_range(Some("bytes=9-3"), 100), Err(()));
-        assert_eq!(parse_range(Some("bytes=x-3"), 100), Err(()));
+        assert_eq!(parse_range(Some("bytes=100-"), 100), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=9-3"), 100), Err(Unsatisfiable));
+        assert_eq!(parse_range(Some("bytes=x-3"), 100), Err(Unsatisfiable));
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Ok(None));
         assert_eq!(parse_range(Some("items=0-1"), 100), Ok(None));
     }

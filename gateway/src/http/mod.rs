@@ -10,6 +10,7 @@ pub mod health;
 pub mod media;
 pub mod page;
 pub mod problem;
+pub mod run_events;
 pub mod runs;
 pub mod tokens;
 pub mod users;
@@ -52,6 +53,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let observed = state.clone();
     let api = runs::routes(state.clone())
+        .or(run_events::routes(state.clone()))
         .or(auth::routes(state.clone()))
         .or(tokens::routes(state.clone()))
         .or(users::routes(state.clone()))

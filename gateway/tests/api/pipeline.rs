@@ -147,6 +147,50 @@ impl TestApp {
     }
 }
 
+/// Reads Server-Sent Events from `response` until one named like a run's end: (event, id,
+/// data) of each.
+async fn read_sse(mut response: reqwest::Response) -> Vec<(String, Option<i64>, Value)> {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut frames = Vec::new();
+    let mut buffer = String::new();
+    while let Some(chunk) = tokio::time::timeout(RUN_WAIT, response.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut event, mut id, mut data) = (String::new(), None, String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if event.is_empty() {
+                continue; // keep-alive comment
+            }
+            let end = matches!(
+                event.as_str(),
+                "RunSucceeded" | "RunFailed" | "RunCancelled"
+            );
+            frames.push((event, id, serde_json::from_str(&data).unwrap()));
+            if end {
+                return frames;
+            }
+        }
+    }
+    frames
+}
+
 /// The step index of an event, if it has one.
 fn step_of(data: &Value) -> Option<u64> {
     data.as_object()?.values().next()?.get("step")?.as_u64()
@@ -316,12 +360,33 @@ pub(super) async fn an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumb
         (Some(1280), Some(720))
     );
 
+    // Server-Sent Events replay the finished run: every event, ids = sequences.
+    let replay = read_sse(
+        app.download(&format!("/api/v1/runs/{id}/events"), None)
+            .await,
+    )
+    .await;
+    let replayed: Vec<&str> = replay.iter().map(|(e, _, _)| e.as_str()).collect();
+    assert_eq!(replayed, stored_names);
+    assert_eq!(replay[2].1, Some(3));
+    // Reconnecting with Last-Event-ID resumes after it.
+    let resumed = app
+        .client
+        .get(app.url(&format!("/api/v1/runs/{id}/events")))
+        .header("last-event-id", (stored.len() - 2).to_string())
+        .send()
+        .await
+        .unwrap();
+    let resumed = read_sse(resumed).await;
+    assert_eq!(resumed.len(), 2, "{resumed:?}");
+
     // Another user can neither read the run's artifacts nor the upload.
     app.register("mallory").await;
     let login: Value = app.login("mallory", PASSWORD).await.json().await.unwrap();
     let mallory = login["token"].as_str().unwrap();
     for path in [
         format!("/api/v1/runs/{id}/artifacts"),
+        format!("/api/v1/runs/{id}/events"),
         items[0]["url"].as_str().unwrap().to_string(),
         format!("/api/v1/media/{media_id}"),
     ] {
@@ -575,6 +640,11 @@ pub(super) async fn cancelling_a_run_kills_ffmpeg_within_a_second(mode: Mode) {
             json!([{"kind": "transcode", "format": "mp4", "quality": "high", "resolution": "source"}]),
         )
         .await;
+    // A client follows it live over Server-Sent Events.
+    let follower = tokio::spawn(read_sse(
+        app.download(&format!("/api/v1/runs/{id}/events"), None)
+            .await,
+    ));
     // ffmpeg is running once it reports progress.
     let report = tokio::time::timeout(RUN_WAIT, progress.recv())
         .await
@@ -606,6 +676,15 @@ pub(super) async fn cancelling_a_run_kills_ffmpeg_within_a_second(mode: Mode) {
     );
     let view = app.finished(&id).await;
     assert_eq!(view.status, "cancelled");
+    let followed = follower.await.unwrap();
+    let names: Vec<&str> = followed.iter().map(|(e, _, _)| e.as_str()).collect();
+    assert_eq!(names.first(), Some(&"RunRequested"), "{names:?}");
+    assert!(names.contains(&"StepStarted"), "{names:?}");
+    assert!(
+        names.contains(&"progress"),
+        "live progress reached the client: {names:?}"
+    );
+    assert_eq!(names.last(), Some(&"RunCancelled"));
     assert_eq!(view.cancel_reason.as_deref(), Some("changed my mind"));
     let events = app.events_of(&id).await;
     assert_eq!(count(&events, "StepSucceeded", None), 0);
@@ -670,7 +749,7 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
         env.push(("AURORA_REPLICA_ID", name.to_string()));
         Process::serve(&env)
     };
-    let mut replicas = vec![Some(replica("a")), Some(replica("b"))];
+    let mut replicas = [Some(replica("a")), Some(replica("b"))];
     let a = replicas[0].as_ref().unwrap();
 
     let credentials = json!({"username": "alice", "password": PASSWORD});

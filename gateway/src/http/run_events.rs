@@ -1,0 +1,176 @@
+//! `GET /api/v1/runs/{id}/events`: a run's events and live progress as Server-Sent Events,
+//! authorized like any read of the run.
+//!
+//! The stream replays the run's stored events (after `Last-Event-ID`, when a client
+//! reconnects), then follows new ones from the bus, interleaved with `progress` events, and
+//! ends after the event that ends the run. The bus is subscribed before the history is
+//! read, and events are sent by sequence, so none falls between the two or comes twice.
+//! Each event's SSE id is its sequence in the run.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aurora_domain::run::Run;
+use aurora_nats::CloudEvent;
+use cqrs_es::Aggregate;
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+use http::HeaderMap;
+use uuid::Uuid;
+use warp::reply::Response;
+use warp::sse::Event;
+use warp::{Filter, Rejection, Reply};
+
+use super::auth::{authorize, verify_request};
+use super::context::{context, RequestContext};
+use super::problem::Problem;
+use crate::auth::tokens::Access;
+use crate::state::AppState;
+
+/// The events route.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    warp::path!("api" / "v1" / "runs" / String / "events")
+        .and(warp::get())
+        .and(context())
+        .and(with_state)
+        .and(warp::header::headers_cloned())
+        .then(events)
+}
+
+/// Event names that end a run.
+pub const TERMINAL: [&str; 3] = ["RunSucceeded", "RunFailed", "RunCancelled"];
+
+fn sse_event(event: &CloudEvent) -> Event {
+    Event::default()
+        .event(event.eventname.clone())
+        .id(event.sequence.to_string())
+        .json_data(event)
+        .unwrap_or_else(|_| Event::default().event("error").data("unserializable event"))
+}
+
+async fn events(
+    raw_id: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(run_id) = Uuid::parse_str(&raw_id) else {
+        return Problem::bad_request("invalid-run-id", "the run id in the path must be a UUID")
+            .response(Some(&ctx));
+    };
+    let id = run_id.to_string();
+    let token = match verify_request(&state, &headers) {
+        Ok(token) => token,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
+    let run = match state.run_commands.load(&id).await {
+        Ok(run) => run,
+        Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
+    };
+    let Some(owner) = run.owner() else {
+        return Problem::not_found("no run with this id").response(Some(&ctx));
+    };
+    let access = Access {
+        operation: "runs:read",
+        resource: Some(("run", &id)),
+        owner: Some(owner),
+    };
+    if let Err(problem) = authorize(&state, &token, access) {
+        return problem.response(Some(&ctx));
+    }
+    let after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+
+    // Live first, then history: nothing falls in between.
+    let bus = state.bus.shared();
+    let filter = bus.subjects().event(Run::TYPE, &id, "*");
+    let mut live = match bus.tail(&filter).await {
+        Ok(live) => live,
+        Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
+    };
+    let mut progress = progress_of(&state, &id).await;
+    let history = match state.db.read_aggregate_after(Run::TYPE, &id, after).await {
+        Ok(history) => history,
+        Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
+    };
+    let (mut tx, rx) = mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        let mut sent = after;
+        for stored in history {
+            let event = stored.to_cloud_event();
+            sent = event.sequence;
+            if tx.send(sse_event(&event)).await.is_err()
+                || TERMINAL.contains(&event.eventname.as_str())
+            {
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                event = live.next() => match event {
+                    Some(Ok(event)) if event.sequence > sent => {
+                        sent = event.sequence;
+                        let end = TERMINAL.contains(&event.eventname.as_str());
+                        if tx.send(sse_event(&event)).await.is_err() || end {
+                            return;
+                        }
+                    }
+                    Some(_) => {}
+                    // The subscription broke: end; the client reconnects with Last-Event-ID.
+                    None => return,
+                },
+                report = progress.next() => match report {
+                    Some(data) => {
+                        let event = Event::default().event("progress").data(data);
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => progress = futures::stream::pending().boxed(),
+                },
+            }
+        }
+    });
+    let stream = rx.map(Ok::<_, Infallible>);
+    let mut response = warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response();
+    if let Ok(id) = http::HeaderValue::from_str(&ctx.request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+/// Live progress of run `id` as JSON texts: from NATS (any replica's transcodes), or
+/// in-process in embedded mode.
+async fn progress_of(state: &AppState, id: &str) -> futures::stream::BoxStream<'static, String> {
+    let hub = &state.media.progress;
+    if let Some(client) = hub.nats() {
+        if let Ok(subscriber) = client.subscribe(hub.subjects().run_progress(id)).await {
+            return subscriber
+                .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+                .boxed();
+        }
+    }
+    let id = id.to_string();
+    futures::stream::unfold(hub.subscribe_local(), move |mut receiver| {
+        let id = id.clone();
+        async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(report) if report.run_id == id => {
+                        let text = serde_json::to_string(&report).unwrap_or_default();
+                        return Some((text, receiver));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    })
+    .boxed()
+}
