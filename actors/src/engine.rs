@@ -33,6 +33,7 @@ use crate::runs::{ManagerMsg, RunManager};
 use crate::supervision::{EngineMetrics, RestartBudget};
 use crate::tools::Tools;
 use crate::transcode::{PoolConfig, PoolMsg, TranscodePool};
+use crate::users::{UserDeps, UsersMsg, UsersSupervisor};
 
 /// Durable name of the work queue of requested runs.
 pub const WORK_QUEUE: &str = "run-executor";
@@ -91,6 +92,8 @@ pub struct Deps {
     pub executor: String,
     pool: RwLock<Option<ActorRef<PoolMsg>>>,
     manager: RwLock<Option<ActorRef<ManagerMsg>>>,
+    user_deps: Option<UserDeps>,
+    users: RwLock<Option<ActorRef<UsersMsg>>>,
 }
 
 impl Deps {
@@ -117,7 +120,20 @@ impl Deps {
             executor,
             pool: RwLock::new(None),
             manager: RwLock::new(None),
+            user_deps: None,
+            users: RwLock::new(None),
         }
+    }
+
+    /// With user actors enforcing per-tier run limits.
+    pub fn with_user_limits(mut self, users: UserDeps) -> Self {
+        self.user_deps = Some(users);
+        self
+    }
+
+    /// The users supervisor, when tier limits are enforced.
+    pub fn users(&self) -> Option<ActorRef<UsersMsg>> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The transcode pool, while it runs.
@@ -154,6 +170,16 @@ impl Root {
         Ok(())
     }
 
+    async fn spawn_users(&self, me: &ActorRef<()>) -> Result<(), ActorProcessingErr> {
+        let Some(deps) = self.deps.user_deps.clone() else {
+            return Ok(());
+        };
+        let (users, _) =
+            Actor::spawn_linked(None, UsersSupervisor { deps }, (), me.get_cell()).await?;
+        *self.deps.users.write().unwrap_or_else(|e| e.into_inner()) = Some(users);
+        Ok(())
+    }
+
     async fn spawn_pool(&self, me: &ActorRef<()>) -> Result<(), ActorProcessingErr> {
         let config = PoolConfig {
             workers: self.deps.settings.workers,
@@ -178,6 +204,7 @@ impl Actor for Root {
         _: (),
     ) -> Result<Self::State, ActorProcessingErr> {
         self.spawn_pool(&me).await?;
+        self.spawn_users(&me).await?;
         self.spawn_manager(&me).await?;
         let (max, within) = self.deps.settings.worker_restarts;
         Ok(RootState {
@@ -201,6 +228,8 @@ impl Actor for Root {
             "transcode_pool"
         } else if self.deps.manager().is_some_and(|m| m.get_id() == id) {
             "run_manager"
+        } else if self.deps.users().is_some_and(|u| u.get_id() == id) {
+            "users"
         } else {
             return Ok(());
         };
@@ -215,10 +244,10 @@ impl Actor for Root {
         }
         self.deps.metrics.restarted(kind);
         tracing::warn!(kind, ?event, "restarting");
-        if kind == "transcode_pool" {
-            self.spawn_pool(&me).await
-        } else {
-            self.spawn_manager(&me).await
+        match kind {
+            "transcode_pool" => self.spawn_pool(&me).await,
+            "users" => self.spawn_users(&me).await,
+            _ => self.spawn_manager(&me).await,
         }
     }
 }
@@ -285,6 +314,9 @@ impl Engine {
         }
         if let Some(pool) = self.deps.pool() {
             pool.stop_children_and_wait(None, grace).await;
+        }
+        if let Some(users) = self.deps.users() {
+            users.stop_children_and_wait(None, grace).await;
         }
         self.root.stop_children_and_wait(None, grace).await;
         self.root.stop(None);

@@ -4,6 +4,9 @@
 //! # Layout
 //! - [`engine`]: the root supervisor, the intake from the work queue, cancellations.
 //! - [`runs`]: the run manager and one run actor per active run (the step state machine).
+//! - [`users`]: user actors (per-tier limits on runs executing at once), and the reaper
+//!   that cancels a disabled user's runs.
+//! - [`feed`]: run events republished with the owner in the subject.
 //! - [`transcode`]: the transcode pool and its workers (one ffmpeg each).
 //! - [`tools`]: ffprobe / ffmpeg (through ffmpeg-sidecar): probe, transcode, thumbnail.
 //! - [`artifacts`]: where uploads and outputs live, and how files are named and checked.
@@ -18,11 +21,13 @@
 pub mod artifacts;
 pub mod engine;
 pub mod faults;
+pub mod feed;
 pub mod fetch;
 pub mod progress;
 pub mod runs;
 pub mod supervision;
 pub mod tools;
 pub mod transcode;
+pub mod users;
 
 pub use engine::{Deps, Engine, EngineSettings};

@@ -281,8 +281,12 @@ pub enum RunMsg {
     },
     /// The run was cancelled: kill the step's work.
     Cancel,
-    /// Extend the lease.
+    /// Extend the lease (and, while waiting for a slot, ask again).
     KeepAlive,
+    /// The owner's user actor granted the run a slot.
+    SlotGranted,
+    /// Still waiting for a slot: ask again (a user actor may have stopped meanwhile).
+    AskSlot,
 }
 
 /// One run, driven step by step.
@@ -297,6 +301,26 @@ struct RunActor {
 struct RunState {
     cancel: CancellationToken,
     _guard: DropGuard,
+    /// The owner, once the run is loaded.
+    owner: Option<String>,
+    /// The owner's slot, while held; returned when dropped.
+    slot: Option<SlotGuard>,
+}
+
+/// A run slot of the owner's user actor; returned on drop (also when the actor panics).
+struct SlotGuard {
+    users: ActorRef<crate::users::UsersMsg>,
+    owner: String,
+    run: Uuid,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let _ = self.users.cast(crate::users::UsersMsg::Release {
+            owner: std::mem::take(&mut self.owner),
+            run: self.run,
+        });
+    }
 }
 
 impl RunActor {
@@ -336,7 +360,24 @@ impl RunActor {
         });
     }
 
-    async fn advance(&self, me: &ActorRef<RunMsg>) {
+    /// Asks the owner's user actor for a slot (no-op without user actors), and again
+    /// every second until granted.
+    fn request_slot(&self, me: &ActorRef<RunMsg>, state: &RunState) {
+        if let (Some(users), Some(owner)) = (self.deps.users(), &state.owner) {
+            let _ = users.cast(crate::users::UsersMsg::Acquire {
+                owner: owner.clone(),
+                run: self.run_id,
+                actor: me.clone(),
+            });
+            let me = me.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = me.cast(RunMsg::AskSlot);
+            });
+        }
+    }
+
+    async fn advance(&self, me: &ActorRef<RunMsg>, state: &mut RunState) {
         let run = match self.deps.runs.load(&self.id()).await {
             Ok(run) => run,
             Err(error) => {
@@ -354,6 +395,13 @@ impl RunActor {
             }
             status if status.is_finished() => return self.finish(me, status).await,
             _ => {}
+        }
+        if state.owner.is_none() {
+            state.owner = run.owner().map(str::to_string);
+        }
+        // At most the owner's tier of runs execute at once: wait for a slot.
+        if state.slot.is_none() && self.deps.users().is_some() {
+            return self.request_slot(me, state);
         }
         let step = run.next_step();
         let attempt = run.attempt();
@@ -373,7 +421,7 @@ impl RunActor {
                     return Self::retry_later(me, RunMsg::Advance);
                 }
             }
-            return Box::pin(self.advance(me)).await;
+            return Box::pin(self.advance(me, state)).await;
         }
         let next = attempt.number + 1;
         let backoff = self.deps.settings.backoff(next);
@@ -393,7 +441,7 @@ impl RunActor {
         }
     }
 
-    async fn begin(&self, me: &ActorRef<RunMsg>, state: &RunState, step: usize, attempt: u32) {
+    async fn begin(&self, me: &ActorRef<RunMsg>, state: &mut RunState, step: usize, attempt: u32) {
         let command = RunCommand::StartStep {
             step,
             attempt,
@@ -405,7 +453,7 @@ impl RunActor {
         {
             Ok(_) => {}
             Err(AggregateError::UserError(RunError::AlreadyFinished(_))) => {
-                return Box::pin(self.advance(me)).await;
+                return Box::pin(self.advance(me, state)).await;
             }
             Err(AggregateError::UserError(error)) => {
                 // Another executor moved the run on: it is theirs now.
@@ -455,6 +503,7 @@ impl RunActor {
     async fn step_done(
         &self,
         me: &ActorRef<RunMsg>,
+        state: &mut RunState,
         step: usize,
         attempt: u32,
         result: Result<StepOutput, ToolError>,
@@ -477,7 +526,7 @@ impl RunActor {
                 },
                 None,
             ),
-            Err(ToolError::Cancelled) => return Box::pin(self.advance(me)).await,
+            Err(ToolError::Cancelled) => return Box::pin(self.advance(me, state)).await,
             Err(error @ (ToolError::Failed(_) | ToolError::TimedOut(_))) => (
                 RunCommand::FailAttempt {
                     step,
@@ -488,7 +537,7 @@ impl RunActor {
             ),
         };
         match self.execute(command.clone(), &what).await {
-            Ok(_) => Box::pin(self.advance(me)).await,
+            Ok(_) => Box::pin(self.advance(me, state)).await,
             Err(AggregateError::UserError(error)) => {
                 // Not ours to record any more (cancelled, or superseded): discard the file.
                 if let Some(name) = artifact {
@@ -497,7 +546,7 @@ impl RunActor {
                     }
                 }
                 tracing::info!(run_id = %self.run_id, %error, "step result not recorded");
-                Box::pin(self.advance(me)).await
+                Box::pin(self.advance(me, state)).await
             }
             Err(error) => {
                 tracing::warn!(run_id = %self.run_id, %error, "cannot record the step; retrying");
@@ -549,6 +598,8 @@ impl Actor for RunActor {
         Ok(RunState {
             _guard: cancel.clone().drop_guard(),
             cancel,
+            owner: None,
+            slot: None,
         })
     }
 
@@ -559,15 +610,38 @@ impl Actor for RunActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RunMsg::Advance => self.advance(&me).await,
+            RunMsg::Advance => self.advance(&me, state).await,
             RunMsg::Begin { step, attempt } => self.begin(&me, state, step, attempt).await,
             RunMsg::StepDone {
                 step,
                 attempt,
                 result,
-            } => self.step_done(&me, step, attempt, result).await,
-            RunMsg::Cancel => state.cancel.cancel(),
+            } => self.step_done(&me, state, step, attempt, result).await,
+            RunMsg::Cancel => {
+                state.cancel.cancel();
+                // Waiting for a slot: nothing runs to notice the cancel, so look now.
+                if state.slot.is_none() {
+                    self.advance(&me, state).await;
+                }
+            }
             RunMsg::KeepAlive => self.lease.keep_alive().await,
+            RunMsg::AskSlot => {
+                if state.slot.is_none() {
+                    self.request_slot(&me, state);
+                }
+            }
+            RunMsg::SlotGranted => {
+                if state.slot.is_none() {
+                    if let (Some(users), Some(owner)) = (self.deps.users(), state.owner.clone()) {
+                        state.slot = Some(SlotGuard {
+                            users,
+                            owner,
+                            run: self.run_id,
+                        });
+                        self.advance(&me, state).await;
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -134,6 +134,14 @@ pub struct Config {
     #[arg(long, env = "AURORA_FETCH_ALLOW", default_value = "")]
     pub fetch_allow: String,
 
+    /// Runs a user may have executing at once, by tier.
+    #[arg(
+        long,
+        env = "AURORA_TIER_CONCURRENT_RUNS",
+        default_value = "free=1,pro=4,enterprise=16"
+    )]
+    pub tier_concurrent_runs: String,
+
     /// This replica's name in run events (default: host name and process id).
     #[arg(long, env = "AURORA_REPLICA_ID")]
     pub replica_id: Option<String>,
@@ -174,6 +182,7 @@ impl Config {
             fetch_max_bytes: 64 * 1024 * 1024,
             fetch_timeout_seconds: 60,
             fetch_allow: String::new(),
+            tier_concurrent_runs: "free=1,pro=4,enterprise=16".into(),
             replica_id: None,
         }
     }
@@ -218,6 +227,12 @@ impl Config {
                 allow,
             },
         })
+    }
+
+    /// Runs a user may have executing at once, by tier.
+    pub fn tier_limits(&self) -> anyhow::Result<aurora_actors::users::TierLimits> {
+        aurora_actors::users::TierLimits::parse(&self.tier_concurrent_runs)
+            .map_err(|e| anyhow::anyhow!("AURORA_TIER_CONCURRENT_RUNS: {e}"))
     }
 
     /// This replica's name.

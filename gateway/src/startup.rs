@@ -4,17 +4,22 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use aurora_actors::artifacts::ArtifactStore;
+use aurora_actors::feed::RunFeed;
 use aurora_actors::progress::ProgressHub;
 use aurora_actors::tools::Tools;
+use aurora_actors::users::{UserDeps, UserReaper};
 use aurora_actors::{Deps, Engine};
+use aurora_domain::user::User;
 use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::Subjects;
+use aurora_projections::consumer::follow;
 use aurora_projections::store::GroupCommit;
 use aurora_projections::{
     ClientCommands, Database, MediaCommands, Relay, RelayConfig, RunCommands, RunsProjection,
     UserCommands, UsersProjection,
 };
+use cqrs_es::Aggregate;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -145,6 +150,7 @@ impl Application {
             .prepare()
             .await
             .with_context(|| format!("creating {}", media.artifacts.root().display()))?;
+        let runs = Arc::new(RunsProjection::new(db.clone()));
         let engine = if config.worker {
             let settings = config.engine_settings()?;
             let deps = Deps::new(
@@ -156,12 +162,21 @@ impl Application {
                 settings,
                 metrics.engine.clone(),
                 config.replica(),
-            );
+            )
+            .with_user_limits(UserDeps {
+                users: Arc::new(UserCommands::with_appends(
+                    &db,
+                    appends.clone(),
+                    committed.clone(),
+                )),
+                runs_view: runs.clone(),
+                limits: config.tier_limits()?,
+                metrics: metrics.engine.clone(),
+            });
             Some(Engine::start(deps, bus.shared()).await?)
         } else {
             None
         };
-        let runs = Arc::new(RunsProjection::new(db.clone()));
         let users = Arc::new(UsersProjection::new(db.clone()));
         let relay = Relay::new(
             db.clone(),
@@ -171,8 +186,27 @@ impl Application {
         );
 
         let background = CancellationToken::new();
+        // Cancels the runs of users who are disabled or deleted (one replica per event).
+        let reaper = Arc::new(UserReaper {
+            runs: RunCommands::with_appends(&db, appends.clone(), committed.clone()),
+            runs_view: runs.clone(),
+        });
+        let reaper_filter = bus.shared().subjects().aggregate_events(User::TYPE);
         let mut tasks = vec![
-            tokio::spawn(relay.run(committed, background.clone())),
+            tokio::spawn({
+                let (bus, stop) = (bus.shared(), background.clone());
+                async move {
+                    follow(
+                        reaper,
+                        bus,
+                        aurora_actors::users::REAPER,
+                        &reaper_filter,
+                        stop,
+                    )
+                    .await
+                }
+            }),
+            tokio::spawn(relay.run(committed.clone(), background.clone())),
             tokio::spawn(runs.clone().run(bus.shared(), background.clone())),
             tokio::spawn(users.clone().run(bus.shared(), background.clone())),
             tokio::spawn(replicated::follow(
@@ -184,6 +218,19 @@ impl Application {
             )),
         ];
 
+        // Run events with the owner in the subject, for outside subscribers (NATS only).
+        if let Some(client) = bus.nats_client() {
+            let feed = Arc::new(RunFeed::new(
+                client,
+                bus.shared().subjects().clone(),
+                RunCommands::with_appends(&db, appends.clone(), committed.clone()),
+            ));
+            let filter = feed.filter();
+            let (shared, stop) = (bus.shared(), background.clone());
+            tasks.push(tokio::spawn(async move {
+                follow(feed, shared, aurora_actors::feed::DURABLE, &filter, stop).await
+            }));
+        }
         let limits = match config.rate_limit_policies()? {
             Some(policies) => {
                 let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)

@@ -22,6 +22,7 @@ const WAIT: Duration = Duration::from_secs(20);
 #[path = "api/pipeline.rs"]
 mod pipeline;
 use pipeline::{
+    a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs,
     a_run_actor_that_keeps_crashing_is_given_up_visibly,
     an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed,
     bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on,
@@ -244,6 +245,7 @@ in_both_modes!(
     panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step,
     a_run_actor_that_keeps_crashing_is_given_up_visibly,
     cancelling_a_run_kills_ffmpeg_within_a_second,
+    a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {

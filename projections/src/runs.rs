@@ -416,6 +416,24 @@ impl RunsProjection {
         })
     }
 
+    /// Ids of `owner`'s runs that have not ended, newest first (at most `limit`), and the
+    /// number of them that are running.
+    pub async fn unfinished_of(
+        &self,
+        owner: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(&self.db, |pool| sqlx::query_as(
+            "SELECT id, status FROM runs_view WHERE owner = $1 \
+             AND status IN ('requested', 'running') ORDER BY id DESC LIMIT $2"
+        )
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows)
+    }
+
     /// Waits until run `id` has applied at least `version` events, or `timeout` passes.
     pub async fn wait_for(
         &self,

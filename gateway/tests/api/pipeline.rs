@@ -875,3 +875,100 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
     assert_eq!(items.len(), 1, "{artifacts}");
     assert_eq!(items[0]["name"], "step-1-a2.webm");
 }
+
+pub(super) async fn a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs(
+    mode: Mode,
+) {
+    let app = spawn_worker(mode, |_| {}).await;
+    let dir = TempDir::new().unwrap();
+    let media = app
+        .upload_file(&clip(dir.path(), "long.mp4", 60, 1280, 720))
+        .await;
+    // Services follow all of one user's runs on the run feed (NATS only).
+    let mut feed = match app.state.bus.nats_client() {
+        Some(client) => {
+            let subject = format!("{}.runs.tester.>", app.config.nats_prefix);
+            let subscriber = client.subscribe(subject).await.unwrap();
+            client.flush().await.unwrap();
+            Some(subscriber)
+        }
+        None => None,
+    };
+    let mut progress = app.state.media.progress.subscribe_local();
+    let long =
+        json!([{"kind": "transcode", "format": "mp4", "quality": "high", "resolution": "source"}]);
+    let first = app.run_on(json!({"media_id": media}), long.clone()).await;
+    let second = app.run_on(json!({"media_id": media}), long).await;
+    // One of them transcodes; tester is on the free tier (one run at a time), so the other
+    // waits for the slot without starting.
+    let report = tokio::time::timeout(RUN_WAIT, progress.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let waiting = if report.run_id == first {
+        &second
+    } else {
+        &first
+    };
+    let waiting_events = app.events_of(waiting).await;
+    assert_eq!(
+        count(&waiting_events, "StepStarted", None),
+        0,
+        "{waiting_events:?}"
+    );
+    assert_eq!(
+        app.get_json(&format!("/api/v1/runs/{waiting}")).await["status"],
+        "requested"
+    );
+
+    // An admin disables tester: both runs are cancelled, by the user actor.
+    let admin = super::token_with_role(&app, "root", aurora_domain::user::Role::Admin).await;
+    let disabled = reqwest::Client::new()
+        .patch(app.url("/api/v1/users/tester"))
+        .bearer_auth(&admin)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    for id in [&first, &second] {
+        let view = app.finished(id).await;
+        assert_eq!(view.status, "cancelled", "{view:?}");
+        assert_eq!(
+            view.cancel_reason.as_deref(),
+            Some("the owner was disabled")
+        );
+        let events = app
+            .state
+            .db
+            .read_aggregate_after("run", id, 0)
+            .await
+            .unwrap();
+        let last = events.last().unwrap().to_cloud_event();
+        assert_eq!(
+            (last.eventname.as_str(), last.principal.as_str()),
+            ("RunCancelled", "actor:user")
+        );
+        assert_eq!(count(&app.events_of(id).await, "StepSucceeded", None), 0);
+    }
+    if let Some(feed) = &mut feed {
+        let mut ended = std::collections::HashSet::new();
+        while ended.len() < 2 {
+            let message = tokio::time::timeout(WAIT, feed.next())
+                .await
+                .unwrap()
+                .unwrap();
+            let event: CloudEvent = serde_json::from_slice(&message.payload).unwrap();
+            assert_eq!(
+                message.subject.as_str(),
+                format!(
+                    "{}.runs.tester.{}.{}",
+                    app.config.nats_prefix, event.aggregateid, event.eventname
+                )
+            );
+            if event.eventname == "RunCancelled" {
+                ended.insert(event.aggregateid);
+            }
+        }
+    }
+}

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// A stored row could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A consumer could not pass what it read on (publishing, a command).
+    #[error("cannot pass it on: {0}")]
+    Downstream(String),
 }
 
 /// How Aurora pools Postgres connections; the benchmark's raw baseline uses the same.

@@ -1,0 +1,401 @@
+//! User actors: one per user with runs on this replica, holding the user's run slots, so
+//! that a user has at most their tier's number of runs executing at once (free 1, pro 4,
+//! enterprise 16 by default). A run actor asks its owner's actor for a slot before its
+//! first step and waits, still holding its lease, until one frees; the slot returns when
+//! the run actor stops (or dies).
+//!
+//! Slots count this replica's runs and the runs other replicas are executing (the runs
+//! view's `running`), so the limit holds across replicas up to the view's lag: two replicas
+//! granting in the same instant can exceed it by one each, briefly.
+//!
+//! The [`UserReaper`] cancels every unfinished run of a user who is disabled or deleted.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aurora_domain::run::{RunCommand, RunError};
+use aurora_domain::user::{Tier, User};
+use aurora_domain::EventMetadata;
+use aurora_nats::CloudEvent;
+use aurora_projections::consumer::ReadModel;
+use aurora_projections::{RunCommands, RunsProjection, StoreError, UserCommands};
+use cqrs_es::{Aggregate, AggregateError};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use uuid::Uuid;
+
+use crate::runs::RunMsg;
+use crate::supervision::EngineMetrics;
+
+/// Runs a user of each tier may have executing at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierLimits {
+    /// Free tier.
+    pub free: usize,
+    /// Pro tier.
+    pub pro: usize,
+    /// Enterprise tier.
+    pub enterprise: usize,
+}
+
+impl Default for TierLimits {
+    fn default() -> Self {
+        Self {
+            free: 1,
+            pro: 4,
+            enterprise: 16,
+        }
+    }
+}
+
+impl TierLimits {
+    /// Parses `free=1,pro=4,enterprise=16` (tiers left out keep their default).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut limits = Self::default();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (tier, n) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{item:?}: write tier=number"))?;
+            let n: usize = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{item:?}: the limit must be a whole number above 0"))?;
+            match tier.trim() {
+                "free" => limits.free = n,
+                "pro" => limits.pro = n,
+                "enterprise" => limits.enterprise = n,
+                other => return Err(format!("{other:?} is not a tier (free, pro, enterprise)")),
+            }
+        }
+        Ok(limits)
+    }
+
+    /// The limit of `tier`.
+    pub fn of(&self, tier: Tier) -> usize {
+        match tier {
+            Tier::Free => self.free,
+            Tier::Pro => self.pro,
+            Tier::Enterprise => self.enterprise,
+        }
+    }
+}
+
+/// Messages of the users supervisor (it routes to, and supervises, the user actors).
+pub enum UsersMsg {
+    /// Run `run` of `owner` (actor `actor`) wants a slot: `RunMsg::SlotGranted` follows.
+    Acquire {
+        /// The run's owner.
+        owner: String,
+        /// The run.
+        run: Uuid,
+        /// Its actor.
+        actor: ActorRef<RunMsg>,
+    },
+    /// The run's actor stopped: its slot is free.
+    Release {
+        /// The run's owner.
+        owner: String,
+        /// The run.
+        run: Uuid,
+    },
+}
+
+/// What the user actors need.
+#[derive(Clone)]
+pub struct UserDeps {
+    /// Users (for the tier).
+    pub users: Arc<UserCommands>,
+    /// The runs view (runs executing elsewhere).
+    pub runs_view: Arc<RunsProjection>,
+    /// Limits per tier.
+    pub limits: TierLimits,
+    /// Metrics.
+    pub metrics: EngineMetrics,
+}
+
+/// Supervises one [`UserActor`] per user with runs here.
+pub struct UsersSupervisor {
+    pub(crate) deps: UserDeps,
+}
+
+/// The supervisor's state.
+#[derive(Default)]
+pub struct UsersState {
+    actors: HashMap<String, ActorRef<UserMsg>>,
+}
+
+impl UsersSupervisor {
+    async fn actor_of(
+        &self,
+        me: &ActorRef<UsersMsg>,
+        state: &mut UsersState,
+        owner: &str,
+    ) -> Result<ActorRef<UserMsg>, ActorProcessingErr> {
+        if let Some(actor) = state.actors.get(owner) {
+            return Ok(actor.clone());
+        }
+        let actor = UserActor {
+            owner: owner.to_string(),
+            deps: self.deps.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, actor, (), me.get_cell()).await?;
+        state.actors.insert(owner.to_string(), actor.clone());
+        Ok(actor)
+    }
+}
+
+impl Actor for UsersSupervisor {
+    type Msg = UsersMsg;
+    type State = UsersState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        _: (),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(UsersState::default())
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            UsersMsg::Acquire { owner, run, actor } => {
+                let user = self.actor_of(&me, state, &owner).await?;
+                let _ = user.cast(UserMsg::Acquire { run, actor });
+            }
+            UsersMsg::Release { owner, run } => {
+                if let Some(user) = state.actors.get(&owner) {
+                    let _ = user.cast(UserMsg::Release { run });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // A user actor that stops or dies is forgotten; the next request starts a fresh
+        // one, which counts the runs executing from the view. Waiting runs ask again every
+        // second until granted, so none is lost with an actor.
+        if let SupervisionEvent::ActorTerminated(cell, _, _)
+        | SupervisionEvent::ActorFailed(cell, _) = &event
+        {
+            if matches!(event, SupervisionEvent::ActorFailed(..)) {
+                self.deps.metrics.restarted("user");
+            }
+            state.actors.retain(|_, a| a.get_id() != cell.get_id());
+        }
+        Ok(())
+    }
+}
+
+/// Messages of a user actor.
+pub enum UserMsg {
+    /// A run wants a slot.
+    Acquire {
+        /// The run.
+        run: Uuid,
+        /// Its actor, told `SlotGranted`.
+        actor: ActorRef<RunMsg>,
+    },
+    /// A run's slot is free.
+    Release {
+        /// The run.
+        run: Uuid,
+    },
+    /// Look again (runs elsewhere may have ended).
+    Recheck,
+}
+
+/// One user's run slots on this replica.
+struct UserActor {
+    owner: String,
+    deps: UserDeps,
+}
+
+/// Its state.
+struct UserState {
+    active: HashSet<Uuid>,
+    waiting: VecDeque<(Uuid, ActorRef<RunMsg>)>,
+    rechecking: bool,
+}
+
+impl UserActor {
+    async fn limit(&self) -> usize {
+        let tier = match self.deps.users.load(&self.owner).await {
+            Ok(user) => User::tier(&user).unwrap_or(Tier::Free),
+            Err(error) => {
+                tracing::warn!(owner = %self.owner, %error, "cannot load the user; using the free tier");
+                Tier::Free
+            }
+        };
+        self.deps.limits.of(tier)
+    }
+
+    /// Runs executing on other replicas (running in the view, not ours).
+    async fn elsewhere(&self, state: &UserState) -> usize {
+        match self.deps.runs_view.unfinished_of(&self.owner, 1000).await {
+            Ok(runs) => runs
+                .iter()
+                .filter(|(id, status)| {
+                    status == "running"
+                        && Uuid::parse_str(id).is_ok_and(|id| {
+                            !state.active.contains(&id)
+                                && !state.waiting.iter().any(|(w, _)| *w == id)
+                        })
+                })
+                .count(),
+            Err(error) => {
+                tracing::warn!(owner = %self.owner, %error, "cannot count runs elsewhere");
+                0
+            }
+        }
+    }
+
+    async fn grant(&self, me: &ActorRef<UserMsg>, state: &mut UserState) {
+        if state.waiting.is_empty() {
+            return;
+        }
+        let limit = self.limit().await;
+        let elsewhere = self.elsewhere(state).await;
+        while state.active.len() + elsewhere < limit {
+            let Some((run, actor)) = state.waiting.pop_front() else {
+                break;
+            };
+            if actor.cast(RunMsg::SlotGranted).is_ok() {
+                state.active.insert(run);
+            }
+        }
+        if !state.waiting.is_empty() && !state.rechecking {
+            state.rechecking = true;
+            let me = me.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = me.cast(UserMsg::Recheck);
+            });
+        }
+    }
+}
+
+impl Actor for UserActor {
+    type Msg = UserMsg;
+    type State = UserState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        _: (),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(UserState {
+            active: HashSet::new(),
+            waiting: VecDeque::new(),
+            rechecking: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            UserMsg::Acquire { run, actor } => {
+                if state.active.contains(&run) {
+                    let _ = actor.cast(RunMsg::SlotGranted);
+                } else {
+                    state.waiting.retain(|(w, _)| *w != run);
+                    state.waiting.push_back((run, actor));
+                }
+            }
+            UserMsg::Release { run } => {
+                state.active.remove(&run);
+                state.waiting.retain(|(w, _)| *w != run);
+            }
+            UserMsg::Recheck => state.rechecking = false,
+        }
+        self.grant(&me, state).await;
+        if state.active.is_empty() && state.waiting.is_empty() {
+            me.stop(None); // idle: nothing to remember
+        }
+        Ok(())
+    }
+}
+
+/// Durable consumer name of the reaper.
+pub const REAPER: &str = "run-reaper";
+
+/// The principal of cancellations for disabled users.
+pub const REAPER_PRINCIPAL: &str = "actor:user";
+
+/// Cancels every unfinished run of a user who was disabled or deleted.
+pub struct UserReaper {
+    /// Run commands.
+    pub runs: RunCommands,
+    /// The runs view (the user's unfinished runs).
+    pub runs_view: Arc<RunsProjection>,
+}
+
+#[async_trait]
+impl ReadModel for UserReaper {
+    fn name(&self) -> &'static str {
+        REAPER
+    }
+
+    async fn apply(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
+        for event in events.iter().filter(|e| {
+            e.aggregatetype == User::TYPE
+                && (e.eventname == "UserDisabled" || e.eventname == "UserDeleted")
+        }) {
+            let owner = &event.aggregateid;
+            let reason = if event.eventname == "UserDisabled" {
+                "the owner was disabled"
+            } else {
+                "the owner was deleted"
+            };
+            for (run, _) in self.runs_view.unfinished_of(owner, 10_000).await? {
+                let mut metadata =
+                    EventMetadata::new(REAPER_PRINCIPAL, format!("reap:{}", event.id));
+                metadata.traceparent.clone_from(&event.traceparent);
+                let command = RunCommand::CancelRun {
+                    reason: Some(reason.into()),
+                };
+                match self.runs.execute(&run, command, &metadata).await {
+                    Ok(_) => tracing::info!(%run, %owner, reason, "run cancelled"),
+                    Err(AggregateError::UserError(
+                        RunError::AlreadyFinished(_) | RunError::NotFound,
+                    )) => {}
+                    Err(error) => return Err(StoreError::Downstream(error.to_string())),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tier_limits_parse_and_refuse_nonsense() {
+        let limits = TierLimits::parse("free=2, enterprise=32").unwrap();
+        assert_eq!((limits.free, limits.pro, limits.enterprise), (2, 4, 32));
+        assert!(TierLimits::parse("free=0").is_err());
+        assert!(TierLimits::parse("gold=3").is_err());
+        assert!(TierLimits::parse("free").is_err());
+    }
+}
