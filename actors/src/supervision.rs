@@ -107,6 +107,27 @@ impl EngineMetrics {
             .inc();
     }
 
+    /// Restarts of every kind so far.
+    pub fn total_restarts(&self) -> u64 {
+        [
+            "run",
+            "run_manager",
+            "transcode_pool",
+            "transcode_worker",
+            "user",
+            "users",
+        ]
+        .iter()
+        .map(|kind| {
+            self.restarts
+                .get_or_create(&ActorLabels {
+                    kind: (*kind).into(),
+                })
+                .get()
+        })
+        .sum()
+    }
+
     /// Counts a supervisor giving up on an actor of `kind`.
     pub fn escalated(&self, kind: &str) {
         self.escalations

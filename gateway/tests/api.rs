@@ -24,6 +24,7 @@ mod pipeline;
 use pipeline::{
     a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs,
     a_run_actor_that_keeps_crashing_is_given_up_visibly,
+    a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run,
     an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed,
     bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on,
     cancelling_a_run_kills_ffmpeg_within_a_second,
@@ -246,6 +247,7 @@ in_both_modes!(
     a_run_actor_that_keeps_crashing_is_given_up_visibly,
     cancelling_a_run_kills_ffmpeg_within_a_second,
     a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs,
+    a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {

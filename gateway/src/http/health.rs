@@ -95,10 +95,25 @@ impl ServiceHealth {
     }
 }
 
+/// The execution engine on this replica.
+#[derive(Debug, Serialize)]
+struct ActorsHealth {
+    /// `healthy`, `unhealthy` (its supervisor gave up), or `disabled` (an API-only
+    /// replica).
+    status: &'static str,
+    /// Runs executing here.
+    active_runs: i64,
+    /// Transcodes running here.
+    transcodes_active: i64,
+    /// Actor restarts since start.
+    restarts: u64,
+}
+
 #[derive(Debug, Serialize)]
 struct Services {
     database: ServiceHealth,
     nats: ServiceHealth,
+    actors: ActorsHealth,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,14 +132,27 @@ async fn health(state: Arc<AppState>) -> Response {
         tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
         tokio::time::timeout(CHECK_TIMEOUT, state.bus.ping()),
     );
+    let engine = &state.metrics.engine;
+    let actors = ActorsHealth {
+        status: match state.engine_running() {
+            None => "disabled",
+            Some(true) => "healthy",
+            Some(false) => "unhealthy",
+        },
+        active_runs: engine.active_runs.get(),
+        transcodes_active: engine.transcodes_active.get(),
+        restarts: engine.total_restarts(),
+    };
     let services = Services {
         database: ServiceHealth::from_check(state.db.backend(), database),
         nats: ServiceHealth::from_check(state.bus.kind(), nats),
+        actors,
     };
     let statuses = [services.database.status, services.nats.status];
     let status = if statuses.contains(&"unhealthy") {
         "unhealthy"
-    } else if statuses.contains(&"degraded") {
+    } else if statuses.contains(&"degraded") || services.actors.status == "unhealthy" {
+        // The API still serves; runs wait for another replica.
         "degraded"
     } else {
         "healthy"

@@ -972,3 +972,41 @@ pub(super) async fn a_free_user_runs_one_at_a_time_and_disabling_them_cancels_th
         }
     }
 }
+
+pub(super) async fn a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run(mode: Mode) {
+    let app = spawn_worker(mode, |c| {
+        c.step_timeout_seconds = 1;
+        c.max_attempts = 2;
+    })
+    .await;
+    let dir = TempDir::new().unwrap();
+    let media = app
+        .upload_file(&clip(dir.path(), "long.mp4", 30, 1280, 720))
+        .await;
+    let id = app
+        .run_on(
+            json!({"media_id": media}),
+            json!([{"kind": "transcode", "format": "mp4", "quality": "high", "resolution": "source"}]),
+        )
+        .await;
+    let view = app.finished(&id).await;
+    assert_eq!(view.status, "failed", "{view:?}");
+    let reason = view.failure_reason.unwrap();
+    assert!(
+        reason.contains("failed 2 times") && reason.contains("timed out"),
+        "{reason}"
+    );
+    let events = app.events_of(&id).await;
+    assert_eq!(count(&events, "StepStarted", Some(0)), 2, "{events:?}");
+    assert_eq!(
+        count(&events, "StepAttemptFailed", Some(0)),
+        2,
+        "{events:?}"
+    );
+    assert_eq!(app.state.metrics.engine.transcodes_active.get(), 0);
+    let health = app.get_json("/health").await;
+    assert_eq!(
+        health["services"]["actors"]["status"], "healthy",
+        "{health}"
+    );
+}
