@@ -94,6 +94,8 @@ pub struct Deps {
     manager: RwLock<Option<ActorRef<ManagerMsg>>>,
     user_deps: Option<UserDeps>,
     users: RwLock<Option<ActorRef<UsersMsg>>>,
+    /// The work queue's ack wait in force, in ms (an existing durable keeps its own).
+    ack_wait_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Deps {
@@ -109,6 +111,7 @@ impl Deps {
         metrics: EngineMetrics,
         executor: String,
     ) -> Self {
+        let settings_ack_wait = settings.ack_wait;
         Self {
             runs,
             media,
@@ -122,7 +125,19 @@ impl Deps {
             manager: RwLock::new(None),
             user_deps: None,
             users: RwLock::new(None),
+            ack_wait_ms: std::sync::atomic::AtomicU64::new(settings_ack_wait_ms(
+                &settings_ack_wait,
+            )),
         }
+    }
+
+    /// The work queue's ack wait in force.
+    pub fn ack_wait(&self) -> Duration {
+        Duration::from_millis(
+            self.ack_wait_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(1000),
+        )
     }
 
     /// With user actors enforcing per-tier run limits.
@@ -148,6 +163,10 @@ impl Deps {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+fn settings_ack_wait_ms(ack_wait: &Duration) -> u64 {
+    u64::try_from(ack_wait.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The root supervisor: restarts the run manager and the transcode pool within a budget;
@@ -306,8 +325,8 @@ impl Engine {
         for task in self.tasks {
             let _ = task.await;
         }
-        // Children first (ractor does not stop them with their parent): run actors drop
-        // their work, which kills ffmpeg.
+        // Runs first, then the rest: run actors drop their work (killing ffmpeg) and the
+        // manager gives their messages back to the queue.
         let grace = Some(Duration::from_secs(10));
         if let Some(manager) = self.deps.manager() {
             manager.stop_children_and_wait(None, grace).await;
@@ -330,7 +349,12 @@ async fn intake(deps: Arc<Deps>, bus: Arc<dyn EventBus>, shutdown: CancellationT
     let room = Arc::new(Semaphore::new(deps.settings.max_active_runs.max(1)));
     'connect: while !shutdown.is_cancelled() {
         let mut queue = match bus.work(WORK_QUEUE, &filter, deps.settings.ack_wait).await {
-            Ok(queue) => queue,
+            Ok(queue) => {
+                let ms = settings_ack_wait_ms(&queue.ack_wait());
+                deps.ack_wait_ms
+                    .store(ms, std::sync::atomic::Ordering::Relaxed);
+                queue
+            }
             Err(error) => {
                 tracing::warn!(%error, "work queue unavailable; retrying");
                 tokio::select! {
@@ -356,15 +380,28 @@ async fn intake(deps: Arc<Deps>, bus: Arc<dyn EventBus>, shutdown: CancellationT
                     continue 'connect;
                 }
             };
-            match deps.manager() {
-                Some(manager) => {
-                    if let Err(error) =
-                        manager.cast(ManagerMsg::Execute(Box::new(delivery), permit))
-                    {
-                        tracing::error!(%error, "run manager unavailable; the run returns to the queue");
-                    }
+            let handed = match deps.manager() {
+                Some(manager) => manager
+                    .cast(ManagerMsg::Execute(Box::new(delivery), permit))
+                    .map_err(|error| match error {
+                        ractor::MessagingErr::SendErr(ManagerMsg::Execute(delivery, _)) => {
+                            Some(delivery)
+                        }
+                        _ => None,
+                    }),
+                None => Err(Some(Box::new(delivery))),
+            };
+            if let Err(unhanded) = handed {
+                // No run manager (restarting, or its supervisor gave up): give the run back
+                // at once for another replica, and slow down.
+                tracing::error!("no run manager; the run goes back to the queue");
+                if let Some(delivery) = unhanded {
+                    let _ = delivery.nak(Duration::from_secs(1)).await;
                 }
-                None => tracing::error!("no run manager; the run returns to the queue"),
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
             }
         }
     }

@@ -85,6 +85,8 @@ pub async fn fetch_input(
     let host = parsed.host_str().unwrap_or_default().to_string();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the name again, past the checks above.
+        .no_proxy()
         .timeout(settings.timeout)
         .connect_timeout(Duration::from_secs(10))
         .resolve(&host, address)
@@ -154,6 +156,25 @@ pub async fn fetch_input(
             .map_err(|e| ToolError::Failed(format!("cannot write the input: {e}")))?;
         if written == 0 {
             return Err(ToolError::Invalid("the input URL returned no bytes".into()));
+        }
+        // Judged by its content, like an upload: a playlist or a page is not media.
+        let mut head = vec![0u8; 512];
+        let read = {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let mut file = tokio::fs::File::open(&part)
+                .await
+                .map_err(|e| ToolError::Failed(format!("cannot read the input: {e}")))?;
+            file.seek(std::io::SeekFrom::Start(0))
+                .await
+                .map_err(|e| ToolError::Failed(format!("cannot read the input: {e}")))?;
+            file.read(&mut head)
+                .await
+                .map_err(|e| ToolError::Failed(format!("cannot read the input: {e}")))?
+        };
+        if crate::artifacts::sniff(&head[..read]).is_none() {
+            return Err(ToolError::Invalid(
+                "the input URL did not return a known audio or video container".into(),
+            ));
         }
         Ok(())
     };

@@ -7,13 +7,17 @@
 //! keeps no state the store does not have: each decision starts by loading the run, so a
 //! restarted actor (or another replica) carries on where the events say the run is.
 //!
+//! An actor that finds the run moved on without it (another executor started a newer
+//! attempt, because this replica was presumed dead) stands down: it kills its work and stops
+//! without acknowledging anything, and records nothing more.
+//!
 //! When a run actor panics, the manager restarts it with the same lease, within a budget
 //! per run; past the budget it gives up: the run fails with the reason, a log line and the
 //! `aurora_supervisor_escalations_total{kind="run"}` counter say so.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use aurora_domain::media::{Artifact, MediaInfo};
@@ -23,6 +27,7 @@ use aurora_nats::Delivery;
 use cqrs_es::AggregateError;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
@@ -33,40 +38,85 @@ use crate::progress::RunProgress;
 use crate::supervision::{OutcomeLabels, RestartBudget};
 use crate::tools::{format_file, ToolError, TranscodeJob};
 use crate::transcode::{PoolMsg, TranscodeRequest};
+use crate::users::UsersMsg;
 
 /// The principal of every event a run actor causes.
 pub const PRINCIPAL: &str = "actor:run-executor";
 
-/// A run's claim on its work-queue message: kept alive while the run executes, acked when
-/// it has ended. Shared by the restarts of one run's actor.
+/// How long a run that found no free slot of its owner waits before it is delivered again.
+pub const SLOT_RETRY: Duration = Duration::from_secs(2);
+
+/// A run's claim on its work-queue message: kept alive by a task of its own (not through
+/// an actor's mailbox, which a slow command could hold up) while the run executes, acked
+/// when it has ended, given back when this replica cannot or may not go on with it. Shared
+/// by the restarts of one run's actor.
 pub struct Lease {
     delivery: Mutex<Option<Delivery>>,
+    keeper: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Lease {
-    /// A lease on `delivery`.
-    pub fn new(delivery: Delivery) -> Self {
-        Self {
+    /// A lease on `delivery`, renewed every `period` (a third of the ack wait).
+    pub fn new(delivery: Delivery, period: Duration) -> Arc<Self> {
+        let lease = Arc::new(Self {
             delivery: Mutex::new(Some(delivery)),
+            keeper: std::sync::Mutex::new(None),
+        });
+        let weak: Weak<Lease> = Arc::downgrade(&lease);
+        let keeper = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(lease) = weak.upgrade() else { return };
+                let held = lease.delivery.lock().await;
+                let Some(delivery) = held.as_ref() else {
+                    return;
+                };
+                match tokio::time::timeout(period, delivery.in_progress_confirmed()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "could not extend a run's lease"),
+                    Err(_) => tracing::warn!("extending a run's lease timed out"),
+                }
+            }
+        });
+        *lease.keeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(keeper);
+        lease
+    }
+
+    fn stop_keeping(&self) {
+        if let Some(keeper) = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            keeper.abort();
         }
     }
 
-    /// Tells the bus the run is still executing.
-    pub async fn keep_alive(&self) {
-        if let Some(delivery) = &*self.delivery.lock().await {
-            if let Err(error) = delivery.in_progress().await {
-                tracing::warn!(%error, "could not extend a run's lease");
-            }
-        }
+    /// Replaces the delivery (the same message, delivered again).
+    pub async fn renew(&self, delivery: Delivery) {
+        *self.delivery.lock().await = Some(delivery);
     }
 
     /// The run has ended: the message is done.
     pub async fn release(&self) {
+        self.stop_keeping();
         if let Some(delivery) = self.delivery.lock().await.take() {
             if let Err(error) = delivery.ack().await {
                 tracing::warn!(%error, "could not ack a finished run");
             }
         }
+    }
+
+    /// This replica will not go on with the run: deliver it again after `delay`.
+    pub async fn give_back(&self, delay: Duration) {
+        self.stop_keeping();
+        if let Some(delivery) = self.delivery.lock().await.take() {
+            if let Err(error) = delivery.nak(delay).await {
+                tracing::warn!(%error, "could not give a run back");
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.stop_keeping();
     }
 }
 
@@ -111,6 +161,7 @@ impl RunManager {
             deps: self.deps.clone(),
             run_id,
             lease,
+            check_every: self.deps.ack_wait() / 3,
         };
         let (actor, _) = Actor::spawn_linked(None, actor, (), me.get_cell()).await?;
         Ok(actor)
@@ -130,6 +181,19 @@ impl Actor for RunManager {
         Ok(ManagerState::default())
     }
 
+    async fn post_stop(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Stopping (shutdown): the runs in flight go back to the queue at once, for another
+        // replica (or the next start) to carry on.
+        for entry in state.runs.values() {
+            entry.lease.give_back(Duration::ZERO).await;
+        }
+        Ok(())
+    }
+
     async fn handle(
         &self,
         me: ActorRef<Self::Msg>,
@@ -145,10 +209,11 @@ impl Actor for RunManager {
                 };
                 if let Some(entry) = state.runs.get(&run_id) {
                     // Delivered again while executing here: keep the newer handle.
-                    *entry.lease.delivery.lock().await = Some(*delivery);
+                    let lease = entry.lease.clone();
+                    tokio::spawn(async move { lease.renew(*delivery).await });
                     return Ok(());
                 }
-                let lease = Arc::new(Lease::new(*delivery));
+                let lease = Lease::new(*delivery, self.deps.ack_wait() / 3);
                 let actor = self.spawn_run(&me, run_id, lease.clone()).await?;
                 state.by_actor.insert(actor.get_id(), run_id);
                 let (max, within) = self.deps.settings.run_restarts;
@@ -216,8 +281,11 @@ impl Actor for RunManager {
                     state.runs.remove(&run_id);
                     let deps = self.deps.clone();
                     tokio::spawn(async move {
-                        give_up(&deps, run_id, reason).await;
-                        lease.release().await;
+                        // Acked only once the failure is recorded; otherwise the message
+                        // comes back and the next executor decides again.
+                        if give_up(&deps, run_id, reason).await {
+                            lease.release().await;
+                        }
                     });
                 }
             }
@@ -229,12 +297,14 @@ impl Actor for RunManager {
 }
 
 /// Records that the supervisor gave up on a run, retrying while the store is away.
-async fn give_up(deps: &Deps, run_id: Uuid, reason: String) {
+/// `true` once the run has ended (this failure or another outcome).
+async fn give_up(deps: &Deps, run_id: Uuid, reason: String) -> bool {
     let id = run_id.to_string();
     for _ in 0..30 {
         let command = RunCommand::FailRun {
             step: None,
             reason: reason.clone(),
+            attempt: None,
         };
         let metadata = metadata(run_id, "supervisor");
         match deps.runs.execute(&id, command, &metadata).await {
@@ -245,7 +315,7 @@ async fn give_up(deps: &Deps, run_id: Uuid, reason: String) {
                         outcome: "failed".into(),
                     })
                     .inc();
-                return;
+                return true;
             }
             Err(error) => {
                 tracing::warn!(%run_id, %error, "could not record the failure yet");
@@ -253,6 +323,7 @@ async fn give_up(deps: &Deps, run_id: Uuid, reason: String) {
             }
         }
     }
+    false
 }
 
 fn metadata(run_id: Uuid, what: &str) -> EventMetadata {
@@ -281,12 +352,12 @@ pub enum RunMsg {
     },
     /// The run was cancelled: kill the step's work.
     Cancel,
-    /// Extend the lease (and, while waiting for a slot, ask again).
-    KeepAlive,
+    /// Look at the run in the store: cancelled, or moved on to another executor?
+    Check,
     /// The owner's user actor granted the run a slot.
     SlotGranted,
-    /// Still waiting for a slot: ask again (a user actor may have stopped meanwhile).
-    AskSlot,
+    /// The owner has no free slot: give the run back for later.
+    SlotDenied,
 }
 
 /// One run, driven step by step.
@@ -294,29 +365,34 @@ struct RunActor {
     deps: Arc<Deps>,
     run_id: Uuid,
     lease: Arc<Lease>,
+    check_every: Duration,
 }
 
-/// A run actor's state: only what cancels its work. Dropping it (the actor stopped or
-/// panicked) cancels the work too, killing ffmpeg.
+/// A run actor's state. Dropping it (the actor stopped or panicked) cancels the work,
+/// killing ffmpeg, and returns the owner's slot.
 struct RunState {
     cancel: CancellationToken,
     _guard: DropGuard,
     /// The owner, once the run is loaded.
     owner: Option<String>,
-    /// The owner's slot, while held; returned when dropped.
+    /// Asked the owner's user actor for a slot; returns it (or withdraws the ask) on drop.
     slot: Option<SlotGuard>,
+    /// The slot was granted (or the run had started before: it needs none).
+    admitted: bool,
+    /// The step and attempt this actor is running.
+    current: Option<(usize, u32)>,
 }
 
 /// A run slot of the owner's user actor; returned on drop (also when the actor panics).
 struct SlotGuard {
-    users: ActorRef<crate::users::UsersMsg>,
+    users: ActorRef<UsersMsg>,
     owner: String,
     run: Uuid,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let _ = self.users.cast(crate::users::UsersMsg::Release {
+        let _ = self.users.cast(UsersMsg::Release {
             owner: std::mem::take(&mut self.owner),
             run: self.run,
         });
@@ -352,6 +428,13 @@ impl RunActor {
         me.stop(None);
     }
 
+    /// Another executor has the run now: kill the work, record nothing, ack nothing.
+    fn stand_down(&self, me: &ActorRef<RunMsg>, state: &RunState, why: &str) {
+        tracing::warn!(run_id = %self.run_id, why, "the run moved on elsewhere; standing down");
+        state.cancel.cancel();
+        me.stop(None);
+    }
+
     fn retry_later(me: &ActorRef<RunMsg>, message: RunMsg) {
         let me = me.clone();
         tokio::spawn(async move {
@@ -360,24 +443,8 @@ impl RunActor {
         });
     }
 
-    /// Asks the owner's user actor for a slot (no-op without user actors), and again
-    /// every second until granted.
-    fn request_slot(&self, me: &ActorRef<RunMsg>, state: &RunState) {
-        if let (Some(users), Some(owner)) = (self.deps.users(), &state.owner) {
-            let _ = users.cast(crate::users::UsersMsg::Acquire {
-                owner: owner.clone(),
-                run: self.run_id,
-                actor: me.clone(),
-            });
-            let me = me.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let _ = me.cast(RunMsg::AskSlot);
-            });
-        }
-    }
-
     async fn advance(&self, me: &ActorRef<RunMsg>, state: &mut RunState) {
+        state.current = None;
         let run = match self.deps.runs.load(&self.id()).await {
             Ok(run) => run,
             Err(error) => {
@@ -387,8 +454,7 @@ impl RunActor {
         };
         match run.status() {
             RunStatus::New => {
-                // The message came before the event was readable here? It cannot: the relay
-                // publishes committed events only. Treat as gone.
+                // The relay publishes committed events only, so this cannot be; drop it.
                 tracing::error!(run_id = %self.run_id, "a requested run has no events");
                 self.lease.release().await;
                 return me.stop(None);
@@ -399,32 +465,54 @@ impl RunActor {
         if state.owner.is_none() {
             state.owner = run.owner().map(str::to_string);
         }
-        // At most the owner's tier of runs execute at once: wait for a slot.
-        if state.slot.is_none() && self.deps.users().is_some() {
-            return self.request_slot(me, state);
+        // At most the owner's tier of runs start at once. A run that has started already
+        // was admitted before (here or elsewhere) and carries on.
+        if !state.admitted {
+            if run.status() == RunStatus::Requested {
+                if let (Some(users), Some(owner)) = (self.deps.users(), state.owner.clone()) {
+                    state.slot = Some(SlotGuard {
+                        users: users.clone(),
+                        owner: owner.clone(),
+                        run: self.run_id,
+                    });
+                    let _ = users.cast(UsersMsg::Acquire {
+                        owner,
+                        run: self.run_id,
+                        actor: me.clone(),
+                    });
+                    return;
+                }
+            }
+            state.admitted = true;
         }
         let step = run.next_step();
         let attempt = run.attempt();
         let max = self.deps.settings.max_attempts;
-        if attempt.number >= max {
+        // Interruptions (crashes, killed replicas) are bounded too, more loosely.
+        if attempt.failures >= max || attempt.number >= max + 10 {
             let reason = format!(
-                "step {step} failed {} times, the most allowed; last: {}",
+                "step {step} failed {} times (attempts: {}), the most allowed; last: {}",
+                attempt.failures,
                 attempt.number,
                 run.last_failure().unwrap_or("interrupted")
             );
             let command = RunCommand::FailRun {
                 step: Some(step),
                 reason,
+                attempt: Some(attempt.number),
             };
-            if let Err(error) = self.execute(command, "give-up").await {
-                if !matches!(error, AggregateError::UserError(_)) {
-                    return Self::retry_later(me, RunMsg::Advance);
+            match self.execute(command, "give-up").await {
+                Ok(_) => {}
+                Err(AggregateError::UserError(RunError::StaleAttempt { .. })) => {
+                    return self.stand_down(me, state, "another executor started an attempt");
                 }
+                Err(AggregateError::UserError(_)) => {}
+                Err(_) => return Self::retry_later(me, RunMsg::Advance),
             }
             return Box::pin(self.advance(me, state)).await;
         }
         let next = attempt.number + 1;
-        let backoff = self.deps.settings.backoff(next);
+        let backoff = self.deps.settings.backoff(attempt.failures + 1);
         let begin = RunMsg::Begin {
             step,
             attempt: next,
@@ -456,15 +544,14 @@ impl RunActor {
                 return Box::pin(self.advance(me, state)).await;
             }
             Err(AggregateError::UserError(error)) => {
-                // Another executor moved the run on: it is theirs now.
-                tracing::warn!(run_id = %self.run_id, %error, "the run moved on elsewhere; standing down");
-                return me.stop(None);
+                return self.stand_down(me, state, &error.to_string());
             }
             Err(error) => {
                 tracing::warn!(run_id = %self.run_id, %error, "cannot start the step; retrying");
                 return Self::retry_later(me, RunMsg::Begin { step, attempt });
             }
         }
+        state.current = Some((step, attempt));
         trip(Fault::RunActorAfterStart);
         let run = match self.deps.runs.load(&self.id()).await {
             Ok(run) => run,
@@ -480,9 +567,8 @@ impl RunActor {
         };
         let deps = self.deps.clone();
         let cancel = state.cancel.child_token();
-        let me = me.clone();
         let run_id = self.run_id;
-        tokio::spawn(async move {
+        let work = tokio::spawn(async move {
             let work = StepWork {
                 deps: &deps,
                 run_id,
@@ -491,7 +577,23 @@ impl RunActor {
                 attempt,
                 cancel: &cancel,
             };
-            let result = work.run().await;
+            // Cancelling drops the work wherever it is: a probe, a fetch, a queued or
+            // running transcode (ffmpeg and ffprobe are killed on drop).
+            tokio::select! {
+                result = work.run() => result,
+                () = cancel.cancelled() => Err(ToolError::Cancelled),
+            }
+        });
+        // The step's task is watched: a panic in it ends the attempt instead of leaving the
+        // run waiting for a result that never comes.
+        let me = me.clone();
+        tokio::spawn(async move {
+            let result = match work.await {
+                Ok(result) => result,
+                Err(error) => Err(ToolError::Failed(format!(
+                    "the step's task failed: {error}"
+                ))),
+            };
             let _ = me.cast(RunMsg::StepDone {
                 step,
                 attempt,
@@ -508,6 +610,9 @@ impl RunActor {
         attempt: u32,
         result: Result<StepOutput, ToolError>,
     ) {
+        if state.current != Some((step, attempt)) {
+            return; // a result this actor no longer waits for
+        }
         let what = format!("{step}:{attempt}:end");
         let (command, artifact) = match result {
             Ok(output) => {
@@ -523,6 +628,7 @@ impl RunActor {
                 RunCommand::FailRun {
                     step: Some(step),
                     reason: format!("step {step} ({}): {reason}", self.step_kind(step).await),
+                    attempt: Some(attempt),
                 },
                 None,
             ),
@@ -539,14 +645,38 @@ impl RunActor {
         match self.execute(command.clone(), &what).await {
             Ok(_) => Box::pin(self.advance(me, state)).await,
             Err(AggregateError::UserError(error)) => {
-                // Not ours to record any more (cancelled, or superseded): discard the file.
+                // Not recorded: the run ended meanwhile, or another executor moved it on —
+                // or an earlier try of this very command did commit. The file goes only if
+                // no recorded output names it.
                 if let Some(name) = artifact {
-                    if let Some(path) = self.deps.artifacts.artifact(self.run_id, &name) {
+                    let recorded = self.deps.runs.load(&self.id()).await.map(|run| {
+                        run.outputs()
+                            .iter()
+                            .any(|o| o.artifact().is_some_and(|a| a.name == name))
+                    });
+                    if let (Ok(false), Some(path)) =
+                        (recorded, self.deps.artifacts.artifact(self.run_id, &name))
+                    {
                         let _ = tokio::fs::remove_file(path).await;
                     }
                 }
-                tracing::info!(run_id = %self.run_id, %error, "step result not recorded");
-                Box::pin(self.advance(me, state)).await
+                match error {
+                    RunError::StaleAttempt { .. } => {
+                        // Maybe our own earlier try committed; advance decides from the
+                        // store, and stands down if another executor has the run.
+                        let run = self.deps.runs.load(&self.id()).await;
+                        let ours = run.is_ok_and(|run| {
+                            run.next_step() > step
+                                || (run.next_step() == step && run.attempt().number == attempt)
+                        });
+                        if ours {
+                            Box::pin(self.advance(me, state)).await
+                        } else {
+                            self.stand_down(me, state, "a newer attempt supersedes ours");
+                        }
+                    }
+                    _ => Box::pin(self.advance(me, state)).await,
+                }
             }
             Err(error) => {
                 tracing::warn!(run_id = %self.run_id, %error, "cannot record the step; retrying");
@@ -565,6 +695,31 @@ impl RunActor {
                     },
                 );
             }
+        }
+    }
+
+    /// Periodic look at the store: a cancel this replica did not hear of, or a newer attempt
+    /// by another executor.
+    async fn check(&self, me: &ActorRef<RunMsg>, state: &mut RunState) {
+        if let (false, Some(slot)) = (state.admitted, &state.slot) {
+            // Still no answer about a slot (the user actor may have stopped just as it was
+            // asked): ask again.
+            let _ = slot.users.cast(UsersMsg::Acquire {
+                owner: slot.owner.clone(),
+                run: self.run_id,
+                actor: me.clone(),
+            });
+        }
+        let Some((step, attempt)) = state.current else {
+            return;
+        };
+        let Ok(run) = self.deps.runs.load(&self.id()).await else {
+            return;
+        };
+        if run.status().is_finished() {
+            state.cancel.cancel(); // the step ends Cancelled; advance then finishes
+        } else if run.next_step() != step || run.attempt().number != attempt {
+            self.stand_down(me, state, "a newer attempt supersedes ours");
         }
     }
 
@@ -592,14 +747,15 @@ impl Actor for RunActor {
         _: (),
     ) -> Result<Self::State, ActorProcessingErr> {
         let cancel = CancellationToken::new();
-        let period = self.deps.settings.ack_wait / 3;
-        me.send_interval(period, || RunMsg::KeepAlive);
+        me.send_interval(self.check_every, || RunMsg::Check);
         let _ = me.cast(RunMsg::Advance);
         Ok(RunState {
             _guard: cancel.clone().drop_guard(),
             cancel,
             owner: None,
             slot: None,
+            admitted: false,
+            current: None,
         })
     }
 
@@ -619,27 +775,24 @@ impl Actor for RunActor {
             } => self.step_done(&me, state, step, attempt, result).await,
             RunMsg::Cancel => {
                 state.cancel.cancel();
-                // Waiting for a slot: nothing runs to notice the cancel, so look now.
-                if state.slot.is_none() {
+                if state.current.is_none() {
+                    // Nothing running to notice it: look now.
                     self.advance(&me, state).await;
                 }
             }
-            RunMsg::KeepAlive => self.lease.keep_alive().await,
-            RunMsg::AskSlot => {
-                if state.slot.is_none() {
-                    self.request_slot(&me, state);
+            RunMsg::Check => self.check(&me, state).await,
+            RunMsg::SlotGranted => {
+                if !state.admitted {
+                    state.admitted = true;
+                    self.advance(&me, state).await;
                 }
             }
-            RunMsg::SlotGranted => {
-                if state.slot.is_none() {
-                    if let (Some(users), Some(owner)) = (self.deps.users(), state.owner.clone()) {
-                        state.slot = Some(SlotGuard {
-                            users,
-                            owner,
-                            run: self.run_id,
-                        });
-                        self.advance(&me, state).await;
-                    }
+            RunMsg::SlotDenied => {
+                if !state.admitted {
+                    // Back to the queue: other users' runs go first meanwhile.
+                    state.slot = None;
+                    self.lease.give_back(SLOT_RETRY).await;
+                    me.stop(None);
                 }
             }
         }

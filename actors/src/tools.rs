@@ -222,6 +222,9 @@ impl Tools {
             .args([
                 "-v",
                 "error",
+                // Local files only: a playlist must not make ffprobe fetch anything (SSRF).
+                "-protocol_whitelist",
+                "file",
                 "-print_format",
                 "json",
                 "-show_format",
@@ -289,6 +292,7 @@ impl Tools {
         command
             .hide_banner()
             .args(["-nostdin", "-v", "error", "-stats"])
+            .args(["-protocol_whitelist", "file"])
             .input(job.input.as_os_str())
             .args(job.output_args())
             .overwrite()
@@ -321,6 +325,7 @@ impl Tools {
         command
             .hide_banner()
             .args(["-nostdin", "-v", "error"])
+            .args(["-protocol_whitelist", "file"])
             .args(["-ss", &format!("{at_seconds:.3}")])
             .input(input.as_os_str())
             .args([
@@ -414,12 +419,29 @@ impl Tools {
             .cloned()
             .unwrap_or_else(|| format!("ffmpeg exited with {status}"));
         match status.code() {
+            // 255: ffmpeg stopped by SIGINT/SIGTERM (a deploy, not the media).
+            Some(255) | None => Err(ToolError::Failed(format!("ffmpeg was stopped: {reason}"))),
+            // Out of disk space or an I/O error: the machine, not the media.
+            Some(_) if is_environmental(&reason) => {
+                Err(ToolError::Failed(format!("ffmpeg failed: {reason}")))
+            }
             // ffmpeg refused the input or the settings: the same again fails again.
             Some(_) => Err(ToolError::Invalid(format!("ffmpeg failed: {reason}"))),
-            // Killed by a signal: maybe the machine, not the media.
-            None => Err(ToolError::Failed(format!("ffmpeg was killed: {reason}"))),
         }
     }
+}
+
+/// Errors that say more about the machine than about the media.
+fn is_environmental(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    [
+        "no space left",
+        "input/output error",
+        "cannot allocate memory",
+        "resource temporarily unavailable",
+    ]
+    .iter()
+    .any(|needle| reason.contains(needle))
 }
 
 fn last_line(text: &str) -> Option<&str> {

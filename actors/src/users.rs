@@ -1,18 +1,19 @@
 //! User actors: one per user with runs on this replica, holding the user's run slots, so
 //! that a user has at most their tier's number of runs executing at once (free 1, pro 4,
 //! enterprise 16 by default). A run actor asks its owner's actor for a slot before its
-//! first step and waits, still holding its lease, until one frees; the slot returns when
-//! the run actor stops (or dies).
+//! first step. Granted, it runs; denied, it gives its message back to the work queue for a
+//! few seconds (so it holds neither a lease nor a replica slot meanwhile, and other users'
+//! runs go ahead). The slot returns when the run actor stops or dies.
 //!
 //! Slots count this replica's runs and the runs other replicas are executing (the runs
 //! view's `running`), so the limit holds across replicas up to the view's lag: two replicas
-//! granting in the same instant can exceed it by one each, briefly.
+//! granting in the same instant can exceed it by one each, briefly. Only starting needs a
+//! slot: a run that has started carries on wherever it is delivered.
 //!
 //! The [`UserReaper`] cancels every unfinished run of a user who is disabled or deleted.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aurora_domain::run::{RunCommand, RunError};
@@ -85,7 +86,8 @@ impl TierLimits {
 
 /// Messages of the users supervisor (it routes to, and supervises, the user actors).
 pub enum UsersMsg {
-    /// Run `run` of `owner` (actor `actor`) wants a slot: `RunMsg::SlotGranted` follows.
+    /// Run `run` of `owner` (actor `actor`) wants a slot: `RunMsg::SlotGranted` or
+    /// `RunMsg::SlotDenied` follows.
     Acquire {
         /// The run's owner.
         owner: String,
@@ -187,8 +189,7 @@ impl Actor for UsersSupervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // A user actor that stops or dies is forgotten; the next request starts a fresh
-        // one, which counts the runs executing from the view. Waiting runs ask again every
-        // second until granted, so none is lost with an actor.
+        // one, which counts the runs executing elsewhere from the view.
         if let SupervisionEvent::ActorTerminated(cell, _, _)
         | SupervisionEvent::ActorFailed(cell, _) = &event
         {
@@ -207,7 +208,7 @@ pub enum UserMsg {
     Acquire {
         /// The run.
         run: Uuid,
-        /// Its actor, told `SlotGranted`.
+        /// Its actor, told `SlotGranted` or `SlotDenied`.
         actor: ActorRef<RunMsg>,
     },
     /// A run's slot is free.
@@ -215,8 +216,6 @@ pub enum UserMsg {
         /// The run.
         run: Uuid,
     },
-    /// Look again (runs elsewhere may have ended).
-    Recheck,
 }
 
 /// One user's run slots on this replica.
@@ -225,11 +224,9 @@ struct UserActor {
     deps: UserDeps,
 }
 
-/// Its state.
+/// Its state: the runs holding a slot here.
 struct UserState {
     active: HashSet<Uuid>,
-    waiting: VecDeque<(Uuid, ActorRef<RunMsg>)>,
-    rechecking: bool,
 }
 
 impl UserActor {
@@ -244,47 +241,22 @@ impl UserActor {
         self.deps.limits.of(tier)
     }
 
-    /// Runs executing on other replicas (running in the view, not ours).
-    async fn elsewhere(&self, state: &UserState) -> usize {
+    /// Runs of the user executing on other replicas (running in the view, not held here,
+    /// not the one asking).
+    async fn elsewhere(&self, state: &UserState, asking: Uuid) -> usize {
         match self.deps.runs_view.unfinished_of(&self.owner, 1000).await {
             Ok(runs) => runs
                 .iter()
                 .filter(|(id, status)| {
                     status == "running"
-                        && Uuid::parse_str(id).is_ok_and(|id| {
-                            !state.active.contains(&id)
-                                && !state.waiting.iter().any(|(w, _)| *w == id)
-                        })
+                        && Uuid::parse_str(id)
+                            .is_ok_and(|id| id != asking && !state.active.contains(&id))
                 })
                 .count(),
             Err(error) => {
                 tracing::warn!(owner = %self.owner, %error, "cannot count runs elsewhere");
                 0
             }
-        }
-    }
-
-    async fn grant(&self, me: &ActorRef<UserMsg>, state: &mut UserState) {
-        if state.waiting.is_empty() {
-            return;
-        }
-        let limit = self.limit().await;
-        let elsewhere = self.elsewhere(state).await;
-        while state.active.len() + elsewhere < limit {
-            let Some((run, actor)) = state.waiting.pop_front() else {
-                break;
-            };
-            if actor.cast(RunMsg::SlotGranted).is_ok() {
-                state.active.insert(run);
-            }
-        }
-        if !state.waiting.is_empty() && !state.rechecking {
-            state.rechecking = true;
-            let me = me.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let _ = me.cast(UserMsg::Recheck);
-            });
         }
     }
 }
@@ -301,8 +273,6 @@ impl Actor for UserActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(UserState {
             active: HashSet::new(),
-            waiting: VecDeque::new(),
-            rechecking: false,
         })
     }
 
@@ -314,21 +284,22 @@ impl Actor for UserActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             UserMsg::Acquire { run, actor } => {
-                if state.active.contains(&run) {
+                let granted = state.active.contains(&run) || {
+                    let limit = self.limit().await;
+                    state.active.len() + self.elsewhere(state, run).await < limit
+                };
+                if granted {
+                    state.active.insert(run);
                     let _ = actor.cast(RunMsg::SlotGranted);
                 } else {
-                    state.waiting.retain(|(w, _)| *w != run);
-                    state.waiting.push_back((run, actor));
+                    let _ = actor.cast(RunMsg::SlotDenied);
                 }
             }
             UserMsg::Release { run } => {
                 state.active.remove(&run);
-                state.waiting.retain(|(w, _)| *w != run);
             }
-            UserMsg::Recheck => state.rechecking = false,
         }
-        self.grant(&me, state).await;
-        if state.active.is_empty() && state.waiting.is_empty() {
+        if state.active.is_empty() {
             me.stop(None); // idle: nothing to remember
         }
         Ok(())

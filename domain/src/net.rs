@@ -110,7 +110,34 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
+    // Addresses that carry an IPv4 address: judged by it.
+    if first == 0x2002 {
+        // 6to4: 2002:AABB:CCDD::/48 embeds AA.BB.CC.DD.
+        let [a, b] = segments[1].to_be_bytes();
+        let [c, d] = segments[2].to_be_bytes();
+        return non_public_v4(Ipv4Addr::new(a, b, c, d)).map(|_| "6to4 of a non-public IPv4");
+    }
+    if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
+        return Some("IPv4-compatible (deprecated)");
+    }
+    if first == 0x2001 && segments[1] == 0 {
+        return Some("Teredo");
+    }
+    if first & 0xffc0 == 0xfec0 {
+        return Some("site-local");
+    }
+    if first & 0xe000 != 0x2000
+        && !ip.is_loopback()
+        && !ip.is_unspecified()
+        && !ip.is_multicast()
+        && first & 0xfe00 != 0xfc00
+        && first & 0xffc0 != 0xfe80
+        && !(first == 0x0064 && segments[1] == 0xff9b)
+    {
+        return Some("not global unicast");
+    }
     if ip.is_loopback() {
         Some("loopback")
     } else if ip.is_unspecified() {
@@ -152,10 +179,19 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "::10.0.0.1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
         ] {
             assert!(non_public(ip.parse().unwrap()).is_some(), "{ip}");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "2002:5db8:d822::1",
+        ] {
             assert_eq!(non_public(ip.parse().unwrap()), None, "{ip}");
         }
     }

@@ -15,6 +15,9 @@
 //! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
 //! - [`bench_auth`]: `aurora bench-auth`, µs of authorization per request.
 //! - [`bench_limits`]: `aurora bench-limits`, µs per rate-limit decision, bytes per bucket.
+//! - [`bench_transcode`]: `aurora bench-transcode`, a transcode through Aurora against
+//!   ffmpeg alone, and panic-to-progress time.
+//! - [`watch`]: `aurora watch`, a run's events and progress live.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -22,6 +25,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_auth;
 pub mod bench_limits;
+pub mod bench_transcode;
 pub mod config;
 pub mod http;
 pub mod limits;

@@ -5,6 +5,7 @@ use aurora_gateway::admin;
 use aurora_gateway::bench::{self, BenchArgs};
 use aurora_gateway::bench_auth::{self, AuthBenchArgs};
 use aurora_gateway::bench_limits::{self, LimitsBenchArgs};
+use aurora_gateway::bench_transcode::{self, TranscodeBenchArgs};
 use aurora_gateway::config::Config;
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
@@ -43,6 +44,9 @@ enum Command {
     /// Measure a rate-limit decision (beside governor), what the limiter adds per request,
     /// and memory per bucket.
     BenchLimits(LimitsBenchArgs),
+    /// Measure a transcode through Aurora against the same ffmpeg command run directly,
+    /// and (with the `faults` feature) panic-to-progress time.
+    BenchTranscode(TranscodeBenchArgs),
     /// Print a run's events and live progress until it ends.
     Watch(WatchArgs),
     /// Administration.
@@ -122,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::BenchAuth(args) => bench_auth::run(args).await,
         Command::BenchLimits(args) => bench_limits::run(args).await,
+        Command::BenchTranscode(args) => bench_transcode::run(args).await,
         Command::Admin {
             action: AdminCommand::Create { username, config },
         } => {

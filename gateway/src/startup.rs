@@ -315,6 +315,23 @@ impl Application {
             .incoming(self.listener)
             .graceful(signal)
             .run();
+        // The engine stops as soon as shutdown starts, not after the HTTP drain: no new run
+        // is taken, and the runs in flight go back to the queue at once for another replica.
+        let engine_stop = {
+            let token = self.shutdown.clone();
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                let engine = state
+                    .engine
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                if let Some(engine) = engine {
+                    engine.stop().await;
+                }
+            })
+        };
         let drain_timeout = self.state.config.drain_timeout();
         let drain_deadline = async {
             self.shutdown.cancelled().await;
@@ -326,16 +343,7 @@ impl Application {
                 tracing::warn!(?drain_timeout, "drain timed out; closing remaining connections");
             }
         }
-        let engine = self
-            .state
-            .engine
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(engine) = engine {
-            // Runs in flight are left unacked: another replica (or the next start) retries.
-            engine.stop().await;
-        }
+        let _ = engine_stop.await;
         self.background.cancel();
         if let Some(limits) = &self.state.limits {
             limits.stop();

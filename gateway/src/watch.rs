@@ -32,11 +32,13 @@ struct Frame {
     data: String,
 }
 
-/// Splits complete frames off the front of `buffer`.
-fn frames(buffer: &mut String) -> Vec<Frame> {
+/// Splits complete frames off the front of `buffer` (bytes, so that a character split
+/// between two chunks is decoded whole).
+fn frames(buffer: &mut Vec<u8>) -> Vec<Frame> {
     let mut out = Vec::new();
-    while let Some(end) = buffer.find("\n\n") {
-        let block: String = buffer.drain(..end + 2).collect();
+    while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+        let block: Vec<u8> = buffer.drain(..end + 2).collect();
+        let block = String::from_utf8_lossy(&block);
         let mut frame = Frame::default();
         for line in block.lines() {
             if let Some(value) = line.strip_prefix("event:") {
@@ -114,9 +116,12 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
                 body["detail"].as_str().unwrap_or("no detail")
             );
         }
-        let mut buffer = String::new();
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(()); // resumed after the end of a finished run
+        }
+        let mut buffer = Vec::new();
         while let Some(chunk) = response.chunk().await.context("reading the event stream")? {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            buffer.extend_from_slice(&chunk);
             for frame in frames(&mut buffer) {
                 writeln!(stdout, "{}", describe(&frame))?;
                 if frame.id.is_some() {
@@ -138,8 +143,8 @@ mod tests {
     #[test]
     fn frames_are_split_and_partial_ones_kept() {
         let mut buffer =
-            "event: StepStarted\nid: 2\ndata: {\"a\":1}\n\nevent: progress\ndata: {\"percent\":5"
-                .to_string();
+            b"event: StepStarted\nid: 2\ndata: {\"a\":1}\n\nevent: progress\ndata: {\"percent\":5"
+                .to_vec();
         let got = frames(&mut buffer);
         assert_eq!(
             got,
@@ -149,8 +154,8 @@ mod tests {
                 data: "{\"a\":1}".into()
             }]
         );
-        assert!(buffer.starts_with("event: progress"));
-        buffer.push_str("}\n\n");
+        assert!(buffer.starts_with(b"event: progress"));
+        buffer.extend_from_slice(b"}\n\n");
         assert_eq!(frames(&mut buffer)[0].event, "progress");
     }
 }

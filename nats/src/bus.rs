@@ -98,11 +98,42 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    /// Gives the message back: it is delivered again after `delay` (to this process or
+    /// another).
+    pub async fn nak(self, delay: std::time::Duration) -> Result<(), BusError> {
+        match self.acker {
+            Acker::JetStream(message) => message
+                .ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
+                .await
+                .map_err(BusError::unavailable),
+            Acker::Memory(handle) => {
+                handle.nak(delay);
+                Ok(())
+            }
+        }
+    }
+
+    /// Like [`Delivery::in_progress`], but waits for the server to confirm it (JetStream).
+    pub async fn in_progress_confirmed(&self) -> Result<(), BusError> {
+        match &self.acker {
+            Acker::JetStream(message) => message
+                .double_ack_with(async_nats::jetstream::AckKind::Progress)
+                .await
+                .map_err(BusError::unavailable),
+            Acker::Memory(_) => Ok(()),
+        }
+    }
+}
+
 /// Work handed out one message at a time; see [`EventBus::work`].
 #[async_trait]
 pub trait WorkSource: Send {
     /// Waits for the next message. Errors are transient (the bus is away): ask again.
     async fn next(&mut self) -> Result<Delivery, BusError>;
+
+    /// The ack wait in force (an existing durable keeps the one it was created with).
+    fn ack_wait(&self) -> std::time::Duration;
 }
 
 /// A work queue: one [`WorkSource`].

@@ -281,31 +281,45 @@ impl EventBus for JetStreamBus {
         ack_wait: Duration,
     ) -> Result<WorkQueue, BusError> {
         let stream = self.stream().await?;
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                durable,
-                consumer::pull::Config {
-                    durable_name: Some(durable.to_string()),
-                    filter_subject: filter.to_string(),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ack_wait,
-                    ..Default::default()
-                },
-            )
+        let config = consumer::pull::Config {
+            durable_name: Some(durable.to_string()),
+            filter_subject: filter.to_string(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_wait,
+            ..Default::default()
+        };
+        let mut consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(durable, config.clone())
             .await
             .map_err(BusError::unavailable)?;
-        Ok(Box::new(JetStreamWork { consumer }))
+        let existing = consumer.cached_info().config.ack_wait;
+        if existing != ack_wait {
+            // Created with another setting: bring it in line (the ack wait is editable).
+            match stream.update_consumer(config).await {
+                Ok(updated) => consumer = updated,
+                Err(error) => {
+                    tracing::warn!(%error, ?existing, wanted = ?ack_wait, "cannot change the work queue's ack wait; using it as it is")
+                }
+            }
+        }
+        let ack_wait = consumer.cached_info().config.ack_wait;
+        Ok(Box::new(JetStreamWork { consumer, ack_wait }))
     }
 }
 
 /// One message per fetch, fetched when asked for.
 struct JetStreamWork {
     consumer: consumer::PullConsumer,
+    ack_wait: Duration,
 }
 
 #[async_trait]
 impl WorkSource for JetStreamWork {
+    fn ack_wait(&self) -> Duration {
+        self.ack_wait
+    }
+
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             let mut batch = self

@@ -47,6 +47,8 @@ struct Durable {
     ack_floor: u64,
     /// Acked sequences above the floor.
     acked: BTreeSet<u64>,
+    /// Negatively acknowledged messages, delivered again from the given time.
+    redeliver: BTreeMap<u64, std::time::Instant>,
 }
 
 impl Durable {
@@ -72,15 +74,34 @@ impl AckHandle {
         let mut state = self.shared.lock();
         if let Some(durable) = state.durables.get_mut(&self.durable) {
             durable.ack(self.sequence);
+            durable.redeliver.remove(&self.sequence);
         }
+    }
+
+    /// Delivers the message again after `delay` (to this durable's consumer).
+    pub(crate) fn nak(self, delay: std::time::Duration) {
+        {
+            let mut state = self.shared.lock();
+            if let Some(durable) = state.durables.get_mut(&self.durable) {
+                durable
+                    .redeliver
+                    .insert(self.sequence, std::time::Instant::now() + delay);
+            }
+        }
+        // Wake the consumer so that it schedules the redelivery.
+        self.shared.last_sequence.send_modify(|_| {});
     }
 }
 
 /// The in-process work queue: a durable consumer polled one message at a time.
-struct MemoryWork(Deliveries);
+struct MemoryWork(Deliveries, std::time::Duration);
 
 #[async_trait]
 impl WorkSource for MemoryWork {
+    fn ack_wait(&self) -> std::time::Duration {
+        self.1
+    }
+
     async fn next(&mut self) -> Result<Delivery, BusError> {
         match self.0.next().await {
             Some(delivery) => delivery,
@@ -138,6 +159,31 @@ impl MemoryBus {
             .range(after + 1..)
             .find(|(_, message)| matches(filter, &message.subject))
             .map(|(sequence, message)| (*sequence, message.event.clone()))
+    }
+
+    /// A negatively acknowledged message whose time has come, or when the next one will.
+    fn redelivery(&self, durable: &str) -> (Option<(u64, CloudEvent)>, Option<std::time::Instant>) {
+        let mut state = self.shared.lock();
+        let now = std::time::Instant::now();
+        let State {
+            messages, durables, ..
+        } = &mut *state;
+        let Some(durable) = durables.get_mut(durable) else {
+            return (None, None);
+        };
+        let ready = durable
+            .redeliver
+            .iter()
+            .find(|(_, at)| **at <= now)
+            .map(|(sequence, _)| *sequence);
+        if let Some(sequence) = ready {
+            durable.redeliver.remove(&sequence);
+            let acked = sequence <= durable.ack_floor || durable.acked.contains(&sequence);
+            if let (false, Some(message)) = (acked, messages.get(&sequence)) {
+                return (Some((sequence, message.event.clone())), None);
+            }
+        }
+        (None, durable.redeliver.values().min().copied())
     }
 
     fn next_delivery(&self, durable: &str, after: u64) -> Option<(u64, CloudEvent)> {
@@ -227,6 +273,7 @@ impl EventBus for MemoryBus {
                     filter: filter.to_string(),
                     ack_floor: 0,
                     acked: BTreeSet::new(),
+                    redeliver: BTreeMap::new(),
                 });
             entry.filter = filter.to_string();
             entry.ack_floor
@@ -241,6 +288,19 @@ impl EventBus for MemoryBus {
                     // Mark the current value seen before looking, so a publish that lands
                     // between the look and the wait still wakes us.
                     changes.borrow_and_update();
+                    let (again, next_redelivery) = bus.redelivery(&durable);
+                    if let Some((sequence, event)) = again {
+                        let delivery = Delivery {
+                            event,
+                            stream_sequence: sequence,
+                            acker: Acker::Memory(AckHandle {
+                                shared: bus.shared.clone(),
+                                durable: durable.clone(),
+                                sequence,
+                            }),
+                        };
+                        return Some((Ok(delivery), (bus, durable, after, changes)));
+                    }
                     if let Some((sequence, event)) = bus.next_delivery(&durable, after) {
                         after = sequence;
                         let delivery = Delivery {
@@ -254,8 +314,17 @@ impl EventBus for MemoryBus {
                         };
                         return Some((Ok(delivery), (bus, durable, after, changes)));
                     }
-                    if changes.changed().await.is_err() {
-                        return None;
+                    let wake = async {
+                        match next_redelivery {
+                            Some(at) => tokio::time::sleep_until(at.into()).await,
+                            None => futures::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        changed = changes.changed() => if changed.is_err() {
+                            return None;
+                        },
+                        () = wake => {}
                     }
                 }
             },
@@ -267,10 +336,13 @@ impl EventBus for MemoryBus {
         &self,
         durable: &str,
         filter: &str,
-        _ack_wait: std::time::Duration,
+        ack_wait: std::time::Duration,
     ) -> Result<WorkQueue, BusError> {
         // One process: the durable's lazy stream already hands out one message per poll.
-        Ok(Box::new(MemoryWork(self.consume(durable, filter).await?)))
+        Ok(Box::new(MemoryWork(
+            self.consume(durable, filter).await?,
+            ack_wait,
+        )))
     }
 
     async fn tail(&self, filter: &str) -> Result<Tail, BusError> {
@@ -356,6 +428,28 @@ mod tests {
         let mut second = bus.consume("d", "aurora.events.>").await.unwrap();
         let again = second.next().await.unwrap().unwrap();
         assert_eq!(again.event.position, 2, "the unacked message comes back");
+    }
+
+    #[tokio::test]
+    async fn a_work_item_given_back_is_handed_out_again_after_its_delay_and_others_go_first() {
+        let bus = MemoryBus::new(Subjects::default());
+        let batch: Vec<_> = (1..=2).map(|p| (event(p).id.clone(), event(p))).collect();
+        bus.publish_batch(&batch).await.unwrap();
+        let mut work = bus
+            .work("w", "aurora.events.>", std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        let one = work.next().await.unwrap();
+        assert_eq!(one.event.position, 1);
+        let began = std::time::Instant::now();
+        one.nak(std::time::Duration::from_millis(200)).await.unwrap();
+        let two = work.next().await.unwrap();
+        assert_eq!(two.event.position, 2, "the next item is not held up");
+        two.ack().await.unwrap();
+        let again = work.next().await.unwrap();
+        assert_eq!(again.event.position, 1, "the given-back item comes again");
+        assert!(began.elapsed() >= std::time::Duration::from_millis(200));
+        again.ack().await.unwrap();
     }
 
     #[tokio::test]

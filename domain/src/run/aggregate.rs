@@ -92,6 +92,8 @@ pub struct Attempt {
     pub open: bool,
     /// The highest milestone recorded for it.
     pub percent: u8,
+    /// Attempts of this step that failed by their own work (interruptions not counted).
+    pub failures: u32,
 }
 
 /// A pipeline run. Holds what its rules and its executors need.
@@ -229,6 +231,7 @@ impl Aggregate for Run {
                         step,
                         attempt: self.attempt.number,
                         reason: format!("interrupted: superseded by attempt {attempt}"),
+                        interrupted: true,
                     };
                     sink.write(superseded, self).await;
                 }
@@ -283,11 +286,23 @@ impl Aggregate for Run {
                     step,
                     attempt,
                     reason,
+                    interrupted: false,
                 };
                 sink.write(event, self).await;
             }
-            RunCommand::FailRun { step, reason } => {
+            RunCommand::FailRun {
+                step,
+                reason,
+                attempt,
+            } => {
                 self.check_open()?;
+                // An executor fails the run only from the attempt it ran: one that lost the
+                // run to another cannot fail it.
+                if let (Some(step), Some(attempt)) = (step, attempt) {
+                    if step != self.next_step() || attempt != self.attempt.number {
+                        return Err(RunError::StaleAttempt { step, attempt });
+                    }
+                }
                 let reason = truncate(reason);
                 sink.write(RunEvent::RunFailed { step, reason }, self).await;
             }
@@ -315,11 +330,19 @@ impl Aggregate for Run {
                     number: attempt,
                     open: true,
                     percent: 0,
+                    failures: self.attempt.failures,
                 };
             }
             RunEvent::StepProgressed { percent, .. } => self.attempt.percent = percent,
-            RunEvent::StepAttemptFailed { reason, .. } => {
+            RunEvent::StepAttemptFailed {
+                reason,
+                interrupted,
+                ..
+            } => {
                 self.attempt.open = false;
+                if !interrupted {
+                    self.attempt.failures += 1;
+                }
                 self.last_failure = Some(reason);
             }
             RunEvent::StepSucceeded { output, .. } => {

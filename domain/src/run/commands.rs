@@ -70,5 +70,8 @@ pub enum RunCommand {
         step: Option<usize>,
         /// Why.
         reason: String,
+        /// The attempt of `step` the executor ran, if it speaks for one: refused unless it
+        /// is the step's latest attempt.
+        attempt: Option<u32>,
     },
 }

@@ -52,6 +52,10 @@ pub enum RunEvent {
         attempt: u32,
         /// What went wrong.
         reason: String,
+        /// Interrupted (its executor died or stopped), not failed by its own work: does not
+        /// count towards the step's failures. (Absent in events before it existed: false.)
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
     },
     /// A step finished with its output.
     StepSucceeded {

@@ -263,6 +263,7 @@ fn a_new_attempt_supersedes_an_open_one_whose_executor_died() {
                 step: 0,
                 attempt: 1,
                 reason: "interrupted: superseded by attempt 2".into(),
+                interrupted: true,
             },
             started(0, 2),
         ]);
@@ -278,6 +279,7 @@ fn a_superseded_attempt_can_no_longer_complete_so_each_step_has_one_output() {
                 step: 0,
                 attempt: 1,
                 reason: "interrupted".into(),
+                interrupted: true,
             },
             started(0, 2),
         ])
@@ -408,6 +410,7 @@ fn failure_reasons_from_executors_are_cut_not_refused() {
         .when(RunCommand::FailRun {
             step: Some(0),
             reason: "x".repeat(5000),
+            attempt: Some(1),
         })
         .inspect_result()
         .unwrap();
@@ -415,4 +418,66 @@ fn failure_reasons_from_executors_are_cut_not_refused() {
         panic!("{result:?}")
     };
     assert_eq!(reason.chars().count(), MAX_REASON_LEN);
+}
+
+#[test]
+fn an_executor_that_lost_the_run_cannot_fail_it() {
+    RunTest::with(())
+        .given(vec![
+            requested(),
+            started(0, 1),
+            RunEvent::StepAttemptFailed {
+                step: 0,
+                attempt: 1,
+                reason: "interrupted".into(),
+                interrupted: true,
+            },
+            started(0, 2),
+        ])
+        .when(RunCommand::FailRun {
+            step: Some(0),
+            reason: "ffmpeg failed".into(),
+            attempt: Some(1),
+        })
+        .then_expect_error(RunError::StaleAttempt {
+            step: 0,
+            attempt: 1,
+        });
+}
+
+#[test]
+fn interruptions_do_not_count_as_failures_of_the_step() {
+    let mut run = Run::default();
+    for event in [
+        requested(),
+        started(0, 1),
+        RunEvent::StepAttemptFailed {
+            step: 0,
+            attempt: 1,
+            reason: "interrupted".into(),
+            interrupted: true,
+        },
+        started(0, 2),
+        RunEvent::StepAttemptFailed {
+            step: 0,
+            attempt: 2,
+            reason: "ffmpeg was killed".into(),
+            interrupted: false,
+        },
+    ] {
+        run.apply(event);
+    }
+    assert_eq!((run.attempt().number, run.attempt().failures), (2, 1));
+    // Events written before the field existed read as real failures.
+    let old: RunEvent = serde_json::from_value(serde_json::json!(
+        {"StepAttemptFailed": {"step": 0, "attempt": 1, "reason": "x"}}
+    ))
+    .unwrap();
+    assert!(matches!(
+        old,
+        RunEvent::StepAttemptFailed {
+            interrupted: false,
+            ..
+        }
+    ));
 }

@@ -51,6 +51,17 @@ pub fn routes(
     upload.or(download).unify()
 }
 
+/// A temporary file removed on drop unless taken.
+struct PartFile(Option<std::path::PathBuf>);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 fn too_large(limit: u64) -> Problem {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -129,6 +140,9 @@ async fn upload(
     let media = &state.media;
     let id = Uuid::now_v7();
     let part = media.artifacts.media_part(id);
+    // Removed however this ends, a client that goes away mid-upload included (the handler
+    // is then dropped), unless it becomes the stored file.
+    let mut leftover = PartFile(Some(part.clone()));
     let checked = async {
         let (bytes, sha256, head) = receive(&part, body, limit).await?;
         if bytes == 0 {
@@ -151,6 +165,12 @@ async fn upload(
             Err(ToolError::Invalid(reason)) => {
                 return Err(Problem::unprocessable("unreadable-media", reason))
             }
+            Err(ToolError::TimedOut(after)) => {
+                return Err(Problem::unprocessable(
+                    "unreadable-media",
+                    format!("ffprobe could not read the file within {after:?}"),
+                ))
+            }
             Err(error) => return Err(Problem::unavailable(&error)),
         };
         Ok((bytes, sha256, content_type, info))
@@ -164,9 +184,9 @@ async fn upload(
     };
     let path = media.artifacts.media(id);
     if let Err(error) = ArtifactStore::commit(&part, &path).await {
-        let _ = tokio::fs::remove_file(&part).await;
         return Problem::internal(&error).response(Some(&ctx));
     }
+    leftover.0 = None;
     let upload = Upload {
         media_id: id,
         owner: claims.username.clone(),

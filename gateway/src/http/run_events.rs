@@ -43,11 +43,23 @@ pub fn routes(
 /// Event names that end a run.
 pub const TERMINAL: [&str; 3] = ["RunSucceeded", "RunFailed", "RunCancelled"];
 
-fn sse_event(event: &CloudEvent) -> Event {
+/// Longest a stream stays open (a client reconnects with `Last-Event-ID`).
+const MAX_STREAM: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// An event as a run's reader sees it: the envelope without who-else's token id and
+/// address (an admin's or the system's actions on the run are not the owner's to trace).
+fn sse_event(event: &CloudEvent, full: bool) -> Event {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if !full {
+        if let Some(object) = value.as_object_mut() {
+            object.remove("tokenid");
+            object.remove("clientip");
+        }
+    }
     Event::default()
         .event(event.eventname.clone())
         .id(event.sequence.to_string())
-        .json_data(event)
+        .json_data(value)
         .unwrap_or_else(|_| Event::default().event("error").data("unserializable event"))
 }
 
@@ -78,9 +90,11 @@ async fn events(
         resource: Some(("run", &id)),
         owner: Some(owner),
     };
-    if let Err(problem) = authorize(&state, &token, access) {
-        return problem.response(Some(&ctx));
-    }
+    let claims = match authorize(&state, &token, access) {
+        Ok(claims) => claims,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
+    let full = claims.role == aurora_domain::user::Role::Admin;
     let after: i64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -99,25 +113,39 @@ async fn events(
         Ok(history) => history,
         Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
     };
+    // Resuming after the end of a finished run: nothing will come. 204 also tells an
+    // EventSource to stop reconnecting.
+    if history.is_empty() && run.status().is_finished() {
+        return super::body::no_content(&ctx);
+    }
     let (mut tx, rx) = mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         let mut sent = after;
         for stored in history {
             let event = stored.to_cloud_event();
             sent = event.sequence;
-            if tx.send(sse_event(&event)).await.is_err()
+            if tx.send(sse_event(&event, full)).await.is_err()
                 || TERMINAL.contains(&event.eventname.as_str())
             {
                 return;
             }
         }
+        let deadline = tokio::time::sleep(MAX_STREAM);
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
+                // The client went away: stop following.
+                () = tokio::time::sleep(std::time::Duration::from_secs(15)) => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                () = &mut deadline => return,
                 event = live.next() => match event {
                     Some(Ok(event)) if event.sequence > sent => {
                         sent = event.sequence;
                         let end = TERMINAL.contains(&event.eventname.as_str());
-                        if tx.send(sse_event(&event)).await.is_err() || end {
+                        if tx.send(sse_event(&event, full)).await.is_err() || end {
                             return;
                         }
                     }

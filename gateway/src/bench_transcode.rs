@@ -1,0 +1,269 @@
+//! `aurora bench-transcode`: Aurora's wall time for a transcode beside the same ffmpeg
+//! command run directly, in the same run; and, when built with the `faults` feature, the
+//! time from an injected run-actor panic to the run making progress again.
+//!
+//! A clip is generated with ffmpeg's `lavfi` sources (default 10 s of 1280×720 at 30 fps,
+//! H.264/AAC). Then, for each round, interleaved:
+//!
+//! - **direct**: `ffmpeg -i clip <Aurora's own output arguments> out` as a child process;
+//! - **aurora**: an embedded Aurora (SQLite, in-process bus, one transcode worker) is asked
+//!   for a run with one transcode step over the uploaded clip; the time is from
+//!   `POST /api/v1/runs` to the run's `RunSucceeded` in the view — intake, the input's
+//!   probe, the transcode, the output's read-back probe and SHA-256, every event and the
+//!   read model included.
+//!
+//! The medians are compared: `ratio = aurora / direct` (target ≤ 1.05). It asserts nothing.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{ensure, Context};
+use aurora_actors::tools::TranscodeJob;
+use aurora_domain::run::{Format, Quality, Resolution};
+use aurora_domain::user::{Role, Tier, TokenKind};
+use aurora_projections::runs::RunView;
+use aurora_projections::testkit::TempDir;
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::bench_auth::median_us;
+use crate::config::Config;
+use crate::startup::Application;
+
+/// Options of `aurora bench-transcode`.
+#[derive(Debug, Clone, Args)]
+pub struct TranscodeBenchArgs {
+    /// Length of the generated clip, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u32,
+    /// Height of the generated clip (16:9).
+    #[arg(long, default_value_t = 720)]
+    pub height: u32,
+    /// Output format: mp4 or webm.
+    #[arg(long, default_value = "mp4")]
+    pub format: String,
+    /// Rounds (each runs both once; medians are compared).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+}
+
+fn generate(path: &Path, seconds: u32, height: u32) -> anyhow::Result<()> {
+    let width = height * 16 / 9 / 2 * 2;
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate=30"))
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest"])
+        .arg(path)
+        .status()
+        .context("running ffmpeg")?;
+    ensure!(status.success(), "ffmpeg could not generate the clip");
+    Ok(())
+}
+
+async fn wait_for_end(state: &crate::state::AppState, id: &str) -> anyhow::Result<RunView> {
+    let view = state
+        .runs
+        .wait_until(
+            id,
+            |v| matches!(v.status.as_str(), "succeeded" | "failed" | "cancelled"),
+            Duration::from_secs(600),
+        )
+        .await?
+        .context("the run never reached the view")?;
+    ensure!(
+        view.status == "succeeded",
+        "the run ended {}: {:?}",
+        view.status,
+        view.failure_reason
+    );
+    Ok(view)
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(args: TranscodeBenchArgs) -> anyhow::Result<()> {
+    let format = match args.format.as_str() {
+        "mp4" => Format::Mp4,
+        "webm" => Format::Webm,
+        other => anyhow::bail!("--format must be mp4 or webm, not {other}"),
+    };
+    let dir = TempDir::new().context("creating a temporary dir")?;
+    let clip = dir.path().join("clip.mp4");
+    generate(&clip, args.seconds, args.height)?;
+
+    let mut config = Config::embedded(dir.path().join("aurora"));
+    config.worker = true;
+    config.transcode_workers = Some(1);
+    config.retry_backoff_ms = 0;
+    config.tier_concurrent_runs = "free=4".into();
+    let app = Application::build(config).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    let token = state
+        .identity
+        .tokens
+        .mint(
+            TokenKind::Session,
+            "bench",
+            Role::User,
+            Tier::Free,
+            SystemTime::now(),
+            Duration::from_secs(3600),
+        )?
+        .token;
+    let client = reqwest::Client::new();
+    let uploaded: Value = client
+        .post(format!("{base}/api/v1/media"))
+        .bearer_auth(&token)
+        .body(std::fs::read(&clip)?)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let media = uploaded["id"].as_str().context("an upload id")?.to_string();
+    let resolution = match args.height {
+        h if h <= 480 => Resolution::P480,
+        h if h <= 720 => Resolution::P720,
+        _ => Resolution::P1080,
+    };
+    let step = json!({
+        "kind": "transcode",
+        "format": args.format,
+        "quality": "medium",
+        "resolution": serde_json::to_value(resolution)?,
+    });
+    // The same arguments Aurora's worker gives ffmpeg.
+    let job = TranscodeJob {
+        input: clip.clone(),
+        output: dir.path().join("direct.out"),
+        format,
+        quality: Quality::Medium,
+        resolution,
+        has_audio: true,
+        duration_seconds: Some(f64::from(args.seconds)),
+    };
+
+    let mut direct = Vec::new();
+    let mut aurora = Vec::new();
+    for round in 0..args.rounds {
+        let began = Instant::now();
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-v", "error", "-stats", "-i"])
+            .arg(&job.input)
+            .args(job.output_args())
+            .arg("-y")
+            .arg(&job.output)
+            .stderr(std::process::Stdio::null())
+            .status()?;
+        direct.push(began.elapsed());
+        ensure!(status.success(), "direct ffmpeg failed");
+
+        let began = Instant::now();
+        let created: Value = client
+            .post(format!("{base}/api/v1/runs"))
+            .bearer_auth(&token)
+            .json(&json!({"input": {"media_id": media}, "steps": [step]}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["id"].as_str().context("a run id")?.to_string();
+        wait_for_end(&state, &id).await?;
+        aurora.push(began.elapsed());
+        println!(
+            "round {}: direct {:.3} s, aurora {:.3} s",
+            round + 1,
+            direct[round].as_secs_f64(),
+            aurora[round].as_secs_f64()
+        );
+    }
+    let direct_s = median_us(&mut direct) / 1e6;
+    let aurora_s = median_us(&mut aurora) / 1e6;
+    println!(
+        "transcode of a {} s {}p clip to {} (medians of {} rounds): direct ffmpeg {:.3} s, \
+         aurora {:.3} s, ratio {:.3} (target <= 1.05)",
+        args.seconds,
+        args.height,
+        args.format,
+        args.rounds,
+        direct_s,
+        aurora_s,
+        aurora_s / direct_s
+    );
+
+    recovery(&client, &base, &token, &media, &state).await?;
+
+    shutdown.cancel();
+    server.await??;
+    Ok(())
+}
+
+/// The time from an injected run-actor panic (right after a step started) to the run making
+/// progress again (the restarted actor's next `StepStarted`), from the events' own times.
+#[cfg(feature = "faults")]
+async fn recovery(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    media: &str,
+    state: &crate::state::AppState,
+) -> anyhow::Result<()> {
+    use aurora_actors::faults::{arm, Fault};
+    let mut gaps = Vec::new();
+    for _ in 0..5 {
+        arm(Fault::RunActorAfterStart, 1);
+        let created: Value = client
+            .post(format!("{base}/api/v1/runs"))
+            .bearer_auth(token)
+            .json(&json!({"input": {"media_id": media}, "steps": [{"kind": "probe"}]}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["id"].as_str().context("a run id")?.to_string();
+        wait_for_end(state, &id).await?;
+        let started: Vec<chrono::DateTime<chrono::Utc>> = state
+            .db
+            .read_aggregate_after("run", &id, 0)
+            .await?
+            .iter()
+            .map(|e| e.to_cloud_event())
+            .filter(|e| e.eventname == "StepStarted")
+            .map(|e| e.time)
+            .collect();
+        ensure!(started.len() == 2, "expected a restart, saw {started:?}");
+        gaps.push((started[1] - started[0]).to_std()?);
+    }
+    println!(
+        "run-actor panic → progress again (StepStarted of the next attempt), median of 5: {:.1} ms \
+         (retry backoff 0)",
+        median_us(&mut gaps) / 1e3
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "faults"))]
+async fn recovery(
+    _: &reqwest::Client,
+    _: &str,
+    _: &str,
+    _: &str,
+    _: &crate::state::AppState,
+) -> anyhow::Result<()> {
+    println!("panic recovery: skipped (build with --features faults to inject panics)");
+    Ok(())
+}
