@@ -358,6 +358,8 @@ pub enum RunMsg {
     SlotGranted,
     /// The owner has no free slot: give the run back for later.
     SlotDenied,
+    /// The owner was disabled or deleted: the run is cancelled, not started.
+    OwnerInactive,
 }
 
 /// One run, driven step by step.
@@ -787,6 +789,19 @@ impl Actor for RunActor {
                     self.advance(&me, state).await;
                 }
             }
+            RunMsg::OwnerInactive => {
+                let command = RunCommand::CancelRun {
+                    reason: Some("the owner was disabled".into()),
+                };
+                let metadata = EventMetadata::new(
+                    crate::users::REAPER_PRINCIPAL,
+                    format!("run:{}:owner-inactive", self.run_id),
+                );
+                if let Err(error) = self.deps.runs.execute(&self.id(), command, &metadata).await {
+                    tracing::info!(run_id = %self.run_id, %error, "not cancelled here");
+                }
+                self.advance(&me, state).await;
+            }
             RunMsg::SlotDenied => {
                 if !state.admitted {
                     // Back to the queue: other users' runs go first meanwhile.
@@ -813,7 +828,7 @@ struct StepWork<'a> {
 
 impl StepWork<'_> {
     async fn run(&self) -> Result<StepOutput, ToolError> {
-        let input = self.input().await?;
+        let (input, known) = self.input().await?;
         let timeout = self.deps.settings.step_timeout;
         match self.run.steps().get(self.step) {
             Some(Step::Probe {}) => {
@@ -824,8 +839,9 @@ impl StepWork<'_> {
                 format,
                 quality,
                 resolution,
+                upscale,
             }) => {
-                let info = self.media_info(&input).await?;
+                let info = self.media_info(&input, known.clone()).await?;
                 if info.video().is_none() {
                     return Err(ToolError::Invalid("the input has no video stream".into()));
                 }
@@ -837,15 +853,23 @@ impl StepWork<'_> {
                     format: *format,
                     quality: *quality,
                     resolution: *resolution,
+                    upscale: *upscale,
                     has_audio: info.audio().is_some(),
                     duration_seconds: info.duration_seconds,
                 };
+                let duration = info.duration_seconds;
                 let outcome = self.transcode(job).await;
-                self.finish_file(outcome, &part, &final_path, content_type)
+                // ffmpeg said what it wrote: no read-back probe needed (it costs ~3 % of a
+                // short transcode).
+                let known = match &outcome {
+                    Ok(Some((width, height))) => Some((*width, *height, duration)),
+                    _ => None,
+                };
+                self.finish_file(outcome.map(|_| ()), &part, &final_path, content_type, known)
                     .await
             }
             Some(Step::Thumbnail { at_seconds }) => {
-                let info = self.media_info(&input).await?;
+                let info = self.media_info(&input, known.clone()).await?;
                 if info.video().is_none() {
                     return Err(ToolError::Invalid("the input has no video stream".into()));
                 }
@@ -862,7 +886,7 @@ impl StepWork<'_> {
                     .tools
                     .thumbnail(&input, *at_seconds, &part, self.cancel, timeout)
                     .await;
-                self.finish_file(outcome, &part, &final_path, "image/jpeg")
+                self.finish_file(outcome, &part, &final_path, "image/jpeg", None)
                     .await
             }
             None => Err(ToolError::Invalid(format!(
@@ -873,7 +897,8 @@ impl StepWork<'_> {
     }
 
     /// The input file on local disk.
-    async fn input(&self) -> Result<PathBuf, ToolError> {
+    /// The input file on local disk, with what ffprobe found when it was uploaded.
+    async fn input(&self) -> Result<(PathBuf, Option<MediaInfo>), ToolError> {
         match self.run.input() {
             Some(Input::MediaId(id)) => {
                 let media = self
@@ -891,22 +916,29 @@ impl StepWork<'_> {
                         "the file of media {id} is missing from the artifact store"
                     )));
                 }
-                Ok(path)
+                Ok((path, Some(upload.info.clone())))
             }
             Some(Input::Url(url)) => {
-                crate::fetch::fetch_input(self.deps, self.run_id, url, self.cancel).await
+                let path =
+                    crate::fetch::fetch_input(self.deps, self.run_id, url, self.cancel).await?;
+                Ok((path, None))
             }
             None => Err(ToolError::Invalid("the run has no input".into())),
         }
     }
 
-    /// What an earlier probe step found, or a probe now.
-    async fn media_info(&self, input: &std::path::Path) -> Result<MediaInfo, ToolError> {
+    /// What an earlier probe step found, else what the upload's check found, else a probe
+    /// now.
+    async fn media_info(
+        &self,
+        input: &std::path::Path,
+        known: Option<MediaInfo>,
+    ) -> Result<MediaInfo, ToolError> {
         let earlier = self.run.outputs().iter().rev().find_map(|o| match o {
             StepOutput::Probe { media } => Some(media.clone()),
             StepOutput::Artifact { .. } => None,
         });
-        match earlier {
+        match earlier.or(known) {
             Some(info) => Ok(info),
             None => {
                 self.deps
@@ -928,7 +960,7 @@ impl StepWork<'_> {
         Ok((final_path, part))
     }
 
-    async fn transcode(&self, job: TranscodeJob) -> Result<(), ToolError> {
+    async fn transcode(&self, job: TranscodeJob) -> Result<Option<(u32, u32)>, ToolError> {
         let pool = self
             .deps
             .pool()
@@ -1002,24 +1034,49 @@ impl StepWork<'_> {
 
     /// Checks and names a file a tool wrote at `part`, then moves it to `final_path`.
     /// On failure the partial file is removed.
+    /// `known`: the picture size and duration the tool reported; without it the file is
+    /// read back with ffprobe.
     async fn finish_file(
         &self,
         outcome: Result<(), ToolError>,
         part: &std::path::Path,
         final_path: &std::path::Path,
         content_type: &str,
+        known: Option<(u32, u32, Option<f64>)>,
     ) -> Result<StepOutput, ToolError> {
         let checked = async {
             outcome?;
-            let info = self
-                .deps
-                .tools
-                .probe(part, self.deps.settings.step_timeout)
-                .await
-                .map_err(|e| ToolError::Failed(format!("the output does not read back: {e}")))?;
-            let (bytes, sha256) = ArtifactStore::digest(part)
-                .await
-                .map_err(|e| ToolError::Failed(format!("cannot read the output: {e}")))?;
+            let probe = async {
+                match known {
+                    Some((width, height, duration)) => Ok(MediaInfo {
+                        container: String::new(),
+                        duration_seconds: duration,
+                        bit_rate: None,
+                        streams: vec![aurora_domain::media::StreamInfo {
+                            index: 0,
+                            kind: "video".into(),
+                            codec: String::new(),
+                            width: Some(width),
+                            height: Some(height),
+                            frame_rate: None,
+                            sample_rate: None,
+                            channels: None,
+                        }],
+                    }),
+                    None => {
+                        self.deps
+                            .tools
+                            .probe(part, self.deps.settings.step_timeout)
+                            .await
+                    }
+                }
+            };
+            // Read back (when needed) and hashed at the same time.
+            let (info, digest) = tokio::join!(probe, ArtifactStore::digest(part));
+            let info =
+                info.map_err(|e| ToolError::Failed(format!("the output does not read back: {e}")))?;
+            let (bytes, sha256) =
+                digest.map_err(|e| ToolError::Failed(format!("cannot read the output: {e}")))?;
             ArtifactStore::commit(part, final_path)
                 .await
                 .map_err(|e| ToolError::Failed(format!("cannot store the output: {e}")))?;

@@ -78,6 +78,8 @@ pub struct TranscodeJob {
     pub quality: Quality,
     /// Target height.
     pub resolution: Resolution,
+    /// Scale a smaller input up to the target height (else it keeps its size).
+    pub upscale: bool,
     /// Does the input have an audio stream?
     pub has_audio: bool,
     /// The input's duration, for percentages.
@@ -280,18 +282,20 @@ impl Tools {
     }
 
     /// Transcodes `job`, calling `progress` as ffmpeg reports it (about twice a second).
-    /// Cancelling `cancel` kills ffmpeg at once.
+    /// Cancelling `cancel` kills ffmpeg at once. Returns the output's picture size as ffmpeg
+    /// reported it (its stream summary, parsed by ffmpeg-sidecar).
     pub async fn transcode(
         &self,
         job: &TranscodeJob,
         cancel: &CancellationToken,
         timeout: Duration,
         mut progress: impl FnMut(Progress) + Send,
-    ) -> Result<(), ToolError> {
+    ) -> Result<Option<(u32, u32)>, ToolError> {
         let mut command = FfmpegCommand::new_with_path(&self.ffmpeg);
         command
             .hide_banner()
-            .args(["-nostdin", "-v", "error", "-stats"])
+            // `info`: ffmpeg describes its output streams (their size is read from it).
+            .args(["-nostdin", "-v", "info", "-stats"])
             .args(["-protocol_whitelist", "file"])
             .input(job.input.as_os_str())
             .args(job.output_args())
@@ -356,7 +360,7 @@ impl Tools {
         cancel: &CancellationToken,
         timeout: Duration,
         mut on_progress: impl FnMut(f64, f32, f32) + Send,
-    ) -> Result<(), ToolError> {
+    ) -> Result<Option<(u32, u32)>, ToolError> {
         let mut child = KillOnDrop(
             command
                 .spawn()
@@ -378,6 +382,7 @@ impl Tools {
             }
         });
         let mut errors: Vec<String> = Vec::new();
+        let mut picture: Option<(u32, u32)> = None;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         loop {
@@ -398,6 +403,11 @@ impl Tools {
                         errors.push(line.trim().to_string());
                     }
                 }
+                Some(FfmpegEvent::ParsedOutputStream(stream)) => {
+                    if let (None, Some(video)) = (picture, stream.video_data()) {
+                        picture = Some((video.width, video.height));
+                    }
+                }
                 Some(FfmpegEvent::LogEOF) | None => break,
                 Some(_) => {}
             }
@@ -412,7 +422,7 @@ impl Tools {
         .0
         .map_err(|e| ToolError::Failed(format!("waiting for ffmpeg: {e}")))?;
         if status.success() {
-            return Ok(());
+            return Ok(picture);
         }
         let reason = errors
             .last()
@@ -460,6 +470,7 @@ mod tests {
             format: Format::Webm,
             quality: Quality::Low,
             resolution: Resolution::P480,
+            upscale: false,
             has_audio: true,
             duration_seconds: Some(10.0),
         };
@@ -477,5 +488,11 @@ mod tests {
         let args = silent.output_args().join(" ");
         assert!(!args.contains("0:a:0") && !args.contains("-c:a"), "{args}");
         assert!(args.contains("libx264"), "{args}");
+        let asked = TranscodeJob {
+            upscale: true,
+            resolution: Resolution::P1080,
+            ..silent
+        };
+        assert!(asked.output_args().join(" ").contains("scale=-2:1080"));
     }
 }

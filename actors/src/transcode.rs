@@ -29,8 +29,9 @@ pub struct TranscodeRequest {
     pub timeout: Duration,
     /// Progress reports go here.
     pub progress: mpsc::UnboundedSender<Progress>,
-    /// The outcome goes here. Dropped unanswered if the worker dies.
-    pub reply: oneshot::Sender<Result<(), ToolError>>,
+    /// The outcome (the output's picture size, if ffmpeg said) goes here. Dropped
+    /// unanswered if the worker dies.
+    pub reply: oneshot::Sender<Result<Option<(u32, u32)>, ToolError>>,
 }
 
 /// Messages of the pool.

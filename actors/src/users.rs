@@ -230,15 +230,18 @@ struct UserState {
 }
 
 impl UserActor {
-    async fn limit(&self) -> usize {
+    /// The user's limit, or `None` if the user was disabled or deleted (their runs are
+    /// not started: the reaper may not have seen them yet).
+    async fn limit(&self) -> Option<usize> {
         let tier = match self.deps.users.load(&self.owner).await {
+            Ok(user) if user.is_disabled() || user.is_deleted() => return None,
             Ok(user) => User::tier(&user).unwrap_or(Tier::Free),
             Err(error) => {
                 tracing::warn!(owner = %self.owner, %error, "cannot load the user; using the free tier");
                 Tier::Free
             }
         };
-        self.deps.limits.of(tier)
+        Some(self.deps.limits.of(tier))
     }
 
     /// Runs of the user executing on other replicas (running in the view, not held here,
@@ -285,8 +288,15 @@ impl Actor for UserActor {
         match message {
             UserMsg::Acquire { run, actor } => {
                 let granted = state.active.contains(&run) || {
-                    let limit = self.limit().await;
-                    state.active.len() + self.elsewhere(state, run).await < limit
+                    match self.limit().await {
+                        Some(limit) => {
+                            state.active.len() + self.elsewhere(state, run).await < limit
+                        }
+                        None => {
+                            let _ = actor.cast(RunMsg::OwnerInactive);
+                            return Ok(());
+                        }
+                    }
                 };
                 if granted {
                     state.active.insert(run);

@@ -24,6 +24,7 @@ mod pipeline;
 use pipeline::{
     a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs,
     a_run_actor_that_keeps_crashing_is_given_up_visibly,
+    a_small_input_keeps_its_size_unless_upscaling_is_asked,
     a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run,
     an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed,
     bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on,
@@ -248,6 +249,7 @@ in_both_modes!(
     cancelling_a_run_kills_ffmpeg_within_a_second,
     a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs,
     a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run,
+    a_small_input_keeps_its_size_unless_upscaling_is_asked,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {

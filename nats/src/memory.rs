@@ -442,7 +442,9 @@ mod tests {
         let one = work.next().await.unwrap();
         assert_eq!(one.event.position, 1);
         let began = std::time::Instant::now();
-        one.nak(std::time::Duration::from_millis(200)).await.unwrap();
+        one.nak(std::time::Duration::from_millis(200))
+            .await
+            .unwrap();
         let two = work.next().await.unwrap();
         assert_eq!(two.event.position, 2, "the next item is not held up");
         two.ack().await.unwrap();

@@ -64,12 +64,13 @@ impl Subjects {
 
     /// The plain subject the run feed republishes a run event on, with the owner in the
     /// subject so that a subscriber can follow all of one user's runs:
-    /// `<prefix>.runs.<owner>.<run_id>.<EventType>`.
+    /// `<prefix>.runs.<owner>.<run_id>.<EventType>`. A `.` in the owner (usernames may
+    /// have one) is written `~`, which no username has: `john.doe` and `john_doe` stay apart.
     pub fn run_feed(&self, owner: &str, run_id: &str, event_type: &str) -> String {
         format!(
             "{}.runs.{}.{}.{event_type}",
             self.prefix,
-            sanitize(owner),
+            sanitize(&owner.replace('.', "~")),
             sanitize(run_id)
         )
     }
@@ -129,6 +130,14 @@ mod tests {
             "aurora.events.run.0190-ab.RunRequested"
         );
         assert_eq!(s.event("run", "a.b>*", "X"), "aurora.events.run.a_b__.X");
+        assert_ne!(
+            s.run_feed("john.doe", "r", "RunSucceeded"),
+            s.run_feed("john_doe", "r", "RunSucceeded")
+        );
+        assert_eq!(
+            s.run_feed("john.doe", "r", "RunSucceeded"),
+            "aurora.runs.john~doe.r.RunSucceeded"
+        );
     }
 
     #[test]

@@ -33,3 +33,20 @@ async fn a_seed_replays_exactly() {
     let second = simulate(42, 200).await.unwrap();
     assert_eq!(first, second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_survive_panics_in_their_actors_and_transcode_workers() {
+    let seed: u64 = std::env::var("AURORA_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let report = aurora_simulations::run_chaos::simulate(seed, 8)
+        .await
+        .unwrap_or_else(|violation| panic!("{violation} (replay: AURORA_SIM_SEED={seed})"));
+    println!("{report:?}");
+    assert_eq!(report.runs, 8);
+    assert!(
+        report.actor_panics > 0 && report.worker_panics > 0,
+        "seed {seed} injected too little: {report:?}"
+    );
+}

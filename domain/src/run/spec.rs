@@ -74,6 +74,10 @@ pub enum Step {
         quality: Quality,
         /// Output resolution.
         resolution: Resolution,
+        /// Scale up an input smaller than `resolution` (by default it keeps its size:
+        /// nothing is upscaled unless asked).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        upscale: bool,
     },
     /// Grab one frame as an image.
     Thumbnail {

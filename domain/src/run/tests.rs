@@ -24,6 +24,7 @@ fn transcode() -> Step {
         format: Format::Mp4,
         quality: Quality::High,
         resolution: Resolution::P1080,
+        upscale: false,
     }
 }
 
@@ -195,7 +196,8 @@ fn step_kinds_and_options_use_the_documented_json_names() {
         Step::Transcode {
             format: Format::Webm,
             quality: Quality::Low,
-            resolution: Resolution::P480
+            resolution: Resolution::P480,
+            upscale: false,
         }
     );
     let unknown_kind =

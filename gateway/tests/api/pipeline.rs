@@ -1010,3 +1010,30 @@ pub(super) async fn a_step_that_outlasts_its_timeout_is_retried_then_fails_the_r
         "{health}"
     );
 }
+
+pub(super) async fn a_small_input_keeps_its_size_unless_upscaling_is_asked(mode: Mode) {
+    let app = spawn_worker(mode, |c| c.tier_concurrent_runs = "free=2".into()).await;
+    let dir = TempDir::new().unwrap();
+    let media = app
+        .upload_file(&clip(dir.path(), "small.mp4", 1, 320, 240))
+        .await;
+    let mut heights = Vec::new();
+    for upscale in [false, true] {
+        let id = app
+            .run_on(
+                json!({"media_id": media}),
+                json!([{"kind": "transcode", "format": "mp4", "quality": "low",
+                        "resolution": "480p", "upscale": upscale}]),
+            )
+            .await;
+        let view = app.finished(&id).await;
+        assert_eq!(view.status, "succeeded", "{view:?}");
+        let artifact = &view.outputs[0]["artifact"];
+        heights.push((artifact["width"].as_u64(), artifact["height"].as_u64()));
+    }
+    // 4:3 kept either way.
+    assert_eq!(
+        heights,
+        vec![(Some(320), Some(240)), (Some(640), Some(480))]
+    );
+}
