@@ -93,19 +93,19 @@ impl TranscodeJob {
         if self.has_audio {
             args.extend(["-map".into(), "0:a:0".into()]);
         }
-        // Never upscale; keep the aspect ratio; even dimensions for 4:2:0.
-        let scale = match self.resolution {
-            Resolution::P480 => "scale=-2:'trunc(min(480,ih)/2)*2'",
-            Resolution::P720 => "scale=-2:'trunc(min(720,ih)/2)*2'",
-            Resolution::P1080 => "scale=-2:'trunc(min(1080,ih)/2)*2'",
-            Resolution::Source => "scale='trunc(iw/2)*2':'trunc(ih/2)*2'",
+        // Keep the aspect ratio; even dimensions for 4:2:0; no upscaling unless asked.
+        let height = match self.resolution {
+            Resolution::P480 => Some(480),
+            Resolution::P720 => Some(720),
+            Resolution::P1080 => Some(1080),
+            Resolution::Source => None,
         };
-        args.extend([
-            "-vf".into(),
-            scale.into(),
-            "-pix_fmt".into(),
-            "yuv420p".into(),
-        ]);
+        let scale = match (height, self.upscale) {
+            (Some(h), false) => format!("scale=-2:'trunc(min({h},ih)/2)*2'"),
+            (Some(h), true) => format!("scale=-2:{h}"),
+            (None, _) => "scale='trunc(iw/2)*2':'trunc(ih/2)*2'".to_string(),
+        };
+        args.extend(["-vf".into(), scale, "-pix_fmt".into(), "yuv420p".into()]);
         let (crf, audio_bitrate) = match (self.format, self.quality) {
             (Format::Mp4, Quality::Low) => ("30", "96k"),
             (Format::Mp4, Quality::Medium) => ("23", "128k"),
