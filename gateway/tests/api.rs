@@ -2258,6 +2258,29 @@ impl Process {
         }
     }
 
+    /// Registers `username` here and returns a session token.
+    async fn register_and_log_in(&self, username: &str) -> String {
+        let credentials = json!({"username": username, "password": PASSWORD});
+        let client = reqwest::Client::new();
+        let register = client
+            .post(format!("{}/api/v1/auth/register", self.base))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(register.status(), StatusCode::CREATED);
+        let login: Value = client
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        login["token"].as_str().unwrap().to_string()
+    }
+
     fn request(&self, method: &str, path: &str, token: &str) -> reqwest::RequestBuilder {
         reqwest::Client::new()
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
@@ -2323,25 +2346,7 @@ async fn revocation_and_disabling_reach_another_gateway_process_within_a_second(
     let root: Value = serde_json::from_slice(&output.stdout).unwrap();
     let root = root["token"].as_str().unwrap().to_string();
 
-    let credentials = json!({"username": "alice", "password": PASSWORD});
-    let client = reqwest::Client::new();
-    let register = client
-        .post(format!("{}/api/v1/auth/register", a.base))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(register.status(), StatusCode::CREATED);
-    let login: Value = client
-        .post(format!("{}/api/v1/auth/login", a.base))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session = login["token"].as_str().unwrap().to_string();
+    let session = a.register_and_log_in("alice").await;
     let key: Value = a
         .request("POST", "/api/v1/auth/tokens", &session)
         .json(&json!({"label": "laptop"}))

@@ -752,25 +752,7 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
     let mut replicas = [Some(replica("a")), Some(replica("b"))];
     let a = replicas[0].as_ref().unwrap();
 
-    let credentials = json!({"username": "alice", "password": PASSWORD});
-    let client = reqwest::Client::new();
-    let register = client
-        .post(format!("{}/api/v1/auth/register", a.base))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(register.status(), StatusCode::CREATED);
-    let login: Value = client
-        .post(format!("{}/api/v1/auth/login", a.base))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_string();
+    let token = a.register_and_log_in("alice").await;
     let clip = clip(dir.path(), "clip.mp4", 30, 1280, 720);
     let uploaded: Value = a
         .request("POST", "/api/v1/media", &token)
@@ -863,14 +845,26 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
     );
     assert_eq!(names.last().map(String::as_str), Some("RunSucceeded"));
     let survivor = replicas.iter().flatten().next().unwrap();
-    let artifacts: Value = survivor
-        .request("GET", &format!("/api/v1/runs/{id}/artifacts"), &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The survivor's read model follows the store a moment later: ask until it has caught up.
+    let since = Instant::now();
+    let artifacts: Value = loop {
+        let artifacts: Value = survivor
+            .request("GET", &format!("/api/v1/runs/{id}/artifacts"), &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if artifacts["status"] == "succeeded" {
+            break artifacts;
+        }
+        assert!(
+            since.elapsed() < WAIT,
+            "the view never caught up: {artifacts}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let items = artifacts["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{artifacts}");
     assert_eq!(items[0]["name"], "step-1-a2.webm");
