@@ -35,6 +35,10 @@ use crate::tools::Tools;
 use crate::transcode::{PoolConfig, PoolMsg, TranscodePool};
 use crate::users::{UserDeps, UsersMsg, UsersSupervisor};
 
+/// Restarts of the root's children (run manager, transcode pool, users supervisor) allowed
+/// within a window before the engine gives up.
+const ROOT_RESTARTS: (usize, Duration) = (3, Duration::from_secs(60));
+
 /// Durable name of the work queue of requested runs.
 pub const WORK_QUEUE: &str = "run-executor";
 
@@ -225,7 +229,9 @@ impl Actor for Root {
         self.spawn_pool(&me).await?;
         self.spawn_users(&me).await?;
         self.spawn_manager(&me).await?;
-        let (max, within) = self.deps.settings.worker_restarts;
+        // Its own budget: the manager, the pool and the users supervisor failing is rarer
+        // and graver than a worker crashing.
+        let (max, within) = ROOT_RESTARTS;
         Ok(RootState {
             budget: RestartBudget::new(max, within),
         })
