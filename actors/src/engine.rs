@@ -115,7 +115,7 @@ impl Deps {
         metrics: EngineMetrics,
         executor: String,
     ) -> Self {
-        let settings_ack_wait = settings.ack_wait;
+        let ack_wait_ms = millis(settings.ack_wait);
         Self {
             runs,
             media,
@@ -129,9 +129,7 @@ impl Deps {
             manager: RwLock::new(None),
             user_deps: None,
             users: RwLock::new(None),
-            ack_wait_ms: std::sync::atomic::AtomicU64::new(settings_ack_wait_ms(
-                &settings_ack_wait,
-            )),
+            ack_wait_ms: std::sync::atomic::AtomicU64::new(ack_wait_ms),
         }
     }
 
@@ -169,7 +167,7 @@ impl Deps {
     }
 }
 
-fn settings_ack_wait_ms(ack_wait: &Duration) -> u64 {
+fn millis(ack_wait: Duration) -> u64 {
     u64::try_from(ack_wait.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -356,7 +354,7 @@ async fn intake(deps: Arc<Deps>, bus: Arc<dyn EventBus>, shutdown: CancellationT
     'connect: while !shutdown.is_cancelled() {
         let mut queue = match bus.work(WORK_QUEUE, &filter, deps.settings.ack_wait).await {
             Ok(queue) => {
-                let ms = settings_ack_wait_ms(&queue.ack_wait());
+                let ms = millis(queue.ack_wait());
                 deps.ack_wait_ms
                     .store(ms, std::sync::atomic::Ordering::Relaxed);
                 queue

@@ -629,7 +629,7 @@ impl RunActor {
             Err(ToolError::Invalid(reason)) => (
                 RunCommand::FailRun {
                     step: Some(step),
-                    reason: format!("step {step} ({}): {reason}", self.step_kind(step).await),
+                    reason,
                     attempt: Some(attempt),
                 },
                 None,
@@ -724,18 +724,6 @@ impl RunActor {
             self.stand_down(me, state, "a newer attempt supersedes ours");
         }
     }
-
-    async fn step_kind(&self, step: usize) -> &'static str {
-        match self.deps.runs.load(&self.id()).await {
-            Ok(run) => match run.steps().get(step) {
-                Some(Step::Probe {}) => "probe",
-                Some(Step::Transcode { .. }) => "transcode",
-                Some(Step::Thumbnail { .. }) => "thumbnail",
-                None => "unknown",
-            },
-            Err(_) => "unknown",
-        }
-    }
 }
 
 impl Actor for RunActor {
@@ -827,7 +815,23 @@ struct StepWork<'a> {
 }
 
 impl StepWork<'_> {
+    /// The step's work; a final failure names the step (`step 2 (thumbnail): …`).
     async fn run(&self) -> Result<StepOutput, ToolError> {
+        let kind = match self.run.steps().get(self.step) {
+            Some(Step::Probe {}) => "probe",
+            Some(Step::Transcode { .. }) => "transcode",
+            Some(Step::Thumbnail { .. }) => "thumbnail",
+            None => "unknown",
+        };
+        self.work().await.map_err(|error| match error {
+            ToolError::Invalid(reason) => {
+                ToolError::Invalid(format!("step {} ({kind}): {reason}", self.step))
+            }
+            other => other,
+        })
+    }
+
+    async fn work(&self) -> Result<StepOutput, ToolError> {
         let (input, known) = self.input().await?;
         let timeout = self.deps.settings.step_timeout;
         match self.run.steps().get(self.step) {

@@ -62,6 +62,8 @@ pub struct ActorLabels {
 pub struct EngineMetrics {
     /// Actors restarted by their supervisor.
     pub restarts: Family<ActorLabels, Counter>,
+    /// The same, all kinds together (for `/health`).
+    pub restarts_total: Counter,
     /// Supervisors that gave up (restart budget spent).
     pub escalations: Family<ActorLabels, Counter>,
     /// Runs this replica is executing.
@@ -87,6 +89,7 @@ impl Default for EngineMetrics {
     fn default() -> Self {
         Self {
             restarts: Family::default(),
+            restarts_total: Counter::default(),
             escalations: Family::default(),
             active_runs: Gauge::default(),
             transcodes_active: Gauge::default(),
@@ -105,27 +108,12 @@ impl EngineMetrics {
         self.restarts
             .get_or_create(&ActorLabels { kind: kind.into() })
             .inc();
+        self.restarts_total.inc();
     }
 
     /// Restarts of every kind so far.
     pub fn total_restarts(&self) -> u64 {
-        [
-            "run",
-            "run_manager",
-            "transcode_pool",
-            "transcode_worker",
-            "user",
-            "users",
-        ]
-        .iter()
-        .map(|kind| {
-            self.restarts
-                .get_or_create(&ActorLabels {
-                    kind: (*kind).into(),
-                })
-                .get()
-        })
-        .sum()
+        self.restarts_total.get()
     }
 
     /// Counts a supervisor giving up on an actor of `kind`.

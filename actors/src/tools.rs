@@ -441,6 +441,35 @@ impl Tools {
     }
 }
 
+/// Writes a test clip with ffmpeg's `lavfi` sources: `seconds` of `width`×`height` at 30 fps
+/// (the `testsrc2` pattern) with a 440 Hz tone, H.264/AAC in MP4. For benchmarks, simulations
+/// and tests, which generate their media rather than download it.
+pub fn generate_clip(path: &Path, seconds: u32, width: u32, height: u32) -> std::io::Result<()> {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate=30"))
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-shortest", "-f", "mp4"])
+        .arg(path)
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "ffmpeg exited with {status}"
+        )))
+    }
+}
+
 /// Errors that say more about the machine than about the media.
 fn is_environmental(reason: &str) -> bool {
     let reason = reason.to_ascii_lowercase();

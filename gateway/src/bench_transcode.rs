@@ -19,11 +19,10 @@
 //! the API, the queue, the slot and the read model. Target: step ratio ≤ 1.05. It asserts
 //! nothing.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{ensure, Context};
-use aurora_actors::tools::TranscodeJob;
+use aurora_actors::tools::{generate_clip, TranscodeJob};
 use aurora_domain::run::{Format, Quality, Resolution};
 use aurora_domain::user::{Role, Tier, TokenKind};
 use aurora_projections::runs::RunView;
@@ -52,29 +51,6 @@ pub struct TranscodeBenchArgs {
     pub rounds: usize,
 }
 
-fn generate(path: &Path, seconds: u32, height: u32) -> anyhow::Result<()> {
-    let width = height * 16 / 9 / 2 * 2;
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={width}x{height}:rate=30"))
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(path)
-        .status()
-        .context("running ffmpeg")?;
-    ensure!(status.success(), "ffmpeg could not generate the clip");
-    Ok(())
-}
-
 async fn wait_for_end(state: &crate::state::AppState, id: &str) -> anyhow::Result<RunView> {
     let view = state
         .runs
@@ -94,6 +70,34 @@ async fn wait_for_end(state: &crate::state::AppState, id: &str) -> anyhow::Resul
     Ok(view)
 }
 
+/// Requests the run `body`, waits until it has succeeded, and returns its events.
+async fn run_to_end(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    state: &crate::state::AppState,
+    body: &Value,
+) -> anyhow::Result<Vec<aurora_nats::CloudEvent>> {
+    let created: Value = client
+        .post(format!("{base}/api/v1/runs"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = created["id"].as_str().context("a run id")?.to_string();
+    wait_for_end(state, &id).await?;
+    Ok(state
+        .db
+        .read_aggregate_after("run", &id, 0)
+        .await?
+        .iter()
+        .map(|e| e.to_cloud_event())
+        .collect())
+}
+
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: TranscodeBenchArgs) -> anyhow::Result<()> {
     let format = match args.format.as_str() {
@@ -103,7 +107,8 @@ pub async fn run(args: TranscodeBenchArgs) -> anyhow::Result<()> {
     };
     let dir = TempDir::new().context("creating a temporary dir")?;
     let clip = dir.path().join("clip.mp4");
-    generate(&clip, args.seconds, args.height)?;
+    let width = args.height * 16 / 9 / 2 * 2;
+    generate_clip(&clip, args.seconds, width, args.height).context("generating the clip")?;
 
     let mut config = Config::embedded(dir.path().join("aurora"));
     config.worker = true;
@@ -178,32 +183,11 @@ pub async fn run(args: TranscodeBenchArgs) -> anyhow::Result<()> {
         ensure!(status.success(), "direct ffmpeg failed");
 
         let began = Instant::now();
-        let created: Value = client
-            .post(format!("{base}/api/v1/runs"))
-            .bearer_auth(&token)
-            .json(&json!({"input": {"media_id": media}, "steps": [step]}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let id = created["id"].as_str().context("a run id")?.to_string();
-        wait_for_end(&state, &id).await?;
+        let body = json!({"input": {"media_id": media}, "steps": [step]});
+        let events = run_to_end(&client, &base, &token, &state, &body).await?;
         aurora.push(began.elapsed());
-        let times = |name: &str, events: &[aurora_nats::CloudEvent]| {
-            events.iter().find(|e| e.eventname == name).map(|e| e.time)
-        };
-        let events: Vec<aurora_nats::CloudEvent> = state
-            .db
-            .read_aggregate_after("run", &id, 0)
-            .await?
-            .iter()
-            .map(|e| e.to_cloud_event())
-            .collect();
-        let (Some(start), Some(end)) = (
-            times("StepStarted", &events),
-            times("StepSucceeded", &events),
-        ) else {
+        let time_of = |name: &str| events.iter().find(|e| e.eventname == name).map(|e| e.time);
+        let (Some(start), Some(end)) = (time_of("StepStarted"), time_of("StepSucceeded")) else {
             anyhow::bail!("the run has no step events");
         };
         steps.push((end - start).to_std()?);
@@ -254,26 +238,14 @@ async fn recovery(
     let mut gaps = Vec::new();
     for _ in 0..5 {
         arm(Fault::RunActorAfterStart, 1);
-        let created: Value = client
-            .post(format!("{base}/api/v1/runs"))
-            .bearer_auth(token)
-            .json(&json!({"input": {"media_id": media}, "steps": [{"kind": "probe"}]}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let id = created["id"].as_str().context("a run id")?.to_string();
-        wait_for_end(state, &id).await?;
-        let started: Vec<chrono::DateTime<chrono::Utc>> = state
-            .db
-            .read_aggregate_after("run", &id, 0)
-            .await?
-            .iter()
-            .map(|e| e.to_cloud_event())
-            .filter(|e| e.eventname == "StepStarted")
-            .map(|e| e.time)
-            .collect();
+        let body = json!({"input": {"media_id": media}, "steps": [{"kind": "probe"}]});
+        let started: Vec<chrono::DateTime<chrono::Utc>> =
+            run_to_end(client, base, token, state, &body)
+                .await?
+                .into_iter()
+                .filter(|e| e.eventname == "StepStarted")
+                .map(|e| e.time)
+                .collect();
         ensure!(started.len() == 2, "expected a restart, saw {started:?}");
         gaps.push((started[1] - started[0]).to_std()?);
     }

@@ -78,17 +78,10 @@ pub async fn simulate(seed: u64, runs: usize) -> Result<RunChaosReport, Violatio
     ok(artifacts.prepare().await, "preparing the artifact store")?;
     let media_id = uuid::Uuid::from_u64_pair(0x0190_0000_0000_7000, seed);
     let clip = artifacts.media(media_id);
-    let status = ok(
-        std::process::Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-            .arg("testsrc2=size=320x240:rate=24")
-            .args(["-t", "1", "-c:v", "libx264", "-preset", "ultrafast"])
-            .args(["-pix_fmt", "yuv420p", "-f", "mp4"])
-            .arg(&clip)
-            .status(),
-        "running ffmpeg",
+    ok(
+        aurora_actors::tools::generate_clip(&clip, 1, 320, 240),
+        "generating the clip",
     )?;
-    check!(status.success(), "ffmpeg could not generate the clip");
     let tools = Tools::default();
     let info = ok(tools.probe(&clip, Duration::from_secs(30)).await, "probing")?;
     let (bytes, sha256) = ok(ArtifactStore::digest(&clip).await, "hashing")?;

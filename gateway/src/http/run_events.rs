@@ -16,15 +16,12 @@ use cqrs_es::Aggregate;
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use http::HeaderMap;
-use uuid::Uuid;
 use warp::reply::Response;
 use warp::sse::Event;
 use warp::{Filter, Rejection, Reply};
 
-use super::auth::{authorize, verify_request};
 use super::context::{context, RequestContext};
 use super::problem::Problem;
-use crate::auth::tokens::Access;
 use crate::state::AppState;
 
 /// The events route.
@@ -69,31 +66,12 @@ async fn events(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(run_id) = Uuid::parse_str(&raw_id) else {
-        return Problem::bad_request("invalid-run-id", "the run id in the path must be a UUID")
-            .response(Some(&ctx));
-    };
+    let (run_id, run, claims) =
+        match super::runs::readable_stored(&raw_id, &ctx, &state, &headers).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
     let id = run_id.to_string();
-    let token = match verify_request(&state, &headers) {
-        Ok(token) => token,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
-    let run = match state.run_commands.load(&id).await {
-        Ok(run) => run,
-        Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
-    };
-    let Some(owner) = run.owner() else {
-        return Problem::not_found("no run with this id").response(Some(&ctx));
-    };
-    let access = Access {
-        operation: "runs:read",
-        resource: Some(("run", &id)),
-        owner: Some(owner),
-    };
-    let claims = match authorize(&state, &token, access) {
-        Ok(claims) => claims,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
     let full = claims.role == aurora_domain::user::Role::Admin;
     let after: i64 = headers
         .get("last-event-id")
@@ -166,11 +144,8 @@ async fn events(
         }
     });
     let stream = rx.map(Ok::<_, Infallible>);
-    let mut response = warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response();
-    if let Ok(id) = http::HeaderValue::from_str(&ctx.request_id) {
-        response.headers_mut().insert("x-request-id", id);
-    }
-    response
+    let response = warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response();
+    super::body::with_request_id(response, &ctx)
 }
 
 /// Live progress of run `id` as JSON texts: from NATS (any replica's transcodes), or

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use aurora_domain::media::Artifact;
-use aurora_domain::run::StepOutput;
-use aurora_domain::run::{Input, RunCommand, RunError, RunSpec};
+use aurora_domain::run::{Input, Run, RunCommand, RunError, RunSpec};
 use aurora_domain::user::Role;
 use aurora_projections::runs::RunView;
 use cqrs_es::AggregateError;
@@ -20,6 +19,7 @@ use super::context::{context, RequestContext};
 use super::page;
 use super::problem::Problem;
 use crate::auth::tokens::Access;
+use crate::auth::tokens::Claims;
 use crate::state::AppState;
 
 /// Largest page of `GET /api/v1/runs`.
@@ -287,25 +287,9 @@ async fn get_run(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let run_id = match parse_run_id(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
-    let id = run_id.to_string();
-    match state.runs.get(&id).await {
-        Ok(Some(view)) => {
-            let access = Access {
-                operation: "runs:read",
-                resource: Some(("run", &id)),
-                owner: Some(&view.owner),
-            };
-            match authenticate(&state, &headers, access) {
-                Ok(_) => json(StatusCode::OK, &view, &ctx),
-                Err(problem) => problem.response(Some(&ctx)),
-            }
-        }
-        Ok(None) => Problem::not_found("no run with this id").response(Some(&ctx)),
-        Err(error) => Problem::unavailable(&error).response(Some(&ctx)),
+    match readable_view(&raw_id, &ctx, &state, &headers).await {
+        Ok(view) => json(StatusCode::OK, &view, &ctx),
+        Err(response) => response,
     }
 }
 
@@ -346,8 +330,8 @@ async fn list_runs(
     }
 }
 
-/// A run's view, if the token may read it.
-async fn readable_run(
+/// A run's view (the read model), if the token may read it.
+async fn readable_view(
     raw_id: &str,
     ctx: &RequestContext,
     state: &AppState,
@@ -370,17 +354,41 @@ async fn readable_run(
     }
 }
 
+/// A run as the event store has it — current the moment a command commits, unlike the
+/// view — if the token may read it; with the reader's claims.
+pub(crate) async fn readable_stored(
+    raw_id: &str,
+    ctx: &RequestContext,
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Uuid, Run, Claims), Response> {
+    let run_id = parse_run_id(raw_id).map_err(|p| p.response(Some(ctx)))?;
+    // The token first: a request without a valid one costs no read of the store.
+    let token = verify_request(state, headers).map_err(|p| p.response(Some(ctx)))?;
+    let id = run_id.to_string();
+    let run = state
+        .run_commands
+        .load(&id)
+        .await
+        .map_err(|e| Problem::unavailable(&e).response(Some(ctx)))?;
+    let Some(owner) = run.owner() else {
+        return Err(Problem::not_found("no run with this id").response(Some(ctx)));
+    };
+    let access = Access {
+        operation: "runs:read",
+        resource: Some(("run", &id)),
+        owner: Some(owner),
+    };
+    let claims = authorize(state, &token, access).map_err(|p| p.response(Some(ctx)))?;
+    Ok((run_id, run, claims))
+}
+
 /// The artifacts among a run's step outputs, with the step that produced each.
-fn artifacts_of(view: &RunView) -> Vec<(usize, Artifact)> {
-    let outputs: Vec<StepOutput> = serde_json::from_value(view.outputs.clone()).unwrap_or_default();
-    outputs
-        .into_iter()
+fn artifacts_of(run: &Run) -> impl Iterator<Item = (usize, &Artifact)> {
+    run.outputs()
+        .iter()
         .enumerate()
-        .filter_map(|(step, output)| match output {
-            StepOutput::Artifact { artifact } => Some((step, artifact)),
-            StepOutput::Probe { .. } => None,
-        })
-        .collect()
+        .filter_map(|(step, output)| output.artifact().map(|a| (step, a)))
 }
 
 async fn list_artifacts(
@@ -389,25 +397,25 @@ async fn list_artifacts(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let view = match readable_run(&raw_id, &ctx, &state, &headers).await {
-        Ok(view) => view,
+    let (run_id, run, _) = match readable_stored(&raw_id, &ctx, &state, &headers).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let items: Vec<serde_json::Value> = artifacts_of(&view)
-        .into_iter()
+    let items: Vec<serde_json::Value> = artifacts_of(&run)
         .map(|(step, artifact)| {
-            let url = format!("/api/v1/runs/{}/artifacts/{}", view.id, artifact.id);
-            let mut item = serde_json::to_value(&artifact).unwrap_or_default();
+            let url = format!("/api/v1/runs/{run_id}/artifacts/{}", artifact.id);
+            let mut item = serde_json::to_value(artifact).unwrap_or_default();
             item["step"] = step.into();
             item["url"] = url.into();
             item
         })
         .collect();
-    json(
-        StatusCode::OK,
-        &serde_json::json!({"run_id": view.id, "status": view.status, "items": items}),
-        &ctx,
-    )
+    let body = serde_json::json!({
+        "run_id": run_id,
+        "status": run.status().as_str(),
+        "items": items,
+    });
+    json(StatusCode::OK, &body, &ctx)
 }
 
 async fn download_artifact(
@@ -417,22 +425,16 @@ async fn download_artifact(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let view = match readable_run(&raw_id, &ctx, &state, &headers).await {
-        Ok(view) => view,
+    let (run_id, run, _) = match readable_stored(&raw_id, &ctx, &state, &headers).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let Ok(artifact_id) = Uuid::parse_str(&raw_artifact) else {
         return Problem::bad_request("invalid-artifact-id", "the artifact id must be a UUID")
             .response(Some(&ctx));
     };
-    let Some((_, artifact)) = artifacts_of(&view)
-        .into_iter()
-        .find(|(_, a)| a.id == artifact_id)
-    else {
+    let Some((_, artifact)) = artifacts_of(&run).find(|(_, a)| a.id == artifact_id) else {
         return Problem::not_found("the run has no artifact with this id").response(Some(&ctx));
-    };
-    let Ok(run_id) = Uuid::parse_str(&view.id) else {
-        return Problem::internal(&"stored run id is not a UUID").response(Some(&ctx));
     };
     // Names come from events Aurora wrote; checked all the same.
     let Some(path) = state.media.artifacts.artifact(run_id, &artifact.name) else {
