@@ -327,7 +327,7 @@ async fn give_up(deps: &Deps, run_id: Uuid, reason: String) -> bool {
 }
 
 fn metadata(run_id: Uuid, what: &str) -> EventMetadata {
-    EventMetadata::new(PRINCIPAL, format!("run:{run_id}:{what}"))
+    EventMetadata::system(PRINCIPAL, format!("run:{run_id}:{what}"))
 }
 
 /// Messages of a run actor.
@@ -781,7 +781,7 @@ impl Actor for RunActor {
                 let command = RunCommand::CancelRun {
                     reason: Some("the owner was disabled".into()),
                 };
-                let metadata = EventMetadata::new(
+                let metadata = EventMetadata::system(
                     crate::users::REAPER_PRINCIPAL,
                     format!("run:{}:owner-inactive", self.run_id),
                 );

@@ -349,7 +349,7 @@ impl ReadModel for UserReaper {
             };
             for (run, _) in self.runs_view.unfinished_of(owner, 10_000).await? {
                 let mut metadata =
-                    EventMetadata::new(REAPER_PRINCIPAL, format!("reap:{}", event.id));
+                    EventMetadata::system(REAPER_PRINCIPAL, format!("reap:{}", event.id));
                 metadata.traceparent.clone_from(&event.traceparent);
                 let command = RunCommand::CancelRun {
                     reason: Some(reason.into()),

@@ -7,11 +7,13 @@
 //! - [`run`]: the `Run` aggregate — a pipeline run over one input with ordered steps.
 //! - [`user`]: the `User` aggregate — username, role, tier, logins, disabling.
 //! - [`media`]: the `Media` aggregate (uploads), media info and run artifacts.
+//! - [`access`]: refused requests (401/403, failed logins), for the audit trail.
 //! - [`client`]: the `Client` aggregate — a rate-limited caller, and its blocks.
 //! - [`net`]: IP ranges from configuration, and addresses that are not public (SSRF).
 //! - [`metadata`]: who caused an event, in which request, and when (invariant 7).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod client;
 pub mod media;
 pub mod metadata;

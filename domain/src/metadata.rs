@@ -27,7 +27,13 @@ pub struct EventMetadata {
     pub time: DateTime<Utc>,
     /// W3C trace context of the request, if any.
     pub traceparent: Option<String>,
+    /// The principal's role as its token stated it (`admin`, `user`, `viewer`), or
+    /// `system` for Aurora's own actors; absent for anonymous requests and old events.
+    pub role: Option<String>,
 }
+
+/// The role recorded for events Aurora's own actors cause.
+pub const SYSTEM_ROLE: &str = "system";
 
 const PRINCIPAL: &str = "principal";
 const TOKEN_ID: &str = "token_id";
@@ -35,6 +41,7 @@ const REQUEST_ID: &str = "request_id";
 const CLIENT_IP: &str = "client_ip";
 const TIME: &str = "time";
 const TRACEPARENT: &str = "traceparent";
+const ROLE: &str = "role";
 
 impl EventMetadata {
     /// Metadata for a command from `principal` in request `request_id`, timed now.
@@ -46,6 +53,16 @@ impl EventMetadata {
             client_ip: None,
             time: Utc::now(),
             traceparent: None,
+            role: None,
+        }
+    }
+
+    /// Metadata for a command Aurora itself issues (an actor, the rate limiter, the
+    /// identity provider's webhook): `principal` names the part, its role is `system`.
+    pub fn system(principal: impl Into<String>, request_id: impl Into<String>) -> Self {
+        Self {
+            role: Some(SYSTEM_ROLE.to_string()),
+            ..Self::new(principal, request_id)
         }
     }
 
@@ -63,6 +80,7 @@ impl EventMetadata {
             (TOKEN_ID, &self.token_id),
             (CLIENT_IP, &self.client_ip),
             (TRACEPARENT, &self.traceparent),
+            (ROLE, &self.role),
         ];
         for (key, value) in optional {
             if let Some(value) = value {
@@ -86,6 +104,7 @@ impl EventMetadata {
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or_default(),
             traceparent: get(TRACEPARENT),
+            role: get(ROLE),
         }
     }
 }
@@ -100,6 +119,7 @@ mod tests {
         meta.token_id = Some("tok-9".into());
         meta.client_ip = Some("10.0.0.7".into());
         meta.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+        meta.role = Some("admin".into());
         let back = EventMetadata::from_map(&meta.to_map());
         // Stored time has microsecond precision.
         assert_eq!(back.time.timestamp_micros(), meta.time.timestamp_micros());

@@ -52,7 +52,7 @@ pub async fn create(config: &Config, username: &str, password: String) -> anyhow
     let users = UserCommands::new(&db, Arc::new(Notify::new()));
     let tokens = Tokens::new(load_root_keys(config)?, Revocations::new());
     let name = username.as_str();
-    let metadata = EventMetadata::new(
+    let metadata = EventMetadata::system(
         format!("bootstrap:{name}"),
         uuid::Uuid::now_v7().to_string(),
     );

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use aurora_domain::access::Access;
 use aurora_domain::client::Client;
 use aurora_domain::media::Media;
 use aurora_domain::run::Run;
@@ -37,6 +38,8 @@ pub trait Versioned: Aggregate<Services = ()> {
 
 impl Versioned for Run {}
 
+impl Versioned for Access {}
+
 impl Versioned for Client {}
 
 impl Versioned for Media {}
@@ -59,6 +62,8 @@ pub type RunCommands = Commands<Run>;
 pub type UserCommands = Commands<User>;
 /// The write path of rate-limited clients (blocks).
 pub type ClientCommands = Commands<Client>;
+/// The write path of refused requests.
+pub type AccessCommands = Commands<Access>;
 /// The write path of uploaded media.
 pub type MediaCommands = Commands<Media>;
 

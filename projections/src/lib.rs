@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`store`]: the database (Postgres or SQLite), migrations, the cqrs-es repository and
 //!   the global log readers tail by `(xid, position)`.
+//! - [`audit`]: the audit log — every event as a hash-chained entry, verifiable, rebuilt
+//!   by replay into a shadow table without downtime.
 //! - [`commands`]: the write path — cqrs-es frameworks over the store.
 //! - [`consumer`]: the durable-consumer loop every bus-fed read model shares.
 //! - [`relay`]: store → bus, exactly once, with healing.
@@ -12,6 +14,7 @@
 //! - [`testkit`]: fresh databases for tests of this and downstream crates.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod commands;
 pub mod consumer;
 pub mod relay;
@@ -20,7 +23,8 @@ pub mod store;
 pub mod testkit;
 pub mod users;
 
-pub use commands::{ClientCommands, Commands, MediaCommands, RunCommands, UserCommands, Versioned};
+pub use audit::AuditLog;
+pub use commands::{AccessCommands, ClientCommands, Commands, MediaCommands, RunCommands, UserCommands, Versioned};
 pub use relay::{Relay, RelayConfig, RelayMetrics};
 pub use runs::RunsProjection;
 pub use store::{Cursor, Database, StoreError, StoredEvent};

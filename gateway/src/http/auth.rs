@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use aurora_domain::user::{
     LoginFailure, Registration, Role, Tier, TokenGrant, TokenKind, UserCommand, UserError, Username,
 };
+use aurora_domain::EventMetadata;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::AggregateError;
 use http::{HeaderMap, StatusCode};
@@ -217,7 +218,10 @@ async fn try_register(
         .create(
             username.as_str(),
             command,
-            &ctx.metadata_as(username.as_str(), None),
+            &EventMetadata {
+                role: Some(Role::User.as_str().to_string()),
+                ..ctx.metadata_as(username.as_str(), None)
+            },
         )
         .await
     {
@@ -300,8 +304,11 @@ async fn try_login(
         return Err(login_failed());
     }
     let ttl = Duration::from_secs(state.config.session_ttl_seconds);
+    let role = user.role().map(|role| role.as_str().to_string());
     let issued = issue(state, name, TokenKind::Session, None, ttl, |minted| {
-        ctx.metadata_as(name, Some(minted.token_id.clone()))
+        let mut metadata = ctx.metadata_as(name, Some(minted.token_id.clone()));
+        metadata.role = role.clone();
+        metadata
     })
     .await;
     let minted = match issued {

@@ -79,7 +79,7 @@ async fn lift(
             reason: format!("lifted by {}", claims.username),
             at: Utc::now(),
         };
-        let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id.clone()));
+        let metadata = ctx.metadata_for(&claims);
         match limits.clients().execute(&key, command, &metadata).await {
             Ok(events) => {
                 limits.blocks().apply(&key, &events);

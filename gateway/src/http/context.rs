@@ -9,6 +9,8 @@ use aurora_domain::EventMetadata;
 use http::HeaderMap;
 use warp::Filter;
 
+use crate::auth::tokens::Claims;
+
 /// Longest request id accepted from a client; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -29,6 +31,14 @@ impl RequestContext {
         let mut metadata = self.metadata();
         metadata.principal = principal.to_string();
         metadata.token_id = token_id;
+        metadata
+    }
+
+    /// Metadata for events the holder of `claims` causes in this request: who, with which
+    /// token, in which role.
+    pub fn metadata_for(&self, claims: &Claims) -> EventMetadata {
+        let mut metadata = self.metadata_as(&claims.username, Some(claims.token_id.clone()));
+        metadata.role = Some(claims.role.as_str().to_string());
         metadata
     }
 

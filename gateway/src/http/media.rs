@@ -195,7 +195,7 @@ async fn upload(
         content_type: content_type.to_string(),
         info,
     };
-    let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id));
+    let metadata = ctx.metadata_for(&claims);
     match media
         .commands
         .create(

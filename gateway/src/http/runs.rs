@@ -173,7 +173,7 @@ async fn create_run(
         }
     }
     let run_id = Uuid::now_v7();
-    let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id));
+    let metadata = ctx.metadata_for(&claims);
     let command = RunCommand::RequestRun {
         run_id,
         owner: metadata.principal.clone(),
@@ -258,7 +258,7 @@ async fn cancel_run(
         .execute(
             &id,
             command,
-            &ctx.metadata_as(&claims.username, Some(claims.token_id)),
+            &ctx.metadata_for(&claims),
         )
         .await
     {

@@ -97,7 +97,7 @@ async fn on_own_user(
     claims: &Claims,
     command: UserCommand,
 ) -> Result<Vec<UserEvent>, Problem> {
-    let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id.clone()));
+    let metadata = ctx.metadata_for(&claims);
     state
         .identity
         .execute(&claims.username, command, &metadata)
@@ -178,7 +178,7 @@ async fn create(
             TokenKind::ApiKey,
             label.clone(),
             ttl,
-            |_| ctx.metadata_as(&claims.username, Some(claims.token_id.clone())),
+            |_| ctx.metadata_for(&claims),
         )
         .await
         .map_err(user_problem)?;

@@ -142,7 +142,7 @@ async fn patch(
         }
         let commands =
             UserCommand::changes(change.role, change.tier, change.disabled, change.reason);
-        let metadata = ctx.metadata_as(&claims.username, Some(claims.token_id.clone()));
+        let metadata = ctx.metadata_for(&claims);
         for command in commands {
             state
                 .identity

@@ -185,6 +185,7 @@ async fn try_identity(
         }
     }
     let mut metadata = ctx.metadata_as(PRINCIPAL, None);
+    metadata.role = Some(aurora_domain::metadata::SYSTEM_ROLE.to_string());
     metadata.request_id = format!("{}:{}", metadata.request_id, verified.id);
     let changed = match message.kind {
         Kind::Created | Kind::Updated => {

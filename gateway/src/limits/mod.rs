@@ -289,7 +289,7 @@ impl Limits {
             base: TimeDelta::from_std(blocking.base).unwrap_or(TimeDelta::MAX),
             max: TimeDelta::from_std(blocking.max).unwrap_or(TimeDelta::MAX),
         };
-        let mut metadata = EventMetadata::new(PRINCIPAL, uuid::Uuid::now_v7().to_string());
+        let mut metadata = EventMetadata::system(PRINCIPAL, uuid::Uuid::now_v7().to_string());
         metadata.client_ip = client_ip;
         match self.clients.execute(key, command, &metadata).await {
             Ok(events) => {

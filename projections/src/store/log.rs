@@ -211,4 +211,53 @@ impl Database {
             .await)?;
         Ok(count)
     }
+
+    /// How many events lie after `cursor` (of `aggregate_type` only, if given), counting
+    /// at most `cap`: a projection's lag, cheap however far behind it is.
+    pub async fn count_after(
+        &self,
+        cursor: Cursor,
+        aggregate_type: Option<&str>,
+        cap: i64,
+    ) -> Result<i64, StoreError> {
+        let of_type = if aggregate_type.is_some() {
+            " AND aggregate_type = $4"
+        } else {
+            ""
+        };
+        let sql = self.dialect(
+            format!(
+                "SELECT count(*) FROM (SELECT 1 FROM events \
+                 WHERE (xid, position) > ($1::bigint::text::xid8, $2){of_type} LIMIT $3) AS lag"
+            ),
+            format!(
+                "SELECT count(*) FROM (SELECT 1 FROM events \
+                 WHERE (0, position) > ($1, $2){of_type} LIMIT $3) AS lag"
+            ),
+        );
+        let count: i64 = on_pool!(self, |pool| {
+            let mut query = sqlx::query_scalar(&sql)
+                .bind(cursor.xid)
+                .bind(cursor.position)
+                .bind(cap);
+            if let Some(aggregate_type) = aggregate_type {
+                query = query.bind(aggregate_type);
+            }
+            query.fetch_one(pool).await
+        })?;
+        Ok(count)
+    }
+}
+
+/// The checkpoint of read model `name` (the start if it has none).
+pub async fn checkpoint(db: &Database, name: &str) -> Result<Cursor, StoreError> {
+    let row: Option<(i64, i64)> = on_pool!(db, |pool| sqlx::query_as(
+        "SELECT xid, position FROM projection_checkpoints WHERE projection = $1"
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(row
+        .map(|(xid, position)| Cursor { xid, position })
+        .unwrap_or_default())
 }

@@ -15,7 +15,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use append::GroupCommit;
 
-pub use log::{Cursor, StoredEvent};
+pub use log::{checkpoint, Cursor, StoredEvent};
 pub use repository::EventRepository;
 
 /// Runs the same code against either pool; the body is type-checked once per backend.

@@ -1,0 +1,1025 @@
+//! The audit log: one entry per stored event — who, in which role, with which token, from
+//! where, in which request, did what to which resource, and when — in the store's global
+//! order, hash-chained so that an edited, removed or reordered entry is found.
+//!
+//! # Order and the chain
+//! The log is written from the store, not from the bus: it tails the gap-safe global log in
+//! `(xid, position)` order, the one order every reader (and every rebuild) sees. Entry `n`
+//! carries `prev_hash` (entry `n − 1`'s hash; [`GENESIS`] for the first) and `hash`,
+//! SHA-256 over its content and `prev_hash` in a canonical JSON form. So a rebuild from the
+//! store reproduces the chain bit for bit, and the head hash commits to the whole history.
+//!
+//! # Writers
+//! Every replica may catch the log up (woken by the bus, and on a timer); a batch locks the
+//! checkpoint row first, so batches of different replicas, and a rebuild's final swap,
+//! take turns. A batch reads the chain's tail from the table, never from memory.
+//!
+//! # Rebuild without downtime
+//! [`AuditLog::rebuild`] replays the store into a shadow table while the live log keeps
+//! being read and written, builds its indexes, then — holding the checkpoint lock — catches
+//! the shadow up to the store's fence and swaps it in with two renames in one transaction.
+
+use std::time::{Duration, Instant};
+
+use aurora_domain::metadata::ANONYMOUS;
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::ReadModel;
+use crate::on_pool;
+use crate::store::{Cursor, Database, StoreError, StoredEvent};
+
+/// Checkpoint name, durable consumer name, and the projection's name in the CLI.
+pub const NAME: &str = "audit-log";
+
+/// `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What replaced a secret in `details`.
+pub const REDACTED: &str = "[redacted]";
+
+/// The role of entries whose event recorded none: old events, anonymous requests.
+const UNKNOWN_ROLE: &str = "unknown";
+
+/// Events per batch of the live log.
+const LIVE_BATCH: i64 = 1000;
+
+/// Events per page of a rebuild.
+const REBUILD_PAGE: i64 = 5000;
+
+/// Entries per multi-row insert: 17 parameters each.
+const ROWS_PER_INSERT: usize = 500;
+
+/// How often the live log looks at the store without being woken.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+const COLUMNS: &str = "seq, position, xid, recorded_at, actor, role, token_id, request_id, \
+    client_ip, action, resource_type, resource_id, sequence, version, details, prev_hash, hash";
+const WIDTH: usize = 17;
+
+/// The shadow table of a rebuild.
+const SHADOW: &str = "audit_log_rebuild";
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    /// Place in the chain, from 1.
+    pub seq: i64,
+    /// The event's global position in the store.
+    pub position: i64,
+    /// When the command was accepted (RFC 3339, UTC, microseconds).
+    pub time: String,
+    /// The principal: a username, `anonymous`, or one of Aurora's parts (`actor:…`).
+    pub actor: String,
+    /// The principal's role then: `admin`, `user`, `viewer`, `system`, `anonymous` or
+    /// `unknown` (events recorded before roles were).
+    pub role: String,
+    /// The id of the token presented.
+    pub token_id: Option<String>,
+    /// The request that caused it.
+    pub request_id: String,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// The event type, e.g. `RunRequested`, `LoginFailed`, `AccessRefused`.
+    pub action: String,
+    /// The aggregate type, e.g. `run`, `user`, `client`, `access`.
+    pub resource_type: String,
+    /// The aggregate's id.
+    pub resource_id: String,
+    /// The event's sequence within its aggregate.
+    pub sequence: i64,
+    /// The event's schema version.
+    pub version: String,
+    /// The event's payload with secrets removed.
+    pub details: Value,
+    /// The previous entry's hash ([`GENESIS`] for the first).
+    pub prev_hash: String,
+    /// SHA-256 over this entry's content and `prev_hash`, hex.
+    pub hash: String,
+}
+
+impl AuditEntry {
+    /// The entry for `event`, following the entry `(seq − 1, prev_hash)`.
+    pub fn of(event: &StoredEvent, seq: i64, prev_hash: &str) -> Self {
+        let m = &event.metadata;
+        let role = match (&m.role, m.principal.as_str()) {
+            (Some(role), _) => role.clone(),
+            (None, ANONYMOUS) => ANONYMOUS.to_string(),
+            (None, _) => UNKNOWN_ROLE.to_string(),
+        };
+        // Payloads are `{"<EventType>": {...}}` (or a bare name for unit events): the
+        // entry's action already says the type.
+        let details = match &event.payload {
+            Value::Object(map) if map.len() == 1 && map.contains_key(&event.event_type) => {
+                map[&event.event_type].clone()
+            }
+            Value::String(name) if *name == event.event_type => Value::Object(Default::default()),
+            other => other.clone(),
+        };
+        let mut entry = Self {
+            seq,
+            position: event.cursor.position,
+            time: m.time.to_rfc3339_opts(SecondsFormat::Micros, true),
+            actor: m.principal.clone(),
+            role,
+            token_id: m.token_id.clone(),
+            request_id: m.request_id.clone(),
+            client_ip: m.client_ip.clone(),
+            action: event.event_type.clone(),
+            resource_type: event.aggregate_type.clone(),
+            resource_id: event.aggregate_id.clone(),
+            sequence: event.sequence,
+            version: event.event_version.clone(),
+            details: redact(details),
+            prev_hash: prev_hash.to_string(),
+            hash: String::new(),
+        };
+        entry.hash = entry.content_hash();
+        entry
+    }
+
+    /// SHA-256 over the content and `prev_hash` (everything but `seq` and `hash`), in
+    /// canonical JSON. `seq` is an index, not content: order is proven by the links.
+    pub fn content_hash(&self) -> String {
+        let content = serde_json::json!([
+            self.position,
+            self.time,
+            self.actor,
+            self.role,
+            self.token_id,
+            self.request_id,
+            self.client_ip,
+            self.action,
+            self.resource_type,
+            self.resource_id,
+            self.sequence,
+            self.version,
+            self.details,
+            self.prev_hash,
+        ]);
+        hex::encode(Sha256::digest(canonical_json(&content).as_bytes()))
+    }
+}
+
+/// JSON with object keys sorted at every level and no whitespace: one text per value.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Is a field of this name a secret? Passwords and their hashes, secrets, keys, token
+/// bytes, credentials in headers. Events are designed to carry none; this is the belt to
+/// that design's braces, for events of any version.
+fn is_secret(key: &str, value: &Value) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "private_key", "api_key", "authorization", "cookie", "credential"]
+        .iter()
+        .any(|word| key.contains(word))
+        || (matches!(key.as_str(), "token" | "bearer" | "biscuit") && value.is_string())
+}
+
+/// `value` with every secret field's value replaced by [`REDACTED`].
+pub fn redact(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let value = if is_secret(&key, &value) {
+                        Value::String(REDACTED.to_string())
+                    } else {
+                        redact(value)
+                    };
+                    (key, value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
+        other => other,
+    }
+}
+
+/// The last entry of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Head {
+    /// Its place.
+    pub seq: i64,
+    /// Its hash: commits to every entry before it.
+    pub hash: String,
+}
+
+/// What a verification found wrong first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tampering {
+    /// The entry's content does not match its hash: it was edited.
+    Changed,
+    /// Entries are missing before this one.
+    Removed,
+    /// The entry is out of its place in the chain.
+    Reordered,
+}
+
+/// The first problem in a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What.
+    pub kind: Tampering,
+    /// The entry at which the chain first goes wrong.
+    pub seq: i64,
+    /// In words.
+    pub detail: String,
+}
+
+/// The outcome of checking a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Entries read.
+    pub entries: u64,
+    /// The last entry read.
+    pub head: Option<Head>,
+    /// The first problem, if any.
+    pub finding: Option<Finding>,
+}
+
+/// Checks a chain entry by entry in constant memory (plus a bounded look-ahead to tell a
+/// reordering from a removal).
+pub struct Verifier {
+    /// For the first entry: its expected `prev_hash` and `seq`, or `None` to take the
+    /// first entry's own (an export of a range starts mid-chain).
+    expect: Option<(String, i64)>,
+    previous: Option<AuditEntry>,
+    pending: std::collections::VecDeque<AuditEntry>,
+    entries: u64,
+    finding: Option<Finding>,
+}
+
+/// Entries a verifier looks ahead to tell a reordering from a removal.
+const LOOK_AHEAD: usize = 64;
+
+impl Verifier {
+    /// A verifier of a whole chain: the first entry must be seq 1 after [`GENESIS`].
+    pub fn whole() -> Self {
+        Self::new(Some((GENESIS.to_string(), 1)))
+    }
+
+    /// A verifier of part of a chain (an export of a range).
+    pub fn part() -> Self {
+        Self::new(None)
+    }
+
+    fn new(expect: Option<(String, i64)>) -> Self {
+        Self {
+            expect,
+            previous: None,
+            pending: Default::default(),
+            entries: 0,
+            finding: None,
+        }
+    }
+
+    /// Feeds the next entry; `false` once a problem was found (stop feeding).
+    pub fn push(&mut self, entry: AuditEntry) -> bool {
+        if self.finding.is_some() {
+            return false;
+        }
+        self.pending.push_back(entry);
+        if self.pending.len() > LOOK_AHEAD {
+            self.check_next();
+        }
+        self.finding.is_none()
+    }
+
+    /// The verdict, after the last entry.
+    pub fn finish(mut self) -> Verification {
+        while self.finding.is_none() && !self.pending.is_empty() {
+            self.check_next();
+        }
+        Verification {
+            entries: self.entries,
+            head: self.previous.map(|e| Head {
+                seq: e.seq,
+                hash: e.hash,
+            }),
+            finding: self.finding,
+        }
+    }
+
+    fn check_next(&mut self) {
+        let Some(entry) = self.pending.pop_front() else {
+            return;
+        };
+        let (expected_hash, expected_seq) = match (&self.previous, &self.expect) {
+            (Some(previous), _) => (previous.hash.clone(), previous.seq + 1),
+            (None, Some((hash, seq))) => (hash.clone(), *seq),
+            (None, None) => (entry.prev_hash.clone(), entry.seq),
+        };
+        let finding = |kind, detail: String| Finding {
+            kind,
+            seq: entry.seq,
+            detail,
+        };
+        if entry.content_hash() != entry.hash {
+            self.finding = Some(finding(
+                Tampering::Changed,
+                format!("entry {} does not match its hash: it was edited", entry.seq),
+            ));
+            return;
+        }
+        if entry.prev_hash != expected_hash {
+            // Is the entry that should come here further on? Then the order was changed.
+            let later = self.pending.iter().any(|e| e.prev_hash == expected_hash);
+            self.finding = Some(if later || entry.seq < expected_seq {
+                finding(
+                    Tampering::Reordered,
+                    format!(
+                        "entry {} is out of place: the chain expects entry {expected_seq} \
+                         here, which comes later",
+                        entry.seq
+                    ),
+                )
+            } else if entry.seq > expected_seq {
+                finding(
+                    Tampering::Removed,
+                    format!(
+                        "entries {expected_seq} to {} are missing",
+                        entry.seq - 1
+                    ),
+                )
+            } else {
+                finding(
+                    Tampering::Removed,
+                    format!(
+                        "the chain breaks before entry {}: an entry before it was removed, or \
+                         edited and its hash recomputed",
+                        entry.seq
+                    ),
+                )
+            });
+            return;
+        }
+        if entry.seq != expected_seq {
+            self.finding = Some(finding(
+                Tampering::Reordered,
+                format!(
+                    "entry {} is numbered out of order (expected {expected_seq})",
+                    entry.seq
+                ),
+            ));
+            return;
+        }
+        self.entries += 1;
+        self.previous = Some(entry);
+    }
+}
+
+/// Filters of a query of the log. Times are RFC 3339 in UTC as the log stores them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Only this principal.
+    pub actor: Option<String>,
+    /// Only this action (event type).
+    pub action: Option<String>,
+    /// Only this resource type.
+    pub resource_type: Option<String>,
+    /// Only this resource id.
+    pub resource_id: Option<String>,
+    /// At or after this time.
+    pub from: Option<String>,
+    /// Before this time.
+    pub to: Option<String>,
+}
+
+/// Progress of a rebuild.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildProgress {
+    /// Events replayed so far.
+    pub done: u64,
+    /// Events in the store when the rebuild began (more may arrive).
+    pub total: u64,
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rebuilt {
+    /// Events replayed.
+    pub events: u64,
+    /// The chain's head after the swap.
+    pub head: Option<Head>,
+    /// Of which, events that arrived during the rebuild and were caught up at the swap.
+    pub caught_up_at_swap: u64,
+}
+
+/// The audit log projection.
+pub struct AuditLog {
+    db: Database,
+}
+
+impl AuditLog {
+    /// The log stored in `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Appends entries for every event the store has past the log's checkpoint, in
+    /// batches; returns how many.
+    pub async fn catch_up(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let added = self.append_batch(LIVE_BATCH).await?;
+            total += added;
+            if added < LIVE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn append_batch(&self, limit: i64) -> Result<u64, StoreError> {
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            let cursor = lock_checkpoint!(&mut *tx);
+            let tail: Option<(i64, String)> =
+                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let events = self.db.read_after(cursor, limit).await?;
+            let Some(last) = events.last() else {
+                return Ok(0);
+            };
+            let last = last.cursor;
+            let (seq, prev) = tail.unwrap_or((0, GENESIS.to_string()));
+            let entries = chain(&events, seq, &prev);
+            insert_entries!(&mut *tx, "audit_log", &entries, &events);
+            save_checkpoint!(&mut *tx, last);
+            tx.commit().await?;
+            Ok(events.len() as u64)
+        })
+    }
+
+    /// The last global cursor the log covers.
+    pub async fn checkpoint(&self) -> Result<Cursor, StoreError> {
+        crate::store::checkpoint(&self.db, NAME).await
+    }
+
+    /// The chain's last entry.
+    pub async fn head(&self) -> Result<Option<Head>, StoreError> {
+        let row: Option<(i64, String)> = on_pool!(&self.db, |pool| sqlx::query_as(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+        )
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(|(seq, hash)| Head { seq, hash }))
+    }
+
+    /// Up to `limit` entries matching `filter` after entry `after`, in chain order.
+    pub async fn query(
+        &self,
+        filter: &AuditFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conditions = vec!["seq > $1".to_string()];
+        let mut binds: Vec<&str> = Vec::new();
+        let fields = [
+            ("actor = ", &filter.actor),
+            ("action = ", &filter.action),
+            ("resource_type = ", &filter.resource_type),
+            ("resource_id = ", &filter.resource_id),
+            ("recorded_at >= ", &filter.from),
+            ("recorded_at < ", &filter.to),
+        ];
+        for (condition, value) in fields {
+            if let Some(value) = value {
+                binds.push(value);
+                conditions.push(format!("{condition}${}", binds.len() + 2));
+            }
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE {} ORDER BY seq LIMIT $2",
+            conditions.join(" AND ")
+        );
+        on_pool!(&self.db, |pool| {
+            let mut query = sqlx::query(&sql).bind(after).bind(limit);
+            for value in binds {
+                query = query.bind(value);
+            }
+            let rows = query.fetch_all(pool).await?;
+            rows.iter().map(|row| read_entry!(row)).collect()
+        })
+    }
+
+    /// Checks the whole chain in the database, page by page.
+    pub async fn verify(&self) -> Result<Verification, StoreError> {
+        let mut verifier = Verifier::whole();
+        let mut after = i64::MIN;
+        loop {
+            let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
+            let page: Vec<AuditEntry> = on_pool!(&self.db, |pool| {
+                let rows = sqlx::query(&sql)
+                    .bind(after)
+                    .bind(REBUILD_PAGE)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| read_entry!(row))
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            let full = page.len() as i64 == REBUILD_PAGE;
+            for entry in page {
+                if !verifier.push(entry) {
+                    return Ok(verifier.finish());
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(verifier.finish())
+    }
+
+    /// The chain's head as a replay of the whole store computes it, writing nothing.
+    pub async fn replayed_head(&self) -> Result<Option<Head>, StoreError> {
+        let mut cursor = Cursor::START;
+        let (mut seq, mut prev) = (0, GENESIS.to_string());
+        loop {
+            let events = self.db.read_after(cursor, REBUILD_PAGE).await?;
+            let Some(last) = events.last() else { break };
+            cursor = last.cursor;
+            let entries = chain(&events, seq, &prev);
+            let last = entries.last().expect("one entry per event");
+            (seq, prev) = (last.seq, last.hash.clone());
+        }
+        Ok((seq > 0).then_some(Head { seq, hash: prev }))
+    }
+
+    /// Replays the whole store into a shadow table and swaps it in, while the live log
+    /// keeps serving; `progress` hears of every page.
+    pub async fn rebuild(
+        &self,
+        mut progress: impl FnMut(RebuildProgress),
+    ) -> Result<Rebuilt, StoreError> {
+        let total = self.db.count_after(Cursor::START, None, i64::MAX).await? as u64;
+        let generation = chrono::Utc::now().timestamp_micros();
+        on_pool!(&self.db, |pool| {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {SHADOW}"))
+                .execute(pool)
+                .await?;
+            sqlx::query(&format!(
+                "CREATE TABLE {SHADOW} (seq bigint PRIMARY KEY, position bigint NOT NULL, \
+                 xid bigint NOT NULL, recorded_at text NOT NULL, actor text NOT NULL, \
+                 role text NOT NULL, token_id text, request_id text NOT NULL, client_ip text, \
+                 action text NOT NULL, resource_type text NOT NULL, resource_id text NOT NULL, \
+                 sequence bigint NOT NULL, version text NOT NULL, details text NOT NULL, \
+                 prev_hash text NOT NULL, hash text NOT NULL)"
+            ))
+            .execute(pool)
+            .await?;
+        });
+        // Replay: reading the next page overlaps with writing the current one.
+        let mut cursor = Cursor::START;
+        let (mut seq, mut prev) = (0_i64, GENESIS.to_string());
+        let mut done = 0_u64;
+        let mut next = Some(tokio::spawn(read_page(self.db.clone(), cursor)));
+        while let Some(reading) = next.take() {
+            let events = reading
+                .await
+                .map_err(|e| StoreError::Downstream(format!("rebuild reader: {e}")))??;
+            let Some(last) = events.last() else { break };
+            cursor = last.cursor;
+            if events.len() as i64 == REBUILD_PAGE {
+                next = Some(tokio::spawn(read_page(self.db.clone(), cursor)));
+            }
+            let entries = chain(&events, seq, &prev);
+            let tail = entries.last().expect("one entry per event");
+            (seq, prev) = (tail.seq, tail.hash.clone());
+            on_pool!(&self.db, |pool| {
+                let mut tx = pool.begin().await?;
+                insert_entries!(&mut *tx, SHADOW, &entries, &events);
+                tx.commit().await?;
+            });
+            done += events.len() as u64;
+            progress(RebuildProgress { done, total });
+        }
+        // Indexes once, after the bulk of the rows: cheaper than maintaining them.
+        on_pool!(&self.db, |pool| {
+            for statement in index_statements(SHADOW, generation) {
+                sqlx::query(&statement).execute(pool).await?;
+            }
+        });
+        // The swap: the live log waits on the checkpoint lock meanwhile.
+        let mut caught_up = 0_u64;
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            lock_checkpoint!(&mut *tx);
+            loop {
+                let events = self.db.read_after(cursor, REBUILD_PAGE).await?;
+                let Some(last) = events.last() else { break };
+                cursor = last.cursor;
+                let entries = chain(&events, seq, &prev);
+                let tail = entries.last().expect("one entry per event");
+                (seq, prev) = (tail.seq, tail.hash.clone());
+                insert_entries!(&mut *tx, SHADOW, &entries, &events);
+                caught_up += events.len() as u64;
+            }
+            sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_retired")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("ALTER TABLE {SHADOW} RENAME TO audit_log"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DROP TABLE audit_log_retired")
+                .execute(&mut *tx)
+                .await?;
+            save_checkpoint!(&mut *tx, cursor);
+            tx.commit().await?;
+        });
+        done += caught_up;
+        progress(RebuildProgress { done, total });
+        Ok(Rebuilt {
+            events: done,
+            head: (seq > 0).then_some(Head { seq, hash: prev }),
+            caught_up_at_swap: caught_up,
+        })
+    }
+
+    /// Keeps the log current until `shutdown`: caught up whenever the bus delivers events
+    /// (on any replica, one consumer shares them) and every [`POLL_INTERVAL`] regardless.
+    pub async fn run(
+        self: std::sync::Arc<Self>,
+        bus: std::sync::Arc<dyn aurora_nats::EventBus>,
+        shutdown: CancellationToken,
+    ) {
+        let filter = bus.subjects().all_events();
+        let ticker = {
+            let (log, stop) = (self.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    if let Err(error) = log.catch_up().await {
+                        tracing::warn!(projection = NAME, %error, "catching up failed");
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                    }
+                }
+            })
+        };
+        crate::consumer::follow(self, bus, NAME, &filter, shutdown).await;
+        let _ = ticker.await;
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadModel for AuditLog {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// The delivered events are only a signal: they are in the store below its fence, so
+    /// catching up from the store covers them, in the store's order.
+    async fn apply(&self, _events: &[aurora_nats::CloudEvent]) -> Result<(), StoreError> {
+        self.catch_up().await.map(drop)
+    }
+}
+
+async fn read_page(db: Database, cursor: Cursor) -> Result<Vec<StoredEvent>, StoreError> {
+    db.read_after(cursor, REBUILD_PAGE).await
+}
+
+/// The entries of `events`, following entry `(seq, prev)`.
+fn chain(events: &[StoredEvent], seq: i64, prev: &str) -> Vec<AuditEntry> {
+    let mut entries = Vec::with_capacity(events.len());
+    let mut prev = prev.to_string();
+    for (i, event) in events.iter().enumerate() {
+        let entry = AuditEntry::of(event, seq + 1 + i as i64, &prev);
+        prev.clone_from(&entry.hash);
+        entries.push(entry);
+    }
+    entries
+}
+
+/// The log's indexes, named by generation (index names are global; a rebuild's new table
+/// must not collide with the live one's).
+fn index_statements(table: &str, generation: i64) -> Vec<String> {
+    [
+        ("actor", "actor, seq"),
+        ("resource", "resource_type, resource_id, seq"),
+        ("action", "action, seq"),
+        ("time", "recorded_at"),
+    ]
+    .iter()
+    .map(|(name, columns)| {
+        format!("CREATE INDEX audit_log_by_{name}_{generation} ON {table} ({columns})")
+    })
+    .collect()
+}
+
+/// Locks the log's checkpoint row (creating it if need be) inside a transaction and
+/// returns the cursor. A write comes first, so SQLite takes its write lock up front.
+macro_rules! lock_checkpoint {
+    ($tx:expr) => {{
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (projection, xid, position) VALUES ($1, 0, 0) \
+             ON CONFLICT (projection) DO UPDATE SET xid = projection_checkpoints.xid",
+        )
+        .bind(NAME)
+        .execute($tx)
+        .await?;
+        let (xid, position): (i64, i64) = sqlx::query_as(
+            "SELECT xid, position FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(NAME)
+        .fetch_one($tx)
+        .await?;
+        Cursor { xid, position }
+    }};
+}
+use lock_checkpoint;
+
+macro_rules! save_checkpoint {
+    ($tx:expr, $cursor:expr) => {
+        sqlx::query("UPDATE projection_checkpoints SET xid = $2, position = $3 WHERE projection = $1")
+            .bind(NAME)
+            .bind($cursor.xid)
+            .bind($cursor.position)
+            .execute($tx)
+            .await?
+    };
+}
+use save_checkpoint;
+
+/// Inserts `entries` (of `events`, one each) into `table`, several rows per statement.
+macro_rules! insert_entries {
+    ($tx:expr, $table:expr, $entries:expr, $events:expr) => {
+        for (rows, events) in $entries
+            .chunks(ROWS_PER_INSERT)
+            .zip($events.chunks(ROWS_PER_INSERT))
+        {
+            let values: Vec<String> = (0..rows.len())
+                .map(|r| {
+                    let p: Vec<String> =
+                        (1..=WIDTH).map(|c| format!("${}", r * WIDTH + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO {} ({COLUMNS}) VALUES {}",
+                $table,
+                values.join(", ")
+            );
+            let mut insert = sqlx::query(&sql).persistent(rows.len() == ROWS_PER_INSERT);
+            for (entry, event) in rows.iter().zip(events) {
+                insert = insert
+                    .bind(entry.seq)
+                    .bind(entry.position)
+                    .bind(event.cursor.xid)
+                    .bind(&entry.time)
+                    .bind(&entry.actor)
+                    .bind(&entry.role)
+                    .bind(&entry.token_id)
+                    .bind(&entry.request_id)
+                    .bind(&entry.client_ip)
+                    .bind(&entry.action)
+                    .bind(&entry.resource_type)
+                    .bind(&entry.resource_id)
+                    .bind(entry.sequence)
+                    .bind(&entry.version)
+                    .bind(canonical_json(&entry.details))
+                    .bind(&entry.prev_hash)
+                    .bind(&entry.hash);
+            }
+            insert.execute($tx).await?;
+        }
+    };
+}
+use insert_entries;
+
+/// Reads an [`AuditEntry`] from a row of either backend.
+macro_rules! read_entry {
+    ($row:expr) => {{
+        let details: String = $row.try_get("details")?;
+        let seq: i64 = $row.try_get("seq")?;
+        Ok::<_, StoreError>(AuditEntry {
+            seq,
+            position: $row.try_get("position")?,
+            time: $row.try_get("recorded_at")?,
+            actor: $row.try_get("actor")?,
+            role: $row.try_get("role")?,
+            token_id: $row.try_get("token_id")?,
+            request_id: $row.try_get("request_id")?,
+            client_ip: $row.try_get("client_ip")?,
+            action: $row.try_get("action")?,
+            resource_type: $row.try_get("resource_type")?,
+            resource_id: $row.try_get("resource_id")?,
+            sequence: $row.try_get("sequence")?,
+            version: $row.try_get("version")?,
+            details: serde_json::from_str(&details)
+                .map_err(|e| StoreError::Corrupt(format!("audit entry {seq} details: {e}")))?,
+            prev_hash: $row.try_get("prev_hash")?,
+            hash: $row.try_get("hash")?,
+        })
+    }};
+}
+use read_entry;
+
+/// Speed of a rebuild, for the CLI's progress line.
+pub struct Rate {
+    started: Instant,
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Rate {
+    /// `done/total`, events per second and time remaining, as one line.
+    pub fn line(&self, progress: RebuildProgress) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-6);
+        let rate = progress.done as f64 / elapsed;
+        let total = progress.total.max(progress.done);
+        let left = if rate > 0.0 {
+            (total - progress.done) as f64 / rate
+        } else {
+            0.0
+        };
+        let width = 30;
+        let filled = if total == 0 {
+            width
+        } else {
+            (progress.done as usize * width) / total as usize
+        };
+        format!(
+            "[{}{}] {}/{} events  {:.0} events/s  {:.0} s left",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            progress.done,
+            total,
+            rate,
+            left
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aurora_domain::EventMetadata;
+    use serde_json::json;
+
+    fn event(position: i64, payload: Value) -> StoredEvent {
+        let mut metadata = EventMetadata::new("alice", format!("req-{position}"));
+        metadata.role = Some("user".into());
+        StoredEvent {
+            cursor: Cursor { xid: 0, position },
+            aggregate_type: "user".into(),
+            aggregate_id: "alice".into(),
+            sequence: position,
+            event_type: "Thing".into(),
+            event_version: "1".into(),
+            payload,
+            metadata,
+        }
+    }
+
+    fn entries(n: i64) -> Vec<AuditEntry> {
+        let events: Vec<StoredEvent> = (1..=n).map(|i| event(i, json!({"Thing": {"n": i}}))).collect();
+        chain(&events, 0, GENESIS)
+    }
+
+    fn verify(entries: Vec<AuditEntry>) -> Verification {
+        let mut verifier = Verifier::whole();
+        for entry in entries {
+            verifier.push(entry);
+        }
+        verifier.finish()
+    }
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth_and_the_payload_is_unwrapped() {
+        let entry = AuditEntry::of(
+            &event(
+                1,
+                json!({"Thing": {"password": "hunter2", "nested": [{"client_secret": "s"}],
+                       "token": "EnQKCg", "grant": {"token_id": "t1"}, "sha256": "ab"}}),
+            ),
+            1,
+            GENESIS,
+        );
+        assert_eq!(
+            entry.details,
+            json!({"password": REDACTED, "nested": [{"client_secret": REDACTED}],
+                   "token": REDACTED, "grant": {"token_id": "t1"}, "sha256": "ab"})
+        );
+        assert_eq!((entry.role.as_str(), entry.actor.as_str()), ("user", "alice"));
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let a = json!({"b": 1, "a": {"d": [1, {"z": 0, "y": 2.5}], "c": null}});
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"c":null,"d":[1,{"y":2.5,"z":0}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_reports_its_head() {
+        let chain = entries(200);
+        let head = chain.last().unwrap().hash.clone();
+        let verdict = verify(chain);
+        assert_eq!(verdict.finding, None);
+        assert_eq!(verdict.entries, 200);
+        assert_eq!(verdict.head, Some(Head { seq: 200, hash: head }));
+    }
+
+    #[test]
+    fn an_edited_entry_is_found() {
+        let mut chain = entries(10);
+        chain[3].actor = "mallory".into();
+        let finding = verify(chain).finding.unwrap();
+        assert_eq!((finding.kind, finding.seq), (Tampering::Changed, 4));
+    }
+
+    #[test]
+    fn an_edited_entry_rehashed_breaks_the_next_link() {
+        let mut chain = entries(10);
+        chain[3].actor = "mallory".into();
+        chain[3].hash = chain[3].content_hash();
+        let finding = verify(chain).finding.unwrap();
+        assert_eq!(finding.seq, 5);
+    }
+
+    #[test]
+    fn a_removed_entry_is_found() {
+        let mut chain = entries(10);
+        chain.remove(6);
+        let finding = verify(chain).finding.unwrap();
+        assert_eq!((finding.kind, finding.seq), (Tampering::Removed, 8));
+    }
+
+    #[test]
+    fn swapped_entries_are_found() {
+        let mut chain = entries(10);
+        chain.swap(2, 5);
+        let finding = verify(chain).finding.unwrap();
+        assert_eq!((finding.kind, finding.seq), (Tampering::Reordered, 6));
+        // Renumbered to hide it: still out of place.
+        let mut chain = entries(10);
+        chain.swap(2, 3);
+        (chain[2].seq, chain[3].seq) = (3, 4);
+        let finding = verify(chain).finding.unwrap();
+        assert_eq!((finding.kind, finding.seq), (Tampering::Reordered, 3));
+    }
+
+    #[test]
+    fn a_part_of_a_chain_verifies_from_its_first_entry() {
+        let chain = entries(20);
+        let mut verifier = Verifier::part();
+        for entry in chain.into_iter().skip(7) {
+            verifier.push(entry);
+        }
+        let verdict = verifier.finish();
+        assert_eq!((verdict.finding, verdict.entries), (None, 13));
+    }
+}
