@@ -658,15 +658,7 @@ impl AuditLog {
                 insert_entries!(&mut *tx, SHADOW, &entries, &events);
                 caught_up += events.len() as u64;
             }
-            sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_retired")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(&format!("ALTER TABLE {SHADOW} RENAME TO audit_log"))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DROP TABLE audit_log_retired")
-                .execute(&mut *tx)
-                .await?;
+            crate::store::swap_in!(&mut *tx, "audit_log", SHADOW);
             save_checkpoint!(&mut *tx, cursor);
             tx.commit().await?;
         });

@@ -8,7 +8,9 @@
 //!   by replay into a shadow table without downtime.
 //! - [`commands`]: the write path — cqrs-es frameworks over the store.
 //! - [`consumer`]: the durable-consumer loop every bus-fed read model shares.
+//! - [`lag`]: how far behind the store each read model is.
 //! - [`relay`]: store → bus, exactly once, with healing.
+//! - [`replay`]: loading every aggregate with today's code (upcasters included).
 //! - [`runs`]: the runs read model, fed from the bus, rebuildable by replay.
 //! - [`users`]: the users read model, refreshed from the store whenever a user changes.
 //! - [`testkit`]: fresh databases for tests of this and downstream crates.
@@ -17,7 +19,9 @@
 pub mod audit;
 pub mod commands;
 pub mod consumer;
+pub mod lag;
 pub mod relay;
+pub mod replay;
 pub mod runs;
 pub mod store;
 pub mod testkit;

@@ -21,12 +21,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::consumer::ReadModel;
 use crate::on_pool;
-use crate::store::{Cursor, Database, StoreError};
+use crate::store::{Cursor, Database, StoreError, StoredEvent};
 
 /// Durable consumer name on the bus.
 pub const DURABLE: &str = "runs-view";
 /// Checkpoint name.
 pub const NAME: &str = "runs";
+/// The view's table.
+const VIEW: &str = "runs_view";
+/// The shadow table of a rebuild.
+const SHADOW: &str = "runs_view_rebuild";
+/// Where a rebuild in progress stands.
+const REBUILD_CHECKPOINT: &str = "runs:rebuild";
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,6 +96,32 @@ struct ViewRow {
 }
 
 impl ViewRow {
+    /// The row of run `id` as `RunRequested` (sequence `sequence`, at `time`) makes it.
+    fn requested(
+        id: &str,
+        owner: &str,
+        input: &impl Serialize,
+        steps: &impl Serialize,
+        time: String,
+        sequence: i64,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            owner: owner.to_string(),
+            status: RunStatus::Requested.as_str().into(),
+            input: json_text(input),
+            steps: json_text(steps),
+            cancel_reason: None,
+            created_at: time.clone(),
+            updated_at: time,
+            last_sequence: sequence,
+            outputs: "[]".into(),
+            failure_reason: None,
+            current_step: 0,
+            attempt: 0,
+        }
+    }
+
     fn view(self) -> Result<RunView, sqlx::Error> {
         Ok(RunView {
             id: self.id,
@@ -164,6 +196,161 @@ macro_rules! read_row {
     };
 }
 
+/// Applies the run events among `$events` to the rows of `$table` inside transaction
+/// `$tx` (one read of the rows concerned, one write of each changed row). Idempotent:
+/// an event at or below a row's sequence changes nothing; one beyond the next catches the
+/// row up from the store first.
+macro_rules! apply_runs {
+    ($self:expr, $tx:expr, $table:expr, $events:expr) => {{
+            let runs: Vec<&CloudEvent> = $events
+                .iter()
+                .filter(|e| e.aggregatetype == Run::TYPE)
+                .collect();
+            // One query for the current row of every run in the batch; rows are changed in
+            // memory and written once each at the end.
+            let mut stored: HashMap<String, ViewRow> = HashMap::new();
+            if !runs.is_empty() {
+                let mut ids: Vec<&str> = runs.iter().map(|e| e.aggregateid.as_str()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                for chunk in ids.chunks(FRESH_ROWS_PER_STATEMENT) {
+                    let placeholders: Vec<String> =
+                        (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT {COLUMNS} FROM {} WHERE id IN ({})",
+                        $table,
+                        placeholders.join(", ")
+                    );
+                    let mut query = sqlx::query(&sql).persistent(false);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    for row in query.fetch_all($tx).await? {
+                        let row = read_row!(row);
+                        stored.insert(row.id.clone(), row);
+                    }
+                }
+            }
+            let mut fresh: Vec<ViewRow> = Vec::new();
+            let mut fresh_index: HashMap<String, usize> = HashMap::new();
+            let mut changed: Vec<String> = Vec::new();
+            for event in runs {
+                let id = &event.aggregateid;
+                let version = match (fresh_index.get(id), stored.get(id)) {
+                    (Some(&i), _) => fresh[i].last_sequence,
+                    (None, Some(row)) => row.last_sequence,
+                    (None, None) => 0,
+                };
+                if event.sequence <= version {
+                    continue; // already applied: redelivery
+                }
+                let pending = if event.sequence == version + 1 {
+                    vec![event.clone()]
+                } else {
+                    // The bus skipped something: catch up from the store.
+                    $self.db
+                        .read_aggregate_after(Run::TYPE, id, version)
+                        .await?
+                        .iter()
+                        .map(|e| e.to_cloud_event())
+                        .collect()
+                };
+                for event in pending {
+                    let run_event: RunEvent = serde_json::from_value(event.data.clone())
+                        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", event.id)))?;
+                    let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+                    if let RunEvent::RunRequested {
+                        owner,
+                        input,
+                        steps,
+                        ..
+                    } = &run_event
+                    {
+                        fresh_index.insert(id.clone(), fresh.len());
+                        fresh.push(ViewRow::requested(
+                            id,
+                            owner,
+                            input,
+                            steps,
+                            time,
+                            event.sequence,
+                        ));
+                        continue;
+                    }
+                    let row = match fresh_index.get(id) {
+                        Some(&i) => &mut fresh[i],
+                        None => {
+                            let Some(row) = stored.get_mut(id) else {
+                                return Err(StoreError::Corrupt(format!(
+                                    "{}: run event before RunRequested",
+                                    event.id
+                                )));
+                            };
+                            if !changed.contains(id) {
+                                changed.push(id.clone());
+                            }
+                            row
+                        }
+                    };
+                    row.apply(run_event, event.sequence, time)?;
+                }
+            }
+            for id in &changed {
+                let row = &stored[id];
+                sqlx::query(&format!(
+                    "UPDATE {} SET status = $2, cancel_reason = $3, updated_at = $4, \
+                     last_sequence = $5, outputs = $6, failure_reason = $7, current_step = $8, \
+                     attempt = $9 WHERE id = $1",
+                    $table
+                ))
+                .bind(&row.id)
+                .bind(&row.status)
+                .bind(&row.cancel_reason)
+                .bind(&row.updated_at)
+                .bind(row.last_sequence)
+                .bind(&row.outputs)
+                .bind(&row.failure_reason)
+                .bind(row.current_step)
+                .bind(row.attempt)
+                .execute($tx)
+                .await?;
+            }
+            for rows in fresh.chunks(FRESH_ROWS_PER_STATEMENT) {
+                let values: Vec<String> = (0..rows.len())
+                    .map(|r| {
+                        let p: Vec<String> =
+                            (1..=WIDTH).map(|c| format!("${}", r * WIDTH + c)).collect();
+                        format!("({})", p.join(", "))
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO {} ({COLUMNS}) VALUES {}",
+                    $table,
+                    values.join(", ")
+                );
+                // Not prepared: its text differs with the number of rows.
+                let mut insert = sqlx::query(&sql).persistent(false);
+                for row in rows {
+                    insert = insert
+                        .bind(&row.id)
+                        .bind(&row.owner)
+                        .bind(&row.status)
+                        .bind(&row.input)
+                        .bind(&row.steps)
+                        .bind(&row.cancel_reason)
+                        .bind(&row.created_at)
+                        .bind(&row.updated_at)
+                        .bind(row.last_sequence)
+                        .bind(&row.outputs)
+                        .bind(&row.failure_reason)
+                        .bind(row.current_step)
+                        .bind(row.attempt);
+                }
+                insert.execute($tx).await?;
+            }
+    }};
+}
+
 /// The runs read model.
 pub struct RunsProjection {
     db: Database,
@@ -205,156 +392,7 @@ impl RunsProjection {
             .bind(highest.position)
             .execute(&mut *tx)
             .await?;
-            let runs: Vec<&CloudEvent> = events
-                .iter()
-                .filter(|e| e.aggregatetype == Run::TYPE)
-                .collect();
-            // One query for the current row of every run in the batch; rows are changed in
-            // memory and written once each at the end.
-            let mut stored: HashMap<String, ViewRow> = HashMap::new();
-            if !runs.is_empty() {
-                let mut ids: Vec<&str> = runs.iter().map(|e| e.aggregateid.as_str()).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                for chunk in ids.chunks(FRESH_ROWS_PER_STATEMENT) {
-                    let placeholders: Vec<String> =
-                        (1..=chunk.len()).map(|i| format!("${i}")).collect();
-                    let sql = format!(
-                        "SELECT {COLUMNS} FROM runs_view WHERE id IN ({})",
-                        placeholders.join(", ")
-                    );
-                    let mut query = sqlx::query(&sql).persistent(false);
-                    for id in chunk {
-                        query = query.bind(*id);
-                    }
-                    for row in query.fetch_all(&mut *tx).await? {
-                        let row = read_row!(row);
-                        stored.insert(row.id.clone(), row);
-                    }
-                }
-            }
-            let mut fresh: Vec<ViewRow> = Vec::new();
-            let mut fresh_index: HashMap<String, usize> = HashMap::new();
-            let mut changed: Vec<String> = Vec::new();
-            for event in runs {
-                let id = &event.aggregateid;
-                let version = match (fresh_index.get(id), stored.get(id)) {
-                    (Some(&i), _) => fresh[i].last_sequence,
-                    (None, Some(row)) => row.last_sequence,
-                    (None, None) => 0,
-                };
-                if event.sequence <= version {
-                    continue; // already applied: redelivery
-                }
-                let pending = if event.sequence == version + 1 {
-                    vec![event.clone()]
-                } else {
-                    // The bus skipped something: catch up from the store.
-                    self.db
-                        .read_aggregate_after(Run::TYPE, id, version)
-                        .await?
-                        .iter()
-                        .map(|e| e.to_cloud_event())
-                        .collect()
-                };
-                for event in pending {
-                    let run_event: RunEvent = serde_json::from_value(event.data.clone())
-                        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", event.id)))?;
-                    let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
-                    if let RunEvent::RunRequested {
-                        owner,
-                        input,
-                        steps,
-                        ..
-                    } = &run_event
-                    {
-                        fresh_index.insert(id.clone(), fresh.len());
-                        fresh.push(ViewRow {
-                            id: id.clone(),
-                            owner: owner.clone(),
-                            status: RunStatus::Requested.as_str().into(),
-                            input: json_text(input),
-                            steps: json_text(steps),
-                            cancel_reason: None,
-                            created_at: time.clone(),
-                            updated_at: time,
-                            last_sequence: event.sequence,
-                            outputs: "[]".into(),
-                            failure_reason: None,
-                            current_step: 0,
-                            attempt: 0,
-                        });
-                        continue;
-                    }
-                    let row = match fresh_index.get(id) {
-                        Some(&i) => &mut fresh[i],
-                        None => {
-                            let Some(row) = stored.get_mut(id) else {
-                                return Err(StoreError::Corrupt(format!(
-                                    "{}: run event before RunRequested",
-                                    event.id
-                                )));
-                            };
-                            if !changed.contains(id) {
-                                changed.push(id.clone());
-                            }
-                            row
-                        }
-                    };
-                    row.apply(run_event, event.sequence, time)?;
-                }
-            }
-            for id in &changed {
-                let row = &stored[id];
-                sqlx::query(
-                    "UPDATE runs_view SET status = $2, cancel_reason = $3, updated_at = $4, \
-                     last_sequence = $5, outputs = $6, failure_reason = $7, current_step = $8, \
-                     attempt = $9 WHERE id = $1",
-                )
-                .bind(&row.id)
-                .bind(&row.status)
-                .bind(&row.cancel_reason)
-                .bind(&row.updated_at)
-                .bind(row.last_sequence)
-                .bind(&row.outputs)
-                .bind(&row.failure_reason)
-                .bind(row.current_step)
-                .bind(row.attempt)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for rows in fresh.chunks(FRESH_ROWS_PER_STATEMENT) {
-                let values: Vec<String> = (0..rows.len())
-                    .map(|r| {
-                        let p: Vec<String> =
-                            (1..=WIDTH).map(|c| format!("${}", r * WIDTH + c)).collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO runs_view ({COLUMNS}) VALUES {}",
-                    values.join(", ")
-                );
-                // Not prepared: its text differs with the number of rows.
-                let mut insert = sqlx::query(&sql).persistent(false);
-                for row in rows {
-                    insert = insert
-                        .bind(&row.id)
-                        .bind(&row.owner)
-                        .bind(&row.status)
-                        .bind(&row.input)
-                        .bind(&row.steps)
-                        .bind(&row.cancel_reason)
-                        .bind(&row.created_at)
-                        .bind(&row.updated_at)
-                        .bind(row.last_sequence)
-                        .bind(&row.outputs)
-                        .bind(&row.failure_reason)
-                        .bind(row.current_step)
-                        .bind(row.attempt);
-                }
-                insert.execute(&mut *tx).await?;
-            }
+            apply_runs!(self, &mut *tx, VIEW, events);
             tx.commit().await?;
         });
         self.applied.send_modify(|n| *n += 1);
@@ -534,19 +572,70 @@ impl RunsProjection {
         Ok(hex::encode(hasher.finalize()))
     }
 
-    /// Empties the view and replays every run event from the store. Returns the number of
-    /// events replayed.
-    pub async fn rebuild(&self, batch_size: i64) -> Result<u64, StoreError> {
+    /// The view of a run as `history` (its events in order, from the first) makes it:
+    /// the view's own rules, applied in memory. `None` for an empty history.
+    pub fn fold(history: &[StoredEvent]) -> Result<Option<RunView>, StoreError> {
+        let mut row: Option<ViewRow> = None;
+        for stored in history {
+            let event: RunEvent = serde_json::from_value(stored.payload.clone()).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "run {} event {}: {e}",
+                    stored.aggregate_id, stored.sequence
+                ))
+            })?;
+            let time = stored.metadata.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+            match (&mut row, &event) {
+                (None, RunEvent::RunRequested { owner, input, steps, .. }) => {
+                    row = Some(ViewRow::requested(
+                        &stored.aggregate_id,
+                        owner,
+                        input,
+                        steps,
+                        time,
+                        stored.sequence,
+                    ));
+                }
+                (Some(row), _) => row.apply(event, stored.sequence, time)?,
+                (None, _) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "run {}: history does not begin with RunRequested",
+                        stored.aggregate_id
+                    )))
+                }
+            }
+        }
+        row.map(ViewRow::view)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Rebuilds the view from the store without taking it away: every run event is
+    /// replayed into a shadow table while the live view keeps serving and being fed;
+    /// then, holding the checkpoint lock (the live consumer waits on it), the shadow is
+    /// caught up to the store's fence and swapped in. Events the live view applied are
+    /// below that fence, so none is lost; later ones arrive on the bus and are applied to
+    /// the new table. Returns the number of events replayed.
+    pub async fn rebuild(
+        &self,
+        batch_size: i64,
+        mut progress: impl FnMut(crate::audit::RebuildProgress),
+    ) -> Result<u64, StoreError> {
+        let total = self.db.count_after(Cursor::START, None, i64::MAX).await? as u64;
+        let generation = chrono::Utc::now().timestamp_micros();
         on_pool!(&self.db, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM runs_view")
-                .execute(&mut *tx)
+            sqlx::query(&format!("DROP TABLE IF EXISTS {SHADOW}"))
+                .execute(pool)
                 .await?;
-            sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
-                .bind(NAME)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            sqlx::query(&format!(
+                "CREATE TABLE {SHADOW} (id text PRIMARY KEY, owner text NOT NULL, \
+                 status text NOT NULL, input text NOT NULL, steps text NOT NULL, \
+                 cancel_reason text, created_at text NOT NULL, updated_at text NOT NULL, \
+                 last_sequence bigint NOT NULL, outputs text NOT NULL DEFAULT '[]', \
+                 failure_reason text, current_step bigint NOT NULL DEFAULT 0, \
+                 attempt bigint NOT NULL DEFAULT 0)"
+            ))
+            .execute(pool)
+            .await?;
         });
         let mut cursor = Cursor::START;
         let mut replayed = 0;
@@ -555,9 +644,68 @@ impl RunsProjection {
             let Some(last) = page.last() else { break };
             cursor = last.cursor;
             let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();
-            self.apply_batch(&events).await?;
+            on_pool!(&self.db, |pool| {
+                let mut tx = pool.begin().await?;
+                // Write first (SQLite then takes its write lock up front): where the
+                // rebuild stands, for anyone watching.
+                sqlx::query(
+                    "INSERT INTO projection_checkpoints (projection, xid, position) \
+                     VALUES ($1, $2, $3) ON CONFLICT (projection) \
+                     DO UPDATE SET xid = excluded.xid, position = excluded.position",
+                )
+                .bind(REBUILD_CHECKPOINT)
+                .bind(cursor.xid)
+                .bind(cursor.position)
+                .execute(&mut *tx)
+                .await?;
+                apply_runs!(self, &mut *tx, SHADOW, events);
+                tx.commit().await?;
+            });
             replayed += events.len() as u64;
+            progress(crate::audit::RebuildProgress {
+                done: replayed,
+                total,
+            });
         }
+        on_pool!(&self.db, |pool| {
+            sqlx::query(&format!(
+                "CREATE INDEX runs_view_by_owner_{generation} ON {SHADOW} (owner, id)"
+            ))
+            .execute(pool)
+            .await?;
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (projection, xid, position) \
+                 VALUES ($1, 0, 0) ON CONFLICT (projection) \
+                 DO UPDATE SET xid = projection_checkpoints.xid",
+            )
+            .bind(NAME)
+            .execute(&mut *tx)
+            .await?;
+            loop {
+                let page = self.db.read_after(cursor, batch_size).await?;
+                let Some(last) = page.last() else { break };
+                cursor = last.cursor;
+                let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();
+                apply_runs!(self, &mut *tx, SHADOW, events);
+                replayed += events.len() as u64;
+            }
+            crate::store::swap_in!(&mut *tx, VIEW, SHADOW);
+            sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
+                .bind(REBUILD_CHECKPOINT)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE projection_checkpoints SET xid = $2, position = $3 WHERE projection = $1",
+            )
+            .bind(NAME)
+            .bind(cursor.xid)
+            .bind(cursor.position)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        self.applied.send_modify(|n| *n += 1);
         Ok(replayed)
     }
 

@@ -103,3 +103,59 @@ pub async fn fresh_sqlite() -> Result<(Database, TempDir), StoreError> {
     db.migrate().await?;
     Ok((db, dir))
 }
+
+/// One row of the `events` table as fixtures write it (see `projections/tests/fixtures`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct RawEvent {
+    /// e.g. `run`.
+    pub aggregate_type: String,
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// From 1.
+    pub sequence: i64,
+    /// e.g. `RunRequested`.
+    pub event_type: String,
+    /// As written then.
+    pub event_version: String,
+    /// As written then.
+    pub payload: serde_json::Value,
+    /// As written then.
+    pub metadata: serde_json::Value,
+}
+
+/// Parses a fixture file of [`RawEvent`]s, one JSON object per line.
+pub fn parse_fixture(text: &str) -> Result<Vec<RawEvent>, serde_json::Error> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect()
+}
+
+/// Stores `events` as they are, bypassing the aggregates: for fixtures of events that an
+/// older version wrote, and for corrupt rows in tests.
+pub async fn insert_raw(db: &Database, events: &[RawEvent]) -> Result<(), StoreError> {
+    let sql = match db {
+        Database::Postgres(_) => {
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6::json, $7::json)"
+        }
+        Database::Sqlite(_) => {
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+             event_version, payload, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        }
+    };
+    for event in events {
+        crate::on_pool!(db, |pool| sqlx::query(sql)
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .bind(event.sequence)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(event.payload.to_string())
+            .bind(event.metadata.to_string())
+            .execute(pool)
+            .await
+            .map(drop))?;
+    }
+    Ok(())
+}

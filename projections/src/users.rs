@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use aurora_domain::user::{User, UserEvent};
+use aurora_domain::user::User;
 use aurora_nats::{CloudEvent, EventBus};
 use chrono::SecondsFormat;
 use cqrs_es::Aggregate;
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::ReadModel;
+use crate::replay::Fold;
 use crate::on_pool;
 use crate::store::{Database, StoreError};
 
@@ -77,36 +78,8 @@ impl UsersProjection {
             .db
             .read_aggregate_after(User::TYPE, username, 0)
             .await?;
-        let (Some(first), Some(last)) = (history.first(), history.last()) else {
+        let Some(view) = Self::fold(username, &history)? else {
             return Ok(None);
-        };
-        let mut user = User::default();
-        for stored in &history {
-            let payload = aurora_domain::user::upcast(
-                &stored.event_type,
-                &stored.event_version,
-                stored.payload.clone(),
-            );
-            let event: UserEvent = serde_json::from_value(payload).map_err(|e| {
-                StoreError::Corrupt(format!("user {username} event {}: {e}", stored.sequence))
-            })?;
-            user.apply(event);
-        }
-        let (Some(id), Some(role), Some(tier)) = (user.user_id(), user.role(), user.tier()) else {
-            return Ok(None);
-        };
-        let time =
-            |e: &crate::StoredEvent| e.metadata.time.to_rfc3339_opts(SecondsFormat::Micros, true);
-        let view = UserView {
-            id: id.to_string(),
-            username: username.to_string(),
-            role: role.as_str().to_string(),
-            tier: tier.as_str().to_string(),
-            disabled: user.is_disabled(),
-            deleted: user.is_deleted(),
-            created_at: time(first),
-            updated_at: time(last),
-            version: last.sequence,
         };
         on_pool!(&self.db, |pool| sqlx::query(&format!(
             "INSERT INTO users_view ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -129,6 +102,39 @@ impl UsersProjection {
         .map(drop))?;
         self.refreshed.send_modify(|n| *n += 1);
         Ok(Some(view))
+    }
+
+    /// The row of `username` as `history` (its events in order, from the first) makes
+    /// it, upcasting old event versions as loading the aggregate does.
+    pub fn fold(
+        username: &str,
+        history: &[crate::StoredEvent],
+    ) -> Result<Option<UserView>, StoreError> {
+        let (Some(first), Some(last)) = (history.first(), history.last()) else {
+            return Ok(None);
+        };
+        let mut fold = Fold::<User>::default();
+        for stored in history {
+            fold.apply(stored)
+                .map_err(|e| StoreError::Corrupt(format!("user {username}: {e}")))?;
+        }
+        let user = fold.state();
+        let (Some(id), Some(role), Some(tier)) = (user.user_id(), user.role(), user.tier()) else {
+            return Ok(None);
+        };
+        let time =
+            |e: &crate::StoredEvent| e.metadata.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+        Ok(Some(UserView {
+            id: id.to_string(),
+            username: username.to_string(),
+            role: role.as_str().to_string(),
+            tier: tier.as_str().to_string(),
+            disabled: user.is_disabled(),
+            deleted: user.is_deleted(),
+            created_at: time(first),
+            updated_at: time(last),
+            version: last.sequence,
+        }))
     }
 
     /// Up to `limit` users in username order, after `after` if given.
@@ -203,6 +209,22 @@ impl ReadModel for UsersProjection {
         names.dedup();
         for name in names {
             self.refresh(name).await?;
+        }
+        // Where the view stands, for its lag (every user event up to here is applied).
+        if let Some(highest) = events.iter().map(|e| (e.xid, e.position)).max() {
+            on_pool!(&self.db, |pool| sqlx::query(
+                "INSERT INTO projection_checkpoints (projection, xid, position) \
+                 VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE \
+                 SET xid = excluded.xid, position = excluded.position \
+                 WHERE (excluded.xid, excluded.position) \
+                     > (projection_checkpoints.xid, projection_checkpoints.position)",
+            )
+            .bind(DURABLE)
+            .bind(highest.0)
+            .bind(highest.1)
+            .execute(pool)
+            .await
+            .map(drop))?;
         }
         Ok(())
     }

@@ -28,6 +28,15 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+#[path = "store/audit.rs"]
+mod audit;
+use audit::{
+    a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain,
+    a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view,
+    events_written_by_an_older_version_replay_with_todays_code,
+    every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_swaps,
+};
+
 /// One backend pair, with the means to make its stream lose messages.
 struct Fixture {
     db: Database,
@@ -173,6 +182,10 @@ on_both_backends!(
     concurrent_commands_on_one_run_store_exactly_one_change,
     in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours_everything,
     creating_a_run_under_an_id_that_has_history_is_a_conflict_and_changes_nothing,
+    every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_swaps,
+    a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain,
+    a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view,
+    events_written_by_an_older_version_replay_with_todays_code,
 );
 
 fn spec() -> RunSpec {
@@ -446,7 +459,7 @@ async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
 
     let live = projection.digest().await.unwrap();
     all_events(&f).await; // a rebuild replays what is behind the fence
-    let replayed = projection.rebuild(4).await.unwrap();
+    let replayed = projection.rebuild(4, |_| {}).await.unwrap();
     assert_eq!(replayed as i64, f.store_count().await);
     assert_eq!(
         projection.digest().await.unwrap(),
@@ -471,7 +484,7 @@ async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fix
 
     // A fresh view that receives each run's second event before its first (the stream
     // lost or reordered them) catches up from the store and ends up identical.
-    projection.rebuild(1000).await.unwrap();
+    projection.rebuild(1000, |_| {}).await.unwrap();
     let fresh = RunsProjection::new(f.db.clone());
     for table in ["runs_view", "projection_checkpoints"] {
         aurora_projections::on_pool!(&f.db, |pool| sqlx::query(&format!("DELETE FROM {table}"))

@@ -222,7 +222,7 @@ pub async fn simulate(seed: u64, ticks: usize) -> Result<Report, Violation> {
         ok(delivery.ack().await, "ack")?;
     }
     let live = ok(world.runs.digest().await, "digest")?;
-    ok(world.runs.rebuild(64).await, "rebuild")?;
+    ok(world.runs.rebuild(64, |_| {}).await, "rebuild")?;
     let rebuilt = ok(world.runs.digest().await, "digest")?;
     check!(
         live == rebuilt,

@@ -182,6 +182,24 @@ impl Database {
         fetch_events!(self, &sql, aggregate_type, aggregate_id, sequence)
     }
 
+    /// Up to `limit` events in aggregate order — by type, id, sequence: the primary
+    /// key's — after the event `(aggregate_type, aggregate_id, sequence)`.
+    pub async fn read_in_aggregate_order(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let filter = "WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3) \
+                      ORDER BY aggregate_type, aggregate_id, sequence LIMIT $4";
+        let sql = self.dialect(
+            format!("SELECT {PG_COLUMNS} FROM events {filter}"),
+            format!("SELECT {SQLITE_COLUMNS} FROM events {filter}"),
+        );
+        fetch_events!(self, &sql, aggregate_type, aggregate_id, sequence, limit)
+    }
+
     /// Every committed event named `event_type` of aggregates of type `aggregate_type`, in
     /// global order. Only for event types with an index of their own (see migrations).
     pub async fn read_events_named(

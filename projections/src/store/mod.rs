@@ -29,6 +29,22 @@ macro_rules! on_pool {
     };
 }
 
+/// Inside a transaction, replaces table `$live` by table `$shadow` (a rebuild's), keeping
+/// the name: readers see the old table until the commit and the new one after it.
+#[macro_export]
+macro_rules! swap_in {
+    ($tx:expr, $live:expr, $shadow:expr) => {
+        for statement in [
+            format!("ALTER TABLE {} RENAME TO {}_retired", $live, $live),
+            format!("ALTER TABLE {} RENAME TO {}", $shadow, $live),
+            format!("DROP TABLE {}_retired", $live),
+        ] {
+            sqlx::query(&statement).execute($tx).await?;
+        }
+    };
+}
+pub use swap_in;
+
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,0 +1,44 @@
+//! How far behind the store each read model is: the events past its checkpoint that it
+//! follows. `/health` and `/metrics` report it; a lag that does not shrink is a stuck
+//! projection.
+
+use serde::Serialize;
+
+use crate::store::{checkpoint, Cursor, Database, StoreError};
+
+/// Lags are counted up to this many events (a count, not a scan of the whole backlog).
+pub const LAG_CAP: i64 = 1_000_000;
+
+/// Every read model: its name, its checkpoint's name, and the aggregate type it follows
+/// (`None`: every event).
+pub const PROJECTIONS: [(&str, &str, Option<&str>); 3] = [
+    (crate::audit::NAME, crate::audit::NAME, None),
+    ("runs", crate::runs::NAME, Some("run")),
+    ("users", crate::users::DURABLE, Some("user")),
+];
+
+/// One read model's lag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lag {
+    /// The read model.
+    pub projection: &'static str,
+    /// Events it follows that are stored past its checkpoint (at most [`LAG_CAP`]).
+    pub lag: i64,
+    /// Its checkpoint.
+    pub checkpoint: Cursor,
+}
+
+/// The lag of every read model.
+pub async fn lags(db: &Database) -> Result<Vec<Lag>, StoreError> {
+    let mut lags = Vec::with_capacity(PROJECTIONS.len());
+    for (projection, name, aggregate_type) in PROJECTIONS {
+        let checkpoint = checkpoint(db, name).await?;
+        let lag = db.count_after(checkpoint, aggregate_type, LAG_CAP).await?;
+        lags.push(Lag {
+            projection,
+            lag,
+            checkpoint,
+        });
+    }
+    Ok(lags)
+}
