@@ -71,6 +71,11 @@ pub struct Config {
     #[arg(long, env = "AURORA_DRAIN_SECONDS", default_value_t = 25)]
     pub drain_seconds: u64,
 
+    /// A projection whose lag has not shrunk for this many seconds is stuck: `/health`
+    /// turns degraded.
+    #[arg(long, env = "AURORA_PROJECTION_STUCK_SECONDS", default_value_t = 60)]
+    pub projection_stuck_seconds: u64,
+
     /// Deployment environment reported by `/health`.
     #[arg(long, env = "AURORA_ENVIRONMENT", default_value = "development")]
     pub environment: String,
@@ -166,6 +171,7 @@ impl Config {
             trusted_proxies: String::new(),
             session_ttl_seconds: 3600,
             drain_seconds: 25,
+            projection_stuck_seconds: 60,
             environment: "test".to_string(),
             // Tests that execute runs turn the worker on.
             worker: false,
@@ -270,6 +276,11 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("rate limits {path}: {e}"))
             }
         }
+    }
+
+    /// How long a projection may lag without progress before it counts as stuck.
+    pub fn projection_stuck_after(&self) -> Duration {
+        Duration::from_secs(self.projection_stuck_seconds)
     }
 
     /// The drain timeout.

@@ -23,13 +23,16 @@
 pub mod admin;
 pub mod auth;
 pub mod bench;
+pub mod bench_audit;
 pub mod bench_auth;
 pub mod bench_limits;
 pub mod bench_transcode;
 pub mod config;
 pub mod http;
 pub mod limits;
+pub mod maintenance;
 pub mod metrics;
+pub mod projections;
 pub mod replicated;
 pub mod startup;
 pub mod state;

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use aurora_gateway::admin;
 use aurora_gateway::bench::{self, BenchArgs};
+use aurora_gateway::bench_audit::{self, BenchAuditArgs};
 use aurora_gateway::bench_auth::{self, AuthBenchArgs};
 use aurora_gateway::bench_limits::{self, LimitsBenchArgs};
 use aurora_gateway::bench_transcode::{self, TranscodeBenchArgs};
@@ -10,8 +11,8 @@ use aurora_gateway::config::Config;
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
 use aurora_gateway::watch::{self, WatchArgs};
-use aurora_projections::{RunsProjection, UsersProjection};
-use clap::{Parser, Subcommand, ValueEnum};
+use aurora_gateway::maintenance::{self, Projection};
+use clap::{Parser, Subcommand};
 
 /// mimalloc: the request path allocates a great deal (JSON, headers, SQL rows), and glibc's
 /// malloc took ~10 % of Aurora's CPU under load (perf, see docs/performance.md).
@@ -49,6 +50,19 @@ enum Command {
     BenchTranscode(TranscodeBenchArgs),
     /// Print a run's events and live progress until it ends.
     Watch(WatchArgs),
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+    /// Replaying history.
+    Replay {
+        #[command(subcommand)]
+        action: ReplayCommand,
+    },
+    /// Measure an audit-log rebuild over generated events against a raw read of the
+    /// events table, and peak memory.
+    BenchAudit(BenchAuditArgs),
     /// Administration.
     Admin {
         #[command(subcommand)]
@@ -71,7 +85,8 @@ enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 enum ProjectionsCommand {
-    /// Empty a read model and replay it from the event store.
+    /// Rebuild a read model by replaying the event store, while Aurora keeps serving
+    /// (a progress bar on stderr, a JSON report on stdout).
     Rebuild {
         /// Which read model.
         projection: Projection,
@@ -80,19 +95,39 @@ enum ProjectionsCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Projection {
-    /// The runs view behind GET /api/v1/runs.
-    Runs,
-    /// The users view behind GET /api/v1/users.
-    Users,
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain — in the database, or in an export file — and
+    /// report the first entry that was changed, removed or reordered. Exit status 1 if one
+    /// was.
+    Verify {
+        /// An export (`GET /api/v1/audit/export`) to check instead of the database.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        config: Config,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReplayCommand {
+    /// Load every aggregate in the store with today's code (upcasters included) and
+    /// report each that fails. Exit status 1 if any does.
+    Verify {
+        #[command(flatten)]
+        config: Config,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Admin { .. } | Command::Watch(_) => telemetry::init_stderr(),
+        Command::Admin { .. }
+        | Command::Watch(_)
+        | Command::Projections { .. }
+        | Command::Audit { .. }
+        | Command::Replay { .. } => telemetry::init_stderr(),
         _ => telemetry::init(),
     }
     match cli.command {
@@ -108,20 +143,37 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let db = connect_database(&config).await?;
             db.migrate().await.context("applying migrations")?;
-            match projection {
-                Projection::Runs => {
-                    let runs = RunsProjection::new(db);
-                    let replayed = runs.rebuild(1000).await?;
-                    let digest = runs.digest().await?;
-                    tracing::info!(replayed, %digest, "runs projection rebuilt");
-                }
-                Projection::Users => {
-                    let refreshed = UsersProjection::new(db).rebuild().await?;
-                    tracing::info!(refreshed, "users projection rebuilt");
-                }
+            let report = maintenance::rebuild(db, projection).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Audit {
+            action: AuditCommand::Verify { file, config },
+        } => {
+            let db = match &file {
+                Some(_) => None,
+                None => Some(connect_database(&config).await?),
+            };
+            let verdict = maintenance::verify_audit(db, file).await?;
+            println!("{}", serde_json::to_string_pretty(&verdict)?);
+            if verdict.finding.is_some() {
+                std::process::exit(1);
             }
             Ok(())
         }
+        Command::Replay {
+            action: ReplayCommand::Verify { config },
+        } => {
+            let db = connect_database(&config).await?;
+            db.migrate().await.context("applying migrations")?;
+            let report = maintenance::replay_verify(&db).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.failures.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::BenchAudit(args) => bench_audit::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchAuth(args) => bench_auth::run(args).await,

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub rate_limits: RateLimitMetrics,
     /// The execution engine: actors, runs, transcodes.
     pub engine: EngineMetrics,
+    /// Events each read model is behind the store.
+    pub projection_lag: Family<crate::projections::ProjectionLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -183,8 +185,15 @@ impl Metrics {
             "Encoding speed of finished transcodes (frames per second, last report)",
             engine.transcode_fps.clone(),
         );
+        let projection_lag = Family::<crate::projections::ProjectionLabels, Gauge>::default();
+        registry.register(
+            "projection_lag_events",
+            "Events stored past a read model's checkpoint that it follows",
+            projection_lag.clone(),
+        );
         Self {
             registry,
+            projection_lag,
             http_requests,
             http_duration,
             commands,

@@ -16,7 +16,7 @@ use aurora_nats::Subjects;
 use aurora_projections::consumer::follow;
 use aurora_projections::store::GroupCommit;
 use aurora_projections::{
-    ClientCommands, Database, MediaCommands, Relay, RelayConfig, RunCommands, RunsProjection,
+    AccessCommands, AuditLog, ClientCommands, Database, MediaCommands, Relay, RelayConfig, RunCommands, RunsProjection,
     UserCommands, UsersProjection,
 };
 use cqrs_es::Aggregate;
@@ -135,6 +135,7 @@ impl Application {
         let identity = Identity {
             users: UserCommands::with_appends(&db, appends.clone(), committed.clone()),
             tokens: Tokens::new(load_root_keys(&config)?, revocations.clone()),
+            access: AccessCommands::with_appends(&db, appends.clone(), committed.clone()),
         };
         let media = Media {
             commands: MediaCommands::with_appends(&db, appends.clone(), committed.clone()),
@@ -178,6 +179,7 @@ impl Application {
             None
         };
         let users = Arc::new(UsersProjection::new(db.clone()));
+        let audit = Arc::new(AuditLog::new(db.clone()));
         let relay = Relay::new(
             db.clone(),
             bus.shared(),
@@ -209,6 +211,7 @@ impl Application {
             tokio::spawn(relay.run(committed.clone(), background.clone())),
             tokio::spawn(runs.clone().run(bus.shared(), background.clone())),
             tokio::spawn(users.clone().run(bus.shared(), background.clone())),
+            tokio::spawn(audit.clone().run(bus.shared(), background.clone())),
             tokio::spawn(replicated::follow(
                 revocations,
                 db.clone(),
@@ -266,12 +269,16 @@ impl Application {
                 bus,
                 (run_commands, media),
                 identity,
-                (runs, users),
+                (runs, users, audit),
                 metrics,
             )
             .with_limits(limits)
             .with_engine(engine),
         );
+        tasks.push(tokio::spawn(state.projections.clone().run(
+            state.db.clone(),
+            background.clone(),
+        )));
         Ok(Self {
             state,
             listener,

@@ -10,7 +10,7 @@ use aurora_actors::tools::Tools;
 use aurora_actors::Engine;
 pub use aurora_nats::AnyBus as Bus;
 use aurora_projections::{
-    Database, MediaCommands, RunCommands, RunsProjection, UserCommands, UsersProjection,
+    AccessCommands, AuditLog, Database, MediaCommands, RunCommands, RunsProjection, UserCommands, UsersProjection,
 };
 
 use aurora_domain::user::{UserCommand, UserError, UserEvent};
@@ -27,6 +27,8 @@ pub struct Identity {
     pub users: UserCommands,
     /// Minting, verifying and authorizing tokens.
     pub tokens: Tokens,
+    /// Refused requests (401/403, failed logins of unknown users), for the audit trail.
+    pub access: AccessCommands,
 }
 
 impl Identity {
@@ -73,6 +75,10 @@ pub struct AppState {
     pub runs: Arc<RunsProjection>,
     /// The users read model.
     pub users: Arc<UsersProjection>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    /// Projection lags, watched for stuck projections.
+    pub projections: Arc<crate::projections::Monitor>,
     /// Metrics.
     pub metrics: Metrics,
     /// Rate limits, unless they are off.
@@ -94,10 +100,14 @@ impl AppState {
         bus: Bus,
         work: (RunCommands, Media),
         identity: Identity,
-        views: (Arc<RunsProjection>, Arc<UsersProjection>),
+        views: (Arc<RunsProjection>, Arc<UsersProjection>, Arc<AuditLog>),
         metrics: Metrics,
     ) -> Self {
-        let (runs, users) = views;
+        let (runs, users, audit) = views;
+        let projections = Arc::new(crate::projections::Monitor::new(
+            metrics.projection_lag.clone(),
+            config.projection_stuck_after(),
+        ));
         let (run_commands, media) = work;
         Self {
             config,
@@ -107,6 +117,8 @@ impl AppState {
             identity,
             runs,
             users,
+            audit,
+            projections,
             metrics,
             limits: None,
             media,

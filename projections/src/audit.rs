@@ -448,12 +448,25 @@ pub struct Rebuilt {
 /// The audit log projection.
 pub struct AuditLog {
     db: Database,
+    /// The head's `seq` after each batch this process wrote.
+    appended: tokio::sync::watch::Sender<i64>,
 }
 
 impl AuditLog {
     /// The log stored in `db`.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            appended: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    /// Waits until this process has seen the log reach `seq` entries, or `timeout`
+    /// passes; whether it did.
+    pub async fn wait_for(&self, seq: i64, timeout: Duration) -> bool {
+        let mut appended = self.appended.subscribe();
+        let reached = tokio::time::timeout(timeout, appended.wait_for(|head| *head >= seq)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 
     /// Appends entries for every event the store has past the log's checkpoint, in
@@ -487,6 +500,8 @@ impl AuditLog {
             insert_entries!(&mut *tx, "audit_log", &entries, &events);
             save_checkpoint!(&mut *tx, last);
             tx.commit().await?;
+            let head = entries.last().map_or(seq, |e| e.seq);
+            self.appended.send_modify(|h| *h = (*h).max(head));
             Ok(events.len() as u64)
         })
     }
@@ -663,6 +678,7 @@ impl AuditLog {
             tx.commit().await?;
         });
         done += caught_up;
+        self.appended.send_modify(|h| *h = (*h).max(seq));
         progress(RebuildProgress { done, total });
         Ok(Rebuilt {
             events: done,

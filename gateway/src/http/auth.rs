@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use aurora_domain::user::{
     LoginFailure, Registration, Role, Tier, TokenGrant, TokenKind, UserCommand, UserError, Username,
 };
+use aurora_domain::access::Refusal;
 use aurora_domain::EventMetadata;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::AggregateError;
@@ -292,15 +293,16 @@ async fn try_login(
     })
     .await
     .map_err(|e| Problem::internal(&e))?;
-    let Some(username) = username else {
+    let (Some(username), Some(_)) = (username, user.user_id()) else {
+        // No user to record the failure on: a refusal of its own, so it is in the trail.
+        let refusal = Refusal::new("POST", "/api/v1/auth/login", 401, "login-failed");
+        super::refusals::record(state, &ctx.metadata(), refusal).await;
+        state.metrics.command("LogIn", "refused");
         return Err(login_failed());
     };
     let name = username.as_str();
     if !matches {
         record_failure(state, ctx, name, LoginFailure::WrongPassword).await;
-        return Err(login_failed());
-    }
-    if user.user_id().is_none() {
         return Err(login_failed());
     }
     let ttl = Duration::from_secs(state.config.session_ttl_seconds);

@@ -63,9 +63,14 @@ pub fn context() -> impl Filter<Extract = (RequestContext,), Error = Infallible>
             RequestContext {
                 request_id,
                 client_ip: remote.map(|addr| addr.ip().to_string()),
-                traceparent: header(&headers, "traceparent").filter(|t| is_traceparent(t)),
+                traceparent: traceparent(&headers),
             }
         })
+}
+
+/// The request's W3C `traceparent`, if sent and well-formed.
+pub fn traceparent(headers: &HeaderMap) -> Option<String> {
+    header(headers, "traceparent").filter(|t| is_traceparent(t))
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {

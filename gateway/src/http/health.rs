@@ -109,11 +109,57 @@ struct ActorsHealth {
     restarts: u64,
 }
 
+/// The read models: each one's lag and whether it moves.
+#[derive(Debug, Serialize)]
+struct ProjectionsHealth {
+    /// `healthy`, `degraded` (one is stuck) or `unhealthy` (lags cannot be measured).
+    status: &'static str,
+    /// Milliseconds to measure the lags.
+    latency: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Per read model.
+    projections: std::collections::BTreeMap<&'static str, crate::projections::ProjectionHealth>,
+}
+
+impl ProjectionsHealth {
+    async fn check(state: &AppState) -> Self {
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(CHECK_TIMEOUT, state.projections.measure(&state.db)).await {
+            Ok(Ok(measured)) => {
+                let projections: std::collections::BTreeMap<_, _> = measured
+                    .into_iter()
+                    .map(|(lag, health)| (lag.projection, health))
+                    .collect();
+                let stuck = projections.values().any(|p| p.status == "stuck");
+                Self {
+                    status: if stuck { "degraded" } else { "healthy" },
+                    latency: Some(started.elapsed().as_secs_f64() * 1000.0),
+                    error: None,
+                    projections,
+                }
+            }
+            Ok(Err(error)) => Self::unhealthy(error.to_string()),
+            Err(_) => Self::unhealthy(format!("no answer within {CHECK_TIMEOUT:?}")),
+        }
+    }
+
+    fn unhealthy(error: String) -> Self {
+        Self {
+            status: "unhealthy",
+            latency: None,
+            error: Some(error),
+            projections: Default::default(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Services {
     database: ServiceHealth,
     nats: ServiceHealth,
     actors: ActorsHealth,
+    projections: ProjectionsHealth,
 }
 
 #[derive(Debug, Serialize)]
@@ -128,9 +174,10 @@ struct Health {
 }
 
 async fn health(state: Arc<AppState>) -> Response {
-    let (database, nats) = tokio::join!(
+    let (database, nats, projections) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
         tokio::time::timeout(CHECK_TIMEOUT, state.bus.ping()),
+        ProjectionsHealth::check(&state),
     );
     let engine = &state.metrics.engine;
     let actors = ActorsHealth {
@@ -147,12 +194,16 @@ async fn health(state: Arc<AppState>) -> Response {
         database: ServiceHealth::from_check(state.db.backend(), database),
         nats: ServiceHealth::from_check(state.bus.kind(), nats),
         actors,
+        projections,
     };
     let statuses = [services.database.status, services.nats.status];
     let status = if statuses.contains(&"unhealthy") {
         "unhealthy"
-    } else if statuses.contains(&"degraded") || services.actors.status == "unhealthy" {
-        // The API still serves; runs wait for another replica.
+    } else if statuses.contains(&"degraded")
+        || services.actors.status == "unhealthy"
+        || services.projections.status != "healthy"
+    {
+        // The API still serves; runs wait for another replica, reads may be stale.
         "degraded"
     } else {
         "healthy"

@@ -1,15 +1,18 @@
 //! The HTTP API: `/api/v1/...`, health, metrics. warp filters in the `*::routes` functions,
 //! handlers beside them, every error as `application/problem+json`.
 
+pub mod audit;
 pub mod auth;
 pub mod blocks;
 pub mod body;
 pub mod context;
 pub mod files;
 pub mod health;
+pub mod history;
 pub mod media;
 pub mod page;
 pub mod problem;
+pub mod refusals;
 pub mod run_events;
 pub mod runs;
 pub mod tokens;
@@ -52,7 +55,10 @@ pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let observed = state.clone();
-    let api = runs::routes(state.clone())
+    let refusals = state.clone();
+    let api = history::routes(state.clone())
+        .or(audit::routes(state.clone()))
+        .or(runs::routes(state.clone()))
         .or(run_events::routes(state.clone()))
         .or(auth::routes(state.clone()))
         .or(tokens::routes(state.clone()))
@@ -61,10 +67,19 @@ pub fn routes(
         .or(blocks::routes(state.clone()))
         .or(media::routes(state.clone()))
         .or(health::routes(state.clone()));
-    crate::limits::filter(state)
+    let served = crate::limits::filter(state)
         .and(api)
         .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
-        .recover(problem::recover)
+        .recover(problem::recover);
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(served)
+        .then(move |method, path, headers, remote, reply: _| {
+            let response = Reply::into_response(reply);
+            refusals::observe(refusals.clone(), method, path, headers, remote, response)
+        })
         .with(warp::reply::with::headers(security_headers()))
         .with(warp::log::custom(move |info| {
             let labels = HttpLabels {
@@ -107,6 +122,11 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "runs", _, "artifacts"] => "/api/v1/runs/{id}/artifacts",
         ["api", "v1", "runs", _, "artifacts", _] => "/api/v1/runs/{id}/artifacts/{artifact}",
         ["api", "v1", "runs", _, "events"] => "/api/v1/runs/{id}/events",
+        ["api", "v1", "runs", _, "history"] => "/api/v1/runs/{id}/history",
+        ["api", "v1", "users", "me"] => "/api/v1/users/me",
+        ["api", "v1", "users", _, "history"] => "/api/v1/users/{id}/history",
+        ["api", "v1", "audit"] => "/api/v1/audit",
+        ["api", "v1", "audit", "export"] => "/api/v1/audit/export",
         ["api", "v1", "media"] => "/api/v1/media",
         ["api", "v1", "media", _] => "/api/v1/media/{id}",
         ["api", "v1", "auth", "register"] => "/api/v1/auth/register",
@@ -116,7 +136,6 @@ pub fn route_template(path: &str) -> &'static str {
         ["api", "v1", "auth", "keys"] => "/api/v1/auth/keys",
         ["api", "v1", "auth", "tokens"] => "/api/v1/auth/tokens",
         ["api", "v1", "auth", "tokens", _] => "/api/v1/auth/tokens/{id}",
-        ["api", "v1", "users", "me"] => "/api/v1/users/me",
         ["api", "v1", "users"] => "/api/v1/users",
         ["api", "v1", "users", _] => "/api/v1/users/{id}",
         ["api", "v1", "webhooks", "identity"] => "/api/v1/webhooks/identity",

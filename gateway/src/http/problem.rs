@@ -9,6 +9,10 @@ use warp::{Rejection, Reply};
 
 use super::context::RequestContext;
 
+/// The kind of problem a response carries, for what looks at responses on their way out.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemSlug(pub &'static str);
+
 /// One kind of failure, with a status and a message a person can act on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -103,6 +107,7 @@ impl Problem {
         };
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        response.extensions_mut().insert(ProblemSlug(self.slug));
         let headers = response.headers_mut();
         headers.insert(
             http::header::CONTENT_TYPE,

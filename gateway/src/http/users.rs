@@ -83,7 +83,7 @@ async fn list(
 }
 
 /// The username behind a path id: a user id (UUID) or a username.
-async fn resolve(state: &AppState, raw: &str) -> Result<String, Problem> {
+pub(crate) async fn resolve(state: &AppState, raw: &str) -> Result<String, Problem> {
     let missing = || Problem::not_found("no user with this id");
     if Uuid::parse_str(raw).is_ok() {
         let view = state

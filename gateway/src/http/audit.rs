@@ -1,0 +1,318 @@
+//! The audit trail: `GET /api/v1/audit` (filtered, cursor-paged) and
+//! `GET /api/v1/audit/export` (NDJSON with the chain, streamed in constant memory).
+//!
+//! Only admins may read it, or tokens granted `audit:read` (an admin's key narrowed to
+//! that operation, handed to an auditor).
+
+use std::sync::Arc;
+
+use aurora_projections::audit::{AuditEntry, AuditFilter};
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::auth::{authenticate, respond};
+use super::body::{json, with_request_id};
+use super::context::{context, RequestContext};
+use super::page::{optional_raw_query, Page};
+use super::problem::Problem;
+use crate::auth::tokens::Access;
+use crate::state::AppState;
+
+/// Largest page.
+pub const MAX_PAGE: i64 = 1000;
+const DEFAULT_PAGE: i64 = 100;
+/// Entries per read while exporting.
+const EXPORT_PAGE: i64 = 1000;
+/// Longest value of a text filter.
+const MAX_FILTER_LEN: usize = 256;
+
+/// The routes.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    let list = warp::path!("api" / "v1" / "audit")
+        .and(warp::get())
+        .and(context())
+        .and(with_state.clone())
+        .and(warp::header::headers_cloned())
+        .and(optional_raw_query())
+        .then(list);
+    let export = warp::path!("api" / "v1" / "audit" / "export")
+        .and(warp::get())
+        .and(context())
+        .and(with_state)
+        .and(warp::header::headers_cloned())
+        .and(optional_raw_query())
+        .then(export);
+    list.or(export).unify()
+}
+
+/// The query of both routes; `limit` and `cursor` only page the list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Query {
+    actor: Option<String>,
+    action: Option<String>,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn bad(slug: &'static str, detail: impl Into<String>) -> Problem {
+    Problem::bad_request(slug, detail)
+}
+
+/// Parses the filters: text of sane length, RFC 3339 times, `from` before `to`.
+fn filter(query: &Query) -> Result<AuditFilter, Problem> {
+    let text = |name: &str, value: &Option<String>| -> Result<Option<String>, Problem> {
+        match value {
+            Some(v) if v.is_empty() || v.len() > MAX_FILTER_LEN => Err(bad(
+                "invalid-filter",
+                format!("{name} must be 1 to {MAX_FILTER_LEN} characters"),
+            )),
+            other => Ok(other.clone()),
+        }
+    };
+    let time = |name: &str, value: &Option<String>| -> Result<Option<DateTime<Utc>>, Problem> {
+        value
+            .as_deref()
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| {
+                        bad(
+                            "invalid-time",
+                            format!("{name} is not an RFC 3339 time ({e}), e.g. 2026-11-18T00:00:00Z"),
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let (from, to) = (time("from", &query.from)?, time("to", &query.to)?);
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(bad("invalid-range", "from must be before to"));
+        }
+    }
+    let stored = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    Ok(AuditFilter {
+        actor: text("actor", &query.actor)?,
+        action: text("action", &query.action)?,
+        resource_type: text("resource_type", &query.resource_type)?,
+        resource_id: text("resource_id", &query.resource_id)?,
+        from: from.map(stored),
+        to: to.map(stored),
+    })
+}
+
+fn parse_query(raw: &str) -> Result<Query, Problem> {
+    serde_urlencoded::from_str(raw).map_err(|e| {
+        bad(
+            "invalid-query",
+            format!(
+                "invalid query: {e}; filters are actor, action, resource_type, resource_id, \
+                 from and to (RFC 3339), with limit and cursor to page"
+            ),
+        )
+    })
+}
+
+/// A cursor: the last entry of the page and a digest of the filter, with a checksum.
+/// Tampered, or used with another filter: 400.
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    after: i64,
+    filter: String,
+    check: String,
+}
+
+fn filter_digest(filter: &AuditFilter) -> String {
+    hex::encode(&Sha256::digest(format!("{filter:?}").as_bytes())[..8])
+}
+
+fn checksum(after: i64, filter: &str) -> String {
+    hex::encode(&Sha256::digest(format!("aurora-audit-cursor:{after}:{filter}").as_bytes())[..8])
+}
+
+fn encode_cursor(after: i64, filter: &AuditFilter) -> String {
+    let filter = filter_digest(filter);
+    let cursor = Cursor {
+        check: checksum(after, &filter),
+        after,
+        filter,
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&cursor).expect("cursors serialize"))
+}
+
+fn decode_cursor(raw: &str, filter: &AuditFilter) -> Result<i64, Problem> {
+    let invalid = || {
+        bad(
+            "invalid-cursor",
+            "the cursor is not one this API gave out for this query; start without one",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| invalid())?;
+    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if cursor.check != checksum(cursor.after, &cursor.filter)
+        || cursor.filter != filter_digest(filter)
+        || cursor.after < 0
+    {
+        return Err(invalid());
+    }
+    Ok(cursor.after)
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
+    authenticate(state, headers, Access::admin("audit:read", None)).map(drop)
+}
+
+async fn list(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    raw: String,
+) -> Response {
+    let result = async {
+        authorize(&state, &headers)?;
+        let query = parse_query(&raw)?;
+        let filter = filter(&query)?;
+        let limit = match query.limit.as_deref().map(str::parse::<i64>) {
+            None => DEFAULT_PAGE,
+            Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+            Some(_) => {
+                return Err(bad(
+                    "invalid-limit",
+                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+                ))
+            }
+        };
+        let after = match &query.cursor {
+            Some(raw) => decode_cursor(raw, &filter)?,
+            None => 0,
+        };
+        let entries = state
+            .audit
+            .query(&filter, after, limit + 1)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        let page: Page<AuditEntry> =
+            super::page::page(entries, limit, |e| encode_cursor(e.seq, &filter));
+        Ok(json(StatusCode::OK, &page, &ctx))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+async fn export(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    raw: String,
+) -> Response {
+    let result = async {
+        authorize(&state, &headers)?;
+        let query = parse_query(&raw)?;
+        if query.limit.is_some() || query.cursor.is_some() {
+            return Err(bad(
+                "invalid-query",
+                "an export takes filters only (no limit or cursor): it streams the whole range",
+            ));
+        }
+        let filter = filter(&query)?;
+        // One page at a time through a channel of two: memory stays flat whatever the
+        // range, and a client that stops reading stops the reads.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+        tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                let entries = match state.audit.query(&filter, after, EXPORT_PAGE).await {
+                    Ok(entries) => entries,
+                    Err(error) => {
+                        tracing::error!(%error, "audit export failed");
+                        let _ = tx.send(Err(std::io::Error::other(error))).await;
+                        return;
+                    }
+                };
+                let Some(last) = entries.last() else { return };
+                after = last.seq;
+                let mut lines = Vec::with_capacity(entries.len() * 512);
+                for entry in &entries {
+                    serde_json::to_writer(&mut lines, entry).expect("entries serialize");
+                    lines.push(b'\n');
+                }
+                let full = entries.len() as i64 == EXPORT_PAGE;
+                if tx.send(Ok(lines.into())).await.is_err() || !full {
+                    return;
+                }
+            }
+        });
+        let pages = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|page| (page, rx))
+        });
+        let mut response = warp::reply::stream(pages).into_response();
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-ndjson"),
+        );
+        Ok(with_request_id(response, &ctx))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_is_bound_to_its_filter_and_refused_when_altered() {
+        let filter = AuditFilter {
+            actor: Some("alice".into()),
+            ..Default::default()
+        };
+        let cursor = encode_cursor(42, &filter);
+        assert_eq!(decode_cursor(&cursor, &filter).unwrap(), 42);
+        assert!(decode_cursor(&cursor, &AuditFilter::default()).is_err());
+        let mut forged: Cursor = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&cursor)
+                .unwrap(),
+        )
+        .unwrap();
+        forged.after = 7;
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&forged).unwrap());
+        assert!(decode_cursor(&forged, &filter).is_err());
+        assert!(decode_cursor("not-a-cursor", &filter).is_err());
+    }
+
+    #[test]
+    fn times_must_parse_and_come_in_order() {
+        let query = |from: &str, to: &str| Query {
+            from: Some(from.into()),
+            to: Some(to.into()),
+            ..Default::default()
+        };
+        let ok = filter(&query("2026-11-18T00:00:00Z", "2026-11-25T00:00:00+01:00")).unwrap();
+        assert_eq!(ok.from.as_deref(), Some("2026-11-18T00:00:00.000000Z"));
+        assert_eq!(ok.to.as_deref(), Some("2026-11-24T23:00:00.000000Z"));
+        let slug = |q| filter(&q).unwrap_err().slug;
+        assert_eq!(slug(query("yesterday", "2026-11-25T00:00:00Z")), "invalid-time");
+        assert_eq!(
+            slug(query("2026-11-25T00:00:00Z", "2026-11-18T00:00:00Z")),
+            "invalid-range"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! History and time travel: `GET /api/v1/runs/{id}/history` and
+//! `GET /api/v1/users/{id}/history` return the aggregate's events in order and the state
+//! they make; `?as_of=<RFC 3339 time or global position>` stops at that point, so the
+//! state is the one the aggregate had then. Authorized like reads of the aggregate.
+
+use std::sync::Arc;
+
+use aurora_domain::run::Run;
+use aurora_domain::user::{Role, User};
+use aurora_projections::{RunsProjection, StoredEvent, UsersProjection};
+use chrono::{DateTime, SecondsFormat, Utc};
+use cqrs_es::Aggregate;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::auth::{authenticate, respond};
+use super::body::json;
+use super::context::{context, RequestContext};
+use super::page::optional_raw_query;
+use super::problem::Problem;
+use crate::auth::tokens::{Access, Claims};
+use crate::state::AppState;
+
+/// The routes.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    let run = warp::path!("api" / "v1" / "runs" / String / "history")
+        .and(warp::get())
+        .and(context())
+        .and(with_state.clone())
+        .and(warp::header::headers_cloned())
+        .and(optional_raw_query())
+        .then(run_history);
+    let user = warp::path!("api" / "v1" / "users" / String / "history")
+        .and(warp::get())
+        .and(context())
+        .and(with_state)
+        .and(warp::header::headers_cloned())
+        .and(optional_raw_query())
+        .then(user_history);
+    run.or(user).unify()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Query {
+    as_of: Option<String>,
+}
+
+/// Where to stop: a time, or a global position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AsOf {
+    Time(DateTime<Utc>),
+    Position(i64),
+}
+
+impl AsOf {
+    fn parse(raw_query: &str) -> Result<Option<Self>, Problem> {
+        let query: Query = serde_urlencoded::from_str(raw_query).map_err(|e| {
+            Problem::bad_request(
+                "invalid-query",
+                format!("invalid query: {e}; the only parameter is as_of"),
+            )
+        })?;
+        let Some(raw) = query.as_of else {
+            return Ok(None);
+        };
+        if let Ok(position) = raw.parse::<i64>() {
+            return if position >= 0 {
+                Ok(Some(AsOf::Position(position)))
+            } else {
+                Err(Problem::bad_request(
+                    "invalid-as-of",
+                    "a position is a whole number from 0",
+                ))
+            };
+        }
+        DateTime::parse_from_rfc3339(&raw)
+            .map(|t| Some(AsOf::Time(t.with_timezone(&Utc))))
+            .map_err(|_| {
+                Problem::bad_request(
+                    "invalid-as-of",
+                    "as_of is an RFC 3339 time (2026-11-18T09:00:00Z) or a global position",
+                )
+            })
+    }
+
+    fn includes(&self, event: &StoredEvent) -> bool {
+        match self {
+            AsOf::Time(time) => event.metadata.time <= *time,
+            AsOf::Position(position) => event.cursor.position <= *position,
+        }
+    }
+}
+
+/// One event as a reader of the aggregate sees it.
+#[derive(Debug, Serialize)]
+struct HistoryEvent {
+    sequence: i64,
+    position: i64,
+    #[serde(rename = "type")]
+    event_type: String,
+    version: String,
+    time: String,
+    actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<String>,
+    request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ip: Option<String>,
+    data: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+struct History<S> {
+    aggregate_type: &'static str,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_of: Option<String>,
+    /// Events up to `as_of` (all without it).
+    version: i64,
+    /// The state those events make; `null` if it did not exist yet.
+    state: Option<S>,
+    events: Vec<HistoryEvent>,
+}
+
+/// The events up to `as_of`, shown to `reader`: admins see every token id and address,
+/// others only those of their own actions.
+fn shown(
+    history: Vec<StoredEvent>,
+    as_of: Option<AsOf>,
+    reader: &Claims,
+) -> (Vec<StoredEvent>, Vec<HistoryEvent>) {
+    let kept: Vec<StoredEvent> = history
+        .into_iter()
+        .take_while(|e| as_of.is_none_or(|a| a.includes(e)))
+        .collect();
+    let full = reader.role == Role::Admin;
+    let events = kept
+        .iter()
+        .map(|e| {
+            let m = &e.metadata;
+            let own = full || m.principal == reader.username;
+            HistoryEvent {
+                sequence: e.sequence,
+                position: e.cursor.position,
+                event_type: e.event_type.clone(),
+                version: e.event_version.clone(),
+                time: m.time.to_rfc3339_opts(SecondsFormat::Micros, true),
+                actor: m.principal.clone(),
+                role: m.role.clone(),
+                token_id: m.token_id.clone().filter(|_| own),
+                request_id: m.request_id.clone(),
+                client_ip: m.client_ip.clone().filter(|_| own),
+                data: e.payload.clone(),
+            }
+        })
+        .collect();
+    (kept, events)
+}
+
+fn as_of_text(as_of: Option<AsOf>) -> Option<String> {
+    as_of.map(|a| match a {
+        AsOf::Time(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        AsOf::Position(p) => p.to_string(),
+    })
+}
+
+async fn run_history(
+    raw_id: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    query: String,
+) -> Response {
+    let as_of = match AsOf::parse(&query) {
+        Ok(as_of) => as_of,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
+    let (run_id, _, claims) =
+        match super::runs::readable_stored(&raw_id, &ctx, &state, &headers).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let result = async {
+        let id = run_id.to_string();
+        let history = state
+            .db
+            .read_aggregate_after(Run::TYPE, &id, 0)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        let (kept, events) = shown(history, as_of, &claims);
+        let view = RunsProjection::fold(&kept).map_err(|e| Problem::internal(&e))?;
+        let body = History {
+            aggregate_type: Run::TYPE,
+            id,
+            as_of: as_of_text(as_of),
+            version: kept.last().map_or(0, |e| e.sequence),
+            state: view,
+            events,
+        };
+        Ok(json(StatusCode::OK, &body, &ctx))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+async fn user_history(
+    raw_id: String,
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    query: String,
+) -> Response {
+    let result = async {
+        let as_of = AsOf::parse(&query)?;
+        let token = super::auth::verify_request(&state, &headers)?;
+        let username = super::users::resolve(&state, &raw_id).await?;
+        let claims = if token.claims().username == username {
+            super::auth::authorize(&state, &token, Access::own("users:read"))?
+        } else {
+            authenticate(
+                &state,
+                &headers,
+                Access::admin("users:read", Some(("user", &username))),
+            )?
+        };
+        let history = state
+            .db
+            .read_aggregate_after(User::TYPE, &username, 0)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        if history.is_empty() {
+            return Err(Problem::not_found("no user with this id"));
+        }
+        let (kept, events) = shown(history, as_of, &claims);
+        let view = UsersProjection::fold(&username, &kept).map_err(|e| Problem::internal(&e))?;
+        let body = History {
+            aggregate_type: User::TYPE,
+            id: username,
+            as_of: as_of_text(as_of),
+            version: kept.last().map_or(0, |e| e.sequence),
+            state: view,
+            events,
+        };
+        Ok(json(StatusCode::OK, &body, &ctx))
+    }
+    .await;
+    respond(&ctx, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_is_a_time_or_a_position_and_nothing_else() {
+        assert_eq!(AsOf::parse("").unwrap(), None);
+        assert_eq!(
+            AsOf::parse("as_of=42").unwrap(),
+            Some(AsOf::Position(42))
+        );
+        assert!(matches!(
+            AsOf::parse("as_of=2026-11-18T09:00:00Z").unwrap(),
+            Some(AsOf::Time(_))
+        ));
+        for bad in ["as_of=-1", "as_of=yesterday", "as_of=1&x=2", "when=3"] {
+            assert!(AsOf::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

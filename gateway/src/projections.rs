@@ -1,0 +1,106 @@
+//! Watching the read models: each one's lag (events stored past its checkpoint that it
+//! follows), exported as `aurora_projection_lag_events`, and whether it is stuck — behind,
+//! and its checkpoint unmoved for longer than `AURORA_PROJECTION_STUCK_SECONDS`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aurora_projections::lag::Lag;
+use aurora_projections::{Cursor, Database, StoreError};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// How often the lags are measured in the background (for the gauge).
+pub const MEASURE_EVERY: Duration = Duration::from_secs(5);
+
+/// Labels of per-projection metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectionLabels {
+    /// e.g. `audit-log`.
+    pub projection: String,
+}
+
+/// One projection's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionHealth {
+    /// `healthy`, `catching_up` (behind, but moving) or `stuck`.
+    pub status: &'static str,
+    /// Events behind the store.
+    pub lag: i64,
+    /// The global position of its checkpoint.
+    pub position: i64,
+}
+
+/// The lag watcher, shared by `/health`, `/metrics` and a background task.
+pub struct Monitor {
+    gauge: Family<ProjectionLabels, Gauge>,
+    stuck_after: Duration,
+    /// Per projection: its checkpoint when last seen, and since when it has been there
+    /// while behind.
+    seen: Mutex<HashMap<&'static str, (Cursor, Instant)>>,
+}
+
+impl Monitor {
+    /// A monitor setting `gauge`; a projection behind and unmoved for `stuck_after` is
+    /// stuck.
+    pub fn new(gauge: Family<ProjectionLabels, Gauge>, stuck_after: Duration) -> Self {
+        Self {
+            gauge,
+            stuck_after,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Measures every projection's lag now, updating the gauge.
+    pub async fn measure(&self, db: &Database) -> Result<Vec<(Lag, ProjectionHealth)>, StoreError> {
+        let lags = aurora_projections::lag::lags(db).await?;
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(lags
+            .into_iter()
+            .map(|lag| {
+                self.gauge
+                    .get_or_create(&ProjectionLabels {
+                        projection: lag.projection.to_string(),
+                    })
+                    .set(lag.lag);
+                let since = match seen.get(lag.projection) {
+                    Some((cursor, since)) if *cursor == lag.checkpoint && lag.lag > 0 => *since,
+                    _ => now,
+                };
+                seen.insert(lag.projection, (lag.checkpoint, since));
+                let status = if lag.lag == 0 {
+                    "healthy"
+                } else if now.duration_since(since) >= self.stuck_after {
+                    "stuck"
+                } else {
+                    "catching_up"
+                };
+                let health = ProjectionHealth {
+                    status,
+                    lag: lag.lag,
+                    position: lag.checkpoint.position,
+                };
+                (lag, health)
+            })
+            .collect())
+    }
+
+    /// Measures every [`MEASURE_EVERY`] until `shutdown`, so that the gauge stays
+    /// current between health checks.
+    pub async fn run(self: std::sync::Arc<Self>, db: Database, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.measure(&db).await {
+                tracing::warn!(%error, "measuring projection lags failed");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(MEASURE_EVERY) => {}
+            }
+        }
+    }
+}
