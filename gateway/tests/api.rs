@@ -19,6 +19,16 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+#[path = "api/audit.rs"]
+mod audit;
+use audit::{
+    a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head,
+    an_auditor_answers_who_did_what_with_which_token_from_where_in_one_request,
+    health_reports_projection_lag_and_a_stuck_projection_degrades_it,
+    only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_get_problems,
+    time_travel_returns_the_state_a_run_and_a_user_had_then,
+};
+
 #[path = "api/pipeline.rs"]
 mod pipeline;
 use pipeline::{
@@ -250,6 +260,11 @@ in_both_modes!(
     a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs,
     a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run,
     a_small_input_keeps_its_size_unless_upscaling_is_asked,
+    an_auditor_answers_who_did_what_with_which_token_from_where_in_one_request,
+    only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_get_problems,
+    a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head,
+    time_travel_returns_the_state_a_run_and_a_user_had_then,
+    health_reports_projection_lag_and_a_stuck_projection_degrades_it,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
