@@ -178,6 +178,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Stored events other than refusals (`AccessRefused`, recorded for the audit trail):
+    /// what a refused request must leave unchanged.
+    async fn changes(&self) -> i64 {
+        self.stored_events().await - self.refusals().await
+    }
+
+    /// Refused requests recorded.
+    async fn refusals(&self) -> i64 {
+        aurora_projections::on_pool!(&self.state.db, |pool| sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_type = 'access'"
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap())
+    }
+
     /// Stored events of runs (the fixture's user has events of its own).
     async fn run_events(&self) -> i64 {
         aurora_projections::on_pool!(&self.state.db, |pool| sqlx::query_scalar(
@@ -1042,7 +1058,8 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
 ) {
     let app = spawn_app(mode).await;
     assert_eq!(app.register("bob").await.status(), StatusCode::CREATED);
-    let before = app.stored_events().await;
+    let before = app.changes().await;
+    let refused_before = app.refusals().await;
 
     // Registration input.
     for (username, password, slug) in [
@@ -1075,7 +1092,7 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
     problem(extra, 422, "invalid-body").await;
     problem(app.register("bob").await, 409, "username-taken").await;
     assert_eq!(
-        app.stored_events().await,
+        app.changes().await,
         before,
         "refused registrations store nothing"
     );
@@ -1096,9 +1113,14 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
     assert_eq!(events.last().unwrap().metadata.principal, "bob");
     assert!(app.user_events("nobody").await.is_empty());
     assert_eq!(
-        app.stored_events().await,
+        app.changes().await,
         before + 1,
         "only the failed login of a real user is recorded"
+    );
+    assert_eq!(
+        app.refusals().await,
+        refused_before + 2,
+        "logins as no one are refusals in the audit trail"
     );
 
     // Tokens.
@@ -1110,6 +1132,7 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
     let tampered = String::from_utf8(tampered).unwrap();
     let huge = "A".repeat(20_000);
     let truncated = &token[..token.len() / 2];
+    let mut refused = 0;
     let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
     let expired = app
         .state
@@ -1152,7 +1175,13 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
         ),
     ] {
         problem(app.me((name, &value)).await, 401, slug).await;
+        refused += 1;
     }
+    assert_eq!(
+        app.refusals().await,
+        refused_before + 2 + refused,
+        "every 401 is in the audit trail"
+    );
     app.stop().await;
 }
 
@@ -1212,7 +1241,8 @@ async fn runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them(mod
         ("an admin", Some(&admin), "GET", &run, 200),
         ("the owner", Some(&app.token), "GET", &run, 200),
     ];
-    let before = app.stored_events().await;
+    let before = app.changes().await;
+    let refused_before = app.refusals().await;
     for (who, token, method, path, status) in &table {
         let response = send(method, path, *token).await.unwrap();
         assert_eq!(response.status().as_u16(), *status, "{who} {method} {path}");
@@ -1224,9 +1254,15 @@ async fn runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them(mod
         }
     }
     assert_eq!(
-        app.stored_events().await,
+        app.changes().await,
         before,
         "refused requests store nothing"
+    );
+    let refusals = table.iter().filter(|row| matches!(row.4, 401 | 403)).count();
+    assert_eq!(
+        app.refusals().await,
+        refused_before + refusals as i64,
+        "but each is in the audit trail"
     );
     // Lists: another user sees none of the owner's runs; an admin sees them.
     let list = |token: String| {
@@ -1942,7 +1978,8 @@ async fn every_identity_route_answers_by_role_and_ownership(mode: Mode) {
             200,
         ),
     ];
-    let before = app.stored_events().await;
+    let before = app.changes().await;
+    let refused_before = app.refusals().await;
     for (who, token, method, path, body, status) in &table {
         let mut request = reqwest::Client::new()
             .request(method.parse().unwrap(), app.url(path))
@@ -1961,9 +1998,15 @@ async fn every_identity_route_answers_by_role_and_ownership(mode: Mode) {
         }
     }
     assert_eq!(
-        app.stored_events().await,
+        app.changes().await,
         before,
         "refused requests and reads store nothing"
+    );
+    let refusals = table.iter().filter(|row| matches!(row.5, 401 | 403)).count();
+    assert_eq!(
+        app.refusals().await,
+        refused_before + refusals as i64,
+        "but each 401 and 403 is in the audit trail"
     );
     // The mutations that are allowed, last: a viewer may keep an API key (it is a viewer's).
     let viewer_key = app
@@ -2103,7 +2146,7 @@ async fn the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest(
     assert_eq!(events[0].payload["UserRegistered"]["tier"], "pro");
     assert_eq!(events[0].metadata.principal, "identity-webhook");
     // Replayed: 200, nothing changes.
-    let before = app.stored_events().await;
+    let before = app.changes().await;
     let replay = send("msg_1", "webhook", now, &created, None).await.unwrap();
     assert_eq!(replay.status(), StatusCode::OK);
     let body: Value = replay.json().await.unwrap();
@@ -2182,9 +2225,9 @@ async fn the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest(
     )
     .await;
     assert_eq!(
-        app.stored_events().await,
+        app.changes().await,
         before,
-        "refused messages store nothing"
+        "refused messages store nothing but the refusals"
     );
 
     // Updated with svix-* headers: disabled, and its tokens with it.

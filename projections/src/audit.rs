@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::consumer::ReadModel;
 use crate::on_pool;
+use crate::store::log::read_after_in;
 use crate::store::{Cursor, Database, StoreError, StoredEvent};
 
 /// Checkpoint name, durable consumer name, and the projection's name in the CLI.
@@ -490,7 +491,7 @@ impl AuditLog {
                 sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                     .fetch_optional(&mut *tx)
                     .await?;
-            let events = self.db.read_after(cursor, limit).await?;
+            let events = read_after_in!(self.db, &mut *tx, cursor, limit);
             let Some(last) = events.last() else {
                 return Ok(0);
             };
@@ -664,7 +665,7 @@ impl AuditLog {
             let mut tx = pool.begin().await?;
             lock_checkpoint!(&mut *tx);
             loop {
-                let events = self.db.read_after(cursor, REBUILD_PAGE).await?;
+                let events = read_after_in!(self.db, &mut *tx, cursor, REBUILD_PAGE);
                 let Some(last) = events.last() else { break };
                 cursor = last.cursor;
                 let entries = chain(&events, seq, &prev);

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::consumer::ReadModel;
 use crate::on_pool;
+use crate::store::log::read_after_in;
 use crate::store::{Cursor, Database, StoreError, StoredEvent};
 
 /// Durable consumer name on the bus.
@@ -683,7 +684,7 @@ impl RunsProjection {
             .execute(&mut *tx)
             .await?;
             loop {
-                let page = self.db.read_after(cursor, batch_size).await?;
+                let page = read_after_in!(self.db, &mut *tx, cursor, batch_size);
                 let Some(last) = page.last() else { break };
                 cursor = last.cursor;
                 let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();

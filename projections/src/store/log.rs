@@ -91,7 +91,7 @@ const SQLITE_COLUMNS: &str = "0 AS xid, position, aggregate_type, aggregate_id, 
 
 /// A row as read, before its JSON columns are parsed.
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     xid: i64,
     position: i64,
     aggregate_type: String,
@@ -104,7 +104,7 @@ struct Row {
 }
 
 impl Row {
-    fn decode(self) -> Result<StoredEvent, StoreError> {
+    pub(crate) fn decode(self) -> Result<StoredEvent, StoreError> {
         let position = self.position;
         let corrupt = |what: &str, e: serde_json::Error| {
             StoreError::Corrupt(format!("event at position {position}: {what}: {e}"))
@@ -127,6 +127,24 @@ impl Row {
         })
     }
 }
+
+/// [`Database::read_after`] on connection `$conn` (a transaction's, inside `on_pool!`):
+/// a writer holding a transaction must not wait for a second connection from the pool
+/// that the writers it blocks may hold.
+macro_rules! read_after_in {
+    ($db:expr, $conn:expr, $cursor:expr, $limit:expr) => {
+        sqlx::query_as::<_, $crate::store::log::Row>(&$db.read_after_sql())
+            .bind($cursor.xid)
+            .bind($cursor.position)
+            .bind($limit)
+            .fetch_all($conn)
+            .await?
+            .into_iter()
+            .map($crate::store::log::Row::decode)
+            .collect::<Result<Vec<_>, $crate::store::StoreError>>()?
+    };
+}
+pub(crate) use read_after_in;
 
 macro_rules! fetch_events {
     ($db:expr, $sql:expr, $($bind:expr),*) => {
@@ -151,7 +169,14 @@ impl Database {
         cursor: Cursor,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = self.dialect(
+        let sql = self.read_after_sql();
+        fetch_events!(self, &sql, cursor.xid, cursor.position, limit)
+    }
+
+    /// The query of [`Database::read_after`] (binds: xid, position, limit), for readers
+    /// that must run it on a connection they hold (see [`read_after_in`]).
+    pub(crate) fn read_after_sql(&self) -> String {
+        self.dialect(
             format!(
                 "SELECT {PG_COLUMNS} FROM events \
                  WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
@@ -162,8 +187,7 @@ impl Database {
                 "SELECT {SQLITE_COLUMNS} FROM events \
                  WHERE (0, position) > ($1, $2) ORDER BY position LIMIT $3"
             ),
-        );
-        fetch_events!(self, &sql, cursor.xid, cursor.position, limit)
+        )
     }
 
     /// The events of one aggregate after `sequence`, in order (committed ones only).

@@ -2,7 +2,7 @@
 
 mod append;
 mod credentials;
-mod log;
+pub(crate) mod log;
 mod repository;
 
 use std::path::Path;
