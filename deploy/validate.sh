@@ -327,7 +327,7 @@ with open("deploy/prometheus/rules.yml") as f:
     r = yaml.safe_load(f)
 alerts = {x["alert"]: x for g in r["groups"] for x in g["rules"] if "alert" in x}
 want = ["AuroraDown", "HighErrorRate", "HighLatencyP99", "RelayNotActive",
-        "RelayMultipleLeaders", "RelayErrors", "RelayHealing"]
+        "RelayMultipleLeaders", "RelayErrors", "RelayHealing", "ProjectionStuck"]
 for w in want:
     if w not in alerts: errors.append(f"rules.yml: alert {w} missing")
 for name, a in alerts.items():
