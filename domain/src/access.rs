@@ -100,7 +100,8 @@ impl Aggregate for Access {
         if self.refusal.is_some() {
             return Err(AccessError::AlreadyRecorded);
         }
-        sink.write(AccessEvent::AccessRefused(command.0), self).await;
+        sink.write(AccessEvent::AccessRefused(command.0), self)
+            .await;
         Ok(())
     }
 

@@ -33,7 +33,11 @@ pub struct BenchAuditArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub events: i64,
     /// The Postgres server to create the benchmark's database on.
-    #[arg(long, env = "AURORA_TEST_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "AURORA_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pub server_url: String,
 }
 
@@ -103,7 +107,20 @@ async fn raw_read(db: &Database) -> anyhow::Result<(u64, f64)> {
         anyhow::bail!("the benchmark runs on Postgres")
     };
     let started = Instant::now();
-    let mut rows = sqlx::query_as::<_, (i64, i64, String, String, i64, String, String, String, String)>(
+    let mut rows = sqlx::query_as::<
+        _,
+        (
+            i64,
+            i64,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+        ),
+    >(
         "SELECT xid::text::bigint, position, aggregate_type, aggregate_id, sequence, \
          event_type, event_version, payload::text, metadata::text FROM events \
          ORDER BY xid, position",
@@ -174,7 +191,11 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
                 Database::Sqlite(_) => unreachable!("Postgres only"),
             })
             .await?;
-        eprintln!("{} events stored in {:.1} s", to, filling.elapsed().as_secs_f64());
+        eprintln!(
+            "{} events stored in {:.1} s",
+            to,
+            filling.elapsed().as_secs_f64()
+        );
         let s = stage(&db).await?;
         println!(
             "{:>9} events: raw read {:>9.0} events/s, rebuild {:>8.0} events/s, ratio {:.3}; \

@@ -8,10 +8,10 @@ use aurora_gateway::bench_auth::{self, AuthBenchArgs};
 use aurora_gateway::bench_limits::{self, LimitsBenchArgs};
 use aurora_gateway::bench_transcode::{self, TranscodeBenchArgs};
 use aurora_gateway::config::Config;
+use aurora_gateway::maintenance::{self, Projection};
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
 use aurora_gateway::watch::{self, WatchArgs};
-use aurora_gateway::maintenance::{self, Projection};
 use clap::{Parser, Subcommand};
 
 /// mimalloc: the request path allocates a great deal (JSON, headers, SQL rows), and glibc's
@@ -104,6 +104,10 @@ enum AuditCommand {
         /// An export (`GET /api/v1/audit/export`) to check instead of the database.
         #[arg(long)]
         file: Option<std::path::PathBuf>,
+        /// The export selected entries by actor, action or resource (its `x-audit-chain`
+        /// header said `selection`): check each entry and their order, not the links.
+        #[arg(long, requires = "file")]
+        selection: bool,
         #[command(flatten)]
         config: Config,
     },
@@ -148,13 +152,18 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit {
-            action: AuditCommand::Verify { file, config },
+            action:
+                AuditCommand::Verify {
+                    file,
+                    selection,
+                    config,
+                },
         } => {
             let db = match &file {
                 Some(_) => None,
                 None => Some(connect_database(&config).await?),
             };
-            let verdict = maintenance::verify_audit(db, file).await?;
+            let verdict = maintenance::verify_audit(db, file, selection).await?;
             println!("{}", serde_json::to_string_pretty(&verdict)?);
             if verdict.finding.is_some() {
                 std::process::exit(1);

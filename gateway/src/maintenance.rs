@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aurora_projections::audit::{AuditEntry, AuditLog, Rate, RebuildProgress, Verification, Verifier};
+use aurora_projections::audit::{
+    AuditEntry, AuditLog, Rate, RebuildProgress, Verification, Verifier,
+};
 use aurora_projections::{replay, Database, RunsProjection, UsersProjection};
 
 /// Which read model to rebuild.
@@ -37,9 +39,9 @@ impl ProgressLine {
     }
 
     fn show(&mut self, progress: RebuildProgress) {
-        let due = self
-            .last
-            .is_none_or(|t| t.elapsed() >= Duration::from_millis(if self.terminal { 100 } else { 1000 }));
+        let due = self.last.is_none_or(|t| {
+            t.elapsed() >= Duration::from_millis(if self.terminal { 100 } else { 1000 })
+        });
         if !due && progress.done < progress.total {
             return;
         }
@@ -81,27 +83,39 @@ pub async fn rebuild(db: Database, projection: Projection) -> anyhow::Result<ser
     };
     bar.done();
     let seconds = started.elapsed().as_secs_f64();
-    Ok(serde_json::json!({"projection": format!("{projection:?}"), "seconds": seconds, "report": report}))
+    Ok(
+        serde_json::json!({"projection": format!("{projection:?}"), "seconds": seconds, "report": report}),
+    )
 }
 
-/// Checks the audit chain in the database, or in an export file (NDJSON) if given.
-pub async fn verify_audit(db: Option<Database>, file: Option<PathBuf>) -> anyhow::Result<Verification> {
+/// Checks the audit chain in the database, or in an export file (NDJSON) if given — an
+/// unbroken stretch of the chain, or with `selection` entries selected from it.
+pub async fn verify_audit(
+    db: Option<Database>,
+    file: Option<PathBuf>,
+    selection: bool,
+) -> anyhow::Result<Verification> {
     match (file, db) {
-        (Some(path), _) => verify_export(&path),
+        (Some(path), _) => verify_export(&path, selection),
         (None, Some(db)) => Ok(AuditLog::new(db).verify().await?),
         (None, None) => anyhow::bail!("nothing to verify"),
     }
 }
 
 /// Checks an export's chain, line by line. A line that is not an entry is a change.
-pub fn verify_export(path: &std::path::Path) -> anyhow::Result<Verification> {
+pub fn verify_export(path: &std::path::Path, selection: bool) -> anyhow::Result<Verification> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    verify_lines(std::io::BufReader::new(file))
+    verify_lines(std::io::BufReader::new(file), selection)
 }
 
-/// Checks a chain given as NDJSON lines (an export of a range starts mid-chain).
-pub fn verify_lines(reader: impl BufRead) -> anyhow::Result<Verification> {
-    let mut verifier = Verifier::part();
+/// Checks a chain given as NDJSON lines: a stretch (an export of a time range starts
+/// mid-chain) link by link, a selection entry by entry.
+pub fn verify_lines(reader: impl BufRead, selection: bool) -> anyhow::Result<Verification> {
+    let mut verifier = if selection {
+        Verifier::selection()
+    } else {
+        Verifier::part()
+    };
     for (n, line) in reader.lines().enumerate() {
         let line = line.context("reading the export")?;
         if line.trim().is_empty() {

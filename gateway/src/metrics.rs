@@ -85,6 +85,8 @@ pub struct Metrics {
     pub rate_limits: RateLimitMetrics,
     /// The execution engine: actors, runs, transcodes.
     pub engine: EngineMetrics,
+    /// Refusals not stored because their client spent its budget.
+    pub refusals_unrecorded: Counter,
     /// Events each read model is behind the store.
     pub projection_lag: Family<crate::projections::ProjectionLabels, Gauge>,
 }
@@ -191,8 +193,16 @@ impl Metrics {
             "Events stored past a read model's checkpoint that it follows",
             projection_lag.clone(),
         );
+        let refusals_unrecorded = Counter::default();
+        registry.register(
+            "refusals_unrecorded",
+            "Refused requests (401/403) not stored in the audit trail because their client \
+             exceeded its budget of recorded refusals",
+            refusals_unrecorded.clone(),
+        );
         Self {
             registry,
+            refusals_unrecorded,
             projection_lag,
             http_requests,
             http_duration,

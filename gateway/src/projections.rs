@@ -42,7 +42,12 @@ pub struct Monitor {
     /// Per projection: its checkpoint when last seen, and since when it has been there
     /// while behind.
     seen: Mutex<HashMap<&'static str, (Cursor, Instant)>>,
+    /// The last measurement, and when it was taken.
+    last: Mutex<Option<(Instant, Measured)>>,
 }
+
+/// Every projection's lag and health, as measured once.
+pub type Measured = Vec<(Lag, ProjectionHealth)>;
 
 impl Monitor {
     /// A monitor setting `gauge`; a projection behind and unmoved for `stuck_after` is
@@ -52,15 +57,31 @@ impl Monitor {
             gauge,
             stuck_after,
             seen: Mutex::new(HashMap::new()),
+            last: Mutex::new(None),
         }
     }
 
+    /// The last measurement if it is younger than `max_age`, else a new one: `/health`
+    /// needs no auth, and must not let its callers set how often the store is read.
+    pub async fn measure_recent(
+        &self,
+        db: &Database,
+        max_age: Duration,
+    ) -> Result<Measured, StoreError> {
+        if let Some((at, measured)) = &*self.last.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < max_age {
+                return Ok(measured.clone());
+            }
+        }
+        self.measure(db).await
+    }
+
     /// Measures every projection's lag now, updating the gauge.
-    pub async fn measure(&self, db: &Database) -> Result<Vec<(Lag, ProjectionHealth)>, StoreError> {
+    pub async fn measure(&self, db: &Database) -> Result<Measured, StoreError> {
         let lags = aurora_projections::lag::lags(db).await?;
         let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(lags
+        let measured: Measured = lags
             .into_iter()
             .map(|lag| {
                 self.gauge
@@ -87,7 +108,9 @@ impl Monitor {
                 };
                 (lag, health)
             })
-            .collect())
+            .collect();
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, measured.clone()));
+        Ok(measured)
     }
 
     /// Measures every [`MEASURE_EVERY`] until `shutdown`, so that the gauge stays

@@ -16,8 +16,8 @@ use aurora_nats::Subjects;
 use aurora_projections::consumer::follow;
 use aurora_projections::store::GroupCommit;
 use aurora_projections::{
-    AccessCommands, AuditLog, ClientCommands, Database, MediaCommands, Relay, RelayConfig, RunCommands, RunsProjection,
-    UserCommands, UsersProjection,
+    AccessCommands, AuditLog, ClientCommands, Database, MediaCommands, Relay, RelayConfig,
+    RunCommands, RunsProjection, UserCommands, UsersProjection,
 };
 use cqrs_es::Aggregate;
 use tokio::net::TcpListener;
@@ -234,10 +234,11 @@ impl Application {
                 follow(feed, shared, aurora_actors::feed::DURABLE, &filter, stop).await
             }));
         }
+        let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
         let limits = match config.rate_limit_policies()? {
             Some(policies) => {
-                let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)
-                    .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
+                let proxies = proxies.clone();
                 // Blocks in force are known before the first request is served.
                 let blocks = Arc::new(Blocks::default());
                 let tail = replicated::load(&*blocks, &db, &*bus.shared())
@@ -273,12 +274,15 @@ impl Application {
                 metrics,
             )
             .with_limits(limits)
+            .with_proxies(proxies)
             .with_engine(engine),
         );
-        tasks.push(tokio::spawn(state.projections.clone().run(
-            state.db.clone(),
-            background.clone(),
-        )));
+        tasks.push(tokio::spawn(
+            state
+                .projections
+                .clone()
+                .run(state.db.clone(), background.clone()),
+        ));
         Ok(Self {
             state,
             listener,

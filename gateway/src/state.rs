@@ -10,7 +10,8 @@ use aurora_actors::tools::Tools;
 use aurora_actors::Engine;
 pub use aurora_nats::AnyBus as Bus;
 use aurora_projections::{
-    AccessCommands, AuditLog, Database, MediaCommands, RunCommands, RunsProjection, UserCommands, UsersProjection,
+    AccessCommands, AuditLog, Database, MediaCommands, RunCommands, RunsProjection, UserCommands,
+    UsersProjection,
 };
 
 use aurora_domain::user::{UserCommand, UserError, UserEvent};
@@ -87,6 +88,10 @@ pub struct AppState {
     pub media: Media,
     /// The execution engine, on worker replicas (taken out to stop it).
     pub engine: std::sync::Mutex<Option<Engine>>,
+    /// The per-client budget of recorded refusals.
+    pub refusals: crate::http::refusals::Budget,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub proxies: crate::limits::TrustedProxies,
     /// Process start.
     pub started: Instant,
     draining: AtomicBool,
@@ -123,6 +128,8 @@ impl AppState {
             limits: None,
             media,
             engine: std::sync::Mutex::new(None),
+            refusals: Default::default(),
+            proxies: Default::default(),
             started: Instant::now(),
             draining: AtomicBool::new(false),
         }
@@ -132,6 +139,23 @@ impl AppState {
     pub fn with_limits(mut self, limits: Option<crate::limits::Limits>) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Believing `X-Forwarded-For` from `proxies`.
+    pub fn with_proxies(mut self, proxies: crate::limits::TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// The client of a request from `peer`, as the trusted proxies say.
+    pub fn client_ip(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &http::HeaderMap,
+    ) -> Option<String> {
+        self.proxies
+            .client(peer.map(|p| p.ip()), headers)
+            .map(|ip| ip.to_string())
     }
 
     /// With the execution engine.

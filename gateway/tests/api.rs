@@ -1258,7 +1258,10 @@ async fn runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them(mod
         before,
         "refused requests store nothing"
     );
-    let refusals = table.iter().filter(|row| matches!(row.4, 401 | 403)).count();
+    let refusals = table
+        .iter()
+        .filter(|row| matches!(row.4, 401 | 403))
+        .count();
     assert_eq!(
         app.refusals().await,
         refused_before + refusals as i64,
@@ -2002,7 +2005,10 @@ async fn every_identity_route_answers_by_role_and_ownership(mode: Mode) {
         before,
         "refused requests and reads store nothing"
     );
-    let refusals = table.iter().filter(|row| matches!(row.5, 401 | 403)).count();
+    let refusals = table
+        .iter()
+        .filter(|row| matches!(row.5, 401 | 403))
+        .count();
     assert_eq!(
         app.refusals().await,
         refused_before + refusals as i64,

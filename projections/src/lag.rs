@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use crate::store::{checkpoint, Cursor, Database, StoreError};
 
-/// Lags are counted up to this many events (a count, not a scan of the whole backlog).
-pub const LAG_CAP: i64 = 1_000_000;
+/// Lags are counted among at most this many events past a checkpoint (a bounded read,
+/// not a scan of the whole backlog): a lag this large is reported as this large.
+pub const LAG_CAP: i64 = 100_000;
 
 /// Every read model: its name, its checkpoint's name, and the aggregate type it follows
 /// (`None`: every event).

@@ -28,7 +28,9 @@ pub mod testkit;
 pub mod users;
 
 pub use audit::AuditLog;
-pub use commands::{AccessCommands, ClientCommands, Commands, MediaCommands, RunCommands, UserCommands, Versioned};
+pub use commands::{
+    AccessCommands, ClientCommands, Commands, MediaCommands, RunCommands, UserCommands, Versioned,
+};
 pub use relay::{Relay, RelayConfig, RelayMetrics};
 pub use runs::RunsProjection;
 pub use store::{Cursor, Database, StoreError, StoredEvent};

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::consumer::ReadModel;
 use crate::on_pool;
-use crate::store::log::read_after_in;
+use crate::store::log::{read_after_in, read_aggregate_after_in};
 use crate::store::{Cursor, Database, StoreError, StoredEvent};
 
 /// Durable consumer name on the bus.
@@ -203,152 +203,150 @@ macro_rules! read_row {
 /// row up from the store first.
 macro_rules! apply_runs {
     ($self:expr, $tx:expr, $table:expr, $events:expr) => {{
-            let runs: Vec<&CloudEvent> = $events
-                .iter()
-                .filter(|e| e.aggregatetype == Run::TYPE)
-                .collect();
-            // One query for the current row of every run in the batch; rows are changed in
-            // memory and written once each at the end.
-            let mut stored: HashMap<String, ViewRow> = HashMap::new();
-            if !runs.is_empty() {
-                let mut ids: Vec<&str> = runs.iter().map(|e| e.aggregateid.as_str()).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                for chunk in ids.chunks(FRESH_ROWS_PER_STATEMENT) {
-                    let placeholders: Vec<String> =
-                        (1..=chunk.len()).map(|i| format!("${i}")).collect();
-                    let sql = format!(
-                        "SELECT {COLUMNS} FROM {} WHERE id IN ({})",
-                        $table,
-                        placeholders.join(", ")
-                    );
-                    let mut query = sqlx::query(&sql).persistent(false);
-                    for id in chunk {
-                        query = query.bind(*id);
-                    }
-                    for row in query.fetch_all($tx).await? {
-                        let row = read_row!(row);
-                        stored.insert(row.id.clone(), row);
-                    }
+        let runs: Vec<&CloudEvent> = $events
+            .iter()
+            .filter(|e| e.aggregatetype == Run::TYPE)
+            .collect();
+        // One query for the current row of every run in the batch; rows are changed in
+        // memory and written once each at the end.
+        let mut stored: HashMap<String, ViewRow> = HashMap::new();
+        if !runs.is_empty() {
+            let mut ids: Vec<&str> = runs.iter().map(|e| e.aggregateid.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for chunk in ids.chunks(FRESH_ROWS_PER_STATEMENT) {
+                let placeholders: Vec<String> =
+                    (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM {} WHERE id IN ({})",
+                    $table,
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query(&sql).persistent(false);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for row in query.fetch_all($tx).await? {
+                    let row = read_row!(row);
+                    stored.insert(row.id.clone(), row);
                 }
             }
-            let mut fresh: Vec<ViewRow> = Vec::new();
-            let mut fresh_index: HashMap<String, usize> = HashMap::new();
-            let mut changed: Vec<String> = Vec::new();
-            for event in runs {
-                let id = &event.aggregateid;
-                let version = match (fresh_index.get(id), stored.get(id)) {
-                    (Some(&i), _) => fresh[i].last_sequence,
-                    (None, Some(row)) => row.last_sequence,
-                    (None, None) => 0,
-                };
-                if event.sequence <= version {
-                    continue; // already applied: redelivery
-                }
-                let pending = if event.sequence == version + 1 {
-                    vec![event.clone()]
-                } else {
-                    // The bus skipped something: catch up from the store.
-                    $self.db
-                        .read_aggregate_after(Run::TYPE, id, version)
-                        .await?
-                        .iter()
-                        .map(|e| e.to_cloud_event())
-                        .collect()
-                };
-                for event in pending {
-                    let run_event: RunEvent = serde_json::from_value(event.data.clone())
-                        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", event.id)))?;
-                    let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
-                    if let RunEvent::RunRequested {
+        }
+        let mut fresh: Vec<ViewRow> = Vec::new();
+        let mut fresh_index: HashMap<String, usize> = HashMap::new();
+        let mut changed: Vec<String> = Vec::new();
+        for event in runs {
+            let id = &event.aggregateid;
+            let version = match (fresh_index.get(id), stored.get(id)) {
+                (Some(&i), _) => fresh[i].last_sequence,
+                (None, Some(row)) => row.last_sequence,
+                (None, None) => 0,
+            };
+            if event.sequence <= version {
+                continue; // already applied: redelivery
+            }
+            let pending = if event.sequence == version + 1 {
+                vec![event.clone()]
+            } else {
+                // The bus skipped something: catch up from the store.
+                read_aggregate_after_in!($self.db, $tx, Run::TYPE, id, version)
+                    .iter()
+                    .map(|e| e.to_cloud_event())
+                    .collect()
+            };
+            for event in pending {
+                let run_event: RunEvent = serde_json::from_value(event.data.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", event.id)))?;
+                let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+                if let RunEvent::RunRequested {
+                    owner,
+                    input,
+                    steps,
+                    ..
+                } = &run_event
+                {
+                    fresh_index.insert(id.clone(), fresh.len());
+                    fresh.push(ViewRow::requested(
+                        id,
                         owner,
                         input,
                         steps,
-                        ..
-                    } = &run_event
-                    {
-                        fresh_index.insert(id.clone(), fresh.len());
-                        fresh.push(ViewRow::requested(
-                            id,
-                            owner,
-                            input,
-                            steps,
-                            time,
-                            event.sequence,
-                        ));
-                        continue;
-                    }
-                    let row = match fresh_index.get(id) {
-                        Some(&i) => &mut fresh[i],
-                        None => {
-                            let Some(row) = stored.get_mut(id) else {
-                                return Err(StoreError::Corrupt(format!(
-                                    "{}: run event before RunRequested",
-                                    event.id
-                                )));
-                            };
-                            if !changed.contains(id) {
-                                changed.push(id.clone());
-                            }
-                            row
-                        }
-                    };
-                    row.apply(run_event, event.sequence, time)?;
+                        time,
+                        event.sequence,
+                    ));
+                    continue;
                 }
+                let row = match fresh_index.get(id) {
+                    Some(&i) => &mut fresh[i],
+                    None => {
+                        let Some(row) = stored.get_mut(id) else {
+                            return Err(StoreError::Corrupt(format!(
+                                "{}: run event before RunRequested",
+                                event.id
+                            )));
+                        };
+                        if !changed.contains(id) {
+                            changed.push(id.clone());
+                        }
+                        row
+                    }
+                };
+                row.apply(run_event, event.sequence, time)?;
             }
-            for id in &changed {
-                let row = &stored[id];
-                sqlx::query(&format!(
-                    "UPDATE {} SET status = $2, cancel_reason = $3, updated_at = $4, \
+        }
+        for id in &changed {
+            let row = &stored[id];
+            sqlx::query(&format!(
+                "UPDATE {} SET status = $2, cancel_reason = $3, updated_at = $4, \
                      last_sequence = $5, outputs = $6, failure_reason = $7, current_step = $8, \
                      attempt = $9 WHERE id = $1",
-                    $table
-                ))
-                .bind(&row.id)
-                .bind(&row.status)
-                .bind(&row.cancel_reason)
-                .bind(&row.updated_at)
-                .bind(row.last_sequence)
-                .bind(&row.outputs)
-                .bind(&row.failure_reason)
-                .bind(row.current_step)
-                .bind(row.attempt)
-                .execute($tx)
-                .await?;
+                $table
+            ))
+            .bind(&row.id)
+            .bind(&row.status)
+            .bind(&row.cancel_reason)
+            .bind(&row.updated_at)
+            .bind(row.last_sequence)
+            .bind(&row.outputs)
+            .bind(&row.failure_reason)
+            .bind(row.current_step)
+            .bind(row.attempt)
+            .execute($tx)
+            .await?;
+        }
+        for rows in fresh.chunks(FRESH_ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..rows.len())
+                .map(|r| {
+                    let p: Vec<String> =
+                        (1..=WIDTH).map(|c| format!("${}", r * WIDTH + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO {} ({COLUMNS}) VALUES {}",
+                $table,
+                values.join(", ")
+            );
+            // Not prepared: its text differs with the number of rows.
+            let mut insert = sqlx::query(&sql).persistent(false);
+            for row in rows {
+                insert = insert
+                    .bind(&row.id)
+                    .bind(&row.owner)
+                    .bind(&row.status)
+                    .bind(&row.input)
+                    .bind(&row.steps)
+                    .bind(&row.cancel_reason)
+                    .bind(&row.created_at)
+                    .bind(&row.updated_at)
+                    .bind(row.last_sequence)
+                    .bind(&row.outputs)
+                    .bind(&row.failure_reason)
+                    .bind(row.current_step)
+                    .bind(row.attempt);
             }
-            for rows in fresh.chunks(FRESH_ROWS_PER_STATEMENT) {
-                let values: Vec<String> = (0..rows.len())
-                    .map(|r| {
-                        let p: Vec<String> =
-                            (1..=WIDTH).map(|c| format!("${}", r * WIDTH + c)).collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO {} ({COLUMNS}) VALUES {}",
-                    $table,
-                    values.join(", ")
-                );
-                // Not prepared: its text differs with the number of rows.
-                let mut insert = sqlx::query(&sql).persistent(false);
-                for row in rows {
-                    insert = insert
-                        .bind(&row.id)
-                        .bind(&row.owner)
-                        .bind(&row.status)
-                        .bind(&row.input)
-                        .bind(&row.steps)
-                        .bind(&row.cancel_reason)
-                        .bind(&row.created_at)
-                        .bind(&row.updated_at)
-                        .bind(row.last_sequence)
-                        .bind(&row.outputs)
-                        .bind(&row.failure_reason)
-                        .bind(row.current_step)
-                        .bind(row.attempt);
-                }
-                insert.execute($tx).await?;
-            }
+            insert.execute($tx).await?;
+        }
     }};
 }
 
@@ -584,9 +582,20 @@ impl RunsProjection {
                     stored.aggregate_id, stored.sequence
                 ))
             })?;
-            let time = stored.metadata.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+            let time = stored
+                .metadata
+                .time
+                .to_rfc3339_opts(SecondsFormat::Micros, true);
             match (&mut row, &event) {
-                (None, RunEvent::RunRequested { owner, input, steps, .. }) => {
+                (
+                    None,
+                    RunEvent::RunRequested {
+                        owner,
+                        input,
+                        steps,
+                        ..
+                    },
+                ) => {
                     row = Some(ViewRow::requested(
                         &stored.aggregate_id,
                         owner,
@@ -623,12 +632,12 @@ impl RunsProjection {
     ) -> Result<u64, StoreError> {
         let total = self.db.count_after(Cursor::START, None, i64::MAX).await? as u64;
         let generation = chrono::Utc::now().timestamp_micros();
+        // A shadow of its own: rebuilds running at once do not write into each other's.
+        let shadow = format!("{SHADOW}_{generation}");
+        let index = format!("CREATE INDEX runs_view_by_owner_{generation} ON {shadow} (owner, id)");
         on_pool!(&self.db, |pool| {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {SHADOW}"))
-                .execute(pool)
-                .await?;
             sqlx::query(&format!(
-                "CREATE TABLE {SHADOW} (id text PRIMARY KEY, owner text NOT NULL, \
+                "CREATE TABLE {shadow} (id text PRIMARY KEY, owner text NOT NULL, \
                  status text NOT NULL, input text NOT NULL, steps text NOT NULL, \
                  cancel_reason text, created_at text NOT NULL, updated_at text NOT NULL, \
                  last_sequence bigint NOT NULL, outputs text NOT NULL DEFAULT '[]', \
@@ -638,6 +647,10 @@ impl RunsProjection {
             .execute(pool)
             .await?;
         });
+        // SQLite: the index first, so that no statement holds the write lock for long.
+        if let Database::Sqlite(pool) = &self.db {
+            sqlx::query(&index).execute(pool).await?;
+        }
         let mut cursor = Cursor::START;
         let mut replayed = 0;
         loop {
@@ -659,7 +672,7 @@ impl RunsProjection {
                 .bind(cursor.position)
                 .execute(&mut *tx)
                 .await?;
-                apply_runs!(self, &mut *tx, SHADOW, events);
+                apply_runs!(self, &mut *tx, shadow, events);
                 tx.commit().await?;
             });
             replayed += events.len() as u64;
@@ -669,12 +682,16 @@ impl RunsProjection {
             });
         }
         on_pool!(&self.db, |pool| {
-            sqlx::query(&format!(
-                "CREATE INDEX runs_view_by_owner_{generation} ON {SHADOW} (owner, id)"
-            ))
-            .execute(pool)
-            .await?;
+            if matches!(self.db, Database::Postgres(_)) {
+                sqlx::query(&index).execute(pool).await?;
+            }
             let mut tx = pool.begin().await?;
+            if matches!(self.db, Database::Postgres(_)) {
+                // Rather fail the rebuild than queue every reader behind the rename.
+                sqlx::query("SET LOCAL lock_timeout = '30s'")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(
                 "INSERT INTO projection_checkpoints (projection, xid, position) \
                  VALUES ($1, 0, 0) ON CONFLICT (projection) \
@@ -688,10 +705,10 @@ impl RunsProjection {
                 let Some(last) = page.last() else { break };
                 cursor = last.cursor;
                 let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();
-                apply_runs!(self, &mut *tx, SHADOW, events);
+                apply_runs!(self, &mut *tx, shadow, events);
                 replayed += events.len() as u64;
             }
-            crate::store::swap_in!(&mut *tx, VIEW, SHADOW);
+            crate::store::swap_in!(&mut *tx, VIEW, shadow);
             sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
                 .bind(REBUILD_CHECKPOINT)
                 .execute(&mut *tx)

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::ReadModel;
-use crate::replay::Fold;
 use crate::on_pool;
+use crate::replay::Fold;
 use crate::store::{Database, StoreError};
 
 /// Durable consumer name on the bus.

@@ -91,7 +91,9 @@ fn filter(query: &Query) -> Result<AuditFilter, Problem> {
                     .map_err(|e| {
                         bad(
                             "invalid-time",
-                            format!("{name} is not an RFC 3339 time ({e}), e.g. 2026-11-18T00:00:00Z"),
+                            format!(
+                                "{name} is not an RFC 3339 time ({e}), e.g. 2026-11-18T00:00:00Z"
+                            ),
                         )
                     })
             })
@@ -111,6 +113,7 @@ fn filter(query: &Query) -> Result<AuditFilter, Problem> {
         resource_id: text("resource_id", &query.resource_id)?,
         from: from.map(stored),
         to: to.map(stored),
+        max_seq: None,
     })
 }
 
@@ -231,11 +234,29 @@ async fn export(
             ));
         }
         let filter = filter(&query)?;
+        // A time range is exported as the unbroken stretch of the chain it covers, so that
+        // it verifies link by link; a selection by who/what/which is entries apart.
+        let selective = filter.is_selective();
+        let (filter, start) = if selective {
+            (filter, 0)
+        } else {
+            let stretch = state
+                .audit
+                .stretch(filter.from.as_deref(), filter.to.as_deref())
+                .await
+                .map_err(|e| Problem::unavailable(&e))?;
+            let (first, last) = stretch.unwrap_or((1, 0));
+            let filter = AuditFilter {
+                max_seq: Some(last),
+                ..Default::default()
+            };
+            (filter, first - 1)
+        };
         // One page at a time through a channel of two: memory stays flat whatever the
         // range, and a client that stops reading stops the reads.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
         tokio::spawn(async move {
-            let mut after = 0;
+            let mut after = start;
             loop {
                 let entries = match state.audit.query(&filter, after, EXPORT_PAGE).await {
                     Ok(entries) => entries,
@@ -262,9 +283,16 @@ async fn export(
             rx.recv().await.map(|page| (page, rx))
         });
         let mut response = warp::reply::stream(pages).into_response();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/x-ndjson"),
+        );
+        // `aurora audit verify --file` checks links in a stretch, entries in a selection
+        // (`--selection`).
+        headers.insert(
+            "x-audit-chain",
+            http::HeaderValue::from_static(if selective { "selection" } else { "stretch" }),
         );
         Ok(with_request_id(response, &ctx))
     }
@@ -309,7 +337,10 @@ mod tests {
         assert_eq!(ok.from.as_deref(), Some("2026-11-18T00:00:00.000000Z"));
         assert_eq!(ok.to.as_deref(), Some("2026-11-24T23:00:00.000000Z"));
         let slug = |q| filter(&q).unwrap_err().slug;
-        assert_eq!(slug(query("yesterday", "2026-11-25T00:00:00Z")), "invalid-time");
+        assert_eq!(
+            slug(query("yesterday", "2026-11-25T00:00:00Z")),
+            "invalid-time"
+        );
         assert_eq!(
             slug(query("2026-11-25T00:00:00Z", "2026-11-18T00:00:00Z")),
             "invalid-range"

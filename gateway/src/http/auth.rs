@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aurora_domain::access::Refusal;
 use aurora_domain::user::{
     LoginFailure, Registration, Role, Tier, TokenGrant, TokenKind, UserCommand, UserError, Username,
 };
-use aurora_domain::access::Refusal;
 use aurora_domain::EventMetadata;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::AggregateError;

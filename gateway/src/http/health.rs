@@ -13,6 +13,8 @@ use crate::state::AppState;
 
 /// A dependency this long to answer is reported as degraded.
 const SLOW: Duration = Duration::from_millis(500);
+/// Projection lags younger than this are reused rather than measured again.
+const LAG_MAX_AGE: Duration = Duration::from_secs(1);
 /// A dependency that has not answered by then is reported as unhealthy.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -125,7 +127,12 @@ struct ProjectionsHealth {
 impl ProjectionsHealth {
     async fn check(state: &AppState) -> Self {
         let started = std::time::Instant::now();
-        match tokio::time::timeout(CHECK_TIMEOUT, state.projections.measure(&state.db)).await {
+        match tokio::time::timeout(
+            CHECK_TIMEOUT,
+            state.projections.measure_recent(&state.db, LAG_MAX_AGE),
+        )
+        .await
+        {
             Ok(Ok(measured)) => {
                 let projections: std::collections::BTreeMap<_, _> = measured
                     .into_iter()

@@ -262,10 +262,7 @@ mod tests {
     #[test]
     fn as_of_is_a_time_or_a_position_and_nothing_else() {
         assert_eq!(AsOf::parse("").unwrap(), None);
-        assert_eq!(
-            AsOf::parse("as_of=42").unwrap(),
-            Some(AsOf::Position(42))
-        );
+        assert_eq!(AsOf::parse("as_of=42").unwrap(), Some(AsOf::Position(42)));
         assert!(matches!(
             AsOf::parse("as_of=2026-11-18T09:00:00Z").unwrap(),
             Some(AsOf::Time(_))

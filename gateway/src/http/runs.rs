@@ -255,11 +255,7 @@ async fn cancel_run(
     };
     match state
         .run_commands
-        .execute(
-            &id,
-            command,
-            &ctx.metadata_for(&claims),
-        )
+        .execute(&id, command, &ctx.metadata_for(&claims))
         .await
     {
         Ok(_) => {

@@ -89,7 +89,12 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
         .await
         .unwrap();
     assert_eq!(cancel.status(), StatusCode::OK);
-    let forbidden = app.client.get(app.url("/api/v1/users")).send().await.unwrap();
+    let forbidden = app
+        .client
+        .get(app.url("/api/v1/users"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         app.login("tester", "not the password").await.status(),
@@ -121,7 +126,12 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    for action in ["RunRequested", "RunCancelled", "AccessRefused", "LoginFailed"] {
+    for action in [
+        "RunRequested",
+        "RunCancelled",
+        "AccessRefused",
+        "LoginFailed",
+    ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
     let requested = entries
@@ -133,7 +143,10 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
     assert_eq!(requested["request_id"], "audit-req-1");
     assert_eq!(requested["role"], "user");
     assert_eq!(
-        (requested["resource_type"].as_str(), requested["resource_id"].as_str()),
+        (
+            requested["resource_type"].as_str(),
+            requested["resource_id"].as_str()
+        ),
         (Some("run"), Some(run_id.as_str()))
     );
     let refused = entries
@@ -149,10 +162,7 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
 
     // Strangers are in the trail too, anonymous.
     let anonymous: Value = app
-        .get_as(
-            "/api/v1/audit?actor=anonymous&action=AccessRefused",
-            &admin,
-        )
+        .get_as("/api/v1/audit?actor=anonymous&action=AccessRefused", &admin)
         .await
         .json()
         .await
@@ -201,13 +211,49 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
     let text = export.text().await.unwrap();
     assert!(!text.contains(PASSWORD) && !text.contains(&app.token) && !text.contains(&admin));
     assert!(!text.contains("$argon2"));
-    let verdict = aurora_gateway::maintenance::verify_lines(text.as_bytes()).unwrap();
+    let verdict = aurora_gateway::maintenance::verify_lines(text.as_bytes(), false).unwrap();
     assert_eq!(verdict.finding, None);
     assert_eq!(verdict.entries as i64, app.stored_events().await);
     let path = app.dir.path().join("export.ndjson");
     std::fs::write(&path, &text).unwrap();
     let (ok, out) = aurora(&app, &["audit", "verify", "--file", path.to_str().unwrap()]);
     assert!(ok, "{out}");
+
+    // A time range is an unbroken stretch of the chain; a selection is checked entry by
+    // entry; an entry edited in a file is found either way.
+    let query = serde_urlencoded::to_string([("from", started.to_rfc3339())]).unwrap();
+    let stretch = app
+        .get_as(&format!("/api/v1/audit/export?{query}"), &admin)
+        .await;
+    assert_eq!(stretch.headers()["x-audit-chain"], "stretch");
+    let stretch = stretch.text().await.unwrap();
+    let verdict = aurora_gateway::maintenance::verify_lines(stretch.as_bytes(), false).unwrap();
+    assert_eq!(verdict.finding, None);
+    assert!(verdict.entries > 0);
+    let selection = app
+        .get_as("/api/v1/audit/export?actor=tester", &admin)
+        .await;
+    assert_eq!(selection.headers()["x-audit-chain"], "selection");
+    let selection = selection.text().await.unwrap();
+    let verdict = aurora_gateway::maintenance::verify_lines(selection.as_bytes(), true).unwrap();
+    assert_eq!(
+        (verdict.finding, verdict.entries as usize),
+        (None, all.len())
+    );
+    let edited = selection.replacen("\"actor\":\"tester\"", "\"actor\":\"someone\"", 1);
+    std::fs::write(&path, &edited).unwrap();
+    let (ok, out) = aurora(
+        &app,
+        &[
+            "audit",
+            "verify",
+            "--file",
+            path.to_str().unwrap(),
+            "--selection",
+        ],
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("\"changed\""), "{out}");
 
     // Proven unedited in the database too; an edit with SQL is found by the CLI.
     let (ok, out) = aurora(&app, &["audit", "verify"]);
@@ -237,7 +283,12 @@ pub async fn only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_ge
     app.audit_caught_up().await;
 
     // A user may not; an admin's token narrowed to audit:read may, and nothing else.
-    let refused = app.client.get(app.url("/api/v1/audit")).send().await.unwrap();
+    let refused = app
+        .client
+        .get(app.url("/api/v1/audit"))
+        .send()
+        .await
+        .unwrap();
     problem(refused, 403, "forbidden").await;
     let auditor = app
         .state
@@ -261,7 +312,12 @@ pub async fn only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_ge
         app.get_as("/api/v1/audit/export", &auditor).await.status(),
         StatusCode::OK
     );
-    problem(app.get_as("/api/v1/users", &auditor).await, 403, "forbidden").await;
+    problem(
+        app.get_as("/api/v1/users", &auditor).await,
+        403,
+        "forbidden",
+    )
+    .await;
     problem(
         reqwest::get(app.url("/api/v1/audit")).await.unwrap(),
         401,
@@ -383,8 +439,15 @@ pub async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_hea
     app.audit_caught_up().await;
     let verdict = app.state.audit.verify().await.unwrap();
     assert_eq!(verdict.finding, None);
-    assert_eq!(verdict.entries as i64, app.stored_events().await, "nothing lost");
-    let replayed = AuditLog::new(app.state.db.clone()).replayed_head().await.unwrap();
+    assert_eq!(
+        verdict.entries as i64,
+        app.stored_events().await,
+        "nothing lost"
+    );
+    let replayed = AuditLog::new(app.state.db.clone())
+        .replayed_head()
+        .await
+        .unwrap();
     assert_eq!(verdict.head, replayed, "the same chain head as a replay");
     let at_live_head: Value = app
         .get_as(
@@ -402,7 +465,10 @@ pub async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_hea
         .query(&Default::default(), live_before.seq - 1, 1)
         .await
         .unwrap();
-    assert_eq!(entries[0].hash, live_before.hash, "the live chain, unchanged");
+    assert_eq!(
+        entries[0].hash, live_before.hash,
+        "the live chain, unchanged"
+    );
 
     // The runs view rebuilds the same way, and other projections by name.
     let (ok, out) = aurora(&app, &["projections", "rebuild", "runs"]);
@@ -412,7 +478,10 @@ pub async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_hea
     let (ok, out) = aurora(&app, &["replay", "verify"]);
     assert!(ok, "{out}");
     let replay: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(replay["events"].as_i64().unwrap(), app.stored_events().await);
+    assert_eq!(
+        replay["events"].as_i64().unwrap(),
+        app.stored_events().await
+    );
     assert_eq!(replay["failures"], json!([]));
     app.stop().await;
 }
@@ -443,13 +512,13 @@ pub async fn time_travel_returns_the_state_a_run_and_a_user_had_then(mode: Mode)
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert_eq!(types, ["RunRequested", "RunCancelled"]);
-    assert_eq!(now["events"][1]["data"]["RunCancelled"]["reason"], "too slow");
+    assert_eq!(
+        now["events"][1]["data"]["RunCancelled"]["reason"],
+        "too slow"
+    );
 
     // Back to when it was requested: by position, and by time.
-    for as_of in [
-        requested_position.to_string(),
-        urlencode(&requested_at),
-    ] {
+    for as_of in [requested_position.to_string(), urlencode(&requested_at)] {
         let then: Value = app
             .get_json(&format!("/api/v1/runs/{id}/history?as_of={as_of}"))
             .await;
@@ -462,7 +531,10 @@ pub async fn time_travel_returns_the_state_a_run_and_a_user_had_then(mode: Mode)
             "/api/v1/runs/{id}/history?as_of=2001-01-01T00:00:00Z"
         ))
         .await;
-    assert_eq!((earlier["state"].clone(), earlier["version"].clone()), (Value::Null, json!(0)));
+    assert_eq!(
+        (earlier["state"].clone(), earlier["version"].clone()),
+        (Value::Null, json!(0))
+    );
 
     // Authorized like reads of the run; bad as_of refused.
     let other = token_with_role(&app, "other", Role::User).await;
@@ -477,7 +549,16 @@ pub async fn time_travel_returns_the_state_a_run_and_a_user_had_then(mode: Mode)
             .send()
             .await
             .unwrap();
-        problem(response, 400, if bad.starts_with("since") { "invalid-query" } else { "invalid-as-of" }).await;
+        problem(
+            response,
+            400,
+            if bad.starts_with("since") {
+                "invalid-query"
+            } else {
+                "invalid-as-of"
+            },
+        )
+        .await;
     }
 
     // A user's own history, and as it was at registration.
@@ -493,15 +574,26 @@ pub async fn time_travel_returns_the_state_a_run_and_a_user_had_then(mode: Mode)
         .await
         .unwrap();
     assert_eq!(changed.status(), StatusCode::OK);
-    let now: Value = app.get_as("/api/v1/users/tester/history", &admin).await.json().await.unwrap();
-    assert_eq!(now["state"]["tier"], "pro");
-    let then: Value = app
-        .get_as(&format!("/api/v1/users/tester/history?as_of={registered}"), &admin)
+    let now: Value = app
+        .get_as("/api/v1/users/tester/history", &admin)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!((then["state"]["tier"].clone(), then["version"].clone()), (json!("free"), json!(1)));
+    assert_eq!(now["state"]["tier"], "pro");
+    let then: Value = app
+        .get_as(
+            &format!("/api/v1/users/tester/history?as_of={registered}"),
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (then["state"]["tier"].clone(), then["version"].clone()),
+        (json!("free"), json!(1))
+    );
     // Someone else's history is the admin's to read, not another user's.
     let response = app.get_as("/api/v1/users/root/history", &other).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -523,7 +615,12 @@ pub async fn health_reports_projection_lag_and_a_stuck_projection_degrades_it(mo
     // Caught up: every projection healthy, lag 0.
     let deadline = tokio::time::Instant::now() + WAIT;
     let health = loop {
-        let health: Value = reqwest::get(app.url("/health")).await.unwrap().json().await.unwrap();
+        let health: Value = reqwest::get(app.url("/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if health["services"]["projections"]["status"] == "healthy" {
             break health;
         }
@@ -531,7 +628,10 @@ pub async fn health_reports_projection_lag_and_a_stuck_projection_degrades_it(mo
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     for name in ["audit-log", "runs", "users"] {
-        assert_eq!(health["services"]["projections"]["projections"][name]["lag"], 0, "{health}");
+        assert_eq!(
+            health["services"]["projections"]["projections"][name]["lag"], 0,
+            "{health}"
+        );
     }
 
     // An event the runs view cannot read: it stops there, and health says so.
@@ -544,18 +644,34 @@ pub async fn health_reports_projection_lag_and_a_stuck_projection_degrades_it(mo
         payload: json!({"StepStarted": {"bogus": true}}),
         metadata: json!({"principal": "intruder", "request_id": "raw"}),
     };
-    testkit::insert_raw(&app.state.db, &[corrupt]).await.unwrap();
+    testkit::insert_raw(&app.state.db, &[corrupt])
+        .await
+        .unwrap();
     app.audit_caught_up().await;
-    let response = reqwest::get(app.url("/health")).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let health: Value = response.json().await.unwrap();
+    // /health reuses a measurement for up to a second.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let health = loop {
+        let response = reqwest::get(app.url("/health")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let health: Value = response.json().await.unwrap();
+        if health["services"]["projections"]["projections"]["runs"]["status"] == "stuck" {
+            break health;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{health}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(health["status"], "degraded", "{health}");
     let projections = &health["services"]["projections"];
     assert_eq!(projections["status"], "degraded");
     assert_eq!(projections["projections"]["runs"]["status"], "stuck");
     assert_eq!(projections["projections"]["runs"]["lag"], 1);
     assert_eq!(projections["projections"]["audit-log"]["lag"], 0);
-    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("aurora_projection_lag_events{projection=\"runs\"} 1"),
         "{metrics}"

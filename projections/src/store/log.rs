@@ -146,6 +146,22 @@ macro_rules! read_after_in {
 }
 pub(crate) use read_after_in;
 
+/// [`Database::read_aggregate_after`] on connection `$conn` (see [`read_after_in`]).
+macro_rules! read_aggregate_after_in {
+    ($db:expr, $conn:expr, $aggregate_type:expr, $aggregate_id:expr, $sequence:expr) => {
+        sqlx::query_as::<_, $crate::store::log::Row>(&$db.read_aggregate_sql())
+            .bind($aggregate_type)
+            .bind($aggregate_id)
+            .bind($sequence)
+            .fetch_all($conn)
+            .await?
+            .into_iter()
+            .map($crate::store::log::Row::decode)
+            .collect::<Result<Vec<_>, $crate::store::StoreError>>()?
+    };
+}
+pub(crate) use read_aggregate_after_in;
+
 macro_rules! fetch_events {
     ($db:expr, $sql:expr, $($bind:expr),*) => {
         on_pool!($db, |pool| sqlx::query_as::<_, Row>($sql)$(.bind($bind))*.fetch_all(pool).await)?
@@ -197,13 +213,18 @@ impl Database {
         aggregate_id: &str,
         sequence: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = self.read_aggregate_sql();
+        fetch_events!(self, &sql, aggregate_type, aggregate_id, sequence)
+    }
+
+    /// The query of [`Database::read_aggregate_after`] (binds: type, id, sequence).
+    pub(crate) fn read_aggregate_sql(&self) -> String {
         let filter = "WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
                       ORDER BY sequence";
-        let sql = self.dialect(
+        self.dialect(
             format!("SELECT {PG_COLUMNS} FROM events {filter}"),
             format!("SELECT {SQLITE_COLUMNS} FROM events {filter}"),
-        );
-        fetch_events!(self, &sql, aggregate_type, aggregate_id, sequence)
+        )
     }
 
     /// Up to `limit` events in aggregate order — by type, id, sequence: the primary
@@ -254,8 +275,9 @@ impl Database {
         Ok(count)
     }
 
-    /// How many events lie after `cursor` (of `aggregate_type` only, if given), counting
-    /// at most `cap`: a projection's lag, cheap however far behind it is.
+    /// How many events lie after `cursor` (of `aggregate_type` only, if given) among the
+    /// first `cap` after it: a projection's lag, at most `cap` rows read however far
+    /// behind it is (a lower bound when it is that far behind).
     pub async fn count_after(
         &self,
         cursor: Cursor,
@@ -263,18 +285,19 @@ impl Database {
         cap: i64,
     ) -> Result<i64, StoreError> {
         let of_type = if aggregate_type.is_some() {
-            " AND aggregate_type = $4"
+            " WHERE aggregate_type = $4"
         } else {
             ""
         };
         let sql = self.dialect(
             format!(
-                "SELECT count(*) FROM (SELECT 1 FROM events \
-                 WHERE (xid, position) > ($1::bigint::text::xid8, $2){of_type} LIMIT $3) AS lag"
+                "SELECT count(*) FROM (SELECT aggregate_type FROM events \
+                 WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
+                 ORDER BY xid, position LIMIT $3) AS scan{of_type}"
             ),
             format!(
-                "SELECT count(*) FROM (SELECT 1 FROM events \
-                 WHERE (0, position) > ($1, $2){of_type} LIMIT $3) AS lag"
+                "SELECT count(*) FROM (SELECT aggregate_type FROM events \
+                 WHERE (0, position) > ($1, $2) ORDER BY position LIMIT $3) AS scan{of_type}"
             ),
         );
         let count: i64 = on_pool!(self, |pool| {

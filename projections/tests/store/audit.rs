@@ -63,14 +63,21 @@ pub async fn every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_
     assert_eq!(log.query(&cancelled, 0, 100).await.unwrap().len(), 3);
 
     // Edited with SQL: found, at that entry.
-    execute(&f.db, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3").await;
+    execute(
+        &f.db,
+        "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3",
+    )
+    .await;
     let finding = log.verify().await.unwrap().finding.unwrap();
     assert_eq!((finding.kind, finding.seq), (Tampering::Changed, 3));
 
     // A rebuild from the store restores the log exactly.
     log.rebuild(|_| {}).await.unwrap();
     let restored = log.verify().await.unwrap();
-    assert_eq!((restored.finding, restored.head), (None, Some(head.clone())));
+    assert_eq!(
+        (restored.finding, restored.head),
+        (None, Some(head.clone()))
+    );
 
     // Deleted: found, where the gap is.
     execute(&f.db, "DELETE FROM audit_log WHERE seq = 5").await;
@@ -95,6 +102,26 @@ pub async fn every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_
     execute(&f.db, "UPDATE audit_log SET seq = seq - 1 WHERE seq > 4").await;
     let finding = log.verify().await.unwrap().finding.unwrap();
     assert_eq!((finding.kind, finding.seq), (Tampering::Removed, 4));
+
+    // The last entries deleted: the chain that is left is intact, but it no longer ends
+    // where the checkpoint recorded; and the writer refuses to build on it.
+    log.rebuild(|_| {}).await.unwrap();
+    let last = head.seq;
+    execute(
+        &f.db,
+        &format!("DELETE FROM audit_log WHERE seq > {}", last - 2),
+    )
+    .await;
+    let finding = log.verify().await.unwrap().finding.unwrap();
+    assert_eq!((finding.kind, finding.seq), (Tampering::Removed, last - 1));
+    write_runs(&f.commands(), 1).await;
+    assert!(
+        log.catch_up().await.is_err(),
+        "no entry is chained to a cut log"
+    );
+    log.rebuild(|_| {}).await.unwrap();
+    caught_up(&log, &f.db).await;
+    assert_eq!(log.verify().await.unwrap().finding, None);
 }
 
 pub async fn a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain(f: Fixture) {
@@ -172,7 +199,11 @@ pub async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(
     for (n, id) in ids.iter().enumerate() {
         let version = if n % 2 == 0 { 2 } else { 1 };
         assert!(
-            projection.wait_for(id, version, WAIT).await.unwrap().is_some(),
+            projection
+                .wait_for(id, version, WAIT)
+                .await
+                .unwrap()
+                .is_some(),
             "run {id} is in the rebuilt view"
         );
     }
@@ -201,11 +232,7 @@ pub async fn events_written_by_an_older_version_replay_with_todays_code(f: Fixtu
     assert_eq!(report.aggregates, 3 + 2);
 
     // The old user reads as today's: v1 login upcast, later tier change applied.
-    let alice = f
-        .db
-        .read_aggregate_after("user", "alice", 0)
-        .await
-        .unwrap();
+    let alice = f.db.read_aggregate_after("user", "alice", 0).await.unwrap();
     let view = UsersProjection::fold("alice", &alice).unwrap().unwrap();
     assert_eq!((view.role.as_str(), view.tier.as_str()), ("user", "pro"));
     let run_id = "0190f5c6-2000-7000-8000-000000000001";
@@ -222,7 +249,10 @@ pub async fn events_written_by_an_older_version_replay_with_todays_code(f: Fixtu
         ..Default::default()
     };
     let entry = log.query(&login, 0, 10).await.unwrap().remove(0);
-    assert_eq!((entry.role.as_str(), entry.version.as_str()), ("unknown", "1"));
+    assert_eq!(
+        (entry.role.as_str(), entry.version.as_str()),
+        ("unknown", "1")
+    );
     assert_eq!(entry.token_id.as_deref(), Some("tok-old-1"));
 
     // An event no code can read is reported with its aggregate and sequence.
@@ -237,6 +267,9 @@ pub async fn events_written_by_an_older_version_replay_with_todays_code(f: Fixtu
         (failure.aggregate_id.as_str(), failure.sequence),
         ("alice", 5)
     );
-    assert!(failure.error.contains("TierChanged v1"), "{}", failure.error);
+    assert!(
+        failure.error.contains("TierChanged v1"),
+        "{}",
+        failure.error
+    );
 }
-
