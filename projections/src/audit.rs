@@ -811,6 +811,27 @@ impl AuditLog {
                 }
             }
         });
+        // …and a writer task a page behind it: reading, chaining and writing overlap.
+        let (to_write, mut writes) =
+            tokio::sync::mpsc::channel::<(Vec<AuditEntry>, Vec<StoredEvent>)>(2);
+        let writer = tokio::spawn({
+            let (db, shadow) = (self.db.clone(), shadow.to_string());
+            async move {
+                while let Some((entries, events)) = writes.recv().await {
+                    match &db {
+                        Database::Postgres(pool) => {
+                            copy_entries(pool, &shadow, &entries, &events).await?
+                        }
+                        Database::Sqlite(pool) => {
+                            let mut tx = pool.begin().await?;
+                            insert_entries!(&mut *tx, shadow, &entries, &events);
+                            tx.commit().await?;
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(())
+            }
+        });
         let mut cursor = Cursor::START;
         let (mut seq, mut prev) = (0_i64, GENESIS.to_string());
         let mut done = 0_u64;
@@ -821,24 +842,25 @@ impl AuditLog {
             let entries = chain(&events, seq, &prev);
             let tail = entries.last().expect("one entry per event");
             (seq, prev) = (tail.seq, tail.hash.clone());
-            match &self.db {
-                Database::Postgres(pool) => copy_entries(pool, shadow, &entries, &events).await?,
-                Database::Sqlite(pool) => {
-                    let mut tx = pool.begin().await?;
-                    insert_entries!(&mut *tx, shadow, &entries, &events);
-                    tx.commit().await?;
-                }
-            }
             done += events.len() as u64;
+            if to_write.send((entries, events)).await.is_err() {
+                break; // the writer failed: its error follows
+            }
             progress(RebuildProgress { done, total });
         }
-        reader
-            .await
-            .map_err(|e| StoreError::Downstream(format!("rebuild reader: {e}")))?;
+        drop(to_write);
+        let joined = |e: tokio::task::JoinError| StoreError::Downstream(format!("rebuild: {e}"));
+        writer.await.map_err(joined)??;
+        reader.await.map_err(joined)?;
         if let Database::Postgres(pool) = &self.db {
-            for statement in index_statements(shadow, generation_of(shadow)) {
-                sqlx::query(&statement).execute(pool).await?;
-            }
+            // Each index on a connection of its own, at once.
+            let statements = index_statements(shadow, generation_of(shadow));
+            futures::future::try_join_all(
+                statements
+                    .iter()
+                    .map(|statement| sqlx::query(statement).execute(pool)),
+            )
+            .await?;
         }
         // The swap: the live log waits on the checkpoint lock meanwhile. On Postgres the
         // renames wait for readers of the live table; rather than queue everyone behind

@@ -190,14 +190,17 @@ impl Database {
     }
 
     /// The query of [`Database::read_after`] (binds: xid, position, limit), for readers
-    /// that must run it on a connection they hold (see [`read_after_in`]).
+    /// that must run it on a connection they hold (see [`read_after_in`]). The order is
+    /// by `events.xid`, qualified: a bare `xid` would name the selected `xid::text::bigint`
+    /// and turn every read into a scan and sort of the whole table (295 ms instead of 3 ms
+    /// per page at 1M events).
     pub(crate) fn read_after_sql(&self) -> String {
         self.dialect(
             format!(
                 "SELECT {PG_COLUMNS} FROM events \
                  WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
                    AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY xid, position LIMIT $3"
+                 ORDER BY events.xid, events.position LIMIT $3"
             ),
             format!(
                 "SELECT {SQLITE_COLUMNS} FROM events \
