@@ -107,6 +107,10 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// SHA-256 over this entry's content and `prev_hash`, hex.
     pub hash: String,
+    /// `details` in canonical JSON, as hashed and stored (computed once when the entry
+    /// is made; empty for an entry read back, whose text is recomputed when needed).
+    #[serde(skip)]
+    details_text: String,
 }
 
 impl AuditEntry {
@@ -144,32 +148,68 @@ impl AuditEntry {
             details: redact(details),
             prev_hash: prev_hash.to_string(),
             hash: String::new(),
+            details_text: String::new(),
         };
-        entry.hash = entry.content_hash();
+        entry.details_text = canonical_json(&entry.details);
+        entry.hash = entry.hash_over(&entry.details_text);
         entry
     }
 
+    /// `details` in canonical JSON.
+    pub fn details_text(&self) -> std::borrow::Cow<'_, str> {
+        if self.details_text.is_empty() {
+            std::borrow::Cow::Owned(canonical_json(&self.details))
+        } else {
+            std::borrow::Cow::Borrowed(&self.details_text)
+        }
+    }
+
     /// SHA-256 over the content and `prev_hash` (everything but `seq` and `hash`), in
-    /// canonical JSON. `seq` is an index, not content: order is proven by the links.
+    /// canonical JSON: the array `[FORMAT, position, time, actor, role, token_id,
+    /// request_id, client_ip, action, resource_type, resource_id, sequence, version,
+    /// details, prev_hash]`. `seq` is an index, not content: order is proven by the links.
     pub fn content_hash(&self) -> String {
-        let content = serde_json::json!([
-            FORMAT,
-            self.position,
-            self.time,
-            self.actor,
-            self.role,
-            self.token_id,
-            self.request_id,
-            self.client_ip,
-            self.action,
-            self.resource_type,
-            self.resource_id,
-            self.sequence,
-            self.version,
-            self.details,
-            self.prev_hash,
-        ]);
-        hex::encode(Sha256::digest(canonical_json(&content).as_bytes()))
+        self.hash_over(&self.details_text())
+    }
+
+    /// [`AuditEntry::content_hash`] with `details` already in canonical JSON: the array is
+    /// written out directly, the same text `canonical_json` would make of it.
+    fn hash_over(&self, details: &str) -> String {
+        fn text(out: &mut String, value: Option<&str>) {
+            match value {
+                Some(value) => out.push_str(&Value::String(value.to_string()).to_string()),
+                None => out.push_str("null"),
+            }
+        }
+        let mut out = String::with_capacity(320 + details.len());
+        out.push('[');
+        text(&mut out, Some(FORMAT));
+        out.push(',');
+        out.push_str(&self.position.to_string());
+        for value in [
+            Some(self.time.as_str()),
+            Some(self.actor.as_str()),
+            Some(self.role.as_str()),
+            self.token_id.as_deref(),
+            Some(self.request_id.as_str()),
+            self.client_ip.as_deref(),
+            Some(self.action.as_str()),
+            Some(self.resource_type.as_str()),
+            Some(self.resource_id.as_str()),
+        ] {
+            out.push(',');
+            text(&mut out, value);
+        }
+        out.push(',');
+        out.push_str(&self.sequence.to_string());
+        out.push(',');
+        text(&mut out, Some(&self.version));
+        out.push(',');
+        out.push_str(details);
+        out.push(',');
+        text(&mut out, Some(&self.prev_hash));
+        out.push(']');
+        hex::encode(Sha256::digest(out.as_bytes()))
     }
 }
 
@@ -642,16 +682,15 @@ impl AuditLog {
         from: Option<&str>,
         to: Option<&str>,
     ) -> Result<Option<(i64, i64)>, StoreError> {
-        let row: (Option<i64>, Option<i64>) =
-            on_pool!(&self.db, |pool| {
-                sqlx::query_as(
+        let row: (Option<i64>, Option<i64>) = on_pool!(&self.db, |pool| {
+            sqlx::query_as(
             "SELECT min(seq), max(seq) FROM audit_log WHERE recorded_at >= $1 AND recorded_at < $2"
         )
         .bind(from.unwrap_or(""))
         .bind(to.unwrap_or("~"))
         .fetch_one(pool)
         .await
-            })?;
+        })?;
         Ok(match row {
             (Some(first), Some(last)) => Some((first, last)),
             _ => None,
@@ -1017,7 +1056,7 @@ async fn copy_entries(
         data.push('\t');
         copy_field(&mut data, Some(&entry.version));
         data.push('\t');
-        copy_field(&mut data, Some(&canonical_json(&entry.details)));
+        copy_field(&mut data, Some(&entry.details_text()));
         data.push('\t');
         copy_field(&mut data, Some(&entry.prev_hash));
         data.push('\t');
@@ -1158,7 +1197,7 @@ macro_rules! insert_entries {
                     .bind(&entry.resource_id)
                     .bind(entry.sequence)
                     .bind(&entry.version)
-                    .bind(canonical_json(&entry.details))
+                    .bind(entry.details_text().into_owned())
                     .bind(&entry.prev_hash)
                     .bind(&entry.hash);
             }
@@ -1187,10 +1226,11 @@ macro_rules! read_entry {
             resource_id: $row.try_get("resource_id")?,
             sequence: $row.try_get("sequence")?,
             version: $row.try_get("version")?,
-            details: serde_json::from_str(&details)
+            details: serde_json::from_str::<Value>(&details)
                 .map_err(|e| StoreError::Corrupt(format!("audit entry {seq} details: {e}")))?,
             prev_hash: $row.try_get("prev_hash")?,
             hash: $row.try_get("hash")?,
+            details_text: details,
         })
     }};
 }
@@ -1294,6 +1334,37 @@ mod tests {
             (entry.role.as_str(), entry.actor.as_str()),
             ("user", "alice")
         );
+    }
+
+    #[test]
+    fn the_hash_is_over_the_canonical_json_of_the_content() {
+        let entry = AuditEntry::of(
+            &event(3, json!({"Thing": {"b": [1.5, "x\"y"], "a": null}})),
+            3,
+            GENESIS,
+        );
+        let content = json!([
+            FORMAT,
+            entry.position,
+            entry.time,
+            entry.actor,
+            entry.role,
+            entry.token_id,
+            entry.request_id,
+            entry.client_ip,
+            entry.action,
+            entry.resource_type,
+            entry.resource_id,
+            entry.sequence,
+            entry.version,
+            entry.details,
+            entry.prev_hash,
+        ]);
+        let expected = hex::encode(Sha256::digest(canonical_json(&content).as_bytes()));
+        assert_eq!(entry.hash, expected);
+        let read_back: AuditEntry =
+            serde_json::from_str(&serde_json::to_string(&entry).unwrap()).unwrap();
+        assert_eq!(read_back.content_hash(), entry.hash);
     }
 
     #[test]
