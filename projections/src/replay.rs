@@ -133,6 +133,9 @@ fn check_for(aggregate_type: &str) -> Option<Box<dyn Check>> {
     })
 }
 
+/// An aggregate's type and id.
+type AggregateKey = (String, String);
+
 /// Loads every aggregate in the store with today's code, in aggregate order (the primary
 /// key's), page by page: memory stays flat however large the store.
 pub async fn verify(
@@ -141,7 +144,8 @@ pub async fn verify(
 ) -> Result<ReplayReport, StoreError> {
     let mut report = ReplayReport::default();
     let mut after = (String::new(), String::new(), 0_i64);
-    let mut current: Option<((String, String), Option<Box<dyn Check>>)> = None;
+    // The aggregate being checked, and its fold (`None` once it failed).
+    let mut current: Option<(AggregateKey, Option<Box<dyn Check>>)> = None;
     loop {
         let page = read_page(db, &after).await?;
         let Some(last) = page.last() else { break };

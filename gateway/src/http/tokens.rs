@@ -97,7 +97,7 @@ async fn on_own_user(
     claims: &Claims,
     command: UserCommand,
 ) -> Result<Vec<UserEvent>, Problem> {
-    let metadata = ctx.metadata_for(&claims);
+    let metadata = ctx.metadata_for(claims);
     state
         .identity
         .execute(&claims.username, command, &metadata)

@@ -451,7 +451,7 @@ pub async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_hea
     assert_eq!(verdict.head, replayed, "the same chain head as a replay");
     let at_live_head: Value = app
         .get_as(
-            &format!("/api/v1/audit?limit=1&actor=root&from=2000-01-01T00:00:00Z"),
+            "/api/v1/audit?limit=1&actor=root&from=2000-01-01T00:00:00Z",
             &admin,
         )
         .await
