@@ -1168,18 +1168,7 @@ macro_rules! insert_entries {
             .chunks(ROWS_PER_INSERT)
             .zip($events.chunks(ROWS_PER_INSERT))
         {
-            let values: Vec<String> = (0..rows.len())
-                .map(|r| {
-                    let p: Vec<String> =
-                        (1..=WIDTH).map(|c| format!("${}", r * WIDTH + c)).collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO {} ({COLUMNS}) VALUES {}",
-                $table,
-                values.join(", ")
-            );
+            let sql = crate::store::multi_row_insert(&$table, COLUMNS, WIDTH, rows.len());
             let mut insert = sqlx::query(&sql).persistent(rows.len() == ROWS_PER_INSERT);
             for (entry, event) in rows.iter().zip(events) {
                 insert = insert

@@ -315,18 +315,7 @@ macro_rules! apply_runs {
             .await?;
         }
         for rows in fresh.chunks(FRESH_ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..rows.len())
-                .map(|r| {
-                    let p: Vec<String> =
-                        (1..=WIDTH).map(|c| format!("${}", r * WIDTH + c)).collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO {} ({COLUMNS}) VALUES {}",
-                $table,
-                values.join(", ")
-            );
+            let sql = crate::store::multi_row_insert(&$table, COLUMNS, WIDTH, rows.len());
             // Not prepared: its text differs with the number of rows.
             let mut insert = sqlx::query(&sql).persistent(false);
             for row in rows {
@@ -379,18 +368,12 @@ impl RunsProjection {
             let mut tx = pool.begin().await?;
             // Write first: SQLite then takes the write lock up front (waiting for it if
             // need be) instead of failing to upgrade a read transaction later.
-            sqlx::query(
-                "INSERT INTO projection_checkpoints (projection, xid, position) \
-                 VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE \
-                 SET xid = excluded.xid, position = excluded.position \
-                 WHERE (excluded.xid, excluded.position) \
-                     > (projection_checkpoints.xid, projection_checkpoints.position)",
-            )
-            .bind(NAME)
-            .bind(highest.xid)
-            .bind(highest.position)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(crate::store::ADVANCE_CHECKPOINT)
+                .bind(NAME)
+                .bind(highest.xid)
+                .bind(highest.position)
+                .execute(&mut *tx)
+                .await?;
             apply_runs!(self, &mut *tx, VIEW, events);
             tx.commit().await?;
         });

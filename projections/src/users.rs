@@ -213,11 +213,7 @@ impl ReadModel for UsersProjection {
         // Where the view stands, for its lag (every user event up to here is applied).
         if let Some(highest) = events.iter().map(|e| (e.xid, e.position)).max() {
             on_pool!(&self.db, |pool| sqlx::query(
-                "INSERT INTO projection_checkpoints (projection, xid, position) \
-                 VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE \
-                 SET xid = excluded.xid, position = excluded.position \
-                 WHERE (excluded.xid, excluded.position) \
-                     > (projection_checkpoints.xid, projection_checkpoints.position)",
+                crate::store::ADVANCE_CHECKPOINT
             )
             .bind(DURABLE)
             .bind(highest.0)

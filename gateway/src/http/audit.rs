@@ -177,8 +177,17 @@ fn decode_cursor(raw: &str, filter: &AuditFilter) -> Result<i64, Problem> {
     Ok(cursor.after)
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
-    authenticate(state, headers, Access::admin("audit:read", None)).map(drop)
+/// Authorizes the reader (first: a request without the right token learns nothing about
+/// its query), then parses the query and its filters.
+fn authorized_query(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+) -> Result<(Query, AuditFilter), Problem> {
+    authenticate(state, headers, Access::admin("audit:read", None))?;
+    let query = parse_query(raw)?;
+    let filter = filter(&query)?;
+    Ok((query, filter))
 }
 
 async fn list(
@@ -188,9 +197,7 @@ async fn list(
     raw: String,
 ) -> Response {
     let result = async {
-        authorize(&state, &headers)?;
-        let query = parse_query(&raw)?;
-        let filter = filter(&query)?;
+        let (query, filter) = authorized_query(&state, &headers, &raw)?;
         let limit = match query.limit.as_deref().map(str::parse::<i64>) {
             None => DEFAULT_PAGE,
             Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
@@ -225,15 +232,13 @@ async fn export(
     raw: String,
 ) -> Response {
     let result = async {
-        authorize(&state, &headers)?;
-        let query = parse_query(&raw)?;
+        let (query, filter) = authorized_query(&state, &headers, &raw)?;
         if query.limit.is_some() || query.cursor.is_some() {
             return Err(bad(
                 "invalid-query",
                 "an export takes filters only (no limit or cursor): it streams the whole range",
             ));
         }
-        let filter = filter(&query)?;
         // A time range is exported as the unbroken stretch of the chain it covers, so that
         // it verifies link by link; a selection by who/what/which is entries apart.
         let selective = filter.is_selective();

@@ -165,6 +165,28 @@ fn shown(
     (kept, events)
 }
 
+/// The answer: the events up to `as_of` as `reader` may see them, and the state `fold`
+/// makes of them.
+fn history_body<S>(
+    aggregate_type: &'static str,
+    id: String,
+    history: Vec<StoredEvent>,
+    as_of: Option<AsOf>,
+    reader: &Claims,
+    fold: impl FnOnce(&[StoredEvent]) -> Result<Option<S>, aurora_projections::StoreError>,
+) -> Result<History<S>, Problem> {
+    let (kept, events) = shown(history, as_of, reader);
+    let state = fold(&kept).map_err(|e| Problem::internal(&e))?;
+    Ok(History {
+        aggregate_type,
+        id,
+        as_of: as_of_text(as_of),
+        version: kept.last().map_or(0, |e| e.sequence),
+        state,
+        events,
+    })
+}
+
 fn as_of_text(as_of: Option<AsOf>) -> Option<String> {
     as_of.map(|a| match a {
         AsOf::Time(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -195,16 +217,9 @@ async fn run_history(
             .read_aggregate_after(Run::TYPE, &id, 0)
             .await
             .map_err(|e| Problem::unavailable(&e))?;
-        let (kept, events) = shown(history, as_of, &claims);
-        let view = RunsProjection::fold(&kept).map_err(|e| Problem::internal(&e))?;
-        let body = History {
-            aggregate_type: Run::TYPE,
-            id,
-            as_of: as_of_text(as_of),
-            version: kept.last().map_or(0, |e| e.sequence),
-            state: view,
-            events,
-        };
+        let body = history_body(Run::TYPE, id, history, as_of, &claims, |kept| {
+            RunsProjection::fold(kept)
+        })?;
         Ok(json(StatusCode::OK, &body, &ctx))
     }
     .await;
@@ -239,16 +254,10 @@ async fn user_history(
         if history.is_empty() {
             return Err(Problem::not_found("no user with this id"));
         }
-        let (kept, events) = shown(history, as_of, &claims);
-        let view = UsersProjection::fold(&username, &kept).map_err(|e| Problem::internal(&e))?;
-        let body = History {
-            aggregate_type: User::TYPE,
-            id: username,
-            as_of: as_of_text(as_of),
-            version: kept.last().map_or(0, |e| e.sequence),
-            state: view,
-            events,
-        };
+        let name = username.clone();
+        let body = history_body(User::TYPE, username, history, as_of, &claims, |kept| {
+            UsersProjection::fold(&name, kept)
+        })?;
         Ok(json(StatusCode::OK, &body, &ctx))
     }
     .await;

@@ -45,6 +45,28 @@ macro_rules! swap_in {
 }
 pub use swap_in;
 
+/// Moves read model `name`'s checkpoint forward (never back): binds name, xid, position.
+pub const ADVANCE_CHECKPOINT: &str =
+    "INSERT INTO projection_checkpoints (projection, xid, position) \
+     VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE \
+     SET xid = excluded.xid, position = excluded.position \
+     WHERE (excluded.xid, excluded.position) \
+         > (projection_checkpoints.xid, projection_checkpoints.position)";
+
+/// `INSERT INTO table (columns) VALUES (…), (…)` for `rows` rows of `width` parameters.
+pub fn multi_row_insert(table: &str, columns: &str, width: usize, rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO {table} ({columns}) VALUES {}",
+        values.join(", ")
+    )
+}
+
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
