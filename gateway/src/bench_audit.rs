@@ -125,7 +125,7 @@ async fn raw_read(db: &Database) -> anyhow::Result<(u64, f64)> {
     >(
         "SELECT xid::text::bigint, position, aggregate_type, aggregate_id, sequence, \
          event_type, event_version, payload::text, metadata::text FROM events \
-         ORDER BY xid, position",
+         ORDER BY events.xid, events.position",
     )
     .fetch(pool);
     let (mut count, mut bytes) = (0_u64, 0_usize);

@@ -71,8 +71,8 @@ pub struct Config {
     #[arg(long, env = "AURORA_DRAIN_SECONDS", default_value_t = 25)]
     pub drain_seconds: u64,
 
-    /// A projection whose lag has not shrunk for this many seconds is stuck: `/health`
-    /// turns degraded.
+    /// A projection behind the store whose checkpoint has not moved for this many seconds
+    /// is stuck: `/health` turns degraded.
     #[arg(long, env = "AURORA_PROJECTION_STUCK_SECONDS", default_value_t = 60)]
     pub projection_stuck_seconds: u64,
 

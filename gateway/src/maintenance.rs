@@ -102,7 +102,7 @@ pub async fn verify_audit(
     }
 }
 
-/// Checks an export's chain, line by line. A line that is not an entry is a change.
+/// Checks an export's chain, line by line. A line that is not an entry is an error.
 pub fn verify_export(path: &std::path::Path, selection: bool) -> anyhow::Result<Verification> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     verify_lines(std::io::BufReader::new(file), selection)

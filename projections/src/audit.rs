@@ -108,7 +108,8 @@ pub struct AuditEntry {
     /// SHA-256 over this entry's content and `prev_hash`, hex.
     pub hash: String,
     /// `details` in canonical JSON, as hashed and stored (computed once when the entry
-    /// is made; empty for an entry read back, whose text is recomputed when needed).
+    /// is made, the stored text when read back; empty for an entry parsed from an export,
+    /// whose text is recomputed when needed).
     #[serde(skip)]
     details_text: String,
 }
@@ -604,11 +605,6 @@ impl AuditLog {
         })
     }
 
-    /// The last global cursor the log covers.
-    pub async fn checkpoint(&self) -> Result<Cursor, StoreError> {
-        crate::store::checkpoint(&self.db, NAME).await
-    }
-
     /// The chain's last entry.
     pub async fn head(&self) -> Result<Option<Head>, StoreError> {
         let row: Option<(i64, String)> = on_pool!(&self.db, |pool| sqlx::query_as(
@@ -682,14 +678,25 @@ impl AuditLog {
         from: Option<&str>,
         to: Option<&str>,
     ) -> Result<Option<(i64, i64)>, StoreError> {
+        // Only the bounds given: no sentinel strings, whose order depends on the collation.
+        let mut conditions = vec!["true".to_string()];
+        let mut bounds: Vec<&str> = Vec::new();
+        for (condition, value) in [("recorded_at >= ", from), ("recorded_at < ", to)] {
+            if let Some(value) = value {
+                bounds.push(value);
+                conditions.push(format!("{condition}${}", bounds.len()));
+            }
+        }
+        let sql = format!(
+            "SELECT min(seq), max(seq) FROM audit_log WHERE {}",
+            conditions.join(" AND ")
+        );
         let row: (Option<i64>, Option<i64>) = on_pool!(&self.db, |pool| {
-            sqlx::query_as(
-            "SELECT min(seq), max(seq) FROM audit_log WHERE recorded_at >= $1 AND recorded_at < $2"
-        )
-        .bind(from.unwrap_or(""))
-        .bind(to.unwrap_or("~"))
-        .fetch_one(pool)
-        .await
+            let mut query = sqlx::query_as(&sql);
+            for value in &bounds {
+                query = query.bind(*value);
+            }
+            query.fetch_one(pool).await
         })?;
         Ok(match row {
             (Some(first), Some(last)) => Some((first, last)),
@@ -815,7 +822,9 @@ impl AuditLog {
                 sqlx::query(statement).execute(pool).await?;
             }
         }
-        let outcome = self.fill_and_swap(&shadow, total, &mut progress).await;
+        let outcome = self
+            .fill_and_swap(&shadow, generation, total, &mut progress)
+            .await;
         if outcome.is_err() {
             on_pool!(&self.db, |pool| {
                 let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {shadow}"))
@@ -829,6 +838,7 @@ impl AuditLog {
     async fn fill_and_swap(
         &self,
         shadow: &str,
+        generation: i64,
         total: u64,
         progress: &mut impl FnMut(RebuildProgress),
     ) -> Result<Rebuilt, StoreError> {
@@ -874,8 +884,15 @@ impl AuditLog {
         let mut cursor = Cursor::START;
         let (mut seq, mut prev) = (0_i64, GENESIS.to_string());
         let mut done = 0_u64;
+        let mut failed = None;
         while let Some(page) = next.recv().await {
-            let events = page?;
+            let events = match page {
+                Ok(events) => events,
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            };
             let Some(last) = events.last() else { break };
             cursor = last.cursor;
             let entries = chain(&events, seq, &prev);
@@ -887,13 +904,20 @@ impl AuditLog {
             }
             progress(RebuildProgress { done, total });
         }
+        // Both tasks are joined before anything is returned: the shadow may be dropped on
+        // error only once nothing writes into it.
         drop(to_write);
+        drop(next);
         let joined = |e: tokio::task::JoinError| StoreError::Downstream(format!("rebuild: {e}"));
-        writer.await.map_err(joined)??;
+        let written = writer.await.map_err(joined).and_then(|w| w);
         reader.await.map_err(joined)?;
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        written?;
         if let Database::Postgres(pool) = &self.db {
             // Each index on a connection of its own, at once.
-            let statements = index_statements(shadow, generation_of(shadow));
+            let statements = index_statements(shadow, generation);
             futures::future::try_join_all(
                 statements
                     .iter()
@@ -901,45 +925,60 @@ impl AuditLog {
             )
             .await?;
         }
+        // Every replayed event has its entry, and nothing else is there.
+        let rows: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {shadow}"
+        ))
+        .fetch_one(pool)
+        .await)?;
+        if rows != seq {
+            return Err(StoreError::Corrupt(format!(
+                "the rebuilt log holds {rows} entries for {seq} events"
+            )));
+        }
         // The swap: the live log waits on the checkpoint lock meanwhile. On Postgres the
         // renames wait for readers of the live table; rather than queue everyone behind
         // them for long, give up after a while and try again.
         let mut attempt = 0;
         let caught_up = loop {
             attempt += 1;
-            let swapped: Result<(i64, String, u64), StoreError> = on_pool!(&self.db, |pool| {
-                let mut tx = pool.begin().await?;
-                if matches!(self.db, Database::Postgres(_)) {
-                    sqlx::query("SET LOCAL lock_timeout = '5s'")
-                        .execute(&mut *tx)
-                        .await?;
+            // An async block: `?` inside ends this attempt, not the rebuild.
+            let swapped: Result<(i64, String, u64), StoreError> =
+                on_pool!(&self.db, |pool| async {
+                    let mut tx = pool.begin().await?;
+                    if matches!(self.db, Database::Postgres(_)) {
+                        sqlx::query("SET LOCAL lock_timeout = '5s'")
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    lock_checkpoint!(&mut *tx);
+                    let (mut c, mut q, mut h, mut n) = (cursor, seq, prev.clone(), 0_u64);
+                    loop {
+                        let events = read_after_in!(self.db, &mut *tx, c, REBUILD_PAGE);
+                        let Some(last) = events.last() else { break };
+                        c = last.cursor;
+                        let entries = chain(&events, q, &h);
+                        let tail = entries.last().expect("one entry per event");
+                        (q, h) = (tail.seq, tail.hash.clone());
+                        insert_entries!(&mut *tx, shadow, &entries, &events);
+                        n += events.len() as u64;
+                    }
+                    // Counted before the lock; here only its end (a primary-key lookup).
+                    let highest: Option<i64> =
+                        sqlx::query_scalar(&format!("SELECT max(seq) FROM {shadow}"))
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if highest.unwrap_or(0) != q {
+                        return Err(StoreError::Corrupt(format!(
+                            "the rebuilt log ends at {highest:?}, expected {q}"
+                        )));
+                    }
+                    crate::store::swap_in!(&mut *tx, "audit_log", shadow);
+                    save_checkpoint!(&mut *tx, c, q, &h);
+                    tx.commit().await?;
+                    Ok((q, h, n))
                 }
-                lock_checkpoint!(&mut *tx);
-                let (mut c, mut q, mut h, mut n) = (cursor, seq, prev.clone(), 0_u64);
-                loop {
-                    let events = read_after_in!(self.db, &mut *tx, c, REBUILD_PAGE);
-                    let Some(last) = events.last() else { break };
-                    c = last.cursor;
-                    let entries = chain(&events, q, &h);
-                    let tail = entries.last().expect("one entry per event");
-                    (q, h) = (tail.seq, tail.hash.clone());
-                    insert_entries!(&mut *tx, shadow, &entries, &events);
-                    n += events.len() as u64;
-                }
-                let (rows, highest): (i64, Option<i64>) =
-                    sqlx::query_as(&format!("SELECT count(*), max(seq) FROM {shadow}"))
-                        .fetch_one(&mut *tx)
-                        .await?;
-                if rows != q || highest.unwrap_or(0) != q {
-                    return Err(StoreError::Corrupt(format!(
-                        "the rebuilt log holds {rows} entries up to {highest:?}, expected {q}"
-                    )));
-                }
-                crate::store::swap_in!(&mut *tx, "audit_log", shadow);
-                save_checkpoint!(&mut *tx, c, q, &h);
-                tx.commit().await?;
-                Ok((q, h, n))
-            });
+                .await);
             match swapped {
                 Ok((q, h, n)) => {
                     (seq, prev) = (q, h);
@@ -1007,15 +1046,6 @@ fn is_lock_timeout(error: &sqlx::Error) -> bool {
         .as_database_error()
         .and_then(|e| e.code())
         .is_some_and(|code| code == "55P03")
-}
-
-/// The generation in a shadow table's name.
-fn generation_of(shadow: &str) -> i64 {
-    shadow
-        .rsplit('_')
-        .next()
-        .and_then(|g| g.parse().ok())
-        .unwrap_or_default()
 }
 
 /// Writes `entries` into `table` with one `COPY` (text format): several times faster than

@@ -396,19 +396,21 @@ impl RunsProjection {
         limit: i64,
         owner: Option<&str>,
     ) -> Result<Vec<RunView>, StoreError> {
-        // UUIDv7 ids sort by creation time; '~' sorts after every hex digit and '-'.
-        let before = before.unwrap_or("~");
+        // UUIDv7 ids sort by creation time. No upper sentinel for the first page: how a
+        // string like '~' sorts against digits depends on the database's collation.
+        let before = before.unwrap_or("");
+        let newer = "($1 = '' OR id < $1)";
         match owner {
             Some(owner) => {
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM runs_view WHERE id < $1 AND owner = $3 \
+                    "SELECT {COLUMNS} FROM runs_view WHERE {newer} AND owner = $3 \
                      ORDER BY id DESC LIMIT $2"
                 );
                 self.fetch(&sql, before, limit, Some(owner)).await
             }
             None => {
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM runs_view WHERE id < $1 ORDER BY id DESC LIMIT $2"
+                    "SELECT {COLUMNS} FROM runs_view WHERE {newer} ORDER BY id DESC LIMIT $2"
                 );
                 self.fetch(&sql, before, limit, None).await
             }

@@ -13,8 +13,9 @@ use crate::state::AppState;
 
 /// A dependency this long to answer is reported as degraded.
 const SLOW: Duration = Duration::from_millis(500);
-/// Projection lags younger than this are reused rather than measured again.
-const LAG_MAX_AGE: Duration = Duration::from_secs(1);
+/// Projection lags younger than this (the background measurement's period) are reused
+/// rather than measured again.
+const LAG_MAX_AGE: Duration = crate::projections::MEASURE_EVERY;
 /// A dependency that has not answered by then is reported as unhealthy.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -158,7 +158,7 @@ fn shown(
                 token_id: m.token_id.clone().filter(|_| own),
                 request_id: m.request_id.clone(),
                 client_ip: m.client_ip.clone().filter(|_| own),
-                data: e.payload.clone(),
+                data: aurora_projections::audit::redact(e.payload.clone()),
             }
         })
         .collect();

@@ -92,9 +92,12 @@ pub async fn observe(
     response: Response,
 ) -> Response {
     let status = response.status().as_u16();
+    if !matches!(status, 401 | 403) {
+        return response;
+    }
     let route = super::route_template(path.as_str());
     // Logins record their own failures (see the module doc).
-    if !matches!(status, 401 | 403) || route == "/api/v1/auth/login" {
+    if route == "/api/v1/auth/login" {
         return response;
     }
     let request_id = response
