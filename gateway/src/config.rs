@@ -63,6 +63,12 @@ pub struct Config {
     #[arg(long, env = "AURORA_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// Origins whose pages may call the API from a browser (CORS): comma-separated
+    /// `scheme://host[:port]`, `*` for any (credentials are never allowed: tokens travel in
+    /// headers), empty for none.
+    #[arg(long, env = "AURORA_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+
     /// Lifetime of session tokens from login, in seconds.
     #[arg(long, env = "AURORA_SESSION_TTL_SECONDS", default_value_t = 3600)]
     pub session_ttl_seconds: u64,
@@ -169,6 +175,7 @@ impl Config {
             // Tests exercise limits on purpose, with their own policies.
             rate_limits: "off".to_string(),
             trusted_proxies: String::new(),
+            cors_origins: String::new(),
             session_ttl_seconds: 3600,
             drain_seconds: 25,
             projection_stuck_seconds: 60,

@@ -234,6 +234,8 @@ impl Application {
                 follow(feed, shared, aurora_actors::feed::DURABLE, &filter, stop).await
             }));
         }
+        let cors = crate::http::cors::Origins::parse(&config.cors_origins)
+            .map_err(|e| anyhow::anyhow!("AURORA_CORS_ORIGINS: {e}"))?;
         let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
         let limits = match config.rate_limit_policies()? {
@@ -275,6 +277,7 @@ impl Application {
             )
             .with_limits(limits)
             .with_proxies(proxies)
+            .with_cors(cors)
             .with_engine(engine),
         );
         tasks.push(tokio::spawn(

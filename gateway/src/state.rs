@@ -92,6 +92,8 @@ pub struct AppState {
     pub refusals: crate::http::refusals::Budget,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub proxies: crate::limits::TrustedProxies,
+    /// Origins allowed to call the API from a browser.
+    pub cors: crate::http::cors::Origins,
     /// Process start.
     pub started: Instant,
     draining: AtomicBool,
@@ -130,6 +132,7 @@ impl AppState {
             engine: std::sync::Mutex::new(None),
             refusals: Default::default(),
             proxies: Default::default(),
+            cors: Default::default(),
             started: Instant::now(),
             draining: AtomicBool::new(false),
         }
@@ -138,6 +141,12 @@ impl AppState {
     /// With rate limits.
     pub fn with_limits(mut self, limits: Option<crate::limits::Limits>) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Answering CORS for `origins`.
+    pub fn with_cors(mut self, origins: crate::http::cors::Origins) -> Self {
+        self.cors = origins;
         self
     }
 

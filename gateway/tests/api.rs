@@ -268,6 +268,7 @@ in_both_modes!(
     a_shadow_policy_counts_but_never_refuses,
     a_client_that_keeps_hammering_is_blocked_and_an_admin_lifts_it,
     every_response_carries_the_security_headers,
+    browsers_on_allowed_origins_may_call_the_api_and_others_may_not,
     an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed,
     bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on,
     panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step,
@@ -2972,6 +2973,76 @@ async fn every_response_carries_the_security_headers(mode: Mode) {
                 .contains("default-src 'none'"),
             "{what}"
         );
+    }
+    app.stop().await;
+}
+
+async fn browsers_on_allowed_origins_may_call_the_api_and_others_may_not(mode: Mode) {
+    let app = spawn_app(mode).await;
+    let (mut config, dir) = app.stop().await;
+    config.cors_origins = "*, https://a.example".into();
+    let error = Application::build(config.clone()).await.err().unwrap();
+    assert!(error.to_string().contains("AURORA_CORS_ORIGINS"), "{error}");
+    config.cors_origins = "https://app.example, http://localhost:3000".into();
+    let app = start(config, dir).await;
+    let plain = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        plain
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/runs"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    assert!(allowed
+        .headers()
+        .get("access-control-allow-credentials")
+        .is_none());
+    assert_eq!(allowed.headers()["x-frame-options"], "SAMEORIGIN");
+    problem(
+        preflight("https://evil.example").await.unwrap(),
+        403,
+        "cors-forbidden",
+    )
+    .await;
+
+    let get = |origin: Option<&'static str>| {
+        let mut request = app.client.get(app.url("/api/v1/runs"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let from_app = get(Some("http://localhost:3000")).await.unwrap();
+    assert_eq!(from_app.status(), StatusCode::OK);
+    assert_eq!(
+        from_app.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    assert!(from_app.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("x-request-id"));
+    for origin in [Some("https://evil.example"), None] {
+        let response = get(origin).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
     }
     app.stop().await;
 }

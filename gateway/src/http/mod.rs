@@ -6,6 +6,7 @@ pub mod auth;
 pub mod blocks;
 pub mod body;
 pub mod context;
+pub mod cors;
 pub mod files;
 pub mod health;
 pub mod history;
@@ -56,6 +57,12 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let observed = state.clone();
     let refusals = state.clone();
+    let cors = state.clone();
+    // CORS preflights are answered before anything else (no token, no limit).
+    let preflight = warp::options()
+        .and(warp::header::<String>("access-control-request-method"))
+        .and(warp::header::optional::<String>("origin"))
+        .map(move |_method: String, origin: Option<String>| cors.cors.preflight(origin.as_deref()));
     let api = history::routes(state.clone())
         .or(audit::routes(state.clone()))
         .or(runs::routes(state.clone()))
@@ -70,16 +77,29 @@ pub fn routes(
     let served = crate::limits::filter(state)
         .and(api)
         .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
-        .recover(problem::recover);
+        .recover(problem::recover)
+        .map(Reply::into_response);
+    let served = preflight.or(served).unify();
     warp::method()
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .and(served)
-        .then(move |method, path, headers, remote, reply: _| {
-            let response = Reply::into_response(reply);
-            refusals::observe(refusals.clone(), method, path, headers, remote, response)
-        })
+        .then(
+            move |method, path, headers: http::HeaderMap, remote, response| {
+                let state = refusals.clone();
+                async move {
+                    let origin = headers
+                        .get(http::header::ORIGIN)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let response =
+                        refusals::observe(state.clone(), method, path, headers, remote, response)
+                            .await;
+                    state.cors.decorate(origin.as_deref(), response)
+                }
+            },
+        )
         .with(warp::reply::with::headers(security_headers()))
         .with(warp::log::custom(move |info| {
             let labels = HttpLabels {
