@@ -77,13 +77,6 @@ pub struct Access {
     refusal: Option<Refusal>,
 }
 
-impl Access {
-    /// The refusal recorded, if any.
-    pub fn refusal(&self) -> Option<&Refusal> {
-        self.refusal.as_ref()
-    }
-}
-
 impl Aggregate for Access {
     const TYPE: &'static str = "access";
     type Command = RecordRefusal;

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aurora_projections::audit::{
-    AuditEntry, AuditLog, Rate, RebuildProgress, Verification, Verifier,
-};
+use aurora_projections::audit::{AuditEntry, AuditLog, RebuildProgress, Verification, Verifier};
 use aurora_projections::{replay, Database, RunsProjection, UsersProjection};
 
 /// Which read model to rebuild.
@@ -146,4 +144,46 @@ pub async fn replay_verify(db: &Database) -> anyhow::Result<replay::ReplayReport
     })
     .await?;
     Ok(report)
+}
+
+/// Speed of a rebuild, for the CLI's progress line.
+struct Rate {
+    started: Instant,
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Rate {
+    /// `done/total`, events per second and time remaining, as one line.
+    fn line(&self, progress: RebuildProgress) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-6);
+        let rate = progress.done as f64 / elapsed;
+        let total = progress.total.max(progress.done);
+        let left = if rate > 0.0 {
+            (total - progress.done) as f64 / rate
+        } else {
+            0.0
+        };
+        let width = 30;
+        let filled = if total == 0 {
+            width
+        } else {
+            (progress.done as usize * width) / total as usize
+        };
+        format!(
+            "[{}{}] {}/{} events  {:.0} events/s  {:.0} s left",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            progress.done,
+            total,
+            rate,
+            left
+        )
+    }
 }

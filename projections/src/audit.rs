@@ -19,7 +19,7 @@
 //! being read and written, builds its indexes, then — holding the checkpoint lock — catches
 //! the shadow up to the store's fence and swaps it in with two renames in one transaction.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aurora_domain::metadata::ANONYMOUS;
 use chrono::SecondsFormat;
@@ -1254,48 +1254,6 @@ macro_rules! read_entry {
     }};
 }
 use read_entry;
-
-/// Speed of a rebuild, for the CLI's progress line.
-pub struct Rate {
-    started: Instant,
-}
-
-impl Default for Rate {
-    fn default() -> Self {
-        Self {
-            started: Instant::now(),
-        }
-    }
-}
-
-impl Rate {
-    /// `done/total`, events per second and time remaining, as one line.
-    pub fn line(&self, progress: RebuildProgress) -> String {
-        let elapsed = self.started.elapsed().as_secs_f64().max(1e-6);
-        let rate = progress.done as f64 / elapsed;
-        let total = progress.total.max(progress.done);
-        let left = if rate > 0.0 {
-            (total - progress.done) as f64 / rate
-        } else {
-            0.0
-        };
-        let width = 30;
-        let filled = if total == 0 {
-            width
-        } else {
-            (progress.done as usize * width) / total as usize
-        };
-        format!(
-            "[{}{}] {}/{} events  {:.0} events/s  {:.0} s left",
-            "#".repeat(filled),
-            ".".repeat(width - filled),
-            progress.done,
-            total,
-            rate,
-            left
-        )
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -198,16 +198,7 @@ async fn list(
 ) -> Response {
     let result = async {
         let (query, filter) = authorized_query(&state, &headers, &raw)?;
-        let limit = match query.limit.as_deref().map(str::parse::<i64>) {
-            None => DEFAULT_PAGE,
-            Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
-            Some(_) => {
-                return Err(bad(
-                    "invalid-limit",
-                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
-                ))
-            }
-        };
+        let limit = super::page::limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
         let after = match &query.cursor {
             Some(raw) => decode_cursor(raw, &filter)?,
             None => 0,

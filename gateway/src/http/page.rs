@@ -37,17 +37,19 @@ pub fn parse(query: &str, default: i64, max: i64) -> Result<(i64, Option<String>
             format!("invalid query: {e}; use limit and cursor"),
         )
     })?;
-    let limit = match query.limit.as_deref().map(str::parse::<i64>) {
-        None => default,
-        Some(Ok(n)) if (1..=max).contains(&n) => n,
-        Some(_) => {
-            return Err(Problem::bad_request(
-                "invalid-limit",
-                format!("limit must be a whole number from 1 to {max}"),
-            ))
-        }
-    };
-    Ok((limit, query.cursor))
+    Ok((limit(query.limit.as_deref(), default, max)?, query.cursor))
+}
+
+/// A page size: 1 to `max`, `default` if absent.
+pub fn limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, Problem> {
+    match raw.map(str::parse::<i64>) {
+        None => Ok(default),
+        Some(Ok(n)) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(Problem::bad_request(
+            "invalid-limit",
+            format!("limit must be a whole number from 1 to {max}"),
+        )),
+    }
 }
 
 /// The page of `limit` items out of `items` (fetched with `limit + 1`, so that one more
