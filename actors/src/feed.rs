@@ -96,8 +96,9 @@ impl ReadModel for RunFeed {
                 .subjects
                 .run_feed(&owner, &event.aggregateid, &event.eventname);
             let payload = serde_json::to_vec(event).expect("events serialize");
+            let headers = aurora_nats::jetstream::event_headers(event);
             self.client
-                .publish(subject, payload.into())
+                .publish_with_headers(subject, headers, payload.into())
                 .await
                 .map_err(|e| StoreError::Downstream(format!("publishing to the run feed: {e}")))?;
         }

@@ -1,15 +1,46 @@
-//! Settings, from flags and environment (`AURORA_*`, `DATABASE_URL`, `NATS_URL`).
-//! `.env.example` lists every variable with its default.
+//! Settings, from flags, environment (`AURORA_*`, `DATABASE_URL`, `NATS_URL`) and an optional
+//! TOML file (`--config` / `AURORA_CONFIG`), in that order of precedence. `.env.example` lists
+//! every variable with its default; the file's keys are the settings' names in snake case
+//! (`listen`, `database_url`, `log_dir` …), see `deploy/aurora.example.toml`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, CommandFactory};
+use serde::Serialize;
 
 /// Everything `aurora serve` needs.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct Config {
+    /// A TOML settings file: keys are these settings' names in snake case. The environment
+    /// and flags override it.
+    #[arg(long = "config", env = "AURORA_CONFIG")]
+    pub config_file: Option<PathBuf>,
+
+    /// Log filter: a level, or levels per module (`info,aurora_gateway=debug`). Unset:
+    /// `RUST_LOG`, else `info,warp=warn`.
+    #[arg(long, env = "AURORA_LOG")]
+    pub log: Option<String>,
+
+    /// Also write logs to files in this directory: `aurora.<date>.log` (every line) and
+    /// `aurora-error.<date>.log` (errors only), a new file each day (UTC).
+    #[arg(long, env = "AURORA_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Days of log files kept besides today's.
+    #[arg(long, env = "AURORA_LOG_RETENTION_DAYS", default_value_t = 30)]
+    pub log_retention_days: u32,
+
+    /// A day's log file continues in a new one (`aurora.<date>.1.log` …) past this size.
+    #[arg(long, env = "AURORA_LOG_FILE_MAX_BYTES", default_value_t = 100 << 20)]
+    pub log_file_max_bytes: u64,
+
+    /// Log files of one kind together: the oldest are deleted past this size.
+    #[arg(long, env = "AURORA_LOG_MAX_BYTES", default_value_t = 2 << 30)]
+    pub log_max_bytes: u64,
+
     /// Address to listen on.
     #[arg(long, env = "AURORA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -20,6 +51,7 @@ pub struct Config {
 
     /// Postgres URL. Without it, Aurora stores events in SQLite under the data dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[serde(serialize_with = "redacted_url")]
     pub database_url: Option<String>,
 
     /// NATS URL. Without it, Aurora uses an in-process bus.
@@ -30,9 +62,18 @@ pub struct Config {
     #[arg(long, env = "AURORA_NATS_PREFIX", default_value = "aurora")]
     pub nats_prefix: String,
 
-    /// Largest accepted request body, in bytes.
+    /// Largest accepted JSON request body, in bytes (uploads have their own limit).
     #[arg(long, env = "AURORA_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: u64,
+
+    /// Largest accepted request head (all header names and values), in bytes: 431 past it.
+    #[arg(long, env = "AURORA_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Longest a request may take, in seconds: 503 past it. Uploads, downloads, exports
+    /// and event streams are exempt (they are bounded by size, or meant to stay open).
+    #[arg(long, env = "AURORA_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
 
     /// Postgres connections in the pool.
     #[arg(long, env = "AURORA_DB_MAX_CONNECTIONS", default_value_t = 32)]
@@ -52,6 +93,7 @@ pub struct Config {
     /// Secrets of the identity webhook (`whsec_<base64>`, comma-separated while rotating).
     /// Unset: `POST /api/v1/webhooks/identity` answers 404.
     #[arg(long, env = "AURORA_IDENTITY_WEBHOOK_SECRETS", hide_env_values = true)]
+    #[serde(serialize_with = "hidden")]
     pub identity_webhook_secrets: Option<String>,
 
     /// Rate limits: `presets` (the product write-ups' defaults), `off`, or the path of a
@@ -162,6 +204,14 @@ impl Config {
     /// Embedded defaults with everything under `data_dir`, listening on an ephemeral port.
     pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
         Self {
+            config_file: None,
+            log: None,
+            log_dir: None,
+            log_retention_days: 30,
+            log_file_max_bytes: 100 << 20,
+            log_max_bytes: 2 << 30,
+            max_header_bytes: 16 * 1024,
+            request_timeout_seconds: 30,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             database_url: None,
@@ -198,6 +248,86 @@ impl Config {
             tier_concurrent_runs: "free=1,pro=4,enterprise=16".into(),
             replica_id: None,
         }
+    }
+
+    /// Where logs go, and the filter: `AURORA_LOG`, else `RUST_LOG`, else the default.
+    pub fn log_settings(&self, stderr: bool) -> crate::telemetry::LogSettings {
+        let defaults = crate::telemetry::LogSettings::default();
+        crate::telemetry::LogSettings {
+            filter: self.log.clone().unwrap_or(defaults.filter),
+            stderr,
+            dir: self.log_dir.clone(),
+            retention: crate::logfiles::Retention {
+                days: self.log_retention_days,
+                file_max_bytes: self.log_file_max_bytes,
+                total_max_bytes: self.log_max_bytes,
+            },
+        }
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// Every check of the settings Aurora makes before it starts, without connecting to
+    /// anything: the first bad setting is an error naming it.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.log_settings(false).env_filter()?;
+        if self.log_file_max_bytes < 4096 {
+            anyhow::bail!("AURORA_LOG_FILE_MAX_BYTES must be at least 4096");
+        }
+        if self.log_max_bytes < self.log_file_max_bytes {
+            anyhow::bail!("AURORA_LOG_MAX_BYTES must be at least AURORA_LOG_FILE_MAX_BYTES");
+        }
+        if self.max_header_bytes < 1024 {
+            anyhow::bail!("AURORA_MAX_HEADER_BYTES must be at least 1024");
+        }
+        if self.max_body_bytes < 1024 {
+            anyhow::bail!("AURORA_MAX_BODY_BYTES must be at least 1024");
+        }
+        if self.request_timeout_seconds == 0 {
+            anyhow::bail!("AURORA_REQUEST_TIMEOUT_SECONDS must be at least 1");
+        }
+        if self.db_max_connections == 0 || self.db_writers == 0 {
+            anyhow::bail!("AURORA_DB_MAX_CONNECTIONS and AURORA_DB_WRITERS must be at least 1");
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                anyhow::bail!(
+                    "DATABASE_URL must be a postgres:// URL (got {}); unset it for embedded SQLite",
+                    redact(url)
+                );
+            }
+        }
+        if let Some(url) = &self.nats_url {
+            let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme));
+            if !scheme_ok {
+                anyhow::bail!("NATS_URL must be a nats://, tls://, ws:// or wss:// URL");
+            }
+        }
+        let token_ok = !self.nats_prefix.is_empty()
+            && self
+                .nats_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !token_ok {
+            anyhow::bail!("AURORA_NATS_PREFIX must be one token of letters, digits, '-' or '_'");
+        }
+        self.engine_settings()?;
+        self.tier_limits()?;
+        self.rate_limit_policies()?;
+        crate::http::cors::Origins::parse(&self.cors_origins)
+            .map_err(|e| anyhow::anyhow!("AURORA_CORS_ORIGINS: {e}"))?;
+        crate::limits::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
+        if let Some(secrets) = &self.identity_webhook_secrets {
+            crate::auth::webhook::WebhookSecrets::parse(secrets)
+                .map_err(|e| anyhow::anyhow!("AURORA_IDENTITY_WEBHOOK_SECRETS: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The artifact directory.
@@ -296,6 +426,99 @@ impl Config {
     }
 }
 
+/// The settings file named on the command line (`--config F`, `--config=F`), else by
+/// `AURORA_CONFIG`.
+pub fn settings_file(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("AURORA_CONFIG").map(PathBuf::from)
+}
+
+/// A settings file's entries as environment variables, each value checked as its setting
+/// would check it. Errors name the file and the setting.
+pub fn read_settings_file(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the settings file {name}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("settings file {name}: {e}"))?;
+    let command = Settings::command();
+    let mut entries = Vec::new();
+    for (key, value) in table {
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_id() == key.as_str() && key != "config_file")
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "settings file {name}: unknown setting `{key}` (settings are named like \
+                     `listen`, `database_url`, `log_dir`; see .env.example)"
+                )
+            })?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => anyhow::bail!(
+                "settings file {name}: `{key}` must be a string, a number or a boolean, not {}",
+                other.type_str()
+            ),
+        };
+        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+            anyhow::bail!("settings file {name}: `{key}` cannot be set from a file");
+        };
+        let env = env.to_string_lossy().into_owned();
+        // The setting's own parser, alone (no other setting's environment involved).
+        clap::Command::new("aurora")
+            .arg(arg.clone())
+            .try_get_matches_from(["aurora".to_string(), format!("--{long}={text}")])
+            .map_err(|e| {
+                let message = e.to_string();
+                let first = message.lines().next().unwrap_or_default();
+                anyhow::anyhow!(
+                    "settings file {name}: `{key}` ({env}): {}",
+                    first.trim_start_matches("error: ")
+                )
+            })?;
+        entries.push((env, text));
+    }
+    Ok(entries)
+}
+
+/// Applies a settings file beneath the environment: each entry becomes its variable unless
+/// the environment sets it already. Call it before any thread starts.
+pub fn apply_settings_file(path: &std::path::Path) -> anyhow::Result<()> {
+    for (env, value) in read_settings_file(path)? {
+        if std::env::var_os(&env).is_none() {
+            std::env::set_var(env, value);
+        }
+    }
+    Ok(())
+}
+
+/// The settings alone, as a command (to look their flags and variables up).
+#[derive(Debug, clap::Parser)]
+struct Settings {
+    #[command(flatten)]
+    config: Config,
+}
+
+fn redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    url.as_deref().map(redact).serialize(s)
+}
+
+fn hidden<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    value.as_ref().map(|_| "[redacted]").serialize(s)
+}
+
 /// Where an optional database URL points, for logs: never the password.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -308,6 +531,133 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    fn file(text: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("aurora-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, text).expect("writing a settings file");
+        path
+    }
+
+    #[test]
+    fn a_settings_file_becomes_variables_and_bad_entries_are_named() {
+        let good = file("listen = \"0.0.0.0:9000\"\nworker = false\nmax_attempts = 5\nlog_dir = \"/var/log/aurora\"\n");
+        let mut entries = super::read_settings_file(&good).expect("a good file");
+        entries.sort();
+        assert_eq!(
+            entries,
+            [
+                ("AURORA_LISTEN".to_string(), "0.0.0.0:9000".to_string()),
+                ("AURORA_LOG_DIR".into(), "/var/log/aurora".into()),
+                ("AURORA_MAX_ATTEMPTS".into(), "5".into()),
+                ("AURORA_WORKER".into(), "false".into()),
+            ]
+        );
+        for (text, expected) in [
+            ("lisen = \"0.0.0.0:9000\"", "unknown setting `lisen`"),
+            (
+                "listen = \"nowhere\"",
+                "`listen` (AURORA_LISTEN): invalid value 'nowhere'",
+            ),
+            (
+                "max_attempts = -1",
+                "`max_attempts` (AURORA_MAX_ATTEMPTS): invalid value '-1'",
+            ),
+            (
+                "worker = \"maybe\"",
+                "`worker` (AURORA_WORKER): invalid value 'maybe'",
+            ),
+            (
+                "listen = [1, 2]",
+                "`listen` must be a string, a number or a boolean, not array",
+            ),
+            (
+                "config_file = \"other.toml\"",
+                "unknown setting `config_file`",
+            ),
+            ("listen = ", "settings file"),
+        ] {
+            let path = file(text);
+            let error = super::read_settings_file(&path)
+                .expect_err(text)
+                .to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+        }
+        let missing = std::path::Path::new("/nonexistent/aurora.toml");
+        let error = format!(
+            "{:#}",
+            super::read_settings_file(missing).expect_err("missing")
+        );
+        assert!(error.contains("/nonexistent/aurora.toml"), "{error}");
+    }
+
+    #[test]
+    fn the_config_file_flag_is_found_anywhere_on_the_line() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            super::settings_file(&args(&["aurora", "serve", "--config", "a.toml"])),
+            Some("a.toml".into())
+        );
+        assert_eq!(
+            super::settings_file(&args(&["aurora", "config", "check", "--config=b.toml"])),
+            Some("b.toml".into())
+        );
+    }
+
+    #[test]
+    fn validation_names_the_bad_setting() {
+        let good = super::Config::embedded("/tmp/aurora");
+        good.validate().expect("the embedded defaults are valid");
+        type Spoil = fn(&mut super::Config);
+        let cases: [(Spoil, &str); 8] = [
+            (|c| c.log = Some("info,=,[".into()), "AURORA_LOG"),
+            (
+                |c| c.cors_origins = "not an origin".into(),
+                "AURORA_CORS_ORIGINS",
+            ),
+            (
+                |c| c.trusted_proxies = "10.0.0.0/99".into(),
+                "AURORA_TRUSTED_PROXIES",
+            ),
+            (
+                |c| c.tier_concurrent_runs = "gold=3".into(),
+                "AURORA_TIER_CONCURRENT_RUNS",
+            ),
+            (
+                |c| c.database_url = Some("mysql://u:pw@db/x".into()),
+                "DATABASE_URL",
+            ),
+            (|c| c.nats_prefix = "a.b".into(), "AURORA_NATS_PREFIX"),
+            (
+                |c| c.request_timeout_seconds = 0,
+                "AURORA_REQUEST_TIMEOUT_SECONDS",
+            ),
+            (
+                |c| c.identity_webhook_secrets = Some("!!!".into()),
+                "AURORA_IDENTITY_WEBHOOK_SECRETS",
+            ),
+        ];
+        for (spoil, setting) in cases {
+            let mut config = good.clone();
+            spoil(&mut config);
+            let error = config.validate().expect_err(setting).to_string();
+            assert!(error.starts_with(setting), "{setting}: {error}");
+            assert!(!error.contains("pw@"), "no password in {error}");
+        }
+    }
+
+    #[test]
+    fn the_summary_hides_secrets() {
+        let mut config = super::Config::embedded("/tmp/aurora");
+        config.database_url = Some("postgres://aurora:hunter2@db:5432/aurora".into());
+        config.identity_webhook_secrets = Some("whsec_c2VjcmV0".into());
+        let text = serde_json::to_string(&config).expect("serializable");
+        assert!(
+            !text.contains("hunter2") && !text.contains("whsec_"),
+            "{text}"
+        );
+        assert!(text.contains("postgres://***@db:5432/aurora"), "{text}");
+    }
+
     #[test]
     fn redaction_hides_credentials() {
         assert_eq!(

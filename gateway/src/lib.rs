@@ -2,11 +2,12 @@
 //! builds pools and clients, the warp gateway, and the CLI subcommands.
 //!
 //! # Layout
-//! - [`config`]: settings from flags and environment.
-//! - [`telemetry`]: JSON logs.
+//! - [`config`]: settings from flags, environment and a settings file.
+//! - [`telemetry`]: JSON logs, on the console and in rotated files ([`logfiles`]).
 //! - [`metrics`]: the Prometheus registry.
 //! - [`state`]: what handlers share.
 //! - [`startup`]: [`startup::Application`] — build, serve, drain.
+//! - [`server`]: the HTTP server (hyper): head deadline and size, request timeout, drain.
 //! - [`http`]: filters, handlers, problem+json errors.
 //! - [`limits`]: rate limits — policies, GCRA buckets in supervised actors, the filter.
 //! - [`replicated`]: per-replica state from events (revocations, blocks): load, then tail.
@@ -30,10 +31,12 @@ pub mod bench_transcode;
 pub mod config;
 pub mod http;
 pub mod limits;
+pub mod logfiles;
 pub mod maintenance;
 pub mod metrics;
 pub mod projections;
 pub mod replicated;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -7,7 +7,7 @@ use aurora_gateway::bench_audit::{self, BenchAuditArgs};
 use aurora_gateway::bench_auth::{self, AuthBenchArgs};
 use aurora_gateway::bench_limits::{self, LimitsBenchArgs};
 use aurora_gateway::bench_transcode::{self, TranscodeBenchArgs};
-use aurora_gateway::config::Config;
+use aurora_gateway::config::{self, Config};
 use aurora_gateway::maintenance::{self, Projection};
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
@@ -68,6 +68,19 @@ enum Command {
         #[command(subcommand)]
         action: AdminCommand,
     },
+    /// Settings.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check the settings (flags, environment, `--config` file) as `aurora serve` would,
+    /// without connecting to anything; print them (secrets hidden) as JSON. Exit status 1
+    /// with a message naming the first bad setting.
+    Check(Config),
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,16 +136,67 @@ enum ReplayCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Admin { .. }
-        | Command::Watch(_)
-        | Command::Projections { .. }
-        | Command::Audit { .. }
-        | Command::Replay { .. } => telemetry::init_stderr(),
-        _ => telemetry::init(),
+fn main() -> anyhow::Result<()> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The settings file goes beneath the environment before clap reads it, and before any
+    // thread exists (setting variables is only sound then).
+    if let Some(path) = config::settings_file(&args) {
+        config::apply_settings_file(&path)?;
+    }
+    let cli = Cli::parse_from(args);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(cli))
+}
+
+/// The settings of a command that has them.
+fn settings(command: &Command) -> Option<&Config> {
+    match command {
+        Command::Serve(config)
+        | Command::Migrate(config)
+        | Command::Projections {
+            action: ProjectionsCommand::Rebuild { config, .. },
+        }
+        | Command::Audit {
+            action: AuditCommand::Verify { config, .. },
+        }
+        | Command::Replay {
+            action: ReplayCommand::Verify { config },
+        }
+        | Command::Admin {
+            action: AdminCommand::Create { config, .. },
+        }
+        | Command::Config {
+            action: ConfigCommand::Check(config),
+        } => Some(config),
+        _ => None,
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Commands whose stdout is their result log to stderr.
+    let stderr = !matches!(
+        cli.command,
+        Command::Serve(_)
+            | Command::Migrate(_)
+            | Command::Bench(_)
+            | Command::BenchAuth(_)
+            | Command::BenchLimits(_)
+            | Command::BenchTranscode(_)
+            | Command::BenchAudit(_)
+    );
+    let logs = match settings(&cli.command) {
+        Some(config) => config.log_settings(stderr),
+        None => telemetry::LogSettings {
+            stderr,
+            ..Default::default()
+        },
+    };
+    // Checking the settings writes nothing (not even a log directory).
+    if !matches!(cli.command, Command::Config { .. }) {
+        telemetry::init(&logs)?;
     }
     match cli.command {
         Command::Serve(config) => serve(config).await,
@@ -188,6 +252,13 @@ async fn main() -> anyhow::Result<()> {
         Command::BenchAuth(args) => bench_auth::run(args).await,
         Command::BenchLimits(args) => bench_limits::run(args).await,
         Command::BenchTranscode(args) => bench_transcode::run(args).await,
+        Command::Config {
+            action: ConfigCommand::Check(config),
+        } => {
+            config.validate()?;
+            println!("{}", serde_json::to_string_pretty(&config)?);
+            Ok(())
+        }
         Command::Admin {
             action: AdminCommand::Create { username, config },
         } => {

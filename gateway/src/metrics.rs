@@ -89,6 +89,23 @@ pub struct Metrics {
     pub refusals_unrecorded: Counter,
     /// Events each read model is behind the store.
     pub projection_lag: Family<crate::projections::ProjectionLabels, Gauge>,
+    /// Events stored past the relay's checkpoint.
+    pub relay_lag: Gauge,
+    /// Events appended to the store, by aggregate type.
+    pub events_appended: Family<aurora_projections::store::AggregateLabels, Counter>,
+    /// Verified-token cache lookups, by outcome.
+    pub token_cache: Family<crate::auth::tokens::CacheLabels, Counter>,
+    /// Database pool connections by state (`in_use`, `idle`), set at each scrape.
+    pub db_connections: Family<PoolLabels, Gauge>,
+    /// The most connections the pool opens.
+    pub db_connections_max: Gauge,
+}
+
+/// Labels of the database pool's gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `in_use` or `idle`.
+    pub state: &'static str,
 }
 
 impl Default for Metrics {
@@ -200,8 +217,49 @@ impl Metrics {
              exceeded its budget of recorded refusals",
             refusals_unrecorded.clone(),
         );
+        let relay_lag = Gauge::default();
+        registry.register(
+            "relay_lag_events",
+            "Events stored past the relay's saved checkpoint (not yet known to be on the bus)",
+            relay_lag.clone(),
+        );
+        let events_appended = Family::default();
+        registry.register(
+            "events_appended",
+            "Events appended to the event store, by aggregate type",
+            events_appended.clone(),
+        );
+        registry.register(
+            "consumer_redeliveries",
+            "Messages delivered again to a durable consumer (not acked in time, given back, \
+             or the consumer restarted before acking), by consumer",
+            aurora_nats::redeliveries().clone(),
+        );
+        let token_cache = Family::default();
+        registry.register(
+            "token_cache_lookups",
+            "Verified-token cache lookups by outcome (hit: no parse or signature check)",
+            token_cache.clone(),
+        );
+        let db_connections = Family::default();
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state (in_use, idle)",
+            db_connections.clone(),
+        );
+        let db_connections_max = Gauge::default();
+        registry.register(
+            "db_pool_max_connections",
+            "The most connections the database pool opens",
+            db_connections_max.clone(),
+        );
         Self {
             registry,
+            relay_lag,
+            events_appended,
+            token_cache,
+            db_connections,
+            db_connections_max,
             refusals_unrecorded,
             projection_lag,
             http_requests,
@@ -221,6 +279,19 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// Sets the pool gauges from `db` (called at each scrape).
+    pub fn observe_pool(&self, db: &aurora_projections::Database) {
+        let pool = db.pool_use();
+        let idle = pool.idle.min(pool.open);
+        self.db_connections
+            .get_or_create(&PoolLabels { state: "in_use" })
+            .set(i64::from(pool.open - idle));
+        self.db_connections
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(i64::from(idle));
+        self.db_connections_max.set(i64::from(pool.max));
     }
 
     /// The OpenMetrics text exposition.

@@ -38,6 +38,8 @@ pub struct ProjectionHealth {
 /// The lag watcher, shared by `/health`, `/metrics` and a background task.
 pub struct Monitor {
     gauge: Family<ProjectionLabels, Gauge>,
+    /// The relay's name and its lag gauge.
+    relay: Option<(String, Gauge)>,
     stuck_after: Duration,
     /// Per projection: its checkpoint when last seen, and since when it has been there
     /// while behind.
@@ -55,10 +57,17 @@ impl Monitor {
     pub fn new(gauge: Family<ProjectionLabels, Gauge>, stuck_after: Duration) -> Self {
         Self {
             gauge,
+            relay: None,
             stuck_after,
             seen: Mutex::new(HashMap::new()),
             last: Mutex::new(None),
         }
+    }
+
+    /// Also measures relay `name`'s lag into `gauge`.
+    pub fn with_relay(mut self, name: &str, gauge: Gauge) -> Self {
+        self.relay = Some((name.to_string(), gauge));
+        self
     }
 
     /// The last measurement if it is younger than `max_age`, else a new one: `/health`
@@ -78,6 +87,9 @@ impl Monitor {
 
     /// Measures every projection's lag now, updating the gauge.
     pub async fn measure(&self, db: &Database) -> Result<Measured, StoreError> {
+        if let Some((name, gauge)) = &self.relay {
+            gauge.set(aurora_projections::lag::relay_lag(db, name).await?);
+        }
         let lags = aurora_projections::lag::lags(db).await?;
         let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,6 +1,7 @@
 //! The composition root: the one place that builds pools, clients and tasks.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use aurora_actors::artifacts::ArtifactStore;
@@ -91,6 +92,9 @@ pub fn load_root_keys(config: &Config) -> anyhow::Result<KeyRing> {
     Ok(keys)
 }
 
+/// Time a client has to send a request's head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Binds the listener. `TCP_NODELAY` is set on it, and Linux hands it down to every
 /// accepted connection: small request/response exchanges must not wait on Nagle's
 /// algorithm meeting a delayed ACK.
@@ -119,12 +123,14 @@ impl Application {
     /// Connects everything, applies migrations, starts the relay and the projections, and
     /// binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
         let db = connect_database(&config).await?;
         db.migrate().await.context("applying migrations")?;
         let bus = connect_bus(&config).await?;
         let metrics = Metrics::new();
         let committed = Arc::new(Notify::new());
-        let appends = GroupCommit::start(&db, config.db_writers);
+        let mut appends = GroupCommit::start(&db, config.db_writers);
+        appends.appended = metrics.events_appended.clone();
         let run_commands = RunCommands::with_appends(&db, appends.clone(), committed.clone());
         // The revocation set is complete before the first request is served.
         let revocations = Revocations::new();
@@ -134,7 +140,11 @@ impl Application {
         let clients = ClientCommands::with_appends(&db, appends.clone(), committed.clone());
         let identity = Identity {
             users: UserCommands::with_appends(&db, appends.clone(), committed.clone()),
-            tokens: Tokens::new(load_root_keys(&config)?, revocations.clone()),
+            tokens: {
+                let mut tokens = Tokens::new(load_root_keys(&config)?, revocations.clone());
+                tokens.cache_lookups = metrics.token_cache.clone();
+                tokens
+            },
             access: AccessCommands::with_appends(&db, appends.clone(), committed.clone()),
         };
         let media = Media {
@@ -325,10 +335,24 @@ impl Application {
             }
         };
         tracing::info!(port = self.port, "aurora is listening");
-        let server = warp::serve(routes)
-            .incoming(self.listener)
-            .graceful(signal)
-            .run();
+        let config = &self.state.config;
+        let limits = crate::server::Limits {
+            head_timeout: HEAD_TIMEOUT,
+            // Past four times the routes' own limit hyper refuses the head itself.
+            head_buffer: config.max_header_bytes.saturating_mul(4),
+            request_timeout: config.request_timeout(),
+        };
+        let on_timeout: crate::server::OnTimeout = {
+            let state = self.state.clone();
+            Arc::new(move |method, path, after| crate::http::timed_out(&state, method, path, after))
+        };
+        let server = crate::server::serve(
+            self.listener,
+            warp::service(routes),
+            limits,
+            on_timeout,
+            signal,
+        );
         // The engine stops as soon as shutdown starts, not after the HTTP drain: no new run
         // is taken, and the runs in flight go back to the queue at once for another replica.
         let engine_stop = {
@@ -364,6 +388,15 @@ impl Application {
         }
         for task in self.tasks {
             let _ = task.await;
+        }
+        // What this replica published on plain subjects (progress, revocations …) leaves
+        // before the connection closes with the process.
+        if let Some(client) = self.state.bus.nats_client() {
+            match tokio::time::timeout(Duration::from_secs(5), client.flush()).await {
+                Ok(Ok(())) => tracing::info!("nats connection flushed"),
+                Ok(Err(error)) => tracing::warn!(%error, "flushing the nats connection failed"),
+                Err(_) => tracing::warn!("flushing the nats connection timed out"),
+            }
         }
         self.state.db.close().await;
         tracing::info!("stopped");

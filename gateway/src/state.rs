@@ -111,10 +111,13 @@ impl AppState {
         metrics: Metrics,
     ) -> Self {
         let (runs, users, audit) = views;
-        let projections = Arc::new(crate::projections::Monitor::new(
-            metrics.projection_lag.clone(),
-            config.projection_stuck_after(),
-        ));
+        let projections = Arc::new(
+            crate::projections::Monitor::new(
+                metrics.projection_lag.clone(),
+                config.projection_stuck_after(),
+            )
+            .with_relay(&config.nats_prefix, metrics.relay_lag.clone()),
+        );
         let (run_commands, media) = work;
         Self {
             config,

@@ -1,33 +1,99 @@
-//! JSON logs through tracing. Every line written inside a request carries the request's
-//! span, and so its `request_id`.
+//! Logs through tracing: JSON lines on stdout (or stderr for commands whose stdout is their
+//! result) and, when a log directory is set, in files rotated daily with a retention and
+//! size caps (`aurora.<date>.log`), plus `aurora-error.<date>.log` with errors only.
+//!
+//! Every line written inside a request carries the request's span: its `request_id`, `route`
+//! (template), `method`, and `principal` once the token is verified; the access line adds the
+//! status and latency. Secrets never reach a log line: database URLs are logged redacted,
+//! passwords and tokens are never put in fields.
 
-use tracing_subscriber::EnvFilter;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Installs the global subscriber: JSON lines on stdout, filtered by `AURORA_LOG`
-/// (default `info`). Safe to call more than once; later calls do nothing.
-pub fn init() {
-    install(false);
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::logfiles::{Retention, RollingFile};
+
+/// The filter when neither `AURORA_LOG` nor `RUST_LOG` says otherwise.
+pub const DEFAULT_FILTER: &str = "info,warp=warn";
+
+/// Where logs go and how much is kept.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive: a level, per module levels (`info,aurora_gateway=debug`).
+    pub filter: String,
+    /// Write the console lines to stderr instead of stdout.
+    pub stderr: bool,
+    /// Log files here too (none: console only).
+    pub dir: Option<PathBuf>,
+    /// What the files keep.
+    pub retention: Retention,
 }
 
-/// Like [`init`], but on stderr: for commands whose stdout is their result
-/// (`aurora admin create` prints a token there).
-pub fn init_stderr() {
-    install(true);
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_string()),
+            stderr: false,
+            dir: None,
+            retention: Retention {
+                days: 30,
+                file_max_bytes: 100 << 20,
+                total_max_bytes: 2 << 30,
+            },
+        }
+    }
 }
 
-fn install(stderr: bool) {
-    let filter =
-        EnvFilter::try_from_env("AURORA_LOG").unwrap_or_else(|_| EnvFilter::new("info,warp=warn"));
-    let builder = tracing_subscriber::fmt()
+impl LogSettings {
+    /// The filter, or an error naming the setting.
+    pub fn env_filter(&self) -> anyhow::Result<EnvFilter> {
+        EnvFilter::builder()
+            .with_regex(false)
+            .parse(&self.filter)
+            .map_err(|e| anyhow::anyhow!("AURORA_LOG: {e} (in {:?})", self.filter))
+    }
+}
+
+/// Installs the global subscriber. Later calls in the same process do nothing (and return
+/// `Ok`): tests may call it from several places.
+pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
+    let console = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
         .with_target(true);
-    let _ = if stderr {
-        builder.with_writer(std::io::stderr).try_init()
+    let console = if settings.stderr {
+        console.with_writer(std::io::stderr).boxed()
     } else {
-        builder.try_init()
+        console.with_writer(std::io::stdout).boxed()
     };
+    let mut layers = vec![console.with_filter(settings.env_filter()?).boxed()];
+    if let Some(dir) = &settings.dir {
+        let open = |stem: &str| {
+            RollingFile::new(dir, stem, settings.retention)
+                .map(Arc::new)
+                .map_err(|e| anyhow::anyhow!("AURORA_LOG_DIR {}: {e}", dir.display()))
+        };
+        let all = open("aurora")?;
+        let errors = open("aurora-error")?;
+        let file = |writer: Arc<RollingFile>| {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .flatten_event(true)
+                .with_target(true)
+                .with_ansi(false)
+                .with_writer(writer)
+        };
+        layers.push(file(all).with_filter(settings.env_filter()?).boxed());
+        layers.push(file(errors).with_filter(LevelFilter::ERROR).boxed());
+    }
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    Ok(())
 }

@@ -29,6 +29,33 @@ use audit::{
     time_travel_returns_the_state_a_run_and_a_user_had_then,
 };
 
+#[path = "api/operations.rs"]
+mod operations;
+use operations::{
+    bad_heads_get_problems_and_change_nothing, every_metric_family_exists_and_a_flow_moves_them,
+    logs_carry_the_request_and_never_a_secret,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_fails_while_the_database_is_away_and_recovers() {
+    operations::ready_fails_while_the_database_is_away_and_recovers().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_timeout_is_abandoned_with_a_problem() {
+    operations::a_request_past_its_timeout_is_abandoned_with_a_problem().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
+    operations::sigterm_lets_a_request_in_flight_finish_then_exits_cleanly().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aurora_config_check_reads_a_settings_file_beneath_the_environment() {
+    operations::aurora_config_check_reads_a_settings_file_beneath_the_environment().await
+}
+
 #[path = "api/pipeline.rs"]
 mod pipeline;
 use pipeline::{
@@ -282,6 +309,9 @@ in_both_modes!(
     a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head,
     time_travel_returns_the_state_a_run_and_a_user_had_then,
     health_reports_projection_lag_and_a_stuck_projection_degrades_it,
+    logs_carry_the_request_and_never_a_secret,
+    every_metric_family_exists_and_a_flow_moves_them,
+    bad_heads_get_problems_and_change_nothing,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
@@ -853,7 +883,20 @@ async fn a_posted_run_is_a_row_in_postgres_and_a_message_for_a_plain_nats_subscr
         .unwrap();
     client.flush().await.unwrap();
 
-    let id = app.created_id(&valid_run()).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = app
+        .client
+        .post(app.url("/api/v1/runs"))
+        .header("traceparent", traceparent)
+        .json(&valid_run())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let aurora_projections::Database::Postgres(pool) = &app.state.db else {
         unreachable!()
     };
@@ -878,6 +921,16 @@ async fn a_posted_run_is_a_row_in_postgres_and_a_message_for_a_plain_nats_subscr
     assert_eq!(event["type"], "aurora.run.RunRequested.v1");
     assert_eq!(event["subject"], format!("run/{id}"));
     assert_eq!(event["principal"], "tester");
+    // The caller's trace continues on the bus: in the message's headers and its envelope.
+    let headers = message
+        .headers
+        .as_ref()
+        .expect("event messages carry headers");
+    assert_eq!(
+        headers.get("traceparent").map(|v| v.as_str()),
+        Some(traceparent)
+    );
+    assert_eq!(event["traceparent"], traceparent);
     app.stop().await;
 }
 
@@ -1131,7 +1184,7 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
     let middle = tampered.len() / 2;
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let huge = "A".repeat(20_000);
+    let huge = "A".repeat(12_000);
     let truncated = &token[..token.len() / 2];
     let mut refused = 0;
     let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);

@@ -8,7 +8,10 @@
 //!   not acked before the consumer is dropped is delivered again to the next consumer of the
 //!   same durable name.
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -54,6 +57,29 @@ pub struct StreamState {
     pub messages: u64,
     /// Sequence of the last message ever stored (0 if none).
     pub last_sequence: u64,
+}
+
+/// Labels of consumer metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ConsumerLabels {
+    /// The durable consumer.
+    pub consumer: String,
+}
+
+/// Messages delivered again to a durable consumer (not acked in time, given back, or the
+/// consumer restarted before acking them), by consumer. Process-wide: every bus in the
+/// process counts here, and the gateway exports it.
+pub fn redeliveries() -> &'static Family<ConsumerLabels, Counter> {
+    static REDELIVERIES: OnceLock<Family<ConsumerLabels, Counter>> = OnceLock::new();
+    REDELIVERIES.get_or_init(Family::default)
+}
+
+pub(crate) fn count_redelivery(consumer: &str) {
+    redeliveries()
+        .get_or_create(&ConsumerLabels {
+            consumer: consumer.to_string(),
+        })
+        .inc();
 }
 
 /// One event handed out by a durable consumer; ack it once it has been processed.

@@ -101,6 +101,33 @@ fn decode(sequence: u64, payload: &[u8]) -> Result<CloudEvent, BusError> {
     })
 }
 
+/// A message's stream sequence; counts it in [`crate::redeliveries`] if `consumer` had it
+/// before.
+fn delivered(message: &jetstream::Message, consumer: &str) -> u64 {
+    match message.info() {
+        Ok(info) => {
+            if info.delivered > 1 {
+                crate::bus::count_redelivery(consumer);
+            }
+            info.stream_sequence
+        }
+        Err(_) => 0,
+    }
+}
+
+/// The headers of an event's message: its content type, its place in the global log, and
+/// its W3C `traceparent` (so a subscriber continues the trace without parsing the body).
+pub fn event_headers(event: &CloudEvent) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(POSITION_HEADER, event.position.to_string().as_str());
+    headers.insert(XID_HEADER, event.xid.to_string().as_str());
+    headers.insert("Content-Type", "application/cloudevents+json");
+    if let Some(traceparent) = &event.traceparent {
+        headers.insert("traceparent", traceparent.as_str());
+    }
+    headers
+}
+
 #[async_trait]
 impl EventBus for JetStreamBus {
     fn subjects(&self) -> &Subjects {
@@ -119,13 +146,9 @@ impl EventBus for JetStreamBus {
                 self.subjects
                     .event(&event.aggregatetype, &event.aggregateid, &event.eventname);
             let payload = serde_json::to_vec(event).map_err(BusError::unavailable)?;
-            let mut headers = HeaderMap::new();
-            headers.insert(POSITION_HEADER, event.position.to_string().as_str());
-            headers.insert(XID_HEADER, event.xid.to_string().as_str());
-            headers.insert("Content-Type", "application/cloudevents+json");
             // `headers` replaces the header map: set it before the message id.
             let message = jetstream::message::PublishMessage::build()
-                .headers(headers)
+                .headers(event_headers(event))
                 .message_id(msg_id)
                 .payload(payload.into());
             pending.push(
@@ -225,23 +248,23 @@ impl EventBus for JetStreamBus {
             .await
             .map_err(BusError::unavailable)?;
         let messages = consumer.messages().await.map_err(BusError::unavailable)?;
+        let durable = durable.to_string();
         Ok(messages
             .map_err(BusError::unavailable)
-            .and_then(|message| async move {
-                let sequence = message
-                    .info()
-                    .map(|info| info.stream_sequence)
-                    .unwrap_or_default();
-                match decode(sequence, &message.payload) {
-                    Ok(event) => Ok(Delivery {
-                        event,
-                        stream_sequence: sequence,
-                        acker: Acker::JetStream(Box::new(message)),
-                    }),
-                    Err(error) => {
-                        // Poison message: never redeliver it, report it once.
-                        let _ = message.ack_with(jetstream::AckKind::Term).await;
-                        Err(error)
+            .and_then(move |message| {
+                let sequence = delivered(&message, &durable);
+                async move {
+                    match decode(sequence, &message.payload) {
+                        Ok(event) => Ok(Delivery {
+                            event,
+                            stream_sequence: sequence,
+                            acker: Acker::JetStream(Box::new(message)),
+                        }),
+                        Err(error) => {
+                            // Poison message: never redeliver it, report it once.
+                            let _ = message.ack_with(jetstream::AckKind::Term).await;
+                            Err(error)
+                        }
                     }
                 }
             })
@@ -332,10 +355,7 @@ impl WorkSource for JetStreamWork {
                 .map_err(BusError::unavailable)?;
             while let Some(message) = batch.next().await {
                 let message = message.map_err(BusError::unavailable)?;
-                let sequence = message
-                    .info()
-                    .map(|info| info.stream_sequence)
-                    .unwrap_or_default();
+                let sequence = delivered(&message, &self.consumer.cached_info().name);
                 match decode(sequence, &message.payload) {
                     Ok(event) => {
                         return Ok(Delivery {

@@ -290,6 +290,7 @@ impl EventBus for MemoryBus {
                     changes.borrow_and_update();
                     let (again, next_redelivery) = bus.redelivery(&durable);
                     if let Some((sequence, event)) = again {
+                        crate::bus::count_redelivery(&durable);
                         let delivery = Delivery {
                             event,
                             stream_sequence: sequence,

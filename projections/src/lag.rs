@@ -43,3 +43,11 @@ pub async fn lags(db: &Database) -> Result<Vec<Lag>, StoreError> {
     }
     Ok(lags)
 }
+
+/// Events stored past relay `name`'s saved checkpoint (at most [`LAG_CAP`]): what the bus
+/// may not have yet. The relay saves its checkpoint every few hundred milliseconds, so a
+/// busy relay shows a small lag that comes and goes.
+pub async fn relay_lag(db: &Database, name: &str) -> Result<i64, StoreError> {
+    let cursor = crate::relay::saved_cursor(db, name).await?;
+    db.count_after(cursor, None, LAG_CAP).await
+}

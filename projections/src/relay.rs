@@ -111,6 +111,19 @@ pub struct RelayMetrics {
     pub position: Gauge,
 }
 
+/// The cursor relay `name` last saved (the start if none).
+pub async fn saved_cursor(db: &Database, name: &str) -> Result<Cursor, StoreError> {
+    let stored: Option<(i64, i64)> = on_pool!(db, |pool| sqlx::query_as(
+        "SELECT xid, position FROM relay_checkpoints WHERE relay = $1"
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(stored
+        .map(|(xid, position)| Cursor { xid, position })
+        .unwrap_or(Cursor::START))
+}
+
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepOutcome {
@@ -231,15 +244,7 @@ impl Relay {
     }
 
     async fn resume(&mut self) -> Result<(), RelayError> {
-        let stored: Option<(i64, i64)> = on_pool!(&self.db, |pool| sqlx::query_as(
-            "SELECT xid, position FROM relay_checkpoints WHERE relay = $1"
-        )
-        .bind(&self.config.name)
-        .fetch_optional(pool)
-        .await)?;
-        let checkpoint = stored
-            .map(|(xid, position)| Cursor { xid, position })
-            .unwrap_or(Cursor::START);
+        let checkpoint = saved_cursor(&self.db, &self.config.name).await?;
         let in_stream = self.bus.last_event().await?.map(|e| Cursor {
             xid: e.xid,
             position: e.position,

@@ -187,6 +187,13 @@ pub enum TokenError {
     Forbidden,
 }
 
+/// Labels of the verified-token cache's lookups.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `hit` or `miss`.
+    pub outcome: &'static str,
+}
+
 /// Most verified tokens kept; when full, the cache starts over (bounded memory, and a
 /// burst of distinct tokens costs only a re-verification each).
 pub const VERIFIED_CACHE_ENTRIES: usize = 10_000;
@@ -199,6 +206,11 @@ pub const VERIFIED_CACHE_ENTRIES: usize = 10_000;
 /// token.
 pub struct Tokens {
     verified: Mutex<HashMap<[u8; 32], Arc<VerifiedToken>>>,
+    /// Verifications the cache answered (`hit`) or not (`miss`).
+    pub cache_lookups: prometheus_client::metrics::family::Family<
+        CacheLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
     capacity: usize,
     keys: KeyRing,
     revocations: Arc<Revocations>,
@@ -234,6 +246,7 @@ impl Tokens {
         let base_own = base.clone().rule(own).expect("built-in rule is valid");
         Self {
             verified: Mutex::new(HashMap::new()),
+            cache_lookups: Default::default(),
             capacity: VERIFIED_CACHE_ENTRIES,
             keys,
             revocations,
@@ -322,8 +335,10 @@ impl Tokens {
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(verified) = self.cached().get(&key) {
+            self.count_lookup("hit");
             return Ok(verified.clone());
         }
+        self.count_lookup("miss");
         let biscuit = self.parse(token)?;
         let verified = Arc::new(VerifiedToken {
             revocation_ids: biscuit.revocation_identifiers(),
@@ -337,6 +352,12 @@ impl Tokens {
         }
         cache.insert(key, verified.clone());
         Ok(verified)
+    }
+
+    fn count_lookup(&self, outcome: &'static str) {
+        self.cache_lookups
+            .get_or_create(&CacheLabels { outcome })
+            .inc();
     }
 
     /// How many verified tokens are cached.

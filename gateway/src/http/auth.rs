@@ -467,11 +467,13 @@ pub fn authorize(
     token: &VerifiedToken,
     access: Access<'_>,
 ) -> Result<Claims, Problem> {
-    state
+    let claims = state
         .identity
         .tokens
         .authorize(token, access, SystemTime::now())
-        .map_err(|error| refused(error, access.operation))
+        .map_err(|error| refused(error, access.operation))?;
+    tracing::Span::current().record("principal", claims.username.as_str());
+    Ok(claims)
 }
 
 fn refused(error: TokenError, operation: &str) -> Problem {

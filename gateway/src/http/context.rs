@@ -54,7 +54,7 @@ impl RequestContext {
 /// Extracts the request context; never rejects.
 pub fn context() -> impl Filter<Extract = (RequestContext,), Error = Infallible> + Clone {
     warp::header::headers_cloned()
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .map(|headers: HeaderMap, remote: Option<SocketAddr>| {
             let request_id = header(&headers, "x-request-id")
                 .filter(|id| is_sane_request_id(id))
@@ -88,13 +88,24 @@ fn is_sane_request_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
-fn is_traceparent(value: &str) -> bool {
+/// W3C trace context, version 00: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`,
+/// lower case, ids not all zeros (version `ff` is invalid; later versions may append fields).
+pub fn is_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| s.len() == len && s.chars().all(|c| c.is_ascii_hexdigit());
-    parts.len() == 4
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    };
+    let nonzero = |s: &str| s.chars().any(|c| c != '0');
+    parts.len() >= 4
         && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && (parts[0] != "00" || parts.len() == 4)
         && hex(parts[1], 32)
+        && nonzero(parts[1])
         && hex(parts[2], 16)
+        && nonzero(parts[2])
         && hex(parts[3], 2)
 }
 
@@ -116,5 +127,17 @@ mod tests {
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         ));
         assert!(!is_traceparent("00-xyz-b7ad6b7169203331-01"));
+        assert!(!is_traceparent(
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01"
+        ));
+        assert!(!is_traceparent(
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"
+        ));
+        assert!(!is_traceparent(
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        ));
+        assert!(!is_traceparent(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"
+        ));
     }
 }

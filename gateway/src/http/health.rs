@@ -40,6 +40,7 @@ pub fn routes(
             .and(warp::get())
             .and(with_state)
             .map(|state: Arc<AppState>| {
+                state.metrics.observe_pool(&state.db);
                 warp::reply::with_header(
                     state.metrics.encode(),
                     "content-type",
@@ -232,12 +233,20 @@ async fn health(state: Arc<AppState>) -> Response {
     warp::reply::with_status(warp::reply::json(&body), code).into_response()
 }
 
+/// `/ready` waits this long for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn ready(state: Arc<AppState>) -> Response {
     // Migrations run before the listener opens, so a serving process has them.
     let reason = if state.is_draining() {
         Some("draining")
     } else if !state.bus.is_connected() {
         Some("nats disconnected")
+    } else if !matches!(
+        tokio::time::timeout(READY_TIMEOUT, state.db.ping()).await,
+        Ok(Ok(_))
+    ) {
+        Some("database unreachable")
     } else {
         None
     };

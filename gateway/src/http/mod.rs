@@ -74,7 +74,8 @@ pub fn routes(
         .or(blocks::routes(state.clone()))
         .or(media::routes(state.clone()))
         .or(health::routes(state.clone()));
-    let served = crate::limits::filter(state)
+    let served = head(state.config.max_header_bytes)
+        .and(crate::limits::filter(state))
         .and(api)
         .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
         .recover(problem::recover)
@@ -83,7 +84,7 @@ pub fn routes(
     warp::method()
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(served)
         .then(
             move |method, path, headers: http::HeaderMap, remote, response| {
@@ -123,13 +124,93 @@ pub fn routes(
             );
         }))
         .with(warp::trace(|info| {
+            // `principal` is recorded once the token is authorized (`auth::authorize`).
             tracing::info_span!(
                 "request",
                 method = %info.method(),
+                route = route_template(info.path()),
                 path = info.path(),
                 request_id = tracing::field::Empty,
+                principal = tracing::field::Empty,
             )
         }))
+}
+
+/// A request head the gateway refuses before routing it.
+#[derive(Debug)]
+pub enum BadHead {
+    /// Header names and values together past the limit, in bytes.
+    TooLarge { size: usize, limit: usize },
+    /// A `traceparent` that is not W3C trace context.
+    Traceparent,
+}
+
+impl warp::reject::Reject for BadHead {}
+
+/// Checks what every route relies on in a request's head: its size, and a `traceparent`
+/// that can be carried into events (a malformed one is refused rather than silently
+/// dropped: the caller's trace would break without telling them).
+fn head(limit: usize) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and_then(move |headers: http::HeaderMap| async move {
+            let size: usize = headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + 4)
+                .sum();
+            if size > limit {
+                return Err(warp::reject::custom(BadHead::TooLarge { size, limit }));
+            }
+            let mut traceparents = headers.get_all("traceparent").iter();
+            if let Some(first) = traceparents.next() {
+                let valid = first.to_str().is_ok_and(context::is_traceparent);
+                if !valid || traceparents.next().is_some() {
+                    return Err(warp::reject::custom(BadHead::Traceparent));
+                }
+            }
+            Ok(())
+        })
+        .untuple_one()
+}
+
+/// The answer to a request that ran past `after` (see [`crate::server`]), counted and
+/// logged like any other.
+pub fn timed_out(
+    state: &AppState,
+    method: &http::Method,
+    path: &str,
+    after: std::time::Duration,
+) -> warp::reply::Response {
+    let route = route_template(path);
+    tracing::warn!(%method, route, ?after, "request timed out");
+    let labels = HttpLabels {
+        method: method.to_string(),
+        route: route.to_string(),
+        status: 503,
+    };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(after.as_secs_f64());
+    let mut response = problem::Problem::new(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "request-timeout",
+        "Request timed out",
+        format!(
+            "the request took longer than {} s and was abandoned; a command may still have \
+             been applied: read before retrying",
+            after.as_secs()
+        ),
+    )
+    .response(None);
+    let headers = response.headers_mut();
+    headers.extend(security_headers());
+    headers.insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// The route template of a path, for metric labels (bounded cardinality).

@@ -128,6 +128,21 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     }
     let problem = if rejection.is_not_found() {
         Problem::not_found("no such resource; the API lives under /api/v1")
+    } else if let Some(bad) = rejection.find::<super::BadHead>() {
+        match bad {
+            super::BadHead::TooLarge { size, limit } => Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request header fields too large",
+                format!("the headers take {size} bytes; the limit is {limit}"),
+            ),
+            super::BadHead::Traceparent => Problem::bad_request(
+                "invalid-traceparent",
+                "traceparent must be W3C trace context: \
+                 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case, ids not \
+                 all zeros, sent once",
+            ),
+        }
     } else if let Some(e) = rejection.find::<super::body::BodyTooLarge>() {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -416,7 +416,7 @@ pub fn filter(
 ) -> impl Filter<Extract = (Option<Decision>,), Error = Rejection> + Clone {
     warp::method()
         .and(warp::path::full())
-        .and(warp::addr::remote())
+        .and(crate::server::peer())
         .and(warp::header::headers_cloned())
         .and_then(
             move |method: Method, path: FullPath, peer: Option<SocketAddr>, headers: HeaderMap| {

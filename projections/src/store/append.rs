@@ -14,6 +14,9 @@
 //! any late writer. Rows are inserted in key order, so two batches never wait on each other
 //! in opposite orders (no deadlocks).
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,6 +38,15 @@ type Key = (String, String, i64);
 pub struct GroupCommit {
     queue: mpsc::Sender<Append>,
     taken: Arc<AtomicU64>,
+    /// Events stored, by aggregate type (replace it with the registry's family before use).
+    pub appended: Family<AggregateLabels, Counter>,
+}
+
+/// Labels of per-aggregate metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AggregateLabels {
+    /// e.g. `run`.
+    pub aggregate: String,
 }
 
 struct Append {
@@ -74,7 +86,11 @@ impl GroupCommit {
         for _ in 0..writers {
             tokio::spawn(writer(db.clone(), receiver.clone(), taken.clone()));
         }
-        Self { queue, taken }
+        Self {
+            queue,
+            taken,
+            appended: Family::default(),
+        }
     }
 
     /// Appends writers have taken off the queue so far (for metrics and tests).
@@ -102,7 +118,13 @@ impl GroupCommit {
         let stopped =
             || PersistenceError::ConnectionError("the event store is shutting down".into());
         self.queue.send(append).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        answer.await.map_err(|_| stopped())??;
+        self.appended
+            .get_or_create(&AggregateLabels {
+                aggregate: events[0].aggregate_type.clone(),
+            })
+            .inc_by(events.len() as u64);
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use append::GroupCommit;
+pub use append::{AggregateLabels, GroupCommit};
 
 pub use log::{checkpoint, Cursor, StoredEvent};
 pub use repository::EventRepository;
@@ -105,7 +105,38 @@ pub enum Database {
     Sqlite(SqlitePool),
 }
 
+/// How a database pool's connections are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections open.
+    pub open: u32,
+    /// Open connections not lent out.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 impl Database {
+    /// The pool's connections now.
+    pub fn pool_use(&self) -> PoolUse {
+        let (open, idle, max) = match self {
+            Database::Postgres(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+            Database::Sqlite(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+        };
+        PoolUse {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
+    }
     /// Connects to Postgres at `url`.
     pub async fn postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let pool = pg_pool_options(max_connections).connect(url).await?;

@@ -1,0 +1,838 @@
+//! Operations: log files and what they hold, metric families, readiness while the database
+//! is away, bad request heads, request timeouts, SIGTERM with a request in flight, and the
+//! settings file.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aurora_gateway::config::Config;
+use aurora_gateway::telemetry::{self, LogSettings};
+use aurora_projections::testkit::{self, TempDir};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::{problem, start, valid_run, Mode, TestApp, WAIT};
+
+/// Polls `check` until it holds or `WAIT` passes: for conditions another process or a
+/// background task brings about, with nothing to wait on directly.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn config_for(mode: Mode, dir: &TempDir) -> Config {
+    let mut config = Config::embedded(dir.path());
+    config.nats_prefix = testkit::unique_prefix();
+    if mode == Mode::Production {
+        config.nats_url = Some(testkit::nats_url());
+    }
+    config
+}
+
+// ---- logs ----
+
+const WEBHOOK_SECRET: &str = "whsec_c2VjcmV0LW9mLXRoZS1sb2dzLXRlc3Q=";
+const DB_PASSWORD: &str = "db-pw-never-logged-5c1e";
+const LOGGER_PASSWORD: &str = "pw-of-the-logger-9a7f3b";
+const WRONG_PASSWORD: &str = "wrong-pw-of-the-logger-2e4d";
+
+/// Each test runs in a process of its own (nextest): the global subscriber is this test's.
+pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let logs = dir.path().join("logs");
+    telemetry::init(&LogSettings {
+        // As verbose as it gets for Aurora and the libraries that see secrets: sqlx sees
+        // the database URL and statements, hyper and reqwest see headers.
+        filter: "debug,h2=info,rustls=info".into(),
+        stderr: false,
+        dir: Some(logs.clone()),
+        ..LogSettings::default()
+    })
+    .unwrap();
+    let mut config = config_for(mode, &dir);
+    config.identity_webhook_secrets = Some(WEBHOOK_SECRET.into());
+    if mode == Mode::Production {
+        let url = testkit::create_postgres_database().await.unwrap();
+        // The test server trusts local connections: the password is accepted, and must
+        // never be written anywhere.
+        config.database_url =
+            Some(url.replacen("://postgres@", &format!("://postgres:{DB_PASSWORD}@"), 1));
+        assert!(config
+            .database_url
+            .as_deref()
+            .unwrap()
+            .contains(DB_PASSWORD));
+    }
+    let app = start(config, dir.clone()).await;
+
+    // A full flow: register, log in, read, an API key, a run, a failed login, a webhook,
+    // a tampered token, log out.
+    let registered = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"username": "logger", "password": LOGGER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let login: Value = app
+        .login("logger", LOGGER_PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let session = login["token"].as_str().unwrap().to_string();
+    let key: Value = app
+        .create_api_key(&session, json!({"label": "logs"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let api_key = key["token"].as_str().unwrap().to_string();
+    let runs = app
+        .with("GET", "/api/v1/runs", &api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(runs.status(), StatusCode::OK);
+    let created = app
+        .with("POST", "/api/v1/runs", &session)
+        .header("x-request-id", "logs-test-run-1")
+        .json(&valid_run())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let refused = app.login("logger", WRONG_PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let tampered = format!(
+        "{}x{}",
+        &session[..session.len() / 2],
+        &session[session.len() / 2 + 1..]
+    );
+    let bad = app
+        .with("GET", "/api/v1/runs", &tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let secret = aurora_gateway::auth::webhook::decode_secret(WEBHOOK_SECRET).unwrap();
+    let body = json!({"type": "user.created", "timestamp": "2026-11-25T00:00:00Z",
+        "data": {"id": "idp-7", "username": "webhooked", "role": "user", "tier": "free"}})
+    .to_string();
+    let now = chrono::Utc::now().timestamp();
+    let signature = aurora_gateway::auth::webhook::sign(&secret, "msg_logs", now, body.as_bytes());
+    let hooked = reqwest::Client::new()
+        .post(app.url("/api/v1/webhooks/identity"))
+        .header("content-type", "application/json")
+        .header("webhook-id", "msg_logs")
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", &signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hooked.status(), StatusCode::OK);
+    let out = app
+        .with("POST", "/api/v1/auth/logout", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success());
+    tracing::error!(target: "aurora_test", "an error for the error file");
+    let tester_token = app.token.clone();
+    app.stop().await;
+
+    let mut all = String::new();
+    let mut errors = String::new();
+    for entry in std::fs::read_dir(&logs).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if name.starts_with("aurora-error.") {
+            errors.push_str(&text);
+        } else {
+            assert!(name.starts_with("aurora."), "unexpected file {name}");
+            all.push_str(&text);
+        }
+    }
+    let today = chrono::Utc::now().date_naive();
+    assert!(logs.join(format!("aurora.{today}.log")).exists());
+    assert!(all.lines().count() > 50, "a full flow at debug logs plenty");
+
+    // No secret, whole or in part.
+    let mut secrets = vec![
+        LOGGER_PASSWORD.to_string(),
+        WRONG_PASSWORD.to_string(),
+        super::PASSWORD.to_string(),
+        WEBHOOK_SECRET.to_string(),
+        WEBHOOK_SECRET.trim_start_matches("whsec_").to_string(),
+        signature.clone(),
+        DB_PASSWORD.to_string(),
+    ];
+    for token in [&session, &api_key, &tampered, &tester_token] {
+        secrets.push(token.clone());
+        let middle = token.len() / 2;
+        secrets.push(token[middle - 12..middle + 12].to_string());
+    }
+    for secret in &secrets {
+        for (name, text) in [("log", &all), ("error log", &errors)] {
+            let line = text.lines().find(|line| line.contains(secret.as_str()));
+            assert!(line.is_none(), "the {name} holds a secret: {line:?}");
+        }
+    }
+
+    // Every line of a request carries its id, route and principal; the access line its
+    // status and latency.
+    let lines: Vec<Value> = all
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    let of_run: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["span"]["request_id"] == "logs-test-run-1")
+        .collect();
+    assert!(
+        of_run.len() >= 2,
+        "the request logged more than its access line"
+    );
+    for line in &of_run {
+        assert_eq!(line["span"]["route"], "/api/v1/runs", "{line}");
+        assert_eq!(line["span"]["method"], "POST", "{line}");
+    }
+    let access = of_run
+        .iter()
+        .find(|line| line["message"] == "request served")
+        .expect("an access line");
+    assert_eq!(access["span"]["principal"], "logger");
+    assert_eq!(access["status"], 201);
+    assert!(access["elapsed_ms"].as_f64().unwrap() > 0.0);
+    assert!(lines
+        .iter()
+        .any(|line| line["target"] == "aurora_test" && line["level"] == "ERROR"));
+
+    // The error file: errors only, this one among them.
+    assert!(errors.contains("an error for the error file"));
+    for line in errors.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["level"], "ERROR", "{line}");
+    }
+}
+
+// ---- metrics ----
+
+/// The value of the sample `series` (name and labels as exposed), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().expect("a number"))
+}
+
+async fn scrape(app: &TestApp) -> String {
+    app.client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Families exported from the start. prometheus-client leaves out a labelled family until
+/// it has a series; those (actor restarts, escalations, runs finished, rate-limit decisions)
+/// are checked by the tests that cause them (pipeline and rate-limit tests).
+const FAMILIES: [(&str, &str); 18] = [
+    ("aurora_http_requests", "counter"),
+    ("aurora_http_request_duration_seconds", "histogram"),
+    ("aurora_commands", "counter"),
+    ("aurora_events_appended", "counter"),
+    ("aurora_relay_published_events", "counter"),
+    ("aurora_relay_healed_events", "counter"),
+    ("aurora_relay_errors", "counter"),
+    ("aurora_relay_leader", "gauge"),
+    ("aurora_relay_position", "gauge"),
+    ("aurora_relay_lag_events", "gauge"),
+    ("aurora_runs_active", "gauge"),
+    ("aurora_transcodes_active", "gauge"),
+    ("aurora_transcode_duration_seconds", "histogram"),
+    ("aurora_transcode_fps", "histogram"),
+    ("aurora_db_pool_connections", "gauge"),
+    ("aurora_db_pool_max_connections", "gauge"),
+    ("aurora_projection_lag_events", "gauge"),
+    ("aurora_refusals_unrecorded", "counter"),
+];
+
+fn assert_families(text: &str, families: &[(&str, &str)]) {
+    for (family, kind) in families {
+        assert!(
+            text.contains(&format!("# TYPE {family} {kind}\n")),
+            "{family} ({kind}) is exported"
+        );
+    }
+}
+
+pub async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
+    let app = super::spawn_app(mode).await;
+    let text = scrape(&app).await;
+    assert_families(&text, &FAMILIES);
+    let before = |series: &str| sample(&text, series).unwrap_or(0.0);
+    let created =
+        before(r#"aurora_http_requests_total{method="POST",route="/api/v1/runs",status="201"}"#);
+    let accepted = before(r#"aurora_commands_total{command="RequestRun",outcome="accepted"}"#);
+    let appended = before(r#"aurora_events_appended_total{aggregate="run"}"#);
+    let hits = before(r#"aurora_token_cache_lookups_total{outcome="hit"}"#);
+    let published = before("aurora_relay_published_events_total");
+
+    let id = app.created_id(&valid_run()).await;
+    app.await_view(&id, 1).await;
+    let read = app
+        .client
+        .get(app.url(&format!("/api/v1/runs/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    // A redelivery: a durable consumer given a message back.
+    let bus = app.state.bus.shared();
+    let filter = bus.subjects().aggregate_events("run");
+    let mut deliveries = bus.consume("metrics-probe", &filter).await.unwrap();
+    use futures::StreamExt;
+    let first = tokio::time::timeout(WAIT, deliveries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event.aggregateid, id);
+    first.nak(Duration::ZERO).await.unwrap();
+    let again = tokio::time::timeout(WAIT, deliveries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.event.aggregateid, id,
+        "the same message, delivered again"
+    );
+    again.ack().await.unwrap();
+    // The relay publishes after commit; wait for it rather than guess.
+    eventually("the relay has published the run", || async {
+        sample(&scrape(&app).await, "aurora_relay_published_events_total").unwrap_or(0.0)
+            > published
+    })
+    .await;
+
+    let text = scrape(&app).await;
+    assert_families(&text, &FAMILIES);
+    assert_families(
+        &text,
+        &[
+            ("aurora_token_cache_lookups", "counter"),
+            ("aurora_consumer_redeliveries", "counter"),
+        ],
+    );
+    let after = |series: &str| sample(&text, series).unwrap_or(0.0);
+    assert_eq!(
+        after(r#"aurora_http_requests_total{method="POST",route="/api/v1/runs",status="201"}"#),
+        created + 1.0
+    );
+    assert_eq!(
+        after(r#"aurora_commands_total{command="RequestRun",outcome="accepted"}"#),
+        accepted + 1.0
+    );
+    assert_eq!(
+        after(r#"aurora_events_appended_total{aggregate="run"}"#),
+        appended + 1.0
+    );
+    // The token's first use verified it (a miss), the read after it was a hit.
+    assert!(after(r#"aurora_token_cache_lookups_total{outcome="miss"}"#) >= 1.0);
+    assert!(after(r#"aurora_token_cache_lookups_total{outcome="hit"}"#) >= hits + 1.0);
+    assert!(after(r#"aurora_consumer_redeliveries_total{consumer="metrics-probe"}"#) >= 1.0);
+    assert!(text.contains(r#"aurora_http_request_duration_seconds_count{method="GET",route="/api/v1/runs/{id}",status="200"}"#));
+    let max = after("aurora_db_pool_max_connections");
+    assert!(max >= 1.0);
+    let open = after(r#"aurora_db_pool_connections{state="in_use"}"#)
+        + after(r#"aurora_db_pool_connections{state="idle"}"#);
+    assert!(open >= 1.0 && open <= max, "{open} connections of {max}");
+    assert!(sample(&text, "aurora_relay_lag_events").is_some());
+    app.stop().await;
+}
+
+// ---- request heads ----
+
+pub async fn bad_heads_get_problems_and_change_nothing(mode: Mode) {
+    let app = super::spawn_app(mode).await;
+    let before = app.changes().await;
+    let post = |headers: Vec<(String, String)>| {
+        let mut request = app.client.post(app.url("/api/v1/runs")).json(&valid_run());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let traceparent = |value: &str| ("traceparent".to_string(), value.to_string());
+    for bad in [
+        "nonsense",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+    ] {
+        let response = post(vec![traceparent(bad)]).await.unwrap();
+        let body = problem(response, 400, "invalid-traceparent").await;
+        assert!(body["detail"].as_str().unwrap().contains("W3C"), "{bad}");
+    }
+    // Sent twice: which one would the trace follow?
+    let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let twice = post(vec![traceparent(good), traceparent(good)])
+        .await
+        .unwrap();
+    problem(twice, 400, "invalid-traceparent").await;
+
+    // Headers past the gateway's limit (16 KiB by default): 431 with a problem.
+    let padding = |len: usize| ("x-padding".to_string(), "a".repeat(len));
+    let big = post(vec![padding(32 * 1024)]).await.unwrap();
+    let body = problem(big, 431, "headers-too-large").await;
+    assert!(body["detail"].as_str().unwrap().contains("16384"));
+    // Far past it: hyper refuses the head before any route sees it.
+    let huge = post(vec![padding(1024 * 1024)]).await;
+    if let Ok(response) = huge {
+        assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+    }
+    // Too many headers.
+    let many = (0..200)
+        .map(|i| (format!("x-h{i}"), "1".to_string()))
+        .collect();
+    if let Ok(response) = post(many).await {
+        assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+    }
+    // Bodies past the limit of their route: JSON routes 64 KiB, uploads their own.
+    let body = format!("{{\"pad\": \"{}\"}}", "a".repeat(70 * 1024));
+    for path in [
+        "/api/v1/runs",
+        "/api/v1/auth/register",
+        "/api/v1/auth/tokens",
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        problem(response, 413, "body-too-large").await;
+    }
+    // A good traceparent still goes through, and the server took all of this in stride.
+    let fine = post(vec![traceparent(good)]).await.unwrap();
+    assert_eq!(fine.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.changes().await,
+        before + 1,
+        "only the good request changed anything"
+    );
+    app.stop().await;
+}
+
+// ---- the database going away ----
+
+/// A TCP proxy to Postgres that can be cut (every connection dropped, new ones refused)
+/// and restored.
+struct Proxy {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if *watch.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut }
+    }
+
+    fn cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+pub async fn ready_fails_while_the_database_is_away_and_recovers() {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let url = testkit::create_postgres_database().await.unwrap();
+    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let mut config = config_for(Mode::Production, &dir);
+    config.database_url =
+        Some(url.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1));
+    assert!(config
+        .database_url
+        .as_deref()
+        .unwrap()
+        .contains(&proxy.port.to_string()));
+    let app = start(config, dir).await;
+    let status = |path: &'static str| {
+        let app = &app;
+        async move { app.client.get(app.url(path)).send().await.unwrap().status() }
+    };
+    assert_eq!(status("/ready").await, StatusCode::OK);
+
+    proxy.cut(true);
+    eventually("/ready fails", || async {
+        status("/ready").await == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let ready: Value = app
+        .client
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["reason"], "database unreachable");
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "unhealthy");
+    assert_eq!(health["services"]["database"]["status"], "unhealthy");
+    assert_eq!(health["services"]["nats"]["status"], "healthy");
+    assert_eq!(
+        status("/live").await,
+        StatusCode::OK,
+        "the process itself is fine"
+    );
+    // A command meanwhile: a clear 503, not a hang.
+    let refused = app.post_run(&valid_run()).await;
+    problem(refused, 503, "unavailable").await;
+
+    proxy.cut(false);
+    eventually("/ready recovers", || async {
+        status("/ready").await == StatusCode::OK
+    })
+    .await;
+    let health: Value = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["services"]["database"]["status"], "healthy");
+    let id = app.created_id(&valid_run()).await;
+    app.await_view(&id, 1).await;
+    app.stop().await;
+}
+
+// ---- request timeouts ----
+
+pub async fn a_request_past_its_timeout_is_abandoned_with_a_problem() {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut config = config_for(Mode::Production, &dir);
+    config.database_url = Some(testkit::create_postgres_database().await.unwrap());
+    config.request_timeout_seconds = 2;
+    let app = start(config, dir).await;
+    let aurora_projections::Database::Postgres(pool) = &app.state.db else {
+        unreachable!()
+    };
+    // Another session holds the runs view: listing runs waits for it.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE runs_view IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let response = app
+        .client
+        .get(app.url("/api/v1/runs"))
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body = problem(response, 503, "request-timeout").await;
+    assert!(body["detail"].as_str().unwrap().contains("2 s"));
+    assert!(
+        waited >= Duration::from_secs(2),
+        "answered after the timeout, not before"
+    );
+    let metrics = scrape(&app).await;
+    assert!(metrics.contains(
+        r#"aurora_http_requests_total{method="GET",route="/api/v1/runs",status="503"} 1"#
+    ));
+    holder.rollback().await.unwrap();
+    let listed = app
+        .client
+        .get(app.url("/api/v1/runs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+// ---- SIGTERM ----
+
+pub async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
+    use std::io::BufRead;
+    let url = testkit::create_postgres_database().await.unwrap();
+    let dir = TempDir::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"))
+        .arg("serve")
+        .env("AURORA_LISTEN", "127.0.0.1:0")
+        .env("AURORA_DATA_DIR", dir.path())
+        .env("DATABASE_URL", &url)
+        .env("NATS_URL", testkit::nats_url())
+        .env("AURORA_NATS_PREFIX", testkit::unique_prefix())
+        .env("AURORA_RATE_LIMITS", "off")
+        .env("AURORA_WORKER", "false")
+        .env("AURORA_DRAIN_SECONDS", "20")
+        .env("AURORA_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Ok(line) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(line);
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let port = loop {
+        let line = tokio::time::timeout(WAIT, lines.recv())
+            .await
+            .unwrap()
+            .expect("aurora starts");
+        if line["message"] == "aurora is listening" {
+            break line["port"].as_u64().unwrap();
+        }
+        seen.push(line);
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let token = super::tester_token(&base).await;
+
+    // Hold the runs view so that a listing stays in flight.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE runs_view IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn({
+        let url = format!("{base}/api/v1/runs");
+        let token = token.clone();
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+        }
+    });
+    eventually("the listing waits on the lock", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query ILIKE '%runs_view%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        waiting > 0
+    })
+    .await;
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Draining: no new request is served (a new connection is refused or told 503).
+    eventually("the replica stops taking traffic", || async {
+        match reqwest::Client::new()
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+        {
+            Ok(response) => response.status() == StatusCode::SERVICE_UNAVAILABLE,
+            Err(_) => true,
+        }
+    })
+    .await;
+    assert!(
+        !in_flight.is_finished(),
+        "the request in flight is still waiting"
+    );
+    holder.rollback().await.unwrap();
+    let response = tokio::time::timeout(WAIT, in_flight)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the request in flight finished"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(body["items"].is_array());
+
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "aurora exits after draining");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    while let Ok(line) = lines.try_recv() {
+        seen.push(line);
+    }
+    // The rest of stdout arrives once the reader thread sees the pipe close.
+    while let Some(line) = tokio::time::timeout(WAIT, lines.recv()).await.unwrap() {
+        seen.push(line);
+    }
+    let messages: Vec<&str> = seen.iter().filter_map(|l| l["message"].as_str()).collect();
+    for expected in [
+        "SIGTERM received",
+        "shutting down: draining in-flight requests",
+        "nats connection flushed",
+        "stopped",
+    ] {
+        assert!(messages.contains(&expected), "{expected:?} in {messages:?}");
+    }
+    let drained = messages
+        .iter()
+        .position(|m| *m == "shutting down: draining in-flight requests");
+    let stopped = messages.iter().position(|m| *m == "stopped");
+    assert!(drained < stopped);
+}
+
+// ---- settings ----
+
+pub async fn aurora_config_check_reads_a_settings_file_beneath_the_environment() {
+    let dir = TempDir::new().unwrap();
+    let check = |file: &std::path::Path, env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"));
+        command
+            .args(["config", "check", "--config"])
+            .arg(file)
+            .current_dir(dir.path());
+        // Only what the test sets: the CI's own AURORA_* must not leak in.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AURORA_")
+                || key == "DATABASE_URL"
+                || key == "NATS_URL"
+                || key == "RUST_LOG"
+            {
+                command.env_remove(key);
+            }
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+    let good = dir.path().join("aurora.toml");
+    std::fs::write(
+        &good,
+        "listen = \"0.0.0.0:9000\"\nmax_attempts = 5\nworker = false\n\
+         database_url = \"postgres://aurora:file-secret@db:5432/aurora\"\n\
+         log_dir = \"/var/log/aurora\"\n",
+    )
+    .unwrap();
+    let output = check(&good, &[("AURORA_MAX_ATTEMPTS", "7")]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let settings: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(settings["listen"], "0.0.0.0:9000", "from the file");
+    assert_eq!(
+        settings["max_attempts"], 7,
+        "the environment beats the file"
+    );
+    assert_eq!(settings["worker"], false);
+    assert_eq!(settings["log_dir"], "/var/log/aurora");
+    assert_eq!(settings["database_url"], "postgres://***@db:5432/aurora");
+    assert!(!stdout.contains("file-secret"));
+    assert!(
+        !dir.path().join("data").exists(),
+        "checking creates nothing"
+    );
+
+    for (text, env, expected) in [
+        (
+            "listn = \"0.0.0.0:9000\"\n",
+            vec![],
+            "unknown setting `listn`",
+        ),
+        (
+            "max_attempts = \"many\"\n",
+            vec![],
+            "`max_attempts` (AURORA_MAX_ATTEMPTS): invalid value 'many'",
+        ),
+        ("listen = [1]\n", vec![], "`listen` must be a string"),
+        ("cors_origins = \"ftp:/x\"\n", vec![], "AURORA_CORS_ORIGINS"),
+        (
+            "max_attempts = 0\n",
+            vec![],
+            "AURORA_MAX_ATTEMPTS must be at least 1",
+        ),
+        ("", vec![("AURORA_LOG", "info,[")], "AURORA_LOG"),
+        ("", vec![("AURORA_LISTEN", "nowhere")], "--listen"),
+    ] {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let output = check(&file, &env);
+        assert!(!output.status.success(), "{text} {env:?} is refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{text} {env:?}: {stderr}");
+    }
+    let missing = check(&dir.path().join("missing.toml"), &[]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("missing.toml"));
+}
