@@ -591,6 +591,25 @@ mod tests {
     }
 
     #[test]
+    fn env_example_lists_every_setting_and_the_example_file_is_valid() {
+        use clap::CommandFactory;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let example = std::fs::read_to_string(root.join(".env.example")).expect(".env.example");
+        let command = super::Settings::command();
+        for arg in command.get_arguments() {
+            let Some(env) = arg.get_env() else { continue };
+            let env = env.to_string_lossy();
+            let listed = example
+                .lines()
+                .any(|line| line.trim_start_matches("# ").starts_with(&format!("{env}=")));
+            assert!(listed, ".env.example lists {env}");
+        }
+        let file = root.join("deploy/aurora.example.toml");
+        let entries = super::read_settings_file(&file).expect("the example settings file");
+        assert!(entries.iter().any(|(env, _)| env == "AURORA_LOG_DIR"));
+    }
+
+    #[test]
     fn the_config_file_flag_is_found_anywhere_on_the_line() {
         let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
         assert_eq!(

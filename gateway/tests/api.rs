@@ -2595,6 +2595,21 @@ async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(
         Some(100),
         "the general API class"
     );
+    // Every decision is counted by class, tier and outcome.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("# TYPE aurora_rate_limit_decisions counter"));
+    assert!(metrics.contains(
+        r#"aurora_rate_limit_decisions_total{class="auth",tier="anonymous",outcome="limited"} 1"#
+    ));
+    assert!(metrics.contains("# TYPE aurora_rate_limit_buckets gauge"));
     app.stop().await;
 }
 

@@ -343,6 +343,18 @@ pub(super) async fn an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumb
         (picture["width"].as_u64(), picture["height"].as_u64()),
         (Some(1280), Some(720))
     );
+    // The engine's metrics saw it: one run succeeded, its transcode timed.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(r#"aurora_runs_finished_total{outcome="succeeded"} 1"#));
+    assert!(metrics.contains("aurora_transcode_duration_seconds_count 1\n"), "{metrics}");
 
     // Server-Sent Events replay the finished run: every event, ids = sequences.
     let replay = read_sse(
