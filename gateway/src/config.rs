@@ -599,9 +599,10 @@ mod tests {
         for arg in command.get_arguments() {
             let Some(env) = arg.get_env() else { continue };
             let env = env.to_string_lossy();
-            let listed = example
-                .lines()
-                .any(|line| line.trim_start_matches("# ").starts_with(&format!("{env}=")));
+            let listed = example.lines().any(|line| {
+                line.trim_start_matches("# ")
+                    .starts_with(&format!("{env}="))
+            });
             assert!(listed, ".env.example lists {env}");
         }
         let file = root.join("deploy/aurora.example.toml");

@@ -59,11 +59,17 @@ pub fn context() -> impl Filter<Extract = (RequestContext,), Error = Infallible>
             let request_id = header(&headers, "x-request-id")
                 .filter(|id| is_sane_request_id(id))
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            tracing::Span::current().record("request_id", request_id.as_str());
+            let span = tracing::Span::current();
+            span.record("request_id", request_id.as_str());
+            let traceparent = traceparent(&headers);
+            if let Some(trace_id) = traceparent.as_deref().and_then(|t| t.get(3..35)) {
+                // Log lines join the caller's trace.
+                span.record("trace_id", trace_id);
+            }
             RequestContext {
                 request_id,
                 client_ip: remote.map(|addr| addr.ip().to_string()),
-                traceparent: traceparent(&headers),
+                traceparent,
             }
         })
 }

@@ -131,6 +131,7 @@ pub fn routes(
                 route = route_template(info.path()),
                 path = info.path(),
                 request_id = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
                 principal = tracing::field::Empty,
             )
         }))

@@ -104,6 +104,10 @@ pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
     let created = app
         .with("POST", "/api/v1/runs", &session)
         .header("x-request-id", "logs-test-run-1")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .json(&valid_run())
         .send()
         .await
@@ -204,6 +208,10 @@ pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
     );
     for line in &of_run {
         assert_eq!(line["span"]["route"], "/api/v1/runs", "{line}");
+        assert_eq!(
+            line["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{line}"
+        );
         assert_eq!(line["span"]["method"], "POST", "{line}");
     }
     let access = of_run

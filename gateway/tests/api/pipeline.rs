@@ -354,7 +354,10 @@ pub(super) async fn an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumb
         .await
         .unwrap();
     assert!(metrics.contains(r#"aurora_runs_finished_total{outcome="succeeded"} 1"#));
-    assert!(metrics.contains("aurora_transcode_duration_seconds_count 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("aurora_transcode_duration_seconds_count 1\n"),
+        "{metrics}"
+    );
 
     // Server-Sent Events replay the finished run: every event, ids = sequences.
     let replay = read_sse(
