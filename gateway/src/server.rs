@@ -1,6 +1,8 @@
-//! The HTTP server: hyper connections serving the warp routes, with the limits warp's own
-//! server does not set — a deadline for a request's head (slow clients cannot hold
-//! connections open), a cap on its size, a timeout per request — and a graceful drain.
+//! The HTTP server: hyper HTTP/1.1 connections serving the warp routes, with the limits
+//! warp's own server does not set — a deadline for a request's head (a client that trickles
+//! its headers is cut off), caps on the head's size and header count, a timeout per request
+//! — and a graceful drain. HTTP/1.1 only: Aurora sits behind load balancers and browsers
+//! speak HTTP/1.1 to it, and every limit here applies to it (h2c would bypass them).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +27,9 @@ pub fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible
     warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|Peer(addr)| addr))
 }
 
+/// Most headers a request may have: 431 past it.
+pub const MAX_HEADERS: usize = 128;
+
 /// What the server allows a client.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -38,9 +43,23 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
+/// What the answer to a request that ran past its timeout needs to know of it.
+#[derive(Debug, Clone)]
+pub struct TimedOut {
+    /// The method.
+    pub method: http::Method,
+    /// The path.
+    pub path: String,
+    /// Its `x-request-id`, if sent.
+    pub request_id: Option<String>,
+    /// Its `Origin`, if sent (for CORS).
+    pub origin: Option<String>,
+    /// The timeout it ran past.
+    pub after: Duration,
+}
+
 /// The answer of a request that ran past its timeout.
-pub type OnTimeout =
-    std::sync::Arc<dyn Fn(&http::Method, &str, Duration) -> Response + Send + Sync>;
+pub type OnTimeout = std::sync::Arc<dyn Fn(TimedOut) -> Response + Send + Sync>;
 
 /// Uploads are bounded by their size, not by a clock: a large file on a slow link takes
 /// what it takes.
@@ -63,15 +82,17 @@ pub async fn serve<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.head_timeout)
         .max_buf_size(limits.head_buffer.max(8192))
-        .max_headers(128);
-    builder.http2().timer(TokioTimer::new());
+        .max_headers(MAX_HEADERS);
     let graceful = GracefulShutdown::new();
+    // Dropped with this future (the drain's deadline passed): every connection still open
+    // is aborted then, not left running.
+    let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -91,15 +112,27 @@ pub async fn serve<S>(
         let handler = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(Peer(remote));
             let (mut service, on_timeout) = (service.clone(), on_timeout.clone());
-            let method = request.method().clone();
-            let path = request.uri().path().to_string();
+            let header = |name: http::header::HeaderName| {
+                request
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let timed_out = TimedOut {
+                method: request.method().clone(),
+                path: request.uri().path().to_string(),
+                request_id: header(http::header::HeaderName::from_static("x-request-id")),
+                origin: header(http::header::ORIGIN),
+                after: limits.request_timeout,
+            };
             async move {
-                if !timed(&method, &path) {
+                if !timed(&timed_out.method, &timed_out.path) {
                     return service.call(request).await;
                 }
                 match tokio::time::timeout(limits.request_timeout, service.call(request)).await {
                     Ok(response) => response,
-                    Err(_) => Ok(on_timeout(&method, &path, limits.request_timeout)),
+                    Err(_) => Ok(on_timeout(timed_out)),
                 }
             }
         });
@@ -107,12 +140,13 @@ pub async fn serve<S>(
             .serve_connection_with_upgrades(TokioIo::new(stream), handler)
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 // Clients that hang up, time out or send garbage: theirs, not ours.
                 tracing::debug!(%remote, error = %error, "connection ended with an error");
             }
         });
+        while connections.try_join_next().is_some() {}
     }
     drop(listener);
     graceful.shutdown().await;

@@ -344,7 +344,7 @@ impl Application {
         };
         let on_timeout: crate::server::OnTimeout = {
             let state = self.state.clone();
-            Arc::new(move |method, path, after| crate::http::timed_out(&state, method, path, after))
+            Arc::new(move |request| crate::http::timed_out(&state, request))
         };
         let server = crate::server::serve(
             self.listener,
@@ -378,7 +378,7 @@ impl Application {
         tokio::select! {
             () = server => {}
             () = drain_deadline => {
-                tracing::warn!(?drain_timeout, "drain timed out; closing remaining connections");
+                tracing::warn!(?drain_timeout, "drain timed out; aborting the remaining connections");
             }
         }
         let _ = engine_stop.await;
@@ -398,7 +398,14 @@ impl Application {
                 Err(_) => tracing::warn!("flushing the nats connection timed out"),
             }
         }
-        self.state.db.close().await;
+        // Connections still lent out (a request abandoned at the drain's deadline) are not
+        // waited for beyond this.
+        if tokio::time::timeout(Duration::from_secs(5), self.state.db.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("closing the database pool timed out");
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -97,6 +97,8 @@ pub struct AppState {
     /// Process start.
     pub started: Instant,
     draining: AtomicBool,
+    /// Cancelled when draining starts: long-lived responses (event streams) end then.
+    drain: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -138,6 +140,7 @@ impl AppState {
             cors: Default::default(),
             started: Instant::now(),
             draining: AtomicBool::new(false),
+            drain: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -188,6 +191,12 @@ impl AppState {
     /// Marks the process as draining: `/ready` answers 503 from now on.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.drain.cancel();
+    }
+
+    /// Cancelled once the process drains.
+    pub fn drain_token(&self) -> tokio_util::sync::CancellationToken {
+        self.drain.clone()
     }
 
     /// Is the process draining?

@@ -86,7 +86,8 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn is_sane_request_id(id: &str) -> bool {
+/// A request id safe to echo and log: short, and only `[A-Za-z0-9-_.:]`.
+pub fn is_sane_request_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_REQUEST_ID_LEN
         && id

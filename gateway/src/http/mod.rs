@@ -173,18 +173,24 @@ fn head(limit: usize) -> impl Filter<Extract = (), Error = warp::Rejection> + Cl
         .untuple_one()
 }
 
-/// The answer to a request that ran past `after` (see [`crate::server`]), counted and
-/// logged like any other.
-pub fn timed_out(
-    state: &AppState,
-    method: &http::Method,
-    path: &str,
-    after: std::time::Duration,
-) -> warp::reply::Response {
-    let route = route_template(path);
-    tracing::warn!(%method, route, ?after, "request timed out");
+/// The answer to a request that ran past its timeout (see [`crate::server`]): counted,
+/// logged, with the request id and CORS headers like any other.
+pub fn timed_out(state: &AppState, request: crate::server::TimedOut) -> warp::reply::Response {
+    let route = route_template(&request.path);
+    let request_id = request
+        .request_id
+        .filter(|id| context::is_sane_request_id(id))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let after = request.after;
+    tracing::warn!(
+        method = %request.method,
+        route,
+        request_id,
+        ?after,
+        "request timed out"
+    );
     let labels = HttpLabels {
-        method: method.to_string(),
+        method: request.method.to_string(),
         route: route.to_string(),
         status: 503,
     };
@@ -194,24 +200,29 @@ pub fn timed_out(
         .http_duration
         .get_or_create(&labels)
         .observe(after.as_secs_f64());
+    let ctx = context::RequestContext {
+        request_id,
+        client_ip: None,
+        traceparent: None,
+    };
     let mut response = problem::Problem::new(
         http::StatusCode::SERVICE_UNAVAILABLE,
         "request-timeout",
         "Request timed out",
         format!(
-            "the request took longer than {} s and was abandoned; a command may still have \
-             been applied: read before retrying",
+            "no answer within {} s; the request was abandoned. If it was a command it may \
+             still have been applied: read before retrying",
             after.as_secs()
         ),
     )
-    .response(None);
+    .response(Some(&ctx));
     let headers = response.headers_mut();
     headers.extend(security_headers());
     headers.insert(
         http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
+        http::HeaderValue::from_static("5"),
     );
-    response
+    state.cors.decorate(request.origin.as_deref(), response)
 }
 
 /// The route template of a path, for metric labels (bounded cardinality).

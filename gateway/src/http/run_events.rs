@@ -97,6 +97,7 @@ async fn events(
         return super::body::no_content(&ctx);
     }
     let (mut tx, rx) = mpsc::channel::<Event>(64);
+    let drain = state.drain_token();
     tokio::spawn(async move {
         let mut sent = after;
         for stored in history {
@@ -112,6 +113,9 @@ async fn events(
         tokio::pin!(deadline);
         loop {
             tokio::select! {
+                // This replica is draining: end the stream, the client reconnects (with
+                // Last-Event-ID) to another one.
+                () = drain.cancelled() => return,
                 // The client went away: stop following.
                 () = tokio::time::sleep(std::time::Duration::from_secs(15)) => {
                     if tx.is_closed() {
