@@ -29,6 +29,13 @@ use audit::{
     time_travel_returns_the_state_a_run_and_a_user_had_then,
 };
 
+#[path = "api/docs.rs"]
+mod docs;
+use docs::{
+    the_docs_ui_is_served_from_the_binary_and_loads_nothing_from_elsewhere,
+    the_openapi_document_is_valid_3_1_and_matches_the_router_both_ways,
+};
+
 #[path = "api/pipeline.rs"]
 mod pipeline;
 use pipeline::{
@@ -282,6 +289,8 @@ in_both_modes!(
     a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head,
     time_travel_returns_the_state_a_run_and_a_user_had_then,
     health_reports_projection_lag_and_a_stuck_projection_degrades_it,
+    the_openapi_document_is_valid_3_1_and_matches_the_router_both_ways,
+    the_docs_ui_is_served_from_the_binary_and_loads_nothing_from_elsewhere,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
