@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// One stream of a media file, as ffprobe reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamInfo {
     /// Index in the container.
     pub index: u32,
@@ -37,7 +37,7 @@ pub struct StreamInfo {
 }
 
 /// What ffprobe says about a media file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MediaInfo {
     /// Container (ffprobe's `format_name`, e.g. `mov,mp4,m4a,3gp,3g2,mj2`).
     pub container: String,
@@ -64,7 +64,7 @@ impl MediaInfo {
 }
 
 /// A file a run produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Artifact {
     /// The artifact's id (its download is `/api/v1/runs/{run}/artifacts/{id}`).
     pub id: Uuid,

@@ -51,9 +51,11 @@ impl Default for LogSettings {
 impl LogSettings {
     /// The filter, or an error naming the setting.
     pub fn env_filter(&self) -> anyhow::Result<EnvFilter> {
+        // warp's trace filter logs every 5xx as an "internal error" (a 503 from /ready while
+        // draining included): Aurora's own access line and error lines say what happened.
         EnvFilter::builder()
             .with_regex(false)
-            .parse(&self.filter)
+            .parse(format!("{},warp::filters::trace=off", self.filter))
             .map_err(|e| anyhow::anyhow!("AURORA_LOG: {e} (in {:?})", self.filter))
     }
 }

@@ -56,6 +56,13 @@ async fn aurora_config_check_reads_a_settings_file_beneath_the_environment() {
     operations::aurora_config_check_reads_a_settings_file_beneath_the_environment().await
 }
 
+#[path = "api/docs.rs"]
+mod docs;
+use docs::{
+    the_docs_ui_is_served_from_the_binary_and_loads_nothing_from_elsewhere,
+    the_openapi_document_is_valid_3_1_and_matches_the_router_both_ways,
+};
+
 #[path = "api/pipeline.rs"]
 mod pipeline;
 use pipeline::{
@@ -312,6 +319,8 @@ in_both_modes!(
     logs_carry_the_request_and_never_a_secret,
     every_metric_family_exists_and_a_flow_moves_them,
     bad_heads_get_problems_and_change_nothing,
+    the_openapi_document_is_valid_3_1_and_matches_the_router_both_ways,
+    the_docs_ui_is_served_from_the_binary_and_loads_nothing_from_elsewhere,
 );
 
 async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {

@@ -71,7 +71,7 @@ const WIDTH: usize = 17;
 const SHADOW: &str = "audit_log_rebuild";
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditEntry {
     /// Place in the chain, from 1.

@@ -36,7 +36,7 @@ const SHADOW: &str = "runs_view_rebuild";
 const REBUILD_CHECKPOINT: &str = "runs:rebuild";
 
 /// A run as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunView {
     /// Run id (UUIDv7, so ids sort by creation time).
     pub id: String,
@@ -45,10 +45,13 @@ pub struct RunView {
     /// `requested`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
     /// The input as requested.
+    #[schema(value_type = aurora_domain::run::Input)]
     pub input: serde_json::Value,
     /// The steps as requested.
+    #[schema(value_type = Vec<aurora_domain::run::Step>)]
     pub steps: serde_json::Value,
     /// What each step that succeeded produced, in order.
+    #[schema(value_type = Vec<aurora_domain::run::StepOutput>)]
     pub outputs: serde_json::Value,
     /// Index of the step running or next to run.
     pub current_step: i64,

@@ -26,15 +26,17 @@ use crate::store::{Database, StoreError};
 pub const DURABLE: &str = "users-view";
 
 /// A user as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     /// Stable id (UUIDv7).
     pub id: String,
     /// The username (the aggregate's id).
     pub username: String,
     /// `admin`, `user` or `viewer`.
+    #[schema(value_type = aurora_domain::user::Role)]
     pub role: String,
     /// `free`, `pro` or `enterprise`.
+    #[schema(value_type = aurora_domain::user::Tier)]
     pub tier: String,
     /// Disabled by an admin.
     pub disabled: bool,

@@ -11,7 +11,7 @@ pub const MAX_INPUT_URL_LEN: usize = 2048;
 pub const MAX_THUMBNAIL_SECONDS: f64 = 86_400.0;
 
 /// The media a run works on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Input {
     /// Media previously uploaded to Aurora.
@@ -21,7 +21,7 @@ pub enum Input {
 }
 
 /// Container format of a transcode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// H.264 + AAC in MP4.
@@ -31,7 +31,7 @@ pub enum Format {
 }
 
 /// Quality preset of a transcode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
     /// Small files.
@@ -43,7 +43,7 @@ pub enum Quality {
 }
 
 /// Output resolution of a transcode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Resolution {
     /// 854×480.
     #[serde(rename = "480p")]
@@ -60,7 +60,7 @@ pub enum Resolution {
 }
 
 /// One step of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Step {
     /// Read the input's container and stream metadata. (A struct variant, so that unknown
@@ -87,7 +87,7 @@ pub enum Step {
 }
 
 /// A run's input and its ordered steps, as requested.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
     /// The media the run works on.
@@ -160,7 +160,7 @@ fn is_acceptable_url(url: &str) -> bool {
 }
 
 /// What a step produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StepOutput {
     /// A probe's findings.

@@ -14,7 +14,7 @@ pub const MAX_LABEL_LEN: usize = 64;
 pub const MAX_API_KEYS: usize = 100;
 
 /// What kind of token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// From a login; short-lived.

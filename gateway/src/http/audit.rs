@@ -19,7 +19,7 @@ use super::auth::{authenticate, respond};
 use super::body::{json, with_request_id};
 use super::context::{context, RequestContext};
 use super::page::{optional_raw_query, Page};
-use super::problem::Problem;
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
 
@@ -190,6 +190,33 @@ fn authorized_query(
     Ok((query, filter))
 }
 
+/// The audit trail, filtered, oldest first, cursor-paged (admins, or tokens granted
+/// `audit:read`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "list_audit",
+    tag = "audit",
+    params(
+        ("actor" = Option<String>, Query, description = "Who: a username, anonymous, or a part of Aurora"),
+        ("action" = Option<String>, Query, description = "The event type, e.g. RunRequested"),
+        ("resource_type" = Option<String>, Query, description = "The aggregate type, e.g. run, user"),
+        ("resource_id" = Option<String>, Query, description = "The aggregate's id"),
+        ("from" = Option<String>, Query, description = "From this RFC 3339 time (inclusive)"),
+        ("to" = Option<String>, Query, description = "Before this RFC 3339 time"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page (of the same filters)"),
+    ),
+    responses(
+        (status = 200, description = "A page of entries", body = Page<AuditEntry>),
+        (status = 400, description = "A bad query, filter, time, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow audit:read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn list(
     ctx: RequestContext,
     state: Arc<AppState>,
@@ -216,6 +243,32 @@ async fn list(
     respond(&ctx, result)
 }
 
+/// The audit trail as NDJSON, one entry a line, streamed: a time range as the unbroken
+/// stretch of the chain it covers, a selection (who/what/which) as its entries.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/export",
+    operation_id = "export_audit",
+    tag = "audit",
+    params(
+        ("actor" = Option<String>, Query, description = "Who: a username, anonymous, or a part of Aurora"),
+        ("action" = Option<String>, Query, description = "The event type, e.g. RunRequested"),
+        ("resource_type" = Option<String>, Query, description = "The aggregate type, e.g. run, user"),
+        ("resource_id" = Option<String>, Query, description = "The aggregate's id"),
+        ("from" = Option<String>, Query, description = "From this RFC 3339 time (inclusive)"),
+        ("to" = Option<String>, Query, description = "Before this RFC 3339 time"),
+    ),
+    responses(
+        (status = 200, description = "One AuditEntry (JSON) per line", body = AuditEntry, content_type = "application/x-ndjson",
+            headers(("x-audit-chain" = String, description = "stretch (verify link by link) or selection (verify entry by entry)"))),
+        (status = 400, description = "A bad query, filter or time, or limit/cursor given", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow audit:read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn export(
     ctx: RequestContext,
     state: Arc<AppState>,

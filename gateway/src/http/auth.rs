@@ -21,7 +21,8 @@ use warp::{Filter, Rejection};
 
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
-use super::problem::Problem;
+use super::docs::schemas::{PublicKeys, WhoAmI};
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::passwords;
 use crate::auth::tokens::{Access, Claims, Minted, TokenError, VerifiedToken};
 use crate::state::AppState;
@@ -73,10 +74,13 @@ pub fn routes(
 }
 
 /// Body of register and login.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
+    /// The username.
     username: String,
+    /// The password.
+    #[schema(format = Password)]
     password: String,
 }
 
@@ -89,23 +93,34 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-#[derive(Serialize)]
+/// A user as registration and `/users/me` show it.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct UserBody {
+    /// Stable id (UUIDv7).
     id: String,
+    /// The username.
     username: String,
+    /// What the user may do.
     role: Role,
+    /// What the user pays for.
     tier: Tier,
+    /// Disabled by an admin.
     disabled: bool,
 }
 
 /// A freshly minted token, as login and API key creation return it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TokenBody {
+    /// The token: send it as `Authorization: Bearer <token>`. Shown only now.
     token: String,
+    /// `Bearer`.
     token_type: &'static str,
+    /// Its id, to list or revoke it by.
     token_id: String,
+    /// An API key's label.
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<String>,
+    /// When it expires (RFC 3339).
     expires_at: String,
 }
 
@@ -177,6 +192,23 @@ pub(crate) fn respond(ctx: &RequestContext, result: Result<Response, Problem>) -
     result.unwrap_or_else(|problem| problem.response(Some(ctx)))
 }
 
+/// Registers a user (role `user`, tier `free`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body(content = Credentials, description = "The username and password to register"),
+    responses(
+        (status = 201, description = "Registered", body = UserBody),
+        (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The username is taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A bad body, username (invalid-username) or password (weak-password)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 async fn register(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
     respond(&ctx, try_register(&ctx, &state, body).await)
 }
@@ -261,6 +293,24 @@ fn login_failed() -> Problem {
     )
 }
 
+/// Logs in: a session token. Wrong names and passwords get the same answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body(content = Credentials, description = "The username and password"),
+    responses(
+        (status = 200, description = "A session token", body = TokenBody),
+        (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "The username or password is wrong, or the account is disabled (login-failed)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The user was changed at the same time; retry", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A bad body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts, or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 async fn login(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
     respond(&ctx, try_login(&ctx, &state, body).await)
 }
@@ -345,6 +395,21 @@ async fn record_failure(
     state.metrics.command("LogIn", "refused");
 }
 
+/// The token's user, as stored now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "users",
+    responses(
+        (status = 200, description = "The user", body = UserBody),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow users:read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "The token's user no longer exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
     let access = Access::own("users:read");
     let result = async {
@@ -373,6 +438,15 @@ async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Re
 
 /// The public root keys by `root_key_id`, newest (signing) last: what anyone needs to
 /// verify or attenuate an Aurora token offline. Public by design; no token needed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/keys",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The public root keys", body = PublicKeys),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 async fn public_keys(ctx: RequestContext, state: Arc<AppState>) -> Response {
     let ring = state.identity.tokens.keys();
     let signing = ring.signing().0;
@@ -394,6 +468,18 @@ async fn public_keys(ctx: RequestContext, state: Arc<AppState>) -> Response {
 
 /// What the presented token says, checked but without reading the store: a client's
 /// "does my token work, and as whom" (and the route `aurora bench-auth` measures).
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/whoami",
+    tag = "auth",
+    responses(
+        (status = 200, description = "What the token says", body = WhoAmI),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow users:read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn whoami(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
     let result = authenticate(&state, &headers, Access::own("users:read")).map(|claims| {
         let body = serde_json::json!({

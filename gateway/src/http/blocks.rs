@@ -15,7 +15,8 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, respond};
 use super::body::{json, no_content};
 use super::context::{context, RequestContext};
-use super::problem::Problem;
+use super::docs::schemas::BlockList;
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::limits::Limits;
 use crate::state::AppState;
@@ -51,6 +52,21 @@ fn limits(state: &AppState) -> Result<&Limits, Problem> {
         .ok_or_else(|| Problem::not_found("rate limits are off (AURORA_RATE_LIMITS=off)"))
 }
 
+/// The rate limiter's blocks in force on this replica (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/blocks",
+    operation_id = "list_blocks",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The blocks", body = BlockList),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "Rate limits are off", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
     let result = authenticate(&state, &headers, Access::admin("blocks:read", None))
         .and_then(|_| limits(&state))
@@ -61,6 +77,23 @@ async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> 
     respond(&ctx, result)
 }
 
+/// Lifts a block (admins); the event names the admin.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/blocks/{key}",
+    operation_id = "lift_block",
+    tag = "admin",
+    params(("key" = String, Path, description = "The client key as listed, e.g. ip:203.0.113.7 or user:alice (percent-escaped if need be)")),
+    responses(
+        (status = 204, description = "Lifted"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "That client is not blocked, or rate limits are off", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn lift(
     raw_key: String,
     ctx: RequestContext,

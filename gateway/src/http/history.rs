@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use aurora_domain::run::Run;
 use aurora_domain::user::{Role, User};
-use aurora_projections::{RunsProjection, StoredEvent, UsersProjection};
+use aurora_projections::runs::RunView;
+use aurora_projections::{RunsProjection, StoredEvent, UserView, UsersProjection};
 use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::Aggregate;
 use http::{HeaderMap, StatusCode};
@@ -19,7 +20,7 @@ use super::auth::{authenticate, respond};
 use super::body::json;
 use super::context::{context, RequestContext};
 use super::page::optional_raw_query;
-use super::problem::Problem;
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::{Access, Claims};
 use crate::state::AppState;
 
@@ -98,29 +99,45 @@ impl AsOf {
 }
 
 /// One event as a reader of the aggregate sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct HistoryEvent {
+    /// Its sequence in the aggregate, from 1.
     sequence: i64,
+    /// Its global position in the store.
     position: i64,
+    /// The event type, e.g. `RunRequested`.
     #[serde(rename = "type")]
     event_type: String,
+    /// The event's schema version.
     version: String,
+    /// When (RFC 3339).
     time: String,
+    /// Who caused it.
     actor: String,
+    /// Their role then.
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<String>,
+    /// The token used (an admin's view, or the reader's own actions).
     #[serde(skip_serializing_if = "Option::is_none")]
     token_id: Option<String>,
+    /// The request that caused it.
     request_id: String,
+    /// From where (an admin's view, or the reader's own actions).
     #[serde(skip_serializing_if = "Option::is_none")]
     client_ip: Option<String>,
+    /// The payload, secrets removed.
+    #[schema(value_type = Object)]
     data: serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
+/// An aggregate's events and the state they make.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct History<S> {
+    /// `run` or `user`.
     aggregate_type: &'static str,
+    /// The aggregate's id.
     id: String,
+    /// Where it stops, if asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     as_of: Option<String>,
     /// Events up to `as_of` (all without it).
@@ -194,6 +211,26 @@ fn as_of_text(as_of: Option<AsOf>) -> Option<String> {
     })
 }
 
+/// A run's events in order and the state they make, up to `as_of` if given.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/history",
+    tag = "history",
+    params(
+        ("id" = Uuid, Path, description = "The run id"),
+        ("as_of" = Option<String>, Query, description = "Stop at this RFC 3339 time or global position"),
+    ),
+    responses(
+        (status = 200, description = "The events and the state", body = History<RunView>),
+        (status = 400, description = "A bad id or as_of", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn run_history(
     raw_id: String,
     ctx: RequestContext,
@@ -226,6 +263,27 @@ async fn run_history(
     respond(&ctx, result)
 }
 
+/// A user's events in order and the state they make, up to `as_of` if given: one's own,
+/// or anyone's for an admin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}/history",
+    tag = "history",
+    params(
+        ("id" = String, Path, description = "The user id (UUID) or username"),
+        ("as_of" = Option<String>, Query, description = "Stop at this RFC 3339 time or global position"),
+    ),
+    responses(
+        (status = 200, description = "The events and the state", body = History<UserView>),
+        (status = 400, description = "A bad as_of", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn user_history(
     raw_id: String,
     ctx: RequestContext,

@@ -23,7 +23,8 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, authorize, verify_request};
 use super::body::json;
 use super::context::{context, RequestContext};
-use super::problem::Problem;
+use super::docs::schemas::{Binary, MediaUploaded};
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
 
@@ -118,6 +119,28 @@ where
     upload(ctx, state, headers, Box::pin(body)).await
 }
 
+/// Uploads a media file: the raw bytes as the body. Its type is judged from its content
+/// (and ffprobe must read it), never from a declared type or name.
+#[utoipa::path(
+    post,
+    path = "/api/v1/media",
+    operation_id = "upload_media",
+    tag = "media",
+    request_body(content = Binary, content_type = "application/octet-stream", description = "The file's bytes (any declared type is ignored)"),
+    responses(
+        (status = 201, description = "Stored and checked", body = MediaUploaded,
+            headers(("location" = String, description = "The media: /api/v1/media/{id}"))),
+        (status = 400, description = "The upload broke off", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow media:create", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the upload limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not a known audio or video container", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Empty, or unreadable by ffprobe", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn upload(
     ctx: RequestContext,
     state: Arc<AppState>,
@@ -233,6 +256,30 @@ async fn upload(
     }
 }
 
+/// Downloads an uploaded media file, honouring a single byte `Range`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/media/{id}",
+    operation_id = "download_media",
+    tag = "media",
+    params(
+        ("id" = Uuid, Path, description = "The media id"),
+        ("range" = Option<String>, Header, description = "One byte range: bytes=a-b, bytes=a- or bytes=-n"),
+    ),
+    responses(
+        (status = 200, description = "The file, of its media type", body = Binary, content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for", body = Binary, content_type = "application/octet-stream",
+            headers(("content-range" = String, description = "bytes a-b/size"))),
+        (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No media with this id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 416, description = "The range lies outside the file", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn download(
     raw_id: String,
     ctx: RequestContext,

@@ -1,5 +1,6 @@
-//! The HTTP API: `/api/v1/...`, health, metrics. warp filters in the `*::routes` functions,
-//! handlers beside them, every error as `application/problem+json`.
+//! The HTTP API: `/api/v1/...`, health, metrics, and the API's documentation (the OpenAPI
+//! document at `/api/docs.json`, Swagger UI at `/api-docs/`). warp filters in the
+//! `*::routes` functions, handlers beside them, every error as `application/problem+json`.
 
 pub mod audit;
 pub mod auth;
@@ -7,6 +8,7 @@ pub mod blocks;
 pub mod body;
 pub mod context;
 pub mod cors;
+pub mod docs;
 pub mod files;
 pub mod health;
 pub mod history;
@@ -50,6 +52,19 @@ pub fn security_headers() -> http::HeaderMap {
     headers
 }
 
+/// The content security policy of the API docs UI (`/api-docs/...`), instead of the API's
+/// "nothing": its own scripts, styles and images, and calls to this API ("try it out").
+/// Swagger UI sets inline style attributes, hence `'unsafe-inline'` for styles only; its
+/// scripts are all files served from here. Its stylesheet embeds icons as `data:` URLs.
+pub const DOCS_UI_CSP: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+     connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'";
+
+/// Is `path` part of the API docs UI (which gets [`DOCS_UI_CSP`])?
+fn is_docs_ui(path: &str) -> bool {
+    path == "/api-docs" || path.starts_with("/api-docs/")
+}
+
 /// Every route, with problem+json for rejections, security headers, request metrics and a
 /// tracing span per request (which carries the request id into every log line).
 pub fn routes(
@@ -73,7 +88,8 @@ pub fn routes(
         .or(webhooks::routes(state.clone()))
         .or(blocks::routes(state.clone()))
         .or(media::routes(state.clone()))
-        .or(health::routes(state.clone()));
+        .or(health::routes(state.clone()))
+        .or(docs::routes());
     let served = head(state.config.max_header_bytes)
         .and(crate::limits::filter(state))
         .and(api)
@@ -87,8 +103,13 @@ pub fn routes(
         .and(crate::server::peer())
         .and(served)
         .then(
-            move |method, path, headers: http::HeaderMap, remote, response| {
+            move |method,
+                  path: warp::path::FullPath,
+                  headers: http::HeaderMap,
+                  remote,
+                  response| {
                 let state = refusals.clone();
+                let docs_ui = is_docs_ui(path.as_str());
                 async move {
                     let origin = headers
                         .get(http::header::ORIGIN)
@@ -97,11 +118,19 @@ pub fn routes(
                     let response =
                         refusals::observe(state.clone(), method, path, headers, remote, response)
                             .await;
-                    state.cors.decorate(origin.as_deref(), response)
+                    let mut response = state.cors.decorate(origin.as_deref(), response);
+                    // Replacing any of these a handler set, as `with::headers` would.
+                    response.headers_mut().extend(security_headers());
+                    if docs_ui {
+                        response.headers_mut().insert(
+                            http::header::CONTENT_SECURITY_POLICY,
+                            http::HeaderValue::from_static(DOCS_UI_CSP),
+                        );
+                    }
+                    response
                 }
             },
         )
-        .with(warp::reply::with::headers(security_headers()))
         .with(warp::log::custom(move |info| {
             let labels = HttpLabels {
                 method: info.method().to_string(),
@@ -225,41 +254,65 @@ pub fn timed_out(state: &AppState, request: crate::server::TimedOut) -> warp::re
     state.cors.decorate(request.origin.as_deref(), response)
 }
 
-/// The route template of a path, for metric labels (bounded cardinality).
+/// Every route template the router serves, for metric labels and the API docs. A template
+/// segment in braces stands for any one path segment; a path takes the first template that
+/// fits it (so `/api/v1/users/me` comes before `/api/v1/users/{id}`). The OpenAPI document
+/// describes exactly these paths (a test holds the router, this list and the document to
+/// one another).
+pub const ROUTE_TEMPLATES: &[&str] = &[
+    "/api/v1/runs",
+    "/api/v1/runs/{id}",
+    "/api/v1/runs/{id}/cancel",
+    "/api/v1/runs/{id}/artifacts",
+    "/api/v1/runs/{id}/artifacts/{artifact}",
+    "/api/v1/runs/{id}/events",
+    "/api/v1/runs/{id}/history",
+    "/api/v1/users/me",
+    "/api/v1/users/{id}/history",
+    "/api/v1/audit",
+    "/api/v1/audit/export",
+    "/api/v1/media",
+    "/api/v1/media/{id}",
+    "/api/v1/auth/register",
+    "/api/v1/auth/login",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/whoami",
+    "/api/v1/auth/keys",
+    "/api/v1/auth/tokens",
+    "/api/v1/auth/tokens/{id}",
+    "/api/v1/users",
+    "/api/v1/users/{id}",
+    "/api/v1/webhooks/identity",
+    "/api/v1/admin/blocks",
+    "/api/v1/admin/blocks/{key}",
+    "/api/docs.json",
+    "/api-docs",
+    "/api-docs/{file}",
+    "/health",
+    "/ready",
+    "/live",
+    "/metrics",
+];
+
+/// The template of paths no route serves.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The route template of a path, for metric labels (bounded cardinality): the first of
+/// [`ROUTE_TEMPLATES`] that fits it, or [`UNMATCHED`].
 pub fn route_template(path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["api", "v1", "runs"] => "/api/v1/runs",
-        ["api", "v1", "runs", _] => "/api/v1/runs/{id}",
-        ["api", "v1", "runs", _, "cancel"] => "/api/v1/runs/{id}/cancel",
-        ["api", "v1", "runs", _, "artifacts"] => "/api/v1/runs/{id}/artifacts",
-        ["api", "v1", "runs", _, "artifacts", _] => "/api/v1/runs/{id}/artifacts/{artifact}",
-        ["api", "v1", "runs", _, "events"] => "/api/v1/runs/{id}/events",
-        ["api", "v1", "runs", _, "history"] => "/api/v1/runs/{id}/history",
-        ["api", "v1", "users", "me"] => "/api/v1/users/me",
-        ["api", "v1", "users", _, "history"] => "/api/v1/users/{id}/history",
-        ["api", "v1", "audit"] => "/api/v1/audit",
-        ["api", "v1", "audit", "export"] => "/api/v1/audit/export",
-        ["api", "v1", "media"] => "/api/v1/media",
-        ["api", "v1", "media", _] => "/api/v1/media/{id}",
-        ["api", "v1", "auth", "register"] => "/api/v1/auth/register",
-        ["api", "v1", "auth", "login"] => "/api/v1/auth/login",
-        ["api", "v1", "auth", "logout"] => "/api/v1/auth/logout",
-        ["api", "v1", "auth", "whoami"] => "/api/v1/auth/whoami",
-        ["api", "v1", "auth", "keys"] => "/api/v1/auth/keys",
-        ["api", "v1", "auth", "tokens"] => "/api/v1/auth/tokens",
-        ["api", "v1", "auth", "tokens", _] => "/api/v1/auth/tokens/{id}",
-        ["api", "v1", "users"] => "/api/v1/users",
-        ["api", "v1", "users", _] => "/api/v1/users/{id}",
-        ["api", "v1", "webhooks", "identity"] => "/api/v1/webhooks/identity",
-        ["api", "v1", "admin", "blocks"] => "/api/v1/admin/blocks",
-        ["api", "v1", "admin", "blocks", _] => "/api/v1/admin/blocks/{key}",
-        ["health"] => "/health",
-        ["ready"] => "/ready",
-        ["live"] => "/live",
-        ["metrics"] => "/metrics",
-        _ => "unmatched",
-    }
+    ROUTE_TEMPLATES
+        .iter()
+        .find(|template| {
+            let mut parts = template.trim_start_matches('/').split('/');
+            segments.iter().all(|segment| {
+                parts
+                    .next()
+                    .is_some_and(|part| part.starts_with('{') || part == *segment)
+            }) && parts.next().is_none()
+        })
+        .copied()
+        .unwrap_or(UNMATCHED)
 }
 
 #[cfg(test)]
@@ -271,6 +324,27 @@ mod tests {
             "/api/v1/runs/{id}"
         );
         assert_eq!(super::route_template("/api/v1/runs"), "/api/v1/runs");
+        assert_eq!(super::route_template("/api/v1/runs/"), "/api/v1/runs");
+        assert_eq!(
+            super::route_template("/api/v1/users/me"),
+            "/api/v1/users/me"
+        );
+        assert_eq!(
+            super::route_template("/api/v1/users/alice"),
+            "/api/v1/users/{id}"
+        );
+        assert_eq!(super::route_template("/api-docs/"), "/api-docs");
+        assert_eq!(super::route_template("/api/v1"), "unmatched");
+        assert_eq!(super::route_template("/api/v1/runs/a/b"), "unmatched");
+        assert_eq!(super::route_template("/"), "unmatched");
         assert_eq!(super::route_template("/../../etc/passwd"), "unmatched");
+    }
+
+    #[test]
+    fn every_template_is_its_own_template() {
+        for template in super::ROUTE_TEMPLATES {
+            let path = template.replace('{', "x").replace('}', "");
+            assert_eq!(super::route_template(&path), *template, "{path}");
+        }
     }
 }

@@ -21,7 +21,7 @@ struct PageQuery {
 }
 
 /// A page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items, in list order.
     pub items: Vec<T>,

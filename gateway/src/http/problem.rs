@@ -26,13 +26,21 @@ pub struct Problem {
     pub detail: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// An RFC 9457 problem details body, sent as `application/problem+json`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(crate) struct Body<'a> {
+    /// `/problems/<slug>`: the stable, machine-readable kind of problem.
     #[serde(rename = "type")]
+    #[schema(example = "/problems/not-found")]
     kind: String,
+    /// Short summary, the same for every occurrence of this kind.
     title: &'a str,
+    /// The HTTP status.
     status: u16,
+    /// What went wrong this time, and what to do about it.
     detail: &'a str,
+    /// The request's id (also in `x-request-id`); quote it when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
 }

@@ -21,7 +21,7 @@ use warp::sse::Event;
 use warp::{Filter, Rejection, Reply};
 
 use super::context::{context, RequestContext};
-use super::problem::Problem;
+use super::problem::{Body as ProblemBody, Problem};
 use crate::state::AppState;
 
 /// The events route.
@@ -60,6 +60,30 @@ fn sse_event(event: &CloudEvent, full: bool) -> Event {
         .unwrap_or_else(|_| Event::default().event("error").data("unserializable event"))
 }
 
+/// Follows a run as Server-Sent Events: its stored events (after `Last-Event-ID`), then
+/// new ones as they happen, with `progress` events between; the stream ends after the
+/// event that ends the run. Each event's id is its sequence in the run.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/events",
+    operation_id = "follow_run_events",
+    tag = "runs",
+    params(
+        ("id" = Uuid, Path, description = "The run id"),
+        ("last-event-id" = Option<i64>, Header, description = "Resume after this sequence"),
+    ),
+    responses(
+        (status = 200, description = "The event stream: each event's data is a CloudEvent (JSON), or a progress report", body = String, content_type = "text/event-stream"),
+        (status = 204, description = "Resumed after the end of a finished run: nothing more will come"),
+        (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn events(
     raw_id: String,
     ctx: RequestContext,

@@ -16,8 +16,9 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, authorize, verify_request};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
-use super::page;
-use super::problem::Problem;
+use super::docs::schemas::{ArtifactList, Binary, RunCancelled};
+use super::page::{self, Page};
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::auth::tokens::Claims;
 use crate::state::AppState;
@@ -99,9 +100,10 @@ struct RunCreated<'a> {
 }
 
 /// Body of `POST /api/v1/runs/{id}/cancel` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CancelRequest {
+    /// Why, for the record.
     reason: Option<String>,
 }
 
@@ -141,6 +143,27 @@ fn command_problem(error: AggregateError<RunError>) -> Problem {
     }
 }
 
+/// Requests a run: its input (a URL or an uploaded media id) and its steps.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs",
+    tag = "runs",
+    request_body(content = RunSpec, description = "The input and the steps, in order"),
+    responses(
+        (status = 201, description = "Requested; stored before this answer", body = super::docs::schemas::RunCreated,
+            headers(("location" = String, description = "The run: /api/v1/runs/{id}"))),
+        (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow runs:create", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Conflicting state (run-state-conflict)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid run (invalid-body, invalid-run-spec, unknown-media)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (e.g. a free user's one run at a time) or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn create_run(
     ctx: RequestContext,
     state: Arc<AppState>,
@@ -211,6 +234,28 @@ async fn create_run(
     }
 }
 
+/// Cancels a run that has not finished; the body (a reason) is optional.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/cancel",
+    tag = "runs",
+    params(("id" = Uuid, Path, description = "The run id")),
+    request_body(content = CancelRequest, description = "Optional: why (no body at all is fine)"),
+    responses(
+        (status = 200, description = "Cancelled", body = RunCancelled),
+        (status = 400, description = "The id is not a UUID, or the body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not the token's to cancel", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Already finished, or changed at the same time (retry)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A bad body or a reason too long", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn cancel_run(
     raw_id: String,
     ctx: RequestContext,
@@ -277,6 +322,23 @@ fn outcome(error: &AggregateError<RunError>) -> &'static str {
     }
 }
 
+/// Reads a run (its read model: current shortly after each change).
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    tag = "runs",
+    params(("id" = Uuid, Path, description = "The run id")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn get_run(
     raw_id: String,
     ctx: RequestContext,
@@ -289,6 +351,25 @@ async fn get_run(
     }
 }
 
+/// Lists runs, newest first: an admin's every run, anyone else's their own.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "runs",
+    params(
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 100 (default 20)", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of runs", body = Page<RunView>),
+        (status = 400, description = "A bad query, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow runs:read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn list_runs(
     ctx: RequestContext,
     state: Arc<AppState>,
@@ -387,6 +468,23 @@ fn artifacts_of(run: &Run) -> impl Iterator<Item = (usize, &Artifact)> {
         .filter_map(|(step, output)| output.artifact().map(|a| (step, a)))
 }
 
+/// Lists the files a run has produced so far, with their downloads.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/artifacts",
+    tag = "runs",
+    params(("id" = Uuid, Path, description = "The run id")),
+    responses(
+        (status = 200, description = "The run's artifacts", body = ArtifactList),
+        (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn list_artifacts(
     raw_id: String,
     ctx: RequestContext,
@@ -414,6 +512,31 @@ async fn list_artifacts(
     json(StatusCode::OK, &body, &ctx)
 }
 
+/// Downloads an artifact (a rendition, a thumbnail), honouring a single byte `Range`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/artifacts/{artifact}",
+    tag = "runs",
+    params(
+        ("id" = Uuid, Path, description = "The run id"),
+        ("artifact" = Uuid, Path, description = "The artifact id"),
+        ("range" = Option<String>, Header, description = "One byte range: bytes=a-b, bytes=a- or bytes=-n"),
+    ),
+    responses(
+        (status = 200, description = "The file, of its own media type (e.g. video/webm, image/jpeg)", body = Binary, content_type = "application/octet-stream",
+            headers(("content-disposition" = String, description = "attachment, with the file name"), ("accept-ranges" = String, description = "bytes"))),
+        (status = 206, description = "The range asked for", body = Binary, content_type = "application/octet-stream",
+            headers(("content-range" = String, description = "bytes a-b/size"))),
+        (status = 400, description = "An id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such run or artifact", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 416, description = "The range lies outside the file", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn download_artifact(
     raw_id: String,
     raw_artifact: String,

@@ -20,7 +20,8 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, issue, respond, rfc3339, user_problem, TokenBody};
 use super::body::{json, json_body, no_content, JsonBody};
 use super::context::{context, RequestContext};
-use super::problem::Problem;
+use super::docs::schemas::TokenList;
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::{Access, Claims};
 use crate::state::AppState;
 
@@ -71,22 +72,31 @@ pub fn routes(
 }
 
 /// Body of `POST /api/v1/auth/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewApiKey {
+    /// What the key is for.
     label: String,
+    /// Its lifetime in days, 1 to 365 (default 90).
+    #[schema(minimum = 1, maximum = 365)]
     expires_in_days: Option<u32>,
 }
 
 /// A live token as listed (never the token itself).
-#[derive(Debug, Serialize)]
-struct TokenInfo {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// The token id.
     id: String,
+    /// A session or an API key.
     kind: TokenKind,
+    /// An API key's label.
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<String>,
+    /// When issued (RFC 3339).
     created_at: String,
+    /// When it expires (RFC 3339).
     expires_at: String,
+    /// Whether it is the token of this request.
     current: bool,
 }
 
@@ -105,6 +115,22 @@ async fn on_own_user(
         .map_err(user_problem)
 }
 
+/// Logs out: revokes the token presented (and nothing else).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "tokens",
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow auth:logout", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "The token is not live on its user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The user was changed at the same time; retry", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn logout(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
     let result = async {
         let claims = authenticate(&state, &headers, Access::own("auth:logout"))?;
@@ -119,6 +145,22 @@ async fn logout(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -
     respond(&ctx, result)
 }
 
+/// The caller's live tokens, newest first (never the tokens themselves).
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "The live tokens", body = TokenList),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow tokens:read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "The token's user no longer exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
     let result = async {
         let claims = authenticate(&state, &headers, Access::own("tokens:read"))?;
@@ -152,6 +194,28 @@ async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> 
     respond(&ctx, result)
 }
 
+/// Creates a labelled API key stating the caller's current role and tier; the key is
+/// shown once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/tokens",
+    operation_id = "create_api_key",
+    tag = "tokens",
+    request_body(content = NewApiKey, description = "The label and lifetime"),
+    responses(
+        (status = 201, description = "The new API key", body = TokenBody),
+        (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow tokens:create", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The user's state forbids it (e.g. too many keys), or it changed at the same time", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A bad body, label or lifetime", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn create(
     ctx: RequestContext,
     state: Arc<AppState>,
@@ -193,6 +257,24 @@ async fn create(
     respond(&ctx, result)
 }
 
+/// Revokes one of the caller's own tokens.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/tokens/{id}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token id, as listed")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not allow tokens:revoke", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "The caller holds no live token with that id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The user was changed at the same time; retry", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn revoke(
     token_id: String,
     ctx: RequestContext,

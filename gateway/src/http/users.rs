@@ -18,8 +18,8 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, respond, user_problem};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
-use super::page;
-use super::problem::Problem;
+use super::page::{self, Page};
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
 
@@ -52,15 +52,39 @@ pub fn routes(
 }
 
 /// Body of `PATCH /api/v1/users/{id}`: at least one field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Change {
+    /// A new role (revokes the user's tokens).
     role: Option<Role>,
+    /// A new tier.
     tier: Option<Tier>,
+    /// Disable (revokes the user's tokens) or enable.
     disabled: Option<bool>,
+    /// Why, for the record.
     reason: Option<String>,
 }
 
+/// Lists users by username (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "list_users",
+    tag = "users",
+    params(
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 100 (default 50)", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of users", body = Page<UserView>),
+        (status = 400, description = "A bad query or limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn list(
     ctx: RequestContext,
     state: Arc<AppState>,
@@ -98,6 +122,30 @@ pub(crate) async fn resolve(state: &AppState, raw: &str) -> Result<String, Probl
         .map_err(|_| missing())
 }
 
+/// Changes a user's role, tier or disabled flag (admins). A new role or disabling
+/// revokes every token the user holds. All or nothing.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    operation_id = "update_user",
+    tag = "users",
+    params(("id" = String, Path, description = "The user id (UUID) or username")),
+    request_body(content = Change, description = "At least one of role, tier, disabled"),
+    responses(
+        (status = 200, description = "The user as changed", body = UserView),
+        (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "An admin demoting or disabling themselves (self-lockout), or a conflicting change", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A bad body, nothing to change, or a reason too long", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("biscuit" = []), ("api_key" = []))
+)]
 async fn patch(
     raw_id: String,
     ctx: RequestContext,

@@ -30,7 +30,8 @@ use warp::{Filter, Rejection};
 use super::auth::{respond, user_problem};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
-use super::problem::Problem;
+use super::docs::schemas::WebhookResult;
+use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::webhook::{self, WebhookError, WebhookSecrets};
 use crate::state::AppState;
 
@@ -52,7 +53,7 @@ pub fn routes(
 }
 
 /// Fields Aurora does not use (a provider's `timestamp`, `email`, …) are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Message {
     #[serde(rename = "type")]
     kind: Kind,
@@ -62,7 +63,7 @@ struct Message {
     data: Data,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum EventTime {
     Millis(i64),
@@ -78,7 +79,7 @@ impl EventTime {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 enum Kind {
     #[serde(rename = "user.created")]
     Created,
@@ -88,7 +89,7 @@ enum Kind {
     Deleted,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Data {
     id: String,
     username: String,
@@ -97,6 +98,33 @@ struct Data {
     disabled: Option<bool>,
 }
 
+/// Users created, updated and deleted by an external identity provider. Signed in the
+/// Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`, `webhook-signature`)
+/// instead of a token; a message id already applied changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/identity",
+    operation_id = "identity_webhook",
+    tag = "webhooks",
+    params(
+        ("webhook-id" = String, Header, description = "The message id"),
+        ("webhook-timestamp" = i64, Header, description = "Seconds since the epoch; must be within the tolerance"),
+        ("webhook-signature" = String, Header, description = "v1,<base64 HMAC-SHA256 of id.timestamp.body> (space-separated if several)"),
+    ),
+    request_body(content = Message, description = "What happened to which user"),
+    responses(
+        (status = 200, description = "Applied, or already applied, or stale (nothing changed)", body = WebhookResult),
+        (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "A bad signature, missing headers, or a timestamp outside the tolerance", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "The webhook is not configured", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The user exists and is not the provider's (identity-conflict), or its state forbids the change", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A bad body, username or data.id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 async fn identity(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
     respond(&ctx, try_identity(&ctx, &state, body).await)
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::replicated::Replicated;
 
 /// One block in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Block {
     /// The client: `user:<name>` or `ip:<address>`.
     pub key: String,

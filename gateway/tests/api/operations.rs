@@ -502,15 +502,17 @@ impl Proxy {
 pub async fn ready_fails_while_the_database_is_away_and_recovers() {
     let dir = Arc::new(TempDir::new().unwrap());
     let url = testkit::create_postgres_database().await.unwrap();
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let mut config = config_for(Mode::Production, &dir);
-    config.database_url =
-        Some(url.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1));
-    assert!(config
-        .database_url
-        .as_deref()
+    // The server's address: between the credentials (or the scheme) and the database name.
+    let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let server = authority.rsplit('@').next().unwrap();
+    let target = tokio::net::lookup_host(server)
+        .await
         .unwrap()
-        .contains(&proxy.port.to_string()));
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    let mut config = config_for(Mode::Production, &dir);
+    config.database_url = Some(url.replacen(server, &format!("127.0.0.1:{}", proxy.port), 1));
     let app = start(config, dir).await;
     let status = |path: &'static str| {
         let app = &app;

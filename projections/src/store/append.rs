@@ -206,11 +206,14 @@ async fn write(db: &Database, batch: Vec<Append>) {
     }
 }
 
-fn is_connection_error(error: &sqlx::Error) -> bool {
+/// Is `error` the database being unreachable (rather than a statement it refused)? A
+/// protocol error is a connection that answered garbage — cut mid-handshake or mid-reply.
+pub(crate) fn is_connection_error(error: &sqlx::Error) -> bool {
     matches!(
         error,
         sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed

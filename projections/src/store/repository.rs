@@ -41,7 +41,24 @@ macro_rules! delegate {
             Reads::Postgres($repo) => $body,
             Reads::Sqlite($repo) => $body,
         }
+        .map_err(classify)
     };
+}
+
+/// The backends call only I/O and TLS failures connection errors; a pool that timed out, or
+/// a connection that answered garbage (cut mid-handshake), is the database being away too:
+/// the caller gets 503 and retries, not 500.
+fn classify(error: PersistenceError) -> PersistenceError {
+    match error {
+        PersistenceError::UnknownError(cause)
+            if cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(super::append::is_connection_error) =>
+        {
+            PersistenceError::ConnectionError(cause)
+        }
+        other => other,
+    }
 }
 
 impl PersistedEventRepository for EventRepository {

@@ -1,0 +1,564 @@
+//! The API's own documentation: an OpenAPI 3.1 document generated from the handlers'
+//! `#[utoipa::path]` annotations and the types they send and take (`GET /api/docs.json`),
+//! and Swagger UI to read and try it (`GET /api-docs/`).
+//!
+//! Nothing is fetched from anywhere else: Swagger UI's scripts, styles and images are
+//! compiled into the binary (`utoipa-swagger-ui`'s `vendored` assets) and served from
+//! here, its validator badge (which would call validator.swagger.io) is off, and "try it
+//! out" calls this server. Neither route needs a token.
+
+use std::sync::{Arc, LazyLock};
+
+use http::{HeaderValue, StatusCode};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, RefOr, Required, Schema, Type};
+use utoipa::{Modify, OpenApi};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::body::with_request_id;
+use super::context::{context, RequestContext};
+use super::problem::Problem;
+
+/// Where the OpenAPI document is served.
+pub const SPEC_PATH: &str = "/api/docs.json";
+
+/// Where Swagger UI is served (its files below it).
+pub const UI_PATH: &str = "/api-docs/";
+
+const DESCRIPTION: &str = "\
+Aurora runs media pipelines (probe, transcode, thumbnail) as event-sourced runs: every \
+accepted command is an event with who caused it, in which request, from where.
+
+**Tokens.** Most routes need a Biscuit capability token, sent as \
+`Authorization: Bearer <token>` (or `x-api-key: <token>`): a session from \
+`POST /api/v1/auth/login`, or an API key from `POST /api/v1/auth/tokens`. Tokens can be \
+narrowed offline (attenuated) with the public keys at `GET /api/v1/auth/keys`. Routes \
+without a security requirement are public.
+
+**Errors.** Every error is an RFC 9457 problem (`application/problem+json`, schema \
+`Problem`); its `type` (`/problems/<slug>`) is stable. Requests to `/api/...` are rate \
+limited per client and route class: a refused one gets 429 with `Retry-After`, and the \
+`RateLimit-*` headers tell what is left.
+
+**This documentation.** This document is generated from the code and served at \
+`GET /api/docs.json`; Swagger UI, served from this binary with nothing fetched from \
+elsewhere, is at `GET /api-docs/`.";
+
+/// The OpenAPI document: every route the router serves, with what it takes and answers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Aurora API", description = DESCRIPTION),
+    servers((url = "/", description = "This server")),
+    paths(
+        super::runs::create_run,
+        super::runs::list_runs,
+        super::runs::get_run,
+        super::runs::cancel_run,
+        super::runs::list_artifacts,
+        super::runs::download_artifact,
+        super::run_events::events,
+        super::history::run_history,
+        super::history::user_history,
+        super::media::upload,
+        super::media::download,
+        super::auth::register,
+        super::auth::login,
+        super::auth::me,
+        super::auth::whoami,
+        super::auth::public_keys,
+        super::tokens::logout,
+        super::tokens::list,
+        super::tokens::create,
+        super::tokens::revoke,
+        super::users::list,
+        super::users::patch,
+        super::blocks::list,
+        super::blocks::lift,
+        super::audit::list,
+        super::audit::export,
+        super::webhooks::identity,
+        operational::health,
+        operational::ready,
+        operational::live,
+        operational::metrics,
+        spec,
+        ui_root,
+        ui_file,
+    ),
+    components(schemas(super::problem::Body)),
+    modifiers(&SecuritySchemes, &OptionalBodies),
+    tags(
+        (name = "runs", description = "Pipeline runs: request, read, follow, cancel, download what they made"),
+        (name = "media", description = "Uploaded media files"),
+        (name = "auth", description = "Registration, login, who a token is, the public keys"),
+        (name = "tokens", description = "A user's own tokens: sessions and API keys"),
+        (name = "users", description = "Users (listing and changing them is for admins)"),
+        (name = "history", description = "An aggregate's events and the state it had at any point"),
+        (name = "audit", description = "The hash-chained audit trail (admins and audit:read tokens)"),
+        (name = "admin", description = "Rate-limit blocks"),
+        (name = "webhooks", description = "Signed messages from an identity provider"),
+        (name = "operations", description = "Health, readiness, liveness, metrics"),
+        (name = "docs", description = "This document and its UI"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The security schemes the operations name: a Biscuit token as a bearer token, or the
+/// same token in `x-api-key`.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "biscuit",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("Biscuit")
+                    .description(Some(
+                        "A Biscuit capability token (a session from login, or an API key), \
+                         possibly narrowed offline",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "The same Biscuit token, in the x-api-key header instead of Authorization",
+            ))),
+        );
+    }
+}
+
+/// POST routes whose body may be left out (utoipa would make it required, or allow a JSON
+/// `null`, which these routes refuse).
+const OPTIONAL_POST_BODIES: &[&str] = &["/api/v1/runs/{id}/cancel"];
+
+/// Marks the bodies of [`OPTIONAL_POST_BODIES`] as not required.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for path in OPTIONAL_POST_BODIES {
+            let body = openapi
+                .paths
+                .paths
+                .get_mut(*path)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|operation| operation.request_body.as_mut());
+            if let Some(body) = body {
+                body.required = Some(Required::False);
+            }
+        }
+    }
+}
+
+/// The OpenAPI document, as served.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// The document as JSON, made once.
+static SPEC_JSON: LazyLock<Result<String, String>> =
+    LazyLock::new(|| openapi().to_json().map_err(|e| e.to_string()));
+
+/// Swagger UI's settings: this server's document, no external validator, "try it out" on.
+static UI_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> = LazyLock::new(|| {
+    Arc::new(
+        utoipa_swagger_ui::Config::new([SPEC_PATH])
+            .validator_url("none")
+            .try_it_out_enabled(true)
+            .display_request_duration(true),
+    )
+});
+
+/// The routes: the document and the UI. Neither needs a token.
+pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let spec_route = warp::path!("api" / "docs.json")
+        .and(warp::get())
+        .and(context())
+        .map(|ctx: RequestContext| spec(&ctx));
+    let ui_route = warp::path("api-docs")
+        .and(warp::path::tail())
+        .and(warp::path::full())
+        .and(warp::get())
+        .and(context())
+        .map(
+            |tail: warp::path::Tail, full: warp::path::FullPath, ctx: RequestContext| {
+                if full.as_str() == "/api-docs" {
+                    ui_root(&ctx)
+                } else {
+                    ui_file(tail.as_str(), &ctx)
+                }
+            },
+        );
+    spec_route.or(ui_route).unify()
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/docs.json",
+    tag = "docs",
+    operation_id = "openapi_document",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document (this one)", body = Object, content_type = "application/json"),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = super::problem::Body, content_type = "application/problem+json"),
+    )
+)]
+fn spec(ctx: &RequestContext) -> Response {
+    match SPEC_JSON.as_ref() {
+        Ok(json) => {
+            let mut response = Response::new(json.clone().into());
+            let headers = response.headers_mut();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            with_request_id(response, ctx)
+        }
+        Err(error) => Problem::internal(error).response(Some(ctx)),
+    }
+}
+
+/// `/api-docs` sends the browser to `/api-docs/`, where the page's relative links work.
+#[utoipa::path(
+    get,
+    path = "/api-docs",
+    tag = "docs",
+    operation_id = "docs_ui_redirect",
+    responses(
+        (status = 308, description = "To the UI at /api-docs/", headers(("location" = String, description = "/api-docs/"))),
+    )
+)]
+fn ui_root(ctx: &RequestContext) -> Response {
+    let mut response = Response::new(Vec::new().into());
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    response
+        .headers_mut()
+        .insert(http::header::LOCATION, HeaderValue::from_static(UI_PATH));
+    with_request_id(response, ctx)
+}
+
+/// A file of Swagger UI (`index.html` for `/api-docs/`).
+#[utoipa::path(
+    get,
+    path = "/api-docs/{file}",
+    tag = "docs",
+    operation_id = "docs_ui_file",
+    params(("file" = String, Path, description = "A file of the UI: index.html (also at /api-docs/), swagger-ui.css, swagger-ui-bundle.js, swagger-initializer.js …")),
+    responses(
+        (status = 200, description = "The file", content(("text/html"), ("text/javascript"), ("text/css"), ("image/png"))),
+        (status = 404, description = "No such file in the UI", body = super::problem::Body, content_type = "application/problem+json"),
+    )
+)]
+fn ui_file(tail: &str, ctx: &RequestContext) -> Response {
+    match utoipa_swagger_ui::serve(tail, UI_CONFIG.clone()) {
+        Ok(Some(file)) => {
+            let mut response = Response::new(file.bytes.into_owned().into());
+            if let Ok(content_type) = HeaderValue::from_str(&file.content_type) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, content_type);
+            }
+            response.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            with_request_id(response, ctx)
+        }
+        Ok(None) => Problem::not_found("no such file in the API docs UI").response(Some(ctx)),
+        Err(error) => Problem::internal(&error).response(Some(ctx)),
+    }
+}
+
+/// Schemas of bodies the handlers build as JSON literals: what they send, for the document
+/// only (nothing constructs these).
+pub mod schemas {
+    use aurora_domain::media::{Artifact, MediaInfo};
+    use aurora_domain::run::{Input, Step};
+    use aurora_domain::user::{Role, Tier};
+    use serde::Serialize;
+    use utoipa::ToSchema;
+    use uuid::Uuid;
+
+    /// Any bytes: a downloaded file or an upload, of the media type the headers give.
+    pub struct Binary;
+
+    impl utoipa::PartialSchema for Binary {
+        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+            super::binary_schema()
+        }
+    }
+
+    impl ToSchema for Binary {
+        fn name() -> std::borrow::Cow<'static, str> {
+            "Binary".into()
+        }
+    }
+
+    /// A run as requested.
+    #[derive(Serialize, ToSchema)]
+    pub struct RunCreated {
+        /// The run id (UUIDv7).
+        pub id: Uuid,
+        /// `requested`.
+        #[schema(example = "requested")]
+        pub status: String,
+        /// Who requested it.
+        pub owner: String,
+        /// The media the run works on.
+        pub input: Input,
+        /// The steps, in order.
+        pub steps: Vec<Step>,
+        /// When it was requested (RFC 3339).
+        pub created_at: String,
+    }
+
+    /// A run cancelled.
+    #[derive(Serialize, ToSchema)]
+    pub struct RunCancelled {
+        /// The run.
+        pub id: Uuid,
+        /// `cancelled`.
+        #[schema(example = "cancelled")]
+        pub status: String,
+    }
+
+    /// An artifact as listed, with the step that made it and where to download it.
+    #[derive(Serialize, ToSchema)]
+    pub struct ListedArtifact {
+        /// The file.
+        #[serde(flatten)]
+        pub artifact: Artifact,
+        /// The step (index from 0) that produced it.
+        pub step: u32,
+        /// Its download: `/api/v1/runs/{id}/artifacts/{artifact}`.
+        pub url: String,
+    }
+
+    /// A run's artifacts.
+    #[derive(Serialize, ToSchema)]
+    pub struct ArtifactList {
+        /// The run.
+        pub run_id: Uuid,
+        /// The run's status now.
+        pub status: String,
+        /// The artifacts, in step order.
+        pub items: Vec<ListedArtifact>,
+    }
+
+    /// An upload, checked and stored.
+    #[derive(Serialize, ToSchema)]
+    pub struct MediaUploaded {
+        /// The media id, to use as a run's `input.media_id`.
+        pub id: Uuid,
+        /// Who uploaded it.
+        pub owner: String,
+        /// Its size.
+        pub bytes: u64,
+        /// SHA-256 of the content, hex.
+        pub sha256: String,
+        /// Its media type, as judged from the content.
+        pub content_type: String,
+        /// What ffprobe found.
+        pub info: MediaInfo,
+        /// When it was stored (RFC 3339).
+        pub created_at: String,
+    }
+
+    /// What the presented token says.
+    #[derive(Serialize, ToSchema)]
+    pub struct WhoAmI {
+        /// The token's user.
+        pub username: String,
+        /// The role the token states.
+        pub role: Role,
+        /// The tier the token states.
+        pub tier: Tier,
+        /// The token's id.
+        pub token_id: String,
+    }
+
+    /// A public root key.
+    #[derive(Serialize, ToSchema)]
+    pub struct PublicKey {
+        /// Its `root_key_id`.
+        pub id: u32,
+        /// The public key, as Biscuit prints it (`ed25519/<hex>`).
+        pub public_key: String,
+        /// Whether new tokens are signed with it.
+        pub signing: bool,
+    }
+
+    /// The public root keys, the signing one last.
+    #[derive(Serialize, ToSchema)]
+    pub struct PublicKeys {
+        /// The keys.
+        pub keys: Vec<PublicKey>,
+    }
+
+    /// The caller's live tokens, newest first.
+    #[derive(Serialize, ToSchema)]
+    pub struct TokenList {
+        /// The tokens (never their secrets).
+        pub items: Vec<crate::http::tokens::TokenInfo>,
+    }
+
+    /// The blocks in force on this replica.
+    #[derive(Serialize, ToSchema)]
+    pub struct BlockList {
+        /// The blocks, by key.
+        pub items: Vec<crate::limits::blocks::Block>,
+    }
+
+    /// What an identity webhook message did.
+    #[derive(Serialize, ToSchema)]
+    pub struct WebhookResult {
+        /// The message id (`webhook-id`).
+        pub id: String,
+        /// `applied`, `duplicate` (already applied: nothing changed) or `stale` (older than
+        /// a change already applied: nothing changed).
+        #[schema(example = "applied")]
+        pub status: String,
+        /// Events stored (only when `applied`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub events: Option<u32>,
+    }
+
+    /// A status answer of the operational routes.
+    #[derive(Serialize, ToSchema)]
+    pub struct Status {
+        /// `alive`, `ready` or `not ready`.
+        pub status: String,
+        /// Why not ready (`draining`, `nats disconnected`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+    }
+
+    /// A dependency's health.
+    #[derive(Serialize, ToSchema)]
+    pub struct ServiceHealth {
+        /// `healthy`, `degraded` (slow) or `unhealthy`.
+        pub status: String,
+        /// Round trip in milliseconds.
+        pub latency: Option<f64>,
+        /// Which backend (`postgres`, `sqlite`, `nats`, `in-process` …).
+        pub backend: String,
+        /// Why unhealthy.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub error: Option<String>,
+    }
+
+    /// The replica's health in detail (an outline: the services' fields are as `/health`
+    /// sends them today, and may gain more).
+    #[derive(Serialize, ToSchema)]
+    pub struct Health {
+        /// `healthy`, `degraded` (serving, but something is slow or stale) or `unhealthy`.
+        pub status: String,
+        /// When measured (RFC 3339).
+        pub timestamp: String,
+        /// Aurora's version.
+        pub version: String,
+        /// The configured environment name.
+        pub environment: String,
+        /// Seconds since start.
+        pub uptime: u64,
+        /// Each dependency: `database` and `nats` as [`ServiceHealth`], `actors` and
+        /// `projections` with their own fields.
+        #[schema(value_type = Object)]
+        pub services: serde_json::Value,
+    }
+}
+
+/// `{"type": "string", "contentMediaType": "application/octet-stream"}`: bytes.
+fn binary_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .content_media_type("application/octet-stream")
+        .into()
+}
+
+/// The operational routes are closures and plain handlers in `health.rs`; they are
+/// described here.
+mod operational {
+    use super::schemas::{Health, Status};
+
+    /// The replica's health in detail: database, bus, execution engine, read models.
+    #[utoipa::path(
+        get,
+        path = "/health",
+        tag = "operations",
+        responses(
+            (status = 200, description = "Healthy or degraded (still serving)", body = Health),
+            (status = 503, description = "Unhealthy: the database or the bus is down", body = Health),
+        )
+    )]
+    #[allow(dead_code)]
+    fn health() {}
+
+    /// May this replica take traffic (not draining, bus connected)?
+    #[utoipa::path(
+        get,
+        path = "/ready",
+        tag = "operations",
+        responses(
+            (status = 200, description = "Ready", body = Status),
+            (status = 503, description = "Not ready, with the reason", body = Status),
+        )
+    )]
+    #[allow(dead_code)]
+    fn ready() {}
+
+    /// Is the process alive?
+    #[utoipa::path(
+        get,
+        path = "/live",
+        tag = "operations",
+        responses((status = 200, description = "Alive", body = Status))
+    )]
+    #[allow(dead_code)]
+    fn live() {}
+
+    /// Prometheus metrics in the OpenMetrics text format.
+    #[utoipa::path(
+        get,
+        path = "/metrics",
+        tag = "operations",
+        responses((status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"))
+    )]
+    #[allow(dead_code)]
+    fn metrics() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::openapi;
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_describes_exactly_the_route_templates() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        let mut paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut templates = super::super::ROUTE_TEMPLATES.to_vec();
+        paths.sort_unstable();
+        templates.sort_unstable();
+        assert_eq!(paths, templates);
+    }
+}
