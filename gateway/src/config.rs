@@ -55,7 +55,8 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// NATS URL. Without it, Aurora uses an in-process bus.
-    #[arg(long, env = "NATS_URL")]
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    #[serde(serialize_with = "redacted_url")]
     pub nats_url: Option<String>,
 
     /// Subject prefix and stream name stem on NATS (one token).
@@ -70,8 +71,9 @@ pub struct Config {
     #[arg(long, env = "AURORA_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
 
-    /// Longest a request may take, in seconds: 503 past it. Uploads, downloads, exports
-    /// and event streams are exempt (they are bounded by size, or meant to stay open).
+    /// Longest a request may take to be answered, in seconds: 503 past it. Uploads are
+    /// exempt (bounded by their size); streamed responses (downloads, exports, event
+    /// streams) count only until their head is sent.
     #[arg(long, env = "AURORA_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
 
@@ -252,9 +254,11 @@ impl Config {
 
     /// Where logs go, and the filter: `AURORA_LOG`, else `RUST_LOG`, else the default.
     pub fn log_settings(&self, stderr: bool) -> crate::telemetry::LogSettings {
-        let defaults = crate::telemetry::LogSettings::default();
         crate::telemetry::LogSettings {
-            filter: self.log.clone().unwrap_or(defaults.filter),
+            filter: self
+                .log
+                .clone()
+                .unwrap_or_else(crate::telemetry::filter_from_env),
             stderr,
             dir: self.log_dir.clone(),
             retention: crate::logfiles::Retention {
@@ -274,6 +278,9 @@ impl Config {
     /// anything: the first bad setting is an error naming it.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.log_settings(false).env_filter()?;
+        if self.log_retention_days > 36_500 {
+            anyhow::bail!("AURORA_LOG_RETENTION_DAYS must be at most 36500 (a hundred years)");
+        }
         if self.log_file_max_bytes < 4096 {
             anyhow::bail!("AURORA_LOG_FILE_MAX_BYTES must be at least 4096");
         }
@@ -497,7 +504,10 @@ pub fn read_settings_file(path: &std::path::Path) -> anyhow::Result<Vec<(String,
 /// the environment sets it already. Call it before any thread starts.
 pub fn apply_settings_file(path: &std::path::Path) -> anyhow::Result<()> {
     for (env, value) in read_settings_file(path)? {
-        if std::env::var_os(&env).is_none() {
+        // The environment wins; for the log filter, `RUST_LOG` is the environment too.
+        let set = std::env::var_os(&env).is_some()
+            || (env == "AURORA_LOG" && std::env::var_os("RUST_LOG").is_some());
+        if !set {
             std::env::set_var(env, value);
         }
     }
@@ -519,14 +529,39 @@ fn hidden<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S
     value.as_ref().map(|_| "[redacted]").serialize(s)
 }
 
-/// Where an optional database URL points, for logs: never the password.
+/// A URL for logs and messages: credentials (`user:password@`) and query parameters that
+/// carry secrets (`?password=…`, `sslpassword`, `token` …) replaced by `***`.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _))
+                        if ["pass", "pwd", "secret", "token", "key"]
+                            .iter()
+                            .any(|s| key.to_ascii_lowercase().contains(s)) =>
+                    {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
         }
-        _ => url.to_string(),
-    }
+        None => tail.to_string(),
+    };
+    format!("{scheme}{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -687,6 +722,16 @@ mod tests {
         assert_eq!(
             super::redact("nats://127.0.0.1:4222"),
             "nats://127.0.0.1:4222"
+        );
+        assert_eq!(super::redact("u:pw@db:5432/x"), "***@db:5432/x");
+        assert_eq!(
+            super::redact("postgres://db/x?sslmode=require&password=pw&sslpassword=pw2"),
+            "postgres://db/x?sslmode=require&password=***&sslpassword=***"
+        );
+        assert_eq!(
+            super::redact("postgres://a:b@c@db/x"),
+            "postgres://***@db/x",
+            "an @ in the password"
         );
     }
 }

@@ -3,8 +3,10 @@
 //! deleted while the stem's files together exceed their total cap (checked at each new file,
 //! so the files may pass the cap by at most the file being written).
 //!
-//! Each log line is written with one `write` call under a lock, so lines of concurrent
-//! requests never interleave, and a line is on disk (in the page cache) when the call returns.
+//! Each log line is written with one `write` call, so lines never interleave. Aurora writes
+//! through a thread of its own ([`crate::telemetry`]), so a slow disk never stalls a request.
+//! Housekeeping is best effort: a file that cannot be deleted is left and the others cleaned;
+//! a directory removed at run time is made again at the next new file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -62,22 +64,25 @@ impl RollingFile {
         Self::with_clock(dir, stem, retention, Box::new(Utc::now))
     }
 
-    /// Like [`RollingFile::new`], with the clock given.
+    /// Like [`RollingFile::new`], with the clock given;
+    /// today's file is opened at once, so a directory Aurora cannot write to is an error now
+    /// rather than lost lines later.
     pub fn with_clock(
         dir: &Path,
         stem: &str,
         retention: Retention,
         clock: Clock,
     ) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        let mut state = State {
+            dir: dir.to_path_buf(),
+            stem: stem.to_string(),
+            retention,
+            clock,
+            open: None,
+        };
+        state.file_for(0)?;
         Ok(Self {
-            state: Mutex::new(State {
-                dir: dir.to_path_buf(),
-                stem: stem.to_string(),
-                retention,
-                clock,
-                open: None,
-            }),
+            state: Mutex::new(state),
         })
     }
 
@@ -130,6 +135,7 @@ impl State {
             Some(open) => open.date != today || (open.written > 0 && open.written + len > max),
         };
         if stale {
+            std::fs::create_dir_all(&self.dir)?;
             let segment = match self.open.take() {
                 Some(open) if open.date == today => open.segment + 1,
                 _ => {
@@ -157,24 +163,29 @@ impl State {
                 file,
                 written,
             });
-            self.clean(today)?;
+            self.clean(today);
         }
         Ok(self.open.as_mut().expect("opened above"))
     }
 
     /// Deletes files past the retention, then the oldest while over the total cap; never
     /// the file being written.
-    fn clean(&self, today: NaiveDate) -> io::Result<()> {
+    fn clean(&self, today: NaiveDate) {
         let current = self.open.as_ref().map(|o| Segment {
             date: o.date,
             segment: o.segment,
         });
-        let oldest_kept = today - chrono::Days::new(u64::from(self.retention.days));
+        // A retention reaching before the calendar's start keeps everything.
+        let oldest_kept = today
+            .checked_sub_days(chrono::Days::new(u64::from(self.retention.days)))
+            .unwrap_or(NaiveDate::MIN);
+        let Ok(segments) = self.segments() else {
+            return;
+        };
         let mut kept = Vec::new();
-        for (segment, size) in self.segments()? {
-            if segment.date < oldest_kept && Some(&segment) != current.as_ref() {
-                remove(&self.path(&segment))?;
-            } else {
+        for (segment, size) in segments {
+            let expired = segment.date < oldest_kept && Some(&segment) != current.as_ref();
+            if !(expired && removed(&self.path(&segment))) {
                 kept.push((segment, size));
             }
         }
@@ -183,20 +194,18 @@ impl State {
             if total <= self.retention.total_max_bytes {
                 break;
             }
-            if Some(&segment) == current.as_ref() {
-                continue;
+            if Some(&segment) != current.as_ref() && removed(&self.path(&segment)) {
+                total -= size;
             }
-            remove(&self.path(&segment))?;
-            total -= size;
         }
-        Ok(())
     }
 }
 
-fn remove(path: &Path) -> io::Result<()> {
+/// Deletes `path`; whether it is gone.
+fn removed(path: &Path) -> bool {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
     }
 }
 
@@ -210,6 +219,16 @@ fn parse_segment(rest: &str) -> Option<Segment> {
         date: NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?,
         segment,
     })
+}
+
+impl Write for RollingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self).flush()
+    }
 }
 
 impl Write for &RollingFile {
@@ -358,6 +377,35 @@ mod tests {
         assert_eq!(names(&dir), ["aurora.2026-01-01.log"]);
         let text = std::fs::read_to_string(dir.join("aurora.2026-01-01.log")).expect("read");
         assert_eq!(text, "before\nafter\n");
+    }
+
+    #[test]
+    fn a_retention_past_the_calendar_keeps_everything_and_a_removed_directory_comes_back() {
+        let dir = tempdir();
+        let retention = Retention {
+            days: u32::MAX,
+            file_max_bytes: 1 << 20,
+            total_max_bytes: 1 << 30,
+        };
+        let (file, today) = rolling(&dir, "aurora", retention);
+        writeln!(&file, "day one").expect("writing");
+        std::fs::remove_dir_all(&dir).expect("removing the directory");
+        today.store(1, Ordering::SeqCst);
+        writeln!(&file, "day two").expect("a new day's file makes the directory again");
+        assert_eq!(names(&dir), ["aurora.2026-01-02.log"]);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_written_is_an_error_at_once() {
+        let dir = tempdir();
+        let blocked = dir.join("not-a-directory");
+        std::fs::write(&blocked, "a file").expect("writing");
+        let retention = Retention {
+            days: 30,
+            file_max_bytes: 1 << 20,
+            total_max_bytes: 1 << 30,
+        };
+        assert!(RollingFile::new(&blocked, "aurora", retention).is_err());
     }
 
     #[test]

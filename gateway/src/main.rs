@@ -194,10 +194,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
-    // Checking the settings writes nothing (not even a log directory).
-    if !matches!(cli.command, Command::Config { .. }) {
-        telemetry::init(&logs)?;
-    }
+    // Checking the settings writes nothing (not even a log directory). Only the server
+    // writes log files: CLI commands sharing its settings file must not write into its
+    // files (nor create them with their own owner).
+    let logs = telemetry::LogSettings {
+        dir: logs
+            .dir
+            .filter(|_| matches!(cli.command, Command::Serve(_))),
+        ..logs
+    };
+    let _logging = match cli.command {
+        Command::Config { .. } => None,
+        _ => Some(telemetry::init(&logs)?),
+    };
     match cli.command {
         Command::Serve(config) => serve(config).await,
         Command::Migrate(config) => {

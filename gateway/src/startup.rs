@@ -129,8 +129,8 @@ impl Application {
         let bus = connect_bus(&config).await?;
         let metrics = Metrics::new();
         let committed = Arc::new(Notify::new());
-        let mut appends = GroupCommit::start(&db, config.db_writers);
-        appends.appended = metrics.events_appended.clone();
+        let appends =
+            GroupCommit::start(&db, config.db_writers).counting(metrics.events_appended.clone());
         let run_commands = RunCommands::with_appends(&db, appends.clone(), committed.clone());
         // The revocation set is complete before the first request is served.
         let revocations = Revocations::new();
@@ -140,11 +140,8 @@ impl Application {
         let clients = ClientCommands::with_appends(&db, appends.clone(), committed.clone());
         let identity = Identity {
             users: UserCommands::with_appends(&db, appends.clone(), committed.clone()),
-            tokens: {
-                let mut tokens = Tokens::new(load_root_keys(&config)?, revocations.clone());
-                tokens.cache_lookups = metrics.token_cache.clone();
-                tokens
-            },
+            tokens: Tokens::new(load_root_keys(&config)?, revocations.clone())
+                .counting(metrics.token_cache.clone()),
             access: AccessCommands::with_appends(&db, appends.clone(), committed.clone()),
         };
         let media = Media {
@@ -273,6 +270,12 @@ impl Application {
             }
             None => None,
         };
+        let probe = match &config.database_url {
+            Some(url) => Database::postgres(url, 1)
+                .await
+                .with_context(|| format!("connecting to {}", redact(url)))?,
+            None => db.clone(),
+        };
         let listener = bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(
@@ -288,6 +291,7 @@ impl Application {
             .with_limits(limits)
             .with_proxies(proxies)
             .with_cors(cors)
+            .with_probe(probe)
             .with_engine(engine),
         );
         tasks.push(tokio::spawn(
@@ -400,6 +404,7 @@ impl Application {
         }
         // Connections still lent out (a request abandoned at the drain's deadline) are not
         // waited for beyond this.
+        self.state.probe.close().await;
         if tokio::time::timeout(Duration::from_secs(5), self.state.db.close())
             .await
             .is_err()

@@ -66,6 +66,9 @@ pub struct AppState {
     pub config: Config,
     /// Event store and read models.
     pub db: Database,
+    /// A pool of its own for `/ready` and `/health` (Postgres: one connection), so that a
+    /// busy main pool is not mistaken for a database that is away.
+    pub probe: Database,
     /// The bus.
     pub bus: Bus,
     /// Run commands.
@@ -123,6 +126,7 @@ impl AppState {
         let (run_commands, media) = work;
         Self {
             config,
+            probe: db.clone(),
             db,
             bus,
             run_commands,
@@ -151,6 +155,12 @@ impl AppState {
     }
 
     /// Answering CORS for `origins`.
+    /// The pool health checks use.
+    pub fn with_probe(mut self, probe: Database) -> Self {
+        self.probe = probe;
+        self
+    }
+
     pub fn with_cors(mut self, origins: crate::http::cors::Origins) -> Self {
         self.cors = origins;
         self

@@ -8,7 +8,6 @@
 //! passwords and tokens are never put in fields.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -33,10 +32,17 @@ pub struct LogSettings {
     pub retention: Retention,
 }
 
+/// The filter from the environment: `AURORA_LOG`, else `RUST_LOG`, else the default.
+pub fn filter_from_env() -> String {
+    std::env::var("AURORA_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| DEFAULT_FILTER.to_string())
+}
+
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            filter: std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_FILTER.to_string()),
+            filter: filter_from_env(),
             stderr: false,
             dir: None,
             retention: Retention {
@@ -56,13 +62,27 @@ impl LogSettings {
         EnvFilter::builder()
             .with_regex(false)
             .parse(format!("{},warp::filters::trace=off", self.filter))
-            .map_err(|e| anyhow::anyhow!("AURORA_LOG: {e} (in {:?})", self.filter))
+            .map_err(|e| anyhow::anyhow!("AURORA_LOG (or RUST_LOG): {e} (in {:?})", self.filter))
     }
 }
 
-/// Installs the global subscriber. Later calls in the same process do nothing (and return
-/// `Ok`): tests may call it from several places.
-pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
+/// The installed logging: keep it until the process ends, so that the log files' writer
+/// thread writes out every line (dropping it flushes them).
+#[must_use = "dropping it stops the log files' writer"]
+pub struct Logging {
+    /// Whether this call installed the subscriber (`false`: one was installed already, by
+    /// an earlier call in this process, and this one changed nothing).
+    pub installed: bool,
+    _writers: Vec<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+/// Lines waiting for the log files' writer before loggers wait for it (bounded memory; no
+/// line is dropped).
+const QUEUED_LINES: usize = 64 * 1024;
+
+/// Installs the global subscriber. A later call in the same process changes nothing and
+/// says so ([`Logging::installed`]).
+pub fn init(settings: &LogSettings) -> anyhow::Result<Logging> {
     let console = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
@@ -75,15 +95,22 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
         console.with_writer(std::io::stdout).boxed()
     };
     let mut layers = vec![console.with_filter(settings.env_filter()?).boxed()];
+    let mut writers = Vec::new();
     if let Some(dir) = &settings.dir {
-        let open = |stem: &str| {
-            RollingFile::new(dir, stem, settings.retention)
-                .map(Arc::new)
-                .map_err(|e| anyhow::anyhow!("AURORA_LOG_DIR {}: {e}", dir.display()))
+        let mut open = |stem: &str| {
+            let file = RollingFile::new(dir, stem, settings.retention)
+                .map_err(|e| anyhow::anyhow!("AURORA_LOG_DIR {}: {e}", dir.display()))?;
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .buffered_lines_limit(QUEUED_LINES)
+                .thread_name(&format!("log-{stem}"))
+                .finish(file);
+            writers.push(guard);
+            anyhow::Ok(writer)
         };
         let all = open("aurora")?;
         let errors = open("aurora-error")?;
-        let file = |writer: Arc<RollingFile>| {
+        let file = |writer: tracing_appender::non_blocking::NonBlocking| {
             tracing_subscriber::fmt::layer()
                 .json()
                 .with_current_span(true)
@@ -96,6 +123,12 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
         layers.push(file(all).with_filter(settings.env_filter()?).boxed());
         layers.push(file(errors).with_filter(LevelFilter::ERROR).boxed());
     }
-    let _ = tracing_subscriber::registry().with(layers).try_init();
-    Ok(())
+    let installed = tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .is_ok();
+    Ok(Logging {
+        installed,
+        _writers: writers,
+    })
 }

@@ -40,9 +40,19 @@ pub struct JetStreamBus {
 impl JetStreamBus {
     /// Connects to `url` and creates the stream for `subjects` if it does not exist.
     pub async fn connect(url: &str, subjects: Subjects) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        // Credentials travel in the options, not the URL: the client logs the server's
+        // address (at debug), and a password must never reach a log line.
+        let (url, credentials) = split_credentials(url);
+        let options = match credentials {
+            Some((user, Some(password))) => {
+                async_nats::ConnectOptions::with_user_and_password(user, password)
+            }
+            Some((token, None)) => async_nats::ConnectOptions::with_token(token),
+            None => async_nats::ConnectOptions::new(),
+        };
+        let client = options
             .name("aurora")
-            .connect(url)
+            .connect(url.as_str())
             .await
             .map_err(BusError::unavailable)?;
         Self::with_client(client, subjects).await
@@ -99,6 +109,63 @@ fn decode(sequence: u64, payload: &[u8]) -> Result<CloudEvent, BusError> {
         sequence,
         reason: e.to_string(),
     })
+}
+
+/// `nats://user:password@host:4222` → (`nats://host:4222`, user and password), percent
+/// decoded; `nats://token@host` → a token. Each server of a comma-separated list may carry
+/// them; the first found are used.
+fn split_credentials(url: &str) -> (String, Option<(String, Option<String>)>) {
+    let mut credentials = None;
+    let servers: Vec<String> = url
+        .split(',')
+        .map(|server| {
+            let server = server.trim();
+            let (scheme, rest) = match server.find("://") {
+                Some(i) => server.split_at(i + 3),
+                None => ("", server),
+            };
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => {
+                    let userinfo = &rest[..at];
+                    if credentials.is_none() {
+                        credentials = Some(match userinfo.split_once(':') {
+                            Some((user, password)) => {
+                                (percent_decode(user), Some(percent_decode(password)))
+                            }
+                            None => (percent_decode(userinfo), None),
+                        });
+                    }
+                    format!("{scheme}{}", &rest[at + 1..])
+                }
+                None => server.to_string(),
+            }
+        })
+        .collect();
+    (servers.join(","), credentials)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A message's stream sequence; counts it in [`crate::redeliveries`] if `consumer` had it
@@ -371,5 +438,32 @@ impl WorkSource for JetStreamWork {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_credentials;
+
+    #[test]
+    fn credentials_leave_the_url_before_the_client_sees_it() {
+        assert_eq!(
+            split_credentials("nats://aurora:p%40ss@nats-0:4222,nats://nats-1:4222"),
+            (
+                "nats://nats-0:4222,nats://nats-1:4222".to_string(),
+                Some(("aurora".to_string(), Some("p@ss".to_string())))
+            )
+        );
+        assert_eq!(
+            split_credentials("tls://s3cr3t-token@nats:4222"),
+            (
+                "tls://nats:4222".to_string(),
+                Some(("s3cr3t-token".to_string(), None))
+            )
+        );
+        assert_eq!(
+            split_credentials("nats://127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".to_string(), None)
+        );
     }
 }

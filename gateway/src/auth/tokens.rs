@@ -207,7 +207,7 @@ pub const VERIFIED_CACHE_ENTRIES: usize = 10_000;
 pub struct Tokens {
     verified: Mutex<HashMap<[u8; 32], Arc<VerifiedToken>>>,
     /// Verifications the cache answered (`hit`) or not (`miss`).
-    pub cache_lookups: prometheus_client::metrics::family::Family<
+    cache_lookups: prometheus_client::metrics::family::Family<
         CacheLabels,
         prometheus_client::metrics::counter::Counter,
     >,
@@ -352,6 +352,18 @@ impl Tokens {
         }
         cache.insert(key, verified.clone());
         Ok(verified)
+    }
+
+    /// Counts cache lookups in `lookups` (a registry's family).
+    pub fn counting(
+        mut self,
+        lookups: prometheus_client::metrics::family::Family<
+            CacheLabels,
+            prometheus_client::metrics::counter::Counter,
+        >,
+    ) -> Self {
+        self.cache_lookups = lookups;
+        self
     }
 
     fn count_lookup(&self, outcome: &'static str) {

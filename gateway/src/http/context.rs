@@ -74,9 +74,12 @@ pub fn context() -> impl Filter<Extract = (RequestContext,), Error = Infallible>
         })
 }
 
-/// The request's W3C `traceparent`, if sent and well-formed.
+/// The request's W3C `traceparent`, if sent and well-formed; of a later version, the four
+/// fields version 00 defines (what Aurora understands and passes on).
 pub fn traceparent(headers: &HeaderMap) -> Option<String> {
-    header(headers, "traceparent").filter(|t| is_traceparent(t))
+    header(headers, "traceparent")
+        .filter(|t| is_traceparent(t))
+        .map(|t| t.chars().take(55).collect())
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -184,7 +184,7 @@ struct Health {
 
 async fn health(state: Arc<AppState>) -> Response {
     let (database, nats, projections) = tokio::join!(
-        tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
+        tokio::time::timeout(CHECK_TIMEOUT, state.probe.ping()),
         tokio::time::timeout(CHECK_TIMEOUT, state.bus.ping()),
         ProjectionsHealth::check(&state),
     );
@@ -243,7 +243,7 @@ async fn ready(state: Arc<AppState>) -> Response {
     } else if !state.bus.is_connected() {
         Some("nats disconnected")
     } else if !matches!(
-        tokio::time::timeout(READY_TIMEOUT, state.db.ping()).await,
+        tokio::time::timeout(READY_TIMEOUT, state.probe.ping()).await,
         Ok(Ok(_))
     ) {
         Some("database unreachable")

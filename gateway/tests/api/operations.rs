@@ -40,6 +40,7 @@ fn config_for(mode: Mode, dir: &TempDir) -> Config {
 
 const WEBHOOK_SECRET: &str = "whsec_c2VjcmV0LW9mLXRoZS1sb2dzLXRlc3Q=";
 const DB_PASSWORD: &str = "db-pw-never-logged-5c1e";
+const NATS_PASSWORD: &str = "nats-pw-never-logged-0b7a";
 const LOGGER_PASSWORD: &str = "pw-of-the-logger-9a7f3b";
 const WRONG_PASSWORD: &str = "wrong-pw-of-the-logger-2e4d";
 
@@ -47,7 +48,7 @@ const WRONG_PASSWORD: &str = "wrong-pw-of-the-logger-2e4d";
 pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
     let dir = Arc::new(TempDir::new().unwrap());
     let logs = dir.path().join("logs");
-    telemetry::init(&LogSettings {
+    let logging = telemetry::init(&LogSettings {
         // As verbose as it gets for Aurora and the libraries that see secrets: sqlx sees
         // the database URL and statements, hyper and reqwest see headers.
         filter: "debug,h2=info,rustls=info".into(),
@@ -56,6 +57,10 @@ pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
         ..LogSettings::default()
     })
     .unwrap();
+    assert!(
+        logging.installed,
+        "this test needs a process of its own (cargo nextest) to own the subscriber"
+    );
     let mut config = config_for(mode, &dir);
     config.identity_webhook_secrets = Some(WEBHOOK_SECRET.into());
     if mode == Mode::Production {
@@ -69,6 +74,9 @@ pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
             .as_deref()
             .unwrap()
             .contains(DB_PASSWORD));
+        // The test server has no NATS accounts: credentials are accepted and ignored.
+        config.nats_url =
+            Some(testkit::nats_url().replacen("://", &format!("://aurora:{NATS_PASSWORD}@"), 1));
     }
     let app = start(config, dir.clone()).await;
 
@@ -152,6 +160,8 @@ pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
     tracing::error!(target: "aurora_test", "an error for the error file");
     let tester_token = app.token.clone();
     app.stop().await;
+    // Every line queued for the files is written once the writers stop.
+    drop(logging);
 
     let mut all = String::new();
     let mut errors = String::new();
@@ -179,6 +189,7 @@ pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
         WEBHOOK_SECRET.trim_start_matches("whsec_").to_string(),
         signature.clone(),
         DB_PASSWORD.to_string(),
+        NATS_PASSWORD.to_string(),
     ];
     for token in [&session, &api_key, &tampered, &tester_token] {
         secrets.push(token.clone());
@@ -310,7 +321,8 @@ pub async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
     // A redelivery: a durable consumer given a message back.
     let bus = app.state.bus.shared();
     let filter = bus.subjects().aggregate_events("run");
-    let mut deliveries = bus.consume("metrics-probe", &filter).await.unwrap();
+    let consumer = format!("metrics-probe-{}", uuid::Uuid::new_v4().simple());
+    let mut deliveries = bus.consume(&consumer, &filter).await.unwrap();
     use futures::StreamExt;
     let first = tokio::time::timeout(WAIT, deliveries.next())
         .await
@@ -361,7 +373,11 @@ pub async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
     // The token's first use verified it (a miss), the read after it was a hit.
     assert!(after(r#"aurora_token_cache_lookups_total{outcome="miss"}"#) >= 1.0);
     assert!(after(r#"aurora_token_cache_lookups_total{outcome="hit"}"#) >= hits + 1.0);
-    assert!(after(r#"aurora_consumer_redeliveries_total{consumer="metrics-probe"}"#) >= 1.0);
+    assert!(
+        after(&format!(
+            r#"aurora_consumer_redeliveries_total{{consumer="{consumer}"}}"#
+        )) >= 1.0
+    );
     assert!(text.contains(r#"aurora_http_request_duration_seconds_count{method="GET",route="/api/v1/runs/{id}",status="200"}"#));
     let max = after("aurora_db_pool_max_connections");
     assert!(max >= 1.0);
@@ -410,23 +426,14 @@ pub async fn bad_heads_get_problems_and_change_nothing(mode: Mode) {
     let big = post(vec![padding(32 * 1024)]).await.unwrap();
     let body = problem(big, 431, "headers-too-large").await;
     assert!(body["detail"].as_str().unwrap().contains("16384"));
-    // Far past it: hyper refuses the head before any route sees it.
-    let huge = post(vec![padding(1024 * 1024)]).await;
-    if let Ok(response) = huge {
-        assert_eq!(
-            response.status(),
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-        );
-    }
-    // Too many headers.
-    let many = (0..200)
-        .map(|i| (format!("x-h{i}"), "1".to_string()))
-        .collect();
-    if let Ok(response) = post(many).await {
-        assert_eq!(
-            response.status(),
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-        );
+    // Far past it, and past 128 headers: hyper refuses the head before any route sees it
+    // (a status line, no body). Raw sockets: a client library may give up writing first.
+    let address = app.base.trim_start_matches("http://").to_string();
+    let far = format!("x-padding: {}\r\n", "a".repeat(80 * 1024));
+    let many: String = (0..200).map(|i| format!("x-h{i}: 1\r\n")).collect();
+    for headers in [far, many] {
+        let status = raw_status(&address, &headers).await;
+        assert_eq!(status, 431, "a head hyper refuses");
     }
     // Bodies past the limit of their route: JSON routes 64 KiB, uploads their own.
     let body = format!("{{\"pad\": \"{}\"}}", "a".repeat(70 * 1024));
@@ -454,6 +461,26 @@ pub async fn bad_heads_get_problems_and_change_nothing(mode: Mode) {
         "only the good request changed anything"
     );
     app.stop().await;
+}
+
+/// Sends `POST /api/v1/runs` with `headers` over a plain socket; the answer's status.
+async fn raw_status(address: &str, headers: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST /api/v1/runs HTTP/1.1\r\nhost: {address}\r\n{headers}content-length: 0\r\n\r\n"
+    );
+    // The server may stop reading once it has seen enough: a failed write is fine.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    let status_line = text.lines().next().unwrap_or_default().to_string();
+    status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
 }
 
 // ---- the database going away ----
@@ -565,8 +592,12 @@ pub async fn ready_fails_while_the_database_is_away_and_recovers() {
         .await
         .unwrap();
     assert_eq!(health["services"]["database"]["status"], "healthy");
-    let id = app.created_id(&valid_run()).await;
-    app.await_view(&id, 1).await;
+    // The connections the database dropped are replaced before requests meet them: every
+    // command succeeds from the first.
+    for _ in 0..5 {
+        let id = app.created_id(&valid_run()).await;
+        app.await_view(&id, 1).await;
+    }
     app.stop().await;
 }
 
@@ -627,7 +658,15 @@ pub async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
     use std::io::BufRead;
     let url = testkit::create_postgres_database().await.unwrap();
     let dir = TempDir::new().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"))
+    /// Kills the server if the test fails before it exits.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"))
         .arg("serve")
         .env("AURORA_LISTEN", "127.0.0.1:0")
         .env("AURORA_DATA_DIR", dir.path())
@@ -642,7 +681,8 @@ pub async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut child = Reap(child);
+    let stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<Value>();
     std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
@@ -696,7 +736,7 @@ pub async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
     .await;
 
     let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
@@ -732,7 +772,7 @@ pub async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
 
     let deadline = Instant::now() + WAIT;
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "aurora exits after draining");

@@ -38,8 +38,8 @@ type Key = (String, String, i64);
 pub struct GroupCommit {
     queue: mpsc::Sender<Append>,
     taken: Arc<AtomicU64>,
-    /// Events stored, by aggregate type (replace it with the registry's family before use).
-    pub appended: Family<AggregateLabels, Counter>,
+    /// Events stored, by aggregate type.
+    appended: Family<AggregateLabels, Counter>,
 }
 
 /// Labels of per-aggregate metrics.
@@ -91,6 +91,13 @@ impl GroupCommit {
             taken,
             appended: Family::default(),
         }
+    }
+
+    /// Counts the events stored by aggregate type in `appended` (a registry's family). Call
+    /// it before cloning: clones share the family they were made with.
+    pub fn counting(mut self, appended: Family<AggregateLabels, Counter>) -> Self {
+        self.appended = appended;
+        self
     }
 
     /// Appends writers have taken off the queue so far (for metrics and tests).
@@ -194,6 +201,9 @@ async fn write(db: &Database, batch: Vec<Append>) {
         Err(error) => {
             tracing::error!(%error, appends = batch.len(), "append failed");
             let connection = is_connection_error(&error);
+            if connection {
+                super::connection_failed();
+            }
             for append in batch {
                 let message: Box<dyn std::error::Error + Send + Sync> = error.to_string().into();
                 let _ = append.done.send(Err(if connection {

@@ -7,6 +7,7 @@ mod repository;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgPoolOptions;
@@ -84,16 +85,43 @@ pub enum StoreError {
     Downstream(String),
 }
 
+/// How long after a connection error pooled connections are pinged before use.
+const SUSPECT_FOR: Duration = Duration::from_secs(60);
+
+/// Until when (ms since the Unix epoch) pooled connections are pinged before use.
+static SUSPECT_UNTIL_MS: AtomicU64 = AtomicU64::new(0);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Notes that the database was unreachable: for a while, connections are checked before
+/// use, so that those it dropped are replaced before a request meets them.
+pub(crate) fn connection_failed() {
+    SUSPECT_UNTIL_MS.fetch_max(now_ms() + SUSPECT_FOR.as_millis() as u64, Ordering::Relaxed);
+}
+
 /// How Aurora pools Postgres connections; the benchmark's raw baseline uses the same.
 ///
-/// No ping before every checkout (sqlx's default): it is a round trip per query, and a
-/// connection the server dropped fails its next query anyway, which is then answered 503
-/// and retried by the client, while sqlx replaces the connection.
+/// No ping before every checkout (sqlx's default): it is a round trip per query. Only for a
+/// minute after a connection error (the database restarted, a network cut) is each
+/// connection pinged before use, so that the ones the server dropped are replaced rather
+/// than failing one request each once it is back.
 pub fn pg_pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire(false)
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                if now_ms() >= SUSPECT_UNTIL_MS.load(Ordering::Relaxed) {
+                    return Ok(true);
+                }
+                Ok(sqlx::Connection::ping(conn).await.is_ok())
+            })
+        })
 }
 
 /// The database behind the event store and the read models.
@@ -182,7 +210,12 @@ impl Database {
         on_pool!(self, |pool| sqlx::query("SELECT 1")
             .execute(pool)
             .await
-            .map(drop))?;
+            .map(drop))
+        .inspect_err(|error| {
+            if append::is_connection_error(error) {
+                connection_failed();
+            }
+        })?;
         Ok(started.elapsed())
     }
 

@@ -55,6 +55,11 @@ fn classify(error: PersistenceError) -> PersistenceError {
                 .downcast_ref::<sqlx::Error>()
                 .is_some_and(super::append::is_connection_error) =>
         {
+            super::connection_failed();
+            PersistenceError::ConnectionError(cause)
+        }
+        PersistenceError::ConnectionError(cause) => {
+            super::connection_failed();
             PersistenceError::ConnectionError(cause)
         }
         other => other,
