@@ -39,7 +39,11 @@ without a security requirement are public.
 **Errors.** Every error is an RFC 9457 problem (`application/problem+json`, schema \
 `Problem`); its `type` (`/problems/<slug>`) is stable. Requests to `/api/...` are rate \
 limited per client and route class: a refused one gets 429 with `Retry-After`, and the \
-`RateLimit-*` headers tell what is left.
+`RateLimit-*` headers tell what is left. On every route: a malformed or repeated \
+`traceparent` is 400 `invalid-traceparent` (a valid one is carried into the events and \
+their NATS messages); headers past 16 KiB (configurable) are 431 `headers-too-large`; a \
+request unanswered within 30 s (configurable; uploads exempt) is 503 `request-timeout`; \
+503 `unavailable` means a backing service is away (retry later).
 
 **This documentation.** This document is generated from the code and served at \
 `GET /api/docs.json`; Swagger UI, served from this binary with nothing fetched from \
