@@ -194,6 +194,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The `/metrics` exposition.
+    async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn created_id(&self, body: &Value) -> String {
         let response = self.post_run(body).await;
         assert_eq!(response.status(), StatusCode::CREATED);
@@ -2605,15 +2617,7 @@ async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(
         "the general API class"
     );
     // Every decision is counted by class, tier and outcome.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("# TYPE aurora_rate_limit_decisions counter"));
     assert!(metrics.contains(
         r#"aurora_rate_limit_decisions_total{class="auth",tier="anonymous",outcome="limited"} 1"#

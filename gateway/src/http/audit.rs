@@ -19,6 +19,7 @@ use super::auth::{authenticate, respond};
 use super::body::{json, with_request_id};
 use super::context::{context, RequestContext};
 use super::page::{optional_raw_query, Page};
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
@@ -210,10 +211,8 @@ fn authorized_query(
     responses(
         (status = 200, description = "A page of entries", body = Page<AuditEntry>),
         (status = 400, description = "A bad query, filter, time, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow audit:read", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -262,10 +261,8 @@ async fn list(
         (status = 200, description = "One AuditEntry (JSON) per line", body = AuditEntry, content_type = "application/x-ndjson",
             headers(("x-audit-chain" = String, description = "stretch (verify link by link) or selection (verify entry by entry)"))),
         (status = 400, description = "A bad query, filter or time, or limit/cursor given", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow audit:read", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

@@ -22,6 +22,7 @@ use warp::{Filter, Rejection};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
 use super::docs::schemas::{PublicKeys, WhoAmI};
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::passwords;
 use crate::auth::tokens::{Access, Claims, Minted, TokenError, VerifiedToken};
@@ -205,8 +206,6 @@ pub(crate) fn respond(ctx: &RequestContext, result: Result<Response, Problem>) -
         (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A bad body, username (invalid-username) or password (weak-password)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn register(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
@@ -308,7 +307,6 @@ fn login_failed() -> Problem {
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A bad body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts, or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 async fn login(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> Response {
@@ -402,11 +400,9 @@ async fn record_failure(
     tag = "users",
     responses(
         (status = 200, description = "The user", body = UserBody),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow users:read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "The token's user no longer exists", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

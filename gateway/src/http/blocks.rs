@@ -16,6 +16,7 @@ use super::auth::{authenticate, respond};
 use super::body::{json, no_content};
 use super::context::{context, RequestContext};
 use super::docs::schemas::BlockList;
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::limits::Limits;
@@ -86,11 +87,9 @@ async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> 
     params(("key" = String, Path, description = "The client key as listed, e.g. ip:203.0.113.7 or user:alice (percent-escaped if need be)")),
     responses(
         (status = 204, description = "Lifted"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "That client is not blocked, or rate limits are off", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

@@ -20,6 +20,7 @@ use super::auth::{authenticate, respond};
 use super::body::json;
 use super::context::{context, RequestContext};
 use super::page::optional_raw_query;
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::{Access, Claims};
 use crate::state::AppState;
@@ -223,11 +224,9 @@ fn as_of_text(as_of: Option<AsOf>) -> Option<String> {
     responses(
         (status = 200, description = "The events and the state", body = History<RunView>),
         (status = 400, description = "A bad id or as_of", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -276,11 +275,9 @@ async fn run_history(
     responses(
         (status = 200, description = "The events and the state", body = History<UserView>),
         (status = 400, description = "A bad as_of", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

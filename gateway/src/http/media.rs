@@ -24,6 +24,7 @@ use super::auth::{authenticate, authorize, verify_request};
 use super::body::json;
 use super::context::{context, RequestContext};
 use super::docs::schemas::{Binary, MediaUploaded};
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
@@ -131,13 +132,11 @@ where
         (status = 201, description = "Stored and checked", body = MediaUploaded,
             headers(("location" = String, description = "The media: /api/v1/media/{id}"))),
         (status = 400, description = "The upload broke off", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow media:create", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the upload limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not a known audio or video container", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Empty, or unreadable by ffprobe", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -271,12 +270,10 @@ async fn upload(
         (status = 206, description = "The range asked for", body = Binary, content_type = "application/octet-stream",
             headers(("content-range" = String, description = "bytes a-b/size"))),
         (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No media with this id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 416, description = "The range lies outside the file", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

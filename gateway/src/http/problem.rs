@@ -26,6 +26,32 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// The problems every route behind a token may answer besides its own, for the API docs
+/// (`responses(..., TokenRouteProblems)`): no valid token, rate limited, a backing service
+/// away.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Describes responses; never built.
+pub(crate) enum TokenRouteProblems {
+    #[response(
+        status = 401,
+        description = "No valid token",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Body<'static>),
+    #[response(
+        status = 429,
+        description = "Rate limited or blocked; see Retry-After",
+        content_type = "application/problem+json"
+    )]
+    RateLimited(Body<'static>),
+    #[response(
+        status = 503,
+        description = "A backing service is unavailable",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Body<'static>),
+}
+
 /// An RFC 9457 problem details body, sent as `application/problem+json`.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Problem)]

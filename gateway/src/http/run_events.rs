@@ -21,6 +21,7 @@ use warp::sse::Event;
 use warp::{Filter, Rejection, Reply};
 
 use super::context::{context, RequestContext};
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::state::AppState;
 
@@ -76,11 +77,9 @@ fn sse_event(event: &CloudEvent, full: bool) -> Event {
         (status = 200, description = "The event stream: each event's data is a CloudEvent (JSON), or a progress report", body = String, content_type = "text/event-stream"),
         (status = 204, description = "Resumed after the end of a finished run: nothing more will come"),
         (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

@@ -18,6 +18,7 @@ use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
 use super::docs::schemas::{ArtifactList, Binary, RunCancelled};
 use super::page::{self, Page};
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::auth::tokens::Claims;
@@ -244,15 +245,13 @@ async fn create_run(
     responses(
         (status = 200, description = "Cancelled", body = RunCancelled),
         (status = 400, description = "The id is not a UUID, or the body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not the token's to cancel", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Already finished, or changed at the same time (retry)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A bad body or a reason too long", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -331,11 +330,9 @@ fn outcome(error: &AggregateError<RunError>) -> &'static str {
     responses(
         (status = 200, description = "The run", body = RunView),
         (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -363,10 +360,8 @@ async fn get_run(
     responses(
         (status = 200, description = "A page of runs", body = Page<RunView>),
         (status = 400, description = "A bad query, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow runs:read", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -477,11 +472,9 @@ fn artifacts_of(run: &Run) -> impl Iterator<Item = (usize, &Artifact)> {
     responses(
         (status = 200, description = "The run's artifacts", body = ArtifactList),
         (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -528,12 +521,10 @@ async fn list_artifacts(
         (status = 206, description = "The range asked for", body = Binary, content_type = "application/octet-stream",
             headers(("content-range" = String, description = "bytes a-b/size"))),
         (status = 400, description = "An id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such run or artifact", body = ProblemBody, content_type = "application/problem+json"),
         (status = 416, description = "The range lies outside the file", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

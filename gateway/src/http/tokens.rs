@@ -21,6 +21,7 @@ use super::auth::{authenticate, issue, respond, rfc3339, user_problem, TokenBody
 use super::body::{json, json_body, no_content, JsonBody};
 use super::context::{context, RequestContext};
 use super::docs::schemas::TokenList;
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::{Access, Claims};
 use crate::state::AppState;
@@ -122,12 +123,10 @@ async fn on_own_user(
     tag = "tokens",
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow auth:logout", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "The token is not live on its user", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The user was changed at the same time; retry", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -153,11 +152,9 @@ async fn logout(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -
     tag = "tokens",
     responses(
         (status = 200, description = "The live tokens", body = TokenList),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow tokens:read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "The token's user no longer exists", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -205,14 +202,12 @@ async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> 
     responses(
         (status = 201, description = "The new API key", body = TokenBody),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow tokens:create", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The user's state forbids it (e.g. too many keys), or it changed at the same time", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A bad body, label or lifetime", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -266,12 +261,10 @@ async fn create(
     params(("id" = String, Path, description = "The token id, as listed")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow tokens:revoke", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "The caller holds no live token with that id", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "The user was changed at the same time; retry", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

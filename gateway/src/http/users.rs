@@ -19,6 +19,7 @@ use super::auth::{authenticate, respond, user_problem};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
 use super::page::{self, Page};
+use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
@@ -78,10 +79,8 @@ struct Change {
     responses(
         (status = 200, description = "A page of users", body = Page<UserView>),
         (status = 400, description = "A bad query or limit", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]
@@ -134,15 +133,13 @@ pub(crate) async fn resolve(state: &AppState, raw: &str) -> Result<String, Probl
     responses(
         (status = 200, description = "The user as changed", body = UserView),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "An admin demoting or disabling themselves (self-lockout), or a conflicting change", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A bad body, nothing to change, or a reason too long", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
     ),
     security(("biscuit" = []), ("api_key" = []))
 )]

@@ -11,7 +11,7 @@ use aurora_projections::testkit::{self, TempDir};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{problem, start, valid_run, Mode, TestApp, WAIT};
+use super::{problem, start, valid_run, Mode, WAIT};
 
 /// Polls `check` until it holds or `WAIT` passes: for conditions another process or a
 /// background task brings about, with nothing to wait on directly.
@@ -253,17 +253,6 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .map(|value| value.trim().parse().expect("a number"))
 }
 
-async fn scrape(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Families exported from the start. prometheus-client leaves out a labelled family until
 /// it has a series; those (actor restarts, escalations, runs finished, rate-limit decisions)
 /// are checked by the tests that cause them (pipeline and rate-limit tests).
@@ -299,7 +288,7 @@ fn assert_families(text: &str, families: &[(&str, &str)]) {
 
 pub async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
     let app = super::spawn_app(mode).await;
-    let text = scrape(&app).await;
+    let text = app.metrics().await;
     assert_families(&text, &FAMILIES);
     let before = |series: &str| sample(&text, series).unwrap_or(0.0);
     let created =
@@ -343,12 +332,12 @@ pub async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
     again.ack().await.unwrap();
     // The relay publishes after commit; wait for it rather than guess.
     eventually("the relay has published the run", || async {
-        sample(&scrape(&app).await, "aurora_relay_published_events_total").unwrap_or(0.0)
+        sample(&app.metrics().await, "aurora_relay_published_events_total").unwrap_or(0.0)
             > published
     })
     .await;
 
-    let text = scrape(&app).await;
+    let text = app.metrics().await;
     assert_families(&text, &FAMILIES);
     assert_families(
         &text,
@@ -552,15 +541,7 @@ pub async fn ready_fails_while_the_database_is_away_and_recovers() {
         status("/ready").await == StatusCode::SERVICE_UNAVAILABLE
     })
     .await;
-    let ready: Value = app
-        .client
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get_json("/ready").await;
     assert_eq!(ready["reason"], "database unreachable");
     let health = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -582,15 +563,7 @@ pub async fn ready_fails_while_the_database_is_away_and_recovers() {
         status("/ready").await == StatusCode::OK
     })
     .await;
-    let health: Value = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.get_json("/health").await;
     assert_eq!(health["services"]["database"]["status"], "healthy");
     // The connections the database dropped are replaced before requests meet them: every
     // command succeeds from the first.
@@ -637,7 +610,7 @@ pub async fn a_request_past_its_timeout_is_abandoned_with_a_problem() {
         waited >= Duration::from_secs(2),
         "answered after the timeout, not before"
     );
-    let metrics = scrape(&app).await;
+    let metrics = app.metrics().await;
     assert!(metrics.contains(
         r#"aurora_http_requests_total{method="GET",route="/api/v1/runs",status="503"} 1"#
     ));

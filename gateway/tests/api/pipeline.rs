@@ -344,15 +344,7 @@ pub(super) async fn an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumb
         (Some(1280), Some(720))
     );
     // The engine's metrics saw it: one run succeeded, its transcode timed.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains(r#"aurora_runs_finished_total{outcome="succeeded"} 1"#));
     assert!(
         metrics.contains("aurora_transcode_duration_seconds_count 1\n"),
@@ -584,15 +576,7 @@ pub(super) async fn panics_in_a_run_actor_and_a_transcode_worker_are_survived_wi
         .collect();
     files.sort();
     assert_eq!(files, vec!["step-1-a2.mp4", "step-2-a1.jpg"]);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"aurora_actor_restarts_total{kind="run"} 1"#),
         "{metrics}"
