@@ -191,6 +191,26 @@ fn authorized_query(
     Ok((query, filter))
 }
 
+/// The audit trail's filters, for the API docs (the handlers parse the query themselves,
+/// refusing unknown fields).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Describes parameters; never built.
+struct FilterParams {
+    /// Who: a username, anonymous, or a part of Aurora.
+    actor: Option<String>,
+    /// The event type, e.g. RunRequested.
+    action: Option<String>,
+    /// The aggregate type, e.g. run, user.
+    resource_type: Option<String>,
+    /// The aggregate's id.
+    resource_id: Option<String>,
+    /// From this RFC 3339 time (inclusive).
+    from: Option<String>,
+    /// Before this RFC 3339 time.
+    to: Option<String>,
+}
+
 /// The audit trail, filtered, oldest first, cursor-paged (admins, or tokens granted
 /// `audit:read`).
 #[utoipa::path(
@@ -199,12 +219,7 @@ fn authorized_query(
     operation_id = "list_audit",
     tag = "audit",
     params(
-        ("actor" = Option<String>, Query, description = "Who: a username, anonymous, or a part of Aurora"),
-        ("action" = Option<String>, Query, description = "The event type, e.g. RunRequested"),
-        ("resource_type" = Option<String>, Query, description = "The aggregate type, e.g. run, user"),
-        ("resource_id" = Option<String>, Query, description = "The aggregate's id"),
-        ("from" = Option<String>, Query, description = "From this RFC 3339 time (inclusive)"),
-        ("to" = Option<String>, Query, description = "Before this RFC 3339 time"),
+        FilterParams,
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
         ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page (of the same filters)"),
     ),
@@ -250,12 +265,7 @@ async fn list(
     operation_id = "export_audit",
     tag = "audit",
     params(
-        ("actor" = Option<String>, Query, description = "Who: a username, anonymous, or a part of Aurora"),
-        ("action" = Option<String>, Query, description = "The event type, e.g. RunRequested"),
-        ("resource_type" = Option<String>, Query, description = "The aggregate type, e.g. run, user"),
-        ("resource_id" = Option<String>, Query, description = "The aggregate's id"),
-        ("from" = Option<String>, Query, description = "From this RFC 3339 time (inclusive)"),
-        ("to" = Option<String>, Query, description = "Before this RFC 3339 time"),
+        FilterParams,
     ),
     responses(
         (status = 200, description = "One AuditEntry (JSON) per line", body = AuditEntry, content_type = "application/x-ndjson",
