@@ -187,22 +187,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::BenchTranscode(_)
             | Command::BenchAudit(_)
     );
-    let logs = match settings(&cli.command) {
+    let mut logs = match settings(&cli.command) {
         Some(config) => config.log_settings(stderr),
         None => telemetry::LogSettings {
             stderr,
             ..Default::default()
         },
     };
-    // Checking the settings writes nothing (not even a log directory). Only the server
-    // writes log files: CLI commands sharing its settings file must not write into its
-    // files (nor create them with their own owner).
-    let logs = telemetry::LogSettings {
-        dir: logs
-            .dir
-            .filter(|_| matches!(cli.command, Command::Serve(_))),
-        ..logs
-    };
+    // Only the server writes log files: CLI commands sharing its settings file must not
+    // write into its files (nor create them with their own owner). Checking the settings
+    // writes nothing at all.
+    if !matches!(cli.command, Command::Serve(_)) {
+        logs.dir = None;
+    }
     let _logging = match cli.command {
         Command::Config { .. } => None,
         _ => Some(telemetry::init(&logs)?),

@@ -118,31 +118,18 @@ pub fn routes(
                     let response =
                         refusals::observe(state.clone(), method, path, headers, remote, response)
                             .await;
-                    let mut response = state.cors.decorate(origin.as_deref(), response);
-                    // Replacing any of these a handler set, as `with::headers` would.
-                    response.headers_mut().extend(security_headers());
-                    if docs_ui {
-                        response.headers_mut().insert(
-                            http::header::CONTENT_SECURITY_POLICY,
-                            http::HeaderValue::from_static(DOCS_UI_CSP),
-                        );
-                    }
-                    response
+                    finish(&state, origin.as_deref(), docs_ui, response)
                 }
             },
         )
         .with(warp::log::custom(move |info| {
-            let labels = HttpLabels {
-                method: info.method().to_string(),
-                route: route_template(info.path()).to_string(),
-                status: info.status().as_u16(),
-            };
-            observed.metrics.http_requests.get_or_create(&labels).inc();
-            observed
-                .metrics
-                .http_duration
-                .get_or_create(&labels)
-                .observe(info.elapsed().as_secs_f64());
+            count(
+                &observed,
+                info.method(),
+                info.path(),
+                info.status().as_u16(),
+                info.elapsed(),
+            );
             tracing::info!(
                 target: "aurora::access",
                 method = %info.method(),
@@ -218,17 +205,7 @@ pub fn timed_out(state: &AppState, request: crate::server::TimedOut) -> warp::re
         ?after,
         "request timed out"
     );
-    let labels = HttpLabels {
-        method: request.method.to_string(),
-        route: route.to_string(),
-        status: 503,
-    };
-    state.metrics.http_requests.get_or_create(&labels).inc();
-    state
-        .metrics
-        .http_duration
-        .get_or_create(&labels)
-        .observe(after.as_secs_f64());
+    count(state, &request.method, &request.path, 503, after);
     let ctx = context::RequestContext {
         request_id,
         client_ip: None,
@@ -245,13 +222,52 @@ pub fn timed_out(state: &AppState, request: crate::server::TimedOut) -> warp::re
         ),
     )
     .response(Some(&ctx));
-    let headers = response.headers_mut();
-    headers.extend(security_headers());
-    headers.insert(
+    response.headers_mut().insert(
         http::header::RETRY_AFTER,
         http::HeaderValue::from_static("5"),
     );
-    state.cors.decorate(request.origin.as_deref(), response)
+    let docs_ui = is_docs_ui(&request.path);
+    finish(state, request.origin.as_deref(), docs_ui, response)
+}
+
+/// What every response gets on its way out: CORS headers for `origin`, the security
+/// headers (replacing any a handler set), and the docs UI's own policy on its pages.
+fn finish(
+    state: &AppState,
+    origin: Option<&str>,
+    docs_ui: bool,
+    response: warp::reply::Response,
+) -> warp::reply::Response {
+    let mut response = state.cors.decorate(origin, response);
+    response.headers_mut().extend(security_headers());
+    if docs_ui {
+        response.headers_mut().insert(
+            http::header::CONTENT_SECURITY_POLICY,
+            http::HeaderValue::from_static(DOCS_UI_CSP),
+        );
+    }
+    response
+}
+
+/// Counts a request served (or abandoned) in the HTTP metrics, by route template.
+fn count(
+    state: &AppState,
+    method: &http::Method,
+    path: &str,
+    status: u16,
+    elapsed: std::time::Duration,
+) {
+    let labels = HttpLabels {
+        method: method.to_string(),
+        route: route_template(path).to_string(),
+        status,
+    };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
 }
 
 /// Every route template the router serves, for metric labels and the API docs. A template

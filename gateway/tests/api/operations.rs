@@ -743,15 +743,12 @@ pub async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
     let body: Value = response.json().await.unwrap();
     assert!(body["items"].is_array());
 
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "aurora exits after draining");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(status.code(), Some(0));
+    eventually("aurora exits after draining", || {
+        let exited = child.0.try_wait().unwrap().is_some();
+        async move { exited }
+    })
+    .await;
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
     while let Ok(line) = lines.try_recv() {
         seen.push(line);
     }

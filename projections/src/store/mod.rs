@@ -147,18 +147,11 @@ pub struct PoolUse {
 impl Database {
     /// The pool's connections now.
     pub fn pool_use(&self) -> PoolUse {
-        let (open, idle, max) = match self {
-            Database::Postgres(pool) => (
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            ),
-            Database::Sqlite(pool) => (
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            ),
-        };
+        let (open, idle, max) = on_pool!(self, |pool| (
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections()
+        ));
         PoolUse {
             open,
             idle: u32::try_from(idle).unwrap_or(u32::MAX),
