@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use aurora_domain::media::InputFormat;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
@@ -103,45 +104,24 @@ impl ArtifactStore {
     }
 }
 
-/// The media type of a file judged by its first bytes (magic numbers), for the containers
-/// Aurora accepts; `None` for anything else.
-pub fn sniff(head: &[u8]) -> Option<&'static str> {
-    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-    if at(4, b"ftyp") {
-        if at(8, b"qt  ") {
-            return Some("video/quicktime");
+/// The candidate format of the file at `path`, judged by its first bytes (see
+/// [`InputFormat::sniff`]); `None` when they name no admitted format.
+pub async fn sniff_file(path: &Path) -> std::io::Result<Option<InputFormat>> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut head = vec![0u8; SNIFF_BYTES];
+    let mut filled = 0;
+    while filled < head.len() {
+        let read = file.read(&mut head[filled..]).await?;
+        if read == 0 {
+            break;
         }
-        return Some("video/mp4");
+        filled += read;
     }
-    if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
-        return Some("video/webm"); // EBML: WebM or Matroska
-    }
-    if at(0, b"RIFF") && at(8, b"AVI ") {
-        return Some("video/x-msvideo");
-    }
-    if at(0, b"RIFF") && at(8, b"WAVE") {
-        return Some("audio/wav");
-    }
-    if at(0, b"OggS") {
-        return Some("audio/ogg");
-    }
-    if at(0, b"fLaC") {
-        return Some("audio/flac");
-    }
-    if at(0, b"ID3") || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0) {
-        return Some("audio/mpeg");
-    }
-    if head.len() >= 189 && head[0] == 0x47 && head[188] == 0x47 {
-        return Some("video/mp2t");
-    }
-    if at(0, &[0x00, 0x00, 0x01, 0xBA]) {
-        return Some("video/mpeg");
-    }
-    if at(0, b"FLV") {
-        return Some("video/x-flv");
-    }
-    None
+    Ok(InputFormat::sniff(&head[..filled]))
 }
+
+/// Bytes of a file's head the sniff looks at.
+pub const SNIFF_BYTES: usize = 512;
 
 #[cfg(test)]
 mod tests {
@@ -155,15 +135,5 @@ mod tests {
         for bad in ["../x", "..", "a/b", "", ".step-0.part", "a\\b", "%2e%2e"] {
             assert!(store.artifact(run, bad).is_none(), "{bad}");
         }
-    }
-
-    #[test]
-    fn containers_are_recognised_by_their_first_bytes_not_their_name() {
-        let mut mp4 = vec![0, 0, 0, 0x20];
-        mp4.extend(b"ftypisom");
-        assert_eq!(sniff(&mp4), Some("video/mp4"));
-        assert_eq!(sniff(&[0x1A, 0x45, 0xDF, 0xA3, 1]), Some("video/webm"));
-        assert_eq!(sniff(b"hello, this is text named clip.mp4"), None);
-        assert_eq!(sniff(b""), None);
     }
 }

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aurora_domain::media::InputFormat;
 use aurora_domain::net::{non_public, IpRanges};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -44,9 +45,7 @@ pub async fn resolve(url: &reqwest::Url, allow: &IpRanges) -> Result<SocketAddr,
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((bare, port))
             .await
-            .map_err(|e| {
-                ToolError::Invalid(format!("the input host {host} does not resolve: {e}"))
-            })?
+            .map_err(|_| ToolError::Invalid(format!("the input host {host} does not resolve")))?
             .collect(),
     };
     if addresses.is_empty() {
@@ -57,9 +56,11 @@ pub async fn resolve(url: &reqwest::Url, allow: &IpRanges) -> Result<SocketAddr,
     for address in &addresses {
         if let Some(kind) = non_public(address.ip()) {
             if !allow.contains(address.ip()) {
+                // Which address, and of which private range, is not said: an error must not
+                // map the server's network for whoever asks.
+                tracing::info!(%host, ip = %address.ip(), kind, "a non-public input address refused");
                 return Err(ToolError::Invalid(format!(
-                    "the input URL resolves to a {kind} address ({}), which is not fetched",
-                    address.ip()
+                    "the input host {host} resolves to an address that is not public, which is not fetched"
                 )));
             }
         }
@@ -67,17 +68,38 @@ pub async fn resolve(url: &reqwest::Url, allow: &IpRanges) -> Result<SocketAddr,
     Ok(addresses[0])
 }
 
-/// Fetches a run's input once: a retry finds the complete file and reuses it.
+/// Fetches a run's input once (a retry finds the complete file and reuses it), with the
+/// format its first bytes name: it is read with that format's demuxer and no other.
 pub async fn fetch_input(
     deps: &Deps,
     run_id: Uuid,
     url: &str,
     cancel: &CancellationToken,
-) -> Result<PathBuf, ToolError> {
+) -> Result<(PathBuf, InputFormat), ToolError> {
     let path = deps.artifacts.run_input(run_id);
-    if tokio::fs::metadata(&path).await.is_ok() {
-        return Ok(path);
+    if tokio::fs::metadata(&path).await.is_err() {
+        fetch(deps, &path, url, cancel).await?;
     }
+    match crate::artifacts::sniff_file(&path).await {
+        Ok(Some(format)) => Ok((path, format)),
+        Ok(None) => Err(not_media()),
+        Err(e) => Err(ToolError::Failed(format!("cannot read the input: {e}"))),
+    }
+}
+
+fn not_media() -> ToolError {
+    ToolError::Invalid(format!(
+        "the input URL did not return an admitted audio or video format ({})",
+        InputFormat::names()
+    ))
+}
+
+async fn fetch(
+    deps: &Deps,
+    path: &std::path::Path,
+    url: &str,
+    cancel: &CancellationToken,
+) -> Result<(), ToolError> {
     let settings = &deps.settings.fetch;
     let parsed =
         reqwest::Url::parse(url).map_err(|e| ToolError::Invalid(format!("bad input URL: {e}")))?;
@@ -95,9 +117,9 @@ pub async fn fetch_input(
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir)
             .await
-            .map_err(|e| ToolError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| ToolError::Failed(format!("cannot create the run's directory: {e}")))?;
     }
-    let part = ArtifactStore::part(&path);
+    let part = ArtifactStore::part(path);
     let download = async {
         let mut response = client.get(parsed.clone()).send().await.map_err(|e| {
             if e.is_timeout() || e.is_connect() {
@@ -158,23 +180,10 @@ pub async fn fetch_input(
             return Err(ToolError::Invalid("the input URL returned no bytes".into()));
         }
         // Judged by its content, like an upload: a playlist or a page is not media.
-        let mut head = vec![0u8; 512];
-        let read = {
-            use tokio::io::{AsyncReadExt, AsyncSeekExt};
-            let mut file = tokio::fs::File::open(&part)
-                .await
-                .map_err(|e| ToolError::Failed(format!("cannot read the input: {e}")))?;
-            file.seek(std::io::SeekFrom::Start(0))
-                .await
-                .map_err(|e| ToolError::Failed(format!("cannot read the input: {e}")))?;
-            file.read(&mut head)
-                .await
-                .map_err(|e| ToolError::Failed(format!("cannot read the input: {e}")))?
-        };
-        if crate::artifacts::sniff(&head[..read]).is_none() {
-            return Err(ToolError::Invalid(
-                "the input URL did not return a known audio or video container".into(),
-            ));
+        match crate::artifacts::sniff_file(&part).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(not_media()),
+            Err(e) => return Err(ToolError::Failed(format!("cannot read the input: {e}"))),
         }
         Ok(())
     };
@@ -186,10 +195,9 @@ pub async fn fetch_input(
         let _ = tokio::fs::remove_file(&part).await;
         return Err(error);
     }
-    ArtifactStore::commit(&part, &path)
+    ArtifactStore::commit(&part, path)
         .await
-        .map_err(|e| ToolError::Failed(format!("cannot store the input: {e}")))?;
-    Ok(path)
+        .map_err(|e| ToolError::Failed(format!("cannot store the input: {e}")))
 }
 
 #[cfg(test)]

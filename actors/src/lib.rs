@@ -10,6 +10,7 @@
 //! - [`transcode`]: the transcode pool and its workers (one ffmpeg each).
 //! - [`tools`]: ffprobe / ffmpeg (through ffmpeg-sidecar): probe, transcode, thumbnail.
 //! - [`artifacts`]: where uploads and outputs live, and how files are named and checked.
+//! - [`disguise`]: files dressed as media (the attacks media admission stops), for tests.
 //! - [`fetch`]: URL inputs, with size and time limits and SSRF protection.
 //! - [`progress`]: live progress on NATS and in-process.
 //! - [`supervision`]: restart budgets and the engine's metrics.
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod artifacts;
+pub mod disguise;
 pub mod engine;
 pub mod faults;
 pub mod feed;

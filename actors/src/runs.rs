@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use aurora_domain::media::{Artifact, MediaInfo};
+use aurora_domain::media::{Artifact, InputFormat, MediaInfo};
 use aurora_domain::run::{Input, Run, RunCommand, RunError, RunStatus, Step, StepOutput};
 use aurora_domain::EventMetadata;
 use aurora_nats::Delivery;
@@ -36,7 +36,7 @@ use crate::engine::Deps;
 use crate::faults::{trip, Fault};
 use crate::progress::RunProgress;
 use crate::supervision::{OutcomeLabels, RestartBudget};
-use crate::tools::{format_file, ToolError, TranscodeJob};
+use crate::tools::{format_file, Demuxer, ToolError, TranscodeJob};
 use crate::transcode::{PoolMsg, TranscodeRequest};
 use crate::users::UsersMsg;
 
@@ -832,11 +832,11 @@ impl StepWork<'_> {
     }
 
     async fn work(&self) -> Result<StepOutput, ToolError> {
-        let (input, known) = self.input().await?;
+        let (input, demuxer, known) = self.input().await?;
         let timeout = self.deps.settings.step_timeout;
         match self.run.steps().get(self.step) {
             Some(Step::Probe {}) => {
-                let media = self.deps.tools.probe(&input, timeout).await?;
+                let media = self.deps.tools.probe(&input, demuxer, timeout).await?;
                 Ok(StepOutput::Probe { media })
             }
             Some(Step::Transcode {
@@ -845,7 +845,7 @@ impl StepWork<'_> {
                 resolution,
                 upscale,
             }) => {
-                let info = self.media_info(&input, known.clone()).await?;
+                let info = self.media_info(&input, demuxer, known.clone()).await?;
                 if info.video().is_none() {
                     return Err(ToolError::Invalid("the input has no video stream".into()));
                 }
@@ -853,6 +853,7 @@ impl StepWork<'_> {
                 let (final_path, part) = self.output(extension).await?;
                 let job = TranscodeJob {
                     input,
+                    demuxer,
                     output: part.clone(),
                     format: *format,
                     quality: *quality,
@@ -869,11 +870,19 @@ impl StepWork<'_> {
                     Ok(Some((width, height))) => Some((*width, *height, duration)),
                     _ => None,
                 };
-                self.finish_file(outcome.map(|_| ()), &part, &final_path, content_type, known)
-                    .await
+                let output = Demuxer::of_output(*format);
+                self.finish_file(
+                    outcome.map(|_| ()),
+                    &part,
+                    &final_path,
+                    content_type,
+                    output,
+                    known,
+                )
+                .await
             }
             Some(Step::Thumbnail { at_seconds }) => {
-                let info = self.media_info(&input, known.clone()).await?;
+                let info = self.media_info(&input, demuxer, known.clone()).await?;
                 if info.video().is_none() {
                     return Err(ToolError::Invalid("the input has no video stream".into()));
                 }
@@ -888,10 +897,17 @@ impl StepWork<'_> {
                 let outcome = self
                     .deps
                     .tools
-                    .thumbnail(&input, *at_seconds, &part, self.cancel, timeout)
+                    .thumbnail(&input, demuxer, *at_seconds, &part, self.cancel, timeout)
                     .await;
-                self.finish_file(outcome, &part, &final_path, "image/jpeg", None)
-                    .await
+                self.finish_file(
+                    outcome,
+                    &part,
+                    &final_path,
+                    "image/jpeg",
+                    Demuxer::JPEG,
+                    None,
+                )
+                .await
             }
             None => Err(ToolError::Invalid(format!(
                 "the run has no step {}",
@@ -900,9 +916,9 @@ impl StepWork<'_> {
         }
     }
 
-    /// The input file on local disk.
-    /// The input file on local disk, with what ffprobe found when it was uploaded.
-    async fn input(&self) -> Result<(PathBuf, Option<MediaInfo>), ToolError> {
+    /// The input file on local disk, the demuxer it was admitted with, and what ffprobe
+    /// found when it was uploaded.
+    async fn input(&self) -> Result<(PathBuf, Demuxer, Option<MediaInfo>), ToolError> {
         match self.run.input() {
             Some(Input::MediaId(id)) => {
                 let media = self
@@ -914,18 +930,26 @@ impl StepWork<'_> {
                 let Some(upload) = media.upload() else {
                     return Err(ToolError::Invalid(format!("media {id} does not exist")));
                 };
+                // Read as what it was admitted as, and nothing else.
+                let Some(format) = InputFormat::from_content_type(&upload.content_type) else {
+                    return Err(ToolError::Invalid(format!(
+                        "media {id} is {}, which is no longer admitted as an input ({})",
+                        upload.content_type,
+                        InputFormat::names()
+                    )));
+                };
                 let path = self.deps.artifacts.media(upload.media_id);
                 if tokio::fs::metadata(&path).await.is_err() {
                     return Err(ToolError::Failed(format!(
                         "the file of media {id} is missing from the artifact store"
                     )));
                 }
-                Ok((path, Some(upload.info.clone())))
+                Ok((path, Demuxer::of(format), Some(upload.info.clone())))
             }
             Some(Input::Url(url)) => {
-                let path =
+                let (path, format) =
                     crate::fetch::fetch_input(self.deps, self.run_id, url, self.cancel).await?;
-                Ok((path, None))
+                Ok((path, Demuxer::of(format), None))
             }
             None => Err(ToolError::Invalid("the run has no input".into())),
         }
@@ -936,6 +960,7 @@ impl StepWork<'_> {
     async fn media_info(
         &self,
         input: &std::path::Path,
+        demuxer: Demuxer,
         known: Option<MediaInfo>,
     ) -> Result<MediaInfo, ToolError> {
         let earlier = self.run.outputs().iter().rev().find_map(|o| match o {
@@ -947,7 +972,7 @@ impl StepWork<'_> {
             None => {
                 self.deps
                     .tools
-                    .probe(input, self.deps.settings.step_timeout)
+                    .probe(input, demuxer, self.deps.settings.step_timeout)
                     .await
             }
         }
@@ -1046,6 +1071,7 @@ impl StepWork<'_> {
         part: &std::path::Path,
         final_path: &std::path::Path,
         content_type: &str,
+        demuxer: Demuxer,
         known: Option<(u32, u32, Option<f64>)>,
     ) -> Result<StepOutput, ToolError> {
         let checked = async {
@@ -1070,7 +1096,7 @@ impl StepWork<'_> {
                     None => {
                         self.deps
                             .tools
-                            .probe(part, self.deps.settings.step_timeout)
+                            .probe(part, demuxer, self.deps.settings.step_timeout)
                             .await
                     }
                 }

@@ -4,12 +4,18 @@
 //! Failures are sorted by what another attempt could change: [`ToolError::Invalid`] (the
 //! input is bad or unsupported: ffmpeg says so and exits) is final; [`ToolError::Failed`]
 //! (ffmpeg was killed, could not start, or the worker died) is worth a retry.
+//!
+//! Every call names the [`Demuxer`] that reads its input, and ffmpeg/ffprobe are told to use
+//! that one and no other (`-f`, `-format_whitelist`): left to guess, they follow whatever a
+//! file turns out to be — an HLS playlist or an `ffconcat` script behind a valid ID3 tag
+//! reads other files on the server (`-protocol_whitelist file` cannot stop that; `file` is
+//! the hole). See `docs/threat-model.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use aurora_domain::media::{MediaInfo, StreamInfo};
+use aurora_domain::media::{InputFormat, MediaInfo, StreamInfo};
 use aurora_domain::run::{Format, Quality, Resolution};
 use ffmpeg_sidecar::child::FfmpegChild;
 use ffmpeg_sidecar::command::FfmpegCommand;
@@ -52,6 +58,63 @@ impl Default for Tools {
     }
 }
 
+/// The demuxer a tool must read its input with: an admitted user format, or one of Aurora's
+/// own outputs (read back to measure them). There is no way to ask for a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Demuxer {
+    name: &'static str,
+    format_name: &'static str,
+}
+
+impl Demuxer {
+    /// A JPEG Aurora wrote (a thumbnail).
+    pub const JPEG: Demuxer = Demuxer {
+        name: "jpeg_pipe",
+        format_name: "jpeg_pipe",
+    };
+
+    /// The demuxer of an admitted input format.
+    pub fn of(format: InputFormat) -> Self {
+        Self {
+            name: format.demuxer(),
+            format_name: format.format_name(),
+        }
+    }
+
+    /// The demuxer of a transcode's output format.
+    pub fn of_output(format: Format) -> Self {
+        Self::of(match format {
+            Format::Mp4 => InputFormat::Mp4,
+            Format::Webm => InputFormat::Matroska,
+        })
+    }
+
+    /// ffmpeg's name for it.
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The input options that force this demuxer and forbid every other, nested ones
+    /// included (they go before `-i`).
+    pub fn input_args(self) -> Vec<&'static str> {
+        let mut args = vec![
+            // Local files only: nothing is ever fetched (SSRF).
+            "-protocol_whitelist",
+            "file",
+            "-f",
+            self.name,
+            "-format_whitelist",
+            self.name,
+        ];
+        if self.name == "mov" {
+            // External data references (`dref` atoms) stay off, as is ffmpeg's default:
+            // said out loud, since a default can change.
+            args.extend(["-enable_drefs", "0"]);
+        }
+        args
+    }
+}
+
 /// Live progress of a transcode.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
@@ -70,6 +133,8 @@ pub struct Progress {
 pub struct TranscodeJob {
     /// The input file.
     pub input: PathBuf,
+    /// What reads it.
+    pub demuxer: Demuxer,
     /// Where to write (a temporary name; the caller renames it when complete).
     pub output: PathBuf,
     /// Container and codecs.
@@ -216,22 +281,20 @@ impl Drop for KillOnDrop {
 }
 
 impl Tools {
-    /// Probes `path`. A file ffprobe cannot read, or one without audio or video, is
-    /// [`ToolError::Invalid`].
-    pub async fn probe(&self, path: &Path, timeout: Duration) -> Result<MediaInfo, ToolError> {
+    /// Probes `path` with `demuxer` (and no other). A file it cannot read, or one without
+    /// audio or video, is [`ToolError::Invalid`].
+    pub async fn probe(
+        &self,
+        path: &Path,
+        demuxer: Demuxer,
+        timeout: Duration,
+    ) -> Result<MediaInfo, ToolError> {
         let mut command = tokio::process::Command::new(&self.ffprobe);
         command
-            .args([
-                "-v",
-                "error",
-                // Local files only: a playlist must not make ffprobe fetch anything (SSRF).
-                "-protocol_whitelist",
-                "file",
-                "-print_format",
-                "json",
-                "-show_format",
-                "-show_streams",
-            ])
+            .args(["-v", "error"])
+            .args(demuxer.input_args())
+            .args(["-print_format", "json", "-show_format", "-show_streams"])
+            .arg("-i")
             .arg(path)
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -243,7 +306,8 @@ impl Tools {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let reason = last_line(&stderr).unwrap_or("unreadable media");
             return Err(ToolError::Invalid(format!(
-                "not a readable media file: {reason}"
+                "not a readable media file: {}",
+                scrub(reason, &[path])
             )));
         }
         let parsed: ProbeJson = serde_json::from_slice(&output.stdout)
@@ -251,6 +315,13 @@ impl Tools {
         let Some(format) = parsed.format else {
             return Err(ToolError::Invalid("not a readable media file".into()));
         };
+        // Forced, so it cannot differ; checked all the same, since admission rests on it.
+        if format.format_name != demuxer.format_name {
+            return Err(ToolError::Invalid(format!(
+                "not a readable {} file",
+                demuxer.name
+            )));
+        }
         let info = MediaInfo {
             container: format.format_name,
             duration_seconds: format
@@ -296,13 +367,14 @@ impl Tools {
             .hide_banner()
             // `info`: ffmpeg describes its output streams (their size is read from it).
             .args(["-nostdin", "-v", "info", "-stats"])
-            .args(["-protocol_whitelist", "file"])
+            .args(job.demuxer.input_args())
             .input(job.input.as_os_str())
             .args(job.output_args())
             .overwrite()
             .output(job.output.as_os_str());
         let duration = job.duration_seconds.filter(|d| *d > 0.0);
-        self.run_ffmpeg(command, cancel, timeout, |seconds, fps, speed| {
+        let paths = [job.input.as_path(), job.output.as_path()];
+        self.run_ffmpeg(command, &paths, cancel, timeout, |seconds, fps, speed| {
             let percent = duration
                 .map(|d| (seconds / d * 100.0).clamp(0.0, 100.0) as f32)
                 .unwrap_or(0.0);
@@ -320,6 +392,7 @@ impl Tools {
     pub async fn thumbnail(
         &self,
         input: &Path,
+        demuxer: Demuxer,
         at_seconds: f64,
         output: &Path,
         cancel: &CancellationToken,
@@ -329,7 +402,7 @@ impl Tools {
         command
             .hide_banner()
             .args(["-nostdin", "-v", "error"])
-            .args(["-protocol_whitelist", "file"])
+            .args(demuxer.input_args())
             .args(["-ss", &format!("{at_seconds:.3}")])
             .input(input.as_os_str())
             .args([
@@ -344,7 +417,7 @@ impl Tools {
             ])
             .overwrite()
             .output(output.as_os_str());
-        self.run_ffmpeg(command, cancel, timeout, |_, _, _| {})
+        self.run_ffmpeg(command, &[input, output], cancel, timeout, |_, _, _| {})
             .await?;
         match tokio::fs::metadata(output).await {
             Ok(meta) if meta.len() > 0 => Ok(()),
@@ -354,9 +427,12 @@ impl Tools {
         }
     }
 
+    /// Runs `command`; `paths` are removed from what it says (errors reach users, the
+    /// server's layout does not).
     async fn run_ffmpeg(
         &self,
         mut command: FfmpegCommand,
+        paths: &[&Path],
         cancel: &CancellationToken,
         timeout: Duration,
         mut on_progress: impl FnMut(f64, f32, f32) + Send,
@@ -400,7 +476,7 @@ impl Tools {
                 Some(FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line))
                 | Some(FfmpegEvent::Error(line)) => {
                     if !line.contains("No streams found") && errors.len() < 20 {
-                        errors.push(line.trim().to_string());
+                        errors.push(scrub(line.trim(), paths));
                     }
                 }
                 Some(FfmpegEvent::ParsedOutputStream(stream)) => {
@@ -483,6 +559,24 @@ fn is_environmental(reason: &str) -> bool {
     .any(|needle| reason.contains(needle))
 }
 
+/// `text` without the server paths in it: each of `paths` (and its directory) becomes
+/// `<file>` / `<dir>`.
+pub fn scrub(text: &str, paths: &[&Path]) -> String {
+    let mut text = text.to_string();
+    for path in paths {
+        let file = path.to_string_lossy();
+        if !file.is_empty() {
+            text = text.replace(file.as_ref(), "<file>");
+        }
+        if let Some(dir) = path.parent().map(|d| d.to_string_lossy()) {
+            if dir.len() > 1 {
+                text = text.replace(dir.as_ref(), "<dir>");
+            }
+        }
+    }
+    text
+}
+
 fn last_line(text: &str) -> Option<&str> {
     text.lines().map(str::trim).rfind(|l| !l.is_empty())
 }
@@ -491,10 +585,142 @@ fn last_line(text: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    /// The attack of a file dressed as media: every admitted header, followed by a
+    /// playlist, a concat script or a manifest naming a file of the server (absolute, and
+    /// relative to the upload). Read with the sniffed format's demuxer forced, none of them
+    /// ever reveals that file; a control shows that ffprobe left to guess would.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_dressed_as_media_never_reads_another_file() {
+        use crate::disguise::{disguised, Header, Payload};
+        let dir = aurora_projections::testkit::TempDir::new().unwrap();
+        let secret = dir.path().join("secret.ts");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
+            .arg("testsrc=duration=1:size=176x144:rate=10")
+            .args(["-f", "mpegts"])
+            .arg(&secret)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let secret_mp4 = dir.path().join("secret.mp4");
+        generate_clip(&secret_mp4, 1, 176, 144).unwrap();
+        let reveals = |info: &MediaInfo| {
+            info.video()
+                .is_some_and(|v| v.width == Some(176) && v.height == Some(144))
+        };
+        let tools = Tools::default();
+        let timeout = Duration::from_secs(30);
+        let cancel = CancellationToken::new();
+        let mut tried = 0;
+        for header in Header::ALL {
+            for payload in Payload::ALL {
+                let targets = match payload {
+                    Payload::Concat => ["secret.mp4".to_string(), secret_mp4.display().to_string()],
+                    _ => ["secret.ts".to_string(), secret.display().to_string()],
+                };
+                for target in targets {
+                    let name = format!("upload-{header:?}-{payload:?}-{}", target.len());
+                    let file = dir.path().join(&name);
+                    std::fs::write(&file, disguised(header, payload, &target)).unwrap();
+                    let what = format!("{header:?} + {payload:?} naming {target}");
+                    let format = InputFormat::sniff(&std::fs::read(&file).unwrap())
+                        .unwrap_or_else(|| panic!("{what}: the header names no format"));
+                    let demuxer = Demuxer::of(format);
+                    tried += 1;
+                    if let Ok(info) = tools.probe(&file, demuxer, timeout).await {
+                        assert!(
+                            !reveals(&info),
+                            "{what}: the probe read the target: {info:?}"
+                        );
+                    }
+                    // The tools read it as the admitted format, whatever the probe said.
+                    let thumbnail = dir.path().join(format!("{name}.jpg"));
+                    if tools
+                        .thumbnail(&file, demuxer, 0.0, &thumbnail, &cancel, timeout)
+                        .await
+                        .is_ok()
+                    {
+                        let jpeg = tools.probe(&thumbnail, Demuxer::JPEG, timeout).await;
+                        assert!(
+                            !jpeg.is_ok_and(|i| reveals(&i)),
+                            "{what}: a frame of the target"
+                        );
+                    }
+                    let output = dir.path().join(format!("{name}.out.mp4"));
+                    let job = TranscodeJob {
+                        input: file.clone(),
+                        demuxer,
+                        output: output.clone(),
+                        format: Format::Mp4,
+                        quality: Quality::Low,
+                        resolution: Resolution::Source,
+                        upscale: false,
+                        has_audio: false,
+                        duration_seconds: None,
+                    };
+                    if tools
+                        .transcode(&job, &cancel, timeout, |_| {})
+                        .await
+                        .is_ok()
+                    {
+                        let made = tools
+                            .probe(&output, Demuxer::of(InputFormat::Mp4), timeout)
+                            .await;
+                        assert!(
+                            !made.is_ok_and(|i| reveals(&i)),
+                            "{what}: a re-encode of the target"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(tried, 7 * 3 * 2);
+        // The control: these files are real attacks. ffprobe left to guess (as Aurora once
+        // let it) reads the target through the playlist and the concat script.
+        for (payload, target) in [(Payload::Hls, &secret), (Payload::Concat, &secret_mp4)] {
+            let relative = target.file_name().unwrap().to_string_lossy().to_string();
+            let file = dir.path().join(format!("control-{payload:?}"));
+            std::fs::write(&file, disguised(Header::Id3, payload, &relative)).unwrap();
+            let guessed = std::process::Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-protocol_whitelist",
+                    "file",
+                    "-show_entries",
+                ])
+                .args(["stream=width,height", "-of", "csv=p=0"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&guessed.stdout);
+            assert!(
+                said.contains("176,144"),
+                "{payload:?}: the control did not read the target: {said}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_paths_are_scrubbed_from_what_tools_say() {
+        let input = Path::new("/srv/aurora/artifacts/media/0190-abc.part");
+        let said =
+            "/srv/aurora/artifacts/media/0190-abc.part: Invalid data found when processing input";
+        assert_eq!(
+            scrub(said, &[input]),
+            "<file>: Invalid data found when processing input"
+        );
+        assert_eq!(
+            scrub("Could not open /srv/aurora/artifacts/media/other", &[input]),
+            "Could not open <dir>/other"
+        );
+    }
+
     #[test]
     fn webm_480p_keeps_the_aspect_ratio_and_never_upscales() {
         let job = TranscodeJob {
             input: "in".into(),
+            demuxer: Demuxer::of(InputFormat::Mp4),
             output: "out".into(),
             format: Format::Webm,
             quality: Quality::Low,

@@ -1,5 +1,6 @@
-//! Refused requests that matter for security: a request to a protected route answered
-//! 401 or 403, or a login that failed without a user to record it on.
+//! Refused requests that matter for security: a request answered 401, 403 or 429, a 422
+//! caused by another user's resource, or a login that failed without a user to record it
+//! on — and, when a caller's budget of recorded refusals is spent, one event that says so.
 //!
 //! Each refusal is an aggregate of its own (a fresh id, one event): recording one never
 //! loads or contends with another, and the refusal still reaches the store, the stream
@@ -20,7 +21,7 @@ pub struct Refusal {
     pub method: String,
     /// The route template (not the raw path: bounded, and no ids of other people's data).
     pub route: String,
-    /// 401 or 403.
+    /// 401, 403, 422 or 429.
     pub status: u16,
     /// The problem's kind (e.g. `invalid-token`, `forbidden`, `login-failed`).
     pub reason: String,
@@ -41,19 +42,30 @@ impl Refusal {
 
 /// Record a refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordRefusal(pub Refusal);
+pub enum RecordRefusal {
+    /// One refused request.
+    Refused(Refusal),
+    /// The refused request that spent its caller's budget: from here on, for the rest of
+    /// the budget's window, the caller's refusals are counted, not stored one by one.
+    Overflowed(Refusal),
+}
 
 /// Something that happened at the door.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccessEvent {
     /// A request was refused.
     AccessRefused(Refusal),
+    /// A request was refused, and its caller's budget of recorded refusals is spent: the
+    /// caller's further refusals in the window are counted
+    /// (`aurora_refusals_unrecorded_total`), not stored.
+    RefusalsOverflowed(Refusal),
 }
 
 impl DomainEvent for AccessEvent {
     fn event_type(&self) -> String {
         match self {
             AccessEvent::AccessRefused(_) => "AccessRefused",
+            AccessEvent::RefusalsOverflowed(_) => "RefusalsOverflowed",
         }
         .to_string()
     }
@@ -93,14 +105,19 @@ impl Aggregate for Access {
         if self.refusal.is_some() {
             return Err(AccessError::AlreadyRecorded);
         }
-        sink.write(AccessEvent::AccessRefused(command.0), self)
-            .await;
+        let event = match command {
+            RecordRefusal::Refused(refusal) => AccessEvent::AccessRefused(refusal),
+            RecordRefusal::Overflowed(refusal) => AccessEvent::RefusalsOverflowed(refusal),
+        };
+        sink.write(event, self).await;
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            AccessEvent::AccessRefused(refusal) => self.refusal = Some(refusal),
+            AccessEvent::AccessRefused(refusal) | AccessEvent::RefusalsOverflowed(refusal) => {
+                self.refusal = Some(refusal)
+            }
         }
     }
 }
@@ -118,11 +135,15 @@ mod tests {
         assert_eq!(refusal.route.chars().count(), MAX_FIELD_LEN);
         TestFramework::<Access>::with(())
             .given_no_previous_events()
-            .when(RecordRefusal(refusal.clone()))
+            .when(RecordRefusal::Refused(refusal.clone()))
             .then_expect_events(vec![AccessEvent::AccessRefused(refusal.clone())]);
         TestFramework::<Access>::with(())
+            .given_no_previous_events()
+            .when(RecordRefusal::Overflowed(refusal.clone()))
+            .then_expect_events(vec![AccessEvent::RefusalsOverflowed(refusal.clone())]);
+        TestFramework::<Access>::with(())
             .given(vec![AccessEvent::AccessRefused(refusal.clone())])
-            .when(RecordRefusal(refusal))
+            .when(RecordRefusal::Refused(refusal))
             .then_expect_error(AccessError::AlreadyRecorded);
     }
 }

@@ -12,6 +12,26 @@ use serde::{Deserialize, Serialize};
 /// The principal recorded for requests that carried no identity.
 pub const ANONYMOUS: &str = "anonymous";
 
+/// The principal of the rate limiter's events (blocks).
+pub const RATE_LIMITER: &str = "rate-limiter";
+
+/// The principal of changes an identity provider sent by webhook.
+pub const IDENTITY_WEBHOOK: &str = "identity-webhook";
+
+/// Names of Aurora's own principals that have no `:` in them (the others, such as
+/// `actor:run-executor` or `bootstrap:<name>`, cannot be usernames anyway). No user may be
+/// registered under one: the audit trail must never mix a person with Aurora itself.
+pub const RESERVED_PRINCIPALS: &[&str] = &[
+    ANONYMOUS,
+    SYSTEM_ROLE,
+    RATE_LIMITER,
+    IDENTITY_WEBHOOK,
+    "aurora",
+    "actor",
+    "bootstrap",
+    "unknown",
+];
+
 /// Who caused an event, through which request, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventMetadata {

@@ -43,7 +43,7 @@ pub fn read_password() -> anyhow::Result<String> {
 
 /// Creates admin `username` with `password` and returns a session token for it.
 pub async fn create(config: &Config, username: &str, password: String) -> anyhow::Result<Minted> {
-    let username = Username::parse(username).map_err(|e| anyhow::anyhow!("username: {e}"))?;
+    let username = Username::parse_new(username).map_err(|e| anyhow::anyhow!("username: {e}"))?;
     if let Err(detail) = passwords::check_policy(&password) {
         bail!("password: {detail}");
     }

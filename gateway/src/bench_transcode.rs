@@ -22,7 +22,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{ensure, Context};
-use aurora_actors::tools::{generate_clip, TranscodeJob};
+use aurora_actors::tools::{generate_clip, Demuxer, TranscodeJob};
+use aurora_domain::media::InputFormat;
 use aurora_domain::run::{Format, Quality, Resolution};
 use aurora_domain::user::{Role, Tier, TokenKind};
 use aurora_projections::runs::RunView;
@@ -157,6 +158,7 @@ pub async fn run(args: TranscodeBenchArgs) -> anyhow::Result<()> {
     // The same arguments Aurora's worker gives ffmpeg.
     let job = TranscodeJob {
         input: clip.clone(),
+        demuxer: Demuxer::of(InputFormat::Mp4),
         output: dir.path().join("direct.out"),
         format,
         quality: Quality::Medium,
@@ -172,7 +174,9 @@ pub async fn run(args: TranscodeBenchArgs) -> anyhow::Result<()> {
     for round in 0..args.rounds {
         let began = Instant::now();
         let status = std::process::Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-v", "error", "-stats", "-i"])
+            .args(["-nostdin", "-hide_banner", "-v", "error", "-stats"])
+            .args(job.demuxer.input_args())
+            .arg("-i")
             .arg(&job.input)
             .args(job.output_args())
             .arg("-y")

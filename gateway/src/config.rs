@@ -77,6 +77,16 @@ pub struct Config {
     #[arg(long, env = "AURORA_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
 
+    /// Time a connection has to send a request's head, in seconds, from its start and again
+    /// after each response: a connection silent that long (idle keep-alive included) is
+    /// closed.
+    #[arg(long, env = "AURORA_HEAD_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub head_timeout_seconds: u64,
+
+    /// Connections open at once; past it a new connection is answered 503 and closed.
+    #[arg(long, env = "AURORA_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
     /// Postgres connections in the pool.
     #[arg(long, env = "AURORA_DB_MAX_CONNECTIONS", default_value_t = 32)]
     pub db_max_connections: u32,
@@ -91,6 +101,17 @@ pub struct Config {
     /// same secret on every replica.
     #[arg(long, env = "AURORA_ROOT_KEYS_DIR")]
     pub root_keys_dir: Option<PathBuf>,
+
+    /// Directory of the audit signing key (`audit-signing.pem`), which signs the audit
+    /// chain's heads published outside the database. Default: `<data dir>/audit-key`,
+    /// created if missing. In production mount a secret the database's users cannot read.
+    #[arg(long, env = "AURORA_AUDIT_KEY_DIR")]
+    pub audit_key_dir: Option<PathBuf>,
+
+    /// Seconds between signed publications of the audit chain's head (while it moves):
+    /// the window in which a database writer could rewrite history unseen.
+    #[arg(long, env = "AURORA_AUDIT_ANCHOR_SECONDS", default_value_t = 10)]
+    pub audit_anchor_seconds: u64,
 
     /// Secrets of the identity webhook (`whsec_<base64>`, comma-separated while rotating).
     /// Unset: `POST /api/v1/webhooks/identity` answers 404.
@@ -214,6 +235,8 @@ impl Config {
             log_max_bytes: 2 << 30,
             max_header_bytes: 16 * 1024,
             request_timeout_seconds: 30,
+            head_timeout_seconds: 10,
+            max_connections: 1024,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             database_url: None,
@@ -223,6 +246,8 @@ impl Config {
             db_max_connections: 32,
             db_writers: aurora_projections::commands::DEFAULT_WRITERS,
             root_keys_dir: None,
+            audit_key_dir: None,
+            audit_anchor_seconds: 10,
             identity_webhook_secrets: None,
             // Tests exercise limits on purpose, with their own policies.
             rate_limits: "off".to_string(),
@@ -274,6 +299,11 @@ impl Config {
         Duration::from_secs(self.request_timeout_seconds)
     }
 
+    /// The head (and idle connection) deadline.
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_secs(self.head_timeout_seconds)
+    }
+
     /// Every check of the settings Aurora makes before it starts, without connecting to
     /// anything: the first bad setting is an error naming it.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -295,6 +325,15 @@ impl Config {
         }
         if self.request_timeout_seconds == 0 {
             anyhow::bail!("AURORA_REQUEST_TIMEOUT_SECONDS must be at least 1");
+        }
+        if !(1..=300).contains(&self.head_timeout_seconds) {
+            anyhow::bail!("AURORA_HEAD_TIMEOUT_SECONDS must be between 1 and 300");
+        }
+        if !(1..=3600).contains(&self.audit_anchor_seconds) {
+            anyhow::bail!("AURORA_AUDIT_ANCHOR_SECONDS must be between 1 and 3600");
+        }
+        if self.max_connections < 16 {
+            anyhow::bail!("AURORA_MAX_CONNECTIONS must be at least 16");
         }
         if self.db_max_connections == 0 || self.db_writers == 0 {
             anyhow::bail!("AURORA_DB_MAX_CONNECTIONS and AURORA_DB_WRITERS must be at least 1");
@@ -397,7 +436,15 @@ impl Config {
         })
     }
 
-    /// Where the root keys are, and whether Aurora may create the first one there.
+    /// Where the audit signing key is, and whether Aurora may create it there.
+    pub fn audit_key(&self) -> (PathBuf, bool) {
+        match &self.audit_key_dir {
+            Some(dir) => (dir.clone(), false),
+            None => (self.data_dir.join("audit-key"), true),
+        }
+    }
+
+    /// The root keys' directory, and whether Aurora may create the first key there.
     pub fn root_keys(&self) -> (PathBuf, bool) {
         match &self.root_keys_dir {
             Some(dir) => (dir.clone(), false),
@@ -663,7 +710,7 @@ mod tests {
         let good = super::Config::embedded("/tmp/aurora");
         good.validate().expect("the embedded defaults are valid");
         type Spoil = fn(&mut super::Config);
-        let cases: [(Spoil, &str); 8] = [
+        let cases: [(Spoil, &str); 10] = [
             (|c| c.log = Some("info,=,[".into()), "AURORA_LOG"),
             (
                 |c| c.cors_origins = "not an origin".into(),
@@ -686,6 +733,11 @@ mod tests {
                 |c| c.request_timeout_seconds = 0,
                 "AURORA_REQUEST_TIMEOUT_SECONDS",
             ),
+            (
+                |c| c.head_timeout_seconds = 0,
+                "AURORA_HEAD_TIMEOUT_SECONDS",
+            ),
+            (|c| c.max_connections = 1, "AURORA_MAX_CONNECTIONS"),
             (
                 |c| c.identity_webhook_secrets = Some("!!!".into()),
                 "AURORA_IDENTITY_WEBHOOK_SECRETS",

@@ -13,6 +13,7 @@
 //! - [`replicated`]: per-replica state from events (revocations, blocks): load, then tail.
 //! - [`auth`]: root keys, Biscuit tokens, password hashing.
 //! - [`admin`]: `aurora admin create`, the first admin.
+//! - [`anchor`]: the audit chain's heads signed and published outside the database.
 //! - [`bench`]: `aurora bench`, commands/s against raw inserts/s.
 //! - [`bench_auth`]: `aurora bench-auth`, µs of authorization per request.
 //! - [`bench_limits`]: `aurora bench-limits`, µs per rate-limit decision, bytes per bucket.
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod anchor;
 pub mod auth;
 pub mod bench;
 pub mod bench_audit;

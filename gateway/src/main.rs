@@ -110,9 +110,10 @@ enum ProjectionsCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the audit log's hash chain — in the database, or in an export file — and
-    /// report the first entry that was changed, removed or reordered. Exit status 1 if one
-    /// was.
+    /// Check the audit log — its hash chain, the store replayed against it, and the chain
+    /// heads signed and published outside the database — or an export file's chain, and
+    /// report the first entry that was changed, removed, reordered, rewritten or re-chained.
+    /// Exit status 1 if one was.
     Verify {
         /// An export (`GET /api/v1/audit/export`) to check instead of the database.
         #[arg(long)]
@@ -121,6 +122,11 @@ enum AuditCommand {
         /// header said `selection`): check each entry and their order, not the links.
         #[arg(long, requires = "file")]
         selection: bool,
+        /// The audit key's public half (`ed25519/<hex>`, as `verify` prints it), for an
+        /// auditor who does not hold the key itself. Default: the key in
+        /// `AURORA_AUDIT_KEY_DIR`.
+        #[arg(long, env = "AURORA_AUDIT_PUBLIC_KEY")]
+        audit_public_key: Option<String>,
         #[command(flatten)]
         config: Config,
     },
@@ -226,16 +232,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 AuditCommand::Verify {
                     file,
                     selection,
+                    audit_public_key,
                     config,
                 },
         } => {
-            let db = match &file {
-                Some(_) => None,
-                None => Some(connect_database(&config).await?),
+            let verdict = match file {
+                Some(path) => serde_json::to_value(maintenance::verify_export(&path, selection)?)?,
+                None => maintenance::verify_anchored(&config, audit_public_key.as_deref()).await?,
             };
-            let verdict = maintenance::verify_audit(db, file, selection).await?;
             println!("{}", serde_json::to_string_pretty(&verdict)?);
-            if verdict.finding.is_some() {
+            if !verdict["finding"].is_null() {
                 std::process::exit(1);
             }
             Ok(())

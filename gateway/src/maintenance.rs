@@ -2,12 +2,15 @@
 //! `aurora replay verify`.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aurora_projections::audit::{AuditEntry, AuditLog, RebuildProgress, Verification, Verifier};
 use aurora_projections::{replay, Database, RunsProjection, UsersProjection};
+
+use crate::anchor;
+use crate::config::Config;
+use crate::startup::connect_database;
 
 /// Which read model to rebuild.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -86,18 +89,48 @@ pub async fn rebuild(db: Database, projection: Projection) -> anyhow::Result<ser
     )
 }
 
-/// Checks the audit chain in the database, or in an export file (NDJSON) if given — an
-/// unbroken stretch of the chain, or with `selection` entries selected from it.
-pub async fn verify_audit(
-    db: Option<Database>,
-    file: Option<PathBuf>,
-    selection: bool,
-) -> anyhow::Result<Verification> {
-    match (file, db) {
-        (Some(path), _) => verify_export(&path, selection),
-        (None, Some(db)) => Ok(AuditLog::new(db).verify().await?),
-        (None, None) => anyhow::bail!("nothing to verify"),
+/// Checks the audit log in the database three ways, and reports the first finding:
+/// 1. its hash chain, up to the head its checkpoint recorded ([`AuditLog::verify`]);
+/// 2. the store replayed against it, entry by entry (a rewritten event);
+/// 3. every chain head signed and published outside the database: each signature with the
+///    audit key's public half, and that the log holds each signed entry with its hash (a
+///    cut, re-chained or re-checkpointed log).
+///
+/// The report: the chain's `entries` and `head`, `anchors` (published heads, the last
+/// one signed, the key), and `finding`.
+pub async fn verify_anchored(
+    config: &Config,
+    public_key: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    let key = match public_key {
+        Some(text) => anchor::parse_public_key(text)?,
+        None => {
+            let (dir, _) = config.audit_key();
+            anchor::AnchorKey::load(&dir, false)
+                .context("the audit key signs the published heads; give its public half with --audit-public-key")?
+                .public()
+        }
+    };
+    let db = connect_database(config).await?;
+    let log = AuditLog::new(db);
+    let mut verdict = log.verify().await?;
+    if verdict.finding.is_none() {
+        verdict.finding = log.compare_with_store().await?;
     }
+    let bus = crate::startup::connect_bus(config).await?;
+    let heads =
+        anchor::HeadStore::open(&config.data_dir, bus.nats_client(), &config.nats_prefix).await?;
+    let anchors = anchor::check(&log, &heads, &key).await?;
+    if verdict.finding.is_none() {
+        verdict.finding = anchors.finding.clone();
+    }
+    let mut report = serde_json::to_value(&verdict)?;
+    report["anchors"] = serde_json::json!({
+        "published_heads": anchors.heads,
+        "last_signed": anchors.last_signed,
+        "public_key": anchor::public_key_hex(&key),
+    });
+    Ok(report)
 }
 
 /// Checks an export's chain, line by line. A line that is not an entry is an error.

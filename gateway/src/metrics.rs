@@ -99,6 +99,8 @@ pub struct Metrics {
     pub db_connections: Family<PoolLabels, Gauge>,
     /// The most connections the pool opens.
     pub db_connections_max: Gauge,
+    /// HTTP connections open, and refused past the cap.
+    pub connections: crate::server::ConnectionMetrics,
 }
 
 /// Labels of the database pool's gauge.
@@ -253,7 +255,19 @@ impl Metrics {
             "The most connections the database pool opens",
             db_connections_max.clone(),
         );
+        let connections = crate::server::ConnectionMetrics::default();
+        registry.register(
+            "http_connections_open",
+            "HTTP connections open",
+            connections.open.clone(),
+        );
+        registry.register(
+            "http_connections_refused",
+            "HTTP connections refused with 503 because AURORA_MAX_CONNECTIONS were open",
+            connections.refused.clone(),
+        );
         Self {
+            connections,
             registry,
             relay_lag,
             events_appended,

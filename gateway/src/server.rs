@@ -1,19 +1,31 @@
 //! The HTTP server: hyper HTTP/1.1 connections serving the warp routes, with the limits
 //! warp's own server does not set — a deadline for a request's head (a client that trickles
-//! its headers is cut off), caps on the head's size and header count, a timeout per request
-//! — and a graceful drain. HTTP/1.1 only: Aurora sits behind load balancers and browsers
-//! speak HTTP/1.1 to it, and every limit here applies to it (h2c would bypass them).
+//! its headers, or sends nothing at all, is cut off), the same deadline for an idle
+//! keep-alive connection's next request, caps on the head's size and header count, a cap on
+//! open connections, a timeout per request — and a graceful drain.
+//!
+//! HTTP/1.1 only, in fact: hyper's HTTP/1 connection alone, not the auto builder (which
+//! serves HTTP/2 prior knowledge whatever it is told, outside every limit here, and reads
+//! the first bytes of a connection with no deadline at all). An HTTP/2 preface is refused
+//! by the HTTP/1 parser. Aurora sits behind load balancers and browsers speak HTTP/1.1 to
+//! it.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tower_service::Service;
 use warp::reply::Response;
 use warp::Filter;
@@ -41,7 +53,25 @@ pub struct Limits {
     pub head_buffer: usize,
     /// Time to produce a response's head (not its streamed body).
     pub request_timeout: Duration,
+    /// Connections open at once; past it a new connection gets 503 and is closed.
+    pub max_connections: usize,
 }
+
+/// The server's own metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionMetrics {
+    /// Connections open now.
+    pub open: Gauge,
+    /// Connections refused because [`Limits::max_connections`] were open.
+    pub refused: Counter,
+}
+
+/// Refusals of connections past the cap being answered at once; past these, a connection
+/// is closed without an answer (a flood must not cost more than the cap).
+const REFUSALS_AT_ONCE: usize = 64;
+
+/// How long a refused connection is given to send its head before its 503 is written.
+const REFUSAL_READ: Duration = Duration::from_millis(500);
 
 /// What the answer to a request that ran past its timeout needs to know of it.
 #[derive(Debug, Clone)]
@@ -73,6 +103,7 @@ pub async fn serve<S>(
     listener: TcpListener,
     service: S,
     limits: Limits,
+    metrics: ConnectionMetrics,
     on_timeout: OnTimeout,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -82,14 +113,17 @@ pub async fn serve<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
+        // From the connection's start and again after each response: a connection that
+        // never sends a byte, or sits idle between requests, is closed at this deadline.
         .header_read_timeout(limits.head_timeout)
         .max_buf_size(limits.head_buffer.max(8192))
         .max_headers(MAX_HEADERS);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     // Dropped with this future (the drain's deadline passed): every connection still open
     // is aborted then, not left running.
     let mut connections = tokio::task::JoinSet::new();
@@ -106,6 +140,19 @@ pub async fn serve<S>(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics.refused.inc();
+            match refusals.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(async move {
+                        refuse(stream, limits.max_connections).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => drop(stream),
+            }
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let (service, on_timeout) = (service.clone(), on_timeout.clone());
@@ -136,18 +183,47 @@ pub async fn serve<S>(
                 }
             }
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), handler)
-            .into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), handler);
         let connection = graceful.watch(connection);
+        let open = metrics.open.clone();
+        open.inc();
         connections.spawn(async move {
             if let Err(error) = connection.await {
                 // Clients that hang up, time out or send garbage: theirs, not ours.
                 tracing::debug!(%remote, error = %error, "connection ended with an error");
             }
+            open.dec();
+            drop(slot);
         });
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Answers a connection past the cap with a 503 problem and closes it. The head is read
+/// first (briefly), so that closing does not reset the connection before the answer
+/// arrives.
+async fn refuse(mut stream: TcpStream, max: usize) {
+    let mut head = [0u8; 4096];
+    let _ = tokio::time::timeout(REFUSAL_READ, stream.read(&mut head)).await;
+    let body = serde_json::json!({
+        "type": "/problems/too-many-connections",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": format!("the server holds its most connections ({max}); retry later"),
+        "request_id": uuid::Uuid::new_v4().to_string(),
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         content-length: {}\r\nretry-after: 5\r\nconnection: close\r\n\
+         cache-control: no-store\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_READ, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }

@@ -92,9 +92,6 @@ pub fn load_root_keys(config: &Config) -> anyhow::Result<KeyRing> {
     Ok(keys)
 }
 
-/// Time a client has to send a request's head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Binds the listener. `TCP_NODELAY` is set on it, and Linux hands it down to every
 /// accepted connection: small request/response exchanges must not wait on Nagle's
 /// algorithm meeting a delayed ACK.
@@ -241,6 +238,23 @@ impl Application {
                 follow(feed, shared, aurora_actors::feed::DURABLE, &filter, stop).await
             }));
         }
+        // The audit chain's head, signed with a key kept out of the database and published
+        // outside it (`anchor`).
+        let (key_dir, create) = config.audit_key();
+        let anchor_key = crate::anchor::AnchorKey::load(&key_dir, create)?;
+        let heads = crate::anchor::HeadStore::open(
+            &config.data_dir,
+            bus.nats_client(),
+            &config.nats_prefix,
+        )
+        .await?;
+        tasks.push(tokio::spawn(crate::anchor::publish_heads(
+            audit.clone(),
+            anchor_key,
+            heads,
+            Duration::from_secs(config.audit_anchor_seconds),
+            background.clone(),
+        )));
         let cors = crate::http::cors::Origins::parse(&config.cors_origins)
             .map_err(|e| anyhow::anyhow!("AURORA_CORS_ORIGINS: {e}"))?;
         let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)
@@ -341,10 +355,11 @@ impl Application {
         tracing::info!(port = self.port, "aurora is listening");
         let config = &self.state.config;
         let limits = crate::server::Limits {
-            head_timeout: HEAD_TIMEOUT,
+            head_timeout: config.head_timeout(),
             // Past four times the routes' own limit hyper refuses the head itself.
             head_buffer: config.max_header_bytes.saturating_mul(4),
             request_timeout: config.request_timeout(),
+            max_connections: config.max_connections,
         };
         let on_timeout: crate::server::OnTimeout = {
             let state = self.state.clone();
@@ -354,6 +369,7 @@ impl Application {
             self.listener,
             warp::service(routes),
             limits,
+            self.state.metrics.connections.clone(),
             on_timeout,
             signal,
         );

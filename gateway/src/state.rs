@@ -33,8 +33,8 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Executes `command` on user `username` and applies the revocations it recorded to
-    /// this replica's revocation set before returning (other replicas learn them from the
+    /// Executes `command` on user `username` and applies the revocations (and tier change)
+    /// it recorded to this replica's revocation set before returning (other replicas learn them from the
     /// stream): a token revoked here is refused here by the next request.
     pub async fn execute(
         &self,
@@ -43,7 +43,7 @@ impl Identity {
         metadata: &EventMetadata,
     ) -> Result<Vec<UserEvent>, AggregateError<UserError>> {
         let events = self.users.execute(username, command, metadata).await?;
-        self.tokens.revocations().apply(&events);
+        self.tokens.revocations().apply(username, &events);
         Ok(events)
     }
 }

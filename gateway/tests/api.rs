@@ -63,9 +63,22 @@ use docs::{
     the_openapi_document_is_valid_3_1_and_matches_the_router_both_ways,
 };
 
+#[path = "api/security.rs"]
+mod security;
+use security::{
+    refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent,
+    the_smaller_findings_are_closed,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_http1_only_closed_when_silent_and_capped() {
+    security::connections_are_http1_only_closed_when_silent_and_capped().await
+}
+
 #[path = "api/pipeline.rs"]
 mod pipeline;
 use pipeline::{
+    a_file_dressed_as_media_is_refused_and_reads_no_other_file,
     a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs,
     a_run_actor_that_keeps_crashing_is_given_up_visibly,
     a_small_input_keeps_its_size_unless_upscaling_is_asked,
@@ -317,6 +330,9 @@ in_both_modes!(
     browsers_on_allowed_origins_may_call_the_api_and_others_may_not,
     an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed,
     bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on,
+    a_file_dressed_as_media_is_refused_and_reads_no_other_file,
+    refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent,
+    the_smaller_findings_are_closed,
     panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step,
     a_run_actor_that_keeps_crashing_is_given_up_visibly,
     cancelling_a_run_kills_ffmpeg_within_a_second,
@@ -2577,16 +2593,16 @@ async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(
         assert_eq!(header(&response, "ratelimit-limit"), Some(5));
         assert_eq!(header(&response, "ratelimit-remaining"), Some(4 - n));
     }
-    let events = app.stored_events().await;
+    let (events, refusals) = (app.stored_events().await, app.refusals().await);
     let sixth = attempt("203.0.113.7").await.unwrap();
     let retry_after = header(&sixth, "retry-after").expect("Retry-After");
     assert!((1..=180).contains(&retry_after), "{retry_after}");
     assert_eq!(header(&sixth, "ratelimit-remaining"), Some(0));
     problem(sixth, 429, "rate-limited").await;
     assert_eq!(
-        app.stored_events().await,
-        events,
-        "a refused login records nothing"
+        (app.stored_events().await, app.refusals().await),
+        (events + 1, refusals + 1),
+        "a refused login changes nothing; its refusal is in the audit trail"
     );
     // Another client is not affected; a spoofed header from it is believed only because
     // the peer (127.0.0.1) is a trusted proxy here.

@@ -291,7 +291,7 @@ pub fn redact(value: Value) -> Value {
 }
 
 /// The last entry of a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
     /// Its place.
     pub seq: i64,
@@ -309,6 +309,15 @@ pub enum Tampering {
     Removed,
     /// The entry is out of its place in the chain.
     Reordered,
+    /// The store no longer produces this entry: an event was rewritten (or deleted) after
+    /// the log recorded it.
+    Rewritten,
+    /// The entry at a signed, published head is not the one that was signed: the chain was
+    /// re-computed from there back (a re-chained stretch, or a log rebuilt from a rewritten
+    /// store).
+    Rechained,
+    /// A published head does not carry a valid signature of the audit key.
+    Forged,
 }
 
 /// The first problem in a chain.
@@ -774,6 +783,122 @@ impl AuditLog {
             }
         }
         Ok(verifier.finish())
+    }
+
+    /// Replays the whole store and compares the entries it produces with the log's, entry
+    /// by entry: the first that differs is [`Tampering::Rewritten`] (an event changed or
+    /// removed after the log recorded it). Events past the log's head (not yet logged) are
+    /// not a finding; log entries the store no longer produces are.
+    pub async fn compare_with_store(&self) -> Result<Option<Finding>, StoreError> {
+        let Some(head) = self.head().await? else {
+            return Ok(None);
+        };
+        let mut cursor = Cursor::START;
+        let (mut seq, mut prev) = (0, GENESIS.to_string());
+        while seq < head.seq {
+            let events = self.db.read_after(cursor, REBUILD_PAGE).await?;
+            let Some(last) = events.last() else { break };
+            cursor = last.cursor;
+            let entries = chain(&events, seq, &prev);
+            let (first, end) = (seq + 1, seq + entries.len() as i64);
+            let logged: Vec<(i64, String, i64)> = on_pool!(&self.db, |pool| sqlx::query_as(
+                "SELECT seq, hash, position FROM audit_log WHERE seq >= $1 AND seq <= $2 \
+                 ORDER BY seq"
+            )
+            .bind(first)
+            .bind(end)
+            .fetch_all(pool)
+            .await)?;
+            let mut logged = logged.into_iter().peekable();
+            for entry in &entries {
+                if entry.seq > head.seq {
+                    break;
+                }
+                let found = logged.next_if(|(s, _, _)| *s == entry.seq);
+                let differs = match &found {
+                    Some((_, hash, _)) => *hash != entry.hash,
+                    // A hole in the log is the chain check's to name; here, the store has
+                    // the entry and the log does not.
+                    None => true,
+                };
+                if differs {
+                    let position = found.map_or(entry.position, |(_, _, p)| p);
+                    return Ok(Some(Finding {
+                        kind: Tampering::Rewritten,
+                        seq: entry.seq,
+                        detail: format!(
+                            "entry {} is not what the store's event at position {position} \
+                             produces: the event was rewritten after it was logged, or the \
+                             log was",
+                            entry.seq
+                        ),
+                    }));
+                }
+            }
+            let last = entries.last().expect("one entry per event");
+            (seq, prev) = (last.seq, last.hash.clone());
+        }
+        if seq < head.seq {
+            return Ok(Some(Finding {
+                kind: Tampering::Rewritten,
+                seq: seq + 1,
+                detail: format!(
+                    "the log holds entries {} to {} but the store no longer has their events: \
+                     they were deleted",
+                    seq + 1,
+                    head.seq
+                ),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Checks the log against heads signed and published outside the database (their
+    /// signatures checked by the caller), in any order: each must name an entry the log
+    /// holds, with that hash.
+    pub async fn check_heads(&self, heads: &[Head]) -> Result<Option<Finding>, StoreError> {
+        let mut heads: Vec<&Head> = heads.iter().collect();
+        heads.sort_by_key(|h| h.seq);
+        let end = self.head().await?.map_or(0, |h| h.seq);
+        for batch in heads.chunks(500) {
+            // Numbers, not user text: inlined.
+            let seqs: Vec<String> = batch.iter().map(|h| h.seq.to_string()).collect();
+            let sql = format!(
+                "SELECT seq, hash FROM audit_log WHERE seq IN ({})",
+                seqs.join(",")
+            );
+            let rows: Vec<(i64, String)> =
+                on_pool!(&self.db, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
+            let logged: std::collections::HashMap<i64, String> = rows.into_iter().collect();
+            for head in batch {
+                match logged.get(&head.seq) {
+                    None => {
+                        return Ok(Some(Finding {
+                            kind: Tampering::Removed,
+                            seq: head.seq,
+                            detail: format!(
+                                "entry {} was signed and published, and the log does not hold \
+                                 it (it ends at {end}): the log was cut",
+                                head.seq
+                            ),
+                        }))
+                    }
+                    Some(hash) if *hash != head.hash => {
+                        return Ok(Some(Finding {
+                            kind: Tampering::Rechained,
+                            seq: head.seq,
+                            detail: format!(
+                                "entry {} is not the one signed and published as the head then: \
+                                 the chain was recomputed through it",
+                                head.seq
+                            ),
+                        }))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The chain's head as a replay of the whole store computes it, writing nothing.

@@ -13,9 +13,9 @@ use aurora_actors::artifacts::ArtifactStore;
 use aurora_actors::faults::{self, Fault};
 use aurora_actors::progress::ProgressHub;
 use aurora_actors::supervision::EngineMetrics;
-use aurora_actors::tools::Tools;
+use aurora_actors::tools::{Demuxer, Tools};
 use aurora_actors::{Deps, Engine, EngineSettings};
-use aurora_domain::media::{MediaCommand, Upload};
+use aurora_domain::media::{InputFormat, MediaCommand, Upload};
 use aurora_domain::net::IpRanges;
 use aurora_domain::run::{Format, Input, Quality, Resolution, RunCommand, RunSpec, Step};
 use aurora_domain::EventMetadata;
@@ -83,7 +83,16 @@ pub async fn simulate(seed: u64, runs: usize) -> Result<RunChaosReport, Violatio
         "generating the clip",
     )?;
     let tools = Tools::default();
-    let info = ok(tools.probe(&clip, Duration::from_secs(30)).await, "probing")?;
+    let info = ok(
+        tools
+            .probe(
+                &clip,
+                Demuxer::of(InputFormat::Mp4),
+                Duration::from_secs(30),
+            )
+            .await,
+        "probing",
+    )?;
     let (bytes, sha256) = ok(ArtifactStore::digest(&clip).await, "hashing")?;
     let media = MediaCommands::new(&db, committed.clone());
     let upload = Upload {

@@ -28,6 +28,9 @@ pub enum UsernameError {
     /// Starts with `.`, `_` or `-`.
     #[error("a username starts with a letter or a digit")]
     Start,
+    /// The name of one of Aurora's own principals.
+    #[error("this name is reserved for Aurora's own principals")]
+    Reserved,
 }
 
 impl Username {
@@ -48,6 +51,17 @@ impl Username {
             return Err(UsernameError::Start);
         }
         Ok(Self(name))
+    }
+
+    /// Parses a name for a *new* user (registration, an identity provider's sync, the
+    /// bootstrap admin): as [`Username::parse`], and not one of
+    /// [`crate::metadata::RESERVED_PRINCIPALS`]. Names already stored stay readable.
+    pub fn parse_new(raw: &str) -> Result<Self, UsernameError> {
+        let name = Self::parse(raw)?;
+        if crate::metadata::RESERVED_PRINCIPALS.contains(&name.as_str()) {
+            return Err(UsernameError::Reserved);
+        }
+        Ok(name)
     }
 
     /// The normalised name.
@@ -160,6 +174,26 @@ mod tests {
         assert_eq!(Username::parse("../etc"), Err(UsernameError::Character));
         assert_eq!(Username::parse("_admin"), Err(UsernameError::Start));
         assert_eq!(Username::parse("ünïcode"), Err(UsernameError::Character));
+    }
+
+    #[test]
+    fn aurora_s_own_principals_cannot_be_new_usernames() {
+        for name in [
+            "anonymous",
+            "System",
+            "rate-limiter",
+            "IDENTITY-WEBHOOK",
+            "aurora",
+        ] {
+            assert_eq!(
+                Username::parse_new(name),
+                Err(UsernameError::Reserved),
+                "{name}"
+            );
+            // Stored names stay readable (an event of an earlier version replays).
+            assert!(Username::parse(name).is_ok(), "{name}");
+        }
+        assert!(Username::parse_new("anonymous2").is_ok());
     }
 
     #[test]

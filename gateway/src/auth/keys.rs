@@ -133,7 +133,7 @@ fn key_id(path: &Path) -> Option<u32> {
 }
 
 #[cfg(unix)]
-fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.exists() {
         return Ok(());
@@ -146,12 +146,12 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
 }
 
 #[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
     std::fs::create_dir_all(dir).map_err(io(dir))
 }
 
 /// Writes a new file readable by its owner only; never overwrites.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -1,6 +1,8 @@
 //! The revocation set: revocation ids of tokens that must be refused, on every replica,
 //! kept current from `TokenRevoked` events in the store and on the bus
-//! ([`crate::replicated`]).
+//! ([`crate::replicated`]) — and, beside it, each user's *current* tier from `TierChanged`
+//! events: a token states the tier its user had when it was minted, and an API key lives
+//! up to a year, so the tier that decides limits is the current one, not the token's.
 //!
 //! A revoked token is forgotten once it has expired: it would be refused anyway.
 
@@ -8,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use aurora_domain::user::{User, UserEvent};
+use aurora_domain::user::{Tier, User, UserEvent};
 use aurora_nats::CloudEvent;
 use cqrs_es::Aggregate;
 
@@ -18,6 +20,8 @@ use crate::replicated::Replicated;
 #[derive(Debug, Default)]
 pub struct Revocations {
     revoked: RwLock<HashMap<Vec<u8>, SystemTime>>,
+    /// Users whose tier changed, and their tier now.
+    tiers: RwLock<HashMap<String, Tier>>,
 }
 
 impl Revocations {
@@ -34,21 +38,38 @@ impl Revocations {
         }
     }
 
-    /// Applies the revocations among `events` (other events are ignored); returns how many.
-    pub fn apply(&self, events: &[UserEvent]) -> usize {
+    /// Applies the revocations and tier changes among `events` of user `username` (other
+    /// events are ignored); returns how many.
+    pub fn apply(&self, username: &str, events: &[UserEvent]) -> usize {
         let mut applied = 0;
         for event in events {
-            if let UserEvent::TokenRevoked {
-                revocation_id,
-                expires_at,
-                ..
-            } = event
-            {
-                self.revoke(revocation_id, (*expires_at).into());
-                applied += 1;
+            match event {
+                UserEvent::TokenRevoked {
+                    revocation_id,
+                    expires_at,
+                    ..
+                } => self.revoke(revocation_id, (*expires_at).into()),
+                UserEvent::TierChanged { to, .. } => {
+                    self.tiers
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(username.to_string(), *to);
+                }
+                _ => continue,
             }
+            applied += 1;
         }
         applied
+    }
+
+    /// User `username`'s tier now, if it changed since registration (else the token's is
+    /// current).
+    pub fn current_tier(&self, username: &str) -> Option<Tier> {
+        let tiers = self.tiers.read().unwrap_or_else(|e| e.into_inner());
+        if tiers.is_empty() {
+            return None;
+        }
+        tiers.get(username).copied()
     }
 
     /// Is any of a token's block revocation ids revoked?
@@ -79,13 +100,13 @@ impl Revocations {
 
 impl Replicated for Revocations {
     const AGGREGATE: &'static str = User::TYPE;
-    const EVENTS: &'static [&'static str] = &["TokenRevoked"];
+    const EVENTS: &'static [&'static str] = &["TokenRevoked", "TierChanged"];
     const NAME: &'static str = "revocation set";
 
     fn apply_event(&self, event: &CloudEvent) {
         match serde_json::from_value::<UserEvent>(event.data.clone()) {
-            Ok(event) => {
-                self.apply(&[event]);
+            Ok(decoded) => {
+                self.apply(&event.aggregateid, &[decoded]);
             }
             Err(error) => tracing::error!(id = %event.id, %error, "undecodable user event"),
         }
@@ -117,5 +138,16 @@ mod tests {
         assert_eq!(set.entries(), 1);
         set.forget_expired(now + Duration::from_secs(61));
         assert_eq!(set.entries(), 0);
+    }
+
+    #[test]
+    fn the_latest_tier_change_is_the_users_tier() {
+        let set = Revocations::default();
+        assert_eq!(set.current_tier("alice"), None);
+        let change = |from, to| UserEvent::TierChanged { from, to };
+        set.apply("alice", &[change(Tier::Free, Tier::Pro)]);
+        set.apply("alice", &[change(Tier::Pro, Tier::Free)]);
+        assert_eq!(set.current_tier("alice"), Some(Tier::Free));
+        assert_eq!(set.current_tier("bob"), None);
     }
 }

@@ -439,7 +439,7 @@ impl Tokens {
         {
             let allowed = token.allowed.lock().unwrap_or_else(|e| e.into_inner());
             if allowed.second == second && allowed.accesses.iter().any(|a| a.is(&access)) {
-                return Ok(token.claims.clone());
+                return Ok(self.current(&token.claims));
             }
         }
         self.run_authorizer(token, access, now)?;
@@ -451,7 +451,17 @@ impl Tokens {
         if allowed.accesses.len() < ALLOWED_PER_SECOND {
             allowed.accesses.push(access.into());
         }
-        Ok(token.claims.clone())
+        Ok(self.current(&token.claims))
+    }
+
+    /// The token's claims with its user's tier as it is now (limits follow a downgrade at
+    /// once, not when the token expires).
+    fn current(&self, claims: &Claims) -> Claims {
+        let mut claims = claims.clone();
+        if let Some(tier) = self.revocations.current_tier(&claims.username) {
+            claims.tier = tier;
+        }
+        claims
     }
 
     fn run_authorizer(

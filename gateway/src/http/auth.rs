@@ -218,7 +218,7 @@ async fn try_register(
     body: JsonBody,
 ) -> Result<Response, Problem> {
     let credentials: Credentials = body.parse(None)?;
-    let username = Username::parse(&credentials.username)
+    let username = Username::parse_new(&credentials.username)
         .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
     passwords::check_policy(&credentials.password)
         .map_err(|detail| Problem::unprocessable("weak-password", detail))?;

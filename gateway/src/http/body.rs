@@ -113,9 +113,14 @@ impl JsonBody {
             });
         }
         // Two steps, so that "not JSON" (400) and "JSON of the wrong shape" (422) are told
-        // apart reliably.
-        let value: serde_json::Value = serde_json::from_slice(&self.bytes).map_err(|e| {
-            Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
+        // apart reliably. A key given twice is refused: parsers disagree on which one wins
+        // (serde keeps the last, others the first), and a body must mean one thing.
+        let value = strict_json(&self.bytes).map_err(|e| {
+            if e.to_string().contains(DUPLICATE) {
+                Problem::unprocessable("duplicate-key", format!("invalid request body: {e}"))
+            } else {
+                Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
+            }
         })?;
         serde_json::from_value(value).map_err(|e| {
             Problem::unprocessable("invalid-body", format!("invalid request body: {e}"))
@@ -143,4 +148,102 @@ pub(crate) fn with_request_id(mut response: Response, ctx: &RequestContext) -> R
         response.headers_mut().insert("x-request-id", id);
     }
     response
+}
+
+/// What a duplicate key's error says.
+const DUPLICATE: &str = "appears twice";
+
+/// Parses JSON text into a value, refusing any object that names a key twice (a data
+/// error; syntax errors stay syntax errors). Nesting is bounded by serde_json's own
+/// recursion limit.
+pub fn strict_json(bytes: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+    use serde::de::{self, MapAccess, SeqAccess, Visitor};
+
+    struct Strict;
+
+    impl<'de> de::DeserializeSeed<'de> for Strict {
+        type Value = serde_json::Value;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Strict {
+        type Value = serde_json::Value;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(serde_json::Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(Strict)? {
+                items.push(item);
+            }
+            Ok(items.into())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut object = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if object.contains_key(&key) {
+                    return Err(de::Error::custom(format!("the key {key:?} {DUPLICATE}")));
+                }
+                let value = map.next_value_seed(Strict)?;
+                object.insert(key, value);
+            }
+            Ok(object.into())
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = de::DeserializeSeed::deserialize(Strict, &mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strict_json;
+
+    #[test]
+    fn a_key_given_twice_is_a_data_error_and_bad_syntax_a_syntax_error() {
+        let twice = strict_json(br#"{"steps":[],"input":{"url":"a","url":"b"}}"#).unwrap_err();
+        assert!(twice.is_data(), "{twice}");
+        assert!(
+            twice.to_string().contains("\"url\" appears twice"),
+            "{twice}"
+        );
+        for bad in [&b"{"[..], b"[1,]", b"{\"a\":1} x", b"nul"] {
+            let error = strict_json(bad).unwrap_err();
+            assert!(error.is_syntax() || error.is_eof(), "{error}");
+        }
+        let fine = br#"{"a":[{"b":1},{"b":2.5}],"c":null,"d":"\u00e9","e":-3,"f":true}"#;
+        assert_eq!(
+            strict_json(fine).unwrap(),
+            serde_json::from_slice::<serde_json::Value>(fine).unwrap()
+        );
+        // Deep nesting stops at serde_json's recursion limit, it does not overflow the stack.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(strict_json(deep.as_bytes()).is_err());
+    }
 }

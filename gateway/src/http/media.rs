@@ -2,15 +2,16 @@
 //!
 //! An upload streams to a temporary file in the artifact store — never the whole body in
 //! memory — under a name Aurora generates, with a size limit and a SHA-256 computed on the
-//! way. Its type is judged by its content: the first bytes must be a known container
-//! (magic number) and ffprobe must read it; the declared content type and any file name are
+//! way. Its type is judged by its structure: the first bytes name a candidate among the
+//! admitted formats ([`InputFormat`]) and ffprobe must read the file with that format's
+//! demuxer forced and no other allowed; the declared content type and any file name are
 //! ignored. Only then is the file moved to its final name and `MediaUploaded` recorded.
 
 use std::sync::Arc;
 
-use aurora_actors::artifacts::{sniff, ArtifactStore};
-use aurora_actors::tools::ToolError;
-use aurora_domain::media::{MediaCommand, Upload};
+use aurora_actors::artifacts::ArtifactStore;
+use aurora_actors::tools::{Demuxer, ToolError};
+use aurora_domain::media::{InputFormat, MediaCommand, Upload};
 use bytes::Buf;
 use futures::StreamExt;
 use http::{HeaderMap, StatusCode};
@@ -173,16 +174,24 @@ async fn upload(
                 "the upload is empty; send the media file's bytes as the body",
             ));
         }
-        let Some(content_type) = sniff(&head) else {
+        let Some(format) = InputFormat::sniff(&head) else {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
-                "the content is not a known audio or video container (judged by its first \
-                 bytes, not its name or declared type)",
+                format!(
+                    "the content is not an admitted audio or video format ({}; judged by its \
+                     structure, not its name or declared type)",
+                    InputFormat::names()
+                ),
             ));
         };
-        let info = match media.tools.probe(&part, PROBE_TIMEOUT).await {
+        let content_type = format.content_type(&head);
+        let probed = media
+            .tools
+            .probe(&part, Demuxer::of(format), PROBE_TIMEOUT)
+            .await;
+        let info = match probed {
             Ok(info) => info,
             Err(ToolError::Invalid(reason)) => {
                 return Err(Problem::unprocessable("unreadable-media", reason))

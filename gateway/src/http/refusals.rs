@@ -1,17 +1,27 @@
-//! Refused requests that matter for security — 401 and 403 answers — become
-//! `AccessRefused` events, so that they are in the audit trail with who tried (the
-//! token's holder, if the token was genuine), from where, on which route, and why.
+//! Refused requests that matter for security become events, so that they are in the
+//! audit trail with who tried (the token's holder, if the token was genuine), from where,
+//! on which route, and why: every 401, 403 and 429 answer, and a 422 that a handler marks
+//! with [`AuditRefusal`] (a request naming another user's resource, e.g. their media as a
+//! run's input).
 //!
 //! A failed login is recorded by the login handler itself: as `LoginFailed` on the user
 //! when the user exists, as a refusal otherwise. Rate-limit blocks are `ClientBlocked`
 //! events of their own.
 //!
-//! Recording is bounded per client (an IPv6 client by its /64): past
-//! [`PER_CLIENT_PER_MINUTE`] refusals a minute, further ones from that client are counted
-//! in `aurora_refusals_unrecorded_total` instead of stored, so that a flood of bad
-//! tokens cannot fill the store (the rate limiter blocks such a client soon anyway).
+//! Recording is bounded, so that a flood cannot fill the store, and the bound cannot be
+//! used to hide anything that matters:
+//! - a refusal carrying a *genuine* token (revoked and expired ones included) is charged to
+//!   its principal, with a generous budget ([`PER_PRINCIPAL_PER_MINUTE`]): garbage tokens
+//!   from the same address, or every client behind one proxy, never spend it;
+//! - an anonymous refusal (no token, or one that is not Aurora's) is charged to its client
+//!   (an IPv6 client by its /64), [`PER_CLIENT_PER_MINUTE`];
+//! - the refusal that finds its budget spent is recorded as `RefusalsOverflowed` (at most
+//!   one a minute per principal or client), so that the trail says that, from whom and
+//!   from when refusals went uncounted; the ones after it are counted in
+//!   `aurora_refusals_unrecorded_total`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use aurora_domain::access::{RecordRefusal, Refusal};
@@ -22,58 +32,106 @@ use warp::reply::Response;
 use super::problem::ProblemSlug;
 use crate::state::AppState;
 
-/// Refusals recorded per client per minute, at most (bursts up to the same).
+/// Anonymous refusals recorded per client per minute, at most (bursts up to the same).
 pub const PER_CLIENT_PER_MINUTE: u32 = 60;
 
-/// The per-client budget of recorded refusals.
+/// Refusals of a genuine token's principal recorded per minute, at most.
+pub const PER_PRINCIPAL_PER_MINUTE: u32 = 600;
+
+/// Marks a response whose refusal belongs in the audit trail although its status alone
+/// would not say so (a 422 caused by another user's resource).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditRefusal;
+
+type Limiter = governor::DefaultKeyedRateLimiter<String>;
+
+fn per_minute(n: u32) -> Limiter {
+    governor::RateLimiter::keyed(governor::Quota::per_minute(
+        NonZeroU32::new(n).expect("non-zero"),
+    ))
+}
+
+/// The budgets of recorded refusals.
 pub struct Budget {
-    limiter: governor::DefaultKeyedRateLimiter<String>,
+    clients: Limiter,
+    principals: Limiter,
+    /// One `RefusalsOverflowed` a minute per key.
+    overflows: Limiter,
 }
 
 impl Default for Budget {
     fn default() -> Self {
-        let quota = governor::Quota::per_minute(
-            std::num::NonZeroU32::new(PER_CLIENT_PER_MINUTE).expect("non-zero"),
-        );
         Self {
-            limiter: governor::RateLimiter::keyed(quota),
+            clients: per_minute(PER_CLIENT_PER_MINUTE),
+            principals: per_minute(PER_PRINCIPAL_PER_MINUTE),
+            overflows: per_minute(1),
         }
     }
+}
+
+/// What to do with a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Record,
+    Overflow,
+    Count,
 }
 
 impl Budget {
-    /// May a refusal from `client` be recorded now?
-    fn allows(&self, client: Option<&str>) -> bool {
-        let key = match client.and_then(|c| c.parse::<IpAddr>().ok()) {
-            // An IPv6 client rotates addresses within its /64 at will.
-            Some(IpAddr::V6(ip)) => {
-                let s = ip.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-            Some(ip) => ip.to_string(),
-            None => "unknown".to_string(),
+    /// May a refusal with `metadata` be recorded now? A genuine token (`token_id` set)
+    /// is charged to its principal, anything else to its client.
+    fn judge(&self, metadata: &EventMetadata) -> Verdict {
+        let (limiter, key) = match &metadata.token_id {
+            Some(_) => (
+                &self.principals,
+                format!("principal:{}", metadata.principal),
+            ),
+            None => (&self.clients, client_key(metadata.client_ip.as_deref())),
         };
-        if self.limiter.len() > 100_000 {
-            self.limiter.retain_recent();
+        for limiter in [&self.clients, &self.principals, &self.overflows] {
+            if limiter.len() > 100_000 {
+                limiter.retain_recent();
+            }
         }
-        self.limiter.check_key(&key).is_ok()
+        if limiter.check_key(&key).is_ok() {
+            Verdict::Record
+        } else if self.overflows.check_key(&key).is_ok() {
+            Verdict::Overflow
+        } else {
+            Verdict::Count
+        }
     }
 }
 
-/// Records a refusal (never fails the request: an error is logged and counted), unless
-/// its client has spent its budget.
-pub async fn record(state: &AppState, metadata: &EventMetadata, refusal: Refusal) {
-    if !state.refusals.allows(metadata.client_ip.as_deref()) {
-        state.metrics.refusals_unrecorded.inc();
-        return;
+/// The budget key of an anonymous client: its address (an IPv6 client by its /64, since it
+/// rotates addresses within it at will).
+fn client_key(client: Option<&str>) -> String {
+    match client.and_then(|c| c.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            format!("client:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(ip) => format!("client:{ip}"),
+        None => "client:unknown".to_string(),
     }
+}
+
+/// Records a refusal (never fails the request: an error is logged and counted), within its
+/// budget.
+pub async fn record(state: &AppState, metadata: &EventMetadata, refusal: Refusal) {
+    let command = match state.refusals.judge(metadata) {
+        Verdict::Record => RecordRefusal::Refused(refusal),
+        Verdict::Overflow => {
+            state.metrics.refusals_unrecorded.inc();
+            RecordRefusal::Overflowed(refusal)
+        }
+        Verdict::Count => {
+            state.metrics.refusals_unrecorded.inc();
+            return;
+        }
+    };
     let id = uuid::Uuid::now_v7().to_string();
-    match state
-        .identity
-        .access
-        .create(&id, RecordRefusal(refusal), metadata)
-        .await
-    {
+    match state.identity.access.create(&id, command, metadata).await {
         Ok(_) => state.metrics.command("RecordRefusal", "accepted"),
         Err(error) => {
             tracing::warn!(%error, "could not record a refused request");
@@ -82,7 +140,7 @@ pub async fn record(state: &AppState, metadata: &EventMetadata, refusal: Refusal
     }
 }
 
-/// Looks at a response on its way out; a 401 or 403 is recorded before it is sent.
+/// Looks at a response on its way out; a refusal is recorded before it is sent.
 pub async fn observe(
     state: Arc<AppState>,
     method: Method,
@@ -92,12 +150,13 @@ pub async fn observe(
     response: Response,
 ) -> Response {
     let status = response.status().as_u16();
-    if !matches!(status, 401 | 403) {
+    let marked = response.extensions().get::<AuditRefusal>().is_some();
+    if !(matches!(status, 401 | 403 | 429) || marked) {
         return response;
     }
     let route = super::route_template(path.as_str());
-    // Logins record their own failures (see the module doc).
-    if route == "/api/v1/auth/login" {
+    // Logins record their own failures (see the module doc); their 429s are recorded here.
+    if route == "/api/v1/auth/login" && status != 429 {
         return response;
     }
     let request_id = response
@@ -130,4 +189,51 @@ pub async fn observe(
     )
     .await;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(principal: &str, token: bool, ip: &str) -> EventMetadata {
+        let mut metadata = EventMetadata::new(principal, "req");
+        metadata.token_id = token.then(|| "t1".to_string());
+        metadata.client_ip = Some(ip.to_string());
+        metadata
+    }
+
+    #[test]
+    fn garbage_from_an_address_never_spends_a_genuine_tokens_budget() {
+        let budget = Budget::default();
+        let garbage = metadata("anonymous", false, "198.51.100.7");
+        let verdicts: Vec<_> = (0..PER_CLIENT_PER_MINUTE + 5)
+            .map(|_| budget.judge(&garbage))
+            .collect();
+        assert!(verdicts[..PER_CLIENT_PER_MINUTE as usize]
+            .iter()
+            .all(|v| *v == Verdict::Record));
+        // The first refusal past the budget says so, once; the rest are counted.
+        assert_eq!(verdicts[PER_CLIENT_PER_MINUTE as usize], Verdict::Overflow);
+        assert!(verdicts[PER_CLIENT_PER_MINUTE as usize + 1..]
+            .iter()
+            .all(|v| *v == Verdict::Count));
+        // Same address, a genuine token: its own budget.
+        let genuine = metadata("mallory", true, "198.51.100.7");
+        for _ in 0..PER_PRINCIPAL_PER_MINUTE {
+            assert_eq!(budget.judge(&genuine), Verdict::Record);
+        }
+        assert_eq!(budget.judge(&genuine), Verdict::Overflow);
+        // Another principal behind the same proxy address is untouched.
+        assert_eq!(
+            budget.judge(&metadata("alice", true, "198.51.100.7")),
+            Verdict::Record
+        );
+        // An IPv6 client is one client across its /64.
+        let a = metadata("anonymous", false, "2001:db8:1:2::1");
+        let b = metadata("anonymous", false, "2001:db8:1:2:ffff::9");
+        for _ in 0..PER_CLIENT_PER_MINUTE {
+            assert_eq!(budget.judge(&a), Verdict::Record);
+        }
+        assert_eq!(budget.judge(&b), Verdict::Overflow);
+    }
 }

@@ -23,6 +23,7 @@ use warp::{Filter, Rejection, Reply};
 use super::context::{context, RequestContext};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
+use crate::auth::tokens::Access;
 use crate::state::AppState;
 
 /// The events route.
@@ -121,6 +122,22 @@ async fn events(
     }
     let (mut tx, rx) = mpsc::channel::<Event>(64);
     let drain = state.drain_token();
+    // A stream lives as long as its token: revoked (or its user disabled) or expired, the
+    // stream ends within a second, with an event that says why.
+    let still_allowed = {
+        let (state, headers, id) = (state.clone(), headers.clone(), id.clone());
+        let owner = run.owner().unwrap_or_default().to_string();
+        move || {
+            let access = Access {
+                operation: "runs:read",
+                resource: Some(("run", &id)),
+                owner: Some(&owner),
+            };
+            super::auth::verify_request(&state, &headers)
+                .and_then(|token| super::auth::authorize(&state, &token, access))
+                .is_ok()
+        }
+    };
     tokio::spawn(async move {
         let mut sent = after;
         for stored in history {
@@ -134,14 +151,23 @@ async fn events(
         }
         let deadline = tokio::time::sleep(MAX_STREAM);
         tokio::pin!(deadline);
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // This replica is draining: end the stream, the client reconnects (with
                 // Last-Event-ID) to another one.
                 () = drain.cancelled() => return,
-                // The client went away: stop following.
-                () = tokio::time::sleep(std::time::Duration::from_secs(15)) => {
+                _ = check.tick() => {
+                    // The client went away: stop following.
                     if tx.is_closed() {
+                        return;
+                    }
+                    if !still_allowed() {
+                        let end = Event::default()
+                            .event("unauthorized")
+                            .data("the token was revoked or has expired");
+                        let _ = tx.send(end).await;
                         return;
                     }
                 }

@@ -185,12 +185,20 @@ async fn create_run(
         match state.media.commands.load(&media_id.to_string()).await {
             Ok(media) => match media.upload() {
                 Some(upload) if upload.owner == claims.username || claims.role == Role::Admin => {}
-                _ => {
-                    return Problem::unprocessable(
+                found => {
+                    // The same answer whether it exists or not (no oracle); naming another
+                    // user's media is a refusal for the audit trail.
+                    let mut response = Problem::unprocessable(
                         "unknown-media",
                         format!("no media {media_id} of yours; upload it with POST /api/v1/media"),
                     )
-                    .response(Some(&ctx))
+                    .response(Some(&ctx));
+                    if found.is_some() {
+                        response
+                            .extensions_mut()
+                            .insert(super::refusals::AuditRefusal);
+                    }
+                    return response;
                 }
             },
             Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
@@ -410,6 +418,9 @@ async fn readable_view(
     headers: &HeaderMap,
 ) -> Result<RunView, Response> {
     let run_id = parse_run_id(raw_id).map_err(|p| p.response(Some(ctx)))?;
+    // The token before the lookup: without a valid one, a run that exists and one that
+    // does not get the same 401 (no existence oracle).
+    let token = verify_request(state, headers).map_err(|p| p.response(Some(ctx)))?;
     let id = run_id.to_string();
     match state.runs.get(&id).await {
         Ok(Some(view)) => {
@@ -418,7 +429,7 @@ async fn readable_view(
                 resource: Some(("run", &id)),
                 owner: Some(&view.owner),
             };
-            authenticate(state, headers, access).map_err(|p| p.response(Some(ctx)))?;
+            authorize(state, &token, access).map_err(|p| p.response(Some(ctx)))?;
             Ok(view)
         }
         Ok(None) => Err(Problem::not_found("no run with this id").response(Some(ctx))),

@@ -36,7 +36,7 @@ use crate::auth::webhook::{self, WebhookError, WebhookSecrets};
 use crate::state::AppState;
 
 /// The principal recorded in events the webhook causes.
-pub const PRINCIPAL: &str = "identity-webhook";
+pub const PRINCIPAL: &str = aurora_domain::metadata::IDENTITY_WEBHOOK;
 
 /// The route.
 pub fn routes(
@@ -165,7 +165,7 @@ async fn try_identity(
         return Ok(json(StatusCode::OK, &body, ctx));
     }
     let message: Message = body.parse(None)?;
-    let username = Username::parse(&message.data.username)
+    let username = Username::parse_new(&message.data.username)
         .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
     let external_id = message.data.id.trim();
     if external_id.is_empty() || external_id.len() > 256 {
@@ -196,6 +196,16 @@ async fn try_identity(
     // A message older than one already applied (a retry overtaken by a newer change)
     // changes nothing.
     let event_ms = message.timestamp.as_ref().map(EventTime::millis);
+    // An event time past the signature's tolerance in the future would make every later
+    // change to this user look stale: refused, as a signed timestamp that far ahead is.
+    let tolerance_ms = i64::try_from(crate::auth::webhook::TOLERANCE.as_millis()).unwrap_or(0);
+    if event_ms.is_some_and(|ms| ms > chrono::Utc::now().timestamp_millis() + tolerance_ms) {
+        return Err(Problem::unprocessable(
+            "invalid-field",
+            "timestamp is in the future (beyond the 5-minute tolerance): the provider's event \
+             time must not be later than now",
+        ));
+    }
     if let Some(ms) = event_ms {
         let last = state
             .db

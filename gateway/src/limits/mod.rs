@@ -124,7 +124,7 @@ pub struct Limits {
 }
 
 /// The principal recorded in the events the rate limiter causes.
-pub const PRINCIPAL: &str = "rate-limiter";
+pub const PRINCIPAL: &str = aurora_domain::metadata::RATE_LIMITER;
 
 /// A request refused by a limit or a block.
 #[derive(Debug)]

@@ -45,6 +45,10 @@ fn aurora(app: &TestApp, args: &[&str]) -> (bool, String) {
     if let Some(url) = &app.config.database_url {
         command.env("DATABASE_URL", url);
     }
+    if let Some(url) = &app.config.nats_url {
+        command.env("NATS_URL", url);
+    }
+    command.env("AURORA_NATS_PREFIX", &app.config.nats_prefix);
     let output = tokio::task::block_in_place(|| command.output()).unwrap();
     (
         output.status.success(),

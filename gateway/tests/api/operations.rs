@@ -256,7 +256,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 /// Families exported from the start. prometheus-client leaves out a labelled family until
 /// it has a series; those (actor restarts, escalations, runs finished, rate-limit decisions)
 /// are checked by the tests that cause them (pipeline and rate-limit tests).
-const FAMILIES: [(&str, &str); 18] = [
+const FAMILIES: [(&str, &str); 20] = [
     ("aurora_http_requests", "counter"),
     ("aurora_http_request_duration_seconds", "histogram"),
     ("aurora_commands", "counter"),
@@ -275,6 +275,8 @@ const FAMILIES: [(&str, &str); 18] = [
     ("aurora_db_pool_max_connections", "gauge"),
     ("aurora_projection_lag_events", "gauge"),
     ("aurora_refusals_unrecorded", "counter"),
+    ("aurora_http_connections_open", "gauge"),
+    ("aurora_http_connections_refused", "counter"),
 ];
 
 fn assert_families(text: &str, families: &[(&str, &str)]) {

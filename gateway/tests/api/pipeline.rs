@@ -473,12 +473,12 @@ pub(super) async fn bad_media_is_refused_or_fails_its_run_with_the_reason_and_th
         (
             json!({"url": "http://169.254.169.254/latest/meta-data/clip.mp4"}),
             json!([{"kind": "probe"}]),
-            "link-local",
+            "not public",
         ),
         (
             json!({"url": "http://10.0.0.1/clip.mp4"}),
             json!([{"kind": "probe"}]),
-            "private",
+            "not public",
         ),
         (
             json!({"url": format!("http://{address}/missing.mp4")}),
@@ -502,6 +502,10 @@ pub(super) async fn bad_media_is_refused_or_fails_its_run_with_the_reason_and_th
         assert_eq!(view.status, "failed", "{view:?}");
         let stored = view.failure_reason.clone().unwrap_or_default();
         assert!(stored.contains(reason), "{reason:?} in {stored:?}");
+        // Which kind of private range a name resolves to, or where files live, is not said.
+        for secret in ["private", "link-local", "loopback", "/tmp/", "aurora-test"] {
+            assert!(!stored.contains(secret), "{secret:?} in {stored:?}");
+        }
         let shown = app.get_json(&format!("/api/v1/runs/{id}")).await;
         assert_eq!(shown["failure_reason"], stored.as_str());
         // Bad input is not retried.
@@ -1003,4 +1007,126 @@ pub(super) async fn a_small_input_keeps_its_size_unless_upscaling_is_asked(mode:
         heights,
         vec![(Some(320), Some(240)), (Some(640), Some(480))]
     );
+}
+
+/// The file-read hole: a file that starts as admitted media (an ID3 tag, a WAVE header …)
+/// and continues as an HLS playlist, an `ffconcat` script or a DASH manifest naming
+/// another user's upload. Uploaded, it is refused and nothing is stored; fetched as a run's
+/// URL input, the run fails and makes no artifact. Before admission forced the demuxer,
+/// the ID3 + playlist upload was accepted and a transcode of it re-encoded the victim's
+/// file for the attacker.
+pub(super) async fn a_file_dressed_as_media_is_refused_and_reads_no_other_file(mode: Mode) {
+    use aurora_actors::disguise::{disguised, Header, Payload};
+    let app = spawn_worker(mode, |c| c.fetch_allow = "127.0.0.1/32".into()).await;
+    let dir = TempDir::new().unwrap();
+    // The victim's upload, another user's.
+    let victim = super::token_with_role(&app, "victim", aurora_domain::user::Role::User).await;
+    let bytes = std::fs::read(clip(dir.path(), "victim.mp4", 1, 176, 144)).unwrap();
+    let uploaded: Value = reqwest::Client::new()
+        .post(app.url("/api/v1/media"))
+        .bearer_auth(&victim)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let victim_id: uuid::Uuid = uploaded["id"].as_str().unwrap().parse().unwrap();
+    let absolute = app.state.media.artifacts.media(victim_id);
+    let targets = [victim_id.to_string(), absolute.display().to_string()];
+
+    let mut hostile = Vec::new();
+    let mut admitted = Vec::new();
+    for header in Header::ALL {
+        for payload in Payload::ALL {
+            for target in &targets {
+                let what = format!("{header:?} + {payload:?} naming {target}");
+                let file = disguised(header, payload, target);
+                let before = app.stored_events().await;
+                let response = app.upload(file.clone()).await;
+                let status = response.status().as_u16();
+                if status == 201 {
+                    // Admitted as what its header says and nothing else (a WAVE header
+                    // makes the text PCM samples): a run on it reads only those bytes.
+                    let body: Value = response.json().await.unwrap();
+                    admitted.push((what, json!({"media_id": body["id"]})));
+                    continue;
+                }
+                assert!(matches!(status, 415 | 422), "{what}: answered {status}");
+                let slug = if status == 415 {
+                    "unsupported-media-type"
+                } else {
+                    "unreadable-media"
+                };
+                let body = problem(response, status, slug).await;
+                let detail = body["detail"].as_str().unwrap_or_default();
+                let root = app
+                    .state
+                    .media
+                    .artifacts
+                    .root()
+                    .to_string_lossy()
+                    .to_string();
+                assert!(
+                    !detail.contains(&root),
+                    "{what}: a server path in {detail:?}"
+                );
+                assert_eq!(
+                    app.stored_events().await,
+                    before,
+                    "{what}: stored something"
+                );
+                if target.starts_with('/') {
+                    hostile.push((format!("{header:?}-{payload:?}"), file));
+                }
+            }
+        }
+    }
+    // The ID3 + playlist of the report, above all, is refused at the door.
+    assert!(
+        !admitted.iter().any(|(what, _)| what.starts_with("Id3")),
+        "{admitted:?}"
+    );
+
+    // The same files as URL inputs: each run fails, and makes nothing.
+    use warp::Filter;
+    let served = Arc::new(hostile.clone());
+    let routes = warp::path!("hostile" / String).map(move |name: String| {
+        let file = served
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| f.clone());
+        file.unwrap_or_default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(routes).incoming(listener).run());
+    let inputs = hostile
+        .iter()
+        .map(|(name, _)| {
+            (
+                name.clone(),
+                json!({"url": format!("http://{address}/hostile/{name}")}),
+            )
+        })
+        .chain(admitted);
+    let mut runs = Vec::new();
+    for (name, input) in inputs {
+        let steps = json!([
+            {"kind": "transcode", "format": "mp4", "quality": "low", "resolution": "source"},
+            {"kind": "thumbnail", "at_seconds": 0.1}
+        ]);
+        runs.push((name, app.run_on(input, steps).await));
+    }
+    for (name, id) in runs {
+        let view = app.finished(&id).await;
+        assert_eq!(view.status, "failed", "{name}: {view:?}");
+        let artifacts = app.get_json(&format!("/api/v1/runs/{id}/artifacts")).await;
+        assert_eq!(
+            artifacts["items"].as_array().map(Vec::len),
+            Some(0),
+            "{name}: {artifacts}"
+        );
+    }
 }

@@ -1,0 +1,475 @@
+//! The audit log anchored outside its own database, after Certificate Transparency's signed
+//! tree heads: every few seconds a replica signs the chain's head (`seq`, `hash`, time) with
+//! an Ed25519 key that is **not in the database** (`AURORA_AUDIT_KEY_DIR`, a Secret in
+//! production) and publishes the statement **outside it**:
+//!
+//! - production: the JetStream stream `<PREFIX>_AUDIT_HEADS`, created to deny deletes and
+//!   purges (an account that can write the database cannot take a head back);
+//! - embedded: an append-only file beside the database (`<data dir>/audit-heads.ndjson`);
+//! - always: a log line (`audit head signed`), so log files keep their own copy.
+//!
+//! `aurora audit verify` checks every published statement's signature and that the log holds
+//! the signed entry with the signed hash; with the chain check and the replay of the store
+//! (`AuditLog::compare_with_store`) an edited, cut, re-chained or re-checkpointed log, and a
+//! rewritten event, are found. What stays open is the window since the last publication
+//! (`AURORA_AUDIT_ANCHOR_SECONDS`): see `docs/threat-model.md`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream;
+use aurora_projections::audit::{Finding, Head, Tampering};
+use aurora_projections::AuditLog;
+use biscuit_auth::KeyPair;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::keys::{create_private_dir, write_private};
+
+/// The key's file in its directory.
+const KEY_FILE: &str = "audit-signing.pem";
+
+/// What is signed: a fixed domain tag, then the head and the time.
+fn message(seq: i64, hash: &str, time: &str) -> Vec<u8> {
+    format!("aurora-audit-head/v1\n{seq}\n{hash}\n{time}").into_bytes()
+}
+
+/// A short, stable name of a public key: the first 16 hex digits of its SHA-256.
+fn key_id(public: &VerifyingKey) -> String {
+    hex::encode(Sha256::digest(public.as_bytes()))[..16].to_string()
+}
+
+/// The audit signing key (an Ed25519 PKCS#8 PEM file, like the root keys).
+pub struct AnchorKey {
+    key: SigningKey,
+    id: String,
+}
+
+impl AnchorKey {
+    /// Loads `<dir>/audit-signing.pem`; with `create`, makes it (mode 0600) if missing.
+    pub fn load(dir: &Path, create: bool) -> anyhow::Result<Self> {
+        let path = dir.join(KEY_FILE);
+        if !path.exists() {
+            anyhow::ensure!(
+                create,
+                "no audit signing key at {} (AURORA_AUDIT_KEY_DIR)",
+                path.display()
+            );
+            create_private_dir(dir)?;
+            let key = KeyPair::new();
+            let pem = key
+                .to_private_key_pem()
+                .map_err(|e| anyhow::anyhow!("encoding the audit key: {e}"))?;
+            write_private(&path, pem.as_bytes())?;
+        }
+        let pem = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let pair = KeyPair::from_private_key_pem(pem.trim())
+            .map_err(|e| anyhow::anyhow!("{}: not an Ed25519 key: {e}", path.display()))?;
+        let bytes: [u8; 32] = pair
+            .private()
+            .to_bytes()
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{}: not an Ed25519 key", path.display()))?;
+        let key = SigningKey::from_bytes(&bytes);
+        let id = key_id(&key.verifying_key());
+        Ok(Self { key, id })
+    }
+
+    /// The public half, which is all a verifier needs.
+    pub fn public(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Signs `head` as of `time`.
+    pub fn sign(&self, head: &Head, time: chrono::DateTime<chrono::Utc>) -> SignedHead {
+        let time = time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let signature = hex::encode(
+            self.key
+                .sign(&message(head.seq, &head.hash, &time))
+                .to_bytes(),
+        );
+        SignedHead {
+            seq: head.seq,
+            hash: head.hash.clone(),
+            time,
+            key_id: self.id.clone(),
+            signature,
+        }
+    }
+}
+
+/// Parses a public key given as hex (`ed25519/<hex>` or bare hex).
+pub fn parse_public_key(text: &str) -> anyhow::Result<VerifyingKey> {
+    let text = text.trim().trim_start_matches("ed25519/");
+    let bytes: [u8; 32] = hex::decode(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow::anyhow!("an Ed25519 public key is 64 hex digits"))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("not an Ed25519 public key: {e}"))
+}
+
+/// A public key as hex, as [`parse_public_key`] reads it.
+pub fn public_key_hex(key: &VerifyingKey) -> String {
+    format!("ed25519/{}", hex::encode(key.as_bytes()))
+}
+
+/// A signed statement of the chain's head at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHead {
+    /// The entry.
+    pub seq: i64,
+    /// Its hash (commits to every entry before it).
+    pub hash: String,
+    /// When it was signed (RFC 3339, UTC).
+    pub time: String,
+    /// Which key signed it.
+    pub key_id: String,
+    /// Ed25519 signature of the statement, hex.
+    pub signature: String,
+}
+
+impl SignedHead {
+    /// Is it signed by `key`?
+    pub fn is_signed_by(&self, key: &VerifyingKey) -> bool {
+        let Some(bytes) = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return false;
+        };
+        key.verify(
+            &message(self.seq, &self.hash, &self.time),
+            &Signature::from_bytes(&bytes),
+        )
+        .is_ok()
+    }
+
+    /// The head it names.
+    pub fn head(&self) -> Head {
+        Head {
+            seq: self.seq,
+            hash: self.hash.clone(),
+        }
+    }
+}
+
+/// Where signed heads are published.
+pub enum HeadStore {
+    /// An append-only file (embedded mode).
+    File(PathBuf),
+    /// A JetStream stream that denies deletes and purges.
+    Stream {
+        /// JetStream.
+        js: Box<jetstream::Context>,
+        /// The stream's name.
+        stream: String,
+        /// Its one subject.
+        subject: String,
+    },
+}
+
+impl HeadStore {
+    /// The store for this deployment: the stream when NATS is there, else the file.
+    pub async fn open(
+        data_dir: &Path,
+        nats: Option<async_nats::Client>,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let Some(client) = nats else {
+            return Ok(HeadStore::File(data_dir.join("audit-heads.ndjson")));
+        };
+        let js = jetstream::new(client);
+        let stream = format!("{}_AUDIT_HEADS", prefix.to_uppercase().replace('-', "_"));
+        let subject = format!("{prefix}.audit.heads");
+        js.get_or_create_stream(jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![subject.clone()],
+            description: Some("Aurora's signed audit chain heads (append-only)".into()),
+            // Kept for good, and no one who can publish can take one back.
+            deny_delete: true,
+            deny_purge: true,
+            storage: jetstream::stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the stream {stream}: {e}"))?;
+        Ok(HeadStore::Stream {
+            js: Box::new(js),
+            stream,
+            subject,
+        })
+    }
+
+    /// Publishes `head` (acknowledged by the server, or written and synced).
+    pub async fn publish(&self, head: &SignedHead) -> anyhow::Result<()> {
+        let line = serde_json::to_string(head)?;
+        match self {
+            HeadStore::File(path) => {
+                let mut file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?;
+                file.write_all(format!("{line}\n").as_bytes()).await?;
+                file.sync_data().await?;
+            }
+            HeadStore::Stream { js, subject, .. } => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(
+                    "Nats-Msg-Id",
+                    format!(
+                        "audit-head-{}-{}",
+                        head.seq,
+                        &head.hash[..16.min(head.hash.len())]
+                    )
+                    .as_str(),
+                );
+                js.publish_with_headers(subject.clone(), headers, line.into())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("publishing an audit head: {e}"))?
+                    .await
+                    .map_err(|e| anyhow::anyhow!("publishing an audit head: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every published statement in publication order; lines or messages that are not a
+    /// statement are returned as errors in place (a verifier reports them).
+    pub async fn all(&self) -> anyhow::Result<Vec<Result<SignedHead, String>>> {
+        let parse = |text: &[u8]| {
+            serde_json::from_slice::<SignedHead>(text).map_err(|e| {
+                format!(
+                    "not a signed head ({e}): {}",
+                    String::from_utf8_lossy(&text[..text.len().min(200)])
+                )
+            })
+        };
+        match self {
+            HeadStore::File(path) => {
+                let text = match tokio::fs::read(path).await {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                };
+                Ok(text
+                    .split(|b| *b == b'\n')
+                    .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                    .map(parse)
+                    .collect())
+            }
+            HeadStore::Stream { js, stream, .. } => {
+                let stream = js
+                    .get_stream(stream.as_str())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("opening the audit heads stream: {e}"))?;
+                let info = stream.get_info().await?;
+                let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+                let mut heads = Vec::new();
+                if info.state.messages == 0 {
+                    return Ok(heads);
+                }
+                for sequence in first..=last {
+                    match stream.get_raw_message(sequence).await {
+                        Ok(message) => heads.push(parse(&message.payload)),
+                        Err(e) => heads.push(Err(format!("message {sequence}: {e}"))),
+                    }
+                }
+                Ok(heads)
+            }
+        }
+    }
+
+    /// The last statement published, if any (and readable).
+    pub async fn last(&self) -> anyhow::Result<Option<SignedHead>> {
+        match self {
+            HeadStore::File(_) => Ok(self.all().await?.into_iter().rev().find_map(Result::ok)),
+            HeadStore::Stream {
+                js,
+                stream,
+                subject,
+            } => {
+                let stream = js
+                    .get_stream(stream.as_str())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("opening the audit heads stream: {e}"))?;
+                match stream.get_last_raw_message_by_subject(subject).await {
+                    Ok(message) => Ok(serde_json::from_slice(&message.payload).ok()),
+                    Err(e)
+                        if e.kind()
+                            == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(anyhow::anyhow!("reading the last audit head: {e}")),
+                }
+            }
+        }
+    }
+}
+
+/// Signs and publishes the log's head every `every` while it moves, until `shutdown`.
+/// Every replica runs one; a head another replica published already is not published again.
+pub async fn publish_heads(
+    log: std::sync::Arc<AuditLog>,
+    key: AnchorKey,
+    store: HeadStore,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut last: Option<Head> = None;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(error) = publish_once(&log, &key, &store, &mut last).await {
+            tracing::warn!(%error, "could not publish the audit head");
+        }
+    }
+}
+
+/// One round of [`publish_heads`]: the head published, if it moved.
+pub async fn publish_once(
+    log: &AuditLog,
+    key: &AnchorKey,
+    store: &HeadStore,
+    last: &mut Option<Head>,
+) -> anyhow::Result<Option<SignedHead>> {
+    let Some(head) = log.head().await? else {
+        return Ok(None);
+    };
+    if last.as_ref() == Some(&head) {
+        return Ok(None);
+    }
+    if let Some(published) = store.last().await? {
+        if published.seq >= head.seq {
+            *last = Some(head);
+            return Ok(None);
+        }
+    }
+    let signed = key.sign(&head, chrono::Utc::now());
+    store.publish(&signed).await?;
+    tracing::info!(
+        target: "aurora::audit",
+        seq = signed.seq,
+        hash = %signed.hash,
+        time = %signed.time,
+        key_id = %signed.key_id,
+        signature = %signed.signature,
+        "audit head signed"
+    );
+    *last = Some(head);
+    Ok(Some(signed))
+}
+
+/// What the published heads say of the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnchorReport {
+    /// Statements published.
+    pub heads: usize,
+    /// The last of them with a valid signature.
+    pub last_signed: Option<SignedHead>,
+    /// The first problem: a statement not signed by the key, or a log that does not hold
+    /// what was signed.
+    pub finding: Option<Finding>,
+}
+
+/// Checks every published head's signature with `key`, then the log against them.
+pub async fn check(
+    log: &AuditLog,
+    store: &HeadStore,
+    key: &VerifyingKey,
+) -> anyhow::Result<AnchorReport> {
+    let published = store.all().await?;
+    let mut heads = Vec::with_capacity(published.len());
+    let mut last_signed = None;
+    for (n, statement) in published.iter().enumerate() {
+        let forged = |detail: String| {
+            Ok(AnchorReport {
+                heads: published.len(),
+                last_signed: last_signed.clone(),
+                finding: Some(Finding {
+                    kind: Tampering::Forged,
+                    seq: 0,
+                    detail,
+                }),
+            })
+        };
+        match statement {
+            Ok(head) if head.is_signed_by(key) => {
+                heads.push(head.head());
+                last_signed = Some(head.clone());
+            }
+            Ok(head) => {
+                return forged(format!(
+                    "published head {} (entry {}) is not signed by the audit key {}",
+                    n + 1,
+                    head.seq,
+                    key_id(key)
+                ))
+            }
+            Err(reason) => return forged(format!("published head {}: {reason}", n + 1)),
+        }
+    }
+    let finding = log.check_heads(&heads).await?;
+    Ok(AnchorReport {
+        heads: published.len(),
+        last_signed,
+        finding,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_head_verifies_with_its_key_only_and_any_change_breaks_it() {
+        let dir = aurora_projections::testkit::TempDir::new().unwrap();
+        let key = AnchorKey::load(&dir.path().join("audit"), true).unwrap();
+        let again = AnchorKey::load(&dir.path().join("audit"), false).unwrap();
+        assert_eq!(key.id, again.id, "a second start reuses the key");
+        let other = AnchorKey::load(&dir.path().join("other"), true).unwrap();
+        let head = Head {
+            seq: 42,
+            hash: "ab".repeat(32),
+        };
+        let signed = key.sign(&head, chrono::Utc::now());
+        assert!(signed.is_signed_by(&key.public()));
+        assert!(!signed.is_signed_by(&other.public()));
+        for tampered in [
+            SignedHead {
+                seq: 41,
+                ..signed.clone()
+            },
+            SignedHead {
+                hash: "cd".repeat(32),
+                ..signed.clone()
+            },
+            SignedHead {
+                time: "2020-01-01T00:00:00.000000Z".into(),
+                ..signed.clone()
+            },
+            SignedHead {
+                signature: "00".into(),
+                ..signed.clone()
+            },
+        ] {
+            assert!(!tampered.is_signed_by(&key.public()), "{tampered:?}");
+        }
+        let hex = public_key_hex(&key.public());
+        assert!(signed.is_signed_by(&parse_public_key(&hex).unwrap()));
+        assert!(AnchorKey::load(&dir.path().join("none"), false).is_err());
+    }
+}
