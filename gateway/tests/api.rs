@@ -67,7 +67,7 @@ use docs::{
 mod security;
 use security::{
     refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent,
-    the_smaller_findings_are_closed,
+    the_audit_trail_is_anchored_outside_its_database, the_smaller_findings_are_closed,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,6 +333,7 @@ in_both_modes!(
     a_file_dressed_as_media_is_refused_and_reads_no_other_file,
     refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent,
     the_smaller_findings_are_closed,
+    the_audit_trail_is_anchored_outside_its_database,
     panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step,
     a_run_actor_that_keeps_crashing_is_given_up_visibly,
     cancelling_a_run_kills_ffmpeg_within_a_second,
