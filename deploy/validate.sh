@@ -198,6 +198,16 @@ elif pod_vols.get(keys_mount[0]["name"], {}).get("secret", {}).get("secretName")
     err("deployment: the root keys must come from the aurora-root-keys Secret")
 elif not get("Secret", "aurora-root-keys"):
     err("secret example: aurora-root-keys missing")
+# The audit signing key stays out of the database: a Secret of its own, mounted where
+# AURORA_AUDIT_KEY_DIR points.
+audit_dir = cm.get("AURORA_AUDIT_KEY_DIR")
+audit_mount = [m for m in c.get("volumeMounts", []) if m["mountPath"] == audit_dir]
+if not audit_dir or not audit_mount:
+    err("deployment: AURORA_AUDIT_KEY_DIR must be set and mounted")
+elif pod_vols.get(audit_mount[0]["name"], {}).get("secret", {}).get("secretName") != "aurora-audit-key":
+    err("deployment: the audit key must come from the aurora-audit-key Secret")
+elif not get("Secret", "aurora-audit-key"):
+    err("secret example: aurora-audit-key missing")
 if cm.get("AURORA_LISTEN") != "0.0.0.0:8080": err("configmap: AURORA_LISTEN must be 0.0.0.0:8080")
 if "DATABASE_URL" in cm: err("configmap: DATABASE_URL belongs in the Secret")
 if "DATABASE_URL" not in secret.get("stringData", {}): err("secret: DATABASE_URL missing")
