@@ -22,3 +22,6 @@ pub mod run;
 pub mod user;
 
 pub use metadata::EventMetadata;
+
+#[cfg(test)]
+mod properties;

@@ -43,3 +43,13 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod watch;
+
+/// Shared by the property tests of the parsers of outside input: bounded cases
+/// (`PROPTEST_CASES`, 256 by default), no failure files written into the tree.
+#[cfg(test)]
+pub(crate) fn properties() -> proptest::prelude::ProptestConfig {
+    proptest::prelude::ProptestConfig {
+        failure_persistence: None,
+        ..Default::default()
+    }
+}

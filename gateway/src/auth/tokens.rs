@@ -876,4 +876,68 @@ mod tests {
             Err(TokenError::Forbidden)
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A block of Datalog a token holder might append: checks that narrow, facts and
+        /// rules that try to widen (a block's facts are not trusted), and nonsense.
+        fn block() -> impl Strategy<Value = String> {
+            let operation = prop_oneof![
+                Just("runs:read"),
+                Just("runs:create"),
+                Just("users:update"),
+                Just("audit:read"),
+                Just("tokens:create"),
+            ];
+            let statement = prop_oneof![
+                operation
+                    .clone()
+                    .prop_map(|op| format!(r#"check if operation("{op}");"#)),
+                "[a-z0-9]{1,8}".prop_map(|id| format!(r#"check if resource("run", "{id}");"#)),
+                (2000u32..2100)
+                    .prop_map(|y| format!("check if time($t), $t < {y}-01-01T00:00:00Z;")),
+                operation.prop_map(|op| format!(r#"operation("{op}");"#)),
+                Just(r#"role("admin");"#.to_string()),
+                Just(r#"user("bob");"#.to_string()),
+                Just(r#"right("runs:create");"#.to_string()),
+                Just(r#"allow if true;"#.to_string()),
+                Just(r#"check if true;"#.to_string()),
+                ".{0,30}",
+            ];
+            proptest::collection::vec(statement, 1..4).prop_map(|s| s.join("\n"))
+        }
+
+        proptest! {
+            #![proptest_config(crate::properties())]
+
+            #[test]
+            fn an_appended_block_never_allows_more_than_the_token_did(
+                code in block(),
+                operation in prop_oneof![Just("runs:read"), Just("runs:create"), Just("users:update"), Just("audit:read")],
+                owner in prop_oneof![Just("alice"), Just("bob")],
+                garbage in ".{0,200}",
+            ) {
+                let (t, _) = tokens();
+                let original = mint(&t, "alice", Role::User);
+                // Anything presented as a token: refused, never a panic.
+                prop_assert!(t.verify(&garbage).is_err());
+                let Ok(block) = BlockBuilder::new().code(code.as_str()) else {
+                    return Ok(());
+                };
+                let Ok(narrowed) = t.verify(&original).unwrap().append(block) else {
+                    return Ok(());
+                };
+                let narrowed = narrowed.to_base64().unwrap();
+                if decide(&t, &narrowed, operation, owner).is_ok() {
+                    prop_assert!(
+                        decide(&t, &original, operation, owner).is_ok(),
+                        "{:?} on {}'s run allowed only after appending {:?}", operation, owner, code
+                    );
+                }
+            }
+        }
+    }
 }

@@ -642,3 +642,60 @@ mod tests {
         assert!(!shown.contains(bare));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn headers(pairs: &[(String, String)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            if let (Ok(name), Ok(value)) = (
+                http::header::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                map.append(name, value);
+            }
+        }
+        map
+    }
+
+    proptest! {
+        #![proptest_config(crate::properties())]
+
+        #[test]
+        fn only_the_secrets_signature_over_these_exact_bytes_verifies(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            id in "[a-zA-Z0-9_]{1,30}",
+            skew in -400i64..400,
+            flip in any::<prop::sample::Index>(),
+            junk in proptest::collection::vec(("(webhook|svix)-(id|timestamp|signature)", ".{0,60}"), 0..4),
+        ) {
+            let secrets = WebhookSecrets::parse(SECRET).unwrap();
+            let key = decode_secret(SECRET).unwrap();
+            let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+            let ts = now.timestamp() + skew;
+            let signature = sign(&key, &id, ts, &body);
+            let good = headers(&[
+                ("webhook-id".into(), id.clone()),
+                ("webhook-timestamp".into(), ts.to_string()),
+                ("webhook-signature".into(), signature.clone()),
+            ]);
+            let verdict = verify(&secrets, &good, &body, now);
+            prop_assert_eq!(verdict.is_ok(), skew.unsigned_abs() <= TOLERANCE.as_secs());
+            // One byte changed anywhere in the body: refused.
+            if !body.is_empty() {
+                let mut tampered = body.clone();
+                let at = flip.index(tampered.len());
+                tampered[at] ^= 0x01;
+                prop_assert!(verify(&secrets, &good, &tampered, now).is_err());
+            }
+            // Headers of anyone's making: never a panic, never accepted.
+            prop_assert!(verify(&secrets, &headers(&junk), &body, now).is_err());
+        }
+    }
+}

@@ -403,3 +403,33 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(crate::properties())]
+
+        #[test]
+        fn any_audit_query_is_a_filter_or_a_400_and_no_cursor_is_forged_by_chance(
+            query in prop_oneof![
+                ".{0,80}",
+                "(actor|action|resource_type|resource_id|from|to|limit|cursor)=[^&]{0,30}(&(actor|from|to|limit)=[^&]{0,30}){0,3}",
+            ],
+            cursor in ".{0,120}",
+        ) {
+            if let Ok(query) = parse_query(&query) {
+                if let Err(problem) = filter(&query) {
+                    prop_assert_eq!(problem.status.as_u16(), 400);
+                }
+            }
+            // A cursor is only ever one this API encoded.
+            if let Ok(after) = decode_cursor(&cursor, &AuditFilter::default()) {
+                prop_assert_eq!(encode_cursor(after, &AuditFilter::default()), cursor);
+            }
+        }
+    }
+}

@@ -247,3 +247,57 @@ mod tests {
         assert!(strict_json(deep.as_bytes()).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::strict_json;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e9f64..1e9).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z]{1,4}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(crate::properties())]
+
+        #[test]
+        fn json_without_repeated_keys_reads_as_serde_reads_it(value in json()) {
+            let text = serde_json::to_string(&value).unwrap();
+            prop_assert_eq!(strict_json(text.as_bytes()).unwrap(), value);
+        }
+
+        #[test]
+        fn an_object_that_repeats_a_key_is_refused_at_any_depth(
+            value in json(),
+            key in "[a-z]{1,4}",
+            depth in 0usize..4,
+        ) {
+            let mut text = format!(r#"{{"{key}":1,"{key}":{}}}"#, serde_json::to_string(&value).unwrap());
+            for _ in 0..depth {
+                text = format!(r#"{{"outer":[{text}]}}"#);
+            }
+            let error = strict_json(text.as_bytes()).unwrap_err();
+            prop_assert!(error.to_string().contains("appears twice"), "{}", error);
+        }
+
+        #[test]
+        fn any_bytes_are_json_or_an_error_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = strict_json(&bytes);
+        }
+    }
+}

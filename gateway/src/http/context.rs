@@ -151,3 +151,41 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::{is_sane_request_id, is_traceparent};
+
+    proptest! {
+        #![proptest_config(crate::properties())]
+
+        #[test]
+        fn a_traceparent_is_exactly_the_w3c_shape(
+            trace in "[0-9a-f]{32}",
+            parent in "[0-9a-f]{16}",
+            flags in "[0-9a-f]{2}",
+            noise in ".{0,60}",
+        ) {
+            let good = format!("00-{trace}-{parent}-{flags}");
+            let zero = |s: &str| s.chars().all(|c| c == '0');
+            prop_assert_eq!(is_traceparent(&good), !zero(&trace) && !zero(&parent));
+            // Any other text: never a panic, and never accepted unless it has the shape.
+            if is_traceparent(&noise) {
+                prop_assert!(noise.split('-').count() >= 4 && noise.is_ascii());
+            }
+            prop_assert!(!is_traceparent(&good.to_uppercase()) || good == good.to_uppercase());
+            let extended = format!("{good}-extra");
+            prop_assert!(!is_traceparent(&extended));
+        }
+
+        #[test]
+        fn request_ids_that_are_kept_are_log_safe(id in ".{0,300}") {
+            if is_sane_request_id(&id) {
+                prop_assert!(!id.is_empty() && id.len() <= 200);
+                prop_assert!(id.chars().all(|c| c.is_ascii_graphic()));
+            }
+        }
+    }
+}

@@ -149,3 +149,36 @@ mod tests {
         assert_eq!(parse_range(Some("items=0-1"), 100), Ok(None));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::parse_range;
+
+    proptest! {
+        #![proptest_config(crate::properties())]
+
+        #[test]
+        fn any_range_header_is_whole_file_a_range_inside_it_or_unsatisfiable(
+            header in prop_oneof![".{0,40}", "bytes=[0-9]{0,21}-[0-9]{0,21}", "bytes= ?-?[0-9]{0,5} ?- ?[0-9]{0,5}"],
+            size in 0u64..10_000,
+        ) {
+            if let Ok(Some((start, end))) = parse_range(Some(&header), size) {
+                prop_assert!(start <= end && end < size, "{}..{} of {}", start, end, size);
+            }
+        }
+
+        #[test]
+        fn a_range_inside_the_file_is_served_as_asked(
+            size in 1u64..1_000_000,
+            a in 0u64..1_000_000,
+            len in 0u64..1_000_000,
+        ) {
+            let start = a % size;
+            let end = start.saturating_add(len);
+            let served = parse_range(Some(&format!("bytes={start}-{end}")), size);
+            prop_assert_eq!(served, Ok(Some((start, end.min(size - 1)))));
+        }
+    }
+}

@@ -336,3 +336,25 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::AsOf;
+
+    proptest! {
+        #![proptest_config(crate::properties())]
+
+        #[test]
+        fn any_history_query_is_a_time_a_position_or_a_400(
+            query in prop_oneof![".{0,60}", "as_of=-?[0-9]{0,20}", "as_of=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{0,12}Z?"],
+        ) {
+            match AsOf::parse(&query) {
+                Ok(Some(AsOf::Position(p))) => prop_assert!(p >= 0),
+                Ok(_) => {}
+                Err(problem) => prop_assert_eq!(problem.status.as_u16(), 400),
+            }
+        }
+    }
+}

@@ -63,3 +63,22 @@ pub fn page<T>(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) 
     };
     Page { items, next_cursor }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::properties())]
+
+        #[test]
+        fn any_query_gives_a_page_size_in_bounds_or_a_400(
+            query in prop_oneof![".{0,60}", "limit=-?[0-9]{0,20}(&cursor=[a-zA-Z0-9%]{0,20})?"],
+        ) {
+            match super::parse(&query, 50, 1000) {
+                Ok((limit, _)) => prop_assert!((1..=1000).contains(&limit)),
+                Err(problem) => prop_assert_eq!(problem.status.as_u16(), 400),
+            }
+        }
+    }
+}
