@@ -982,7 +982,7 @@ impl StepWork<'_> {
         let dir = self.deps.artifacts.run_dir(self.run_id);
         tokio::fs::create_dir_all(&dir)
             .await
-            .map_err(|e| ToolError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| ToolError::Failed(format!("cannot create the run's directory: {e}")))?;
         let name = ArtifactStore::step_file_name(self.step, self.attempt, extension);
         let final_path = dir.join(name);
         let part = ArtifactStore::part(&final_path);

@@ -175,18 +175,34 @@ pub enum HeadStore {
 }
 
 impl HeadStore {
-    /// The store for this deployment: the stream when NATS is there, else the file.
+    /// The store of this deployment as it is, for a verifier: nothing is created.
+    pub fn existing(data_dir: &Path, nats: Option<async_nats::Client>, prefix: &str) -> Self {
+        let Some(client) = nats else {
+            return HeadStore::File(data_dir.join("audit-heads.ndjson"));
+        };
+        HeadStore::Stream {
+            js: Box::new(jetstream::new(client)),
+            stream: format!("{}_AUDIT_HEADS", prefix.to_uppercase().replace('-', "_")),
+            subject: format!("{prefix}.audit.heads"),
+        }
+    }
+
+    /// The store for this deployment, created if missing: the stream when NATS is there,
+    /// else the file.
     pub async fn open(
         data_dir: &Path,
         nats: Option<async_nats::Client>,
         prefix: &str,
     ) -> anyhow::Result<Self> {
-        let Some(client) = nats else {
-            return Ok(HeadStore::File(data_dir.join("audit-heads.ndjson")));
+        let store = Self::existing(data_dir, nats, prefix);
+        let HeadStore::Stream {
+            js,
+            stream,
+            subject,
+        } = &store
+        else {
+            return Ok(store);
         };
-        let js = jetstream::new(client);
-        let stream = format!("{}_AUDIT_HEADS", prefix.to_uppercase().replace('-', "_"));
-        let subject = format!("{prefix}.audit.heads");
         js.get_or_create_stream(jetstream::stream::Config {
             name: stream.clone(),
             subjects: vec![subject.clone()],
@@ -200,11 +216,7 @@ impl HeadStore {
         })
         .await
         .map_err(|e| anyhow::anyhow!("creating the stream {stream}: {e}"))?;
-        Ok(HeadStore::Stream {
-            js: Box::new(js),
-            stream,
-            subject,
-        })
+        Ok(store)
     }
 
     /// Publishes `head` (acknowledged by the server, or written and synced).
@@ -288,36 +300,83 @@ impl HeadStore {
         }
     }
 
-    /// The last statement published, if any (and readable).
-    pub async fn last(&self) -> anyhow::Result<Option<SignedHead>> {
+    /// The newest statement signed by `key` (statements not signed by it are skipped and
+    /// logged: anyone who can publish to the store could add one).
+    pub async fn last_signed(&self, key: &VerifyingKey) -> anyhow::Result<Option<SignedHead>> {
+        let valid = |statement: Result<SignedHead, String>| match statement {
+            Ok(head) if head.is_signed_by(key) => Some(head),
+            Ok(head) => {
+                tracing::warn!(
+                    seq = head.seq,
+                    "a published audit head is not signed by the audit key"
+                );
+                None
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "an unreadable published audit head");
+                None
+            }
+        };
         match self {
-            HeadStore::File(_) => Ok(self.all().await?.into_iter().rev().find_map(Result::ok)),
-            HeadStore::Stream {
-                js,
-                stream,
-                subject,
-            } => {
+            HeadStore::File(_) => Ok(self.all().await?.into_iter().rev().find_map(valid)),
+            HeadStore::Stream { js, stream, .. } => {
                 let stream = js
                     .get_stream(stream.as_str())
                     .await
                     .map_err(|e| anyhow::anyhow!("opening the audit heads stream: {e}"))?;
-                match stream.get_last_raw_message_by_subject(subject).await {
-                    Ok(message) => Ok(serde_json::from_slice(&message.payload).ok()),
-                    Err(e)
-                        if e.kind()
-                            == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(anyhow::anyhow!("reading the last audit head: {e}")),
+                let state = stream.get_info().await?.state;
+                if state.messages == 0 {
+                    return Ok(None);
                 }
+                // Newest first; a run of unsigned statements is bounded by what is there.
+                for sequence in (state.first_sequence..=state.last_sequence).rev() {
+                    let statement = match stream.get_raw_message(sequence).await {
+                        Ok(message) => serde_json::from_slice::<SignedHead>(&message.payload)
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Some(head) = valid(statement) {
+                        return Ok(Some(head));
+                    }
+                }
+                Ok(None)
             }
         }
+    }
+
+    /// Is the store what it should be? A stream that is missing, allows deletes or purges,
+    /// or no longer starts at its first message says the heads can be (or were) removed.
+    pub async fn integrity(&self) -> anyhow::Result<Option<String>> {
+        let HeadStore::Stream { js, stream, .. } = self else {
+            return Ok(None);
+        };
+        let mut stream = match js.get_stream(stream.as_str()).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "the audit heads stream {stream} is missing: {e}"
+                )))
+            }
+        };
+        let info = stream.info().await?;
+        if !info.config.deny_delete || !info.config.deny_purge {
+            return Ok(Some(format!(
+                "the audit heads stream {} allows deletes or purges",
+                info.config.name
+            )));
+        }
+        if info.state.messages > 0 && info.state.first_sequence != 1 {
+            return Ok(Some(format!(
+                "the audit heads stream {} starts at message {}: earlier heads were removed",
+                info.config.name, info.state.first_sequence
+            )));
+        }
+        Ok(None)
     }
 }
 
 /// Signs and publishes the log's head every `every` while it moves, until `shutdown`.
-/// Every replica runs one; a head another replica published already is not published again.
+/// Every replica runs one; see [`Publisher::round`] for what it checks first.
 pub async fn publish_heads(
     log: std::sync::Arc<AuditLog>,
     key: AnchorKey,
@@ -325,7 +384,7 @@ pub async fn publish_heads(
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut last: Option<Head> = None;
+    let mut publisher = Publisher::new(log, key, store);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -333,44 +392,110 @@ pub async fn publish_heads(
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(error) = publish_once(&log, &key, &store, &mut last).await {
-            tracing::warn!(%error, "could not publish the audit head");
+        if let Err(error) = publisher.round().await {
+            tracing::error!(%error, "the audit head was not signed");
         }
     }
 }
 
-/// One round of [`publish_heads`]: the head published, if it moved.
-pub async fn publish_once(
-    log: &AuditLog,
-    key: &AnchorKey,
-    store: &HeadStore,
-    last: &mut Option<Head>,
-) -> anyhow::Result<Option<SignedHead>> {
-    let Some(head) = log.head().await? else {
-        return Ok(None);
-    };
-    if last.as_ref() == Some(&head) {
-        return Ok(None);
-    }
-    if let Some(published) = store.last().await? {
-        if published.seq >= head.seq {
-            *last = Some(head);
-            return Ok(None);
+/// The signer of one replica.
+pub struct Publisher {
+    log: std::sync::Arc<AuditLog>,
+    key: AnchorKey,
+    store: HeadStore,
+    /// The last head known signed, held by the log, and checked up to: the next head is
+    /// signed only once the stretch after this one checks out.
+    base: Option<Head>,
+}
+
+impl Publisher {
+    /// A publisher that starts from the newest head published.
+    pub fn new(log: std::sync::Arc<AuditLog>, key: AnchorKey, store: HeadStore) -> Self {
+        Self {
+            log,
+            key,
+            store,
+            base: None,
         }
     }
-    let signed = key.sign(&head, chrono::Utc::now());
-    store.publish(&signed).await?;
-    tracing::info!(
-        target: "aurora::audit",
-        seq = signed.seq,
-        hash = %signed.hash,
-        time = %signed.time,
-        key_id = %signed.key_id,
-        signature = %signed.signature,
-        "audit head signed"
-    );
-    *last = Some(head);
-    Ok(Some(signed))
+
+    /// One round: the head published, if the log moved.
+    ///
+    /// Nothing read from the database is signed on trust. The log's head is signed only if
+    /// the stretch from the last signed head to it is whole (numbered without a gap, each
+    /// entry matching its hash and linked to the one before), and the last signed head is
+    /// still in the log as signed. So a row written into `audit_log` by hand (say at seq
+    /// 2^62, to make every later head look older) is refused, loudly, not signed.
+    pub async fn round(&mut self) -> anyhow::Result<Option<SignedHead>> {
+        let Some(head) = self.log.head().await? else {
+            return Ok(None);
+        };
+        if self.base.as_ref() == Some(&head) {
+            return Ok(None);
+        }
+        // Where to check from: the newest signed head (another replica's, perhaps), when
+        // this replica has none yet or shares the store with others.
+        if self.base.is_none() || matches!(self.store, HeadStore::Stream { .. }) {
+            let published = self.store.last_signed(&self.key.public()).await?;
+            let newer = match (&published, &self.base) {
+                (Some(p), Some(base)) => p.seq > base.seq,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if newer {
+                let signed = published.expect("newer implies published").head();
+                match self.log.entry(signed.seq).await? {
+                    Some(entry) if entry.hash == signed.hash => self.base = Some(signed),
+                    Some(_) => anyhow::bail!(
+                        "the log's entry {} is not the one signed: the chain was recomputed; \
+                         run `aurora audit verify`",
+                        signed.seq
+                    ),
+                    None => anyhow::bail!(
+                        "the log does not hold entry {}, which was signed: the log was cut; \
+                         run `aurora audit verify`",
+                        signed.seq
+                    ),
+                }
+            }
+        }
+        let base = self.base.clone().unwrap_or(Head {
+            seq: 0,
+            hash: aurora_projections::audit::GENESIS.to_string(),
+        });
+        if head.seq <= base.seq {
+            if head.seq < base.seq {
+                anyhow::bail!(
+                    "the log ends at {} before the last signed head {}: the log was cut",
+                    head.seq,
+                    base.seq
+                );
+            }
+            return Ok(None);
+        }
+        if let Some(finding) = self.log.verify_stretch(&base, head.seq).await? {
+            anyhow::bail!(
+                "entries {} to {} do not check out ({:?}: {}); not signing",
+                base.seq + 1,
+                head.seq,
+                finding.kind,
+                finding.detail
+            );
+        }
+        let signed = self.key.sign(&head, chrono::Utc::now());
+        self.store.publish(&signed).await?;
+        tracing::info!(
+            target: "aurora::audit",
+            seq = signed.seq,
+            hash = %signed.hash,
+            time = %signed.time,
+            key_id = %signed.key_id,
+            signature = %signed.signature,
+            "audit head signed"
+        );
+        self.base = Some(head);
+        Ok(Some(signed))
+    }
 }
 
 /// What the published heads say of the log.
@@ -378,53 +503,92 @@ pub async fn publish_once(
 pub struct AnchorReport {
     /// Statements published.
     pub heads: usize,
+    /// Statements not signed by any of the keys (or unreadable).
+    pub unsigned: usize,
     /// The last of them with a valid signature.
     pub last_signed: Option<SignedHead>,
-    /// The first problem: a statement not signed by the key, or a log that does not hold
-    /// what was signed.
+    /// The first problem: a log that does not hold what was signed, heads that were or can
+    /// be removed, entries long unanchored, or a statement not signed by the key.
     pub finding: Option<Finding>,
 }
 
-/// Checks every published head's signature with `key`, then the log against them.
+/// Checks the published heads (their store, each signature with one of `keys`), then the
+/// log against the signed ones, then that the log's entries older than `grace` are
+/// covered by a signed head. Statements that are not signed are reported, and do not stop
+/// the check of the signed ones.
 pub async fn check(
     log: &AuditLog,
     store: &HeadStore,
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
+    grace: Duration,
 ) -> anyhow::Result<AnchorReport> {
-    let published = store.all().await?;
+    let unanchored = |detail: String| Finding {
+        kind: Tampering::Unanchored,
+        seq: 0,
+        detail,
+    };
+    let integrity = store.integrity().await?;
+    let published = match integrity {
+        Some(_) if matches!(store, HeadStore::Stream { .. }) => {
+            store.all().await.unwrap_or_default()
+        }
+        _ => store.all().await?,
+    };
     let mut heads = Vec::with_capacity(published.len());
-    let mut last_signed = None;
+    let mut last_signed: Option<SignedHead> = None;
+    let mut unsigned = Vec::new();
     for (n, statement) in published.iter().enumerate() {
-        let forged = |detail: String| {
-            Ok(AnchorReport {
-                heads: published.len(),
-                last_signed: last_signed.clone(),
-                finding: Some(Finding {
-                    kind: Tampering::Forged,
-                    seq: 0,
-                    detail,
-                }),
-            })
-        };
         match statement {
-            Ok(head) if head.is_signed_by(key) => {
+            Ok(head) if keys.iter().any(|key| head.is_signed_by(key)) => {
                 heads.push(head.head());
-                last_signed = Some(head.clone());
+                if last_signed.as_ref().is_none_or(|l| head.seq >= l.seq) {
+                    last_signed = Some(head.clone());
+                }
             }
-            Ok(head) => {
-                return forged(format!(
-                    "published head {} (entry {}) is not signed by the audit key {}",
-                    n + 1,
-                    head.seq,
-                    key_id(key)
-                ))
-            }
-            Err(reason) => return forged(format!("published head {}: {reason}", n + 1)),
+            Ok(head) => unsigned.push(format!(
+                "published head {} (entry {}) is not signed by the audit key",
+                n + 1,
+                head.seq
+            )),
+            Err(reason) => unsigned.push(format!("published head {}: {reason}", n + 1)),
         }
     }
-    let finding = log.check_heads(&heads).await?;
+    let mut finding = log.check_heads(&heads).await?;
+    if finding.is_none() {
+        finding = integrity.map(unanchored);
+    }
+    if finding.is_none() {
+        // Entries recorded long enough ago must be under a signed head: otherwise signing
+        // stopped (a head that could not be checked, a store taken away).
+        let covered = last_signed.as_ref().map_or(0, |h| h.seq);
+        if let Some(first_uncovered) = log.entry(covered + 1).await? {
+            let recorded = chrono::DateTime::parse_from_rfc3339(&first_uncovered.time)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_else(|_| chrono::Utc::now());
+            let age = chrono::Utc::now() - recorded;
+            if age.to_std().unwrap_or_default() > grace {
+                finding = Some(Finding {
+                    kind: Tampering::Unanchored,
+                    seq: first_uncovered.seq,
+                    detail: format!(
+                        "entry {} was recorded at {} and no signed head covers it: signing \
+                         stopped (a head that did not check out, or a store taken away)",
+                        first_uncovered.seq, first_uncovered.time
+                    ),
+                });
+            }
+        }
+    }
+    if finding.is_none() {
+        finding = unsigned.first().map(|detail| Finding {
+            kind: Tampering::Forged,
+            seq: 0,
+            detail: detail.clone(),
+        });
+    }
     Ok(AnchorReport {
         heads: published.len(),
+        unsigned: unsigned.len(),
         last_signed,
         finding,
     })

@@ -87,6 +87,11 @@ pub struct Config {
     #[arg(long, env = "AURORA_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Connections one client (an address; IPv6 by its /64) may hold open at once;
+    /// `AURORA_TRUSTED_PROXIES` are exempt. Past it a new connection is answered 503.
+    #[arg(long, env = "AURORA_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    pub max_connections_per_client: usize,
+
     /// Postgres connections in the pool.
     #[arg(long, env = "AURORA_DB_MAX_CONNECTIONS", default_value_t = 32)]
     pub db_max_connections: u32,
@@ -237,6 +242,7 @@ impl Config {
             request_timeout_seconds: 30,
             head_timeout_seconds: 10,
             max_connections: 1024,
+            max_connections_per_client: 256,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             database_url: None,
@@ -334,6 +340,9 @@ impl Config {
         }
         if self.max_connections < 16 {
             anyhow::bail!("AURORA_MAX_CONNECTIONS must be at least 16");
+        }
+        if self.max_connections_per_client == 0 {
+            anyhow::bail!("AURORA_MAX_CONNECTIONS_PER_CLIENT must be at least 1");
         }
         if self.db_max_connections == 0 || self.db_writers == 0 {
             anyhow::bail!("AURORA_DB_MAX_CONNECTIONS and AURORA_DB_WRITERS must be at least 1");

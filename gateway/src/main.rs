@@ -123,8 +123,8 @@ enum AuditCommand {
         #[arg(long, requires = "file")]
         selection: bool,
         /// The audit key's public half (`ed25519/<hex>`, as `verify` prints it), for an
-        /// auditor who does not hold the key itself. Default: the key in
-        /// `AURORA_AUDIT_KEY_DIR`.
+        /// auditor who does not hold the key itself; comma-separated to accept heads signed
+        /// by keys rotated out. Default: the key in `AURORA_AUDIT_KEY_DIR`.
         #[arg(long, env = "AURORA_AUDIT_PUBLIC_KEY")]
         audit_public_key: Option<String>,
         #[command(flatten)]

@@ -100,17 +100,22 @@ pub async fn rebuild(db: Database, projection: Projection) -> anyhow::Result<ser
 /// one signed, the key), and `finding`.
 pub async fn verify_anchored(
     config: &Config,
-    public_key: Option<&str>,
+    public_keys: Option<&str>,
 ) -> anyhow::Result<serde_json::Value> {
-    let key = match public_key {
-        Some(text) => anchor::parse_public_key(text)?,
+    let keys = match public_keys {
+        Some(list) => list
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(anchor::parse_public_key)
+            .collect::<anyhow::Result<Vec<_>>>()?,
         None => {
             let (dir, _) = config.audit_key();
-            anchor::AnchorKey::load(&dir, false)
+            vec![anchor::AnchorKey::load(&dir, false)
                 .context("the audit key signs the published heads; give its public half with --audit-public-key")?
-                .public()
+                .public()]
         }
     };
+    anyhow::ensure!(!keys.is_empty(), "no audit public key given");
     let db = connect_database(config).await?;
     let log = AuditLog::new(db);
     let mut verdict = log.verify().await?;
@@ -119,16 +124,19 @@ pub async fn verify_anchored(
     }
     let bus = crate::startup::connect_bus(config).await?;
     let heads =
-        anchor::HeadStore::open(&config.data_dir, bus.nats_client(), &config.nats_prefix).await?;
-    let anchors = anchor::check(&log, &heads, &key).await?;
+        anchor::HeadStore::existing(&config.data_dir, bus.nats_client(), &config.nats_prefix);
+    // Entries older than three publication intervals and a minute must be under a head.
+    let grace = Duration::from_secs(config.audit_anchor_seconds * 3 + 60);
+    let anchors = anchor::check(&log, &heads, &keys, grace).await?;
     if verdict.finding.is_none() {
         verdict.finding = anchors.finding.clone();
     }
     let mut report = serde_json::to_value(&verdict)?;
     report["anchors"] = serde_json::json!({
         "published_heads": anchors.heads,
+        "unsigned_heads": anchors.unsigned,
         "last_signed": anchors.last_signed,
-        "public_key": anchor::public_key_hex(&key),
+        "public_keys": keys.iter().map(anchor::public_key_hex).collect::<Vec<_>>(),
     });
     Ok(report)
 }

@@ -26,6 +26,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+
+use aurora_domain::net::IpRanges;
 use tower_service::Service;
 use warp::reply::Response;
 use warp::Filter;
@@ -43,7 +45,7 @@ pub fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible
 pub const MAX_HEADERS: usize = 128;
 
 /// What the server allows a client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Time to send a request's head, from the connection's start or the previous response.
     pub head_timeout: Duration,
@@ -55,6 +57,12 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Connections open at once; past it a new connection gets 503 and is closed.
     pub max_connections: usize,
+    /// Connections one client (an address; IPv6 by its /64) may hold open at once: one
+    /// host cannot take every slot. Past it, 503 and closed.
+    pub max_connections_per_client: usize,
+    /// Addresses the per-client cap does not apply to (trusted proxies: everyone behind
+    /// them shares their address).
+    pub exempt: IpRanges,
 }
 
 /// The server's own metrics.
@@ -123,7 +131,9 @@ pub async fn serve<S>(
         .max_headers(MAX_HEADERS);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client = Clients::default();
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+    let (request_timeout, max) = (limits.request_timeout, limits.max_connections);
     // Dropped with this future (the drain's deadline passed): every connection still open
     // is aborted then, not left running.
     let mut connections = tokio::task::JoinSet::new();
@@ -141,12 +151,17 @@ pub async fn serve<S>(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let slot = slots.clone().try_acquire_owned().ok().and_then(|slot| {
+            let exempt = limits.exempt.contains(remote.ip());
+            let client = per_client.admit(remote.ip(), limits.max_connections_per_client, exempt);
+            client.map(|client| (slot, client))
+        });
+        let Some(slot) = slot else {
             metrics.refused.inc();
             match refusals.clone().try_acquire_owned() {
                 Ok(permit) => {
                     tokio::spawn(async move {
-                        refuse(stream, limits.max_connections).await;
+                        refuse(stream, max).await;
                         drop(permit);
                     });
                 }
@@ -171,13 +186,13 @@ pub async fn serve<S>(
                 path: request.uri().path().to_string(),
                 request_id: header(http::header::HeaderName::from_static("x-request-id")),
                 origin: header(http::header::ORIGIN),
-                after: limits.request_timeout,
+                after: request_timeout,
             };
             async move {
                 if !timed(&timed_out.method, &timed_out.path) {
                     return service.call(request).await;
                 }
-                match tokio::time::timeout(limits.request_timeout, service.call(request)).await {
+                match tokio::time::timeout(request_timeout, service.call(request)).await {
                     Ok(response) => response,
                     Err(_) => Ok(on_timeout(timed_out)),
                 }
@@ -201,6 +216,59 @@ pub async fn serve<S>(
     graceful.shutdown().await;
 }
 
+/// Connections open per client.
+#[derive(Default, Clone)]
+struct Clients(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// A client's open connection; its count goes down when dropped.
+struct ClientSlot {
+    clients: Clients,
+    key: Option<std::net::IpAddr>,
+}
+
+impl Clients {
+    /// A slot for a connection from `ip`, unless it already holds `max` (an `exempt`
+    /// address always gets one, uncounted).
+    fn admit(&self, ip: std::net::IpAddr, max: usize, exempt: bool) -> Option<ClientSlot> {
+        if exempt {
+            return Some(ClientSlot {
+                clients: self.clone(),
+                key: None,
+            });
+        }
+        let key = match ip.to_canonical() {
+            std::net::IpAddr::V6(v6) => {
+                let s = v6.segments();
+                std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        };
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(key).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            key: Some(key),
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let mut counts = self.clients.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&key);
+            }
+        }
+    }
+}
+
 /// Answers a connection past the cap with a 503 problem and closes it. The head is read
 /// first (briefly), so that closing does not reset the connection before the answer
 /// arrives.
@@ -211,7 +279,10 @@ async fn refuse(mut stream: TcpStream, max: usize) {
         "type": "/problems/too-many-connections",
         "title": "Service unavailable",
         "status": 503,
-        "detail": format!("the server holds its most connections ({max}); retry later"),
+        "detail": format!(
+            "the server holds its most connections, or this client its share of them \
+             (the server allows {max}); retry later"
+        ),
         "request_id": uuid::Uuid::new_v4().to_string(),
     })
     .to_string();

@@ -241,6 +241,14 @@ impl Application {
         // The audit chain's head, signed with a key kept out of the database and published
         // outside it (`anchor`).
         let (key_dir, create) = config.audit_key();
+        if create && config.database_url.is_some() {
+            tracing::warn!(
+                dir = %key_dir.display(),
+                "AURORA_AUDIT_KEY_DIR is unset: the audit signing key lives under the data dir; \
+                 mount a secret the database's users cannot read, or the published heads prove \
+                 nothing against them"
+            );
+        }
         let anchor_key = crate::anchor::AnchorKey::load(&key_dir, create)?;
         let heads = crate::anchor::HeadStore::open(
             &config.data_dir,
@@ -360,6 +368,9 @@ impl Application {
             head_buffer: config.max_header_bytes.saturating_mul(4),
             request_timeout: config.request_timeout(),
             max_connections: config.max_connections,
+            max_connections_per_client: config.max_connections_per_client,
+            exempt: aurora_domain::net::IpRanges::parse(&config.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?,
         };
         let on_timeout: crate::server::OnTimeout = {
             let state = self.state.clone();

@@ -318,6 +318,9 @@ pub enum Tampering {
     Rechained,
     /// A published head does not carry a valid signature of the audit key.
     Forged,
+    /// Entries that should have been anchored were not: the published heads are missing,
+    /// were removed, can be removed, or stop long before the log does.
+    Unanchored,
 }
 
 /// The first problem in a chain.
@@ -377,6 +380,12 @@ impl Verifier {
             selection: true,
             ..Self::new(None)
         }
+    }
+
+    /// A verifier of the chain after `head` (the genesis for seq 0): the first entry must
+    /// be the next one and link to it.
+    pub fn after(head: &Head) -> Self {
+        Self::new(Some((head.hash.clone(), head.seq + 1)))
     }
 
     fn new(expect: Option<(String, i64)>) -> Self {
@@ -723,11 +732,7 @@ impl AuditLog {
             return Ok(verdict);
         };
         let ends = verdict.head.as_ref().map_or(0, |h| h.seq);
-        let at_recorded = self
-            .query(&AuditFilter::default(), recorded.seq - 1, 1)
-            .await?
-            .into_iter()
-            .find(|e| e.seq == recorded.seq);
+        let at_recorded = self.entry(recorded.seq).await?;
         verdict.finding = match at_recorded {
             None => Some(Finding {
                 kind: Tampering::Removed,
@@ -783,6 +788,60 @@ impl AuditLog {
             }
         }
         Ok(verifier.finish())
+    }
+
+    /// Checks the stretch of the chain after `from` up to and including entry `to`: every
+    /// entry there, numbered without a gap, each matching its hash and linked to the one
+    /// before. `None` if it holds (what a signer checks before it signs `to`).
+    pub async fn verify_stretch(
+        &self,
+        from: &Head,
+        to: i64,
+    ) -> Result<Option<Finding>, StoreError> {
+        let mut verifier = Verifier::after(from);
+        let mut after = from.seq;
+        while after < to {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+            );
+            let page: Vec<AuditEntry> = on_pool!(&self.db, |pool| {
+                let rows = sqlx::query(&sql)
+                    .bind(after)
+                    .bind(to)
+                    .bind(REBUILD_PAGE)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| read_entry!(row))
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for entry in page {
+                if !verifier.push(entry) {
+                    return Ok(verifier.finish().finding);
+                }
+            }
+        }
+        let verdict = verifier.finish();
+        if verdict.finding.is_some() {
+            return Ok(verdict.finding);
+        }
+        let reached = verdict.head.map_or(from.seq, |h| h.seq);
+        Ok((reached != to).then(|| Finding {
+            kind: Tampering::Removed,
+            seq: reached + 1,
+            detail: format!("entries {} to {to} are missing", reached + 1),
+        }))
+    }
+
+    /// The entry at `seq`, if the log holds it.
+    pub async fn entry(&self, seq: i64) -> Result<Option<AuditEntry>, StoreError> {
+        Ok(self
+            .query(&AuditFilter::default(), seq - 1, 1)
+            .await?
+            .into_iter()
+            .find(|e| e.seq == seq))
     }
 
     /// Replays the whole store and compares the entries it produces with the log's, entry

@@ -74,11 +74,14 @@ fn too_large(limit: u64) -> Problem {
     )
 }
 
-/// Streams the body to `part`, returning its size, SHA-256 and first bytes.
+/// Streams the body to `part`, returning its size, SHA-256 and first bytes. Uploads have
+/// no overall deadline (a large file on a slow link takes what it takes) but may not
+/// stall: `idle` without a byte ends it with 408.
 async fn receive(
     part: &std::path::Path,
     mut body: impl futures::Stream<Item = Result<bytes::Bytes, warp::Error>> + Unpin,
     limit: u64,
+    idle: std::time::Duration,
 ) -> Result<(u64, String, Vec<u8>), Problem> {
     let mut file = tokio::fs::File::create(part)
         .await
@@ -86,7 +89,16 @@ async fn receive(
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(512);
     let mut size = 0u64;
-    while let Some(chunk) = body.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
+            return Err(Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "upload-stalled",
+                "Request timeout",
+                format!("the upload sent nothing for {} s", idle.as_secs()),
+            ));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| {
             Problem::bad_request("upload-interrupted", format!("the upload broke off: {e}"))
         })?;
@@ -133,6 +145,7 @@ where
         (status = 201, description = "Stored and checked", body = MediaUploaded,
             headers(("location" = String, description = "The media: /api/v1/media/{id}"))),
         (status = 400, description = "The upload broke off", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 408, description = "The upload stalled (nothing sent for three head deadlines)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow media:create", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the upload limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not a known audio or video container", body = ProblemBody, content_type = "application/problem+json"),
@@ -167,7 +180,9 @@ async fn upload(
     // is then dropped), unless it becomes the stored file.
     let mut leftover = PartFile(Some(part.clone()));
     let checked = async {
-        let (bytes, sha256, head) = receive(&part, body, limit).await?;
+        // Three head deadlines without a byte: the client stalled.
+        let idle = state.config.head_timeout() * 3;
+        let (bytes, sha256, head) = receive(&part, body, limit, idle).await?;
         if bytes == 0 {
             return Err(Problem::unprocessable(
                 "empty-upload",

@@ -11,12 +11,14 @@
 //! Recording is bounded, so that a flood cannot fill the store, and the bound cannot be
 //! used to hide anything that matters:
 //! - a refusal carrying a *genuine* token (revoked and expired ones included) is charged to
-//!   its principal, with a generous budget ([`PER_PRINCIPAL_PER_MINUTE`]): garbage tokens
-//!   from the same address, or every client behind one proxy, never spend it;
+//!   that token, with a generous budget ([`PER_TOKEN_PER_MINUTE`]), under a ceiling for all
+//!   of its principal's tokens ([`PER_PRINCIPAL_PER_MINUTE`]): garbage tokens from the same
+//!   address, every client behind one proxy, or one old token of the same user never spend
+//!   another token's budget;
 //! - an anonymous refusal (no token, or one that is not Aurora's) is charged to its client
 //!   (an IPv6 client by its /64), [`PER_CLIENT_PER_MINUTE`];
 //! - the refusal that finds its budget spent is recorded as `RefusalsOverflowed` (at most
-//!   one a minute per principal or client), so that the trail says that, from whom and
+//!   one a minute per token or client), so that the trail says that, from whom and
 //!   from when refusals went uncounted; the ones after it are counted in
 //!   `aurora_refusals_unrecorded_total`.
 
@@ -35,8 +37,13 @@ use crate::state::AppState;
 /// Anonymous refusals recorded per client per minute, at most (bursts up to the same).
 pub const PER_CLIENT_PER_MINUTE: u32 = 60;
 
-/// Refusals of a genuine token's principal recorded per minute, at most.
-pub const PER_PRINCIPAL_PER_MINUTE: u32 = 600;
+/// Refusals of one genuine token recorded per minute, at most.
+pub const PER_TOKEN_PER_MINUTE: u32 = 600;
+
+/// Refusals of all of a principal's tokens together recorded per minute, at most: one
+/// token (a revoked one found in an old log, say) cannot spend the others' budget, and a
+/// principal with many cannot flood the store.
+pub const PER_PRINCIPAL_PER_MINUTE: u32 = 3000;
 
 /// Marks a response whose refusal belongs in the audit trail although its status alone
 /// would not say so (a 422 caused by another user's resource).
@@ -54,6 +61,7 @@ fn per_minute(n: u32) -> Limiter {
 /// The budgets of recorded refusals.
 pub struct Budget {
     clients: Limiter,
+    tokens: Limiter,
     principals: Limiter,
     /// One `RefusalsOverflowed` a minute per key.
     overflows: Limiter,
@@ -63,6 +71,7 @@ impl Default for Budget {
     fn default() -> Self {
         Self {
             clients: per_minute(PER_CLIENT_PER_MINUTE),
+            tokens: per_minute(PER_TOKEN_PER_MINUTE),
             principals: per_minute(PER_PRINCIPAL_PER_MINUTE),
             overflows: per_minute(1),
         }
@@ -81,19 +90,30 @@ impl Budget {
     /// May a refusal with `metadata` be recorded now? A genuine token (`token_id` set)
     /// is charged to its principal, anything else to its client.
     fn judge(&self, metadata: &EventMetadata) -> Verdict {
-        let (limiter, key) = match &metadata.token_id {
-            Some(_) => (
-                &self.principals,
-                format!("principal:{}", metadata.principal),
-            ),
-            None => (&self.clients, client_key(metadata.client_ip.as_deref())),
-        };
-        for limiter in [&self.clients, &self.principals, &self.overflows] {
+        for limiter in [
+            &self.clients,
+            &self.tokens,
+            &self.principals,
+            &self.overflows,
+        ] {
             if limiter.len() > 100_000 {
                 limiter.retain_recent();
             }
         }
-        if limiter.check_key(&key).is_ok() {
+        let (allowed, key) = match &metadata.token_id {
+            Some(token) => {
+                let principal = format!("principal:{}", metadata.principal);
+                let key = format!("{principal}:{token}");
+                let allowed = self.tokens.check_key(&key).is_ok()
+                    && self.principals.check_key(&principal).is_ok();
+                (allowed, key)
+            }
+            None => {
+                let key = client_key(metadata.client_ip.as_deref());
+                (self.clients.check_key(&key).is_ok(), key)
+            }
+        };
+        if allowed {
             Verdict::Record
         } else if self.overflows.check_key(&key).is_ok() {
             Verdict::Overflow
@@ -219,10 +239,28 @@ mod tests {
             .all(|v| *v == Verdict::Count));
         // Same address, a genuine token: its own budget.
         let genuine = metadata("mallory", true, "198.51.100.7");
-        for _ in 0..PER_PRINCIPAL_PER_MINUTE {
+        for _ in 0..PER_TOKEN_PER_MINUTE {
             assert_eq!(budget.judge(&genuine), Verdict::Record);
         }
         assert_eq!(budget.judge(&genuine), Verdict::Overflow);
+        // Another token of the same principal has a budget of its own, up to the
+        // principal's ceiling.
+        let mut other = metadata("mallory", true, "198.51.100.7");
+        other.token_id = Some("t2".into());
+        assert_eq!(budget.judge(&other), Verdict::Record);
+        let mut spent = 0;
+        for n in 0..PER_PRINCIPAL_PER_MINUTE * 2 {
+            let mut token = metadata("flood", true, "198.51.100.8");
+            token.token_id = Some(format!("t{}", n % 10));
+            if budget.judge(&token) == Verdict::Record {
+                spent += 1;
+            }
+        }
+        // (A few more may be recorded as the ceiling refills while the loop runs.)
+        assert!(
+            (PER_PRINCIPAL_PER_MINUTE..PER_PRINCIPAL_PER_MINUTE + 100).contains(&spent),
+            "the principal's ceiling holds: {spent}"
+        );
         // Another principal behind the same proxy address is untouched.
         assert_eq!(
             budget.judge(&metadata("alice", true, "198.51.100.7")),

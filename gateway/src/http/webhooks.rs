@@ -165,7 +165,7 @@ async fn try_identity(
         return Ok(json(StatusCode::OK, &body, ctx));
     }
     let message: Message = body.parse(None)?;
-    let username = Username::parse_new(&message.data.username)
+    let username = Username::parse(&message.data.username)
         .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
     let external_id = message.data.id.trim();
     if external_id.is_empty() || external_id.len() > 256 {
@@ -183,6 +183,12 @@ async fn try_identity(
         .load(username.as_str())
         .await
         .map_err(user_problem)?;
+    // A new user may not take one of Aurora's own names (one the provider created before
+    // the name was reserved stays the provider's to change).
+    if user.user_id().is_none() {
+        Username::parse_new(username.as_str())
+            .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
+    }
     if user.user_id().is_some() && user.external_id() != Some(external_id) {
         return Err(Problem::new(
             StatusCode::CONFLICT,

@@ -119,6 +119,21 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
         "a trickled head was not cut off ({:?})",
         began.elapsed()
     );
+    // An upload that stalls (no overall deadline: a large file takes what it takes) is
+    // ended after three head deadlines without a byte, with a 408.
+    let mut stalled = TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/media HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
+         content-length: 100000\r\n\r\nID3\x03\0\0\0\0\0\0",
+        app.token
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let answer = until_closed(&mut stalled)
+        .await
+        .expect("a stalled upload is ended");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("/problems/upload-stalled"), "{text}");
     app.stop().await;
 
     // The cap: with 16 open, the 17th is answered 503 with a problem, and closed.
@@ -157,6 +172,33 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
         .unwrap();
     let answer = until_closed(&mut next).await.expect("answered and closed");
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    drop(held);
+    app.stop().await;
+
+    // One client cannot take every slot: past its share, 503, while others still get in.
+    let app = spawn_tuned(|c| {
+        c.head_timeout_seconds = 60;
+        c.max_connections_per_client = 4;
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_string();
+    let open = app.state.metrics.connections.open.clone();
+    eventually("no connection is open", || open.get() == 0).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(&address).await.unwrap());
+    }
+    eventually("4 connections are open", || open.get() == 4).await;
+    let mut fifth = TcpStream::connect(&address).await.unwrap();
+    fifth
+        .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut fifth).await.expect("the fifth is closed");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("/problems/too-many-connections"), "{text}");
+    assert_eq!(open.get(), 4, "the refused connection held no slot");
     drop(held);
     app.stop().await;
 }
@@ -595,8 +637,15 @@ pub async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
     )
     .await
     .unwrap();
+    let key = AnchorKey::load(&app.config.data_dir.join("audit-key"), false).unwrap();
     let deadline = Instant::now() + WAIT;
-    while heads.last().await.unwrap().map(|h| h.seq) != Some(head.seq) {
+    while heads
+        .last_signed(&key.public())
+        .await
+        .unwrap()
+        .map(|h| h.seq)
+        != Some(head.seq)
+    {
         assert!(
             Instant::now() < deadline,
             "the head {head:?} was never published"
@@ -614,7 +663,7 @@ pub async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
     );
     assert!(verdict["anchors"]["published_heads"].as_u64().unwrap() >= 1);
     // An auditor needs only the public half.
-    let public = verdict["anchors"]["public_key"]
+    let public = verdict["anchors"]["public_keys"][0]
         .as_str()
         .unwrap()
         .to_string();
@@ -680,26 +729,8 @@ pub async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
         "a rebuild of the true store meets the heads"
     );
 
-    // 3. The log's tail cut, its events deleted, the checkpoint's head fixed: the chain,
-    //    the checkpoint and the store agree; a published head is missing.
-    let cut = head.seq - 2;
-    let (tail_pg, tail_lite) = (
-        format!("DELETE FROM events WHERE position IN (SELECT position FROM audit_log WHERE seq > {cut})"),
-        format!("DELETE FROM events WHERE position IN (SELECT position FROM audit_log WHERE seq > {cut})"),
-    );
-    sql(&db, &tail_pg, &tail_lite).await;
-    let log = format!("DELETE FROM audit_log WHERE seq > {cut}");
-    sql(&db, &log, &log).await;
-    let checkpoint = format!(
-        "UPDATE projection_checkpoints SET head_seq = {cut}, head_hash = \
-         (SELECT hash FROM audit_log WHERE seq = {cut}) WHERE projection = 'audit-log'"
-    );
-    sql(&db, &checkpoint, &checkpoint).await;
-    let (_, verdict, out) = cli(&config, &["audit", "verify"]);
-    assert_eq!(verdict["finding"]["kind"], "removed", "{out}");
-    assert_eq!(verdict["finding"]["seq"], head.seq, "{out}");
-
-    // 4. A statement slipped into the published heads: not signed by the audit key.
+    // 3. A statement slipped into the published heads: not signed by the audit key (and
+    //    reported only when nothing worse is found).
     let forged = stranger.sign(
         &aurora_projections::audit::Head {
             seq: 1,
@@ -721,4 +752,76 @@ pub async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
         }
     }
     assert_eq!(finding(&config).as_deref(), Some("forged"));
+
+    // 4. A row written into the log by hand far ahead (to make every later head look
+    //    older than the last signed one): the signer refuses it, and signs nothing.
+    let log = std::sync::Arc::new(aurora_projections::AuditLog::new(db.clone()));
+    let key = AnchorKey::load(&config.data_dir.join("audit-key"), false).unwrap();
+    let nats = match &config.nats_url {
+        Some(url) => Some(async_nats::connect(url).await.unwrap()),
+        None => None,
+    };
+    let store = HeadStore::open(&config.data_dir, nats.clone(), &config.nats_prefix)
+        .await
+        .unwrap();
+    let signed_before = store.last_signed(&key.public()).await.unwrap();
+    let ahead = format!(
+        "INSERT INTO audit_log (seq, position, xid, recorded_at, actor, role, token_id, \
+         request_id, client_ip, action, resource_type, resource_id, sequence, version, details, \
+         prev_hash, hash) SELECT {} AS seq, position, xid, recorded_at, actor, role, \
+         token_id, request_id, client_ip, action, resource_type, resource_id, sequence, version, \
+         details, hash AS prev_hash, hash FROM audit_log WHERE seq = {}",
+        1i64 << 62,
+        head.seq
+    );
+    sql(&db, &ahead, &ahead).await;
+    let mut publisher = aurora_gateway::anchor::Publisher::new(log.clone(), key, store);
+    let refused = publisher.round().await.unwrap_err().to_string();
+    assert!(refused.contains("not signing"), "{refused}");
+    let store = HeadStore::open(&config.data_dir, nats, &config.nats_prefix)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .last_signed(&stranger.public())
+            .await
+            .unwrap()
+            .map(|h| h.seq),
+        Some(1)
+    );
+    let key = AnchorKey::load(&config.data_dir.join("audit-key"), false).unwrap();
+    assert_eq!(
+        store.last_signed(&key.public()).await.unwrap(),
+        signed_before
+    );
+    let remove = format!("DELETE FROM audit_log WHERE seq = {}", 1i64 << 62);
+    sql(&db, &remove, &remove).await;
+    // Entries no signed head covers, past the grace: signing stopped, and that is a finding.
+    let nobody = AnchorKey::load(&config.data_dir.join("nobody"), true).unwrap();
+    let report = aurora_gateway::anchor::check(&log, &store, &[nobody.public()], Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.finding.map(|f| format!("{:?}", f.kind)).as_deref(),
+        Some("Unanchored")
+    );
+
+    // 5. The log's tail cut, its events deleted, the checkpoint's head fixed: the chain,
+    //    the checkpoint and the store agree; a published head is missing.
+    let cut = head.seq - 2;
+    let (tail_pg, tail_lite) = (
+        format!("DELETE FROM events WHERE position IN (SELECT position FROM audit_log WHERE seq > {cut})"),
+        format!("DELETE FROM events WHERE position IN (SELECT position FROM audit_log WHERE seq > {cut})"),
+    );
+    sql(&db, &tail_pg, &tail_lite).await;
+    let log = format!("DELETE FROM audit_log WHERE seq > {cut}");
+    sql(&db, &log, &log).await;
+    let checkpoint = format!(
+        "UPDATE projection_checkpoints SET head_seq = {cut}, head_hash = \
+         (SELECT hash FROM audit_log WHERE seq = {cut}) WHERE projection = 'audit-log'"
+    );
+    sql(&db, &checkpoint, &checkpoint).await;
+    let (_, verdict, out) = cli(&config, &["audit", "verify"]);
+    assert_eq!(verdict["finding"]["kind"], "removed", "{out}");
+    assert_eq!(verdict["finding"]["seq"], head.seq, "{out}");
 }
