@@ -187,27 +187,22 @@ for who, spod, ctr in (("deployment", pod, c), ("migrate job", job["spec"]["temp
     if not {("configMapRef", "aurora-config"), ("secretRef", "aurora-database")} <= required:
         err(f"{who}: envFrom must reference aurora-config and aurora-database")
 if "lifecycle" in c: err("deployment: no preStop hook expected (see the comment in deployment.yaml)")
+pod_vols = {v["name"]: v for v in pod.get("volumes", [])}
+def secret_mounted(setting, secret, what):
+    """`setting` is set in the ConfigMap and `secret` is mounted where it points."""
+    path = cm.get(setting)
+    mount = [m for m in c.get("volumeMounts", []) if m["mountPath"] == path]
+    if not path or not mount:
+        err(f"deployment: {setting} must be set and mounted")
+    elif pod_vols.get(mount[0]["name"], {}).get("secret", {}).get("secretName") != secret:
+        err(f"deployment: {what} must come from the {secret} Secret")
+    elif not get("Secret", secret):
+        err(f"secret example: {secret} missing")
 # Every replica must verify every other's tokens: one root-key Secret, mounted where
 # AURORA_ROOT_KEYS_DIR points.
-keys_dir = cm.get("AURORA_ROOT_KEYS_DIR")
-keys_mount = [m for m in c.get("volumeMounts", []) if m["mountPath"] == keys_dir]
-pod_vols = {v["name"]: v for v in pod.get("volumes", [])}
-if not keys_dir or not keys_mount:
-    err("deployment: AURORA_ROOT_KEYS_DIR must be set and mounted")
-elif pod_vols.get(keys_mount[0]["name"], {}).get("secret", {}).get("secretName") != "aurora-root-keys":
-    err("deployment: the root keys must come from the aurora-root-keys Secret")
-elif not get("Secret", "aurora-root-keys"):
-    err("secret example: aurora-root-keys missing")
-# The audit signing key stays out of the database: a Secret of its own, mounted where
-# AURORA_AUDIT_KEY_DIR points.
-audit_dir = cm.get("AURORA_AUDIT_KEY_DIR")
-audit_mount = [m for m in c.get("volumeMounts", []) if m["mountPath"] == audit_dir]
-if not audit_dir or not audit_mount:
-    err("deployment: AURORA_AUDIT_KEY_DIR must be set and mounted")
-elif pod_vols.get(audit_mount[0]["name"], {}).get("secret", {}).get("secretName") != "aurora-audit-key":
-    err("deployment: the audit key must come from the aurora-audit-key Secret")
-elif not get("Secret", "aurora-audit-key"):
-    err("secret example: aurora-audit-key missing")
+secret_mounted("AURORA_ROOT_KEYS_DIR", "aurora-root-keys", "the root keys")
+# The audit signing key stays out of the database: a Secret of its own.
+secret_mounted("AURORA_AUDIT_KEY_DIR", "aurora-audit-key", "the audit key")
 if cm.get("AURORA_LISTEN") != "0.0.0.0:8080": err("configmap: AURORA_LISTEN must be 0.0.0.0:8080")
 if "DATABASE_URL" in cm: err("configmap: DATABASE_URL belongs in the Secret")
 if "DATABASE_URL" not in secret.get("stringData", {}): err("secret: DATABASE_URL missing")

@@ -763,18 +763,7 @@ impl AuditLog {
         let mut verifier = Verifier::whole();
         let mut after = i64::MIN;
         loop {
-            let sql =
-                format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
-            let page: Vec<AuditEntry> = on_pool!(&self.db, |pool| {
-                let rows = sqlx::query(&sql)
-                    .bind(after)
-                    .bind(REBUILD_PAGE)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter()
-                    .map(|row| read_entry!(row))
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })?;
+            let page = self.page_after(after, i64::MAX).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             let full = page.len() as i64 == REBUILD_PAGE;
@@ -790,6 +779,24 @@ impl AuditLog {
         Ok(verifier.finish())
     }
 
+    /// Up to a page of entries after `after`, up to and including `to`, in chain order.
+    async fn page_after(&self, after: i64, to: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+        );
+        on_pool!(&self.db, |pool| {
+            let rows = sqlx::query(&sql)
+                .bind(after)
+                .bind(to)
+                .bind(REBUILD_PAGE)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| read_entry!(row))
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+    }
+
     /// Checks the stretch of the chain after `from` up to and including entry `to`: every
     /// entry there, numbered without a gap, each matching its hash and linked to the one
     /// before. `None` if it holds (what a signer checks before it signs `to`).
@@ -801,20 +808,7 @@ impl AuditLog {
         let mut verifier = Verifier::after(from);
         let mut after = from.seq;
         while after < to {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-            );
-            let page: Vec<AuditEntry> = on_pool!(&self.db, |pool| {
-                let rows = sqlx::query(&sql)
-                    .bind(after)
-                    .bind(to)
-                    .bind(REBUILD_PAGE)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter()
-                    .map(|row| read_entry!(row))
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })?;
+            let page = self.page_after(after, to).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for entry in page {

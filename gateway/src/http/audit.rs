@@ -311,6 +311,7 @@ async fn export(
         // One page at a time through a channel of two: memory stays flat whatever the
         // range, and a client that stops reading stops the reads.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+        let state_for_check = state.clone();
         tokio::spawn(async move {
             let mut after = start;
             loop {
@@ -338,6 +339,15 @@ async fn export(
         let pages = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|page| (page, rx))
         });
+        // An export ends (cut, never silently complete) when its token stops holding.
+        let holds = super::auth::token_holds(
+            state_for_check,
+            headers,
+            "audit:read",
+            None,
+            Some(String::new()), // as Access::admin: no owner() policy matches
+        );
+        let pages = super::auth::while_token_holds(pages, holds);
         let mut response = warp::reply::stream(pages).into_response();
         let headers = response.headers_mut();
         headers.insert(

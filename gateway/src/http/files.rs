@@ -56,13 +56,15 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
     Ok(Some(range))
 }
 
-/// Streams `path` as `content_type`, honouring `Range`.
+/// Streams `path` as `content_type`, honouring `Range`, for as long as `holds` (the
+/// request's token still allows the download: see [`super::auth::token_holds`]).
 pub async fn serve(
     path: &Path,
     content_type: &str,
     file_name: &str,
     headers: &HeaderMap,
     ctx: &RequestContext,
+    holds: impl Fn() -> bool + Send + Sync + 'static,
 ) -> Response {
     let mut file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
@@ -107,6 +109,7 @@ pub async fn serve(
         }
     }
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
+    let stream = super::auth::while_token_holds(stream, holds);
     let mut response = warp::reply::stream(stream).into_response();
     *response.status_mut() = status;
     let out = response.headers_mut();

@@ -335,5 +335,12 @@ async fn download(
         return problem.response(Some(&ctx));
     }
     let path = state.media.artifacts.media(id);
-    super::files::serve(&path, &upload.content_type, &key, &headers, &ctx).await
+    let holds = super::auth::token_holds(
+        state.clone(),
+        headers.clone(),
+        "media:read",
+        Some(("media", key.clone())),
+        Some(upload.owner.clone()),
+    );
+    super::files::serve(&path, &upload.content_type, &key, &headers, &ctx, holds).await
 }

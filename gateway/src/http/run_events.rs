@@ -23,7 +23,6 @@ use warp::{Filter, Rejection, Reply};
 use super::context::{context, RequestContext};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
-use crate::auth::tokens::Access;
 use crate::state::AppState;
 
 /// The events route.
@@ -124,20 +123,13 @@ async fn events(
     let drain = state.drain_token();
     // A stream lives as long as its token: revoked (or its user disabled) or expired, the
     // stream ends within a second, with an event that says why.
-    let still_allowed = {
-        let (state, headers, id) = (state.clone(), headers.clone(), id.clone());
-        let owner = run.owner().unwrap_or_default().to_string();
-        move || {
-            let access = Access {
-                operation: "runs:read",
-                resource: Some(("run", &id)),
-                owner: Some(&owner),
-            };
-            super::auth::verify_request(&state, &headers)
-                .and_then(|token| super::auth::authorize(&state, &token, access))
-                .is_ok()
-        }
-    };
+    let still_allowed = super::auth::token_holds(
+        state.clone(),
+        headers.clone(),
+        "runs:read",
+        Some(("run", id.clone())),
+        run.owner().map(str::to_string),
+    );
     tokio::spawn(async move {
         let mut sent = after;
         for stored in history {

@@ -561,12 +561,20 @@ async fn download_artifact(
     let Some(path) = state.media.artifacts.artifact(run_id, &artifact.name) else {
         return Problem::internal(&"stored artifact name is unsafe").response(Some(&ctx));
     };
+    let holds = super::auth::token_holds(
+        state.clone(),
+        headers.clone(),
+        "runs:read",
+        Some(("run", run_id.to_string())),
+        run.owner().map(str::to_string),
+    );
     super::files::serve(
         &path,
         &artifact.content_type,
         &artifact.name,
         &headers,
         &ctx,
+        holds,
     )
     .await
 }

@@ -35,25 +35,8 @@ impl TestApp {
 
 /// Runs `aurora <args>` against `app`'s storage; returns the exit status and stdout.
 fn aurora(app: &TestApp, args: &[&str]) -> (bool, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AURORA_LOG", "warn")
-        .env("AURORA_DATA_DIR", &app.config.data_dir);
-    if let Some(url) = &app.config.database_url {
-        command.env("DATABASE_URL", url);
-    }
-    if let Some(url) = &app.config.nats_url {
-        command.env("NATS_URL", url);
-    }
-    command.env("AURORA_NATS_PREFIX", &app.config.nats_prefix);
-    let output = tokio::task::block_in_place(|| command.output()).unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let (ok, _, stdout) = super::security::cli(&app.config, args);
+    (ok, stdout)
 }
 
 fn items(page: &Value) -> Vec<Value> {

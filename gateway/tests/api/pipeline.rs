@@ -71,7 +71,7 @@ async fn spawn_worker(mode: Mode, tune: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
-    async fn upload(&self, bytes: Vec<u8>) -> reqwest::Response {
+    pub(super) async fn upload(&self, bytes: Vec<u8>) -> reqwest::Response {
         self.client
             .post(self.url("/api/v1/media"))
             .header("content-type", "application/octet-stream")
@@ -81,7 +81,7 @@ impl TestApp {
             .unwrap()
     }
 
-    async fn upload_file(&self, path: &Path) -> String {
+    pub(super) async fn upload_file(&self, path: &Path) -> String {
         let response = self.upload(std::fs::read(path).unwrap()).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let body: Value = response.json().await.unwrap();
@@ -1021,11 +1021,10 @@ pub(super) async fn a_file_dressed_as_media_is_refused_and_reads_no_other_file(m
     let dir = TempDir::new().unwrap();
     // The victim's upload, another user's.
     let victim = super::token_with_role(&app, "victim", aurora_domain::user::Role::User).await;
-    let bytes = std::fs::read(clip(dir.path(), "victim.mp4", 1, 176, 144)).unwrap();
     let uploaded: Value = reqwest::Client::new()
         .post(app.url("/api/v1/media"))
         .bearer_auth(&victim)
-        .body(bytes)
+        .body(std::fs::read(clip(dir.path(), "victim.mp4", 1, 176, 144)).unwrap())
         .send()
         .await
         .unwrap()

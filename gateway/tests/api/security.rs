@@ -42,6 +42,33 @@ async fn until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
     }
 }
 
+/// Opens `n` connections to `app` that send nothing (once no other is open), then one more
+/// that asks for `/live`: the held ones, and the answer to the last, which must be a 503
+/// `too-many-connections` problem.
+async fn fill_then_knock(app: &TestApp, n: i64) -> (Vec<TcpStream>, String) {
+    let address = app.base.trim_start_matches("http://").to_string();
+    let open = app.state.metrics.connections.open.clone();
+    // The fixture's own client has hung up: only the test's connections count.
+    eventually("no connection is open", || open.get() == 0).await;
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(TcpStream::connect(&address).await.unwrap());
+    }
+    eventually("the connections are open", || open.get() == n).await;
+    let mut knock = TcpStream::connect(&address).await.unwrap();
+    knock
+        .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut knock)
+        .await
+        .expect("the extra one is closed");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("/problems/too-many-connections"), "{text}");
+    (held, text)
+}
+
 /// The connection-level findings, over raw sockets: HTTP/2 prior knowledge was served
 /// (outside the head limits: 300 headers answered 200), a connection that never sent a
 /// byte was never closed, and nothing capped how many were open.
@@ -142,23 +169,11 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
         c.max_connections = 16;
     })
     .await;
-    let address = app.base.trim_start_matches("http://").to_string();
-    let open = app.state.metrics.connections.open.clone();
-    // The fixture's own client has hung up: only the test's connections count.
-    eventually("no connection is open", || open.get() == 0).await;
-    let mut held = Vec::new();
-    for _ in 0..16 {
-        held.push(TcpStream::connect(&address).await.unwrap());
-    }
-    eventually("16 connections are open", || open.get() == 16).await;
-    let mut extra = TcpStream::connect(&address).await.unwrap();
-    extra
-        .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = until_closed(&mut extra).await.expect("the 17th is closed");
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    let (address, open) = (
+        app.base.trim_start_matches("http://").to_string(),
+        app.state.metrics.connections.open.clone(),
+    );
+    let (mut held, text) = fill_then_knock(&app, 16).await;
     assert!(text.contains("application/problem+json"), "{text}");
     assert!(text.contains("/problems/too-many-connections"), "{text}");
     assert!(text.contains("retry-after: 5"), "{text}");
@@ -181,24 +196,20 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
         c.max_connections_per_client = 4;
     })
     .await;
-    let address = app.base.trim_start_matches("http://").to_string();
     let open = app.state.metrics.connections.open.clone();
-    eventually("no connection is open", || open.get() == 0).await;
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(TcpStream::connect(&address).await.unwrap());
-    }
-    eventually("4 connections are open", || open.get() == 4).await;
-    let mut fifth = TcpStream::connect(&address).await.unwrap();
-    fifth
-        .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\n\r\n")
+    let (held, _) = fill_then_knock(&app, 4).await;
+    assert_eq!(open.get(), 4, "the refused connection held no slot");
+    // Another address (127.0.0.2 is loopback too) is served.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let address = app.base.trim_start_matches("http://").parse().unwrap();
+    let mut other = socket.connect(address).await.unwrap();
+    other
+        .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
-    let answer = until_closed(&mut fifth).await.expect("the fifth is closed");
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-    assert!(text.contains("/problems/too-many-connections"), "{text}");
-    assert_eq!(open.get(), 4, "the refused connection held no slot");
+    let answer = until_closed(&mut other).await.expect("answered and closed");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
     drop(held);
     app.stop().await;
 }
@@ -244,17 +255,7 @@ pub async fn refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent
     let dir = TempDir::new().unwrap();
     let clip = dir.path().join("clip.mp4");
     aurora_actors::tools::generate_clip(&clip, 1, 160, 96).unwrap();
-    let media: serde_json::Value = app
-        .client
-        .post(app.url("/api/v1/media"))
-        .body(std::fs::read(&clip).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let media = media["id"].as_str().unwrap().to_string();
+    let media = app.upload_file(&clip).await;
     let mallory = super::token_with_role(&app, "mallory", Role::User).await;
     let address = "198.51.100.9";
     let from = |request: reqwest::RequestBuilder| request.header("x-forwarded-for", address);
@@ -514,16 +515,30 @@ pub async fn the_smaller_findings_are_closed(mode: Mode) {
     );
 
     // An event stream ends within a second or so of its token's revocation.
-    let key: Value = app
-        .client
-        .post(app.url("/api/v1/auth/tokens"))
-        .json(&json!({"label": "watcher"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app = &app;
+    let api_key = move |label: &'static str| async move {
+        let key: Value = app
+            .client
+            .post(app.url("/api/v1/auth/tokens"))
+            .json(&json!({ "label": label }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        key
+    };
+    let revoke = move |token_id: String| async move {
+        let revoked = app
+            .client
+            .delete(app.url(&format!("/api/v1/auth/tokens/{token_id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), 204);
+    };
+    let key = api_key("watcher").await;
     let secret = key["token"].as_str().unwrap().to_string();
     let token_id = key["token_id"].as_str().unwrap().to_string();
     let stream = client
@@ -541,13 +556,7 @@ pub async fn the_smaller_findings_are_closed(mode: Mode) {
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&first).contains("RunRequested"));
-    let revoked = app
-        .client
-        .delete(app.url(&format!("/api/v1/auth/tokens/{token_id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 204);
+    revoke(token_id).await;
     let mut rest = String::new();
     let ended = tokio::time::timeout(WAIT, async {
         while let Ok(Some(chunk)) = stream.chunk().await {
@@ -560,10 +569,47 @@ pub async fn the_smaller_findings_are_closed(mode: Mode) {
         "the stream still flows after the revocation: {rest}"
     );
     assert!(rest.contains("event:unauthorized"), "{rest}");
+
+    // So does a download: 40 MB of audio, the key revoked after the first chunk; what the
+    // socket buffers held arrives, then the connection is cut, never completed.
+    let samples = 40 << 20;
+    let mut wav = aurora_actors::disguise::Header::Wave.bytes(samples);
+    wav.resize(wav.len() + samples, 0x80);
+    let size = wav.len();
+    let uploaded: Value = app.upload(wav).await.json().await.unwrap();
+    let key = api_key("downloader").await;
+    let mut download = client
+        .get(app.url(&format!(
+            "/api/v1/media/{}",
+            uploaded["id"].as_str().unwrap()
+        )))
+        .header("x-api-key", key["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    let mut received = download.chunk().await.unwrap().unwrap().len();
+    revoke(key["token_id"].as_str().unwrap().to_string()).await;
+    let cut = tokio::time::timeout(WAIT, async {
+        loop {
+            match download.chunk().await {
+                Ok(Some(chunk)) => received += chunk.len(),
+                Ok(None) => return false,
+                Err(_) => return true,
+            }
+        }
+    })
+    .await
+    .expect("the download ends");
+    assert!(
+        cut && received < size,
+        "{received} of {size} bytes, cut: {cut}"
+    );
 }
 
-/// Runs the `aurora` binary with `config`'s database, NATS and data dir.
-fn cli(config: &Config, args: &[&str]) -> (bool, serde_json::Value, String) {
+/// Runs the `aurora` binary with `config`'s database, NATS and data dir: its exit status,
+/// stdout as JSON (null if it is not), and stdout itself.
+pub fn cli(config: &Config, args: &[&str]) -> (bool, serde_json::Value, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"));
     command
         .args(args)
@@ -580,9 +626,8 @@ fn cli(config: &Config, args: &[&str]) -> (bool, serde_json::Value, String) {
     }
     let output = tokio::task::block_in_place(|| command.output()).unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (output.status.success(), json, format!("{stdout}\n{stderr}"))
+    (output.status.success(), json, stdout)
 }
 
 /// `aurora audit verify`'s finding (its kind), `None` if it found nothing.
