@@ -422,9 +422,9 @@ impl Publisher {
     /// One round: the head published, if the log moved.
     ///
     /// Nothing read from the database is signed on trust. The log's head is signed only if
-    /// the stretch from the last signed head to it is whole (numbered without a gap, each
-    /// entry matching its hash and linked to the one before), and the last signed head is
-    /// still in the log as signed. So a row written into `audit_log` by hand (say at seq
+    /// the stretch from the last signed head to it extends it (numbered without a gap, each
+    /// entry linked to the one before), and the last signed head is still in the log as
+    /// signed. So a row written into `audit_log` by hand (say at seq
     /// 2^62, to make every later head look older) is refused, loudly, not signed.
     pub async fn round(&mut self) -> anyhow::Result<Option<SignedHead>> {
         let Some(head) = self.log.head().await? else {
@@ -473,7 +473,7 @@ impl Publisher {
             }
             return Ok(None);
         }
-        if let Some(finding) = self.log.verify_stretch(&base, head.seq).await? {
+        if let Some(finding) = self.log.links_hold(&base, head.seq).await? {
             anyhow::bail!(
                 "entries {} to {} do not check out ({:?}: {}); not signing",
                 base.seq + 1,
