@@ -33,6 +33,9 @@ use crate::auth::keys::{create_private_dir, write_private};
 /// The key's file in its directory.
 const KEY_FILE: &str = "audit-signing.pem";
 
+/// Stream messages a signer reads at most in one round looking for the newest signed head.
+pub const SCAN_BOUND: u64 = 1000;
+
 /// What is signed: a fixed domain tag, then the head and the time.
 fn message(seq: i64, hash: &str, time: &str) -> Vec<u8> {
     format!("aurora-audit-head/v1\n{seq}\n{hash}\n{time}").into_bytes()
@@ -290,19 +293,33 @@ impl HeadStore {
                     return Ok(heads);
                 }
                 for sequence in first..=last {
-                    match stream.get_raw_message(sequence).await {
-                        Ok(message) => heads.push(parse(&message.payload)),
-                        Err(e) => heads.push(Err(format!("message {sequence}: {e}"))),
-                    }
+                    // A message that cannot be fetched is the transport's failure (say so,
+                    // and fail), not a statement that is not signed.
+                    let message = stream.get_raw_message(sequence).await.map_err(|e| {
+                        anyhow::anyhow!("reading audit head message {sequence}: {e}")
+                    })?;
+                    heads.push(parse(&message.payload));
                 }
                 Ok(heads)
             }
         }
     }
 
-    /// The newest statement signed by `key` (statements not signed by it are skipped and
-    /// logged: anyone who can publish to the store could add one).
+    /// The newest statement signed by `key`: [`HeadStore::last_signed_since`] over it all.
     pub async fn last_signed(&self, key: &VerifyingKey) -> anyhow::Result<Option<SignedHead>> {
+        Ok(self.last_signed_since(key, 0).await?.0)
+    }
+
+    /// The newest statement signed by `key` among those published after stream message
+    /// `since` (the file: all of it), and the last message there is. Statements not signed
+    /// by the key are skipped and logged (anyone who can publish to the store could add
+    /// one); at most [`SCAN_BOUND`] messages are read, newest first, so junk cannot make a
+    /// round unbounded. A message that cannot be fetched is an error.
+    pub async fn last_signed_since(
+        &self,
+        key: &VerifyingKey,
+        since: u64,
+    ) -> anyhow::Result<(Option<SignedHead>, u64)> {
         let valid = |statement: Result<SignedHead, String>| match statement {
             Ok(head) if head.is_signed_by(key) => Some(head),
             Ok(head) => {
@@ -318,30 +335,47 @@ impl HeadStore {
             }
         };
         match self {
-            HeadStore::File(_) => Ok(self.all().await?.into_iter().rev().find_map(valid)),
+            HeadStore::File(_) => Ok((self.all().await?.into_iter().rev().find_map(valid), 0)),
             HeadStore::Stream { js, stream, .. } => {
                 let stream = js
                     .get_stream(stream.as_str())
                     .await
                     .map_err(|e| anyhow::anyhow!("opening the audit heads stream: {e}"))?;
                 let state = stream.get_info().await?.state;
-                if state.messages == 0 {
-                    return Ok(None);
+                let last = state.last_sequence;
+                if state.messages == 0 || last <= since {
+                    return Ok((None, last));
                 }
-                // Newest first; a run of unsigned statements is bounded by what is there.
-                for sequence in (state.first_sequence..=state.last_sequence).rev() {
-                    let statement = match stream.get_raw_message(sequence).await {
-                        Ok(message) => serde_json::from_slice::<SignedHead>(&message.payload)
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    };
+                let oldest = state
+                    .first_sequence
+                    .max(since + 1)
+                    .max(last.saturating_sub(SCAN_BOUND - 1));
+                for sequence in (oldest..=last).rev() {
+                    let message = stream.get_raw_message(sequence).await.map_err(|e| {
+                        anyhow::anyhow!("reading audit head message {sequence}: {e}")
+                    })?;
+                    let statement = serde_json::from_slice::<SignedHead>(&message.payload)
+                        .map_err(|e| e.to_string());
                     if let Some(head) = valid(statement) {
-                        return Ok(Some(head));
+                        return Ok((Some(head), last));
                     }
                 }
-                Ok(None)
+                Ok((None, last))
             }
         }
+    }
+
+    /// When the stream was created (`None` for the file): a signed head older than its
+    /// stream was republished into a recreated one.
+    pub async fn created(&self) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let HeadStore::Stream { js, stream, .. } = self else {
+            return Ok(None);
+        };
+        let Ok(mut stream) = js.get_stream(stream.as_str()).await else {
+            return Ok(None);
+        };
+        let created = stream.info().await?.created.unix_timestamp();
+        Ok(chrono::DateTime::from_timestamp(created, 0))
     }
 
     /// Is the store what it should be? A stream that is missing, allows deletes or purges,
@@ -406,6 +440,8 @@ pub struct Publisher {
     /// The last head known signed, held by the log, and checked up to: the next head is
     /// signed only once the stretch after this one checks out.
     base: Option<Head>,
+    /// The last stream message read: later rounds read only what came after it.
+    scanned: u64,
 }
 
 impl Publisher {
@@ -416,6 +452,7 @@ impl Publisher {
             key,
             store,
             base: None,
+            scanned: 0,
         }
     }
 
@@ -427,16 +464,15 @@ impl Publisher {
     /// signed. So a row written into `audit_log` by hand (say at seq
     /// 2^62, to make every later head look older) is refused, loudly, not signed.
     pub async fn round(&mut self) -> anyhow::Result<Option<SignedHead>> {
-        let Some(head) = self.log.head().await? else {
-            return Ok(None);
-        };
-        if self.base.as_ref() == Some(&head) {
-            return Ok(None);
-        }
         // Where to check from: the newest signed head (another replica's, perhaps), when
-        // this replica has none yet or shares the store with others.
+        // this replica has none yet or shares the store with others. Read before the log's
+        // head, so that a head another replica signs meanwhile is never ahead of it.
         if self.base.is_none() || matches!(self.store, HeadStore::Stream { .. }) {
-            let published = self.store.last_signed(&self.key.public()).await?;
+            let (published, scanned) = self
+                .store
+                .last_signed_since(&self.key.public(), self.scanned)
+                .await?;
+            self.scanned = scanned;
             let newer = match (&published, &self.base) {
                 (Some(p), Some(base)) => p.seq > base.seq,
                 (Some(_), None) => true,
@@ -458,6 +494,12 @@ impl Publisher {
                     ),
                 }
             }
+        }
+        let Some(head) = self.log.head().await? else {
+            return Ok(None);
+        };
+        if self.base.as_ref() == Some(&head) {
+            return Ok(None);
         }
         let base = self.base.clone().unwrap_or(Head {
             seq: 0,
@@ -505,8 +547,13 @@ pub struct AnchorReport {
     pub heads: usize,
     /// Statements not signed by any of the keys (or unreadable).
     pub unsigned: usize,
+    /// The first of them with a valid signature: entries up to its seq were recorded
+    /// before anchoring began (an upgrade), or before this store was created.
+    pub first_signed: Option<SignedHead>,
     /// The last of them with a valid signature.
     pub last_signed: Option<SignedHead>,
+    /// When the heads stream was created (production).
+    pub store_created: Option<String>,
     /// The first problem: a log that does not hold what was signed, heads that were or can
     /// be removed, entries long unanchored, or a statement not signed by the key.
     pub finding: Option<Finding>,
@@ -522,12 +569,16 @@ pub async fn check(
     keys: &[VerifyingKey],
     grace: Duration,
 ) -> anyhow::Result<AnchorReport> {
+    // The time to judge ages by, taken before anything slow: reading and checking many
+    // heads must not make the entry after the last one look stale.
+    let now = chrono::Utc::now();
     let unanchored = |detail: String| Finding {
         kind: Tampering::Unanchored,
         seq: 0,
         detail,
     };
     let integrity = store.integrity().await?;
+    let created = store.created().await?;
     let published = match integrity {
         Some(_) if matches!(store, HeadStore::Stream { .. }) => {
             store.all().await.unwrap_or_default()
@@ -535,12 +586,31 @@ pub async fn check(
         _ => store.all().await?,
     };
     let mut heads = Vec::with_capacity(published.len());
+    let mut first_signed: Option<SignedHead> = None;
     let mut last_signed: Option<SignedHead> = None;
     let mut unsigned = Vec::new();
+    let mut replayed = None;
     for (n, statement) in published.iter().enumerate() {
         match statement {
             Ok(head) if keys.iter().any(|key| head.is_signed_by(key)) => {
                 heads.push(head.head());
+                // Signed before its stream existed: the stream was deleted, recreated, and
+                // old heads published into it again (a minute allowed for clock skew).
+                let signed_at = chrono::DateTime::parse_from_rfc3339(&head.time)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .ok();
+                if let (None, Some(created), Some(signed_at)) = (&replayed, created, signed_at) {
+                    if signed_at + chrono::Duration::seconds(60) < created {
+                        replayed = Some(format!(
+                            "head {} was signed at {} and its stream created at {created}: the \
+                             stream was recreated and old heads published into it again",
+                            head.seq, head.time
+                        ));
+                    }
+                }
+                if first_signed.is_none() {
+                    first_signed = Some(head.clone());
+                }
                 if last_signed.as_ref().is_none_or(|l| head.seq >= l.seq) {
                     last_signed = Some(head.clone());
                 }
@@ -555,7 +625,7 @@ pub async fn check(
     }
     let mut finding = log.check_heads(&heads).await?;
     if finding.is_none() {
-        finding = integrity.map(unanchored);
+        finding = integrity.or(replayed).map(unanchored);
     }
     if finding.is_none() {
         // Entries recorded long enough ago must be under a signed head: otherwise signing
@@ -565,7 +635,7 @@ pub async fn check(
             let recorded = chrono::DateTime::parse_from_rfc3339(&first_uncovered.time)
                 .map(|t| t.with_timezone(&chrono::Utc))
                 .unwrap_or_else(|_| chrono::Utc::now());
-            let age = chrono::Utc::now() - recorded;
+            let age = now - recorded;
             if age.to_std().unwrap_or_default() > grace {
                 finding = Some(Finding {
                     kind: Tampering::Unanchored,
@@ -589,7 +659,9 @@ pub async fn check(
     Ok(AnchorReport {
         heads: published.len(),
         unsigned: unsigned.len(),
+        first_signed,
         last_signed,
+        store_created: created.map(|c| c.to_rfc3339()),
         finding,
     })
 }

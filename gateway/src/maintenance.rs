@@ -135,7 +135,9 @@ pub async fn verify_anchored(
     report["anchors"] = serde_json::json!({
         "published_heads": anchors.heads,
         "unsigned_heads": anchors.unsigned,
+        "first_signed": anchors.first_signed,
         "last_signed": anchors.last_signed,
+        "store_created": anchors.store_created,
         "public_keys": keys.iter().map(anchor::public_key_hex).collect::<Vec<_>>(),
     });
     Ok(report)

@@ -104,9 +104,13 @@ impl Budget {
             Some(token) => {
                 let principal = format!("principal:{}", metadata.principal);
                 let key = format!("{principal}:{token}");
-                let allowed = self.tokens.check_key(&key).is_ok()
-                    && self.principals.check_key(&principal).is_ok();
-                (allowed, key)
+                if self.tokens.check_key(&key).is_err() {
+                    (false, key)
+                } else {
+                    // Past the principal's ceiling, one overflow event a minute for the
+                    // principal, not one per token.
+                    (self.principals.check_key(&principal).is_ok(), principal)
+                }
             }
             None => {
                 let key = client_key(metadata.client_ip.as_deref());

@@ -851,6 +851,27 @@ pub async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
         Some("Unanchored")
     );
 
+    // 4b. The heads stream deleted (deny_delete guards messages, not the stream), made
+    //     again, and an old signed head published into it: heads older than their stream.
+    if let Some(url) = &config.nats_url {
+        let client = async_nats::connect(url).await.unwrap();
+        let name = format!(
+            "{}_AUDIT_HEADS",
+            config.nats_prefix.to_uppercase().replace('-', "_")
+        );
+        async_nats::jetstream::new(client.clone())
+            .delete_stream(&name)
+            .await
+            .unwrap();
+        let store = HeadStore::open(&config.data_dir, Some(client), &config.nats_prefix)
+            .await
+            .unwrap();
+        let key = AnchorKey::load(&config.data_dir.join("audit-key"), false).unwrap();
+        let old = key.sign(&head, chrono::Utc::now() - chrono::Duration::minutes(10));
+        store.publish(&old).await.unwrap();
+        assert_eq!(finding(&config).as_deref(), Some("unanchored"));
+    }
+
     // 5. The log's tail cut, its events deleted, the checkpoint's head fixed: the chain,
     //    the checkpoint and the store agree; a published head is missing.
     let cut = head.seq - 2;
