@@ -129,3 +129,130 @@ pub fn disguised(header: Header, payload: Payload, target: &str) -> Vec<u8> {
     file.extend(text);
     file
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aurora_domain::media::{InputFormat, MediaInfo};
+    use aurora_domain::run::{Format, Quality, Resolution};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::tools::{generate_clip, Demuxer, Tools, TranscodeJob};
+
+    /// The attack of a file dressed as media: every admitted header, followed by a
+    /// playlist, a concat script or a manifest naming a file of the server (absolute, and
+    /// relative to the upload). Read with the sniffed format's demuxer forced, none of them
+    /// ever reveals that file; a control shows that ffprobe left to guess would.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_dressed_as_media_never_reads_another_file() {
+        let dir = aurora_projections::testkit::TempDir::new().unwrap();
+        let secret = dir.path().join("secret.ts");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i"])
+            .arg("testsrc=duration=1:size=176x144:rate=10")
+            .args(["-f", "mpegts"])
+            .arg(&secret)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let secret_mp4 = dir.path().join("secret.mp4");
+        generate_clip(&secret_mp4, 1, 176, 144).unwrap();
+        let reveals = |info: &MediaInfo| {
+            info.video()
+                .is_some_and(|v| v.width == Some(176) && v.height == Some(144))
+        };
+        let tools = Tools::default();
+        let timeout = Duration::from_secs(30);
+        let cancel = CancellationToken::new();
+        let mut tried = 0;
+        for header in Header::ALL {
+            for payload in Payload::ALL {
+                let targets = match payload {
+                    Payload::Concat => ["secret.mp4".to_string(), secret_mp4.display().to_string()],
+                    _ => ["secret.ts".to_string(), secret.display().to_string()],
+                };
+                for target in targets {
+                    let name = format!("upload-{header:?}-{payload:?}-{}", target.len());
+                    let file = dir.path().join(&name);
+                    std::fs::write(&file, disguised(header, payload, &target)).unwrap();
+                    let what = format!("{header:?} + {payload:?} naming {target}");
+                    let format = InputFormat::sniff(&std::fs::read(&file).unwrap())
+                        .unwrap_or_else(|| panic!("{what}: the header names no format"));
+                    let demuxer = Demuxer::of(format);
+                    tried += 1;
+                    if let Ok(info) = tools.probe(&file, demuxer, timeout).await {
+                        assert!(
+                            !reveals(&info),
+                            "{what}: the probe read the target: {info:?}"
+                        );
+                    }
+                    // The tools read it as the admitted format, whatever the probe said.
+                    let thumbnail = dir.path().join(format!("{name}.jpg"));
+                    if tools
+                        .thumbnail(&file, demuxer, 0.0, &thumbnail, &cancel, timeout)
+                        .await
+                        .is_ok()
+                    {
+                        let jpeg = tools.probe(&thumbnail, Demuxer::JPEG, timeout).await;
+                        assert!(
+                            !jpeg.is_ok_and(|i| reveals(&i)),
+                            "{what}: a frame of the target"
+                        );
+                    }
+                    let output = dir.path().join(format!("{name}.out.mp4"));
+                    let job = TranscodeJob {
+                        input: file.clone(),
+                        demuxer,
+                        output: output.clone(),
+                        format: Format::Mp4,
+                        quality: Quality::Low,
+                        resolution: Resolution::Source,
+                        upscale: false,
+                        has_audio: false,
+                        duration_seconds: None,
+                    };
+                    if tools
+                        .transcode(&job, &cancel, timeout, |_| {})
+                        .await
+                        .is_ok()
+                    {
+                        let made = tools
+                            .probe(&output, Demuxer::of(InputFormat::Mp4), timeout)
+                            .await;
+                        assert!(
+                            !made.is_ok_and(|i| reveals(&i)),
+                            "{what}: a re-encode of the target"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(tried, 7 * 3 * 2);
+        // The control: these files are real attacks. ffprobe left to guess (as Aurora once
+        // let it) reads the target through the playlist and the concat script.
+        for (payload, target) in [(Payload::Hls, &secret), (Payload::Concat, &secret_mp4)] {
+            let relative = target.file_name().unwrap().to_string_lossy().to_string();
+            let file = dir.path().join(format!("control-{payload:?}"));
+            std::fs::write(&file, disguised(Header::Id3, payload, &relative)).unwrap();
+            let guessed = std::process::Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-protocol_whitelist",
+                    "file",
+                    "-show_entries",
+                ])
+                .args(["stream=width,height", "-of", "csv=p=0"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&guessed.stdout);
+            assert!(
+                said.contains("176,144"),
+                "{payload:?}: the control did not read the target: {said}"
+            );
+        }
+    }
+}

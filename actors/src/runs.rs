@@ -1,5 +1,8 @@
 //! The run manager and its run actors.
 //!
+//! (Long: leases, the manager, the run state machine and step work; their split is issue
+//! 16's.)
+//!
 //! The manager is handed each requested run by the work queue (with the message's lease)
 //! and starts one run actor per run, linked to it. A run actor drives its run's steps as a
 //! state machine through commands — `StartStep`, `RecordProgress`, `CompleteStep`,

@@ -2,6 +2,9 @@
 //! TOML file (`--config` / `AURORA_CONFIG`), in that order of precedence. `.env.example` lists
 //! every variable with its default; the file's keys are the settings' names in snake case
 //! (`listen`, `database_url`, `log_dir` …), see `deploy/aurora.example.toml`.
+//!
+//! (Long by its settings: one documented field each, plus their checks and tests; a leaf
+//! module with no `http` or `limits` imports is issue 16's.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -108,6 +108,11 @@ struct TestApp {
 }
 
 async fn spawn_app(mode: Mode) -> TestApp {
+    spawn_app_with(mode, |_| {}).await
+}
+
+/// An Aurora of `mode` (a fresh database and stream prefix) with settings `tune` changes.
+async fn spawn_app_with(mode: Mode, tune: impl FnOnce(&mut Config)) -> TestApp {
     let dir = Arc::new(TempDir::new().unwrap());
     let mut config = Config::embedded(dir.path());
     config.nats_prefix = testkit::unique_prefix();
@@ -115,6 +120,7 @@ async fn spawn_app(mode: Mode) -> TestApp {
         config.database_url = Some(testkit::create_postgres_database().await.unwrap());
         config.nats_url = Some(testkit::nats_url());
     }
+    tune(&mut config);
     start(config, dir).await
 }
 
@@ -2559,18 +2565,19 @@ async fn revocation_and_disabling_reach_another_gateway_process_within_a_second(
 
 /// An app with the rate-limit policy `policy` (TOML) and 127.0.0.1 as a trusted proxy.
 async fn spawn_limited(mode: Mode, policy: &str) -> TestApp {
-    let dir = Arc::new(TempDir::new().unwrap());
-    let path = dir.path().join("limits.toml");
-    std::fs::write(&path, policy).unwrap();
-    let mut config = Config::embedded(dir.path());
-    config.nats_prefix = testkit::unique_prefix();
-    config.rate_limits = path.display().to_string();
-    config.trusted_proxies = "127.0.0.1".into();
-    if mode == Mode::Production {
-        config.database_url = Some(testkit::create_postgres_database().await.unwrap());
-        config.nats_url = Some(testkit::nats_url());
-    }
-    start(config, dir).await
+    spawn_limited_with(mode, policy, |_| {}).await
+}
+
+/// As [`spawn_limited`], with more settings `tune` changes.
+async fn spawn_limited_with(mode: Mode, policy: &str, tune: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with(mode, |config| {
+        let path = config.data_dir.join("limits.toml");
+        std::fs::write(&path, policy).unwrap();
+        config.rate_limits = path.display().to_string();
+        config.trusted_proxies = "127.0.0.1".into();
+        tune(config);
+    })
+    .await
 }
 
 fn header(response: &reqwest::Response, name: &str) -> Option<u64> {

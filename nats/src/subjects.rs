@@ -33,7 +33,21 @@ impl Subjects {
 
     /// The JetStream stream holding every event: `<PREFIX>_EVENTS`.
     pub fn stream(&self) -> String {
-        format!("{}_EVENTS", self.prefix.to_uppercase().replace('-', "_"))
+        format!("{}_EVENTS", self.stream_stem())
+    }
+
+    /// The append-only stream of the audit chain's signed heads: `<PREFIX>_AUDIT_HEADS`.
+    pub fn audit_heads_stream(&self) -> String {
+        format!("{}_AUDIT_HEADS", self.stream_stem())
+    }
+
+    /// The one subject of [`Subjects::audit_heads_stream`]: `<prefix>.audit.heads`.
+    pub fn audit_heads(&self) -> String {
+        format!("{}.audit.heads", self.prefix)
+    }
+
+    fn stream_stem(&self) -> String {
+        self.prefix.to_uppercase().replace('-', "_")
     }
 
     /// Wildcard matching every event subject.

@@ -1,5 +1,8 @@
 //! Biscuit tokens: minting, verifying, authorizing.
 //!
+//! (Long mostly by its tests: one authorizer, tried from every side; splitting minting,
+//! verifying and authorizing apart is issue 16's.)
+//!
 //! A token's authority block states who holds it — `user`, `role`, `tier`, `token_id`,
 //! `token_kind` — and `check if time($t), $t < <expiry>`. Blocks appended later (by anyone
 //! holding the token, offline) can only add checks: their facts are not trusted by the

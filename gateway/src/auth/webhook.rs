@@ -1,5 +1,7 @@
 //! Verifying inbound webhooks signed with the Standard Webhooks (Svix) scheme.
 //!
+//! (Long by its tests: the official vectors, every refusal, and a property test.)
+//!
 //! See <https://www.standardwebhooks.com/>. A sender shares a secret with the receiver,
 //! written `whsec_<base64>`; the HMAC key is the base64-decoded part (a bare base64 string
 //! without the prefix is accepted too). Every request carries three headers:

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use aurora_actors::artifacts::ArtifactStore;
+use aurora_actors::artifacts::{ArtifactStore, SNIFF_BYTES};
 use aurora_actors::tools::{Demuxer, ToolError};
 use aurora_domain::media::{InputFormat, MediaCommand, Upload};
 use bytes::Buf;
@@ -87,7 +87,7 @@ async fn receive(
         .await
         .map_err(|e| Problem::internal(&e))?;
     let mut hasher = Sha256::new();
-    let mut head = Vec::with_capacity(512);
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
     let mut size = 0u64;
     loop {
         let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
@@ -106,8 +106,8 @@ async fn receive(
         if size > limit {
             return Err(too_large(limit));
         }
-        if head.len() < 512 {
-            let take = (512 - head.len()).min(chunk.len());
+        if head.len() < SNIFF_BYTES {
+            let take = (SNIFF_BYTES - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
         }
         hasher.update(&chunk);

@@ -15,7 +15,7 @@ use super::{problem, start, valid_run, Mode, WAIT};
 
 /// Polls `check` until it holds or `WAIT` passes: for conditions another process or a
 /// background task brings about, with nothing to wait on directly.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(super) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -2,32 +2,28 @@
 //! every connection, refusals that always reach the audit trail, and the smaller ones.
 //! (Media admission is tried in `pipeline.rs`, beside the other media tests.)
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aurora_gateway::config::Config;
 use aurora_gateway::http::refusals::PER_CLIENT_PER_MINUTE as PER_CLIENT;
-use aurora_projections::testkit::{self, TempDir};
+use aurora_projections::testkit::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{start, Mode, TestApp, WAIT};
+use super::{Mode, TestApp, WAIT};
 
-/// Polls `check` until it holds or `WAIT` passes.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits until the server counts `n` open connections.
+async fn open_connections(app: &TestApp, n: i64) {
+    let open = app.state.metrics.connections.open.clone();
+    super::operations::eventually(&format!("{n} connections are open"), || {
+        std::future::ready(open.get() == n)
+    })
+    .await;
 }
 
+/// An embedded Aurora with settings of the test's choosing.
 async fn spawn_tuned(tune: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = Arc::new(TempDir::new().unwrap());
-    let mut config = Config::embedded(dir.path());
-    config.nats_prefix = testkit::unique_prefix();
-    tune(&mut config);
-    start(config, dir).await
+    super::spawn_app_with(Mode::Embedded, tune).await
 }
 
 /// Everything the server sends on `stream` until it closes it; `None` if it is still open
@@ -42,28 +38,36 @@ async fn until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
     }
 }
 
+/// `GET /live`, on a connection the server closes once it idles (the head deadline).
+const LIVE: &[u8] = b"GET /live HTTP/1.1\r\nhost: x\r\n\r\n";
+
+/// `GET /live`, on a connection closed after the answer.
+const LIVE_ONCE: &[u8] = b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+
+/// Sends `request` on `stream` and returns everything the server sends until it closes the
+/// connection, which it must within `WAIT`.
+async fn exchange(mut stream: TcpStream, request: &[u8]) -> String {
+    stream.write_all(request).await.unwrap();
+    let answer = until_closed(&mut stream)
+        .await
+        .unwrap_or_else(|| panic!("still open after {WAIT:?}"));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Opens `n` connections to `app` that send nothing (once no other is open), then one more
 /// that asks for `/live`: the held ones, and the answer to the last, which must be a 503
 /// `too-many-connections` problem.
 async fn fill_then_knock(app: &TestApp, n: i64) -> (Vec<TcpStream>, String) {
     let address = app.base.trim_start_matches("http://").to_string();
-    let open = app.state.metrics.connections.open.clone();
     // The fixture's own client has hung up: only the test's connections count.
-    eventually("no connection is open", || open.get() == 0).await;
+    open_connections(app, 0).await;
     let mut held = Vec::new();
     for _ in 0..n {
         held.push(TcpStream::connect(&address).await.unwrap());
     }
-    eventually("the connections are open", || open.get() == n).await;
-    let mut knock = TcpStream::connect(&address).await.unwrap();
-    knock
-        .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = until_closed(&mut knock)
-        .await
-        .expect("the extra one is closed");
-    let text = String::from_utf8_lossy(&answer).into_owned();
+    open_connections(app, n).await;
+    let knock = TcpStream::connect(&address).await.unwrap();
+    let text = exchange(knock, LIVE).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("/problems/too-many-connections"), "{text}");
     (held, text)
@@ -79,28 +83,21 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
     // HTTP/2 with prior knowledge: the preface and a SETTINGS frame. No HTTP/2 comes back
     // (a server frame would start with a length and type 4, SETTINGS), only an HTTP/1.1
     // refusal or a close.
-    let mut h2 = TcpStream::connect(&address).await.unwrap();
-    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
-    let answer = until_closed(&mut h2)
-        .await
-        .expect("the h2 connection is closed");
+    let h2 = TcpStream::connect(&address).await.unwrap();
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    let answer = exchange(h2, preface).await;
     assert!(
-        answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
+        answer.is_empty() || answer.starts_with("HTTP/1.1 "),
         "an HTTP/2 answer: {answer:?}"
     );
     // An h2c upgrade is not taken either: the request is served as HTTP/1.1.
-    let mut upgrade = TcpStream::connect(&address).await.unwrap();
-    upgrade
-        .write_all(
-            b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\n\
-              upgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let answer = until_closed(&mut upgrade).await.expect("closed when idle");
-    let text = String::from_utf8_lossy(&answer);
+    let upgrade = TcpStream::connect(&address).await.unwrap();
+    let text = exchange(
+        upgrade,
+        b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\n\
+          upgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(!text.contains("101 Switching"), "{text}");
 
@@ -112,14 +109,8 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
         "a silent connection is still open after {WAIT:?}"
     );
     // So is a keep-alive connection idle after its answer.
-    let mut idle = TcpStream::connect(&address).await.unwrap();
-    idle.write_all(b"GET /live HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = until_closed(&mut idle)
-        .await
-        .expect("an idle keep-alive is closed");
-    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    let idle = TcpStream::connect(&address).await.unwrap();
+    assert!(exchange(idle, LIVE).await.starts_with("HTTP/1.1 200"));
     // And one that trickles its head, a byte at a time, within each second but never done.
     let mut trickle = TcpStream::connect(&address).await.unwrap();
     let began = Instant::now();
@@ -148,17 +139,13 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
     );
     // An upload that stalls (no overall deadline: a large file takes what it takes) is
     // ended after three head deadlines without a byte, with a 408.
-    let mut stalled = TcpStream::connect(&address).await.unwrap();
+    let stalled = TcpStream::connect(&address).await.unwrap();
     let head = format!(
         "POST /api/v1/media HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
          content-length: 100000\r\n\r\nID3\x03\0\0\0\0\0\0",
         app.token
     );
-    stalled.write_all(head.as_bytes()).await.unwrap();
-    let answer = until_closed(&mut stalled)
-        .await
-        .expect("a stalled upload is ended");
-    let text = String::from_utf8_lossy(&answer);
+    let text = exchange(stalled, head.as_bytes()).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("/problems/upload-stalled"), "{text}");
     app.stop().await;
@@ -180,13 +167,9 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
     assert_eq!(app.state.metrics.connections.refused.get(), 1);
     // One closed, one more fits.
     drop(held.pop());
-    eventually("a slot is free", || open.get() < 16).await;
-    let mut next = TcpStream::connect(&address).await.unwrap();
-    next.write_all(b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = until_closed(&mut next).await.expect("answered and closed");
-    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    super::operations::eventually("a slot is free", || std::future::ready(open.get() < 16)).await;
+    let next = TcpStream::connect(&address).await.unwrap();
+    assert!(exchange(next, LIVE_ONCE).await.starts_with("HTTP/1.1 200"));
     drop(held);
     app.stop().await;
 
@@ -203,13 +186,8 @@ pub async fn connections_are_http1_only_closed_when_silent_and_capped() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let address = app.base.trim_start_matches("http://").parse().unwrap();
-    let mut other = socket.connect(address).await.unwrap();
-    other
-        .write_all(b"GET /live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = until_closed(&mut other).await.expect("answered and closed");
-    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    let other = socket.connect(address).await.unwrap();
+    assert!(exchange(other, LIVE_ONCE).await.starts_with("HTTP/1.1 200"));
     drop(held);
     app.stop().await;
 }
@@ -379,19 +357,11 @@ pub async fn the_smaller_findings_are_closed(mode: Mode) {
     use aurora_gateway::auth::webhook;
     use serde_json::{json, Value};
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let dir = Arc::new(TempDir::new().unwrap());
-    let path = dir.path().join("limits.toml");
-    std::fs::write(&path, aurora_gateway::limits::policy::PRESETS).unwrap();
-    let mut config = Config::embedded(dir.path());
-    config.nats_prefix = testkit::unique_prefix();
-    config.identity_webhook_secrets = Some(SECRET.to_string());
-    config.rate_limits = path.display().to_string();
-    config.trusted_proxies = "127.0.0.1".into();
-    if mode == Mode::Production {
-        config.database_url = Some(testkit::create_postgres_database().await.unwrap());
-        config.nats_url = Some(testkit::nats_url());
-    }
-    let app = start(config, dir).await;
+    let policy = aurora_gateway::limits::policy::PRESETS;
+    let app = super::spawn_limited_with(mode, policy, |c| {
+        c.identity_webhook_secrets = Some(SECRET.to_string());
+    })
+    .await;
     let client = reqwest::Client::new();
     let before = app.changes().await;
 
@@ -658,15 +628,7 @@ async fn sql(db: &aurora_projections::Database, postgres: &str, sqlite: &str) {
 /// against chain heads signed with a key outside the database and published outside it.
 pub async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
     use aurora_gateway::anchor::{AnchorKey, HeadStore};
-    let dir = Arc::new(TempDir::new().unwrap());
-    let mut config = Config::embedded(dir.path());
-    config.nats_prefix = testkit::unique_prefix();
-    config.audit_anchor_seconds = 1;
-    if mode == Mode::Production {
-        config.database_url = Some(testkit::create_postgres_database().await.unwrap());
-        config.nats_url = Some(testkit::nats_url());
-    }
-    let app = start(config, dir).await;
+    let app = super::spawn_app_with(mode, |c| c.audit_anchor_seconds = 1).await;
     for _ in 0..3 {
         app.created_id(&super::valid_run()).await;
     }
@@ -855,10 +817,7 @@ pub async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
     //     again, and an old signed head published into it: heads older than their stream.
     if let Some(url) = &config.nats_url {
         let client = async_nats::connect(url).await.unwrap();
-        let name = format!(
-            "{}_AUDIT_HEADS",
-            config.nats_prefix.to_uppercase().replace('-', "_")
-        );
+        let name = aurora_nats::Subjects::new(config.nats_prefix.clone()).audit_heads_stream();
         async_nats::jetstream::new(client.clone())
             .delete_stream(&name)
             .await

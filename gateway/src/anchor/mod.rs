@@ -14,27 +14,25 @@
 //! rewritten event, are found. What stays open is the window since the last publication
 //! (`AURORA_AUDIT_ANCHOR_SECONDS`): see `docs/threat-model.md`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::jetstream;
 use aurora_projections::audit::{Finding, Head, Tampering};
 use aurora_projections::AuditLog;
 use biscuit_auth::KeyPair;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::keys::{create_private_dir, write_private};
 
+mod store;
+pub use store::{HeadStore, SCAN_BOUND};
+
 /// The key's file in its directory.
 const KEY_FILE: &str = "audit-signing.pem";
-
-/// Stream messages a signer reads at most in one round looking for the newest signed head.
-pub const SCAN_BOUND: u64 = 1000;
 
 /// What is signed: a fixed domain tag, then the head and the time.
 fn message(seq: i64, hash: &str, time: &str) -> Vec<u8> {
@@ -159,253 +157,6 @@ impl SignedHead {
             seq: self.seq,
             hash: self.hash.clone(),
         }
-    }
-}
-
-/// Where signed heads are published.
-pub enum HeadStore {
-    /// An append-only file (embedded mode).
-    File(PathBuf),
-    /// A JetStream stream that denies deletes and purges.
-    Stream {
-        /// JetStream.
-        js: Box<jetstream::Context>,
-        /// The stream's name.
-        stream: String,
-        /// Its one subject.
-        subject: String,
-    },
-}
-
-impl HeadStore {
-    /// The store of this deployment as it is, for a verifier: nothing is created.
-    pub fn existing(data_dir: &Path, nats: Option<async_nats::Client>, prefix: &str) -> Self {
-        let Some(client) = nats else {
-            return HeadStore::File(data_dir.join("audit-heads.ndjson"));
-        };
-        HeadStore::Stream {
-            js: Box::new(jetstream::new(client)),
-            stream: format!("{}_AUDIT_HEADS", prefix.to_uppercase().replace('-', "_")),
-            subject: format!("{prefix}.audit.heads"),
-        }
-    }
-
-    /// The store for this deployment, created if missing: the stream when NATS is there,
-    /// else the file.
-    pub async fn open(
-        data_dir: &Path,
-        nats: Option<async_nats::Client>,
-        prefix: &str,
-    ) -> anyhow::Result<Self> {
-        let store = Self::existing(data_dir, nats, prefix);
-        let HeadStore::Stream {
-            js,
-            stream,
-            subject,
-        } = &store
-        else {
-            return Ok(store);
-        };
-        js.get_or_create_stream(jetstream::stream::Config {
-            name: stream.clone(),
-            subjects: vec![subject.clone()],
-            description: Some("Aurora's signed audit chain heads (append-only)".into()),
-            // Kept for good, and no one who can publish can take one back.
-            deny_delete: true,
-            deny_purge: true,
-            storage: jetstream::stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the stream {stream}: {e}"))?;
-        Ok(store)
-    }
-
-    /// Publishes `head` (acknowledged by the server, or written and synced).
-    pub async fn publish(&self, head: &SignedHead) -> anyhow::Result<()> {
-        let line = serde_json::to_string(head)?;
-        match self {
-            HeadStore::File(path) => {
-                let mut file = tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .await
-                    .with_context(|| format!("opening {}", path.display()))?;
-                file.write_all(format!("{line}\n").as_bytes()).await?;
-                file.sync_data().await?;
-            }
-            HeadStore::Stream { js, subject, .. } => {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(
-                    "Nats-Msg-Id",
-                    format!(
-                        "audit-head-{}-{}",
-                        head.seq,
-                        &head.hash[..16.min(head.hash.len())]
-                    )
-                    .as_str(),
-                );
-                js.publish_with_headers(subject.clone(), headers, line.into())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("publishing an audit head: {e}"))?
-                    .await
-                    .map_err(|e| anyhow::anyhow!("publishing an audit head: {e}"))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Every published statement in publication order; lines or messages that are not a
-    /// statement are returned as errors in place (a verifier reports them).
-    pub async fn all(&self) -> anyhow::Result<Vec<Result<SignedHead, String>>> {
-        let parse = |text: &[u8]| {
-            serde_json::from_slice::<SignedHead>(text).map_err(|e| {
-                format!(
-                    "not a signed head ({e}): {}",
-                    String::from_utf8_lossy(&text[..text.len().min(200)])
-                )
-            })
-        };
-        match self {
-            HeadStore::File(path) => {
-                let text = match tokio::fs::read(path).await {
-                    Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-                };
-                Ok(text
-                    .split(|b| *b == b'\n')
-                    .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-                    .map(parse)
-                    .collect())
-            }
-            HeadStore::Stream { js, stream, .. } => {
-                let stream = js
-                    .get_stream(stream.as_str())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("opening the audit heads stream: {e}"))?;
-                let info = stream.get_info().await?;
-                let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-                let mut heads = Vec::new();
-                if info.state.messages == 0 {
-                    return Ok(heads);
-                }
-                for sequence in first..=last {
-                    // A message that cannot be fetched is the transport's failure (say so,
-                    // and fail), not a statement that is not signed.
-                    let message = stream.get_raw_message(sequence).await.map_err(|e| {
-                        anyhow::anyhow!("reading audit head message {sequence}: {e}")
-                    })?;
-                    heads.push(parse(&message.payload));
-                }
-                Ok(heads)
-            }
-        }
-    }
-
-    /// The newest statement signed by `key`: [`HeadStore::last_signed_since`] over it all.
-    pub async fn last_signed(&self, key: &VerifyingKey) -> anyhow::Result<Option<SignedHead>> {
-        Ok(self.last_signed_since(key, 0).await?.0)
-    }
-
-    /// The newest statement signed by `key` among those published after stream message
-    /// `since` (the file: all of it), and the last message there is. Statements not signed
-    /// by the key are skipped and logged (anyone who can publish to the store could add
-    /// one); at most [`SCAN_BOUND`] messages are read, newest first, so junk cannot make a
-    /// round unbounded. A message that cannot be fetched is an error.
-    pub async fn last_signed_since(
-        &self,
-        key: &VerifyingKey,
-        since: u64,
-    ) -> anyhow::Result<(Option<SignedHead>, u64)> {
-        let valid = |statement: Result<SignedHead, String>| match statement {
-            Ok(head) if head.is_signed_by(key) => Some(head),
-            Ok(head) => {
-                tracing::warn!(
-                    seq = head.seq,
-                    "a published audit head is not signed by the audit key"
-                );
-                None
-            }
-            Err(reason) => {
-                tracing::warn!(%reason, "an unreadable published audit head");
-                None
-            }
-        };
-        match self {
-            HeadStore::File(_) => Ok((self.all().await?.into_iter().rev().find_map(valid), 0)),
-            HeadStore::Stream { js, stream, .. } => {
-                let stream = js
-                    .get_stream(stream.as_str())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("opening the audit heads stream: {e}"))?;
-                let state = stream.get_info().await?.state;
-                let last = state.last_sequence;
-                if state.messages == 0 || last <= since {
-                    return Ok((None, last));
-                }
-                let oldest = state
-                    .first_sequence
-                    .max(since + 1)
-                    .max(last.saturating_sub(SCAN_BOUND - 1));
-                for sequence in (oldest..=last).rev() {
-                    let message = stream.get_raw_message(sequence).await.map_err(|e| {
-                        anyhow::anyhow!("reading audit head message {sequence}: {e}")
-                    })?;
-                    let statement = serde_json::from_slice::<SignedHead>(&message.payload)
-                        .map_err(|e| e.to_string());
-                    if let Some(head) = valid(statement) {
-                        return Ok((Some(head), last));
-                    }
-                }
-                Ok((None, last))
-            }
-        }
-    }
-
-    /// When the stream was created (`None` for the file): a signed head older than its
-    /// stream was republished into a recreated one.
-    pub async fn created(&self) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-        let HeadStore::Stream { js, stream, .. } = self else {
-            return Ok(None);
-        };
-        let Ok(mut stream) = js.get_stream(stream.as_str()).await else {
-            return Ok(None);
-        };
-        let created = stream.info().await?.created.unix_timestamp();
-        Ok(chrono::DateTime::from_timestamp(created, 0))
-    }
-
-    /// Is the store what it should be? A stream that is missing, allows deletes or purges,
-    /// or no longer starts at its first message says the heads can be (or were) removed.
-    pub async fn integrity(&self) -> anyhow::Result<Option<String>> {
-        let HeadStore::Stream { js, stream, .. } = self else {
-            return Ok(None);
-        };
-        let mut stream = match js.get_stream(stream.as_str()).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                return Ok(Some(format!(
-                    "the audit heads stream {stream} is missing: {e}"
-                )))
-            }
-        };
-        let info = stream.info().await?;
-        if !info.config.deny_delete || !info.config.deny_purge {
-            return Ok(Some(format!(
-                "the audit heads stream {} allows deletes or purges",
-                info.config.name
-            )));
-        }
-        if info.state.messages > 0 && info.state.first_sequence != 1 {
-            return Ok(Some(format!(
-                "the audit heads stream {} starts at message {}: earlier heads were removed",
-                info.config.name, info.state.first_sequence
-            )));
-        }
-        Ok(None)
     }
 }
 
@@ -540,6 +291,13 @@ impl Publisher {
     }
 }
 
+/// An RFC 3339 time in UTC, if it is one.
+fn utc(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// What the published heads say of the log.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnchorReport {
@@ -577,8 +335,7 @@ pub async fn check(
         seq: 0,
         detail,
     };
-    let integrity = store.integrity().await?;
-    let created = store.created().await?;
+    let (integrity, created) = store.inspect().await?;
     let published = match integrity {
         Some(_) if matches!(store, HeadStore::Stream { .. }) => {
             store.all().await.unwrap_or_default()
@@ -596,9 +353,7 @@ pub async fn check(
                 heads.push(head.head());
                 // Signed before its stream existed: the stream was deleted, recreated, and
                 // old heads published into it again (a minute allowed for clock skew).
-                let signed_at = chrono::DateTime::parse_from_rfc3339(&head.time)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .ok();
+                let signed_at = utc(&head.time);
                 if let (None, Some(created), Some(signed_at)) = (&replayed, created, signed_at) {
                     if signed_at + chrono::Duration::seconds(60) < created {
                         replayed = Some(format!(
@@ -632,10 +387,7 @@ pub async fn check(
         // stopped (a head that could not be checked, a store taken away).
         let covered = last_signed.as_ref().map_or(0, |h| h.seq);
         if let Some(first_uncovered) = log.entry(covered + 1).await? {
-            let recorded = chrono::DateTime::parse_from_rfc3339(&first_uncovered.time)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .unwrap_or_else(|_| chrono::Utc::now());
-            let age = now - recorded;
+            let age = now - utc(&first_uncovered.time).unwrap_or(now);
             if age.to_std().unwrap_or_default() > grace {
                 finding = Some(Finding {
                     kind: Tampering::Unanchored,
