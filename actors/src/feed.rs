@@ -3,21 +3,23 @@
 //! of one user's runs (`<prefix>.runs.alice.>`) or every run's end
 //! (`<prefix>.runs.*.*.RunSucceeded`). The stream's own subjects carry no owner.
 //!
-//! Fed by one durable consumer shared by the replicas (each event is republished by one of
-//! them, after it is in the stream; at least once on redelivery, like any NATS fan-out).
+//! A projection without a table, fed with the shared ones (each event is republished by one
+//! replica, after it is in the stream; at least once on redelivery, like any NATS fan-out).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aurora_domain::run::{Run, RunEvent};
-use aurora_nats::{CloudEvent, Subjects};
-use aurora_projections::consumer::ReadModel;
+use aurora_nats::Subjects;
+use aurora_projections::read::{Envelope, Interest, Projection};
 use aurora_projections::{RunCommands, StoreError};
 use cqrs_es::Aggregate;
 
-/// Durable consumer name.
-pub const DURABLE: &str = "run-feed";
+/// The projection's name.
+pub const NAME: &str = "run-feed";
 
 /// Owners remembered, at most (the store answers for the rest).
 const OWNERS_CACHED: usize = 100_000;
@@ -41,52 +43,62 @@ impl RunFeed {
         }
     }
 
-    /// The filter of the events it follows.
-    pub fn filter(&self) -> String {
-        self.subjects.aggregate_events(Run::TYPE)
-    }
-
-    async fn owner(&self, event: &CloudEvent) -> Result<String, StoreError> {
-        if let Ok(RunEvent::RunRequested { owner, .. }) =
-            serde_json::from_value::<RunEvent>(event.data.clone())
-        {
-            return Ok(owner);
+    async fn owner(&self, envelope: &Envelope) -> Result<String, StoreError> {
+        if let Ok(RunEvent::RunRequested { owner, .. }) = envelope.run_event() {
+            return Ok(owner.clone());
         }
+        let id = &envelope.event.aggregate_id;
         let cached = self
             .owners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&event.aggregateid)
+            .get(id)
             .cloned();
         if let Some(owner) = cached {
             return Ok(owner);
         }
-        let run =
-            self.runs.load(&event.aggregateid).await.map_err(|e| {
-                StoreError::Corrupt(format!("loading run {}: {e}", event.aggregateid))
-            })?;
+        let run = self
+            .runs
+            .load(id)
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("loading run {id}: {e}")))?;
         Ok(run.owner().unwrap_or("unknown").to_string())
     }
 }
 
 #[async_trait]
-impl ReadModel for RunFeed {
+impl Projection for RunFeed {
     fn name(&self) -> &'static str {
-        DURABLE
+        NAME
     }
 
-    async fn apply(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
-        for event in events.iter().filter(|e| e.aggregatetype == Run::TYPE) {
-            let owner = self.owner(event).await?;
+    fn interest(&self) -> Interest {
+        Interest::aggregate(Run::TYPE)
+    }
+
+    /// Nothing to catch up: it republishes what it is handed, and is waited for (never
+    /// skipped) while it is down.
+    fn resumes_from_store(&self) -> bool {
+        false
+    }
+
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        for envelope in batch {
+            let owner = self.owner(envelope).await?;
+            let event = envelope.event.to_cloud_event();
             {
                 let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
                 if owners.len() >= OWNERS_CACHED {
                     owners.clear();
                 }
-                if event.eventname == "RunSucceeded"
-                    || event.eventname == "RunFailed"
-                    || event.eventname == "RunCancelled"
-                {
+                if matches!(
+                    event.eventname.as_str(),
+                    "RunSucceeded" | "RunFailed" | "RunCancelled"
+                ) {
                     owners.remove(&event.aggregateid);
                 } else {
                     owners.insert(event.aggregateid.clone(), owner.clone());
@@ -95,8 +107,8 @@ impl ReadModel for RunFeed {
             let subject = self
                 .subjects
                 .run_feed(&owner, &event.aggregateid, &event.eventname);
-            let payload = serde_json::to_vec(event).expect("events serialize");
-            let headers = aurora_nats::jetstream::event_headers(event);
+            let payload = serde_json::to_vec(&event).expect("events serialize");
+            let headers = aurora_nats::jetstream::event_headers(&event);
             self.client
                 .publish_with_headers(subject, headers, payload.into())
                 .await

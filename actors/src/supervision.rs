@@ -1,8 +1,6 @@
 //! What every supervisor here shares: a restart budget, and the metrics that make restarts
 //! and escalations visible.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,45 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-/// At most `max` restarts within `within`; beyond that the supervisor gives up.
-#[derive(Debug, Clone)]
-pub struct RestartBudget {
-    max: usize,
-    within: Duration,
-    restarts: VecDeque<Instant>,
-}
-
-impl RestartBudget {
-    /// A budget of `max` restarts per `within`.
-    pub fn new(max: usize, within: Duration) -> Self {
-        Self {
-            max,
-            within,
-            restarts: VecDeque::new(),
-        }
-    }
-
-    /// Records a restart at `now` if the budget allows one; `false` means give up.
-    pub fn spend(&mut self, now: Instant) -> bool {
-        while self
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.within)
-        {
-            self.restarts.pop_front();
-        }
-        if self.restarts.len() >= self.max {
-            return false;
-        }
-        self.restarts.push_back(now);
-        true
-    }
-
-    /// Restarts counted in the current window.
-    pub fn spent(&self) -> usize {
-        self.restarts.len()
-    }
-}
+pub use aurora_projections::read::RestartBudget;
 
 /// Labels of actor metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -121,20 +81,5 @@ impl EngineMetrics {
         self.escalations
             .get_or_create(&ActorLabels { kind: kind.into() })
             .inc();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_refuses_the_restart_past_its_maximum_and_forgets_old_ones() {
-        let mut budget = RestartBudget::new(2, Duration::from_secs(10));
-        let start = Instant::now();
-        assert!(budget.spend(start));
-        assert!(budget.spend(start + Duration::from_secs(1)));
-        assert!(!budget.spend(start + Duration::from_secs(2)));
-        assert!(budget.spend(start + Duration::from_secs(12)));
     }
 }

@@ -19,8 +19,7 @@ use async_trait::async_trait;
 use aurora_domain::run::{RunCommand, RunError};
 use aurora_domain::user::{Tier, User};
 use aurora_domain::EventMetadata;
-use aurora_nats::CloudEvent;
-use aurora_projections::consumer::ReadModel;
+use aurora_projections::read::{Envelope, Interest, Projection};
 use aurora_projections::{RunCommands, RunsProjection, StoreError, UserCommands};
 use cqrs_es::{Aggregate, AggregateError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -316,7 +315,7 @@ impl Actor for UserActor {
     }
 }
 
-/// Durable consumer name of the reaper.
+/// The reaper's name as a projection.
 pub const REAPER: &str = "run-reaper";
 
 /// The principal of cancellations for disabled users.
@@ -331,26 +330,40 @@ pub struct UserReaper {
 }
 
 #[async_trait]
-impl ReadModel for UserReaper {
+impl Projection for UserReaper {
     fn name(&self) -> &'static str {
         REAPER
     }
 
-    async fn apply(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
-        for event in events.iter().filter(|e| {
-            e.aggregatetype == User::TYPE
-                && (e.eventname == "UserDisabled" || e.eventname == "UserDeleted")
-        }) {
-            let owner = &event.aggregateid;
-            let reason = if event.eventname == "UserDisabled" {
+    fn interest(&self) -> Interest {
+        Interest::named(User::TYPE, &["UserDisabled", "UserDeleted"])
+    }
+
+    /// Nothing to catch up: it acts on what it is handed, and is waited for (never
+    /// skipped) while it is down.
+    fn resumes_from_store(&self) -> bool {
+        false
+    }
+
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        for envelope in batch {
+            let event = &envelope.event;
+            let owner = &event.aggregate_id;
+            let reason = if event.event_type == "UserDisabled" {
                 "the owner was disabled"
             } else {
                 "the owner was deleted"
             };
             for (run, _) in self.runs_view.unfinished_of(owner, 10_000).await? {
                 let mut metadata =
-                    EventMetadata::system(REAPER_PRINCIPAL, format!("reap:{}", event.id));
-                metadata.traceparent.clone_from(&event.traceparent);
+                    EventMetadata::system(REAPER_PRINCIPAL, format!("reap:{}", envelope.id()));
+                metadata
+                    .traceparent
+                    .clone_from(&event.metadata.traceparent);
                 let command = RunCommand::CancelRun {
                     reason: Some(reason.into()),
                 };

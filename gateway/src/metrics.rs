@@ -89,6 +89,8 @@ pub struct Metrics {
     pub refusals_unrecorded: Counter,
     /// Events each read model is behind the store.
     pub projection_lag: Family<crate::projections::ProjectionLabels, Gauge>,
+    /// The projections supervisor's: restarts, stuck, delays.
+    pub projections: aurora_projections::read::ProjectionMetrics,
     /// Events stored past the relay's checkpoint.
     pub relay_lag: Gauge,
     /// Events appended to the store, by aggregate type.
@@ -212,6 +214,24 @@ impl Metrics {
             "Events stored past a read model's checkpoint that it follows",
             projection_lag.clone(),
         );
+        let projections = aurora_projections::read::ProjectionMetrics::default();
+        registry.register(
+            "projection_restarts",
+            "Projection actors restarted by the projections supervisor",
+            projections.restarts.clone(),
+        );
+        registry.register(
+            "projection_stuck",
+            "1 while a projection is stuck (its restart budget spent; tried again after a \
+             cool-down), else 0",
+            projections.stuck.clone(),
+        );
+        registry.register_with_unit(
+            "projection_delay",
+            "Time from a command's acceptance to its event being applied, by projection",
+            prometheus_client::registry::Unit::Seconds,
+            projections.delay.clone(),
+        );
         let refusals_unrecorded = Counter::default();
         registry.register(
             "refusals_unrecorded",
@@ -276,6 +296,7 @@ impl Metrics {
             db_connections_max,
             refusals_unrecorded,
             projection_lag,
+            projections,
             http_requests,
             http_duration,
             commands,

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use aurora_projections::lag::Lag;
 use aurora_projections::{Cursor, Database, StoreError};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
@@ -17,12 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// How often the lags are measured in the background (for the gauge).
 pub const MEASURE_EVERY: Duration = Duration::from_secs(5);
 
-/// Labels of per-projection metrics.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProjectionLabels {
-    /// e.g. `audit-log`.
-    pub projection: String,
-}
+pub use aurora_projections::read::ProjectionLabels;
 
 /// One projection's health.
 #[derive(Debug, Clone, Serialize)]

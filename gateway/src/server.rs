@@ -28,6 +28,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use aurora_domain::net::IpRanges;
+use aurora_projections::read::consistency::POSITION_HEADER;
+use aurora_projections::store::committed_position;
 use tower_service::Service;
 use warp::reply::Response;
 use warp::Filter;
@@ -189,13 +191,18 @@ pub async fn serve<S>(
                 after: request_timeout,
             };
             async move {
-                if !timed(&timed_out.method, &timed_out.path) {
-                    return service.call(request).await;
-                }
-                match tokio::time::timeout(request_timeout, service.call(request)).await {
-                    Ok(response) => response,
-                    Err(_) => Ok(on_timeout(timed_out)),
-                }
+                // Whatever the request committed, its answer says where (read your writes).
+                let (response, position) = committed_position(async {
+                    if !timed(&timed_out.method, &timed_out.path) {
+                        return service.call(request).await;
+                    }
+                    match tokio::time::timeout(request_timeout, service.call(request)).await {
+                        Ok(response) => response,
+                        Err(_) => Ok(on_timeout(timed_out)),
+                    }
+                })
+                .await;
+                response.map(|response| with_position(response, position))
             }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), handler);
@@ -297,4 +304,16 @@ async fn refuse(mut stream: TcpStream, max: usize) {
         stream.shutdown().await
     })
     .await;
+}
+
+/// Adds the position a successful request committed at to its answer (only to successes:
+/// the global position says how busy Aurora is, which a refused request need not learn).
+fn with_position<B>(mut response: http::Response<B>, position: Option<i64>) -> http::Response<B> {
+    if let Some(position) = position.filter(|_| response.status().is_success()) {
+        response.headers_mut().insert(
+            http::header::HeaderName::from_static(POSITION_HEADER),
+            http::HeaderValue::from(position),
+        );
+    }
+    response
 }

@@ -10,17 +10,16 @@ use aurora_actors::progress::ProgressHub;
 use aurora_actors::tools::Tools;
 use aurora_actors::users::{UserDeps, UserReaper};
 use aurora_actors::{Deps, Engine};
-use aurora_domain::user::User;
 use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::Subjects;
-use aurora_projections::consumer::follow;
+use aurora_projections::read::supervisor::{self as projections, SupervisorSettings};
+use aurora_projections::read::Projection;
 use aurora_projections::store::GroupCommit;
 use aurora_projections::{
     AccessCommands, AuditLog, ClientCommands, Database, MediaCommands, Relay, RelayConfig,
     RunCommands, RunsProjection, UserCommands, UsersProjection,
 };
-use cqrs_es::Aggregate;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -33,7 +32,7 @@ use crate::config::{redact, Config};
 use crate::limits::blocks::Blocks;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::replicated;
+use crate::replicated::{InMemory, Replicated};
 use crate::state::{AppState, Bus, Identity, Media};
 
 /// Opens the configured database: Postgres with `DATABASE_URL`, else SQLite under the
@@ -129,11 +128,8 @@ impl Application {
         let appends =
             GroupCommit::start(&db, config.db_writers).counting(metrics.events_appended.clone());
         let run_commands = RunCommands::with_appends(&db, appends.clone(), committed.clone());
-        // The revocation set is complete before the first request is served.
+        // Loaded by its projection before the first request is served (below).
         let revocations = Revocations::new();
-        let revocation_tail = replicated::load(&*revocations, &db, &*bus.shared())
-            .await
-            .map_err(|e| anyhow::anyhow!("loading token revocations: {e}"))?;
         let clients = ClientCommands::with_appends(&db, appends.clone(), committed.clone());
         let identity = Identity {
             users: UserCommands::with_appends(&db, appends.clone(), committed.clone()),
@@ -192,51 +188,29 @@ impl Application {
         );
 
         let background = CancellationToken::new();
-        // Cancels the runs of users who are disabled or deleted (one replica per event).
-        let reaper = Arc::new(UserReaper {
-            runs: RunCommands::with_appends(&db, appends.clone(), committed.clone()),
-            runs_view: runs.clone(),
-        });
-        let reaper_filter = bus.shared().subjects().aggregate_events(User::TYPE);
-        let mut tasks = vec![
-            tokio::spawn({
-                let (bus, stop) = (bus.shared(), background.clone());
-                async move {
-                    follow(
-                        reaper,
-                        bus,
-                        aurora_actors::users::REAPER,
-                        &reaper_filter,
-                        stop,
-                    )
-                    .await
-                }
+        let mut tasks = vec![tokio::spawn(
+            relay.run(committed.clone(), background.clone()),
+        )];
+        // Every read model is a projection fed by the projections supervisor (started
+        // below, once the list is complete).
+        let mut read_models: Vec<Arc<dyn Projection>> = vec![
+            audit.clone(),
+            runs.clone(),
+            users.clone(),
+            // Cancels the runs of users who are disabled or deleted (one replica per event).
+            Arc::new(UserReaper {
+                runs: RunCommands::with_appends(&db, appends.clone(), committed.clone()),
+                runs_view: runs.clone(),
             }),
-            tokio::spawn(relay.run(committed.clone(), background.clone())),
-            tokio::spawn(runs.clone().run(bus.shared(), background.clone())),
-            tokio::spawn(users.clone().run(bus.shared(), background.clone())),
-            tokio::spawn(audit.clone().run(bus.shared(), background.clone())),
-            tokio::spawn(replicated::follow(
-                revocations,
-                db.clone(),
-                bus.shared(),
-                revocation_tail,
-                background.clone(),
-            )),
+            Arc::new(InMemory::new(revocations, db.clone())),
         ];
-
         // Run events with the owner in the subject, for outside subscribers (NATS only).
         if let Some(client) = bus.nats_client() {
-            let feed = Arc::new(RunFeed::new(
+            read_models.push(Arc::new(RunFeed::new(
                 client,
                 bus.shared().subjects().clone(),
                 RunCommands::with_appends(&db, appends.clone(), committed.clone()),
-            ));
-            let filter = feed.filter();
-            let (shared, stop) = (bus.shared(), background.clone());
-            tasks.push(tokio::spawn(async move {
-                follow(feed, shared, aurora_actors::feed::DURABLE, &filter, stop).await
-            }));
+            )));
         }
         // The audit chain's head, signed with a key kept out of the database and published
         // outside it (`anchor`).
@@ -272,16 +246,7 @@ impl Application {
                 let proxies = proxies.clone();
                 // Blocks in force are known before the first request is served.
                 let blocks = Arc::new(Blocks::default());
-                let tail = replicated::load(&*blocks, &db, &*bus.shared())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("loading client blocks: {e}"))?;
-                tasks.push(tokio::spawn(replicated::follow(
-                    blocks.clone(),
-                    db.clone(),
-                    bus.shared(),
-                    tail,
-                    background.clone(),
-                )));
+                read_models.push(Arc::new(InMemory::new(blocks.clone(), db.clone())));
                 let metrics = metrics.rate_limits.clone();
                 let mut limits = Limits::start(policies, proxies, clients, blocks, metrics).await?;
                 if let Some(client) = bus.nats_client() {
@@ -298,6 +263,20 @@ impl Application {
                 .with_context(|| format!("connecting to {}", redact(url)))?,
             None => db.clone(),
         };
+        let (supervisor, statuses) = projections::start(
+            read_models,
+            bus.shared(),
+            SupervisorSettings::default(),
+            metrics.projections.clone(),
+        )
+        .await
+        .context("starting the projections")?;
+        for name in [Revocations::NAME, Blocks::NAME] {
+            if statuses.report().contains_key(name) && !statuses.running(name) {
+                supervisor.stop(None);
+                anyhow::bail!("loading the {name} failed: see the log");
+            }
+        }
         let listener = bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(
@@ -314,8 +293,16 @@ impl Application {
             .with_proxies(proxies)
             .with_cors(cors)
             .with_probe(probe)
-            .with_engine(engine),
+            .with_engine(engine)
+            .with_projections(statuses),
         );
+        tasks.push(tokio::spawn({
+            let stop = background.clone();
+            async move {
+                stop.cancelled().await;
+                supervisor.stop(None);
+            }
+        }));
         tasks.push(tokio::spawn(
             state
                 .projections

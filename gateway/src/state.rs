@@ -83,6 +83,8 @@ pub struct AppState {
     pub audit: Arc<AuditLog>,
     /// Projection lags, watched for stuck projections.
     pub projections: Arc<crate::projections::Monitor>,
+    /// What each projection's actor is doing (its supervisor's view).
+    pub projection_actors: Option<Arc<aurora_projections::read::Statuses>>,
     /// Metrics.
     pub metrics: Metrics,
     /// Rate limits, unless they are off.
@@ -135,6 +137,7 @@ impl AppState {
             users,
             audit,
             projections,
+            projection_actors: None,
             metrics,
             limits: None,
             media,
@@ -183,7 +186,13 @@ impl AppState {
             .map(|ip| ip.to_string())
     }
 
-    /// With the execution engine.
+    /// With the projections supervisor's view of its actors.
+    pub fn with_projections(mut self, statuses: Arc<aurora_projections::read::Statuses>) -> Self {
+        self.projection_actors = Some(statuses);
+        self
+    }
+
+    /// With the engine, on a worker replica.
     pub fn with_engine(self, engine: Option<Engine>) -> Self {
         *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = engine;
         self

@@ -91,15 +91,48 @@ pub struct Delivery {
     pub(crate) acker: Acker,
 }
 
+/// The acknowledgement half of a [`Delivery`] whose event was taken (see
+/// [`Delivery::split`]).
+pub struct Ack {
+    /// Stream sequence of the message.
+    pub stream_sequence: u64,
+    acker: Acker,
+}
+
+impl Ack {
+    /// Acknowledges the message (see [`Delivery::ack`]).
+    pub async fn ack(self) -> Result<(), BusError> {
+        Delivery::ack_with(self.acker).await
+    }
+
+    /// Gives the message back, to be delivered again after `delay` (see [`Delivery::nak`]).
+    pub async fn nak(self, delay: std::time::Duration) -> Result<(), BusError> {
+        Delivery::nak_with(self.acker, delay).await
+    }
+}
+
 pub(crate) enum Acker {
     JetStream(Box<async_nats::jetstream::Message>),
     Memory(crate::memory::AckHandle),
 }
 
 impl Delivery {
+    /// The event, and what acknowledges it: the event is moved out, not copied.
+    pub fn split(self) -> (CloudEvent, Ack) {
+        let ack = Ack {
+            stream_sequence: self.stream_sequence,
+            acker: self.acker,
+        };
+        (self.event, ack)
+    }
+
     /// Acknowledges the message: it will not be delivered to this durable again.
     pub async fn ack(self) -> Result<(), BusError> {
-        match self.acker {
+        Self::ack_with(self.acker).await
+    }
+
+    async fn ack_with(acker: Acker) -> Result<(), BusError> {
+        match acker {
             Acker::JetStream(message) => message.ack().await.map_err(BusError::unavailable),
             Acker::Memory(handle) => {
                 handle.ack();
@@ -128,7 +161,11 @@ impl Delivery {
     /// Gives the message back: it is delivered again after `delay` (to this process or
     /// another).
     pub async fn nak(self, delay: std::time::Duration) -> Result<(), BusError> {
-        match self.acker {
+        Self::nak_with(self.acker, delay).await
+    }
+
+    async fn nak_with(acker: Acker, delay: std::time::Duration) -> Result<(), BusError> {
+        match acker {
             Acker::JetStream(message) => message
                 .ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
                 .await

@@ -44,6 +44,10 @@ pub struct CloudEvent {
     pub eventversion: String,
     /// Who caused the event (extension).
     pub principal: String,
+    /// The principal's role when it caused the event (extension; absent for anonymous
+    /// principals and for events recorded before roles were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principalrole: Option<String>,
     /// Token the principal presented (extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenid: Option<String>,

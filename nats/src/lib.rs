@@ -20,7 +20,7 @@ pub mod subjects;
 
 pub use any::AnyBus;
 pub use bus::{
-    redeliveries, BusError, ConsumerLabels, Delivery, EventBus, PublishOutcome, StreamState, Tail,
+    redeliveries, Ack, BusError, ConsumerLabels, Delivery, EventBus, PublishOutcome, StreamState, Tail,
     WorkQueue, WorkSource,
 };
 pub use envelope::CloudEvent;

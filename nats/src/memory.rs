@@ -394,6 +394,7 @@ mod tests {
             requestid: "req".into(),
             clientip: None,
             traceparent: None,
+            principalrole: None,
         }
     }
 

@@ -2,30 +2,30 @@
 //! carries every stored event to the bus exactly once, and the read models.
 //!
 //! # Layout
-//! - [`store`]: the database (Postgres or SQLite), migrations, the cqrs-es repository and
-//!   the global log readers tail by `(xid, position)`.
-//! - [`audit`]: the audit log — every event as a hash-chained entry, verifiable, rebuilt
-//!   by replay into a shadow table without downtime.
-//! - [`commands`]: the write path — cqrs-es frameworks over the store.
-//! - [`consumer`]: the durable-consumer loop every bus-fed read model shares.
-//! - [`lag`]: how far behind the store each read model is.
+//! Two sides, kept apart; the read side depends on the write path, never the reverse.
+//!
+//! The **write path**:
+//! - [`store`]: the database (Postgres or SQLite), migrations, the cqrs-es repository, the
+//!   group commit and the global log readers tail by `(xid, position)`.
+//! - [`commands`]: commands → aggregates → events in the store.
 //! - [`relay`]: store → bus, exactly once, with healing.
 //! - [`replay`]: loading every aggregate with today's code (upcasters included).
-//! - [`runs`]: the runs read model, fed from the bus, rebuildable by replay.
-//! - [`users`]: the users read model, refreshed from the store whenever a user changes.
-//! - [`testkit`]: fresh databases for tests of this and downstream crates.
+//!
+//! The **read side**, [`read`]: every read model a [`read::Projection`] fed by one supervised
+//! projection actor — the audit log ([`audit`]), the runs view ([`runs`]), the users view
+//! ([`users`]) and their lags ([`lag`]).
+//!
+//! [`testkit`]: fresh databases for tests of this and downstream crates.
 #![forbid(unsafe_code)]
 
-pub mod audit;
 pub mod commands;
-pub mod consumer;
-pub mod lag;
+pub mod read;
 pub mod relay;
 pub mod replay;
-pub mod runs;
 pub mod store;
 pub mod testkit;
-pub mod users;
+
+pub use read::{audit, lag, runs, users};
 
 pub use audit::AuditLog;
 pub use commands::{

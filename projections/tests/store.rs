@@ -14,16 +14,18 @@ use aurora_domain::EventMetadata;
 use aurora_nats::jetstream::JetStreamBus;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::{AnyBus, CloudEvent, EventBus, Subjects};
+use aurora_projections::read::supervisor::{self, SupervisorMsg};
+use aurora_projections::read::{Envelope, Projection};
 use aurora_projections::relay::StepOutcome;
 use aurora_projections::store::GroupCommit;
 use aurora_projections::testkit::{self, TempDir};
 use aurora_projections::{
-    Cursor, Database, Relay, RelayConfig, RelayMetrics, RunCommands, RunsProjection,
+    Cursor, Database, Relay, RelayConfig, RelayMetrics, RunCommands, RunsProjection, StoredEvent,
 };
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use futures::StreamExt;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -77,6 +79,17 @@ impl Fixture {
 
     fn bus(&self) -> Arc<dyn EventBus> {
         self.transport.shared()
+    }
+
+    /// `projections` fed by a projections supervisor of their own.
+    async fn supervise(
+        &self,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> ractor::ActorRef<SupervisorMsg> {
+        supervisor::start(projections, self.bus(), Default::default(), Default::default())
+            .await
+            .expect("the supervisor starts")
+            .0
     }
 
     fn relay(&self) -> Relay {
@@ -421,15 +434,23 @@ async fn wait_for_more(committed: &Notify) {
     }
 }
 
-/// Every stored event as it travels on the bus, once the fence has let all of them through.
-async fn all_events(f: &Fixture) -> Vec<CloudEvent> {
+/// Every stored event as it arrives from the bus, once the fence has let all of them through.
+async fn all_events(f: &Fixture) -> Vec<Arc<Envelope>> {
     let total = f.store_count().await as usize;
     eventually("every event is behind the fence", || async {
         f.db.read_after(Cursor::START, 10_000).await.unwrap().len() == total
     })
     .await;
     let page = f.db.read_after(Cursor::START, 10_000).await.unwrap();
-    page.iter().map(|e| e.to_cloud_event()).collect()
+    delivered(page)
+}
+
+/// `events` as the bus delivers them.
+fn delivered(events: Vec<StoredEvent>) -> Vec<Arc<Envelope>> {
+    events
+        .into_iter()
+        .map(|e| Arc::new(Envelope::delivered(e.to_cloud_event())))
+        .collect()
 }
 
 async fn apply_everything(f: &Fixture, projection: &RunsProjection) {
@@ -438,8 +459,7 @@ async fn apply_everything(f: &Fixture, projection: &RunsProjection) {
 
 async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
     let projection = Arc::new(RunsProjection::new(f.db.clone()));
-    let shutdown = CancellationToken::new();
-    let consumer = tokio::spawn(projection.clone().run(f.bus(), shutdown.clone()));
+    let supervisor = f.supervise(vec![projection.clone()]).await;
 
     let ids = write_runs(&f.commands(), 9).await;
     let mut relay = f.relay();
@@ -454,8 +474,7 @@ async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
     for id in &ids {
         assert!(projection.wait_for(id, 1, WAIT).await.unwrap().is_some());
     }
-    shutdown.cancel();
-    consumer.await.unwrap();
+    supervisor.stop(None);
 
     let live = projection.digest().await.unwrap();
     all_events(&f).await; // a rebuild replays what is behind the fence
@@ -493,13 +512,7 @@ async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fix
             .map(drop))
         .unwrap();
     }
-    let mut events: Vec<CloudEvent> =
-        f.db.read_after(Cursor::START, 1000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.to_cloud_event())
-            .collect();
+    let mut events = delivered(f.db.read_after(Cursor::START, 1000).await.unwrap());
     events.reverse();
     fresh.apply_batch(&events).await.unwrap();
     assert_eq!(

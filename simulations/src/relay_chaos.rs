@@ -14,6 +14,7 @@ use aurora_domain::run::{Input, RunCommand, RunSpec, Step};
 use aurora_domain::EventMetadata;
 use aurora_nats::memory::MemoryBus;
 use aurora_nats::{EventBus, Subjects};
+use aurora_projections::read::Envelope;
 use aurora_projections::relay::StepOutcome;
 use aurora_projections::testkit;
 use aurora_projections::{
@@ -178,7 +179,10 @@ pub async fn simulate(seed: u64, ticks: usize) -> Result<Report, Violation> {
                     consumer = ok(world.bus.consume("runs-view", &filter).await, "consuming")?;
                     report.consumer_crashes += 1;
                 } else {
-                    let events: Vec<_> = batch.iter().map(|d| d.event.clone()).collect();
+                    let events: Vec<_> = batch
+                        .iter()
+                        .map(|d| Arc::new(Envelope::delivered(d.event.clone())))
+                        .collect();
                     ok(world.runs.apply_batch(&events).await, "apply")?;
                     for delivery in batch {
                         ok(delivery.ack().await, "ack")?;
@@ -215,7 +219,7 @@ pub async fn simulate(seed: u64, ticks: usize) -> Result<Report, Violation> {
         ok(
             world
                 .runs
-                .apply_batch(std::slice::from_ref(&delivery.event))
+                .apply_batch(&[Arc::new(Envelope::delivered(delivery.event.clone()))])
                 .await,
             "apply",
         )?;

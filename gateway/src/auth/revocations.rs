@@ -11,7 +11,8 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use aurora_domain::user::{Tier, User, UserEvent};
-use aurora_nats::CloudEvent;
+use aurora_projections::StoredEvent;
+use serde::Deserialize as _;
 use cqrs_es::Aggregate;
 
 use crate::replicated::Replicated;
@@ -101,14 +102,14 @@ impl Revocations {
 impl Replicated for Revocations {
     const AGGREGATE: &'static str = User::TYPE;
     const EVENTS: &'static [&'static str] = &["TokenRevoked", "TierChanged"];
-    const NAME: &'static str = "revocation set";
+    const NAME: &'static str = "revocations";
 
-    fn apply_event(&self, event: &CloudEvent) {
-        match serde_json::from_value::<UserEvent>(event.data.clone()) {
+    fn apply_event(&self, event: &StoredEvent) {
+        match UserEvent::deserialize(&event.payload) {
             Ok(decoded) => {
-                self.apply(&event.aggregateid, &[decoded]);
+                self.apply(&event.aggregate_id, &[decoded]);
             }
-            Err(error) => tracing::error!(id = %event.id, %error, "undecodable user event"),
+            Err(error) => tracing::error!(aggregate = %event.aggregate_id, sequence = event.sequence, %error, "undecodable user event"),
         }
     }
 

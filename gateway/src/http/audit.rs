@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use super::consistency;
 use super::auth::{authenticate, respond};
 use super::body::{json, with_request_id};
 use super::context::{context, RequestContext};
@@ -222,9 +223,11 @@ struct FilterParams {
         FilterParams,
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
         ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page (of the same filters)"),
+        ("aurora-after-position" = Option<i64>, Header, description = "Wait (at most 2 s) until the trail includes what was stored up to this position (a command's Aurora-Position)"),
     ),
     responses(
-        (status = 200, description = "A page of entries", body = Page<AuditEntry>),
+        (status = 200, description = "A page of entries", body = Page<AuditEntry>,
+            headers(("aurora-consistency" = String, description = "With Aurora-After-Position: caught-up or stale"))),
         (status = 400, description = "A bad query, filter, time, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow audit:read", body = ProblemBody, content_type = "application/problem+json"),
         TokenRouteProblems,
@@ -244,6 +247,7 @@ async fn list(
             Some(raw) => decode_cursor(raw, &filter)?,
             None => 0,
         };
+        let reached = consistency::wait(&state, &headers, aurora_projections::audit::NAME).await?;
         let entries = state
             .audit
             .query(&filter, after, limit + 1)
@@ -251,7 +255,7 @@ async fn list(
             .map_err(|e| Problem::unavailable(&e))?;
         let page: Page<AuditEntry> =
             super::page::page(entries, limit, |e| encode_cursor(e.seq, &filter));
-        Ok(json(StatusCode::OK, &page, &ctx))
+        Ok(consistency::mark(json(StatusCode::OK, &page, &ctx), reached))
     }
     .await;
     respond(&ctx, result)
@@ -290,6 +294,7 @@ async fn export(
                 "an export takes filters only (no limit or cursor): it streams the whole range",
             ));
         }
+        let reached = consistency::wait(&state, &headers, aurora_projections::audit::NAME).await?;
         // A time range is exported as the unbroken stretch of the chain it covers, so that
         // it verifies link by link; a selection by who/what/which is entries apart.
         let selective = filter.is_selective();
@@ -360,7 +365,7 @@ async fn export(
             "x-audit-chain",
             http::HeaderValue::from_static(if selective { "selection" } else { "stretch" }),
         );
-        Ok(with_request_id(response, &ctx))
+        Ok(consistency::mark(with_request_id(response, &ctx), reached))
     }
     .await;
     respond(&ctx, result)

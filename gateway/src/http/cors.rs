@@ -18,10 +18,11 @@ use super::problem::Problem;
 const METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
 /// Request headers the API reads.
 const ALLOW_HEADERS: &str =
-    "authorization, content-type, x-api-key, x-request-id, traceparent, last-event-id, range";
+    "authorization, content-type, x-api-key, x-request-id, traceparent, last-event-id, range, \
+     aurora-after-position";
 /// Response headers a page may read.
 const EXPOSE_HEADERS: &str = "x-request-id, retry-after, ratelimit-limit, ratelimit-remaining, \
-     ratelimit-reset, content-range, x-audit-chain";
+     ratelimit-reset, content-range, x-audit-chain, aurora-position, aurora-consistency";
 /// How long a browser may cache a preflight, in seconds.
 const MAX_AGE: &str = "600";
 

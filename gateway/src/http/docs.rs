@@ -327,6 +327,9 @@ pub mod schemas {
         pub steps: Vec<Step>,
         /// When it was requested (RFC 3339).
         pub created_at: String,
+        /// The global position its request was stored at (also the `Aurora-Position`
+        /// header): send it as `Aurora-After-Position` to list reads that must include it.
+        pub position: Option<i64>,
     }
 
     /// A run cancelled.

@@ -124,6 +124,9 @@ struct ProjectionsHealth {
     error: Option<String>,
     /// Per read model.
     projections: std::collections::BTreeMap<&'static str, crate::projections::ProjectionHealth>,
+    /// Per projection actor on this replica (its supervisor's view): running, starting,
+    /// down or stuck, restarts, last error.
+    actors: std::collections::BTreeMap<&'static str, aurora_projections::read::ProjectionReport>,
 }
 
 impl ProjectionsHealth {
@@ -140,12 +143,21 @@ impl ProjectionsHealth {
                     .into_iter()
                     .map(|(lag, health)| (lag.projection, health))
                     .collect();
-                let stuck = projections.values().any(|p| p.status == "stuck");
+                let actors = state
+                    .projection_actors
+                    .as_ref()
+                    .map(|s| s.report())
+                    .unwrap_or_default();
+                let stuck = projections.values().any(|p| p.status == "stuck")
+                    || actors
+                        .values()
+                        .any(|a| a.state == aurora_projections::read::supervisor::Health::Stuck);
                 Self {
                     status: if stuck { "degraded" } else { "healthy" },
                     latency: Some(started.elapsed().as_secs_f64() * 1000.0),
                     error: None,
                     projections,
+                    actors,
                 }
             }
             Ok(Err(error)) => Self::unhealthy(error.to_string()),
@@ -159,6 +171,7 @@ impl ProjectionsHealth {
             latency: None,
             error: Some(error),
             projections: Default::default(),
+            actors: Default::default(),
         }
     }
 }

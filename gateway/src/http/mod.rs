@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blocks;
 pub mod body;
 pub mod context;
+pub mod consistency;
 pub mod cors;
 pub mod docs;
 pub mod files;

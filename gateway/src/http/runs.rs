@@ -6,6 +6,9 @@ use aurora_domain::media::Artifact;
 use aurora_domain::run::{Input, Run, RunCommand, RunError, RunSpec};
 use aurora_domain::user::Role;
 use aurora_projections::runs::RunView;
+use aurora_projections::store::committed_position;
+use aurora_projections::RunsProjection;
+use cqrs_es::Aggregate as _;
 use cqrs_es::AggregateError;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -15,6 +18,7 @@ use warp::{Filter, Rejection};
 
 use super::auth::{authenticate, authorize, verify_request};
 use super::body::{json, json_body, JsonBody};
+use super::consistency;
 use super::context::{context, RequestContext};
 use super::docs::schemas::{ArtifactList, Binary, RunCancelled};
 use super::page::{self, Page};
@@ -98,6 +102,7 @@ struct RunCreated<'a> {
     #[serde(flatten)]
     spec: &'a RunSpec,
     created_at: String,
+    position: Option<i64>,
 }
 
 /// Body of `POST /api/v1/runs/{id}/cancel` (optional).
@@ -152,7 +157,8 @@ fn command_problem(error: AggregateError<RunError>) -> Problem {
     request_body(content = RunSpec, description = "The input and the steps, in order"),
     responses(
         (status = 201, description = "Requested; stored before this answer", body = super::docs::schemas::RunCreated,
-            headers(("location" = String, description = "The run: /api/v1/runs/{id}"))),
+            headers(("location" = String, description = "The run: /api/v1/runs/{id}, readable at once"),
+                ("aurora-position" = i64, description = "The global position it was stored at: send it as Aurora-After-Position to a list that must include it"))),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow runs:create", body = ProblemBody, content_type = "application/problem+json"),
@@ -211,11 +217,13 @@ async fn create_run(
         owner: metadata.principal.clone(),
         spec: spec.clone(),
     };
-    match state
-        .run_commands
-        .create(&run_id.to_string(), command, &metadata)
-        .await
-    {
+    let (created, position) = committed_position(state.run_commands.create(
+        &run_id.to_string(),
+        command,
+        &metadata,
+    ))
+    .await;
+    match created {
         Ok(_) => {
             state.metrics.command("RequestRun", "accepted");
             tracing::info!(%run_id, "run requested");
@@ -227,6 +235,7 @@ async fn create_run(
                 created_at: metadata
                     .time
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                position,
             };
             let mut response = json(StatusCode::CREATED, &body, &ctx);
             if let Ok(location) = http::HeaderValue::from_str(&format!("/api/v1/runs/{run_id}")) {
@@ -329,7 +338,9 @@ fn outcome(error: &AggregateError<RunError>) -> &'static str {
     }
 }
 
-/// Reads a run (its read model: current shortly after each change).
+/// Reads a run: from its read model, or from the store when the read model has not got it
+/// yet (a run whose request was answered is always found), or when the request names a
+/// position (`Aurora-After-Position`) the reader must see.
 #[utoipa::path(
     get,
     path = "/api/v1/runs/{id}",
@@ -364,9 +375,11 @@ async fn get_run(
     params(
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 100 (default 20)", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
+        ("aurora-after-position" = Option<i64>, Header, description = "Wait (at most 2 s) until the list includes what was stored up to this position (a command's Aurora-Position)"),
     ),
     responses(
-        (status = 200, description = "A page of runs", body = Page<RunView>),
+        (status = 200, description = "A page of runs", body = Page<RunView>,
+            headers(("aurora-consistency" = String, description = "With Aurora-After-Position: caught-up, or stale if the list had not reached it within the wait"))),
         (status = 400, description = "A bad query, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow runs:read", body = ProblemBody, content_type = "application/problem+json"),
         TokenRouteProblems,
@@ -400,11 +413,18 @@ async fn list_runs(
             .response(Some(&ctx))
         }
     };
+    let reached = match consistency::wait(&state, &headers, aurora_projections::runs::NAME).await {
+        Ok(reached) => reached,
+        Err(problem) => return problem.response(Some(&ctx)),
+    };
     match state.runs.list(cursor.as_deref(), limit + 1, owner).await {
-        Ok(items) => json(
-            StatusCode::OK,
-            &page::page(items, limit, |run| run.id.clone()),
-            &ctx,
+        Ok(items) => consistency::mark(
+            json(
+                StatusCode::OK,
+                &page::page(items, limit, |run| run.id.clone()),
+                &ctx,
+            ),
+            reached,
         ),
         Err(error) => Problem::unavailable(&error).response(Some(&ctx)),
     }
@@ -422,7 +442,16 @@ async fn readable_view(
     // does not get the same 401 (no existence oracle).
     let token = verify_request(state, headers).map_err(|p| p.response(Some(ctx)))?;
     let id = run_id.to_string();
-    match state.runs.get(&id).await {
+    let asked = consistency::asked(headers).map_err(|p| p.response(Some(ctx)))?;
+    let view = match asked {
+        // A position to see: the store has everything up to it.
+        Some(_) => stored_view(state, &id).await,
+        None => match state.runs.get(&id).await {
+            Ok(None) => stored_view(state, &id).await,
+            found => found,
+        },
+    };
+    match view {
         Ok(Some(view)) => {
             let access = Access {
                 operation: "runs:read",
@@ -435,6 +464,16 @@ async fn readable_view(
         Ok(None) => Err(Problem::not_found("no run with this id").response(Some(ctx))),
         Err(error) => Err(Problem::unavailable(&error).response(Some(ctx))),
     }
+}
+
+/// Run `id` as the view shows it, made from the store (its events, folded by the view's
+/// own rules): current the moment a command commits.
+async fn stored_view(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<RunView>, aurora_projections::StoreError> {
+    let history = state.db.read_aggregate_after(Run::TYPE, id, 0).await?;
+    RunsProjection::fold(&history)
 }
 
 /// A run as the event store has it — current the moment a command commits, unlike the

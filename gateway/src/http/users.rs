@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use aurora_domain::user::{Role, Tier, UserCommand, Username};
+use aurora_projections::read::Projection as _;
 use aurora_projections::UserView;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::consistency;
 use super::auth::{authenticate, respond, user_problem};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
@@ -75,9 +77,11 @@ struct Change {
     params(
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 100 (default 50)", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
+        ("aurora-after-position" = Option<i64>, Header, description = "Wait (at most 2 s) until the list includes what was stored up to this position (a command's Aurora-Position)"),
     ),
     responses(
-        (status = 200, description = "A page of users", body = Page<UserView>),
+        (status = 200, description = "A page of users", body = Page<UserView>,
+            headers(("aurora-consistency" = String, description = "With Aurora-After-Position: caught-up or stale"))),
         (status = 400, description = "A bad query or limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
         TokenRouteProblems,
@@ -93,13 +97,15 @@ async fn list(
     let result = async {
         authenticate(&state, &headers, Access::admin("users:read", None))?;
         let (limit, cursor) = page::parse(&query, DEFAULT_PAGE, MAX_PAGE)?;
+        let reached =
+            consistency::wait(&state, &headers, aurora_projections::users::CHECKPOINT).await?;
         let items = state
             .users
             .list(cursor.as_deref(), limit + 1)
             .await
             .map_err(|e| Problem::unavailable(&e))?;
         let page = page::page(items, limit, |user: &UserView| user.username.clone());
-        Ok(json(StatusCode::OK, &page, &ctx))
+        Ok(consistency::mark(json(StatusCode::OK, &page, &ctx), reached))
     }
     .await;
     respond(&ctx, result)
@@ -109,11 +115,13 @@ async fn list(
 pub(crate) async fn resolve(state: &AppState, raw: &str) -> Result<String, Problem> {
     let missing = || Problem::not_found("no user with this id");
     if Uuid::parse_str(raw).is_ok() {
-        let view = state
-            .users
-            .by_id(raw)
-            .await
-            .map_err(|e| Problem::unavailable(&e))?;
+        let unavailable = |e: aurora_projections::StoreError| Problem::unavailable(&e);
+        let mut view = state.users.by_id(raw).await.map_err(unavailable)?;
+        if view.is_none() {
+            // Registered a moment ago, perhaps: bring the view up to the store first.
+            state.users.catch_up().await.map_err(unavailable)?;
+            view = state.users.by_id(raw).await.map_err(unavailable)?;
+        }
         return view.map(|v| v.username).ok_or_else(missing);
     }
     Username::parse(raw)

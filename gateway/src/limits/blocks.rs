@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use aurora_domain::client::{Client, ClientEvent};
-use aurora_nats::CloudEvent;
+use aurora_projections::StoredEvent;
+use serde::Deserialize as _;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
@@ -78,12 +79,12 @@ impl Blocks {
 impl Replicated for Blocks {
     const AGGREGATE: &'static str = Client::TYPE;
     const EVENTS: &'static [&'static str] = &["ClientBlocked", "ClientUnblocked"];
-    const NAME: &'static str = "block list";
+    const NAME: &'static str = "blocks";
 
-    fn apply_event(&self, event: &CloudEvent) {
-        match serde_json::from_value::<ClientEvent>(event.data.clone()) {
-            Ok(decoded) => self.apply(&event.aggregateid, &[decoded]),
-            Err(error) => tracing::error!(id = %event.id, %error, "undecodable client event"),
+    fn apply_event(&self, event: &StoredEvent) {
+        match ClientEvent::deserialize(&event.payload) {
+            Ok(decoded) => self.apply(&event.aggregate_id, &[decoded]),
+            Err(error) => tracing::error!(aggregate = %event.aggregate_id, sequence = event.sequence, %error, "undecodable client event"),
         }
     }
 

@@ -17,7 +17,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -51,7 +51,34 @@ pub struct AggregateLabels {
 
 struct Append {
     events: Vec<SerializedEvent>,
-    done: oneshot::Sender<Result<(), PersistenceError>>,
+    /// Answered with the global position of the append's last event once committed.
+    done: oneshot::Sender<Result<i64, PersistenceError>>,
+}
+
+tokio::task_local! {
+    /// The highest global position an append committed at within [`committed_position`].
+    static COMMITTED_AT: std::cell::Cell<Option<i64>>;
+}
+
+/// Runs `work` and returns its output with the highest global position any append inside
+/// it committed at (`None`: it committed nothing). What a command's answer tells its client
+/// to wait for: a read that names the position sees the command's effects.
+pub async fn committed_position<F: std::future::Future>(work: F) -> (F::Output, Option<i64>) {
+    let (output, position) = COMMITTED_AT
+        .scope(std::cell::Cell::new(None), async {
+            let output = work.await;
+            (output, COMMITTED_AT.with(std::cell::Cell::get))
+        })
+        .await;
+    // An enclosing scope (the server's, around a handler that asked too) sees it as well.
+    if let Some(position) = position {
+        note_committed(position);
+    }
+    (output, position)
+}
+
+fn note_committed(position: i64) {
+    let _ = COMMITTED_AT.try_with(|at| at.set(Some(at.get().map_or(position, |p| p.max(position)))));
 }
 
 impl Append {
@@ -125,7 +152,8 @@ impl GroupCommit {
         let stopped =
             || PersistenceError::ConnectionError("the event store is shutting down".into());
         self.queue.send(append).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())??;
+        let position = answer.await.map_err(|_| stopped())??;
+        note_committed(position);
         self.appended
             .get_or_create(&AggregateLabels {
                 aggregate: events[0].aggregate_type.clone(),
@@ -181,11 +209,7 @@ async fn write(db: &Database, batch: Vec<Append>) {
     match insert(db, &batch).await {
         Ok(stored) => {
             for (append, stored) in batch.into_iter().zip(stored) {
-                let answer = if stored {
-                    Ok(())
-                } else {
-                    Err(PersistenceError::OptimisticLockError)
-                };
+                let answer = stored.ok_or(PersistenceError::OptimisticLockError);
                 // The caller may have gone away (client disconnected): the events are
                 // stored all the same.
                 let _ = append.done.send(answer);
@@ -230,8 +254,9 @@ pub(crate) fn is_connection_error(error: &sqlx::Error) -> bool {
     )
 }
 
-/// Inserts the batch in one transaction; for each append, whether it was stored.
-async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<bool>, sqlx::Error> {
+/// Inserts the batch in one transaction; for each append, the position of its last event if
+/// it was stored.
+async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<Option<i64>>, sqlx::Error> {
     let mut rows: Vec<&SerializedEvent> = batch.iter().flat_map(|a| &a.events).collect();
     rows.sort_by(|a, b| {
         (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(
@@ -244,13 +269,13 @@ async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<bool>, sqlx::Erro
     match db {
         Database::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            let inserted: Vec<Key> = sqlx::query_as(
+            let inserted: Vec<(String, String, i64, i64)> = sqlx::query_as(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                      event_version, payload, metadata) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], \
                      $5::text[], $6::text[]::json[], $7::text[]::json[]) \
                  ON CONFLICT DO NOTHING \
-                 RETURNING aggregate_type, aggregate_id, sequence",
+                 RETURNING aggregate_type, aggregate_id, sequence, position",
             )
             .bind(rows.iter().map(|e| &e.aggregate_type).collect::<Vec<_>>())
             .bind(rows.iter().map(|e| &e.aggregate_id).collect::<Vec<_>>())
@@ -282,7 +307,7 @@ async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<bool>, sqlx::Erro
             let sql = format!(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                      event_version, payload, metadata) VALUES {values} \
-                 ON CONFLICT DO NOTHING RETURNING aggregate_type, aggregate_id, sequence"
+                 ON CONFLICT DO NOTHING RETURNING aggregate_type, aggregate_id, sequence, rowid"
             );
             let mut query = sqlx::query_as(&sql);
             for e in &rows {
@@ -295,7 +320,8 @@ async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<bool>, sqlx::Erro
                     .bind(json(&e.payload))
                     .bind(json(&e.metadata));
             }
-            let inserted: Vec<Key> = query.fetch_all(&mut *tx).await?;
+            // The position is the rowid (a trigger copies it, after RETURNING has run).
+            let inserted: Vec<(String, String, i64, i64)> = query.fetch_all(&mut *tx).await?;
             let (stored, orphans) = settle(batch, inserted);
             for (aggregate_type, aggregate_id, sequence) in &orphans {
                 sqlx::query(
@@ -314,18 +340,26 @@ async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<bool>, sqlx::Erro
     }
 }
 
-/// Which appends were stored whole, and the rows of the others that must be taken back.
-fn settle(batch: &[Append], inserted: Vec<Key>) -> (Vec<bool>, Vec<Key>) {
-    let inserted: HashSet<Key> = inserted.into_iter().collect();
+/// Which appends were stored whole (with the position of their last event), and the rows
+/// of the others that must be taken back.
+fn settle(
+    batch: &[Append],
+    inserted: Vec<(String, String, i64, i64)>,
+) -> (Vec<Option<i64>>, Vec<Key>) {
+    let inserted: HashMap<Key, i64> = inserted
+        .into_iter()
+        .map(|(t, id, sequence, position)| ((t, id, sequence), position))
+        .collect();
     let mut orphans = Vec::new();
     let stored = batch
         .iter()
         .map(|append| {
-            let whole = append.keys().all(|k| inserted.contains(&k));
+            let whole = append.keys().all(|k| inserted.contains_key(&k));
             if !whole {
-                orphans.extend(append.keys().filter(|k| inserted.contains(k)));
+                orphans.extend(append.keys().filter(|k| inserted.contains_key(k)));
+                return None;
             }
-            whole
+            append.keys().filter_map(|k| inserted.get(&k).copied()).max()
         })
         .collect();
     (stored, orphans)
@@ -354,6 +388,10 @@ mod tests {
         }
     }
 
+    fn row(id: &str, sequence: i64, position: i64) -> (String, String, i64, i64) {
+        ("run".into(), id.into(), sequence, position)
+    }
+
     fn key(id: &str, sequence: i64) -> Key {
         ("run".into(), id.into(), sequence)
     }
@@ -366,9 +404,9 @@ mod tests {
             append("c", &[1]),
         ];
         // b's sequence 3 collided with a stored event; c collided entirely.
-        let inserted = vec![key("a", 1), key("a", 2), key("b", 4)];
+        let inserted = vec![row("a", 1, 10), row("a", 2, 11), row("b", 4, 12)];
         let (stored, orphans) = settle(&batch, inserted);
-        assert_eq!(stored, vec![true, false, false]);
+        assert_eq!(stored, vec![Some(11), None, None]);
         assert_eq!(orphans, vec![key("b", 4)]);
     }
 }

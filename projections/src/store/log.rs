@@ -80,6 +80,7 @@ impl StoredEvent {
             requestid: m.request_id.clone(),
             clientip: m.client_ip.clone(),
             traceparent: m.traceparent.clone(),
+            principalrole: m.role.clone(),
         }
     }
 }

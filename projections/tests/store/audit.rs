@@ -173,7 +173,7 @@ pub async fn a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_
 pub async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(f: Fixture) {
     let projection = Arc::new(RunsProjection::new(f.db.clone()));
     let shutdown = CancellationToken::new();
-    let consumer = tokio::spawn(projection.clone().run(f.bus(), shutdown.clone()));
+    let supervisor = f.supervise(vec![projection.clone()]).await;
     let committed = Arc::new(Notify::new());
     let relay = tokio::spawn(f.relay().run(committed.clone(), shutdown.clone()));
     write_runs(&f.commands(), 10).await;
@@ -208,7 +208,7 @@ pub async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(
         );
     }
     shutdown.cancel();
-    consumer.await.unwrap();
+    supervisor.stop(None);
     relay.await.unwrap();
     let live = projection.digest().await.unwrap();
     projection.rebuild(1000, |_| {}).await.unwrap();

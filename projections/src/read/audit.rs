@@ -23,6 +23,7 @@
 //! being read and written, builds its indexes, then — holding the checkpoint lock — catches
 //! the shadow up to the store's fence and swaps it in with two renames in one transaction.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aurora_domain::metadata::ANONYMOUS;
@@ -31,14 +32,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use tokio_util::sync::CancellationToken;
 
-use crate::consumer::ReadModel;
+use super::envelope::Envelope;
+use super::projection::{Interest, Projection};
 use crate::on_pool;
 use crate::store::log::read_after_in;
 use crate::store::{Cursor, Database, StoreError, StoredEvent};
 
-/// Checkpoint name, durable consumer name, and the projection's name in the CLI.
+/// Checkpoint name, and the projection's name (in the CLI too).
 pub const NAME: &str = "audit-log";
 
 /// `prev_hash` of the first entry.
@@ -66,9 +67,6 @@ const REBUILD_PAGE: i64 = 5000;
 
 /// Entries per multi-row insert: 17 parameters each.
 const ROWS_PER_INSERT: usize = 500;
-
-/// How often the live log looks at the store without being woken.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 const COLUMNS: &str = "seq, position, xid, recorded_at, actor, role, token_id, request_id, \
     client_ip, action, resource_type, resource_id, sequence, version, details, prev_hash, hash";
@@ -595,25 +593,14 @@ impl AuditLog {
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
             let (cursor, head) = lock_checkpoint!(&mut *tx);
-            let tail: Option<(i64, String)> =
-                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let tail = tail.map(|(seq, hash)| Head { seq, hash });
-            if tail != head {
-                return Err(StoreError::Corrupt(format!(
-                    "the audit log ends at {tail:?} but its checkpoint recorded {head:?}: \
-                     entries were removed or altered; run `aurora audit verify`, then \
-                     `aurora projections rebuild audit-log`"
-                )));
-            }
+            check_tail!(&mut *tx, head);
             let events = read_after_in!(self.db, &mut *tx, cursor, limit);
             let Some(last) = events.last() else {
                 return Ok(0);
             };
             let last = last.cursor;
             let (seq, prev) = head.map_or((0, GENESIS.to_string()), |h| (h.seq, h.hash));
-            let entries = chain(&events, seq, &prev);
+            let entries = chain(events.iter(), seq, &prev);
             insert_entries!(&mut *tx, "audit_log", &entries, &events);
             let new_head = entries.last().expect("one entry per event");
             save_checkpoint!(&mut *tx, last, new_head.seq, &new_head.hash);
@@ -621,6 +608,69 @@ impl AuditLog {
             let head = new_head.seq;
             self.appended.send_modify(|h| *h = (*h).max(head));
             Ok(events.len() as u64)
+        })
+    }
+
+    /// Appends entries for delivered events, without reading them from the store, when
+    /// they continue the log: every event the store has between the log's checkpoint and
+    /// the last of them is among them (one count of the index; the relay publishes only
+    /// below the gap-safe fence, so nothing in that range can still commit). Otherwise —
+    /// the bus lost or reordered something, another replica is behind or ahead — the log
+    /// catches up from the store, in the store's order.
+    async fn append_delivered(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        let mut events: Vec<&StoredEvent> = batch.iter().map(|e| &e.event).collect();
+        events.sort_by_key(|e| e.cursor);
+        events.dedup_by_key(|e| e.cursor);
+        // An event published without its principal's role cannot make the entry the store
+        // makes: read it from the store.
+        let complete = batch.iter().all(|e| e.complete);
+        if !(complete && self.append_if_continuous(events).await?) {
+            self.catch_up().await?;
+        }
+        Ok(())
+    }
+
+    /// [`AuditLog::append_delivered`]'s transaction: `false` if `events` (in cursor order)
+    /// do not continue the log.
+    async fn append_if_continuous(&self, mut events: Vec<&StoredEvent>) -> Result<bool, StoreError> {
+        let count_between = match self.db {
+            Database::Postgres(_) => {
+                "SELECT count(*) FROM events \
+                 WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
+                   AND (xid, position) <= ($3::bigint::text::xid8, $4)"
+            }
+            Database::Sqlite(_) => {
+                "SELECT count(*) FROM events WHERE (0, position) > ($1, $2) \
+                 AND (0, position) <= ($3, $4)"
+            }
+        };
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            let (cursor, head) = lock_checkpoint!(&mut *tx);
+            check_tail!(&mut *tx, head);
+            events.retain(|e| e.cursor > cursor);
+            let Some(last) = events.last().map(|e| e.cursor) else {
+                return Ok(true); // all applied already: a redelivery
+            };
+            let between: i64 = sqlx::query_scalar(count_between)
+                .bind(cursor.xid)
+                .bind(cursor.position)
+                .bind(last.xid)
+                .bind(last.position)
+                .fetch_one(&mut *tx)
+                .await?;
+            if between != events.len() as i64 {
+                return Ok(false);
+            }
+            let (seq, prev) = head.map_or((0, GENESIS.to_string()), |h| (h.seq, h.hash));
+            let entries = chain(events.iter().copied(), seq, &prev);
+            insert_entries!(&mut *tx, "audit_log", &entries, &events);
+            let new_head = entries.last().expect("one entry per event");
+            save_checkpoint!(&mut *tx, last, new_head.seq, &new_head.hash);
+            tx.commit().await?;
+            let head = new_head.seq;
+            self.appended.send_modify(|h| *h = (*h).max(head));
+            Ok(true)
         })
     }
 
@@ -815,7 +865,7 @@ impl AuditLog {
             let events = self.db.read_after(cursor, REBUILD_PAGE).await?;
             let Some(last) = events.last() else { break };
             cursor = last.cursor;
-            let entries = chain(&events, seq, &prev);
+            let entries = chain(events.iter(), seq, &prev);
             let last = entries.last().expect("one entry per event");
             (seq, prev) = (last.seq, last.hash.clone());
         }
@@ -926,7 +976,7 @@ impl AuditLog {
             };
             let Some(last) = events.last() else { break };
             cursor = last.cursor;
-            let entries = chain(&events, seq, &prev);
+            let entries = chain(events.iter(), seq, &prev);
             let tail = entries.last().expect("one entry per event");
             (seq, prev) = (tail.seq, tail.hash.clone());
             done += events.len() as u64;
@@ -988,7 +1038,7 @@ impl AuditLog {
                         let events = read_after_in!(self.db, &mut *tx, c, REBUILD_PAGE);
                         let Some(last) = events.last() else { break };
                         c = last.cursor;
-                        let entries = chain(&events, q, &h);
+                        let entries = chain(events.iter(), q, &h);
                         let tail = entries.last().expect("one entry per event");
                         (q, h) = (tail.seq, tail.hash.clone());
                         insert_entries!(&mut *tx, shadow, &entries, &events);
@@ -1030,44 +1080,24 @@ impl AuditLog {
             caught_up_at_swap: caught_up,
         })
     }
-
-    /// Keeps the log current until `shutdown`: caught up whenever the bus delivers events
-    /// (on any replica, one consumer shares them) and every [`POLL_INTERVAL`] regardless.
-    pub async fn run(
-        self: std::sync::Arc<Self>,
-        bus: std::sync::Arc<dyn aurora_nats::EventBus>,
-        shutdown: CancellationToken,
-    ) {
-        let filter = bus.subjects().all_events();
-        let ticker = {
-            let (log, stop) = (self.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                while !stop.is_cancelled() {
-                    if let Err(error) = log.catch_up().await {
-                        tracing::warn!(projection = NAME, %error, "catching up failed");
-                    }
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = tokio::time::sleep(POLL_INTERVAL) => {}
-                    }
-                }
-            })
-        };
-        crate::consumer::follow(self, bus, NAME, &filter, shutdown).await;
-        let _ = ticker.await;
-    }
 }
 
 #[async_trait::async_trait]
-impl ReadModel for AuditLog {
+impl Projection for AuditLog {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    /// The delivered events are only a signal: they are in the store below its fence, so
-    /// catching up from the store covers them, in the store's order.
-    async fn apply(&self, _events: &[aurora_nats::CloudEvent]) -> Result<(), StoreError> {
-        self.catch_up().await.map(drop)
+    fn interest(&self) -> Interest {
+        Interest::ALL
+    }
+
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        AuditLog::catch_up(self).await.map(drop)
+    }
+
+    async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        self.append_delivered(batch).await
     }
 }
 
@@ -1151,10 +1181,14 @@ fn copy_field(out: &mut String, value: Option<&str>) {
 }
 
 /// The entries of `events`, following entry `(seq, prev)`.
-fn chain(events: &[StoredEvent], seq: i64, prev: &str) -> Vec<AuditEntry> {
+fn chain<'a>(
+    events: impl ExactSizeIterator<Item = &'a StoredEvent>,
+    seq: i64,
+    prev: &str,
+) -> Vec<AuditEntry> {
     let mut entries = Vec::with_capacity(events.len());
     let mut prev = prev.to_string();
-    for (i, event) in events.iter().enumerate() {
+    for (i, event) in events.enumerate() {
         let entry = AuditEntry::of(event, seq + 1 + i as i64, &prev);
         prev.clone_from(&entry.hash);
         entries.push(entry);
@@ -1204,6 +1238,26 @@ macro_rules! lock_checkpoint {
     }};
 }
 use lock_checkpoint;
+
+/// Fails if the log's last entry is not the head its checkpoint recorded.
+macro_rules! check_tail {
+    ($tx:expr, $head:expr) => {{
+        let tail: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional($tx)
+                .await?;
+        let tail = tail.map(|(seq, hash)| Head { seq, hash });
+        if tail != $head {
+            return Err(StoreError::Corrupt(format!(
+                "the audit log ends at {tail:?} but its checkpoint recorded {:?}: \
+                 entries were removed or altered; run `aurora audit verify`, then \
+                 `aurora projections rebuild audit-log`",
+                $head
+            )));
+        }
+    }};
+}
+use check_tail;
 
 macro_rules! save_checkpoint {
     ($tx:expr, $cursor:expr, $seq:expr, $hash:expr) => {
@@ -1311,7 +1365,7 @@ mod tests {
         let events: Vec<StoredEvent> = (1..=n)
             .map(|i| event(i, json!({"Thing": {"n": i}})))
             .collect();
-        chain(&events, 0, GENESIS)
+        chain(events.iter(), 0, GENESIS)
     }
 
     fn verify(entries: Vec<AuditEntry>) -> Verification {

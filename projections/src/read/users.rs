@@ -9,21 +9,22 @@
 use std::sync::Arc;
 
 use aurora_domain::user::User;
-use aurora_nats::{CloudEvent, EventBus};
 use chrono::SecondsFormat;
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use sqlx::Row;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use crate::consumer::ReadModel;
+use super::envelope::Envelope;
+use super::projection::{Interest, Projection};
 use crate::on_pool;
 use crate::replay::Fold;
 use crate::store::{Database, StoreError};
 
-/// Durable consumer name on the bus.
-pub const DURABLE: &str = "users-view";
+/// The projection's name.
+pub const NAME: &str = "users";
+/// Its checkpoint's name (kept from when it was a durable consumer's).
+pub const CHECKPOINT: &str = "users-view";
 
 /// A user as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -192,38 +193,60 @@ impl UsersProjection {
         Ok(names.len() as u64)
     }
 
-    /// Consumes user events from `bus` until `shutdown`, refreshing each user they name.
-    pub async fn run(self: Arc<Self>, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
-        let filter = bus.subjects().aggregate_events(User::TYPE);
-        crate::consumer::follow(self, bus, DURABLE, &filter, shutdown).await;
-    }
-}
-
-#[async_trait::async_trait]
-impl ReadModel for UsersProjection {
-    fn name(&self) -> &'static str {
-        DURABLE
-    }
-
-    async fn apply(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
-        let mut names: Vec<&str> = events.iter().map(|e| e.aggregateid.as_str()).collect();
+    /// Refreshes the users named in `events` and moves the checkpoint past them.
+    async fn refresh_all(&self, events: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        let mut names: Vec<&str> = events
+            .iter()
+            .filter(|e| e.event.aggregate_type == User::TYPE)
+            .map(|e| e.event.aggregate_id.as_str())
+            .collect();
         names.sort_unstable();
         names.dedup();
         for name in names {
             self.refresh(name).await?;
         }
         // Where the view stands, for its lag (every user event up to here is applied).
-        if let Some(highest) = events.iter().map(|e| (e.xid, e.position)).max() {
-            on_pool!(&self.db, |pool| sqlx::query(
-                crate::store::ADVANCE_CHECKPOINT
-            )
-            .bind(DURABLE)
-            .bind(highest.0)
-            .bind(highest.1)
-            .execute(pool)
-            .await
-            .map(drop))?;
+        if let Some(highest) = events.iter().map(|e| e.cursor()).max() {
+            on_pool!(&self.db, |pool| sqlx::query(crate::store::ADVANCE_CHECKPOINT)
+                .bind(CHECKPOINT)
+                .bind(highest.xid)
+                .bind(highest.position)
+                .execute(pool)
+                .await
+                .map(drop))?;
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Projection for UsersProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::aggregate(User::TYPE)
+    }
+
+    /// Refreshes the users with events past the checkpoint.
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        let mut cursor = crate::store::checkpoint(&self.db, CHECKPOINT).await?;
+        loop {
+            let page = self.db.read_after(cursor, 1000).await?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            cursor = last.cursor;
+            let full = page.len() == 1000;
+            self.refresh_all(&super::envelope::from_store(page)).await?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        self.refresh_all(batch).await
     }
 }

@@ -71,7 +71,7 @@ impl AuditLog {
             let events = self.db.read_after(cursor, REBUILD_PAGE).await?;
             let Some(last) = events.last() else { break };
             cursor = last.cursor;
-            let entries = chain(&events, seq, &prev);
+            let entries = chain(events.iter(), seq, &prev);
             let (first, end) = (seq + 1, seq + entries.len() as i64);
             let logged: Vec<(i64, String, i64)> = on_pool!(&self.db, |pool| sqlx::query_as(
                 "SELECT seq, hash, position FROM audit_log WHERE seq >= $1 AND seq <= $2 \

@@ -14,8 +14,8 @@ pub const LAG_CAP: i64 = 100_000;
 /// (`None`: every event).
 pub const PROJECTIONS: [(&str, &str, Option<&str>); 3] = [
     (crate::audit::NAME, crate::audit::NAME, None),
-    ("runs", crate::runs::NAME, Some("run")),
-    ("users", crate::users::DURABLE, Some("user")),
+    (crate::runs::NAME, crate::runs::NAME, Some("run")),
+    (crate::users::NAME, crate::users::CHECKPOINT, Some("user")),
 ];
 
 /// One read model's lag.

@@ -10,23 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aurora_domain::run::{Run, RunEvent, RunStatus};
-use aurora_nats::{CloudEvent, EventBus};
 use chrono::SecondsFormat;
 use cqrs_es::Aggregate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use crate::consumer::ReadModel;
+use super::envelope::{self, Envelope};
+use super::projection::{Interest, Projection};
 use crate::on_pool;
 use crate::store::log::{read_after_in, read_aggregate_after_in};
 use crate::store::{Cursor, Database, StoreError, StoredEvent};
 
-/// Durable consumer name on the bus.
-pub const DURABLE: &str = "runs-view";
-/// Checkpoint name.
+/// Checkpoint name, and the projection's.
 pub const NAME: &str = "runs";
 /// The view's table.
 const VIEW: &str = "runs_view";
@@ -34,6 +31,8 @@ const VIEW: &str = "runs_view";
 const SHADOW: &str = "runs_view_rebuild";
 /// Where a rebuild in progress stands.
 const REBUILD_CHECKPOINT: &str = "runs:rebuild";
+/// Events read per page when catching up from the store.
+const CATCH_UP_PAGE: i64 = 1000;
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -145,17 +144,17 @@ impl ViewRow {
     }
 
     /// Applies one event (of sequence `sequence`, at `time`) to the row.
-    fn apply(&mut self, event: RunEvent, sequence: i64, time: String) -> Result<(), StoreError> {
+    fn apply(&mut self, event: &RunEvent, sequence: i64, time: String) -> Result<(), StoreError> {
         match event {
             RunEvent::RunRequested { .. } => {}
             RunEvent::RunCancelled { reason } => {
                 self.status = RunStatus::Cancelled.as_str().into();
-                self.cancel_reason = reason;
+                self.cancel_reason.clone_from(reason);
             }
             RunEvent::StepStarted { step, attempt, .. } => {
                 self.status = RunStatus::Running.as_str().into();
-                self.current_step = step as i64;
-                self.attempt = i64::from(attempt);
+                self.current_step = *step as i64;
+                self.attempt = i64::from(*attempt);
             }
             RunEvent::StepProgressed { .. } | RunEvent::StepAttemptFailed { .. } => {}
             RunEvent::StepSucceeded { step, output, .. } => {
@@ -163,13 +162,13 @@ impl ViewRow {
                     .map_err(|e| StoreError::Corrupt(format!("run {} outputs: {e}", self.id)))?;
                 outputs.push(serde_json::to_value(output).expect("outputs serialize"));
                 self.outputs = json_text(&outputs);
-                self.current_step = step as i64 + 1;
+                self.current_step = *step as i64 + 1;
                 self.attempt = 0;
             }
             RunEvent::RunSucceeded {} => self.status = RunStatus::Succeeded.as_str().into(),
             RunEvent::RunFailed { reason, .. } => {
                 self.status = RunStatus::Failed.as_str().into();
-                self.failure_reason = Some(reason);
+                self.failure_reason = Some(reason.clone());
             }
         }
         self.updated_at = time;
@@ -206,15 +205,15 @@ macro_rules! read_row {
 /// row up from the store first.
 macro_rules! apply_runs {
     ($self:expr, $tx:expr, $table:expr, $events:expr) => {{
-        let runs: Vec<&CloudEvent> = $events
+        let runs: Vec<&Arc<Envelope>> = $events
             .iter()
-            .filter(|e| e.aggregatetype == Run::TYPE)
+            .filter(|e| e.event.aggregate_type == Run::TYPE)
             .collect();
         // One query for the current row of every run in the batch; rows are changed in
         // memory and written once each at the end.
         let mut stored: HashMap<String, ViewRow> = HashMap::new();
         if !runs.is_empty() {
-            let mut ids: Vec<&str> = runs.iter().map(|e| e.aggregateid.as_str()).collect();
+            let mut ids: Vec<&str> = runs.iter().map(|e| e.event.aggregate_id.as_str()).collect();
             ids.sort_unstable();
             ids.dedup();
             for chunk in ids.chunks(FRESH_ROWS_PER_STATEMENT) {
@@ -238,35 +237,41 @@ macro_rules! apply_runs {
         let mut fresh: Vec<ViewRow> = Vec::new();
         let mut fresh_index: HashMap<String, usize> = HashMap::new();
         let mut changed: Vec<String> = Vec::new();
-        for event in runs {
-            let id = &event.aggregateid;
+        for envelope in runs {
+            let id = &envelope.event.aggregate_id;
             let version = match (fresh_index.get(id), stored.get(id)) {
                 (Some(&i), _) => fresh[i].last_sequence,
                 (None, Some(row)) => row.last_sequence,
                 (None, None) => 0,
             };
-            if event.sequence <= version {
+            if envelope.event.sequence <= version {
                 continue; // already applied: redelivery
             }
-            let pending = if event.sequence == version + 1 {
-                vec![event.clone()]
+            let pending: Vec<Arc<Envelope>> = if envelope.event.sequence == version + 1 {
+                vec![Arc::clone(envelope)]
             } else {
                 // The bus skipped something: catch up from the store.
-                read_aggregate_after_in!($self.db, $tx, Run::TYPE, id, version)
-                    .iter()
-                    .map(|e| e.to_cloud_event())
-                    .collect()
+                envelope::from_store(read_aggregate_after_in!(
+                    $self.db,
+                    $tx,
+                    Run::TYPE,
+                    id,
+                    version
+                ))
             };
-            for event in pending {
-                let run_event: RunEvent = serde_json::from_value(event.data.clone())
-                    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", event.id)))?;
-                let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+            for pending in pending {
+                let event = &pending.event;
+                let run_event = pending.run_event()?;
+                let time = event
+                    .metadata
+                    .time
+                    .to_rfc3339_opts(SecondsFormat::Micros, true);
                 if let RunEvent::RunRequested {
                     owner,
                     input,
                     steps,
                     ..
-                } = &run_event
+                } = run_event
                 {
                     fresh_index.insert(id.clone(), fresh.len());
                     fresh.push(ViewRow::requested(
@@ -285,7 +290,7 @@ macro_rules! apply_runs {
                         let Some(row) = stored.get_mut(id) else {
                             return Err(StoreError::Corrupt(format!(
                                 "{}: run event before RunRequested",
-                                event.id
+                                pending.id()
                             )));
                         };
                         if !changed.contains(id) {
@@ -358,15 +363,10 @@ impl RunsProjection {
     }
 
     /// Applies events in one transaction. Events of other aggregate types are ignored.
-    pub async fn apply_batch(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
-        let highest = events
-            .iter()
-            .map(|e| Cursor {
-                xid: e.xid,
-                position: e.position,
-            })
-            .max()
-            .unwrap_or_default();
+    pub async fn apply_batch(&self, events: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        let Some(highest) = events.iter().map(|e| e.cursor()).max() else {
+            return Ok(());
+        };
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
             // Write first: SQLite then takes the write lock up front (waiting for it if
@@ -564,7 +564,7 @@ impl RunsProjection {
     pub fn fold(history: &[StoredEvent]) -> Result<Option<RunView>, StoreError> {
         let mut row: Option<ViewRow> = None;
         for stored in history {
-            let event: RunEvent = serde_json::from_value(stored.payload.clone()).map_err(|e| {
+            let event = RunEvent::deserialize(&stored.payload).map_err(|e| {
                 StoreError::Corrupt(format!(
                     "run {} event {}: {e}",
                     stored.aggregate_id, stored.sequence
@@ -593,7 +593,7 @@ impl RunsProjection {
                         stored.sequence,
                     ));
                 }
-                (Some(row), _) => row.apply(event, stored.sequence, time)?,
+                (Some(row), _) => row.apply(&event, stored.sequence, time)?,
                 (None, _) => {
                     return Err(StoreError::Corrupt(format!(
                         "run {}: history does not begin with RunRequested",
@@ -645,7 +645,7 @@ impl RunsProjection {
             let page = self.db.read_after(cursor, batch_size).await?;
             let Some(last) = page.last() else { break };
             cursor = last.cursor;
-            let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();
+            let events = envelope::from_store(page);
             on_pool!(&self.db, |pool| {
                 let mut tx = pool.begin().await?;
                 // Write first (SQLite then takes its write lock up front): where the
@@ -692,7 +692,7 @@ impl RunsProjection {
                 let page = read_after_in!(self.db, &mut *tx, cursor, batch_size);
                 let Some(last) = page.last() else { break };
                 cursor = last.cursor;
-                let events: Vec<CloudEvent> = page.iter().map(|e| e.to_cloud_event()).collect();
+                let events = envelope::from_store(page);
                 apply_runs!(self, &mut *tx, shadow, events);
                 replayed += events.len() as u64;
             }
@@ -714,22 +714,36 @@ impl RunsProjection {
         self.applied.send_modify(|n| *n += 1);
         Ok(replayed)
     }
-
-    /// Consumes run events from `bus` until `shutdown`, applying them in batches.
-    pub async fn run(self: Arc<Self>, bus: Arc<dyn EventBus>, shutdown: CancellationToken) {
-        let filter = bus.subjects().aggregate_events(Run::TYPE);
-        crate::consumer::follow(self, bus, DURABLE, &filter, shutdown).await;
-    }
 }
 
 #[async_trait::async_trait]
-impl ReadModel for RunsProjection {
+impl Projection for RunsProjection {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    async fn apply(&self, events: &[CloudEvent]) -> Result<(), StoreError> {
-        self.apply_batch(events).await
+    fn interest(&self) -> Interest {
+        Interest::aggregate(Run::TYPE)
+    }
+
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        let mut cursor = self.checkpoint().await?;
+        loop {
+            let page = self.db.read_after(cursor, CATCH_UP_PAGE).await?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            cursor = last.cursor;
+            let full = page.len() as i64 == CATCH_UP_PAGE;
+            self.apply_batch(&envelope::from_store(page)).await?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        self.apply_batch(batch).await
     }
 }
 

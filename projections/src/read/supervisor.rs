@@ -1,0 +1,689 @@
+//! The projections supervisor: one [`ProjectionActor`] per projection, restarted from its
+//! checkpoint when it fails, within a restart budget; beyond it the projection is reported
+//! stuck (`/health`, metrics, logs), the others go on, and it is tried again after a
+//! cool-down. Beside the actors runs the **feed**: the one durable consumer of the shared
+//! projections, whose every message is decoded once and handed to each of them.
+//!
+//! # The feed
+//! A batch of deliveries becomes one [`Batch`] of envelopes. Each running shared projection
+//! gets the part it follows (the same `Arc`s), all at once; when every one has applied its
+//! part the batch is acked, else it is given back and redelivered (those that applied it
+//! skip it: applying is idempotent). A projection that is not running is skipped if it
+//! resumes from the store (its next start catches up from its checkpoint, which covers every
+//! event delivered before that start began; one skipped *while* it starts is caught up right
+//! after), and waited for (the batch given back) if it has no checkpoint, unless it is stuck.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use aurora_nats::{Ack, EventBus};
+use futures::StreamExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use serde::Serialize;
+
+use super::actor::{AbortOnDrop, ProjectionActor, ProjectionArgs, ProjectionMsg};
+use super::envelope::{Batch, Envelope};
+use super::projection::{Interest, Projection, Scope};
+use crate::store::Cursor;
+
+/// The durable consumer every replica's feed shares.
+pub const SHARED_DURABLE: &str = "projections";
+
+/// Deliveries applied together, at most.
+const CHUNK: usize = 256;
+
+/// How long a projection may take to apply one batch before the batch is given back.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How soon a batch given back is delivered again.
+const REDELIVER_AFTER: Duration = Duration::from_millis(250);
+
+/// How soon a projection whose start failed is tried again (within its budget).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Delays kept per projection for [`Statuses::delay_quantile`].
+const DELAYS_KEPT: usize = 200_000;
+
+/// At most `max` restarts within `within`; beyond that a supervisor gives up.
+#[derive(Debug, Clone)]
+pub struct RestartBudget {
+    max: usize,
+    within: Duration,
+    restarts: VecDeque<Instant>,
+}
+
+impl RestartBudget {
+    /// A budget of `max` restarts per `within`.
+    pub fn new(max: usize, within: Duration) -> Self {
+        Self {
+            max,
+            within,
+            restarts: VecDeque::new(),
+        }
+    }
+
+    /// Records a restart at `now` if the budget allows one; `false` means give up.
+    pub fn spend(&mut self, now: Instant) -> bool {
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.within)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() >= self.max {
+            return false;
+        }
+        self.restarts.push_back(now);
+        true
+    }
+
+    /// Restarts counted in the current window.
+    pub fn spent(&self) -> usize {
+        self.restarts.len()
+    }
+}
+
+/// Labels of per-projection metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectionLabels {
+    /// e.g. `audit-log`.
+    pub projection: String,
+}
+
+/// The projections' metrics; the gateway registers them.
+#[derive(Clone)]
+pub struct ProjectionMetrics {
+    /// Projection actors restarted by the supervisor.
+    pub restarts: Family<ProjectionLabels, Counter>,
+    /// 1 while a projection is stuck (restart budget spent), else 0.
+    pub stuck: Family<ProjectionLabels, Gauge>,
+    /// Seconds from a command's acceptance to its event being applied, per projection.
+    pub delay: Family<ProjectionLabels, Histogram>,
+}
+
+impl Default for ProjectionMetrics {
+    fn default() -> Self {
+        Self {
+            restarts: Family::default(),
+            stuck: Family::default(),
+            delay: Family::new_with_constructor(|| {
+                Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
+            }),
+        }
+    }
+}
+
+/// Where a projection's actor stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Catching up from the store before it takes deliveries.
+    Starting,
+    /// Taking deliveries.
+    Running,
+    /// Failed; to be started again shortly.
+    Down,
+    /// Failed more often than its budget allows; tried again after a cool-down.
+    Stuck,
+}
+
+/// One projection as `/health` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionReport {
+    /// `shared` (a table, one replica applies each event) or `replica` (in memory).
+    pub scope: &'static str,
+    /// Where its actor stands.
+    pub state: Health,
+    /// Restarts by the supervisor since this replica started.
+    pub restarts: u64,
+    /// Why it last failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The global position of the last event this replica applied to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_position: Option<i64>,
+}
+
+struct Entry {
+    projection: Arc<dyn Projection>,
+    health: Health,
+    actor: Option<ActorRef<ProjectionMsg>>,
+    restarts: u64,
+    last_error: Option<String>,
+    applied: Option<Cursor>,
+    /// A batch was skipped while it was starting: catch up again once started.
+    missed: bool,
+}
+
+/// What each projection is doing, shared by the supervisor, the feed, `/health` and
+/// `/metrics`.
+pub struct Statuses {
+    entries: RwLock<BTreeMap<&'static str, Entry>>,
+    /// Bumped whenever a projection applies a batch here (readers waiting for a position).
+    changes: tokio::sync::watch::Sender<u64>,
+    delays: Mutex<HashMap<&'static str, VecDeque<u32>>>,
+    /// The metrics.
+    pub metrics: ProjectionMetrics,
+}
+
+/// What the feed does with a batch for one projection.
+enum Target {
+    Call(ActorRef<ProjectionMsg>),
+    Skip,
+    Hold,
+}
+
+impl Statuses {
+    fn new(projections: &[Arc<dyn Projection>], metrics: ProjectionMetrics) -> Self {
+        let entries = projections
+            .iter()
+            .map(|p| {
+                (
+                    p.name(),
+                    Entry {
+                        projection: p.clone(),
+                        health: Health::Starting,
+                        actor: None,
+                        restarts: 0,
+                        last_error: None,
+                        applied: None,
+                        missed: false,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            entries: RwLock::new(entries),
+            changes: tokio::sync::watch::channel(0).0,
+            delays: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    fn with<R>(&self, name: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.get_mut(name).map(f)
+    }
+
+    fn labels(name: &str) -> ProjectionLabels {
+        ProjectionLabels {
+            projection: name.to_string(),
+        }
+    }
+
+    /// Every projection and where it stands, by name.
+    pub fn report(&self) -> BTreeMap<&'static str, ProjectionReport> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .map(|(name, e)| {
+                let report = ProjectionReport {
+                    scope: match e.projection.scope() {
+                        Scope::Shared => "shared",
+                        Scope::Replica => "replica",
+                    },
+                    state: e.health,
+                    restarts: e.restarts,
+                    last_error: e.last_error.clone(),
+                    applied_position: e.applied.map(|c| c.position),
+                };
+                (*name, report)
+            })
+            .collect()
+    }
+
+    /// Changes whenever a projection on this replica applies a batch.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Whether projection `name` is running.
+    pub fn running(&self, name: &str) -> bool {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries.get(name).is_some_and(|e| e.health == Health::Running)
+    }
+
+    /// Names of the projections that are stuck.
+    pub fn stuck(&self) -> Vec<&'static str> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .filter(|(_, e)| e.health == Health::Stuck)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// Notes that `name` applied `batch`: its position, and each event's delay since its
+    /// command was accepted.
+    pub(crate) fn applied(&self, name: &'static str, batch: &[Arc<Envelope>]) {
+        let Some(last) = batch.iter().map(|e| e.cursor()).max() else {
+            return;
+        };
+        self.with(name, |e| e.applied = Some(e.applied.map_or(last, |a| a.max(last))));
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        let now = chrono::Utc::now();
+        let histogram = self.metrics.delay.get_or_create(&Self::labels(name));
+        let mut delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = delays.entry(name).or_default();
+        for envelope in batch {
+            let delay = (now - envelope.event.metadata.time)
+                .to_std()
+                .unwrap_or_default();
+            histogram.observe(delay.as_secs_f64());
+            if kept.len() == DELAYS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(u32::try_from(delay.as_micros()).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// The `q`-quantile of the delays `name` applied events with (since
+    /// [`Statuses::forget_delays`], the last [`DELAYS_KEPT`] at most), if it applied any.
+    pub fn delay_quantile(&self, name: &str, q: f64) -> Option<Duration> {
+        let delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept: Vec<u32> = delays.get(name)?.iter().copied().collect();
+        if kept.is_empty() {
+            return None;
+        }
+        kept.sort_unstable();
+        let index = ((kept.len() - 1) as f64 * q).round() as usize;
+        Some(Duration::from_micros(u64::from(kept[index])))
+    }
+
+    /// Forgets the delays recorded so far.
+    pub fn forget_delays(&self) {
+        self.delays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Where each shared projection's part of a batch goes.
+    fn targets(&self) -> Vec<(Interest, Target)> {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries
+            .values_mut()
+            .filter(|e| e.projection.scope() == Scope::Shared)
+            .map(|e| {
+                let resumes = e.projection.resumes_from_store();
+                let target = match (e.health, &e.actor) {
+                    (Health::Running, Some(actor)) => Target::Call(actor.clone()),
+                    (Health::Stuck, _) => Target::Skip,
+                    (Health::Starting, _) if resumes => {
+                        e.missed = true;
+                        Target::Skip
+                    }
+                    _ if resumes => Target::Skip,
+                    _ => Target::Hold,
+                };
+                (e.projection.interest(), target)
+            })
+            .collect()
+    }
+}
+
+/// How the supervisor restarts.
+#[derive(Debug, Clone, Copy)]
+pub struct SupervisorSettings {
+    /// Restarts allowed per window.
+    pub budget: (usize, Duration),
+    /// How long a stuck projection rests before it is tried again.
+    pub cool_down: Duration,
+}
+
+impl Default for SupervisorSettings {
+    fn default() -> Self {
+        Self {
+            budget: (5, Duration::from_secs(60)),
+            cool_down: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Starts the projections supervisor over `projections` (names must differ): their actors,
+/// and the feed of the shared ones from `bus`. Returns it and the statuses it keeps. When
+/// it returns, the projections in memory have loaded (or failed: see
+/// [`Statuses::running`]); the others are catching up.
+pub async fn start(
+    projections: Vec<Arc<dyn Projection>>,
+    bus: Arc<dyn EventBus>,
+    settings: SupervisorSettings,
+    metrics: ProjectionMetrics,
+) -> Result<(ActorRef<SupervisorMsg>, Arc<Statuses>), ractor::SpawnErr> {
+    let statuses = Arc::new(Statuses::new(&projections, metrics));
+    let args = SupervisorArgs {
+        projections,
+        bus,
+        statuses: statuses.clone(),
+        settings,
+    };
+    let (supervisor, _) = Actor::spawn(None, ProjectionsSupervisor, args).await?;
+    Ok((supervisor, statuses))
+}
+
+/// Supervises the projection actors and runs the feed.
+pub struct ProjectionsSupervisor;
+
+/// What the supervisor is started with.
+pub struct SupervisorArgs {
+    projections: Vec<Arc<dyn Projection>>,
+    bus: Arc<dyn EventBus>,
+    statuses: Arc<Statuses>,
+    settings: SupervisorSettings,
+}
+
+/// What the supervisor is told.
+pub enum SupervisorMsg {
+    /// Start projection `index` (the shared ones start after the supervisor).
+    Start(usize),
+    /// Try starting projection `index` again, within its budget.
+    Retry(usize),
+    /// Projection `index` has rested: a fresh budget, and start it.
+    Revive(usize),
+}
+
+struct Child {
+    projection: Arc<dyn Projection>,
+    actor: Option<ActorRef<ProjectionMsg>>,
+    budget: RestartBudget,
+}
+
+/// The supervisor's state.
+pub struct SupervisorState {
+    bus: Arc<dyn EventBus>,
+    statuses: Arc<Statuses>,
+    settings: SupervisorSettings,
+    children: Vec<Child>,
+    _feed: Option<AbortOnDrop>,
+}
+
+impl SupervisorState {
+    /// Starts child `index`; `false` if its start (its catch-up) failed.
+    async fn spawn(&mut self, me: &ActorRef<SupervisorMsg>, index: usize) -> bool {
+        let projection = self.children[index].projection.clone();
+        let name = projection.name();
+        self.statuses.with(name, |e| e.health = Health::Starting);
+        let args = ProjectionArgs {
+            projection,
+            bus: self.bus.clone(),
+            statuses: self.statuses.clone(),
+        };
+        match Actor::spawn_linked(None, ProjectionActor, args, me.get_cell()).await {
+            Ok((actor, _)) => {
+                let missed = self
+                    .statuses
+                    .with(name, |e| {
+                        e.health = Health::Running;
+                        e.actor = Some(actor.clone());
+                        std::mem::take(&mut e.missed)
+                    })
+                    .unwrap_or(false);
+                self.statuses.metrics.stuck.get_or_create(&Statuses::labels(name)).set(0);
+                if missed {
+                    // Batches went by while it caught up: catch up once more.
+                    let _ = actor.cast(ProjectionMsg::CatchUp);
+                }
+                self.children[index].actor = Some(actor);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(projection = name, %error, "projection failed to start");
+                self.statuses.with(name, |e| {
+                    e.health = Health::Down;
+                    e.last_error = Some(error.to_string());
+                });
+                false
+            }
+        }
+    }
+
+    /// Starts child `index` again if its budget allows, else reports it stuck.
+    async fn restart(&mut self, me: &ActorRef<SupervisorMsg>, index: usize) {
+        let name = self.children[index].projection.name();
+        self.statuses.with(name, |e| e.restarts += 1);
+        self.statuses.metrics.restarts.get_or_create(&Statuses::labels(name)).inc();
+        if !self.children[index].budget.spend(Instant::now()) {
+            let rest = self.settings.cool_down;
+            tracing::error!(
+                projection = name,
+                restarts = self.children[index].budget.spent(),
+                cool_down_seconds = rest.as_secs(),
+                "projection keeps failing: stuck (the others go on); trying again after a rest"
+            );
+            self.statuses.with(name, |e| e.health = Health::Stuck);
+            self.statuses.metrics.stuck.get_or_create(&Statuses::labels(name)).set(1);
+            me.send_after(rest, move || SupervisorMsg::Revive(index));
+            return;
+        }
+        if !self.spawn(me, index).await {
+            me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
+        }
+    }
+}
+
+impl Actor for ProjectionsSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let SupervisorArgs {
+            projections,
+            bus,
+            statuses,
+            settings,
+        } = args;
+        let shared = projections.iter().any(|p| p.scope() == Scope::Shared);
+        let children = projections
+            .into_iter()
+            .map(|projection| Child {
+                projection,
+                actor: None,
+                budget: RestartBudget::new(settings.budget.0, settings.budget.1),
+            })
+            .collect();
+        let mut state = SupervisorState {
+            bus: bus.clone(),
+            statuses: statuses.clone(),
+            settings,
+            children,
+            _feed: None,
+        };
+        // Those in memory are loaded before the supervisor is up, so before the replica
+        // serves (a token revoked must be refused from the first request on); those with a
+        // table catch up in the background.
+        for index in 0..state.children.len() {
+            if state.children[index].projection.scope() == Scope::Replica {
+                if !state.spawn(&me, index).await {
+                    me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
+                }
+            } else {
+                me.cast(SupervisorMsg::Start(index))?;
+            }
+        }
+        if shared {
+            state._feed = Some(AbortOnDrop(tokio::spawn(feed(bus, statuses))));
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMsg::Start(index) => {
+                if state.children[index].actor.is_none() && !state.spawn(&me, index).await {
+                    me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
+                }
+            }
+            SupervisorMsg::Retry(index) => {
+                if state.children[index].actor.is_none() {
+                    state.restart(&me, index).await;
+                }
+            }
+            SupervisorMsg::Revive(index) => {
+                let child = &mut state.children[index];
+                if child.actor.is_none() {
+                    child.budget = RestartBudget::new(
+                        state.settings.budget.0,
+                        state.settings.budget.1,
+                    );
+                    if !state.spawn(&me, index).await {
+                        me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, reason) = match &event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            // Stopped on purpose (shutdown): not restarted.
+            _ => return Ok(()),
+        };
+        let Some(index) = state.children.iter().position(|c| {
+            c.actor
+                .as_ref()
+                .is_some_and(|a| a.get_id() == cell.get_id())
+        }) else {
+            return Ok(());
+        };
+        let name = state.children[index].projection.name();
+        tracing::warn!(projection = name, %reason, "projection failed; restarting it from its checkpoint");
+        state.children[index].actor = None;
+        state.statuses.with(name, |e| {
+            e.health = Health::Down;
+            e.actor = None;
+            e.last_error = Some(reason);
+        });
+        state.restart(&me, index).await;
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state._feed = None;
+        for child in &mut state.children {
+            if let Some(actor) = child.actor.take() {
+                actor.stop(None);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shared projections' feed: one durable consumer, each message decoded once.
+async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>) {
+    let filter = bus.subjects().all_events();
+    loop {
+        let deliveries = match bus.consume(SHARED_DURABLE, &filter).await {
+            Ok(deliveries) => deliveries,
+            Err(error) => {
+                tracing::warn!(%error, "projections consumer failed; again in a second");
+                tokio::time::sleep(RETRY_AFTER).await;
+                continue;
+            }
+        };
+        let mut chunks = deliveries.ready_chunks(CHUNK);
+        while let Some(chunk) = chunks.next().await {
+            let mut acks: Vec<Ack> = Vec::with_capacity(chunk.len());
+            let mut envelopes = Vec::with_capacity(chunk.len());
+            for delivery in chunk {
+                match delivery {
+                    Ok(delivery) => {
+                        let (event, ack) = delivery.split();
+                        envelopes.push(Arc::new(Envelope::delivered(event)));
+                        acks.push(ack);
+                    }
+                    Err(error) => tracing::error!(%error, "projections: skipping message"),
+                }
+            }
+            let batch: Batch = envelopes.into();
+            if dispatch(&statuses, &batch).await {
+                let acked = futures::future::join_all(acks.into_iter().map(Ack::ack)).await;
+                if let Some(Err(error)) = acked.into_iter().find(Result::is_err) {
+                    tracing::warn!(%error, "projections: acking failed; consuming again");
+                    break;
+                }
+            } else {
+                let delay = REDELIVER_AFTER;
+                futures::future::join_all(acks.into_iter().map(|a| a.nak(delay))).await;
+            }
+        }
+        tracing::warn!("projections consumer ended; consuming again");
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+}
+
+/// Hands each shared projection its part of `batch`, all at once; whether every one that
+/// had to apply it did.
+async fn dispatch(statuses: &Statuses, batch: &Batch) -> bool {
+    let mut calls = Vec::new();
+    for (interest, target) in statuses.targets() {
+        let part: Batch = if interest == Interest::ALL {
+            batch.clone()
+        } else {
+            batch
+                .iter()
+                .filter(|e| interest.wants(&e.event))
+                .cloned()
+                .collect()
+        };
+        if part.is_empty() {
+            continue;
+        }
+        match target {
+            Target::Skip => {}
+            Target::Hold => return false,
+            Target::Call(actor) => calls.push(async move {
+                matches!(
+                    actor
+                        .call(|reply| ProjectionMsg::Apply(part, reply), Some(APPLY_TIMEOUT))
+                        .await,
+                    Ok(CallResult::Success(Ok(())))
+                )
+            }),
+        }
+    }
+    futures::future::join_all(calls).await.into_iter().all(|ok| ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_refuses_the_restart_past_its_maximum_and_forgets_old_ones() {
+        let mut budget = RestartBudget::new(2, Duration::from_secs(10));
+        let start = Instant::now();
+        assert!(budget.spend(start));
+        assert!(budget.spend(start + Duration::from_secs(1)));
+        assert!(!budget.spend(start + Duration::from_secs(2)));
+        assert!(budget.spend(start + Duration::from_secs(12)));
+    }
+}
