@@ -1,7 +1,6 @@
 //! What every supervisor here shares: a restart budget, and the metrics that make restarts
 //! and escalations visible.
 
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -361,9 +361,7 @@ impl Projection for UserReaper {
             for (run, _) in self.runs_view.unfinished_of(owner, 10_000).await? {
                 let mut metadata =
                     EventMetadata::system(REAPER_PRINCIPAL, format!("reap:{}", envelope.id()));
-                metadata
-                    .traceparent
-                    .clone_from(&event.metadata.traceparent);
+                metadata.traceparent.clone_from(&event.metadata.traceparent);
                 let command = RunCommand::CancelRun {
                     reason: Some(reason.into()),
                 };

@@ -146,6 +146,13 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .default_headers(headers)
         .build()?;
+    // Projection delays are counted from the measured phase on.
+    let forget = state.projection_actors.clone().map(|statuses| {
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            statuses.forget_delays();
+        })
+    });
     let aurora = load(args.concurrency, warmup, duration, move || {
         let client = client.clone();
         let url = url.clone();
@@ -169,6 +176,28 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
     let bus = state.bus.shared();
     let in_stream = wait_for_stream(&*bus, stored, Duration::from_secs(60)).await?;
     let relay_catch_up = caught_up.elapsed();
+    // Then every projection with a checkpoint: how long after the load stopped it had
+    // applied every event it follows.
+    let projections_caught_up = wait_for_projections(&state.db, Duration::from_secs(60)).await?;
+    let projections_catch_up = caught_up.elapsed();
+    if let Some(forget) = forget {
+        forget.abort();
+    }
+    let delays: Vec<(&'static str, Option<Duration>, Option<Duration>)> =
+        match &state.projection_actors {
+            Some(statuses) => statuses
+                .report()
+                .into_keys()
+                .map(|name| {
+                    (
+                        name,
+                        statuses.delay_quantile(name, 0.5),
+                        statuses.delay_quantile(name, 0.99),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
     shutdown.cancel();
     server.await??;
 
@@ -213,7 +242,7 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\nratio Aurora commands/s ÷ raw inserts/s = {:.2} (target ≥ 0.5)",
+        "\nratio Aurora commands/s ÷ raw inserts/s = {:.2} (target ≥ 0.6)",
         aurora.per_second / raw.per_second
     );
     println!(
@@ -225,7 +254,44 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
         "relay: {in_stream} of {stored} stored events in the stream, {:.0} ms after the load stopped",
         ms(relay_catch_up)
     );
+    println!(
+        "projections: {} {:.0} ms after the load stopped (target: within 1 s)",
+        if projections_caught_up {
+            "every one caught up"
+        } else {
+            "NOT all caught up within 60 s"
+        },
+        ms(projections_catch_up)
+    );
+    println!("\n| projection | delay p50 ms | delay p99 ms (target < 100) |");
+    println!("|---|---:|---:|");
+    let shown = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.1}", ms(d)));
+    for (name, p50, p99) in delays {
+        println!("| {name} | {} | {} |", shown(p50), shown(p99));
+    }
+    println!(
+        "(delay: from a command's acceptance to its event applied by the projection, \
+         measured phase only)"
+    );
     Ok(())
+}
+
+/// Waits until every projection with a checkpoint has no lag; whether they all got there.
+async fn wait_for_projections(
+    db: &aurora_projections::Database,
+    limit: Duration,
+) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let lags = aurora_projections::lag::lags(db).await?;
+        if lags.iter().all(|lag| lag.lag == 0) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Registers a bench user and logs in: every command is authorized, as in production.

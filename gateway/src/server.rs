@@ -192,16 +192,18 @@ pub async fn serve<S>(
             };
             async move {
                 // Whatever the request committed, its answer says where (read your writes).
-                let (response, position) = committed_position(async {
-                    if !timed(&timed_out.method, &timed_out.path) {
-                        return service.call(request).await;
-                    }
-                    match tokio::time::timeout(request_timeout, service.call(request)).await {
-                        Ok(response) => response,
-                        Err(_) => Ok(on_timeout(timed_out)),
-                    }
-                })
-                .await;
+                // Boxed: the routes' future is deep enough without one more layer around it.
+                let served: std::pin::Pin<Box<dyn Future<Output = _> + Send>> =
+                    Box::pin(async move {
+                        if !timed(&timed_out.method, &timed_out.path) {
+                            return service.call(request).await;
+                        }
+                        match tokio::time::timeout(request_timeout, service.call(request)).await {
+                            Ok(response) => response,
+                            Err(_) => Ok(on_timeout(timed_out)),
+                        }
+                    });
+                let (response, position) = committed_position(served).await;
                 response.map(|response| with_position(response, position))
             }
         });

@@ -89,6 +89,13 @@ use pipeline::{
     panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step,
 };
 
+#[path = "api/read_side.rs"]
+mod read_side;
+use read_side::{
+    a_client_reads_its_own_writes_at_once, a_user_found_by_id_right_after_registering,
+    sixty_four_clients_read_their_own_writes_at_once,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
     Embedded,
@@ -312,6 +319,9 @@ macro_rules! in_both_modes {
 }
 
 in_both_modes!(
+    a_client_reads_its_own_writes_at_once,
+    sixty_four_clients_read_their_own_writes_at_once,
+    a_user_found_by_id_right_after_registering,
     a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when,
     runs_can_be_read_listed_page_by_page_and_cancelled,
     bad_input_gets_a_problem_and_changes_nothing,

@@ -20,8 +20,8 @@ pub mod subjects;
 
 pub use any::AnyBus;
 pub use bus::{
-    redeliveries, Ack, BusError, ConsumerLabels, Delivery, EventBus, PublishOutcome, StreamState, Tail,
-    WorkQueue, WorkSource,
+    redeliveries, Ack, BusError, ConsumerLabels, Delivery, EventBus, PublishOutcome, StreamState,
+    Tail, WorkQueue, WorkSource,
 };
 pub use envelope::CloudEvent;
 pub use subjects::Subjects;

@@ -86,10 +86,15 @@ impl Fixture {
         &self,
         projections: Vec<Arc<dyn Projection>>,
     ) -> ractor::ActorRef<SupervisorMsg> {
-        supervisor::start(projections, self.bus(), Default::default(), Default::default())
-            .await
-            .expect("the supervisor starts")
-            .0
+        supervisor::start(
+            projections,
+            self.bus(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .expect("the supervisor starts")
+        .0
     }
 
     fn relay(&self) -> Relay {

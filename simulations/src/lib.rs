@@ -7,11 +7,14 @@
 //! - [`rng`]: a small seeded generator (every random choice comes from it).
 //! - [`relay_chaos`]: relay crashes, lost stream messages and consumer crashes against
 //!   SQLite + the in-process bus.
+//! - [`projection_chaos`]: panics injected into projection actors (and the redeliveries
+//!   they cause) while commands are written; every projection must end equal to its rebuild.
 //! - [`run_chaos`]: panics injected into run actors and transcode workers while runs
 //!   execute with real ffmpeg; supervisors must restart them and every run succeed with one
 //!   output per step.
 #![forbid(unsafe_code)]
 
+pub mod projection_chaos;
 pub mod relay_chaos;
 pub mod rng;
 pub mod run_chaos;

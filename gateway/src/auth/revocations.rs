@@ -12,8 +12,8 @@ use std::time::SystemTime;
 
 use aurora_domain::user::{Tier, User, UserEvent};
 use aurora_projections::StoredEvent;
-use serde::Deserialize as _;
 use cqrs_es::Aggregate;
+use serde::Deserialize as _;
 
 use crate::replicated::Replicated;
 
@@ -109,7 +109,9 @@ impl Replicated for Revocations {
             Ok(decoded) => {
                 self.apply(&event.aggregate_id, &[decoded]);
             }
-            Err(error) => tracing::error!(aggregate = %event.aggregate_id, sequence = event.sequence, %error, "undecodable user event"),
+            Err(error) => {
+                tracing::error!(aggregate = %event.aggregate_id, sequence = event.sequence, %error, "undecodable user event")
+            }
         }
     }
 

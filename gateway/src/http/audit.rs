@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::consistency;
 use super::auth::{authenticate, respond};
 use super::body::{json, with_request_id};
+use super::consistency;
 use super::context::{context, RequestContext};
 use super::page::{optional_raw_query, Page};
 use super::problem::TokenRouteProblems;
@@ -255,7 +255,10 @@ async fn list(
             .map_err(|e| Problem::unavailable(&e))?;
         let page: Page<AuditEntry> =
             super::page::page(entries, limit, |e| encode_cursor(e.seq, &filter));
-        Ok(consistency::mark(json(StatusCode::OK, &page, &ctx), reached))
+        Ok(consistency::mark(
+            json(StatusCode::OK, &page, &ctx),
+            reached,
+        ))
     }
     .await;
     respond(&ctx, result)

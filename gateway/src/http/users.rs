@@ -16,9 +16,9 @@ use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::consistency;
 use super::auth::{authenticate, respond, user_problem};
 use super::body::{json, json_body, JsonBody};
+use super::consistency;
 use super::context::{context, RequestContext};
 use super::page::{self, Page};
 use super::problem::TokenRouteProblems;
@@ -105,7 +105,10 @@ async fn list(
             .await
             .map_err(|e| Problem::unavailable(&e))?;
         let page = page::page(items, limit, |user: &UserView| user.username.clone());
-        Ok(consistency::mark(json(StatusCode::OK, &page, &ctx), reached))
+        Ok(consistency::mark(
+            json(StatusCode::OK, &page, &ctx),
+            reached,
+        ))
     }
     .await;
     respond(&ctx, result)

@@ -7,9 +7,9 @@ use std::sync::RwLock;
 
 use aurora_domain::client::{Client, ClientEvent};
 use aurora_projections::StoredEvent;
-use serde::Deserialize as _;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
+use serde::Deserialize as _;
 use serde::Serialize;
 
 use crate::replicated::Replicated;
@@ -84,7 +84,9 @@ impl Replicated for Blocks {
     fn apply_event(&self, event: &StoredEvent) {
         match ClientEvent::deserialize(&event.payload) {
             Ok(decoded) => self.apply(&event.aggregate_id, &[decoded]),
-            Err(error) => tracing::error!(aggregate = %event.aggregate_id, sequence = event.sequence, %error, "undecodable client event"),
+            Err(error) => {
+                tracing::error!(aggregate = %event.aggregate_id, sequence = event.sequence, %error, "undecodable client event")
+            }
         }
     }
 

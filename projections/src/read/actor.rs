@@ -95,6 +95,7 @@ impl Actor for ProjectionActor {
             Scope::Shared => None,
         };
         projection.catch_up().await?;
+        let interest = projection.interest();
         let tail = tail.map(|tail| {
             let me = me.clone();
             AbortOnDrop(tokio::spawn(async move {
@@ -106,7 +107,14 @@ impl Actor for ProjectionActor {
                     let mut batch = Vec::with_capacity(chunk.len());
                     for event in chunk {
                         match event {
-                            Ok(event) => batch.push(Arc::new(Envelope::delivered(event))),
+                            Ok(event) => {
+                                // The subject filter may be wider than the interest (several
+                                // event names of one aggregate).
+                                let envelope = Envelope::delivered(event);
+                                if interest.wants(&envelope.event) {
+                                    batch.push(Arc::new(envelope));
+                                }
+                            }
                             Err(error) => {
                                 let _ = me.cast(ProjectionMsg::Delivered(batch.into()));
                                 let _ = me.cast(ProjectionMsg::TailBroken(error.to_string()));

@@ -632,7 +632,10 @@ impl AuditLog {
 
     /// [`AuditLog::append_delivered`]'s transaction: `false` if `events` (in cursor order)
     /// do not continue the log.
-    async fn append_if_continuous(&self, mut events: Vec<&StoredEvent>) -> Result<bool, StoreError> {
+    async fn append_if_continuous(
+        &self,
+        mut events: Vec<&StoredEvent>,
+    ) -> Result<bool, StoreError> {
         let count_between = match self.db {
             Database::Postgres(_) => {
                 "SELECT count(*) FROM events \

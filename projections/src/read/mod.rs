@@ -31,6 +31,6 @@ pub use actor::{ProjectionActor, ProjectionMsg};
 pub use envelope::{Batch, Envelope};
 pub use projection::{Interest, Projection, Scope};
 pub use supervisor::{
-    ProjectionLabels, ProjectionMetrics, ProjectionReport, RestartBudget, Statuses,
-    SupervisorMsg, SupervisorSettings,
+    ProjectionLabels, ProjectionMetrics, ProjectionReport, RestartBudget, Statuses, SupervisorMsg,
+    SupervisorSettings,
 };

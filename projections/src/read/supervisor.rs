@@ -248,7 +248,9 @@ impl Statuses {
     /// Whether projection `name` is running.
     pub fn running(&self, name: &str) -> bool {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(name).is_some_and(|e| e.health == Health::Running)
+        entries
+            .get(name)
+            .is_some_and(|e| e.health == Health::Running)
     }
 
     /// Names of the projections that are stuck.
@@ -267,7 +269,9 @@ impl Statuses {
         let Some(last) = batch.iter().map(|e| e.cursor()).max() else {
             return;
         };
-        self.with(name, |e| e.applied = Some(e.applied.map_or(last, |a| a.max(last))));
+        self.with(name, |e| {
+            e.applied = Some(e.applied.map_or(last, |a| a.max(last)))
+        });
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
         let now = chrono::Utc::now();
         let histogram = self.metrics.delay.get_or_create(&Self::labels(name));
@@ -426,7 +430,11 @@ impl SupervisorState {
                         std::mem::take(&mut e.missed)
                     })
                     .unwrap_or(false);
-                self.statuses.metrics.stuck.get_or_create(&Statuses::labels(name)).set(0);
+                self.statuses
+                    .metrics
+                    .stuck
+                    .get_or_create(&Statuses::labels(name))
+                    .set(0);
                 if missed {
                     // Batches went by while it caught up: catch up once more.
                     let _ = actor.cast(ProjectionMsg::CatchUp);
@@ -449,7 +457,11 @@ impl SupervisorState {
     async fn restart(&mut self, me: &ActorRef<SupervisorMsg>, index: usize) {
         let name = self.children[index].projection.name();
         self.statuses.with(name, |e| e.restarts += 1);
-        self.statuses.metrics.restarts.get_or_create(&Statuses::labels(name)).inc();
+        self.statuses
+            .metrics
+            .restarts
+            .get_or_create(&Statuses::labels(name))
+            .inc();
         if !self.children[index].budget.spend(Instant::now()) {
             let rest = self.settings.cool_down;
             tracing::error!(
@@ -459,7 +471,11 @@ impl SupervisorState {
                 "projection keeps failing: stuck (the others go on); trying again after a rest"
             );
             self.statuses.with(name, |e| e.health = Health::Stuck);
-            self.statuses.metrics.stuck.get_or_create(&Statuses::labels(name)).set(1);
+            self.statuses
+                .metrics
+                .stuck
+                .get_or_create(&Statuses::labels(name))
+                .set(1);
             me.send_after(rest, move || SupervisorMsg::Revive(index));
             return;
         }
@@ -539,10 +555,8 @@ impl Actor for ProjectionsSupervisor {
             SupervisorMsg::Revive(index) => {
                 let child = &mut state.children[index];
                 if child.actor.is_none() {
-                    child.budget = RestartBudget::new(
-                        state.settings.budget.0,
-                        state.settings.budget.1,
-                    );
+                    child.budget =
+                        RestartBudget::new(state.settings.budget.0, state.settings.budget.1);
                     if !state.spawn(&me, index).await {
                         me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
                     }
@@ -663,14 +677,20 @@ async fn dispatch(statuses: &Statuses, batch: &Batch) -> bool {
             Target::Call(actor) => calls.push(async move {
                 matches!(
                     actor
-                        .call(|reply| ProjectionMsg::Apply(part, reply), Some(APPLY_TIMEOUT))
+                        .call(
+                            |reply| ProjectionMsg::Apply(part, reply),
+                            Some(APPLY_TIMEOUT)
+                        )
                         .await,
                     Ok(CallResult::Success(Ok(())))
                 )
             }),
         }
     }
-    futures::future::join_all(calls).await.into_iter().all(|ok| ok)
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .all(|ok| ok)
 }
 
 #[cfg(test)]

@@ -207,13 +207,15 @@ impl UsersProjection {
         }
         // Where the view stands, for its lag (every user event up to here is applied).
         if let Some(highest) = events.iter().map(|e| e.cursor()).max() {
-            on_pool!(&self.db, |pool| sqlx::query(crate::store::ADVANCE_CHECKPOINT)
-                .bind(CHECKPOINT)
-                .bind(highest.xid)
-                .bind(highest.position)
-                .execute(pool)
-                .await
-                .map(drop))?;
+            on_pool!(&self.db, |pool| sqlx::query(
+                crate::store::ADVANCE_CHECKPOINT
+            )
+            .bind(CHECKPOINT)
+            .bind(highest.xid)
+            .bind(highest.position)
+            .execute(pool)
+            .await
+            .map(drop))?;
         }
         Ok(())
     }

@@ -78,7 +78,8 @@ pub async fn committed_position<F: std::future::Future>(work: F) -> (F::Output, 
 }
 
 fn note_committed(position: i64) {
-    let _ = COMMITTED_AT.try_with(|at| at.set(Some(at.get().map_or(position, |p| p.max(position)))));
+    let _ =
+        COMMITTED_AT.try_with(|at| at.set(Some(at.get().map_or(position, |p| p.max(position)))));
 }
 
 impl Append {
@@ -359,7 +360,10 @@ fn settle(
                 orphans.extend(append.keys().filter(|k| inserted.contains_key(k)));
                 return None;
             }
-            append.keys().filter_map(|k| inserted.get(&k).copied()).max()
+            append
+                .keys()
+                .filter_map(|k| inserted.get(&k).copied())
+                .max()
         })
         .collect();
     (stored, orphans)
