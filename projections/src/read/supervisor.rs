@@ -706,4 +706,150 @@ mod tests {
         assert!(!budget.spend(start + Duration::from_secs(2)));
         assert!(budget.spend(start + Duration::from_secs(12)));
     }
+
+    use async_trait::async_trait;
+    use aurora_domain::EventMetadata;
+    use aurora_nats::memory::MemoryBus;
+    use aurora_nats::Subjects;
+
+    use crate::store::{StoreError, StoredEvent};
+
+    /// Notes the positions it applies; fails every apply if `broken`.
+    struct Counting {
+        name: &'static str,
+        scope: Scope,
+        broken: bool,
+        seen: Mutex<std::collections::HashSet<i64>>,
+    }
+
+    impl Counting {
+        fn seen(&self) -> usize {
+            self.seen.lock().unwrap().len()
+        }
+    }
+
+    #[async_trait]
+    impl Projection for Counting {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+
+        fn interest(&self) -> Interest {
+            Interest::aggregate("run")
+        }
+
+        fn scope(&self) -> Scope {
+            self.scope
+        }
+
+        /// No store behind it: what it misses while it starts must be held for it.
+        fn resumes_from_store(&self) -> bool {
+            false
+        }
+
+        async fn catch_up(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+            if self.broken {
+                return Err(StoreError::Corrupt("broken on purpose".into()));
+            }
+            let mut seen = self.seen.lock().unwrap();
+            seen.extend(batch.iter().map(|e| e.cursor().position));
+            Ok(())
+        }
+    }
+
+    fn event(position: i64) -> (String, aurora_nats::CloudEvent) {
+        let stored = StoredEvent {
+            cursor: Cursor { xid: 0, position },
+            aggregate_type: "run".into(),
+            aggregate_id: format!("r{position}"),
+            sequence: 1,
+            event_type: "RunCancelled".into(),
+            event_version: "1".into(),
+            payload: serde_json::json!({"RunCancelled": {"reason": null}}),
+            metadata: EventMetadata::new("alice", "req"),
+        };
+        let cloud = stored.to_cloud_event();
+        (cloud.id.clone(), cloud)
+    }
+
+    /// Waits (at most 10 s) until `done` holds, woken by every batch applied.
+    async fn until(statuses: &Statuses, done: impl Fn() -> bool) {
+        let mut changes = statuses.changes();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{:?}", statuses.report());
+            tokio::select! {
+                _ = changes.changed() => {}
+                // A restart wakes nothing above: look again now and then.
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_projection_that_keeps_failing_is_stuck_and_the_others_go_on() {
+        let bus = Arc::new(MemoryBus::new(Subjects::new("sup")));
+        let projection = |name, scope, broken| {
+            Arc::new(Counting {
+                name,
+                scope,
+                broken,
+                seen: Mutex::new(Default::default()),
+            })
+        };
+        let healthy = projection("healthy", Scope::Shared, false);
+        let broken = projection("broken", Scope::Shared, true);
+        let replica = projection("replica", Scope::Replica, false);
+        let settings = SupervisorSettings {
+            budget: (2, Duration::from_secs(60)),
+            cool_down: Duration::from_secs(3600),
+        };
+        let metrics = ProjectionMetrics::default();
+        let (supervisor, statuses) = start(
+            vec![healthy.clone(), broken.clone(), replica.clone()],
+            bus.clone(),
+            settings,
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            statuses.running("replica"),
+            "in memory: loaded before start returns"
+        );
+
+        for position in 1..=20 {
+            bus.publish_batch(&[event(position)]).await.unwrap();
+        }
+        until(&statuses, || healthy.seen() == 20 && replica.seen() == 20).await;
+        until(&statuses, || statuses.stuck() == vec!["broken"]).await;
+        let report = statuses.report();
+        assert_eq!(report["broken"].state, Health::Stuck);
+        assert_eq!(
+            report["broken"].restarts, 3,
+            "two restarts, the third refused"
+        );
+        assert!(report["broken"]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("broken on purpose")));
+        assert_eq!(report["healthy"].state, Health::Running);
+        assert_eq!(report["healthy"].restarts, 0);
+        let label = |name: &str| ProjectionLabels {
+            projection: name.into(),
+        };
+        assert_eq!(metrics.stuck.get_or_create(&label("broken")).get(), 1);
+        assert_eq!(metrics.restarts.get_or_create(&label("broken")).get(), 3);
+
+        // Stuck, it holds nothing back: later events reach the others.
+        for position in 21..=30 {
+            bus.publish_batch(&[event(position)]).await.unwrap();
+        }
+        until(&statuses, || healthy.seen() == 30 && replica.seen() == 30).await;
+        supervisor.stop(None);
+    }
 }
