@@ -110,6 +110,44 @@ impl EventMetadata {
         map
     }
 
+    /// Reads metadata straight from its stored JSON text (the map [`EventMetadata::to_map`]
+    /// makes), as [`EventMetadata::from_map`] would, without building the map.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        use std::borrow::Cow;
+        #[derive(serde::Deserialize)]
+        struct Stored<'a> {
+            #[serde(borrow)]
+            principal: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            token_id: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            request_id: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            client_ip: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            time: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            traceparent: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            role: Option<Cow<'a, str>>,
+        }
+        let stored: Stored<'_> = serde_json::from_str(text)?;
+        let owned = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned);
+        Ok(Self {
+            principal: owned(stored.principal).unwrap_or_else(|| ANONYMOUS.to_string()),
+            token_id: owned(stored.token_id),
+            request_id: owned(stored.request_id).unwrap_or_default(),
+            client_ip: owned(stored.client_ip),
+            time: stored
+                .time
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default(),
+            traceparent: owned(stored.traceparent),
+            role: owned(stored.role),
+        })
+    }
+
     /// Reads metadata back from a stored map. Missing keys become `anonymous`, empty or the
     /// Unix epoch so that events stored before a key existed can still be read.
     pub fn from_map(map: &HashMap<String, String>) -> Self {
@@ -150,6 +188,25 @@ mod tests {
             },
             meta
         );
+    }
+
+    #[test]
+    fn metadata_read_from_its_json_equals_metadata_read_from_the_map() {
+        let mut meta = EventMetadata::new("alice \"the\" admin", "req-1");
+        meta.token_id = Some("tok-9".into());
+        meta.role = Some("admin".into());
+        let text = serde_json::to_string(&meta.to_map()).unwrap();
+        assert_eq!(
+            EventMetadata::from_json(&text).unwrap(),
+            EventMetadata::from_map(&meta.to_map())
+        );
+        assert_eq!(
+            EventMetadata::from_json("{}").unwrap(),
+            EventMetadata::from_map(&HashMap::new())
+        );
+        // Keys it does not know (written by a later version) are ignored, as the map did.
+        let later = r#"{"principal":"bob","time":"2026-01-01T00:00:00Z","shard":"7"}"#;
+        assert_eq!(EventMetadata::from_json(later).unwrap().principal, "bob");
     }
 
     #[test]

@@ -32,6 +32,19 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[path = "store/audit.rs"]
 mod audit;
+
+#[path = "store/decode.rs"]
+mod decode;
+
+/// Allocations are counted while a dhat profiler runs (see `decode`); otherwise it passes
+/// them through.
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+
+#[test]
+fn every_projection_shares_one_decode_of_each_delivered_event() {
+    decode::every_projection_shares_one_decode_of_each_delivered_event();
+}
 use audit::{
     a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain,
     a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view,

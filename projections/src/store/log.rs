@@ -6,8 +6,6 @@
 //! skipped, because the fence holds every later event back until it has committed.
 //! SQLite serialises writers, so position order is commit order; its `xid` is always 0.
 
-use std::collections::HashMap;
-
 use aurora_domain::EventMetadata;
 use aurora_nats::CloudEvent;
 
@@ -111,8 +109,8 @@ impl Row {
             StoreError::Corrupt(format!("event at position {position}: {what}: {e}"))
         };
         let payload = serde_json::from_str(&self.payload).map_err(|e| corrupt("payload", e))?;
-        let metadata: HashMap<String, String> =
-            serde_json::from_str(&self.metadata).map_err(|e| corrupt("metadata", e))?;
+        let metadata =
+            EventMetadata::from_json(&self.metadata).map_err(|e| corrupt("metadata", e))?;
         Ok(StoredEvent {
             cursor: Cursor {
                 xid: self.xid,
@@ -124,7 +122,7 @@ impl Row {
             event_type: self.event_type,
             event_version: self.event_version,
             payload,
-            metadata: EventMetadata::from_map(&metadata),
+            metadata,
         })
     }
 }
