@@ -20,7 +20,7 @@ use aurora_domain::run::{RunCommand, RunError};
 use aurora_domain::user::{Tier, User};
 use aurora_domain::EventMetadata;
 use aurora_projections::read::{Envelope, Interest, Projection};
-use aurora_projections::{RunCommands, RunsProjection, StoreError, UserCommands};
+use aurora_projections::{RunCommands, RunsProjection, StoreError, UserCommands, UsersProjection};
 use cqrs_es::{Aggregate, AggregateError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use uuid::Uuid;
@@ -327,6 +327,49 @@ pub struct UserReaper {
     pub runs: RunCommands,
     /// The runs view (the user's unfinished runs).
     pub runs_view: Arc<RunsProjection>,
+    /// User commands (a user's state now: an old event is acted on only if it still holds).
+    pub users: UserCommands,
+    /// The users view (who is inactive, for a catch-up).
+    pub users_view: Arc<UsersProjection>,
+}
+
+impl UserReaper {
+    /// Cancels the unfinished runs of `owner` if the user is, now, disabled or deleted;
+    /// `trigger` names what prompted it (the request id of the cancellations).
+    async fn reap(
+        &self,
+        owner: &str,
+        trigger: &str,
+        traceparent: Option<&String>,
+    ) -> Result<(), StoreError> {
+        let user = self
+            .users
+            .load(owner)
+            .await
+            .map_err(|e| StoreError::Downstream(format!("loading user {owner}: {e}")))?;
+        let reason = if user.is_deleted() {
+            "the owner was deleted"
+        } else if user.is_disabled() {
+            "the owner was disabled"
+        } else {
+            return Ok(()); // enabled again since: nothing to do
+        };
+        for (run, _) in self.runs_view.unfinished_of(owner, 10_000).await? {
+            let mut metadata = EventMetadata::system(REAPER_PRINCIPAL, format!("reap:{trigger}"));
+            metadata.traceparent = traceparent.cloned();
+            let command = RunCommand::CancelRun {
+                reason: Some(reason.into()),
+            };
+            match self.runs.execute(&run, command, &metadata).await {
+                Ok(_) => tracing::info!(%run, %owner, reason, "run cancelled"),
+                Err(AggregateError::UserError(
+                    RunError::AlreadyFinished(_) | RunError::NotFound,
+                )) => {}
+                Err(error) => return Err(StoreError::Downstream(error.to_string())),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -339,40 +382,24 @@ impl Projection for UserReaper {
         Interest::named(User::TYPE, &["UserDisabled", "UserDeleted"])
     }
 
-    /// Nothing to catch up: it acts on what it is handed, and is waited for (never
-    /// skipped) while it is down.
-    fn resumes_from_store(&self) -> bool {
-        false
-    }
-
+    /// Every inactive user's unfinished runs: what it may have missed while it was down.
     async fn catch_up(&self) -> Result<(), StoreError> {
+        for owner in self.users_view.inactive().await? {
+            self.reap(&owner, &format!("catch-up:{owner}"), None)
+                .await?;
+        }
         Ok(())
     }
 
     async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
         for envelope in batch {
             let event = &envelope.event;
-            let owner = &event.aggregate_id;
-            let reason = if event.event_type == "UserDisabled" {
-                "the owner was disabled"
-            } else {
-                "the owner was deleted"
-            };
-            for (run, _) in self.runs_view.unfinished_of(owner, 10_000).await? {
-                let mut metadata =
-                    EventMetadata::system(REAPER_PRINCIPAL, format!("reap:{}", envelope.id()));
-                metadata.traceparent.clone_from(&event.metadata.traceparent);
-                let command = RunCommand::CancelRun {
-                    reason: Some(reason.into()),
-                };
-                match self.runs.execute(&run, command, &metadata).await {
-                    Ok(_) => tracing::info!(%run, %owner, reason, "run cancelled"),
-                    Err(AggregateError::UserError(
-                        RunError::AlreadyFinished(_) | RunError::NotFound,
-                    )) => {}
-                    Err(error) => return Err(StoreError::Downstream(error.to_string())),
-                }
-            }
+            self.reap(
+                &event.aggregate_id,
+                &envelope.id(),
+                event.metadata.traceparent.as_ref(),
+            )
+            .await?;
         }
         Ok(())
     }

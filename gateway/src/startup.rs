@@ -201,6 +201,8 @@ impl Application {
             Arc::new(UserReaper {
                 runs: RunCommands::with_appends(&db, appends.clone(), committed.clone()),
                 runs_view: runs.clone(),
+                users: UserCommands::with_appends(&db, appends.clone(), committed.clone()),
+                users_view: users.clone(),
             }),
             Arc::new(InMemory::new(revocations, db.clone())),
         ];

@@ -186,6 +186,19 @@ impl AppState {
             .map(|ip| ip.to_string())
     }
 
+    /// Whether the projections this replica keeps in memory for its security decisions
+    /// (token revocations, client blocks) are running, that is following the events.
+    pub fn replica_state_current(&self) -> bool {
+        let Some(statuses) = &self.projection_actors else {
+            return true;
+        };
+        let report = statuses.report();
+        report
+            .iter()
+            .filter(|(_, r)| r.scope == "replica")
+            .all(|(_, r)| r.state == aurora_projections::read::supervisor::Health::Running)
+    }
+
     /// With the projections supervisor's view of its actors.
     pub fn with_projections(mut self, statuses: Arc<aurora_projections::read::Statuses>) -> Self {
         self.projection_actors = Some(statuses);

@@ -233,6 +233,11 @@ pub trait EventBus: Send + Sync + 'static {
     /// Deliveries of events matching `filter` to the durable consumer `durable`.
     async fn consume(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError>;
 
+    /// Like [`EventBus::consume`], but a durable this call creates starts after the last
+    /// message now in the stream (an existing one keeps its place): for a consumer whose
+    /// users read what came before from the store.
+    async fn consume_new(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError>;
+
     /// Every event matching `filter` stored from now on, in stream order, to this
     /// subscriber alone: not durable, nothing to ack. For state every replica keeps for
     /// itself (the token revocation set), where a durable consumer would hand each event to

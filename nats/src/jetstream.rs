@@ -38,6 +38,53 @@ pub struct JetStreamBus {
 }
 
 impl JetStreamBus {
+    /// [`EventBus::consume`]; a durable created here delivers from `start`.
+    async fn consume_from(
+        &self,
+        durable: &str,
+        filter: &str,
+        start: consumer::DeliverPolicy,
+    ) -> Result<Deliveries, BusError> {
+        let stream = self.stream().await?;
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.to_string()),
+                    filter_subject: filter.to_string(),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    deliver_policy: start,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(BusError::unavailable)?;
+        let messages = consumer.messages().await.map_err(BusError::unavailable)?;
+        let durable = durable.to_string();
+        Ok(messages
+            .map_err(BusError::unavailable)
+            .and_then(move |message| {
+                let sequence = delivered(&message, &durable);
+                async move {
+                    match decode(sequence, &message.payload) {
+                        Ok(event) => Ok(Delivery {
+                            event,
+                            stream_sequence: sequence,
+                            acker: Acker::JetStream(Box::new(message)),
+                        }),
+                        Err(error) => {
+                            // Poison message: never redeliver it, report it once.
+                            let _ = message.ack_with(jetstream::AckKind::Term).await;
+                            Err(error)
+                        }
+                    }
+                }
+            })
+            .boxed())
+    }
+
     /// Connects to `url` and creates the stream for `subjects` if it does not exist.
     pub async fn connect(url: &str, subjects: Subjects) -> Result<Self, BusError> {
         // Credentials travel in the options, not the URL: the client logs the server's
@@ -298,44 +345,13 @@ impl EventBus for JetStreamBus {
     }
 
     async fn consume(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError> {
-        let stream = self.stream().await?;
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                durable,
-                consumer::pull::Config {
-                    durable_name: Some(durable.to_string()),
-                    filter_subject: filter.to_string(),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ack_wait: Duration::from_secs(30),
-                    max_ack_pending: 10_000,
-                    ..Default::default()
-                },
-            )
+        self.consume_from(durable, filter, consumer::DeliverPolicy::All)
             .await
-            .map_err(BusError::unavailable)?;
-        let messages = consumer.messages().await.map_err(BusError::unavailable)?;
-        let durable = durable.to_string();
-        Ok(messages
-            .map_err(BusError::unavailable)
-            .and_then(move |message| {
-                let sequence = delivered(&message, &durable);
-                async move {
-                    match decode(sequence, &message.payload) {
-                        Ok(event) => Ok(Delivery {
-                            event,
-                            stream_sequence: sequence,
-                            acker: Acker::JetStream(Box::new(message)),
-                        }),
-                        Err(error) => {
-                            // Poison message: never redeliver it, report it once.
-                            let _ = message.ack_with(jetstream::AckKind::Term).await;
-                            Err(error)
-                        }
-                    }
-                }
-            })
-            .boxed())
+    }
+
+    async fn consume_new(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError> {
+        self.consume_from(durable, filter, consumer::DeliverPolicy::New)
+            .await
     }
 
     async fn tail(&self, filter: &str) -> Result<Tail, BusError> {

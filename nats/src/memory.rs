@@ -120,6 +120,84 @@ impl Shared {
 }
 
 impl MemoryBus {
+    /// [`EventBus::consume`]; a durable created here starts after the last message if
+    /// `from_now`.
+    fn consume_from(
+        &self,
+        durable: &str,
+        filter: &str,
+        from_now: bool,
+    ) -> Result<Deliveries, BusError> {
+        let start = {
+            let mut state = self.shared.lock();
+            let last = state.last_sequence;
+            let entry = state
+                .durables
+                .entry(durable.to_string())
+                .or_insert_with(|| Durable {
+                    filter: filter.to_string(),
+                    ack_floor: if from_now { last } else { 0 },
+                    acked: BTreeSet::new(),
+                    redeliver: BTreeMap::new(),
+                });
+            entry.filter = filter.to_string();
+            entry.ack_floor
+        };
+        let bus = self.clone();
+        let durable = durable.to_string();
+        let changes = self.shared.last_sequence.subscribe();
+        let deliveries = futures::stream::unfold(
+            (bus, durable, start, changes),
+            |(bus, durable, mut after, mut changes)| async move {
+                loop {
+                    // Mark the current value seen before looking, so a publish that lands
+                    // between the look and the wait still wakes us.
+                    changes.borrow_and_update();
+                    let (again, next_redelivery) = bus.redelivery(&durable);
+                    if let Some((sequence, event)) = again {
+                        crate::bus::count_redelivery(&durable);
+                        let delivery = Delivery {
+                            event,
+                            stream_sequence: sequence,
+                            acker: Acker::Memory(AckHandle {
+                                shared: bus.shared.clone(),
+                                durable: durable.clone(),
+                                sequence,
+                            }),
+                        };
+                        return Some((Ok(delivery), (bus, durable, after, changes)));
+                    }
+                    if let Some((sequence, event)) = bus.next_delivery(&durable, after) {
+                        after = sequence;
+                        let delivery = Delivery {
+                            event,
+                            stream_sequence: sequence,
+                            acker: Acker::Memory(AckHandle {
+                                shared: bus.shared.clone(),
+                                durable: durable.clone(),
+                                sequence,
+                            }),
+                        };
+                        return Some((Ok(delivery), (bus, durable, after, changes)));
+                    }
+                    let wake = async {
+                        match next_redelivery {
+                            Some(at) => tokio::time::sleep_until(at.into()).await,
+                            None => futures::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        changed = changes.changed() => if changed.is_err() {
+                            return None;
+                        },
+                        () = wake => {}
+                    }
+                }
+            },
+        );
+        Ok(deliveries.boxed())
+    }
+
     /// An empty bus publishing under `subjects`.
     pub fn new(subjects: Subjects) -> Self {
         Self {
@@ -264,73 +342,11 @@ impl EventBus for MemoryBus {
     }
 
     async fn consume(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError> {
-        let start = {
-            let mut state = self.shared.lock();
-            let entry = state
-                .durables
-                .entry(durable.to_string())
-                .or_insert_with(|| Durable {
-                    filter: filter.to_string(),
-                    ack_floor: 0,
-                    acked: BTreeSet::new(),
-                    redeliver: BTreeMap::new(),
-                });
-            entry.filter = filter.to_string();
-            entry.ack_floor
-        };
-        let bus = self.clone();
-        let durable = durable.to_string();
-        let changes = self.shared.last_sequence.subscribe();
-        let deliveries = futures::stream::unfold(
-            (bus, durable, start, changes),
-            |(bus, durable, mut after, mut changes)| async move {
-                loop {
-                    // Mark the current value seen before looking, so a publish that lands
-                    // between the look and the wait still wakes us.
-                    changes.borrow_and_update();
-                    let (again, next_redelivery) = bus.redelivery(&durable);
-                    if let Some((sequence, event)) = again {
-                        crate::bus::count_redelivery(&durable);
-                        let delivery = Delivery {
-                            event,
-                            stream_sequence: sequence,
-                            acker: Acker::Memory(AckHandle {
-                                shared: bus.shared.clone(),
-                                durable: durable.clone(),
-                                sequence,
-                            }),
-                        };
-                        return Some((Ok(delivery), (bus, durable, after, changes)));
-                    }
-                    if let Some((sequence, event)) = bus.next_delivery(&durable, after) {
-                        after = sequence;
-                        let delivery = Delivery {
-                            event,
-                            stream_sequence: sequence,
-                            acker: Acker::Memory(AckHandle {
-                                shared: bus.shared.clone(),
-                                durable: durable.clone(),
-                                sequence,
-                            }),
-                        };
-                        return Some((Ok(delivery), (bus, durable, after, changes)));
-                    }
-                    let wake = async {
-                        match next_redelivery {
-                            Some(at) => tokio::time::sleep_until(at.into()).await,
-                            None => futures::future::pending().await,
-                        }
-                    };
-                    tokio::select! {
-                        changed = changes.changed() => if changed.is_err() {
-                            return None;
-                        },
-                        () = wake => {}
-                    }
-                }
-            },
-        );
-        Ok(deliveries.boxed())
+        self.consume_from(durable, filter, false)
+    }
+
+    async fn consume_new(&self, durable: &str, filter: &str) -> Result<Deliveries, BusError> {
+        self.consume_from(durable, filter, true)
     }
 
     async fn work(

@@ -288,10 +288,21 @@ pub async fn simulate(seed: u64, commands: usize, percent: u64) -> Result<Report
     );
     // Every view equals its rebuild.
     let live = ok(runs.digest().await, "digest")?;
+    let live_rows = ok(runs.list(None, 100_000, None).await, "runs")?;
     ok(runs.rebuild(64, |_| {}).await, "rebuild")?;
+    let rebuilt_rows = ok(runs.list(None, 100_000, None).await, "runs")?;
+    let differing: Vec<_> = live_rows
+        .iter()
+        .zip(&rebuilt_rows)
+        .filter(|(a, b)| a != b)
+        .take(2)
+        .collect();
     check!(
         live == ok(runs.digest().await, "digest")?,
-        "seed {seed}: the live runs view differs from a rebuild"
+        "seed {seed}: the live runs view differs from a rebuild ({} rows live, {} rebuilt; \
+         first differences: {differing:?})",
+        live_rows.len(),
+        rebuilt_rows.len()
     );
     let live = ok(users.list(None, 10_000).await, "users")?;
     ok(users.rebuild().await, "users rebuild")?;

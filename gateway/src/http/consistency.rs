@@ -46,9 +46,12 @@ pub async fn wait(
     let Some(position) = asked(headers)? else {
         return Ok(None);
     };
+    // Without a supervisor (never, when serving) nothing wakes the wait but its own looks:
+    // the sender is kept, so that it does not wake at once and spin.
+    let (_keep, idle) = tokio::sync::watch::channel(0);
     let changes = match &state.projection_actors {
         Some(statuses) => statuses.changes(),
-        None => tokio::sync::watch::channel(0).1,
+        None => idle,
     };
     wait_for_position(&state.db, checkpoint, position, READ_WAIT, changes)
         .await

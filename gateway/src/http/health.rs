@@ -255,6 +255,10 @@ async fn ready(state: Arc<AppState>) -> Response {
         Some("draining")
     } else if !state.bus.is_connected() {
         Some("nats disconnected")
+    } else if !state.replica_state_current() {
+        // A replica whose revocation set or block list is not following the events would
+        // let a revoked token or a blocked client in.
+        Some("token revocations or client blocks not current")
     } else if !matches!(
         tokio::time::timeout(READY_TIMEOUT, state.probe.ping()).await,
         Ok(Ok(_))

@@ -38,10 +38,21 @@ pub async fn cursor_of(db: &Database, position: i64) -> Result<Option<Cursor>, S
     Ok(xid.map(|xid| Cursor { xid, position }))
 }
 
+/// The highest global position stored (0 for an empty store).
+async fn highest_position(db: &Database) -> Result<i64, StoreError> {
+    let highest: Option<i64> = on_pool!(db, |pool| sqlx::query_scalar(
+        "SELECT max(position) FROM events"
+    )
+    .fetch_one(pool)
+    .await)?;
+    Ok(highest.unwrap_or(0))
+}
+
 /// Waits until read model checkpoint `name` has reached global `position`, at most `bound`;
-/// whether it did. `changes` wakes it when this replica applies something. A position no
-/// event has (never given out, or a gap of a rolled-back transaction) counts as reached
-/// once the checkpoint's own position is past it.
+/// whether it did. `changes` wakes it when this replica applies something. A position past
+/// every stored event is not waited for (`false` at once); one no event has below that (a
+/// gap a rolled-back transaction left) counts as reached once the checkpoint's own position
+/// is past it.
 pub async fn wait_for_position(
     db: &Database,
     name: &str,
@@ -50,6 +61,10 @@ pub async fn wait_for_position(
     mut changes: watch::Receiver<u64>,
 ) -> Result<bool, StoreError> {
     let target = cursor_of(db, position).await?;
+    if target.is_none() && position > highest_position(db).await? {
+        // Never given out: nothing to wait for (and no way to make a read wait for nothing).
+        return Ok(false);
+    }
     let reached = |at: Cursor| match target {
         Some(target) => at >= target,
         None => at.position >= position,

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::envelope::{self, Envelope};
 use super::projection::{Interest, Projection};
 use crate::on_pool;
-use crate::store::log::{read_after_in, read_aggregate_after_in};
+use crate::store::log::{count_between_in, read_after_in, read_aggregate_after_in};
 use crate::store::{Cursor, Database, StoreError, StoredEvent};
 
 /// Checkpoint name, and the projection's.
@@ -33,6 +33,8 @@ const SHADOW: &str = "runs_view_rebuild";
 const REBUILD_CHECKPOINT: &str = "runs:rebuild";
 /// Events read per page when catching up from the store.
 const CATCH_UP_PAGE: i64 = 1000;
+/// Pages a delivered batch that does not continue the view reads from the store, at most.
+const GAP_PAGES: usize = 20;
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -513,6 +515,62 @@ impl RunsProjection {
         }
     }
 
+    /// Catches up from the checkpoint, `pages` pages at most.
+    async fn catch_up_pages(&self, pages: usize) -> Result<(), StoreError> {
+        let mut cursor = self.checkpoint().await?;
+        for _ in 0..pages {
+            let page = self.db.read_after(cursor, CATCH_UP_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            cursor = last.cursor;
+            let full = page.len() as i64 == CATCH_UP_PAGE;
+            self.apply_batch(&envelope::from_store(page)).await?;
+            if !full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Projection::apply`]'s transaction: `false` if `batch` does not continue the view.
+    async fn apply_if_continuous(&self, batch: &[Arc<Envelope>]) -> Result<bool, StoreError> {
+        let mut events: Vec<Arc<Envelope>> = batch.to_vec();
+        events.sort_by_key(|e| e.cursor());
+        events.dedup_by_key(|e| e.cursor());
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            // Lock the checkpoint row first (a write: SQLite takes its write lock up front),
+            // so that replicas applying batches take turns.
+            let (xid, position): (i64, i64) = sqlx::query_as(
+                "INSERT INTO projection_checkpoints (projection, xid, position) \
+                 VALUES ($1, 0, 0) ON CONFLICT (projection) \
+                 DO UPDATE SET xid = projection_checkpoints.xid RETURNING xid, position",
+            )
+            .bind(NAME)
+            .fetch_one(&mut *tx)
+            .await?;
+            let checkpoint = Cursor { xid, position };
+            events.retain(|e| e.cursor() > checkpoint);
+            let Some(last) = events.last().map(|e| e.cursor()) else {
+                return Ok(true); // all applied already: a redelivery
+            };
+            if count_between_in!(self.db, &mut *tx, checkpoint, last) != events.len() as i64 {
+                return Ok(false);
+            }
+            apply_runs!(self, &mut *tx, VIEW, events);
+            sqlx::query(
+                "UPDATE projection_checkpoints SET xid = $2, position = $3 WHERE projection = $1",
+            )
+            .bind(NAME)
+            .bind(last.xid)
+            .bind(last.position)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        self.applied.send_modify(|n| *n += 1);
+        Ok(true)
+    }
+
     /// The last global cursor applied.
     pub async fn checkpoint(&self) -> Result<Cursor, StoreError> {
         let row: Option<(i64, i64)> = on_pool!(&self.db, |pool| sqlx::query_as(
@@ -722,28 +780,25 @@ impl Projection for RunsProjection {
         NAME
     }
 
+    /// Every event: it applies only run events, but its checkpoint follows the whole log, so
+    /// that whether a batch continues it is one count.
     fn interest(&self) -> Interest {
-        Interest::aggregate(Run::TYPE)
+        Interest::ALL
     }
 
     async fn catch_up(&self) -> Result<(), StoreError> {
-        let mut cursor = self.checkpoint().await?;
-        loop {
-            let page = self.db.read_after(cursor, CATCH_UP_PAGE).await?;
-            let Some(last) = page.last() else {
-                return Ok(());
-            };
-            cursor = last.cursor;
-            let full = page.len() as i64 == CATCH_UP_PAGE;
-            self.apply_batch(&envelope::from_store(page)).await?;
-            if !full {
-                return Ok(());
-            }
-        }
+        self.catch_up_pages(usize::MAX).await
     }
 
+    /// Applies the batch if it continues the view (every event stored between the checkpoint
+    /// and the batch's last is in it), else catches the view up from the store (bounded: the
+    /// next batches take up a longer backlog). Either way the checkpoint only ever moves past
+    /// events the view has applied, so `Aurora-After-Position` and the lag can trust it.
     async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
-        self.apply_batch(batch).await
+        if !self.apply_if_continuous(batch).await? {
+            self.catch_up_pages(GAP_PAGES).await?;
+        }
+        Ok(())
     }
 }
 

@@ -8,15 +8,19 @@
 //! A batch of deliveries becomes one [`Batch`] of envelopes. Each running shared projection
 //! gets the part it follows (the same `Arc`s), all at once; when every one has applied its
 //! part the batch is acked, else it is given back and redelivered (those that applied it
-//! skip it: applying is idempotent). A projection that is not running is skipped if it
-//! resumes from the store (its next start catches up from its checkpoint, which covers every
-//! event delivered before that start began; one skipped *while* it starts is caught up right
-//! after), and waited for (the batch given back) if it has no checkpoint, unless it is stuck.
+//! skip it: applying is idempotent). A projection that is starting or restarting is waited
+//! for: the batch is given back. A stuck one is passed over — the others go on. That loses
+//! nothing for a projection with a checkpoint: its checkpoint only ever moves past events it
+//! applied (a batch that does not continue it is read from the store instead), so its next
+//! start, or whichever replica applies the next batch, catches up what it missed. A
+//! projection that cannot catch up (the run feed) loses what goes by while it is stuck, and
+//! the log says so.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use aurora_nats::bus::Deliveries;
 use aurora_nats::{Ack, EventBus};
 use futures::StreamExt;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -39,8 +43,10 @@ pub const SHARED_DURABLE: &str = "projections";
 /// Deliveries applied together, at most.
 const CHUNK: usize = 256;
 
-/// How long a projection may take to apply one batch before the batch is given back.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a projection may take to apply one batch before it is restarted and the batch
+/// given back: within the consumer's ack wait (30 s), so that the batch is not handed to
+/// another replica while it is still being applied here.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// How soon a batch given back is delivered again.
 const REDELIVER_AFTER: Duration = Duration::from_millis(250);
@@ -49,7 +55,7 @@ const REDELIVER_AFTER: Duration = Duration::from_millis(250);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Delays kept per projection for [`Statuses::delay_quantile`].
-const DELAYS_KEPT: usize = 200_000;
+const DELAYS_KEPT: usize = 50_000;
 
 /// At most `max` restarts within `within`; beyond that a supervisor gives up.
 #[derive(Debug, Clone)]
@@ -159,8 +165,6 @@ struct Entry {
     restarts: u64,
     last_error: Option<String>,
     applied: Option<Cursor>,
-    /// A batch was skipped while it was starting: catch up again once started.
-    missed: bool,
 }
 
 /// What each projection is doing, shared by the supervisor, the feed, `/health` and
@@ -177,7 +181,8 @@ pub struct Statuses {
 /// What the feed does with a batch for one projection.
 enum Target {
     Call(ActorRef<ProjectionMsg>),
-    Skip,
+    /// Stuck: go on without it.
+    PassOver(Arc<dyn Projection>),
     Hold,
 }
 
@@ -195,7 +200,6 @@ impl Statuses {
                         restarts: 0,
                         last_error: None,
                         applied: None,
-                        missed: false,
                     },
                 )
             })
@@ -312,20 +316,14 @@ impl Statuses {
 
     /// Where each shared projection's part of a batch goes.
     fn targets(&self) -> Vec<(Interest, Target)> {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
-            .values_mut()
+            .values()
             .filter(|e| e.projection.scope() == Scope::Shared)
             .map(|e| {
-                let resumes = e.projection.resumes_from_store();
                 let target = match (e.health, &e.actor) {
                     (Health::Running, Some(actor)) => Target::Call(actor.clone()),
-                    (Health::Stuck, _) => Target::Skip,
-                    (Health::Starting, _) if resumes => {
-                        e.missed = true;
-                        Target::Skip
-                    }
-                    _ if resumes => Target::Skip,
+                    (Health::Stuck, _) => Target::PassOver(e.projection.clone()),
                     _ => Target::Hold,
                 };
                 (e.projection.interest(), target)
@@ -422,23 +420,15 @@ impl SupervisorState {
         };
         match Actor::spawn_linked(None, ProjectionActor, args, me.get_cell()).await {
             Ok((actor, _)) => {
-                let missed = self
-                    .statuses
-                    .with(name, |e| {
-                        e.health = Health::Running;
-                        e.actor = Some(actor.clone());
-                        std::mem::take(&mut e.missed)
-                    })
-                    .unwrap_or(false);
+                self.statuses.with(name, |e| {
+                    e.health = Health::Running;
+                    e.actor = Some(actor.clone());
+                });
                 self.statuses
                     .metrics
                     .stuck
                     .get_or_create(&Statuses::labels(name))
                     .set(0);
-                if missed {
-                    // Batches went by while it caught up: catch up once more.
-                    let _ = actor.cast(ProjectionMsg::CatchUp);
-                }
                 self.children[index].actor = Some(actor);
                 true
             }
@@ -517,6 +507,20 @@ impl Actor for ProjectionsSupervisor {
             children,
             _feed: None,
         };
+        // The shared consumer is opened before any shared projection catches up: an event
+        // published after it exists is delivered, one before it is in the store before the
+        // catch-up reads it.
+        if shared {
+            let filter = bus.subjects().all_events();
+            let first = match bus.consume_new(SHARED_DURABLE, &filter).await {
+                Ok(deliveries) => Some(deliveries),
+                Err(error) => {
+                    tracing::warn!(%error, "projections consumer failed; the feed tries again");
+                    None
+                }
+            };
+            state._feed = Some(AbortOnDrop(tokio::spawn(feed(bus, statuses, first))));
+        }
         // Those in memory are loaded before the supervisor is up, so before the replica
         // serves (a token revoked must be refused from the first request on); those with a
         // table catch up in the background.
@@ -528,9 +532,6 @@ impl Actor for ProjectionsSupervisor {
             } else {
                 me.cast(SupervisorMsg::Start(index))?;
             }
-        }
-        if shared {
-            state._feed = Some(AbortOnDrop(tokio::spawn(feed(bus, statuses))));
         }
         Ok(state)
     }
@@ -574,6 +575,8 @@ impl Actor for ProjectionsSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let (cell, reason) = match &event {
             SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            // Killed by the feed (an apply that outlasted its time).
+            SupervisionEvent::ActorTerminated(cell, _, Some(reason)) => (cell, reason.clone()),
             // Stopped on purpose (shutdown): not restarted.
             _ => return Ok(()),
         };
@@ -611,16 +614,34 @@ impl Actor for ProjectionsSupervisor {
     }
 }
 
-/// The shared projections' feed: one durable consumer, each message decoded once.
-async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>) {
+/// The shared projections' feed: one durable consumer, each message decoded once. `first`
+/// is the consumer opened before the projections started (see [`ProjectionsSupervisor`]).
+async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>, mut first: Option<Deliveries>) {
     let filter = bus.subjects().all_events();
+    // Until the durable exists, it is created from "now" on: what came before is in the
+    // store, which every projection catches up from when it starts (a new durable over a
+    // long stream would replay its history through projections that act on it).
+    let mut created = first.is_some();
     loop {
-        let deliveries = match bus.consume(SHARED_DURABLE, &filter).await {
-            Ok(deliveries) => deliveries,
-            Err(error) => {
-                tracing::warn!(%error, "projections consumer failed; again in a second");
-                tokio::time::sleep(RETRY_AFTER).await;
-                continue;
+        let deliveries = match first.take() {
+            Some(deliveries) => deliveries,
+            None => {
+                let consumer = if created {
+                    bus.consume(SHARED_DURABLE, &filter).await
+                } else {
+                    bus.consume_new(SHARED_DURABLE, &filter).await
+                };
+                match consumer {
+                    Ok(deliveries) => {
+                        created = true;
+                        deliveries
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "projections consumer failed; again in a second");
+                        tokio::time::sleep(RETRY_AFTER).await;
+                        continue;
+                    }
+                }
             }
         };
         let mut chunks = deliveries.ready_chunks(CHUNK);
@@ -672,18 +693,34 @@ async fn dispatch(statuses: &Statuses, batch: &Batch) -> bool {
             continue;
         }
         match target {
-            Target::Skip => {}
             Target::Hold => return false,
+            Target::PassOver(projection) => {
+                if !projection.resumes_from_store() {
+                    tracing::error!(
+                        projection = projection.name(),
+                        events = part.len(),
+                        "stuck: passed over; these events will not reach it"
+                    );
+                }
+            }
             Target::Call(actor) => calls.push(async move {
-                matches!(
-                    actor
-                        .call(
-                            |reply| ProjectionMsg::Apply(part, reply),
-                            Some(APPLY_TIMEOUT)
-                        )
-                        .await,
-                    Ok(CallResult::Success(Ok(())))
-                )
+                match actor
+                    .call(
+                        |reply| ProjectionMsg::Apply(part, reply),
+                        Some(APPLY_TIMEOUT),
+                    )
+                    .await
+                {
+                    Ok(CallResult::Success(Ok(()))) => true,
+                    Ok(CallResult::Timeout) => {
+                        // Ended, to be started again from its checkpoint: a hung apply must
+                        // not hold every later batch behind it.
+                        tracing::error!("a projection outlasted its apply time; restarting it");
+                        actor.kill();
+                        false
+                    }
+                    _ => false,
+                }
             }),
         }
     }

@@ -58,6 +58,7 @@ const COLUMNS: &str =
 pub struct UsersProjection {
     db: Database,
     refreshed: watch::Sender<u64>,
+    catching_up: tokio::sync::Mutex<()>,
 }
 
 impl UsersProjection {
@@ -66,6 +67,7 @@ impl UsersProjection {
         Self {
             db,
             refreshed: watch::channel(0).0,
+            catching_up: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -148,6 +150,16 @@ impl UsersProjection {
         self.fetch(&sql, after.unwrap_or(""), limit).await
     }
 
+    /// Usernames of users who are disabled or deleted.
+    pub async fn inactive(&self) -> Result<Vec<String>, StoreError> {
+        let names: Vec<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(
+            "SELECT username FROM users_view WHERE disabled OR deleted ORDER BY username"
+        )
+        .fetch_all(pool)
+        .await)?;
+        Ok(names)
+    }
+
     /// The user with stable id `id`.
     pub async fn by_id(&self, id: &str) -> Result<Option<UserView>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM users_view WHERE user_id = $1 LIMIT $2");
@@ -227,28 +239,51 @@ impl Projection for UsersProjection {
         NAME
     }
 
+    /// Every event: it refreshes only the users named, but its checkpoint follows the whole
+    /// log, so that a catch-up reads only what came since the last batch.
     fn interest(&self) -> Interest {
-        Interest::aggregate(User::TYPE)
+        Interest::ALL
     }
 
-    /// Refreshes the users with events past the checkpoint.
+    /// Refreshes the users with events past the checkpoint (one catch-up at a time: callers
+    /// that come while one runs wait for it, then find little left).
     async fn catch_up(&self) -> Result<(), StoreError> {
+        let _one = self.catching_up.lock().await;
         let mut cursor = crate::store::checkpoint(&self.db, CHECKPOINT).await?;
         loop {
             let page = self.db.read_after(cursor, 1000).await?;
-            let Some(last) = page.last() else {
-                return Ok(());
-            };
+            let Some(last) = page.last() else { break };
             cursor = last.cursor;
             let full = page.len() == 1000;
             self.refresh_all(&super::envelope::from_store(page)).await?;
             if !full {
-                return Ok(());
+                break;
             }
         }
+        Ok(())
     }
 
+    /// Refreshes the users a batch names, if the batch continues the view (every event
+    /// stored between the checkpoint and its last is in it); else catches up from the
+    /// store. So the checkpoint only ever moves past events the view has taken in.
     async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
-        self.refresh_all(batch).await
+        let checkpoint = crate::store::checkpoint(&self.db, CHECKPOINT).await?;
+        let mut events: Vec<&Arc<Envelope>> =
+            batch.iter().filter(|e| e.cursor() > checkpoint).collect();
+        events.sort_by_key(|e| e.cursor());
+        events.dedup_by_key(|e| e.cursor());
+        let Some(last) = events.last().map(|e| e.cursor()) else {
+            return Ok(());
+        };
+        let between = on_pool!(&self.db, |pool| {
+            let mut conn = pool.acquire().await?;
+            crate::store::log::count_between_in!(self.db, &mut *conn, checkpoint, last)
+        });
+        if between == events.len() as i64 {
+            let events: Vec<Arc<Envelope>> = events.into_iter().cloned().collect();
+            self.refresh_all(&events).await
+        } else {
+            self.catch_up().await
+        }
     }
 }

@@ -316,6 +316,43 @@ impl Database {
     }
 }
 
+/// How many stored events lie in `($after, $through]` (cursors), counted on connection
+/// `$conn` inside `on_pool!`: a read model whose batch holds that many events past its
+/// checkpoint continues it, with nothing left out (the relay publishes only below the
+/// gap-safe fence, so nothing in that range can still commit). An index-only count.
+macro_rules! count_between_in {
+    ($db:expr, $conn:expr, $after:expr, $through:expr) => {{
+        let (after, through): ($crate::store::Cursor, $crate::store::Cursor) = ($after, $through);
+        let count: i64 = match $db {
+            $crate::store::Database::Postgres(_) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM events \
+                     WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
+                       AND (xid, position) <= ($3::bigint::text::xid8, $4)",
+                )
+                .bind(after.xid)
+                .bind(after.position)
+                .bind(through.xid)
+                .bind(through.position)
+                .fetch_one($conn)
+                .await?
+            }
+            // No xid on SQLite (0 everywhere): position alone, which its index serves.
+            $crate::store::Database::Sqlite(_) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM events WHERE position > $1 AND position <= $2",
+                )
+                .bind(after.position)
+                .bind(through.position)
+                .fetch_one($conn)
+                .await?
+            }
+        };
+        count
+    }};
+}
+pub(crate) use count_between_in;
+
 /// The checkpoint of read model `name` (the start if it has none).
 pub async fn checkpoint(db: &Database, name: &str) -> Result<Cursor, StoreError> {
     let row: Option<(i64, i64)> = on_pool!(db, |pool| sqlx::query_as(
