@@ -61,7 +61,15 @@ impl JetStreamBus {
             )
             .await
             .map_err(BusError::unavailable)?;
-        let messages = consumer.messages().await.map_err(BusError::unavailable)?;
+        // Up to 1000 messages in flight per pull (the default is 200): a consumer behind
+        // under load takes bigger batches, and applies its backlog in fewer round trips.
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(1000)
+            .heartbeat(Duration::from_secs(15))
+            .messages()
+            .await
+            .map_err(BusError::unavailable)?;
         let durable = durable.to_string();
         Ok(messages
             .map_err(BusError::unavailable)

@@ -40,8 +40,9 @@ use crate::store::Cursor;
 /// The durable consumer every replica's feed shares.
 pub const SHARED_DURABLE: &str = "projections";
 
-/// Deliveries applied together, at most.
-const CHUNK: usize = 256;
+/// Deliveries applied together, at most: a feed behind takes its backlog in big batches
+/// (one transaction and a few statements each, whatever their size).
+const CHUNK: usize = 1000;
 
 /// How long a projection may take to apply one batch before it is restarted and the batch
 /// given back: within the consumer's ack wait (30 s), so that the batch is not handed to
