@@ -156,28 +156,12 @@ impl MemoryBus {
                     let (again, next_redelivery) = bus.redelivery(&durable);
                     if let Some((sequence, event)) = again {
                         crate::bus::count_redelivery(&durable);
-                        let delivery = Delivery {
-                            event,
-                            stream_sequence: sequence,
-                            acker: Acker::Memory(AckHandle {
-                                shared: bus.shared.clone(),
-                                durable: durable.clone(),
-                                sequence,
-                            }),
-                        };
+                        let delivery = bus.delivery(&durable, sequence, event);
                         return Some((Ok(delivery), (bus, durable, after, changes)));
                     }
                     if let Some((sequence, event)) = bus.next_delivery(&durable, after) {
                         after = sequence;
-                        let delivery = Delivery {
-                            event,
-                            stream_sequence: sequence,
-                            acker: Acker::Memory(AckHandle {
-                                shared: bus.shared.clone(),
-                                durable: durable.clone(),
-                                sequence,
-                            }),
-                        };
+                        let delivery = bus.delivery(&durable, sequence, event);
                         return Some((Ok(delivery), (bus, durable, after, changes)));
                     }
                     let wake = async {
@@ -262,6 +246,19 @@ impl MemoryBus {
             }
         }
         (None, durable.redeliver.values().min().copied())
+    }
+
+    /// Message `sequence` (`event`) handed to `durable`.
+    fn delivery(&self, durable: &str, sequence: u64, event: CloudEvent) -> Delivery {
+        Delivery {
+            event,
+            stream_sequence: sequence,
+            acker: Acker::Memory(AckHandle {
+                shared: self.shared.clone(),
+                durable: durable.to_string(),
+                sequence,
+            }),
+        }
     }
 
     fn next_delivery(&self, durable: &str, after: u64) -> Option<(u64, CloudEvent)> {

@@ -165,6 +165,22 @@ impl AuditEntry {
         entry
     }
 
+    /// The text fields between `position` and `sequence`, in the order the hash and the
+    /// table's bulk copy both write them.
+    fn text_fields(&self) -> [Option<&str>; 9] {
+        [
+            Some(self.time.as_str()),
+            Some(self.actor.as_str()),
+            Some(self.role.as_str()),
+            self.token_id.as_deref(),
+            Some(self.request_id.as_str()),
+            self.client_ip.as_deref(),
+            Some(self.action.as_str()),
+            Some(self.resource_type.as_str()),
+            Some(self.resource_id.as_str()),
+        ]
+    }
+
     /// `details` in canonical JSON.
     pub fn details_text(&self) -> std::borrow::Cow<'_, str> {
         if self.details_text.is_empty() {
@@ -196,17 +212,7 @@ impl AuditEntry {
         text(&mut out, Some(FORMAT));
         out.push(',');
         out.push_str(&self.position.to_string());
-        for value in [
-            Some(self.time.as_str()),
-            Some(self.actor.as_str()),
-            Some(self.role.as_str()),
-            self.token_id.as_deref(),
-            Some(self.request_id.as_str()),
-            self.client_ip.as_deref(),
-            Some(self.action.as_str()),
-            Some(self.resource_type.as_str()),
-            Some(self.resource_id.as_str()),
-        ] {
+        for value in self.text_fields() {
             out.push(',');
             text(&mut out, value);
         }
@@ -1123,17 +1129,7 @@ async fn copy_entries(
             data.push_str(text);
             data.push('\t');
         }
-        for text in [
-            Some(entry.time.as_str()),
-            Some(entry.actor.as_str()),
-            Some(entry.role.as_str()),
-            entry.token_id.as_deref(),
-            Some(entry.request_id.as_str()),
-            entry.client_ip.as_deref(),
-            Some(entry.action.as_str()),
-            Some(entry.resource_type.as_str()),
-            Some(entry.resource_id.as_str()),
-        ] {
+        for text in entry.text_fields() {
             copy_field(&mut data, text);
             data.push('\t');
         }
