@@ -113,56 +113,53 @@ impl EventMetadata {
     /// Reads metadata straight from its stored JSON text (the map [`EventMetadata::to_map`]
     /// makes), as [`EventMetadata::from_map`] would, without building the map.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        use std::borrow::Cow;
-        #[derive(serde::Deserialize)]
-        struct Stored<'a> {
-            #[serde(borrow)]
-            principal: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            token_id: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            request_id: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            client_ip: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            time: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            traceparent: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            role: Option<Cow<'a, str>>,
-        }
-        let stored: Stored<'_> = serde_json::from_str(text)?;
-        let owned = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned);
-        Ok(Self {
-            principal: owned(stored.principal).unwrap_or_else(|| ANONYMOUS.to_string()),
-            token_id: owned(stored.token_id),
-            request_id: owned(stored.request_id).unwrap_or_default(),
-            client_ip: owned(stored.client_ip),
-            time: stored
-                .time
-                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default(),
-            traceparent: owned(stored.traceparent),
-            role: owned(stored.role),
-        })
+        serde_json::from_str::<Stored>(text).map(Stored::into_metadata)
     }
 
     /// Reads metadata back from a stored map. Missing keys become `anonymous`, empty or the
     /// Unix epoch so that events stored before a key existed can still be read.
     pub fn from_map(map: &HashMap<String, String>) -> Self {
         let get = |key: &str| map.get(key).cloned();
-        Self {
-            principal: get(PRINCIPAL).unwrap_or_else(|| ANONYMOUS.to_string()),
+        Stored {
+            principal: get(PRINCIPAL),
             token_id: get(TOKEN_ID),
-            request_id: get(REQUEST_ID).unwrap_or_default(),
+            request_id: get(REQUEST_ID),
             client_ip: get(CLIENT_IP),
-            time: get(TIME)
+            time: get(TIME),
+            traceparent: get(TRACEPARENT),
+            role: get(ROLE),
+        }
+        .into_metadata()
+    }
+}
+
+/// Metadata as stored: every key optional (events stored before a key existed), unknown
+/// keys ignored (written by a later version).
+#[derive(serde::Deserialize)]
+struct Stored {
+    principal: Option<String>,
+    token_id: Option<String>,
+    request_id: Option<String>,
+    client_ip: Option<String>,
+    time: Option<String>,
+    traceparent: Option<String>,
+    role: Option<String>,
+}
+
+impl Stored {
+    fn into_metadata(self) -> EventMetadata {
+        EventMetadata {
+            principal: self.principal.unwrap_or_else(|| ANONYMOUS.to_string()),
+            token_id: self.token_id,
+            request_id: self.request_id.unwrap_or_default(),
+            client_ip: self.client_ip,
+            time: self
+                .time
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or_default(),
-            traceparent: get(TRACEPARENT),
-            role: get(ROLE),
+            traceparent: self.traceparent,
+            role: self.role,
         }
     }
 }

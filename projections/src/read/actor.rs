@@ -14,7 +14,7 @@ use std::time::Duration;
 use aurora_nats::EventBus;
 use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::envelope::{Batch, Envelope};
 use super::projection::{Projection, Scope};
@@ -34,8 +34,6 @@ pub enum ProjectionMsg {
     Delivered(Batch),
     /// The tail broke: end, to be started again (tail again, load again).
     TailBroken(String),
-    /// Catch up from the store again (batches went by while it started).
-    CatchUp,
     /// Forget what no longer matters.
     Tidy,
 }
@@ -58,16 +56,7 @@ pub struct ProjectionState {
     projection: Arc<dyn Projection>,
     statuses: Arc<Statuses>,
     /// The task forwarding its tail; ends with the actor, however it ends.
-    _tail: Option<AbortOnDrop>,
-}
-
-/// A task aborted when dropped (a failed actor's state is dropped; `post_stop` is not run).
-pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _tail: Option<AbortOnDropHandle<()>>,
 }
 
 impl Actor for ProjectionActor {
@@ -98,7 +87,7 @@ impl Actor for ProjectionActor {
         let interest = projection.interest();
         let tail = tail.map(|tail| {
             let me = me.clone();
-            AbortOnDrop(tokio::spawn(async move {
+            AbortOnDropHandle::new(tokio::spawn(async move {
                 let mut chunks = tail.ready_chunks(TAIL_CHUNK);
                 let reason = loop {
                     let Some(chunk) = chunks.next().await else {
@@ -161,7 +150,6 @@ impl Actor for ProjectionActor {
                     }
                 }
             }
-            ProjectionMsg::CatchUp => state.projection.catch_up().await?,
             ProjectionMsg::Delivered(batch) => {
                 if !batch.is_empty() {
                     state.projection.apply(&batch).await?;

@@ -1,5 +1,9 @@
 //! The runs read model: one row per run, fed from the bus, rebuildable from the store.
 //!
+//! (Long: the row and its rules, the batch apply shared by the live view and its rebuild
+//! (one macro, one transaction each), the queries, the fold for history reads and the
+//! rebuild by replay — one read model, kept together.)
+//!
 //! Idempotent under redelivery: each row remembers the last aggregate sequence applied, and
 //! an event at or below it changes nothing. An event further ahead (the stream lost one in
 //! between) first catches the row up from the store, so order and loss on the bus cannot

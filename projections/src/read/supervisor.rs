@@ -4,6 +4,9 @@
 //! cool-down. Beside the actors runs the **feed**: the one durable consumer of the shared
 //! projections, whose every message is decoded once and handed to each of them.
 //!
+//! (Long: the supervisor, the feed it runs and the statuses both share — one mechanism —
+//! and a third of it is its tests.)
+//!
 //! # The feed
 //! A batch of deliveries becomes one [`Batch`] of envelopes. Each running shared projection
 //! gets the part it follows (the same `Arc`s), all at once; when every one has applied its
@@ -31,8 +34,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde::Serialize;
+use tokio_util::task::AbortOnDropHandle;
 
-use super::actor::{AbortOnDrop, ProjectionActor, ProjectionArgs, ProjectionMsg};
+use super::actor::{ProjectionActor, ProjectionArgs, ProjectionMsg};
 use super::envelope::{Batch, Envelope};
 use super::projection::{Interest, Projection, Scope};
 use crate::store::Cursor;
@@ -405,7 +409,7 @@ pub struct SupervisorState {
     statuses: Arc<Statuses>,
     settings: SupervisorSettings,
     children: Vec<Child>,
-    _feed: Option<AbortOnDrop>,
+    _feed: Option<AbortOnDropHandle<()>>,
 }
 
 impl SupervisorState {
@@ -520,7 +524,9 @@ impl Actor for ProjectionsSupervisor {
                     None
                 }
             };
-            state._feed = Some(AbortOnDrop(tokio::spawn(feed(bus, statuses, first))));
+            state._feed = Some(AbortOnDropHandle::new(tokio::spawn(feed(
+                bus, statuses, first,
+            ))));
         }
         // Those in memory are loaded before the supervisor is up, so before the replica
         // serves (a token revoked must be refused from the first request on); those with a
