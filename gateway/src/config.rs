@@ -286,23 +286,6 @@ impl Config {
         }
     }
 
-    /// Where logs go, and the filter: `AURORA_LOG`, else `RUST_LOG`, else the default.
-    pub fn log_settings(&self, stderr: bool) -> crate::telemetry::LogSettings {
-        crate::telemetry::LogSettings {
-            filter: self
-                .log
-                .clone()
-                .unwrap_or_else(crate::telemetry::filter_from_env),
-            stderr,
-            dir: self.log_dir.clone(),
-            retention: crate::logfiles::Retention {
-                days: self.log_retention_days,
-                file_max_bytes: self.log_file_max_bytes,
-                total_max_bytes: self.log_max_bytes,
-            },
-        }
-    }
-
     /// The request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds)
@@ -313,10 +296,11 @@ impl Config {
         Duration::from_secs(self.head_timeout_seconds)
     }
 
-    /// Every check of the settings Aurora makes before it starts, without connecting to
-    /// anything: the first bad setting is an error naming it.
+    /// The checks of the settings that need nothing but the settings: the first bad one is
+    /// an error naming it. The settings other modules parse (log filter, CORS origins,
+    /// proxies, webhook secrets, rate-limit policies) are checked with these by
+    /// `startup::check`, so that this module stays a leaf.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.log_settings(false).env_filter()?;
         if self.log_retention_days > 36_500 {
             anyhow::bail!("AURORA_LOG_RETENTION_DAYS must be at most 36500 (a hundred years)");
         }
@@ -376,15 +360,6 @@ impl Config {
         }
         self.engine_settings()?;
         self.tier_limits()?;
-        self.rate_limit_policies()?;
-        crate::http::cors::Origins::parse(&self.cors_origins)
-            .map_err(|e| anyhow::anyhow!("AURORA_CORS_ORIGINS: {e}"))?;
-        crate::limits::TrustedProxies::parse(&self.trusted_proxies)
-            .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
-        if let Some(secrets) = &self.identity_webhook_secrets {
-            crate::auth::webhook::WebhookSecrets::parse(secrets)
-                .map_err(|e| anyhow::anyhow!("AURORA_IDENTITY_WEBHOOK_SECRETS: {e}"))?;
-        }
         Ok(())
     }
 
@@ -461,23 +436,6 @@ impl Config {
         match &self.root_keys_dir {
             Some(dir) => (dir.clone(), false),
             None => (self.data_dir.join("keys"), true),
-        }
-    }
-
-    /// The rate-limit policies configured: `None` when off. A bad file is an error naming
-    /// the line.
-    pub fn rate_limit_policies(&self) -> anyhow::Result<Option<crate::limits::policy::Policies>> {
-        use crate::limits::policy::Policies;
-        match self.rate_limits.trim() {
-            "off" => Ok(None),
-            "presets" => Ok(Some(Policies::presets())),
-            path => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("reading rate limits {path}: {e}"))?;
-                Policies::parse(&text)
-                    .map(Some)
-                    .map_err(|e| anyhow::anyhow!("rate limits {path}: {e}"))
-            }
         }
     }
 
@@ -715,53 +673,6 @@ mod tests {
             super::settings_file(&args(&["aurora", "config", "check", "--config=b.toml"])),
             Some("b.toml".into())
         );
-    }
-
-    #[test]
-    fn validation_names_the_bad_setting() {
-        let good = super::Config::embedded("/tmp/aurora");
-        good.validate().expect("the embedded defaults are valid");
-        type Spoil = fn(&mut super::Config);
-        let cases: [(Spoil, &str); 10] = [
-            (|c| c.log = Some("info,=,[".into()), "AURORA_LOG"),
-            (
-                |c| c.cors_origins = "not an origin".into(),
-                "AURORA_CORS_ORIGINS",
-            ),
-            (
-                |c| c.trusted_proxies = "10.0.0.0/99".into(),
-                "AURORA_TRUSTED_PROXIES",
-            ),
-            (
-                |c| c.tier_concurrent_runs = "gold=3".into(),
-                "AURORA_TIER_CONCURRENT_RUNS",
-            ),
-            (
-                |c| c.database_url = Some("mysql://u:pw@db/x".into()),
-                "DATABASE_URL",
-            ),
-            (|c| c.nats_prefix = "a.b".into(), "AURORA_NATS_PREFIX"),
-            (
-                |c| c.request_timeout_seconds = 0,
-                "AURORA_REQUEST_TIMEOUT_SECONDS",
-            ),
-            (
-                |c| c.head_timeout_seconds = 0,
-                "AURORA_HEAD_TIMEOUT_SECONDS",
-            ),
-            (|c| c.max_connections = 1, "AURORA_MAX_CONNECTIONS"),
-            (
-                |c| c.identity_webhook_secrets = Some("!!!".into()),
-                "AURORA_IDENTITY_WEBHOOK_SECRETS",
-            ),
-        ];
-        for (spoil, setting) in cases {
-            let mut config = good.clone();
-            spoil(&mut config);
-            let error = config.validate().expect_err(setting).to_string();
-            assert!(error.starts_with(setting), "{setting}: {error}");
-            assert!(!error.contains("pw@"), "no password in {error}");
-        }
     }
 
     #[test]

@@ -194,7 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::BenchAudit(_)
     );
     let mut logs = match settings(&cli.command) {
-        Some(config) => config.log_settings(stderr),
+        Some(config) => telemetry::LogSettings::from_config(config, stderr),
         None => telemetry::LogSettings {
             stderr,
             ..Default::default()
@@ -267,7 +267,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config {
             action: ConfigCommand::Check(config),
         } => {
-            config.validate()?;
+            aurora_gateway::startup::check(&config)?;
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(())
         }

@@ -115,11 +115,28 @@ pub struct Application {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Every check of the settings Aurora makes before it starts, without connecting to
+/// anything: the first bad setting is an error naming it (and no secret it holds).
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    crate::telemetry::LogSettings::from_config(config, false).env_filter()?;
+    config.validate()?;
+    crate::limits::policy::configured(config)?;
+    crate::http::cors::Origins::parse(&config.cors_origins)
+        .map_err(|e| anyhow::anyhow!("AURORA_CORS_ORIGINS: {e}"))?;
+    crate::limits::TrustedProxies::parse(&config.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
+    if let Some(secrets) = &config.identity_webhook_secrets {
+        crate::auth::webhook::WebhookSecrets::parse(secrets)
+            .map_err(|e| anyhow::anyhow!("AURORA_IDENTITY_WEBHOOK_SECRETS: {e}"))?;
+    }
+    Ok(())
+}
+
 impl Application {
     /// Connects everything, applies migrations, starts the relay and the projections, and
     /// binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        config.validate()?;
+        check(&config)?;
         let db = connect_database(&config).await?;
         db.migrate().await.context("applying migrations")?;
         let bus = connect_bus(&config).await?;
@@ -243,7 +260,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("AURORA_CORS_ORIGINS: {e}"))?;
         let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
-        let limits = match config.rate_limit_policies()? {
+        let limits = match crate::limits::policy::configured(&config)? {
             Some(policies) => {
                 let proxies = proxies.clone();
                 // Blocks in force are known before the first request is served.
@@ -429,5 +446,57 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_bad_setting() {
+        let good = Config::embedded("/tmp/aurora");
+        check(&good).expect("the embedded defaults are valid");
+        type Spoil = fn(&mut Config);
+        let cases: [(Spoil, &str); 10] = [
+            (|c| c.log = Some("info,=,[".into()), "AURORA_LOG"),
+            (
+                |c| c.cors_origins = "not an origin".into(),
+                "AURORA_CORS_ORIGINS",
+            ),
+            (
+                |c| c.trusted_proxies = "10.0.0.0/99".into(),
+                "AURORA_TRUSTED_PROXIES",
+            ),
+            (
+                |c| c.tier_concurrent_runs = "gold=3".into(),
+                "AURORA_TIER_CONCURRENT_RUNS",
+            ),
+            (
+                |c| c.database_url = Some("mysql://u:pw@db/x".into()),
+                "DATABASE_URL",
+            ),
+            (|c| c.nats_prefix = "a.b".into(), "AURORA_NATS_PREFIX"),
+            (
+                |c| c.request_timeout_seconds = 0,
+                "AURORA_REQUEST_TIMEOUT_SECONDS",
+            ),
+            (
+                |c| c.head_timeout_seconds = 0,
+                "AURORA_HEAD_TIMEOUT_SECONDS",
+            ),
+            (|c| c.max_connections = 1, "AURORA_MAX_CONNECTIONS"),
+            (
+                |c| c.identity_webhook_secrets = Some("!!!".into()),
+                "AURORA_IDENTITY_WEBHOOK_SECRETS",
+            ),
+        ];
+        for (spoil, setting) in cases {
+            let mut config = good.clone();
+            spoil(&mut config);
+            let error = check(&config).expect_err(setting).to_string();
+            assert!(error.starts_with(setting), "{setting}: {error}");
+            assert!(!error.contains("pw@"), "no password in {error}");
+        }
     }
 }

@@ -14,6 +14,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::config::Config;
 use crate::logfiles::{Retention, RollingFile};
 
 /// The filter when neither `AURORA_LOG` nor `RUST_LOG` says otherwise.
@@ -55,6 +56,21 @@ impl Default for LogSettings {
 }
 
 impl LogSettings {
+    /// Where logs go, and the filter (`AURORA_LOG`, else `RUST_LOG`, else the default), as
+    /// `config` sets them.
+    pub fn from_config(config: &Config, stderr: bool) -> Self {
+        Self {
+            filter: config.log.clone().unwrap_or_else(filter_from_env),
+            stderr,
+            dir: config.log_dir.clone(),
+            retention: Retention {
+                days: config.log_retention_days,
+                file_max_bytes: config.log_file_max_bytes,
+                total_max_bytes: config.log_max_bytes,
+            },
+        }
+    }
+
     /// The filter, or an error naming the setting.
     pub fn env_filter(&self) -> anyhow::Result<EnvFilter> {
         // warp's trace filter logs every 5xx as an "internal error" (a 503 from /ready while

@@ -113,7 +113,17 @@ impl Ack {
 
 pub(crate) enum Acker {
     JetStream(Box<async_nats::jetstream::Message>),
-    Memory(crate::memory::AckHandle),
+    /// An in-process bus's (`memory::MemoryBus`): the bus depends on this module, not
+    /// this module on it.
+    InProcess(Box<dyn InProcessAck>),
+}
+
+/// Acknowledges a message of an in-process bus.
+pub(crate) trait InProcessAck: Send + Sync {
+    /// It will not be delivered to this durable again.
+    fn ack(self: Box<Self>);
+    /// Deliver it again after `delay`.
+    fn nak(self: Box<Self>, delay: std::time::Duration);
 }
 
 impl Delivery {
@@ -134,7 +144,7 @@ impl Delivery {
     async fn ack_with(acker: Acker) -> Result<(), BusError> {
         match acker {
             Acker::JetStream(message) => message.ack().await.map_err(BusError::unavailable),
-            Acker::Memory(handle) => {
+            Acker::InProcess(handle) => {
                 handle.ack();
                 Ok(())
             }
@@ -152,7 +162,7 @@ impl Delivery {
                 .ack_with(async_nats::jetstream::AckKind::Progress)
                 .await
                 .map_err(BusError::unavailable),
-            Acker::Memory(_) => Ok(()),
+            Acker::InProcess(_) => Ok(()),
         }
     }
 }
@@ -170,7 +180,7 @@ impl Delivery {
                 .ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
                 .await
                 .map_err(BusError::unavailable),
-            Acker::Memory(handle) => {
+            Acker::InProcess(handle) => {
                 handle.nak(delay);
                 Ok(())
             }
@@ -184,7 +194,7 @@ impl Delivery {
                 .double_ack_with(async_nats::jetstream::AckKind::Progress)
                 .await
                 .map_err(BusError::unavailable),
-            Acker::Memory(_) => Ok(()),
+            Acker::InProcess(_) => Ok(()),
         }
     }
 }

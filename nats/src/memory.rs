@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::bus::{Acker, Deliveries, Tail, WorkQueue, WorkSource};
+use crate::bus::{Acker, Deliveries, InProcessAck, Tail, WorkQueue, WorkSource};
 use crate::subjects::matches;
 use crate::{BusError, CloudEvent, Delivery, EventBus, PublishOutcome, StreamState, Subjects};
 
@@ -69,8 +69,8 @@ pub struct AckHandle {
     sequence: u64,
 }
 
-impl AckHandle {
-    pub(crate) fn ack(self) {
+impl InProcessAck for AckHandle {
+    fn ack(self: Box<Self>) {
         let mut state = self.shared.lock();
         if let Some(durable) = state.durables.get_mut(&self.durable) {
             durable.ack(self.sequence);
@@ -79,7 +79,7 @@ impl AckHandle {
     }
 
     /// Delivers the message again after `delay` (to this durable's consumer).
-    pub(crate) fn nak(self, delay: std::time::Duration) {
+    fn nak(self: Box<Self>, delay: std::time::Duration) {
         {
             let mut state = self.shared.lock();
             if let Some(durable) = state.durables.get_mut(&self.durable) {
@@ -253,11 +253,11 @@ impl MemoryBus {
         Delivery {
             event,
             stream_sequence: sequence,
-            acker: Acker::Memory(AckHandle {
+            acker: Acker::InProcess(Box::new(AckHandle {
                 shared: self.shared.clone(),
                 durable: durable.to_string(),
                 sequence,
-            }),
+            })),
         }
     }
 

@@ -3,22 +3,26 @@
 //! On start (and on every restart) it catches its projection up from the store; a
 //! projection in memory first opens a tail of its own on the bus, so that an event
 //! committed while it loads is in one or the other. Then it applies what it is handed:
-//! batches from the shared durable consumer (a call, answered once applied; the feed acks
-//! after every projection answered), or what its own tail delivers. A panic, a failed
-//! apply of its own tail, or a tail that breaks ends the actor; its supervisor starts it
-//! again, from its checkpoint.
+//! parts of the shared durable consumer's batches, queued in its **lane** (each answered
+//! once applied; the feed acks a batch after every projection answered), or what its own
+//! tail delivers. The parts waiting in its lane when it gets to them are applied together,
+//! in one transaction: a projection that falls behind takes bigger batches, at the same
+//! fixed cost each, and catches up instead of queueing. A panic, a failed apply, an apply
+//! past [`APPLY_TIMEOUT`], or a tail that breaks ends the actor (and drops its lane: what
+//! waited there is given back to the bus); its supervisor starts it again, from its
+//! checkpoint.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aurora_nats::EventBus;
 use futures::StreamExt;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::envelope::{Batch, Envelope};
 use super::projection::{Projection, Scope};
-use super::supervisor::Statuses;
 
 /// Deliveries of a tail applied together, at most.
 const TAIL_CHUNK: usize = 256;
@@ -26,16 +30,46 @@ const TAIL_CHUNK: usize = 256;
 /// How often a projection tidies itself.
 pub const TIDY_EVERY: Duration = Duration::from_secs(600);
 
+/// How long one apply may take before the actor fails and starts again from its
+/// checkpoint: within the consumer's ack wait (30 s), so that a batch is not handed to
+/// another replica while it is still being applied here, and a hung apply does not hold
+/// every later batch behind it.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Events of queued parts applied together, at most (the parts left wait for the next
+/// `Drain`, which each part queued comes with).
+const MERGED: usize = 5000;
+
+/// A projection's part of one batch of the shared feed, and where to say whether it was
+/// applied (dropped unanswered if the actor ends first: the feed gives the batch back).
+pub struct Part {
+    /// The events this projection follows, in delivery order.
+    pub batch: Batch,
+    /// Answered once the part is applied (or failed).
+    pub applied: oneshot::Sender<Result<(), String>>,
+}
+
+/// Where the feed queues a projection actor's parts; the actor owns the other end.
+pub type Lane = mpsc::UnboundedSender<Part>;
+
 /// What a projection actor is asked to do.
 pub enum ProjectionMsg {
-    /// Apply a batch from the shared consumer and answer once it is applied.
-    Apply(Batch, RpcReplyPort<Result<(), String>>),
+    /// Parts are waiting in the lane: apply them, together (sent once per part queued, so
+    /// a part is never left waiting without one).
+    Drain,
     /// Apply a batch from the actor's own tail.
     Delivered(Batch),
     /// The tail broke: end, to be started again (tail again, load again).
     TailBroken(String),
     /// Forget what no longer matters.
     Tidy,
+}
+
+/// Where a projection actor reports each batch it applied (the supervisor's statuses:
+/// the actor does not depend on its supervisor).
+pub trait Applied: Send + Sync {
+    /// Projection `name` applied `batch`.
+    fn applied(&self, name: &'static str, batch: &[Arc<Envelope>]);
 }
 
 /// Feeds one [`Projection`].
@@ -48,13 +82,16 @@ pub struct ProjectionArgs {
     /// The bus (for the tail of a projection in memory).
     pub bus: Arc<dyn EventBus>,
     /// Where it reports what it applied.
-    pub statuses: Arc<Statuses>,
+    pub statuses: Arc<dyn Applied>,
+    /// Its end of the lane the feed queues parts in (shared projections).
+    pub lane: Option<mpsc::UnboundedReceiver<Part>>,
 }
 
 /// A running projection actor's state.
 pub struct ProjectionState {
     projection: Arc<dyn Projection>,
-    statuses: Arc<Statuses>,
+    statuses: Arc<dyn Applied>,
+    lane: Option<mpsc::UnboundedReceiver<Part>>,
     /// The task forwarding its tail; ends with the actor, however it ends.
     _tail: Option<AbortOnDropHandle<()>>,
 }
@@ -73,6 +110,7 @@ impl Actor for ProjectionActor {
             projection,
             bus,
             statuses,
+            lane,
         } = args;
         // A projection in memory tails first, then loads: an event committed in between
         // is in one or the other (or both: applying is idempotent).
@@ -123,6 +161,7 @@ impl Actor for ProjectionActor {
         Ok(ProjectionState {
             projection,
             statuses,
+            lane,
             _tail: tail,
         })
     }
@@ -135,19 +174,43 @@ impl Actor for ProjectionActor {
     ) -> Result<(), ActorProcessingErr> {
         let name = state.projection.name();
         match message {
-            ProjectionMsg::Apply(batch, reply) => {
+            ProjectionMsg::Drain => {
+                let Some(lane) = state.lane.as_mut() else {
+                    return Ok(());
+                };
+                // Up to MERGED events: one transaction stays well within APPLY_TIMEOUT.
+                let (mut parts, mut events) = (Vec::new(), 0);
+                while events < MERGED {
+                    let Ok(part) = lane.try_recv() else { break };
+                    events += part.batch.len();
+                    parts.push(part);
+                }
+                let batch: Batch = match parts.as_slice() {
+                    [] => return Ok(()),
+                    [one] => one.batch.clone(),
+                    many => many.iter().flat_map(|p| p.batch.iter().cloned()).collect(),
+                };
                 // A failed apply fails the actor (after answering): it starts again from
                 // its checkpoint, and a projection that keeps failing is reported stuck
                 // instead of holding every batch back.
-                match state.projection.apply(&batch).await {
-                    Ok(()) => {
-                        state.statuses.applied(name, &batch);
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(error) => {
-                        let _ = reply.send(Err(error.to_string()));
-                        return Err(From::from(format!("{name}: applying a batch: {error}")));
-                    }
+                let outcome =
+                    match tokio::time::timeout(APPLY_TIMEOUT, state.projection.apply(&batch)).await
+                    {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(error)) => Err(format!("applying a batch: {error}")),
+                        Err(_) => Err(format!(
+                            "applying a batch took over {} s",
+                            APPLY_TIMEOUT.as_secs()
+                        )),
+                    };
+                if outcome.is_ok() {
+                    state.statuses.applied(name, &batch);
+                }
+                for part in parts {
+                    let _ = part.applied.send(outcome.clone());
+                }
+                if let Err(error) = outcome {
+                    return Err(From::from(format!("{name}: {error}")));
                 }
             }
             ProjectionMsg::Delivered(batch) => {

@@ -201,76 +201,53 @@ impl AuditEntry {
     /// [`AuditEntry::content_hash`] with `details` already in canonical JSON: the array is
     /// written out directly, the same text `canonical_json` would make of it.
     fn hash_over(&self, details: &str) -> String {
-        fn text(out: &mut String, value: Option<&str>) {
+        use std::io::Write;
+        fn text(out: &mut Vec<u8>, value: Option<&str>) {
             match value {
-                Some(value) => out.push_str(&Value::String(value.to_string()).to_string()),
-                None => out.push_str("null"),
+                // A string in JSON, escaped as `canonical_json` escapes it.
+                Some(value) => serde_json::to_writer(&mut *out, value).expect("writes to memory"),
+                None => out.extend_from_slice(b"null"),
             }
         }
-        let mut out = String::with_capacity(320 + details.len());
-        out.push('[');
+        let mut out = Vec::with_capacity(320 + details.len());
+        out.push(b'[');
         text(&mut out, Some(FORMAT));
-        out.push(',');
-        out.push_str(&self.position.to_string());
+        write!(out, ",{}", self.position).expect("writes to memory");
         for value in self.text_fields() {
-            out.push(',');
+            out.push(b',');
             text(&mut out, value);
         }
-        out.push(',');
-        out.push_str(&self.sequence.to_string());
-        out.push(',');
+        write!(out, ",{},", self.sequence).expect("writes to memory");
         text(&mut out, Some(&self.version));
-        out.push(',');
-        out.push_str(details);
-        out.push(',');
+        out.push(b',');
+        out.extend_from_slice(details.as_bytes());
+        out.push(b',');
         text(&mut out, Some(&self.prev_hash));
-        out.push(']');
-        hex::encode(Sha256::digest(out.as_bytes()))
+        out.push(b']');
+        hex::encode(Sha256::digest(&out))
     }
 }
 
 /// JSON with object keys sorted at every level and no whitespace: one text per value.
+///
+/// `serde_json`'s compact output is exactly that: its maps are ordered by key (the
+/// workspace does not enable its `preserve_order`; `canonical_json_sorts_keys_at_every_level`
+/// fails if something does), and strings and numbers are written one way.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
+    serde_json::to_string(value).expect("a JSON value always serializes")
 }
 
 /// Is a field of this name a secret? Passwords and their hashes, secrets, keys, token
 /// bytes, credentials in headers. Events are designed to carry none; this is the belt to
 /// that design's braces, for events of any version.
 fn is_secret(key: &str, value: &Value) -> bool {
-    let key = key.to_ascii_lowercase();
+    let lower;
+    let key = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = key.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        key
+    };
     [
         "password",
         "secret",
@@ -282,26 +259,45 @@ fn is_secret(key: &str, value: &Value) -> bool {
     ]
     .iter()
     .any(|word| key.contains(word))
-        || (matches!(key.as_str(), "token" | "bearer" | "biscuit") && value.is_string())
+        || (matches!(key, "token" | "bearer" | "biscuit") && value.is_string())
+}
+
+/// Does `value` hold a field [`redact`] would replace? Most events hold none: they are
+/// then kept as they are, not rebuilt.
+fn holds_secret(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| is_secret(key, value) || holds_secret(value)),
+        Value::Array(items) => items.iter().any(holds_secret),
+        _ => false,
+    }
 }
 
 /// `value` with every secret field's value replaced by [`REDACTED`].
 pub fn redact(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(key, value)| {
-                    let value = if is_secret(&key, &value) {
-                        Value::String(REDACTED.to_string())
-                    } else {
-                        redact(value)
-                    };
-                    (key, value)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
-        other => other,
+    fn rebuilt(value: Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(key, value)| {
+                        let value = if is_secret(&key, &value) {
+                            Value::String(REDACTED.to_string())
+                        } else {
+                            rebuilt(value)
+                        };
+                        (key, value)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.into_iter().map(rebuilt).collect()),
+            other => other,
+        }
+    }
+    if holds_secret(&value) {
+        rebuilt(value)
+    } else {
+        value
     }
 }
 
@@ -1372,7 +1368,8 @@ mod tests {
             &event(
                 1,
                 json!({"Thing": {"password": "hunter2", "nested": [{"client_secret": "s"}],
-                       "token": "EnQKCg", "grant": {"token_id": "t1"}, "sha256": "ab"}}),
+                       "token": "EnQKCg", "grant": {"token_id": "t1"}, "sha256": "ab",
+                       "Upstream_API_Key": "k"}}),
             ),
             1,
             GENESIS,
@@ -1380,7 +1377,8 @@ mod tests {
         assert_eq!(
             entry.details,
             json!({"password": REDACTED, "nested": [{"client_secret": REDACTED}],
-                   "token": REDACTED, "grant": {"token_id": "t1"}, "sha256": "ab"})
+                   "token": REDACTED, "grant": {"token_id": "t1"}, "sha256": "ab",
+                   "Upstream_API_Key": REDACTED})
         );
         assert_eq!(
             (entry.role.as_str(), entry.actor.as_str()),

@@ -9,10 +9,15 @@
 //!
 //! # The feed
 //! A batch of deliveries becomes one [`Batch`] of envelopes. Each running shared projection
-//! gets the part it follows (the same `Arc`s), all at once; when every one has applied its
-//! part the batch is acked, else it is given back and redelivered (those that applied it
-//! skip it: applying is idempotent). A projection that is starting or restarting is waited
-//! for: the batch is given back. A stuck one is passed over — the others go on. That loses
+//! gets the part it follows (the same `Arc`s) queued in its lane, and the feed goes on to
+//! the next batch without waiting: the batches are pipelined, every projection applies at
+//! its own pace (what queued up while it applied, together), and a slow one does not delay
+//! the others. The feed's acker answers the batches in order: when every projection has
+//! applied its part a batch is acked, else it is given back and redelivered (those that
+//! applied it skip it: applying is idempotent). At most [`IN_FLIGHT`] batches wait for
+//! their acks; the consumer's `max_ack_pending` bounds the events. A projection that is
+//! starting or restarting is waited for: the batch is given back. A stuck one is passed
+//! over — the others go on. That loses
 //! nothing for a projection with a checkpoint: its checkpoint only ever moves past events it
 //! applied (a batch that does not continue it is read from the store instead), so its next
 //! start, or whichever replica applies the next batch, catches up what it missed. A
@@ -31,12 +36,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::actor::{ProjectionActor, ProjectionArgs, ProjectionMsg};
+use super::actor::{Applied, Lane, Part, ProjectionActor, ProjectionArgs, ProjectionMsg};
 use super::envelope::{Batch, Envelope};
 use super::projection::{Interest, Projection, Scope};
 use crate::store::Cursor;
@@ -48,10 +53,8 @@ pub const SHARED_DURABLE: &str = "projections";
 /// (one transaction and a few statements each, whatever their size).
 const CHUNK: usize = 1000;
 
-/// How long a projection may take to apply one batch before it is restarted and the batch
-/// given back: within the consumer's ack wait (30 s), so that the batch is not handed to
-/// another replica while it is still being applied here.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(25);
+/// Batches handed to the projections and not yet answered, at most.
+const IN_FLIGHT: usize = 64;
 
 /// How soon a batch given back is delivered again.
 const REDELIVER_AFTER: Duration = Duration::from_millis(250);
@@ -167,6 +170,8 @@ struct Entry {
     projection: Arc<dyn Projection>,
     health: Health,
     actor: Option<ActorRef<ProjectionMsg>>,
+    /// Where the feed queues its parts (while it runs, if shared).
+    lane: Option<Lane>,
     restarts: u64,
     last_error: Option<String>,
     applied: Option<Cursor>,
@@ -185,7 +190,7 @@ pub struct Statuses {
 
 /// What the feed does with a batch for one projection.
 enum Target {
-    Call(ActorRef<ProjectionMsg>),
+    Queue(ActorRef<ProjectionMsg>, Lane),
     /// Stuck: go on without it.
     PassOver(Arc<dyn Projection>),
     Hold,
@@ -202,6 +207,7 @@ impl Statuses {
                         projection: p.clone(),
                         health: Health::Starting,
                         actor: None,
+                        lane: None,
                         restarts: 0,
                         last_error: None,
                         applied: None,
@@ -272,32 +278,6 @@ impl Statuses {
             .collect()
     }
 
-    /// Notes that `name` applied `batch`: its position, and each event's delay since its
-    /// command was accepted.
-    pub(crate) fn applied(&self, name: &'static str, batch: &[Arc<Envelope>]) {
-        let Some(last) = batch.iter().map(|e| e.cursor()).max() else {
-            return;
-        };
-        self.with(name, |e| {
-            e.applied = Some(e.applied.map_or(last, |a| a.max(last)))
-        });
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-        let now = chrono::Utc::now();
-        let histogram = self.metrics.delay.get_or_create(&Self::labels(name));
-        let mut delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
-        let kept = delays.entry(name).or_default();
-        for envelope in batch {
-            let delay = (now - envelope.event.metadata.time)
-                .to_std()
-                .unwrap_or_default();
-            histogram.observe(delay.as_secs_f64());
-            if kept.len() == DELAYS_KEPT {
-                kept.pop_front();
-            }
-            kept.push_back(u32::try_from(delay.as_micros()).unwrap_or(u32::MAX));
-        }
-    }
-
     /// The `q`-quantile of the delays `name` applied events with (since
     /// [`Statuses::forget_delays`], the last [`DELAYS_KEPT`] at most), if it applied any.
     pub fn delay_quantile(&self, name: &str, q: f64) -> Option<Duration> {
@@ -326,14 +306,44 @@ impl Statuses {
             .values()
             .filter(|e| e.projection.scope() == Scope::Shared)
             .map(|e| {
-                let target = match (e.health, &e.actor) {
-                    (Health::Running, Some(actor)) => Target::Call(actor.clone()),
-                    (Health::Stuck, _) => Target::PassOver(e.projection.clone()),
+                let target = match (e.health, &e.actor, &e.lane) {
+                    (Health::Running, Some(actor), Some(lane)) => {
+                        Target::Queue(actor.clone(), lane.clone())
+                    }
+                    (Health::Stuck, ..) => Target::PassOver(e.projection.clone()),
                     _ => Target::Hold,
                 };
                 (e.projection.interest(), target)
             })
             .collect()
+    }
+}
+
+impl Applied for Statuses {
+    /// Notes that `name` applied `batch`: its position, and each event's delay since its
+    /// command was accepted.
+    fn applied(&self, name: &'static str, batch: &[Arc<Envelope>]) {
+        let Some(last) = batch.iter().map(|e| e.cursor()).max() else {
+            return;
+        };
+        self.with(name, |e| {
+            e.applied = Some(e.applied.map_or(last, |a| a.max(last)))
+        });
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        let now = chrono::Utc::now();
+        let histogram = self.metrics.delay.get_or_create(&Self::labels(name));
+        let mut delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = delays.entry(name).or_default();
+        for envelope in batch {
+            let delay = (now - envelope.event.metadata.time)
+                .to_std()
+                .unwrap_or_default();
+            histogram.observe(delay.as_secs_f64());
+            if kept.len() == DELAYS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(u32::try_from(delay.as_micros()).unwrap_or(u32::MAX));
+        }
     }
 }
 
@@ -418,16 +428,25 @@ impl SupervisorState {
         let projection = self.children[index].projection.clone();
         let name = projection.name();
         self.statuses.with(name, |e| e.health = Health::Starting);
+        let (lane, queued) = match projection.scope() {
+            Scope::Shared => {
+                let (lane, queued) = mpsc::unbounded_channel();
+                (Some(lane), Some(queued))
+            }
+            Scope::Replica => (None, None),
+        };
         let args = ProjectionArgs {
             projection,
             bus: self.bus.clone(),
             statuses: self.statuses.clone(),
+            lane: queued,
         };
         match Actor::spawn_linked(None, ProjectionActor, args, me.get_cell()).await {
             Ok((actor, _)) => {
                 self.statuses.with(name, |e| {
                     e.health = Health::Running;
                     e.actor = Some(actor.clone());
+                    e.lane = lane;
                 });
                 self.statuses
                     .metrics
@@ -582,8 +601,6 @@ impl Actor for ProjectionsSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let (cell, reason) = match &event {
             SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
-            // Killed by the feed (an apply that outlasted its time).
-            SupervisionEvent::ActorTerminated(cell, _, Some(reason)) => (cell, reason.clone()),
             // Stopped on purpose (shutdown): not restarted.
             _ => return Ok(()),
         };
@@ -600,6 +617,7 @@ impl Actor for ProjectionsSupervisor {
         state.statuses.with(name, |e| {
             e.health = Health::Down;
             e.actor = None;
+            e.lane = None;
             e.last_error = Some(reason);
         });
         state.restart(&me, index).await;
@@ -625,6 +643,8 @@ impl Actor for ProjectionsSupervisor {
 /// is the consumer opened before the projections started (see [`ProjectionsSupervisor`]).
 async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>, mut first: Option<Deliveries>) {
     let filter = bus.subjects().all_events();
+    let (handed, answers) = mpsc::channel(IN_FLIGHT);
+    let _acker = AbortOnDropHandle::new(tokio::spawn(acker(answers)));
     // Until the durable exists, it is created from "now" on: what came before is in the
     // store, which every projection catches up from when it starts (a new durable over a
     // long stream would replay its history through projections that act on it).
@@ -666,15 +686,9 @@ async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>, mut first: Option
                 }
             }
             let batch: Batch = envelopes.into();
-            if dispatch(&statuses, &batch).await {
-                let acked = futures::future::join_all(acks.into_iter().map(Ack::ack)).await;
-                if let Some(Err(error)) = acked.into_iter().find(Result::is_err) {
-                    tracing::warn!(%error, "projections: acking failed; consuming again");
-                    break;
-                }
-            } else {
-                let delay = REDELIVER_AFTER;
-                futures::future::join_all(acks.into_iter().map(|a| a.nak(delay))).await;
+            let answers = dispatch(&statuses, &batch);
+            if handed.send((acks, answers)).await.is_err() {
+                return; // the acker ended: the supervisor is stopping
             }
         }
         tracing::warn!("projections consumer ended; consuming again");
@@ -682,10 +696,37 @@ async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>, mut first: Option
     }
 }
 
-/// Hands each shared projection its part of `batch`, all at once; whether every one that
-/// had to apply it did.
-async fn dispatch(statuses: &Statuses, batch: &Batch) -> bool {
-    let mut calls = Vec::new();
+/// What became of one batch: each projection's answer, or `None` if it was given back at
+/// once (a projection it must wait for is starting).
+type Answers = Option<Vec<oneshot::Receiver<Result<(), String>>>>;
+
+/// Acks each batch once every projection applied its part, else gives it back; in the
+/// order the batches were handed out.
+async fn acker(mut handed: mpsc::Receiver<(Vec<Ack>, Answers)>) {
+    while let Some((acks, answers)) = handed.recv().await {
+        let applied = match answers {
+            Some(answers) => futures::future::join_all(answers)
+                .await
+                .into_iter()
+                .all(|answer| matches!(answer, Ok(Ok(())))),
+            None => false,
+        };
+        if applied {
+            let acked = futures::future::join_all(acks.into_iter().map(Ack::ack)).await;
+            if let Some(Err(error)) = acked.into_iter().find(Result::is_err) {
+                // Redelivered after the ack wait; applying it again changes nothing.
+                tracing::warn!(%error, "projections: acking failed");
+            }
+        } else {
+            futures::future::join_all(acks.into_iter().map(|a| a.nak(REDELIVER_AFTER))).await;
+        }
+    }
+}
+
+/// Queues each shared projection's part of `batch` in its lane, without waiting; where
+/// their answers will come.
+fn dispatch(statuses: &Statuses, batch: &Batch) -> Answers {
+    let mut queued = Vec::new();
     for (interest, target) in statuses.targets() {
         let part: Batch = if interest == Interest::ALL {
             batch.clone()
@@ -700,7 +741,7 @@ async fn dispatch(statuses: &Statuses, batch: &Batch) -> bool {
             continue;
         }
         match target {
-            Target::Hold => return false,
+            Target::Hold => return None,
             Target::PassOver(projection) => {
                 if !projection.resumes_from_store() {
                     tracing::error!(
@@ -710,31 +751,28 @@ async fn dispatch(statuses: &Statuses, batch: &Batch) -> bool {
                     );
                 }
             }
-            Target::Call(actor) => calls.push(async move {
-                match actor
-                    .call(
-                        |reply| ProjectionMsg::Apply(part, reply),
-                        Some(APPLY_TIMEOUT),
-                    )
-                    .await
-                {
-                    Ok(CallResult::Success(Ok(()))) => true,
-                    Ok(CallResult::Timeout) => {
-                        // Ended, to be started again from its checkpoint: a hung apply must
-                        // not hold every later batch behind it.
-                        tracing::error!("a projection outlasted its apply time; restarting it");
-                        actor.kill();
-                        false
-                    }
-                    _ => false,
-                }
-            }),
+            Target::Queue(actor, lane) => queued.push((part, actor, lane)),
         }
     }
-    futures::future::join_all(calls)
-        .await
+    let answers = queued
         .into_iter()
-        .all(|ok| ok)
+        .map(|(part, actor, lane)| {
+            let (applied, answer) = oneshot::channel();
+            // Either fails only if the actor has ended: its answer is then dropped, and the
+            // batch given back.
+            if lane
+                .send(Part {
+                    batch: part,
+                    applied,
+                })
+                .is_ok()
+            {
+                let _ = actor.cast(ProjectionMsg::Drain);
+            }
+            answer
+        })
+        .collect();
+    Some(answers)
 }
 
 #[cfg(test)]
@@ -894,6 +932,86 @@ mod tests {
             bus.publish_batch(&[event(position)]).await.unwrap();
         }
         until(&statuses, || healthy.seen() == 30 && replica.seen() == 30).await;
+        supervisor.stop(None);
+    }
+
+    /// Applies only once let through; counts its applies and what they held.
+    struct Gated {
+        entered: tokio::sync::Notify,
+        gate: tokio::sync::Semaphore,
+        applies: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl Projection for Gated {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+
+        fn interest(&self) -> Interest {
+            Interest::ALL
+        }
+
+        fn resumes_from_store(&self) -> bool {
+            false
+        }
+
+        async fn catch_up(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+            self.entered.notify_one();
+            self.gate.acquire().await.expect("never closed").forget();
+            self.applies.lock().unwrap().push(batch.len());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_projection_delays_no_other_and_takes_what_queued_in_one_apply() {
+        let bus = Arc::new(MemoryBus::new(Subjects::new("pipe")));
+        let fast = Arc::new(Counting {
+            name: "fast",
+            scope: Scope::Shared,
+            broken: false,
+            seen: Mutex::new(Default::default()),
+        });
+        let slow = Arc::new(Gated {
+            entered: tokio::sync::Notify::new(),
+            gate: tokio::sync::Semaphore::new(0),
+            applies: Mutex::new(Vec::new()),
+        });
+        let (supervisor, statuses) = start(
+            vec![fast.clone(), slow.clone()],
+            bus.clone(),
+            SupervisorSettings::default(),
+            ProjectionMetrics::default(),
+        )
+        .await
+        .unwrap();
+        until(&statuses, || {
+            statuses.running("fast") && statuses.running("slow")
+        })
+        .await;
+
+        bus.publish_batch(&[event(1)]).await.unwrap();
+        slow.entered.notified().await;
+        // The slow one is held inside its first apply; the fast one goes on, batch by batch.
+        for position in 2..=20 {
+            bus.publish_batch(&[event(position)]).await.unwrap();
+            until(&statuses, || fast.seen() == position as usize).await;
+        }
+        assert!(slow.applies.lock().unwrap().is_empty());
+
+        // Let through, it applies the first batch, then the nineteen that queued behind it
+        // together.
+        slow.gate.add_permits(100);
+        until(&statuses, || {
+            slow.applies.lock().unwrap().iter().sum::<usize>() == 20
+        })
+        .await;
+        assert_eq!(*slow.applies.lock().unwrap(), vec![1, 19]);
         supervisor.stop(None);
     }
 }
