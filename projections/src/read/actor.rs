@@ -31,14 +31,15 @@ const TAIL_CHUNK: usize = 256;
 pub const TIDY_EVERY: Duration = Duration::from_secs(600);
 
 /// How long one apply may take before the actor fails and starts again from its
-/// checkpoint: within the consumer's ack wait (30 s), so that a batch is not handed to
-/// another replica while it is still being applied here, and a hung apply does not hold
-/// every later batch behind it.
+/// checkpoint, so that a hung apply does not hold every later batch behind it. Within the
+/// consumer's ack wait (30 s): with the feed's bound on events in flight, a message waits
+/// in a lane behind a few applies at most.
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(25);
 
-/// Events of queued parts applied together, at most (the parts left wait for the next
-/// `Drain`, which each part queued comes with).
-const MERGED: usize = 5000;
+/// Events of queued parts applied together: parts are taken while fewer than this many
+/// are (so at most about twice this, as big as the feed's batches were before lanes); the
+/// parts left wait for the next `Drain`, which each part queued comes with.
+const MERGED: usize = 1000;
 
 /// A projection's part of one batch of the shared feed, and where to say whether it was
 /// applied (dropped unanswered if the actor ends first: the feed gives the batch back).
@@ -178,7 +179,7 @@ impl Actor for ProjectionActor {
                 let Some(lane) = state.lane.as_mut() else {
                     return Ok(());
                 };
-                // Up to MERGED events: one transaction stays well within APPLY_TIMEOUT.
+                // About MERGED events: one transaction stays well within APPLY_TIMEOUT.
                 let (mut parts, mut events) = (Vec::new(), 0);
                 while events < MERGED {
                     let Ok(part) = lane.try_recv() else { break };

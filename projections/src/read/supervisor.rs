@@ -14,8 +14,10 @@
 //! its own pace (what queued up while it applied, together), and a slow one does not delay
 //! the others. The feed's acker answers the batches in order: when every projection has
 //! applied its part a batch is acked, else it is given back and redelivered (those that
-//! applied it skip it: applying is idempotent). At most [`IN_FLIGHT`] batches wait for
-//! their acks; the consumer's `max_ack_pending` bounds the events. A projection that is
+//! applied it skip it: applying is idempotent). At most [`IN_FLIGHT`] events wait for
+//! their acks: a message waits in a lane a few applies at most, far within the consumer's
+//! ack wait (30 s), and a failed apply gives back that much at most. At shutdown the acker
+//! answers what was applied before the actors stop. A projection that is
 //! starting or restarting is waited for: the batch is given back. A stuck one is passed
 //! over — the others go on. That loses
 //! nothing for a projection with a checkpoint: its checkpoint only ever moves past events it
@@ -53,8 +55,12 @@ pub const SHARED_DURABLE: &str = "projections";
 /// (one transaction and a few statements each, whatever their size).
 const CHUNK: usize = 1000;
 
-/// Batches handed to the projections and not yet answered, at most.
-const IN_FLIGHT: usize = 64;
+/// Events handed to the projections and not yet acked, at most: a few batches of
+/// [`CHUNK`].
+const IN_FLIGHT: usize = 4 * CHUNK;
+
+/// How long the acker may go on answering applied batches at shutdown.
+const ACK_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// How soon a batch given back is delivered again.
 const REDELIVER_AFTER: Duration = Duration::from_millis(250);
@@ -420,6 +426,8 @@ pub struct SupervisorState {
     settings: SupervisorSettings,
     children: Vec<Child>,
     _feed: Option<AbortOnDropHandle<()>>,
+    /// The feed's acker: drained at shutdown, once the feed has stopped.
+    acker: Option<AbortOnDropHandle<()>>,
 }
 
 impl SupervisorState {
@@ -530,6 +538,7 @@ impl Actor for ProjectionsSupervisor {
             settings,
             children,
             _feed: None,
+            acker: None,
         };
         // The shared consumer is opened before any shared projection catches up: an event
         // published after it exists is delivered, one before it is in the store before the
@@ -543,9 +552,14 @@ impl Actor for ProjectionsSupervisor {
                     None
                 }
             };
-            state._feed = Some(AbortOnDropHandle::new(tokio::spawn(feed(
-                bus, statuses, first,
+            let (handed, answers) = mpsc::unbounded_channel();
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+            state.acker = Some(AbortOnDropHandle::new(tokio::spawn(acker(
+                answers,
+                in_flight.clone(),
             ))));
+            let feed = feed(bus, statuses, first, handed, in_flight);
+            state._feed = Some(AbortOnDropHandle::new(tokio::spawn(feed)));
         }
         // Those in memory are loaded before the supervisor is up, so before the replica
         // serves (a token revoked must be refused from the first request on); those with a
@@ -601,6 +615,8 @@ impl Actor for ProjectionsSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let (cell, reason) = match &event {
             SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            // Ended with a reason while its supervisor runs (killed): started again too.
+            SupervisionEvent::ActorTerminated(cell, _, Some(reason)) => (cell, reason.clone()),
             // Stopped on purpose (shutdown): not restarted.
             _ => return Ok(()),
         };
@@ -629,7 +645,15 @@ impl Actor for ProjectionsSupervisor {
         _me: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // The feed stops taking deliveries; the acker answers the batches the projections
+        // have applied (or apply within the bound), so that they are not redelivered to
+        // other replicas; then the projections stop.
         state._feed = None;
+        if let Some(acker) = state.acker.take() {
+            if tokio::time::timeout(ACK_AT_SHUTDOWN, acker).await.is_err() {
+                tracing::warn!("projections: batches left unanswered at shutdown are redelivered");
+            }
+        }
         for child in &mut state.children {
             if let Some(actor) = child.actor.take() {
                 actor.stop(None);
@@ -641,10 +665,15 @@ impl Actor for ProjectionsSupervisor {
 
 /// The shared projections' feed: one durable consumer, each message decoded once. `first`
 /// is the consumer opened before the projections started (see [`ProjectionsSupervisor`]).
-async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>, mut first: Option<Deliveries>) {
+/// Each batch takes one of `in_flight`'s permits per event until the acker has answered it.
+async fn feed(
+    bus: Arc<dyn EventBus>,
+    statuses: Arc<Statuses>,
+    mut first: Option<Deliveries>,
+    handed: mpsc::UnboundedSender<Handed>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+) {
     let filter = bus.subjects().all_events();
-    let (handed, answers) = mpsc::channel(IN_FLIGHT);
-    let _acker = AbortOnDropHandle::new(tokio::spawn(acker(answers)));
     // Until the durable exists, it is created from "now" on: what came before is in the
     // store, which every projection catches up from when it starts (a new durable over a
     // long stream would replay its history through projections that act on it).
@@ -685,10 +714,16 @@ async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>, mut first: Option
                     Err(error) => tracing::error!(%error, "projections: skipping message"),
                 }
             }
+            // At most CHUNK (≤ IN_FLIGHT) permits: always grantable once others return.
+            let Ok(permits) = in_flight.acquire_many(acks.len() as u32).await else {
+                return;
+            };
+            permits.forget(); // given back by the acker
             let batch: Batch = envelopes.into();
             let answers = dispatch(&statuses, &batch);
-            if handed.send((acks, answers)).await.is_err() {
-                return; // the acker ended: the supervisor is stopping
+            if handed.send((acks, answers)).is_err() {
+                tracing::error!("projections: the acker has ended; the feed stops");
+                return;
             }
         }
         tracing::warn!("projections consumer ended; consuming again");
@@ -700,9 +735,15 @@ async fn feed(bus: Arc<dyn EventBus>, statuses: Arc<Statuses>, mut first: Option
 /// once (a projection it must wait for is starting).
 type Answers = Option<Vec<oneshot::Receiver<Result<(), String>>>>;
 
+/// A batch's acks, and the answers they wait for.
+type Handed = (Vec<Ack>, Answers);
+
 /// Acks each batch once every projection applied its part, else gives it back; in the
-/// order the batches were handed out.
-async fn acker(mut handed: mpsc::Receiver<(Vec<Ack>, Answers)>) {
+/// order the batches were handed out. Gives the batch's permits back to `in_flight`.
+async fn acker(
+    mut handed: mpsc::UnboundedReceiver<Handed>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+) {
     while let Some((acks, answers)) = handed.recv().await {
         let applied = match answers {
             Some(answers) => futures::future::join_all(answers)
@@ -711,6 +752,7 @@ async fn acker(mut handed: mpsc::Receiver<(Vec<Ack>, Answers)>) {
                 .all(|answer| matches!(answer, Ok(Ok(())))),
             None => false,
         };
+        let events = acks.len();
         if applied {
             let acked = futures::future::join_all(acks.into_iter().map(Ack::ack)).await;
             if let Some(Err(error)) = acked.into_iter().find(Result::is_err) {
@@ -720,13 +762,14 @@ async fn acker(mut handed: mpsc::Receiver<(Vec<Ack>, Answers)>) {
         } else {
             futures::future::join_all(acks.into_iter().map(|a| a.nak(REDELIVER_AFTER))).await;
         }
+        in_flight.add_permits(events);
     }
 }
 
 /// Queues each shared projection's part of `batch` in its lane, without waiting; where
 /// their answers will come.
 fn dispatch(statuses: &Statuses, batch: &Batch) -> Answers {
-    let mut queued = Vec::new();
+    let (mut queued, mut passed_over) = (Vec::new(), Vec::new());
     for (interest, target) in statuses.targets() {
         let part: Batch = if interest == Interest::ALL {
             batch.clone()
@@ -742,16 +785,17 @@ fn dispatch(statuses: &Statuses, batch: &Batch) -> Answers {
         }
         match target {
             Target::Hold => return None,
-            Target::PassOver(projection) => {
-                if !projection.resumes_from_store() {
-                    tracing::error!(
-                        projection = projection.name(),
-                        events = part.len(),
-                        "stuck: passed over; these events will not reach it"
-                    );
-                }
-            }
+            Target::PassOver(projection) => passed_over.push((projection, part.len())),
             Target::Queue(actor, lane) => queued.push((part, actor, lane)),
+        }
+    }
+    for (projection, events) in passed_over {
+        if !projection.resumes_from_store() {
+            tracing::error!(
+                projection = projection.name(),
+                events,
+                "stuck: passed over; these events will not reach it"
+            );
         }
     }
     let answers = queued
@@ -944,8 +988,9 @@ mod tests {
 
     #[async_trait]
     impl Projection for Gated {
+        /// Sorts before "fast": its part of a batch is queued first.
         fn name(&self) -> &'static str {
-            "slow"
+            "a-slow"
         }
 
         fn interest(&self) -> Interest {
@@ -991,7 +1036,7 @@ mod tests {
         .await
         .unwrap();
         until(&statuses, || {
-            statuses.running("fast") && statuses.running("slow")
+            statuses.running("fast") && statuses.running("a-slow")
         })
         .await;
 
@@ -1013,5 +1058,38 @@ mod tests {
         .await;
         assert_eq!(*slow.applies.lock().unwrap(), vec![1, 19]);
         supervisor.stop(None);
+    }
+
+    #[tokio::test]
+    async fn the_acker_answers_what_was_handed_before_the_feed_ended() {
+        let bus = MemoryBus::new(Subjects::new("acker"));
+        let filter = bus.subjects().all_events();
+        bus.publish_batch(&[event(1), event(2)]).await.unwrap();
+        let mut deliveries = bus.consume("d", &filter).await.unwrap();
+        let mut acks = Vec::new();
+        for _ in 0..2 {
+            acks.push(deliveries.next().await.unwrap().unwrap().split().1);
+        }
+        drop(deliveries);
+        let (handed, queue) = mpsc::unbounded_channel();
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(0));
+        let (applied, answer) = oneshot::channel();
+        handed.send((acks, Some(vec![answer]))).unwrap();
+        // The feed ends (shutdown) while the batch is still being applied…
+        drop(handed);
+        let acker = tokio::spawn(acker(queue, in_flight.clone()));
+        // …and the projection answers after.
+        applied.send(Ok(())).unwrap();
+        acker.await.unwrap();
+        assert_eq!(
+            in_flight.available_permits(),
+            2,
+            "its events' permits given back"
+        );
+        // Acked: the durable's next delivery is the next event, not those two again.
+        bus.publish_batch(&[event(3)]).await.unwrap();
+        let mut deliveries = bus.consume("d", &filter).await.unwrap();
+        let next = deliveries.next().await.unwrap().unwrap();
+        assert_eq!(next.stream_sequence, 3);
     }
 }

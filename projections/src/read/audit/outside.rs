@@ -3,7 +3,9 @@
 //! ([`AuditLog::check_heads`]), and what a signer checks before it signs
 //! ([`AuditLog::links_hold`]).
 
-use super::{chain, AuditLog, Finding, Head, Tampering, GENESIS, REBUILD_PAGE};
+use super::entry::chain;
+use super::rebuild::REBUILD_PAGE;
+use super::{AuditLog, Finding, Head, Tampering, GENESIS};
 use crate::on_pool;
 use crate::store::{Cursor, StoreError};
 
