@@ -392,6 +392,11 @@ impl Projection for UserReaper {
     }
 
     async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
+        // The runs view is fed beside this projection, at its own pace: catch it up first,
+        // so that a run requested before the user was disabled is among their unfinished
+        // runs even if the view has not applied it yet (idempotent: its checkpoint is
+        // locked and only moves past events applied).
+        Projection::catch_up(&*self.runs_view).await?;
         for envelope in batch {
             let event = &envelope.event;
             self.reap(
@@ -408,6 +413,99 @@ impl Projection for UserReaper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aurora_domain::run::{Input, RunSpec, RunStatus, Step};
+    use aurora_domain::user::{Registration, Role, UserCommand, Username};
+    use aurora_projections::read::envelope;
+    use aurora_projections::{testkit, Cursor, Database};
+    use tokio::sync::Notify;
+
+    /// A user disabled right after requesting a run, with the runs view not (yet) fed the
+    /// request: the reaper still cancels the run (it catches the view up first).
+    async fn the_reaper_cancels_a_run_the_runs_view_has_not_applied(db: Database) {
+        let committed = Arc::new(Notify::new());
+        let users = UserCommands::new(&db, committed.clone());
+        let runs = RunCommands::new(&db, committed);
+        let admin = EventMetadata::new("admin", "req");
+        let register = UserCommand::Register {
+            user_id: Uuid::now_v7(),
+            username: Username::parse("owner").unwrap(),
+            role: Role::User,
+            tier: Tier::Free,
+            registration: Registration::SelfService,
+        };
+        users.execute("owner", register, &admin).await.unwrap();
+        let run = Uuid::now_v7();
+        let request = RunCommand::RequestRun {
+            run_id: run,
+            owner: "owner".into(),
+            spec: RunSpec {
+                input: Input::Url("https://media.example/clip.mov".into()),
+                steps: vec![Step::Probe {}],
+            },
+        };
+        runs.execute(
+            &run.to_string(),
+            request,
+            &EventMetadata::new("owner", "req"),
+        )
+        .await
+        .unwrap();
+        let disable = UserCommand::Disable { reason: None };
+        users.execute("owner", disable, &admin).await.unwrap();
+
+        let runs_view = Arc::new(RunsProjection::new(db.clone()));
+        let reaper = UserReaper {
+            runs,
+            runs_view: runs_view.clone(),
+            users,
+            users_view: Arc::new(UsersProjection::new(db.clone())),
+        };
+        // The store's reads stop at the cluster-wide gap-safe fence, which a transaction
+        // held open by a test in another database may hold back (never hide): look again
+        // until it lets the last one (and so every one before it) through.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let disabled = loop {
+            let disabled: Vec<_> =
+                envelope::from_store(db.read_after(Cursor::START, 100).await.unwrap())
+                    .into_iter()
+                    .filter(|e| e.event.event_type == "UserDisabled")
+                    .collect();
+            if !disabled.is_empty() {
+                break disabled;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fence let the events through"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
+        assert_eq!(disabled.len(), 1);
+        assert!(runs_view
+            .unfinished_of("owner", 10)
+            .await
+            .unwrap()
+            .is_empty());
+        reaper.apply(&disabled).await.unwrap();
+
+        let state = reaper.runs.load(&run.to_string()).await.unwrap();
+        assert_eq!(
+            state.status(),
+            RunStatus::Cancelled,
+            "cancelled by the reaper"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reaper_cancels_a_run_the_runs_view_has_not_applied_on_postgres() {
+        let db = testkit::fresh_postgres().await.unwrap();
+        the_reaper_cancels_a_run_the_runs_view_has_not_applied(db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reaper_cancels_a_run_the_runs_view_has_not_applied_on_sqlite() {
+        let (db, _dir) = testkit::fresh_sqlite().await.unwrap();
+        the_reaper_cancels_a_run_the_runs_view_has_not_applied(db).await;
+    }
 
     #[test]
     fn tier_limits_parse_and_refuse_nonsense() {
