@@ -21,7 +21,7 @@ use warp::{Filter, Rejection};
 
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
-use super::docs::schemas::{PublicKeys, WhoAmI};
+use super::credentials::presented_token;
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::passwords;
@@ -489,35 +489,6 @@ async fn whoami(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -
     respond(&ctx, result)
 }
 
-/// The token of a request: `Authorization: Bearer <token>` or `x-api-key: <token>`.
-pub(crate) fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {
-    let unauthorized =
-        |slug, detail: &str| Problem::new(StatusCode::UNAUTHORIZED, slug, "Unauthorized", detail);
-    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| unauthorized("invalid-token", "the Authorization header is not text"))?;
-        return match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
-            _ => Err(unauthorized(
-                "invalid-token",
-                "use 'Authorization: Bearer <token>' (or the x-api-key header)",
-            )),
-        };
-    }
-    if let Some(value) = headers.get("x-api-key") {
-        return value
-            .to_str()
-            .map(str::trim)
-            .map_err(|_| unauthorized("invalid-token", "the x-api-key header is not text"));
-    }
-    Err(unauthorized(
-        "missing-token",
-        "this endpoint needs a token: 'Authorization: Bearer <token>' or 'x-api-key: <token>'; \
-         log in at POST /api/v1/auth/login",
-    ))
-}
-
 /// Verifies the request's token and authorizes `access`: 401 without a valid token, 403
 /// when the token does not allow it.
 pub fn authenticate(
@@ -661,4 +632,35 @@ pub(crate) fn user_problem(error: AggregateError<UserError>) -> Problem {
         AggregateError::DatabaseConnectionError(error) => Problem::unavailable(&error),
         other => Problem::internal(&other),
     }
+}
+
+/// What the presented token says.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// The token's user.
+    pub username: String,
+    /// The role the token states.
+    pub role: Role,
+    /// The tier the token states.
+    pub tier: Tier,
+    /// The token's id.
+    pub token_id: String,
+}
+
+/// A public root key.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublicKey {
+    /// Its `root_key_id`.
+    pub id: u32,
+    /// The public key, as Biscuit prints it (`ed25519/<hex>`).
+    pub public_key: String,
+    /// Whether new tokens are signed with it.
+    pub signing: bool,
+}
+
+/// The public root keys, the signing one last.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublicKeys {
+    /// The keys.
+    pub keys: Vec<PublicKey>,
 }

@@ -15,7 +15,6 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, respond};
 use super::body::{json, no_content};
 use super::context::{context, RequestContext};
-use super::docs::schemas::BlockList;
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
@@ -144,6 +143,13 @@ fn percent_decode(raw: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The blocks in force on this replica.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BlockList {
+    /// The blocks, by key.
+    pub items: Vec<crate::limits::blocks::Block>,
 }
 
 #[cfg(test)]

@@ -221,6 +221,29 @@ pub fn strict_json(bytes: &[u8]) -> Result<serde_json::Value, serde_json::Error>
     Ok(value)
 }
 
+/// Any bytes: a downloaded file or an upload, of the media type the headers give.
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        binary_schema()
+    }
+}
+
+impl utoipa::ToSchema for Binary {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Binary".into()
+    }
+}
+
+/// `{"type": "string", "contentMediaType": "application/octet-stream"}`: bytes.
+fn binary_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .content_media_type("application/octet-stream")
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::strict_json;

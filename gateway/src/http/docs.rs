@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 
 use http::{HeaderValue, StatusCode};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ObjectBuilder, RefOr, Required, Schema, Type};
+use utoipa::openapi::Required;
 use utoipa::{Modify, OpenApi};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -289,159 +289,8 @@ fn ui_file(tail: &str, ctx: &RequestContext) -> Response {
 /// Schemas of bodies the handlers build as JSON literals: what they send, for the document
 /// only (nothing constructs these).
 pub mod schemas {
-    use aurora_domain::media::{Artifact, MediaInfo};
-    use aurora_domain::run::{Input, Step};
-    use aurora_domain::user::{Role, Tier};
     use serde::Serialize;
     use utoipa::ToSchema;
-    use uuid::Uuid;
-
-    /// Any bytes: a downloaded file or an upload, of the media type the headers give.
-    pub struct Binary;
-
-    impl utoipa::PartialSchema for Binary {
-        fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-            super::binary_schema()
-        }
-    }
-
-    impl ToSchema for Binary {
-        fn name() -> std::borrow::Cow<'static, str> {
-            "Binary".into()
-        }
-    }
-
-    /// A run as requested.
-    #[derive(Serialize, ToSchema)]
-    pub struct RunCreated {
-        /// The run id (UUIDv7).
-        pub id: Uuid,
-        /// `requested`.
-        #[schema(example = "requested")]
-        pub status: String,
-        /// Who requested it.
-        pub owner: String,
-        /// The media the run works on.
-        pub input: Input,
-        /// The steps, in order.
-        pub steps: Vec<Step>,
-        /// When it was requested (RFC 3339).
-        pub created_at: String,
-        /// The global position its request was stored at (also the `Aurora-Position`
-        /// header): send it as `Aurora-After-Position` to list reads that must include it.
-        pub position: Option<i64>,
-    }
-
-    /// A run cancelled.
-    #[derive(Serialize, ToSchema)]
-    pub struct RunCancelled {
-        /// The run.
-        pub id: Uuid,
-        /// `cancelled`.
-        #[schema(example = "cancelled")]
-        pub status: String,
-    }
-
-    /// An artifact as listed, with the step that made it and where to download it.
-    #[derive(Serialize, ToSchema)]
-    pub struct ListedArtifact {
-        /// The file.
-        #[serde(flatten)]
-        pub artifact: Artifact,
-        /// The step (index from 0) that produced it.
-        pub step: u32,
-        /// Its download: `/api/v1/runs/{id}/artifacts/{artifact}`.
-        pub url: String,
-    }
-
-    /// A run's artifacts.
-    #[derive(Serialize, ToSchema)]
-    pub struct ArtifactList {
-        /// The run.
-        pub run_id: Uuid,
-        /// The run's status now.
-        pub status: String,
-        /// The artifacts, in step order.
-        pub items: Vec<ListedArtifact>,
-    }
-
-    /// An upload, checked and stored.
-    #[derive(Serialize, ToSchema)]
-    pub struct MediaUploaded {
-        /// The media id, to use as a run's `input.media_id`.
-        pub id: Uuid,
-        /// Who uploaded it.
-        pub owner: String,
-        /// Its size.
-        pub bytes: u64,
-        /// SHA-256 of the content, hex.
-        pub sha256: String,
-        /// Its media type, as judged from the content.
-        pub content_type: String,
-        /// What ffprobe found.
-        pub info: MediaInfo,
-        /// When it was stored (RFC 3339).
-        pub created_at: String,
-    }
-
-    /// What the presented token says.
-    #[derive(Serialize, ToSchema)]
-    pub struct WhoAmI {
-        /// The token's user.
-        pub username: String,
-        /// The role the token states.
-        pub role: Role,
-        /// The tier the token states.
-        pub tier: Tier,
-        /// The token's id.
-        pub token_id: String,
-    }
-
-    /// A public root key.
-    #[derive(Serialize, ToSchema)]
-    pub struct PublicKey {
-        /// Its `root_key_id`.
-        pub id: u32,
-        /// The public key, as Biscuit prints it (`ed25519/<hex>`).
-        pub public_key: String,
-        /// Whether new tokens are signed with it.
-        pub signing: bool,
-    }
-
-    /// The public root keys, the signing one last.
-    #[derive(Serialize, ToSchema)]
-    pub struct PublicKeys {
-        /// The keys.
-        pub keys: Vec<PublicKey>,
-    }
-
-    /// The caller's live tokens, newest first.
-    #[derive(Serialize, ToSchema)]
-    pub struct TokenList {
-        /// The tokens (never their secrets).
-        pub items: Vec<crate::http::tokens::TokenInfo>,
-    }
-
-    /// The blocks in force on this replica.
-    #[derive(Serialize, ToSchema)]
-    pub struct BlockList {
-        /// The blocks, by key.
-        pub items: Vec<crate::limits::blocks::Block>,
-    }
-
-    /// What an identity webhook message did.
-    #[derive(Serialize, ToSchema)]
-    pub struct WebhookResult {
-        /// The message id (`webhook-id`).
-        pub id: String,
-        /// `applied`, `duplicate` (already applied: nothing changed) or `stale` (older than
-        /// a change already applied: nothing changed).
-        #[schema(example = "applied")]
-        pub status: String,
-        /// Events stored (only when `applied`).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub events: Option<u32>,
-    }
 
     /// A status answer of the operational routes.
     #[derive(Serialize, ToSchema)]
@@ -486,14 +335,6 @@ pub mod schemas {
         #[schema(value_type = Object)]
         pub services: serde_json::Value,
     }
-}
-
-/// `{"type": "string", "contentMediaType": "application/octet-stream"}`: bytes.
-fn binary_schema() -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .content_media_type("application/octet-stream")
-        .into()
 }
 
 /// The operational routes are closures and plain handlers in `health.rs`; they are
@@ -563,7 +404,7 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        let mut templates = super::super::ROUTE_TEMPLATES.to_vec();
+        let mut templates = crate::http::routes::ROUTE_TEMPLATES.to_vec();
         paths.sort_unstable();
         templates.sort_unstable();
         assert_eq!(paths, templates);

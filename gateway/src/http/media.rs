@@ -23,8 +23,8 @@ use warp::{Filter, Rejection};
 
 use super::auth::{authenticate, authorize, verify_request};
 use super::body::json;
+use super::body::Binary;
 use super::context::{context, RequestContext};
-use super::docs::schemas::{Binary, MediaUploaded};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
@@ -343,4 +343,23 @@ async fn download(
         Some(upload.owner.clone()),
     );
     super::files::serve(&path, &upload.content_type, &key, &headers, &ctx, holds).await
+}
+
+/// An upload, checked and stored.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MediaUploaded {
+    /// The media id, to use as a run's `input.media_id`.
+    pub id: Uuid,
+    /// Who uploaded it.
+    pub owner: String,
+    /// Its size.
+    pub bytes: u64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// Its media type, as judged from the content.
+    pub content_type: String,
+    /// What ffprobe found.
+    pub info: aurora_domain::media::MediaInfo,
+    /// When it was stored (RFC 3339).
+    pub created_at: String,
 }

@@ -9,6 +9,7 @@ pub mod body;
 pub mod consistency;
 pub mod context;
 pub mod cors;
+pub mod credentials;
 pub mod docs;
 pub mod files;
 pub mod health;
@@ -17,11 +18,14 @@ pub mod media;
 pub mod page;
 pub mod problem;
 pub mod refusals;
+pub mod routes;
 pub mod run_events;
 pub mod runs;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
+
+pub use routes::{route_template, ROUTE_TEMPLATES, UNMATCHED};
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -92,10 +96,10 @@ pub fn routes(
         .or(health::routes(state.clone()))
         .or(docs::routes());
     let served = head(state.config.max_header_bytes)
-        .and(crate::limits::filter(state))
+        .and(crate::limits::filter::filter(state))
         .and(api)
         .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
-        .recover(problem::recover)
+        .recover(recover)
         .map(Reply::into_response);
     let served = preflight.or(served).unify();
     warp::method()
@@ -271,65 +275,51 @@ fn count(
         .observe(elapsed.as_secs_f64());
 }
 
-/// Every route template the router serves, for metric labels and the API docs. A template
-/// segment in braces stands for any one path segment; a path takes the first template that
-/// fits it (so `/api/v1/users/me` comes before `/api/v1/users/{id}`). The OpenAPI document
-/// describes exactly these paths (a test holds the router, this list and the document to
-/// one another).
-pub const ROUTE_TEMPLATES: &[&str] = &[
-    "/api/v1/runs",
-    "/api/v1/runs/{id}",
-    "/api/v1/runs/{id}/cancel",
-    "/api/v1/runs/{id}/artifacts",
-    "/api/v1/runs/{id}/artifacts/{artifact}",
-    "/api/v1/runs/{id}/events",
-    "/api/v1/runs/{id}/history",
-    "/api/v1/users/me",
-    "/api/v1/users/{id}/history",
-    "/api/v1/audit",
-    "/api/v1/audit/export",
-    "/api/v1/media",
-    "/api/v1/media/{id}",
-    "/api/v1/auth/register",
-    "/api/v1/auth/login",
-    "/api/v1/auth/logout",
-    "/api/v1/auth/whoami",
-    "/api/v1/auth/keys",
-    "/api/v1/auth/tokens",
-    "/api/v1/auth/tokens/{id}",
-    "/api/v1/users",
-    "/api/v1/users/{id}",
-    "/api/v1/webhooks/identity",
-    "/api/v1/admin/blocks",
-    "/api/v1/admin/blocks/{key}",
-    "/api/docs.json",
-    "/api-docs",
-    "/api-docs/{file}",
-    "/health",
-    "/ready",
-    "/live",
-    "/metrics",
-];
-
-/// The template of paths no route serves.
-pub const UNMATCHED: &str = "unmatched";
-
-/// The route template of a path, for metric labels (bounded cardinality): the first of
-/// [`ROUTE_TEMPLATES`] that fits it, or [`UNMATCHED`].
-pub fn route_template(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    ROUTE_TEMPLATES
-        .iter()
-        .find(|template| {
-            let mut parts = template.trim_start_matches('/').split('/');
-            segments.iter().all(|segment| {
-                parts
-                    .next()
-                    .is_some_and(|part| part.starts_with('{') || part == *segment)
-            }) && parts.next().is_none()
-        })
-        .copied()
-        .unwrap_or(UNMATCHED)
+/// Turns warp's own rejections (no route, wrong method, body too large …) into problems.
+async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, Infallible> {
+    use warp::reject;
+    if let Some(limited) = rejection.find::<crate::limits::Limited>() {
+        return Ok(limited.response());
+    }
+    let problem = if rejection.is_not_found() {
+        problem::Problem::not_found("no such resource; the API lives under /api/v1")
+    } else if let Some(bad) = rejection.find::<BadHead>() {
+        match bad {
+            BadHead::TooLarge { size, limit } => problem::Problem::new(
+                http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request header fields too large",
+                format!("the headers take {size} bytes; the limit is {limit}"),
+            ),
+            BadHead::Traceparent => problem::Problem::bad_request(
+                "invalid-traceparent",
+                "traceparent must be W3C trace context: \
+                 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case, ids not \
+                 all zeros, sent once",
+            ),
+        }
+    } else if let Some(e) = rejection.find::<body::BodyTooLarge>() {
+        problem::Problem::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Payload too large",
+            format!("the body is larger than the limit of {} bytes", e.limit),
+        )
+    } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
+        problem::Problem::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this resource does not support that method",
+        )
+    } else if let Some(e) = rejection.find::<reject::InvalidHeader>() {
+        problem::Problem::bad_request("invalid-header", e.to_string())
+    } else if let Some(e) = rejection.find::<reject::InvalidQuery>() {
+        problem::Problem::bad_request("invalid-query", e.to_string())
+    } else {
+        problem::Problem::internal(&format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(problem.response(None))
 }
 
 #[cfg(test)]

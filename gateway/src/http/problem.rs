@@ -1,11 +1,9 @@
 //! RFC 9457 problem details: every error the gateway returns.
 
-use std::convert::Infallible;
-
 use http::StatusCode;
 use serde::Serialize;
 use warp::reply::Response;
-use warp::{Rejection, Reply};
+use warp::Reply;
 
 use super::context::RequestContext;
 
@@ -152,51 +150,4 @@ impl Problem {
         }
         response
     }
-}
-
-/// Turns warp's own rejections (no route, wrong method, body too large …) into problems.
-pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    use warp::reject;
-    if let Some(limited) = rejection.find::<crate::limits::Limited>() {
-        return Ok(limited.response());
-    }
-    let problem = if rejection.is_not_found() {
-        Problem::not_found("no such resource; the API lives under /api/v1")
-    } else if let Some(bad) = rejection.find::<super::BadHead>() {
-        match bad {
-            super::BadHead::TooLarge { size, limit } => Problem::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "headers-too-large",
-                "Request header fields too large",
-                format!("the headers take {size} bytes; the limit is {limit}"),
-            ),
-            super::BadHead::Traceparent => Problem::bad_request(
-                "invalid-traceparent",
-                "traceparent must be W3C trace context: \
-                 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case, ids not \
-                 all zeros, sent once",
-            ),
-        }
-    } else if let Some(e) = rejection.find::<super::body::BodyTooLarge>() {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "Payload too large",
-            format!("the body is larger than the limit of {} bytes", e.limit),
-        )
-    } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
-        Problem::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
-            "this resource does not support that method",
-        )
-    } else if let Some(e) = rejection.find::<reject::InvalidHeader>() {
-        Problem::bad_request("invalid-header", e.to_string())
-    } else if let Some(e) = rejection.find::<reject::InvalidQuery>() {
-        Problem::bad_request("invalid-query", e.to_string())
-    } else {
-        Problem::internal(&format!("unhandled rejection: {rejection:?}"))
-    };
-    Ok(problem.response(None))
 }

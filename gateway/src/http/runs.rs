@@ -17,10 +17,10 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::auth::{authenticate, authorize, verify_request};
+use super::body::Binary;
 use super::body::{json, json_body, JsonBody};
 use super::consistency;
 use super::context::{context, RequestContext};
-use super::docs::schemas::{ArtifactList, Binary, RunCancelled};
 use super::page::{self, Page};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
@@ -93,15 +93,23 @@ pub fn routes(
         .unify()
 }
 
-/// A run as returned by the API.
-#[derive(Debug, Serialize)]
-struct RunCreated<'a> {
+/// A run as requested (the answer of `POST /api/v1/runs`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunCreated<'a> {
+    /// The run id (UUIDv7).
     id: Uuid,
+    /// `requested`.
+    #[schema(example = "requested")]
     status: &'static str,
+    /// Who requested it.
     owner: &'a str,
+    /// The media the run works on, and the steps, in order.
     #[serde(flatten)]
     spec: &'a RunSpec,
+    /// When it was requested (RFC 3339).
     created_at: String,
+    /// The global position its request was stored at (also the `Aurora-Position`
+    /// header): send it as `Aurora-After-Position` to list reads that must include it.
     position: Option<i64>,
 }
 
@@ -156,7 +164,7 @@ fn command_problem(error: AggregateError<RunError>) -> Problem {
     tag = "runs",
     request_body(content = RunSpec, description = "The input and the steps, in order"),
     responses(
-        (status = 201, description = "Requested; stored before this answer", body = super::docs::schemas::RunCreated,
+        (status = 201, description = "Requested; stored before this answer", body = RunCreated,
             headers(("location" = String, description = "The run: /api/v1/runs/{id}, readable at once"),
                 ("aurora-position" = i64, description = "The global position it was stored at: send it as Aurora-After-Position to a list that must include it"))),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
@@ -616,4 +624,37 @@ async fn download_artifact(
         holds,
     )
     .await
+}
+
+/// A run cancelled.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunCancelled {
+    /// The run.
+    pub id: Uuid,
+    /// `cancelled`.
+    #[schema(example = "cancelled")]
+    pub status: String,
+}
+
+/// An artifact as listed, with the step that made it and where to download it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListedArtifact {
+    /// The file.
+    #[serde(flatten)]
+    pub artifact: Artifact,
+    /// The step (index from 0) that produced it.
+    pub step: u32,
+    /// Its download: `/api/v1/runs/{id}/artifacts/{artifact}`.
+    pub url: String,
+}
+
+/// A run's artifacts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ArtifactList {
+    /// The run.
+    pub run_id: Uuid,
+    /// The run's status now.
+    pub status: String,
+    /// The artifacts, in step order.
+    pub items: Vec<ListedArtifact>,
 }

@@ -20,7 +20,6 @@ use warp::{Filter, Rejection};
 use super::auth::{authenticate, issue, respond, rfc3339, user_problem, TokenBody};
 use super::body::{json, json_body, no_content, JsonBody};
 use super::context::{context, RequestContext};
-use super::docs::schemas::TokenList;
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::{Access, Claims};
@@ -285,4 +284,11 @@ async fn revoke(
     }
     .await;
     respond(&ctx, result)
+}
+
+/// The caller's live tokens, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenList {
+    /// The tokens (never their secrets).
+    pub items: Vec<crate::http::tokens::TokenInfo>,
 }

@@ -30,7 +30,6 @@ use warp::{Filter, Rejection};
 use super::auth::{respond, user_problem};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
-use super::docs::schemas::WebhookResult;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::webhook::{self, WebhookError, WebhookSecrets};
 use crate::state::AppState;
@@ -313,4 +312,18 @@ async fn upsert(
             .map_err(user_problem)?;
     }
     Ok(changed)
+}
+
+/// What an identity webhook message did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookResult {
+    /// The message id (`webhook-id`).
+    pub id: String,
+    /// `applied`, `duplicate` (already applied: nothing changed) or `stale` (older than
+    /// a change already applied: nothing changed).
+    #[schema(example = "applied")]
+    pub status: String,
+    /// Events stored (only when `applied`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<u32>,
 }

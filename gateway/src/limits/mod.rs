@@ -9,6 +9,7 @@
 
 pub mod blocks;
 pub mod buckets;
+pub mod filter;
 pub mod gcra;
 pub mod policy;
 pub mod share;
@@ -23,9 +24,7 @@ use aurora_projections::ClientCommands;
 use chrono::{TimeDelta, Utc};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio_util::sync::CancellationToken;
-use warp::path::FullPath;
 use warp::reply::Response;
-use warp::{Filter, Rejection};
 
 use aurora_domain::net::{canonical, IpRanges};
 
@@ -36,7 +35,6 @@ use self::policy::{KeyBy, Mode, Partition, Policies};
 use self::share::Sharing;
 use crate::http::problem::Problem;
 use crate::metrics::RateLimitMetrics;
-use crate::state::AppState;
 
 /// Addresses (or CIDR ranges) whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -303,15 +301,15 @@ impl Limits {
 
     /// Decides a request; `Ok` carries the tightest decision for the headers (`None` when
     /// no class applies).
-    async fn decide(
+    pub(crate) async fn decide(
         &self,
-        state: &AppState,
+        tokens: &crate::auth::tokens::Tokens,
         method: &Method,
         path: &str,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
     ) -> Result<Option<Decision>, Limited> {
-        let template = crate::http::route_template(path);
+        let template = crate::http::routes::route_template(path);
         if !template.starts_with("/api/") {
             return Ok(None);
         }
@@ -321,8 +319,7 @@ impl Limits {
         }
         // A principal is whoever a valid, unexpired token speaks for as itself (a narrowed
         // or expired token is keyed by its IP: it must not drain its issuer's buckets).
-        let tokens = &state.identity.tokens;
-        let principal = crate::http::auth::presented_token(headers)
+        let principal = crate::http::credentials::presented_token(headers)
             .ok()
             .and_then(|token| tokens.verify(token).ok())
             .and_then(|token| {
@@ -407,31 +404,6 @@ impl Limits {
     pub fn stop(&self) {
         self.buckets.stop();
     }
-}
-
-/// Checks the request against the limits: extracts the decision for the headers, or
-/// rejects with [`Limited`].
-pub fn filter(
-    state: Arc<AppState>,
-) -> impl Filter<Extract = (Option<Decision>,), Error = Rejection> + Clone {
-    warp::method()
-        .and(warp::path::full())
-        .and(crate::server::peer())
-        .and(warp::header::headers_cloned())
-        .and_then(
-            move |method: Method, path: FullPath, peer: Option<SocketAddr>, headers: HeaderMap| {
-                let state = state.clone();
-                async move {
-                    let Some(limits) = &state.limits else {
-                        return Ok(None);
-                    };
-                    limits
-                        .decide(&state, &method, path.as_str(), peer, &headers)
-                        .await
-                        .map_err(warp::reject::custom)
-                }
-            },
-        )
 }
 
 /// Adds the `RateLimit-*` headers of `decision` to `response`.

@@ -22,17 +22,14 @@
 //!   from when refusals went uncounted; the ones after it are counted in
 //!   `aurora_refusals_unrecorded_total`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
-use aurora_domain::access::{RecordRefusal, Refusal};
 use aurora_domain::EventMetadata;
-use http::{HeaderMap, Method};
-use warp::reply::Response;
 
-use super::problem::ProblemSlug;
-use crate::state::AppState;
+mod record;
+
+pub use self::record::{observe, record};
 
 /// Anonymous refusals recorded per client per minute, at most (bursts up to the same).
 pub const PER_CLIENT_PER_MINUTE: u32 = 60;
@@ -138,81 +135,6 @@ fn client_key(client: Option<&str>) -> String {
         Some(ip) => format!("client:{ip}"),
         None => "client:unknown".to_string(),
     }
-}
-
-/// Records a refusal (never fails the request: an error is logged and counted), within its
-/// budget.
-pub async fn record(state: &AppState, metadata: &EventMetadata, refusal: Refusal) {
-    let command = match state.refusals.judge(metadata) {
-        Verdict::Record => RecordRefusal::Refused(refusal),
-        Verdict::Overflow => {
-            state.metrics.refusals_unrecorded.inc();
-            RecordRefusal::Overflowed(refusal)
-        }
-        Verdict::Count => {
-            state.metrics.refusals_unrecorded.inc();
-            return;
-        }
-    };
-    let id = uuid::Uuid::now_v7().to_string();
-    match state.identity.access.create(&id, command, metadata).await {
-        Ok(_) => state.metrics.command("RecordRefusal", "accepted"),
-        Err(error) => {
-            tracing::warn!(%error, "could not record a refused request");
-            state.metrics.command("RecordRefusal", "failed");
-        }
-    }
-}
-
-/// Looks at a response on its way out; a refusal is recorded before it is sent.
-pub async fn observe(
-    state: Arc<AppState>,
-    method: Method,
-    path: warp::path::FullPath,
-    headers: HeaderMap,
-    remote: Option<SocketAddr>,
-    response: Response,
-) -> Response {
-    let status = response.status().as_u16();
-    let marked = response.extensions().get::<AuditRefusal>().is_some();
-    if !(matches!(status, 401 | 403 | 429) || marked) {
-        return response;
-    }
-    let route = super::route_template(path.as_str());
-    // Logins record their own failures (see the module doc); their 429s are recorded here.
-    if route == "/api/v1/auth/login" && status != 429 {
-        return response;
-    }
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut metadata = EventMetadata::new(aurora_domain::metadata::ANONYMOUS, request_id);
-    metadata.client_ip = state.client_ip(remote, &headers);
-    metadata.traceparent = super::context::traceparent(&headers);
-    // A genuine token names who tried, revoked or expired as it may be; a forged or
-    // unreadable one names no one.
-    if let Some(claims) = super::auth::presented_token(&headers)
-        .ok()
-        .and_then(|token| state.identity.tokens.holder(token))
-    {
-        metadata.principal = claims.username.clone();
-        metadata.token_id = Some(claims.token_id.clone());
-        metadata.role = Some(claims.role.as_str().to_string());
-    }
-    let reason = response
-        .extensions()
-        .get::<ProblemSlug>()
-        .map_or("refused", |slug| slug.0);
-    record(
-        &state,
-        &metadata,
-        Refusal::new(method.as_str(), route, status, reason),
-    )
-    .await;
-    response
 }
 
 #[cfg(test)]
