@@ -1,17 +1,17 @@
 //! `aurora`: serve, migrate, rebuild projections, benchmark.
 
 use anyhow::Context;
-use aurora_gateway::admin;
-use aurora_gateway::bench::{self, BenchArgs};
-use aurora_gateway::bench_audit::{self, BenchAuditArgs};
-use aurora_gateway::bench_auth::{self, AuthBenchArgs};
-use aurora_gateway::bench_limits::{self, LimitsBenchArgs};
-use aurora_gateway::bench_transcode::{self, TranscodeBenchArgs};
+use aurora_gateway::cli::admin;
+use aurora_gateway::cli::bench::audit::{self as bench_audit, BenchAuditArgs};
+use aurora_gateway::cli::bench::auth::{self as bench_auth, AuthBenchArgs};
+use aurora_gateway::cli::bench::commands::{self as bench, BenchArgs};
+use aurora_gateway::cli::bench::limits::{self as bench_limits, LimitsBenchArgs};
+use aurora_gateway::cli::bench::transcode::{self as bench_transcode, TranscodeBenchArgs};
+use aurora_gateway::cli::maintenance::{self, Projection};
+use aurora_gateway::cli::watch::{self, WatchArgs};
 use aurora_gateway::config::{self, Config};
-use aurora_gateway::maintenance::{self, Projection};
 use aurora_gateway::startup::{connect_database, Application};
 use aurora_gateway::telemetry;
-use aurora_gateway::watch::{self, WatchArgs};
 use clap::{Parser, Subcommand};
 
 /// mimalloc: the request path allocates a great deal (JSON, headers, SQL rows), and glibc's

@@ -198,7 +198,7 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
     let text = export.text().await.unwrap();
     assert!(!text.contains(PASSWORD) && !text.contains(&app.token) && !text.contains(&admin));
     assert!(!text.contains("$argon2"));
-    let verdict = aurora_gateway::maintenance::verify_lines(text.as_bytes(), false).unwrap();
+    let verdict = aurora_gateway::cli::maintenance::verify_lines(text.as_bytes(), false).unwrap();
     assert_eq!(verdict.finding, None);
     assert_eq!(verdict.entries as i64, app.stored_events().await);
     let path = app.dir.path().join("export.ndjson");
@@ -214,7 +214,8 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
         .await;
     assert_eq!(stretch.headers()["x-audit-chain"], "stretch");
     let stretch = stretch.text().await.unwrap();
-    let verdict = aurora_gateway::maintenance::verify_lines(stretch.as_bytes(), false).unwrap();
+    let verdict =
+        aurora_gateway::cli::maintenance::verify_lines(stretch.as_bytes(), false).unwrap();
     assert_eq!(verdict.finding, None);
     assert!(verdict.entries > 0);
     let selection = app
@@ -222,7 +223,8 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
         .await;
     assert_eq!(selection.headers()["x-audit-chain"], "selection");
     let selection = selection.text().await.unwrap();
-    let verdict = aurora_gateway::maintenance::verify_lines(selection.as_bytes(), true).unwrap();
+    let verdict =
+        aurora_gateway::cli::maintenance::verify_lines(selection.as_bytes(), true).unwrap();
     assert_eq!(
         (verdict.finding, verdict.entries as usize),
         (None, all.len())

@@ -24,7 +24,7 @@ use clap::Args;
 use governor::{Quota, RateLimiter};
 use prometheus_client::metrics::family::Family;
 
-use crate::bench_auth::{median_us, phase};
+use crate::cli::bench::auth::{median_us, phase};
 use crate::config::Config;
 use crate::limits::buckets::{Buckets, MAX_BUCKETS_PER_SHARD};
 use crate::limits::policy::Policies;

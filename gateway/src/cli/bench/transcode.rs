@@ -31,7 +31,7 @@ use aurora_projections::testkit::TempDir;
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::bench_auth::median_us;
+use crate::cli::bench::auth::median_us;
 use crate::config::Config;
 use crate::startup::Application;
 
