@@ -49,14 +49,7 @@ impl AuditLog {
                 return Ok(0);
             };
             let last = last.cursor;
-            let (seq, prev) = head.map_or((0, GENESIS.to_string()), |h| (h.seq, h.hash));
-            let entries = chain(events.iter(), seq, &prev);
-            insert_entries!(&mut *tx, "audit_log", &entries, &events);
-            let new_head = entries.last().expect("one entry per event");
-            save_checkpoint!(&mut *tx, last, new_head.seq, &new_head.hash);
-            tx.commit().await?;
-            let head = new_head.seq;
-            self.appended.send_modify(|h| *h = (*h).max(head));
+            append_and_commit!(self, tx, head, events.iter(), &events, last);
             Ok(events.len() as u64)
         })
     }
@@ -102,18 +95,28 @@ impl AuditLog {
             if count_between_in!(self.db, &mut *tx, cursor, last) != events.len() as i64 {
                 return Ok(false);
             }
-            let (seq, prev) = head.map_or((0, GENESIS.to_string()), |h| (h.seq, h.hash));
-            let entries = chain(events.iter().copied(), seq, &prev);
-            insert_entries!(&mut *tx, "audit_log", &entries, &events);
-            let new_head = entries.last().expect("one entry per event");
-            save_checkpoint!(&mut *tx, last, new_head.seq, &new_head.hash);
-            tx.commit().await?;
-            let head = new_head.seq;
-            self.appended.send_modify(|h| *h = (*h).max(head));
+            append_and_commit!(self, tx, head, events.iter().copied(), &events, last);
             Ok(true)
         })
     }
 }
+
+/// Chains `$chained` (the events `$events`, in cursor order, the last at `$last`) after
+/// `$head`, writes the entries and the checkpoint in transaction `$tx`, commits, and tells
+/// waiters the new head.
+macro_rules! append_and_commit {
+    ($log:expr, $tx:ident, $head:expr, $chained:expr, $events:expr, $last:expr) => {{
+        let (seq, prev) = $head.map_or((0, GENESIS.to_string()), |h| (h.seq, h.hash));
+        let entries = chain($chained, seq, &prev);
+        insert_entries!(&mut *$tx, "audit_log", &entries, $events);
+        let new_head = entries.last().expect("one entry per event");
+        save_checkpoint!(&mut *$tx, $last, new_head.seq, &new_head.hash);
+        $tx.commit().await?;
+        let head = new_head.seq;
+        $log.appended.send_modify(|h| *h = (*h).max(head));
+    }};
+}
+use append_and_commit;
 
 /// Locks the log's checkpoint row (creating it if need be) inside a transaction and
 /// returns the cursor and the chain's head recorded with it. A write comes first, so SQLite
