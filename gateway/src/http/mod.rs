@@ -86,6 +86,7 @@ pub fn routes(
     let api = history::routes(state.clone())
         .or(audit::routes(state.clone()))
         .or(runs::routes(state.clone()))
+        .or(runs::artifacts::routes(state.clone()))
         .or(run_events::routes(state.clone()))
         .or(auth::routes(state.clone()))
         .or(tokens::routes(state.clone()))

@@ -216,7 +216,7 @@ async fn write(db: &Database, batch: Vec<Append>) {
                 let _ = append.done.send(answer);
             }
         }
-        Err(error) if batch.len() > 1 && !is_connection_error(&error) => {
+        Err(error) if batch.len() > 1 && !super::is_connection_error(&error) => {
             // One bad append must not fail its neighbours: write each on its own.
             tracing::warn!(%error, appends = batch.len(), "batched append failed; retrying one by one");
             for append in batch {
@@ -225,7 +225,7 @@ async fn write(db: &Database, batch: Vec<Append>) {
         }
         Err(error) => {
             tracing::error!(%error, appends = batch.len(), "append failed");
-            let connection = is_connection_error(&error);
+            let connection = super::is_connection_error(&error);
             if connection {
                 super::connection_failed();
             }
@@ -239,20 +239,6 @@ async fn write(db: &Database, batch: Vec<Append>) {
             }
         }
     }
-}
-
-/// Is `error` the database being unreachable (rather than a statement it refused)? A
-/// protocol error is a connection that answered garbage — cut mid-handshake or mid-reply.
-pub(crate) fn is_connection_error(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-    )
 }
 
 /// Inserts the batch in one transaction; for each append, the position of its last event if

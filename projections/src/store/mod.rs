@@ -97,6 +97,20 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Is `error` the database being unreachable (rather than a statement it refused)? A
+/// protocol error is a connection that answered garbage — cut mid-handshake or mid-reply.
+pub(crate) fn is_connection_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
 /// Notes that the database was unreachable: for a while, connections are checked before
 /// use, so that those it dropped are replaced before a request meets them.
 pub(crate) fn connection_failed() {
@@ -205,7 +219,7 @@ impl Database {
             .await
             .map(drop))
         .inspect_err(|error| {
-            if append::is_connection_error(error) {
+            if is_connection_error(error) {
                 connection_failed();
             }
         })?;

@@ -53,7 +53,7 @@ fn classify(error: PersistenceError) -> PersistenceError {
         PersistenceError::UnknownError(cause)
             if cause
                 .downcast_ref::<sqlx::Error>()
-                .is_some_and(super::append::is_connection_error) =>
+                .is_some_and(super::is_connection_error) =>
         {
             super::connection_failed();
             PersistenceError::ConnectionError(cause)

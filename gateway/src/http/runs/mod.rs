@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use aurora_domain::media::Artifact;
 use aurora_domain::run::{Input, Run, RunCommand, RunError, RunSpec};
 use aurora_domain::user::Role;
 use aurora_projections::runs::RunView;
@@ -17,7 +16,6 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use super::auth::{authenticate, authorize, verify_request};
-use super::body::Binary;
 use super::body::{json, json_body, JsonBody};
 use super::consistency;
 use super::context::{context, RequestContext};
@@ -30,6 +28,8 @@ use crate::state::AppState;
 
 /// Largest page of `GET /api/v1/runs`.
 pub const MAX_PAGE: i64 = 100;
+pub mod artifacts;
+
 const DEFAULT_PAGE: i64 = 20;
 
 /// The runs routes.
@@ -68,29 +68,7 @@ pub fn routes(
         .and(headers)
         .and(body)
         .then(cancel_run);
-    let artifacts = warp::path!("api" / "v1" / "runs" / String / "artifacts")
-        .and(warp::get())
-        .and(context())
-        .and(with_state.clone())
-        .and(headers)
-        .then(list_artifacts);
-    let artifact = warp::path!("api" / "v1" / "runs" / String / "artifacts" / String)
-        .and(warp::get())
-        .and(context())
-        .and(with_state)
-        .and(headers)
-        .then(download_artifact);
-    create
-        .or(list)
-        .unify()
-        .or(get)
-        .unify()
-        .or(cancel)
-        .unify()
-        .or(artifacts)
-        .unify()
-        .or(artifact)
-        .unify()
+    create.or(list).unify().or(get).unify().or(cancel).unify()
 }
 
 /// A run as requested (the answer of `POST /api/v1/runs`).
@@ -513,119 +491,6 @@ pub(crate) async fn readable_stored(
     Ok((run_id, run, claims))
 }
 
-/// The artifacts among a run's step outputs, with the step that produced each.
-fn artifacts_of(run: &Run) -> impl Iterator<Item = (usize, &Artifact)> {
-    run.outputs()
-        .iter()
-        .enumerate()
-        .filter_map(|(step, output)| output.artifact().map(|a| (step, a)))
-}
-
-/// Lists the files a run has produced so far, with their downloads.
-#[utoipa::path(
-    get,
-    path = "/api/v1/runs/{id}/artifacts",
-    tag = "runs",
-    params(("id" = Uuid, Path, description = "The run id")),
-    responses(
-        (status = 200, description = "The run's artifacts", body = ArtifactList),
-        (status = 400, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No run with this id", body = ProblemBody, content_type = "application/problem+json"),
-        TokenRouteProblems,
-    ),
-    security(("biscuit" = []), ("api_key" = []))
-)]
-async fn list_artifacts(
-    raw_id: String,
-    ctx: RequestContext,
-    state: Arc<AppState>,
-    headers: HeaderMap,
-) -> Response {
-    let (run_id, run, _) = match readable_stored(&raw_id, &ctx, &state, &headers).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let items: Vec<serde_json::Value> = artifacts_of(&run)
-        .map(|(step, artifact)| {
-            let url = format!("/api/v1/runs/{run_id}/artifacts/{}", artifact.id);
-            let mut item = serde_json::to_value(artifact).unwrap_or_default();
-            item["step"] = step.into();
-            item["url"] = url.into();
-            item
-        })
-        .collect();
-    let body = serde_json::json!({
-        "run_id": run_id,
-        "status": run.status().as_str(),
-        "items": items,
-    });
-    json(StatusCode::OK, &body, &ctx)
-}
-
-/// Downloads an artifact (a rendition, a thumbnail), honouring a single byte `Range`.
-#[utoipa::path(
-    get,
-    path = "/api/v1/runs/{id}/artifacts/{artifact}",
-    tag = "runs",
-    params(
-        ("id" = Uuid, Path, description = "The run id"),
-        ("artifact" = Uuid, Path, description = "The artifact id"),
-        ("range" = Option<String>, Header, description = "One byte range: bytes=a-b, bytes=a- or bytes=-n"),
-    ),
-    responses(
-        (status = 200, description = "The file, of its own media type (e.g. video/webm, image/jpeg)", body = Binary, content_type = "application/octet-stream",
-            headers(("content-disposition" = String, description = "attachment, with the file name"), ("accept-ranges" = String, description = "bytes"))),
-        (status = 206, description = "The range asked for", body = Binary, content_type = "application/octet-stream",
-            headers(("content-range" = String, description = "bytes a-b/size"))),
-        (status = 400, description = "An id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Not the token's to read", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such run or artifact", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 416, description = "The range lies outside the file", body = ProblemBody, content_type = "application/problem+json"),
-        TokenRouteProblems,
-    ),
-    security(("biscuit" = []), ("api_key" = []))
-)]
-async fn download_artifact(
-    raw_id: String,
-    raw_artifact: String,
-    ctx: RequestContext,
-    state: Arc<AppState>,
-    headers: HeaderMap,
-) -> Response {
-    let (run_id, run, _) = match readable_stored(&raw_id, &ctx, &state, &headers).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let Ok(artifact_id) = Uuid::parse_str(&raw_artifact) else {
-        return Problem::bad_request("invalid-artifact-id", "the artifact id must be a UUID")
-            .response(Some(&ctx));
-    };
-    let Some((_, artifact)) = artifacts_of(&run).find(|(_, a)| a.id == artifact_id) else {
-        return Problem::not_found("the run has no artifact with this id").response(Some(&ctx));
-    };
-    // Names come from events Aurora wrote; checked all the same.
-    let Some(path) = state.media.artifacts.artifact(run_id, &artifact.name) else {
-        return Problem::internal(&"stored artifact name is unsafe").response(Some(&ctx));
-    };
-    let holds = super::auth::token_holds(
-        state.clone(),
-        headers.clone(),
-        "runs:read",
-        Some(("run", run_id.to_string())),
-        run.owner().map(str::to_string),
-    );
-    super::files::serve(
-        &path,
-        &artifact.content_type,
-        &artifact.name,
-        &headers,
-        &ctx,
-        holds,
-    )
-    .await
-}
-
 /// A run cancelled.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RunCancelled {
@@ -634,27 +499,4 @@ pub struct RunCancelled {
     /// `cancelled`.
     #[schema(example = "cancelled")]
     pub status: String,
-}
-
-/// An artifact as listed, with the step that made it and where to download it.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ListedArtifact {
-    /// The file.
-    #[serde(flatten)]
-    pub artifact: Artifact,
-    /// The step (index from 0) that produced it.
-    pub step: u32,
-    /// Its download: `/api/v1/runs/{id}/artifacts/{artifact}`.
-    pub url: String,
-}
-
-/// A run's artifacts.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ArtifactList {
-    /// The run.
-    pub run_id: Uuid,
-    /// The run's status now.
-    pub status: String,
-    /// The artifacts, in step order.
-    pub items: Vec<ListedArtifact>,
 }
