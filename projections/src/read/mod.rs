@@ -21,9 +21,11 @@ pub mod actor;
 pub mod audit;
 pub mod consistency;
 pub mod envelope;
+mod feed;
 pub mod lag;
 pub mod projection;
 pub mod runs;
+mod status;
 pub mod supervisor;
 pub mod users;
 

@@ -1,75 +1,32 @@
 //! The projections supervisor: one [`ProjectionActor`] per projection, restarted from its
 //! checkpoint when it fails, within a restart budget; beyond it the projection is reported
 //! stuck (`/health`, metrics, logs), the others go on, and it is tried again after a
-//! cool-down. Beside the actors runs the **feed**: the one durable consumer of the shared
-//! projections, whose every message is decoded once and handed to each of them.
+//! cool-down. Beside the actors runs the **feed** (`feed.rs`): the one durable consumer of
+//! the shared projections. What each projection is doing is kept in [`Statuses`]
+//! (`status.rs`), which the supervisor, the feed, `/health` and `/metrics` share.
 //!
-//! (Long: the supervisor, the feed it runs and the statuses both share — one mechanism —
-//! and a third of it is its tests.)
-//!
-//! # The feed
-//! A batch of deliveries becomes one [`Batch`] of envelopes. Each running shared projection
-//! gets the part it follows (the same `Arc`s) queued in its lane, and the feed goes on to
-//! the next batch without waiting: the batches are pipelined, every projection applies at
-//! its own pace (what queued up while it applied, together), and a slow one does not delay
-//! the others. The feed's acker answers the batches in order: when every projection has
-//! applied its part a batch is acked, else it is given back and redelivered (those that
-//! applied it skip it: applying is idempotent). At most [`IN_FLIGHT`] events wait for
-//! their acks: a message waits in a lane a few applies at most, far within the consumer's
-//! ack wait (30 s), and a failed apply gives back that much at most. At shutdown the acker
-//! answers what was applied before the actors stop. A projection that is
-//! starting or restarting is waited for: the batch is given back. A stuck one is passed
-//! over — the others go on. That loses
-//! nothing for a projection with a checkpoint: its checkpoint only ever moves past events it
-//! applied (a batch that does not continue it is read from the store instead), so its next
-//! start, or whichever replica applies the next batch, catches up what it missed. A
-//! projection that cannot catch up (the run feed) loses what goes by while it is stuck, and
-//! the log says so.
+//! (Long: half of it is its tests — the restart budget, a projection that keeps failing,
+//! a slow one that delays no other — which start real supervisors.)
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aurora_nats::bus::Deliveries;
-use aurora_nats::{Ack, EventBus};
-use futures::StreamExt;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use aurora_nats::EventBus;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
-use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::actor::{Applied, Lane, Part, ProjectionActor, ProjectionArgs, ProjectionMsg};
-use super::envelope::{Batch, Envelope};
-use super::projection::{Interest, Projection, Scope};
-use crate::store::Cursor;
-
-/// The durable consumer every replica's feed shares.
-pub const SHARED_DURABLE: &str = "projections";
-
-/// Deliveries applied together, at most: a feed behind takes its backlog in big batches
-/// (one transaction and a few statements each, whatever their size).
-const CHUNK: usize = 1000;
-
-/// Events handed to the projections and not yet acked, at most: a few batches of
-/// [`CHUNK`].
-const IN_FLIGHT: usize = 4 * CHUNK;
-
+use super::actor::{ProjectionActor, ProjectionArgs, ProjectionMsg};
+use super::feed;
+pub use super::feed::SHARED_DURABLE;
+use super::projection::{Projection, Scope};
+pub use super::status::{Health, ProjectionLabels, ProjectionMetrics, ProjectionReport, Statuses};
 /// How long the acker may go on answering applied batches at shutdown.
 const ACK_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
-/// How soon a batch given back is delivered again.
-const REDELIVER_AFTER: Duration = Duration::from_millis(250);
-
 /// How soon a projection whose start failed is tried again (within its budget).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// Delays kept per projection for [`Statuses::delay_quantile`].
-const DELAYS_KEPT: usize = 50_000;
 
 /// At most `max` restarts within `within`; beyond that a supervisor gives up.
 #[derive(Debug, Clone)]
@@ -108,248 +65,6 @@ impl RestartBudget {
     /// Restarts counted in the current window.
     pub fn spent(&self) -> usize {
         self.restarts.len()
-    }
-}
-
-/// Labels of per-projection metrics.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProjectionLabels {
-    /// e.g. `audit-log`.
-    pub projection: String,
-}
-
-/// The projections' metrics; the gateway registers them.
-#[derive(Clone)]
-pub struct ProjectionMetrics {
-    /// Projection actors restarted by the supervisor.
-    pub restarts: Family<ProjectionLabels, Counter>,
-    /// 1 while a projection is stuck (restart budget spent), else 0.
-    pub stuck: Family<ProjectionLabels, Gauge>,
-    /// Seconds from a command's acceptance to its event being applied, per projection.
-    pub delay: Family<ProjectionLabels, Histogram>,
-}
-
-impl Default for ProjectionMetrics {
-    fn default() -> Self {
-        Self {
-            restarts: Family::default(),
-            stuck: Family::default(),
-            delay: Family::new_with_constructor(|| {
-                Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
-            }),
-        }
-    }
-}
-
-/// Where a projection's actor stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Health {
-    /// Catching up from the store before it takes deliveries.
-    Starting,
-    /// Taking deliveries.
-    Running,
-    /// Failed; to be started again shortly.
-    Down,
-    /// Failed more often than its budget allows; tried again after a cool-down.
-    Stuck,
-}
-
-/// One projection as `/health` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProjectionReport {
-    /// `shared` (a table, one replica applies each event) or `replica` (in memory).
-    pub scope: &'static str,
-    /// Where its actor stands.
-    pub state: Health,
-    /// Restarts by the supervisor since this replica started.
-    pub restarts: u64,
-    /// Why it last failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    /// The global position of the last event this replica applied to it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub applied_position: Option<i64>,
-}
-
-struct Entry {
-    projection: Arc<dyn Projection>,
-    health: Health,
-    actor: Option<ActorRef<ProjectionMsg>>,
-    /// Where the feed queues its parts (while it runs, if shared).
-    lane: Option<Lane>,
-    restarts: u64,
-    last_error: Option<String>,
-    applied: Option<Cursor>,
-}
-
-/// What each projection is doing, shared by the supervisor, the feed, `/health` and
-/// `/metrics`.
-pub struct Statuses {
-    entries: RwLock<BTreeMap<&'static str, Entry>>,
-    /// Bumped whenever a projection applies a batch here (readers waiting for a position).
-    changes: tokio::sync::watch::Sender<u64>,
-    delays: Mutex<HashMap<&'static str, VecDeque<u32>>>,
-    /// The metrics.
-    pub metrics: ProjectionMetrics,
-}
-
-/// What the feed does with a batch for one projection.
-enum Target {
-    Queue(ActorRef<ProjectionMsg>, Lane),
-    /// Stuck: go on without it.
-    PassOver(Arc<dyn Projection>),
-    Hold,
-}
-
-impl Statuses {
-    fn new(projections: &[Arc<dyn Projection>], metrics: ProjectionMetrics) -> Self {
-        let entries = projections
-            .iter()
-            .map(|p| {
-                (
-                    p.name(),
-                    Entry {
-                        projection: p.clone(),
-                        health: Health::Starting,
-                        actor: None,
-                        lane: None,
-                        restarts: 0,
-                        last_error: None,
-                        applied: None,
-                    },
-                )
-            })
-            .collect();
-        Self {
-            entries: RwLock::new(entries),
-            changes: tokio::sync::watch::channel(0).0,
-            delays: Mutex::new(HashMap::new()),
-            metrics,
-        }
-    }
-
-    fn with<R>(&self, name: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        entries.get_mut(name).map(f)
-    }
-
-    fn labels(name: &str) -> ProjectionLabels {
-        ProjectionLabels {
-            projection: name.to_string(),
-        }
-    }
-
-    /// Every projection and where it stands, by name.
-    pub fn report(&self) -> BTreeMap<&'static str, ProjectionReport> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
-            .map(|(name, e)| {
-                let report = ProjectionReport {
-                    scope: match e.projection.scope() {
-                        Scope::Shared => "shared",
-                        Scope::Replica => "replica",
-                    },
-                    state: e.health,
-                    restarts: e.restarts,
-                    last_error: e.last_error.clone(),
-                    applied_position: e.applied.map(|c| c.position),
-                };
-                (*name, report)
-            })
-            .collect()
-    }
-
-    /// Changes whenever a projection on this replica applies a batch.
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-
-    /// Whether projection `name` is running.
-    pub fn running(&self, name: &str) -> bool {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(name)
-            .is_some_and(|e| e.health == Health::Running)
-    }
-
-    /// Names of the projections that are stuck.
-    pub fn stuck(&self) -> Vec<&'static str> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
-            .filter(|(_, e)| e.health == Health::Stuck)
-            .map(|(name, _)| *name)
-            .collect()
-    }
-
-    /// The `q`-quantile of the delays `name` applied events with (since
-    /// [`Statuses::forget_delays`], the last [`DELAYS_KEPT`] at most), if it applied any.
-    pub fn delay_quantile(&self, name: &str, q: f64) -> Option<Duration> {
-        let delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
-        let mut kept: Vec<u32> = delays.get(name)?.iter().copied().collect();
-        if kept.is_empty() {
-            return None;
-        }
-        kept.sort_unstable();
-        let index = ((kept.len() - 1) as f64 * q).round() as usize;
-        Some(Duration::from_micros(u64::from(kept[index])))
-    }
-
-    /// Forgets the delays recorded so far.
-    pub fn forget_delays(&self) {
-        self.delays
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    /// Where each shared projection's part of a batch goes.
-    fn targets(&self) -> Vec<(Interest, Target)> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .values()
-            .filter(|e| e.projection.scope() == Scope::Shared)
-            .map(|e| {
-                let target = match (e.health, &e.actor, &e.lane) {
-                    (Health::Running, Some(actor), Some(lane)) => {
-                        Target::Queue(actor.clone(), lane.clone())
-                    }
-                    (Health::Stuck, ..) => Target::PassOver(e.projection.clone()),
-                    _ => Target::Hold,
-                };
-                (e.projection.interest(), target)
-            })
-            .collect()
-    }
-}
-
-impl Applied for Statuses {
-    /// Notes that `name` applied `batch`: its position, and each event's delay since its
-    /// command was accepted.
-    fn applied(&self, name: &'static str, batch: &[Arc<Envelope>]) {
-        let Some(last) = batch.iter().map(|e| e.cursor()).max() else {
-            return;
-        };
-        self.with(name, |e| {
-            e.applied = Some(e.applied.map_or(last, |a| a.max(last)))
-        });
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-        let now = chrono::Utc::now();
-        let histogram = self.metrics.delay.get_or_create(&Self::labels(name));
-        let mut delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
-        let kept = delays.entry(name).or_default();
-        for envelope in batch {
-            let delay = (now - envelope.event.metadata.time)
-                .to_std()
-                .unwrap_or_default();
-            histogram.observe(delay.as_secs_f64());
-            if kept.len() == DELAYS_KEPT {
-                kept.pop_front();
-            }
-            kept.push_back(u32::try_from(delay.as_micros()).unwrap_or(u32::MAX));
-        }
     }
 }
 
@@ -552,14 +267,9 @@ impl Actor for ProjectionsSupervisor {
                     None
                 }
             };
-            let (handed, answers) = mpsc::unbounded_channel();
-            let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-            state.acker = Some(AbortOnDropHandle::new(tokio::spawn(acker(
-                answers,
-                in_flight.clone(),
-            ))));
-            let feed = feed(bus, statuses, first, handed, in_flight);
-            state._feed = Some(AbortOnDropHandle::new(tokio::spawn(feed)));
+            let (feed, acker) = feed::start(bus, statuses, first);
+            state._feed = Some(feed);
+            state.acker = Some(acker);
         }
         // Those in memory are loaded before the supervisor is up, so before the replica
         // serves (a token revoked must be refused from the first request on); those with a
@@ -663,165 +373,14 @@ impl Actor for ProjectionsSupervisor {
     }
 }
 
-/// The shared projections' feed: one durable consumer, each message decoded once. `first`
-/// is the consumer opened before the projections started (see [`ProjectionsSupervisor`]).
-/// Each batch takes one of `in_flight`'s permits per event until the acker has answered it.
-async fn feed(
-    bus: Arc<dyn EventBus>,
-    statuses: Arc<Statuses>,
-    mut first: Option<Deliveries>,
-    handed: mpsc::UnboundedSender<Handed>,
-    in_flight: Arc<tokio::sync::Semaphore>,
-) {
-    let filter = bus.subjects().all_events();
-    // Until the durable exists, it is created from "now" on: what came before is in the
-    // store, which every projection catches up from when it starts (a new durable over a
-    // long stream would replay its history through projections that act on it).
-    let mut created = first.is_some();
-    loop {
-        let deliveries = match first.take() {
-            Some(deliveries) => deliveries,
-            None => {
-                let consumer = if created {
-                    bus.consume(SHARED_DURABLE, &filter).await
-                } else {
-                    bus.consume_new(SHARED_DURABLE, &filter).await
-                };
-                match consumer {
-                    Ok(deliveries) => {
-                        created = true;
-                        deliveries
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "projections consumer failed; again in a second");
-                        tokio::time::sleep(RETRY_AFTER).await;
-                        continue;
-                    }
-                }
-            }
-        };
-        let mut chunks = deliveries.ready_chunks(CHUNK);
-        while let Some(chunk) = chunks.next().await {
-            let mut acks: Vec<Ack> = Vec::with_capacity(chunk.len());
-            let mut envelopes = Vec::with_capacity(chunk.len());
-            for delivery in chunk {
-                match delivery {
-                    Ok(delivery) => {
-                        let (event, ack) = delivery.split();
-                        envelopes.push(Arc::new(Envelope::delivered(event)));
-                        acks.push(ack);
-                    }
-                    Err(error) => tracing::error!(%error, "projections: skipping message"),
-                }
-            }
-            // At most CHUNK (≤ IN_FLIGHT) permits: always grantable once others return.
-            let Ok(permits) = in_flight.acquire_many(acks.len() as u32).await else {
-                return;
-            };
-            permits.forget(); // given back by the acker
-            let batch: Batch = envelopes.into();
-            let answers = dispatch(&statuses, &batch);
-            if handed.send((acks, answers)).is_err() {
-                tracing::error!("projections: the acker has ended; the feed stops");
-                return;
-            }
-        }
-        tracing::warn!("projections consumer ended; consuming again");
-        tokio::time::sleep(RETRY_AFTER).await;
-    }
-}
-
-/// What became of one batch: each projection's answer, or `None` if it was given back at
-/// once (a projection it must wait for is starting).
-type Answers = Option<Vec<oneshot::Receiver<Result<(), String>>>>;
-
-/// A batch's acks, and the answers they wait for.
-type Handed = (Vec<Ack>, Answers);
-
-/// Acks each batch once every projection applied its part, else gives it back; in the
-/// order the batches were handed out. Gives the batch's permits back to `in_flight`.
-async fn acker(
-    mut handed: mpsc::UnboundedReceiver<Handed>,
-    in_flight: Arc<tokio::sync::Semaphore>,
-) {
-    while let Some((acks, answers)) = handed.recv().await {
-        let applied = match answers {
-            Some(answers) => futures::future::join_all(answers)
-                .await
-                .into_iter()
-                .all(|answer| matches!(answer, Ok(Ok(())))),
-            None => false,
-        };
-        let events = acks.len();
-        if applied {
-            let acked = futures::future::join_all(acks.into_iter().map(Ack::ack)).await;
-            if let Some(Err(error)) = acked.into_iter().find(Result::is_err) {
-                // Redelivered after the ack wait; applying it again changes nothing.
-                tracing::warn!(%error, "projections: acking failed");
-            }
-        } else {
-            futures::future::join_all(acks.into_iter().map(|a| a.nak(REDELIVER_AFTER))).await;
-        }
-        in_flight.add_permits(events);
-    }
-}
-
-/// Queues each shared projection's part of `batch` in its lane, without waiting; where
-/// their answers will come.
-fn dispatch(statuses: &Statuses, batch: &Batch) -> Answers {
-    let (mut queued, mut passed_over) = (Vec::new(), Vec::new());
-    for (interest, target) in statuses.targets() {
-        let part: Batch = if interest == Interest::ALL {
-            batch.clone()
-        } else {
-            batch
-                .iter()
-                .filter(|e| interest.wants(&e.event))
-                .cloned()
-                .collect()
-        };
-        if part.is_empty() {
-            continue;
-        }
-        match target {
-            Target::Hold => return None,
-            Target::PassOver(projection) => passed_over.push((projection, part.len())),
-            Target::Queue(actor, lane) => queued.push((part, actor, lane)),
-        }
-    }
-    for (projection, events) in passed_over {
-        if !projection.resumes_from_store() {
-            tracing::error!(
-                projection = projection.name(),
-                events,
-                "stuck: passed over; these events will not reach it"
-            );
-        }
-    }
-    let answers = queued
-        .into_iter()
-        .map(|(part, actor, lane)| {
-            let (applied, answer) = oneshot::channel();
-            // Either fails only if the actor has ended: its answer is then dropped, and the
-            // batch given back.
-            if lane
-                .send(Part {
-                    batch: part,
-                    applied,
-                })
-                .is_ok()
-            {
-                let _ = actor.cast(ProjectionMsg::Drain);
-            }
-            answer
-        })
-        .collect();
-    Some(answers)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    use crate::read::envelope::Envelope;
+    use crate::read::projection::Interest;
+    use crate::store::Cursor;
 
     #[test]
     fn the_budget_refuses_the_restart_past_its_maximum_and_forgets_old_ones() {
@@ -887,7 +446,8 @@ mod tests {
         }
     }
 
-    fn event(position: i64) -> (String, aurora_nats::CloudEvent) {
+    /// A stored run event at `position`, as the bus carries it.
+    pub(in crate::read) fn event(position: i64) -> (String, aurora_nats::CloudEvent) {
         let stored = StoredEvent {
             cursor: Cursor { xid: 0, position },
             aggregate_type: "run".into(),
@@ -1058,38 +618,5 @@ mod tests {
         .await;
         assert_eq!(*slow.applies.lock().unwrap(), vec![1, 19]);
         supervisor.stop(None);
-    }
-
-    #[tokio::test]
-    async fn the_acker_answers_what_was_handed_before_the_feed_ended() {
-        let bus = MemoryBus::new(Subjects::new("acker"));
-        let filter = bus.subjects().all_events();
-        bus.publish_batch(&[event(1), event(2)]).await.unwrap();
-        let mut deliveries = bus.consume("d", &filter).await.unwrap();
-        let mut acks = Vec::new();
-        for _ in 0..2 {
-            acks.push(deliveries.next().await.unwrap().unwrap().split().1);
-        }
-        drop(deliveries);
-        let (handed, queue) = mpsc::unbounded_channel();
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(0));
-        let (applied, answer) = oneshot::channel();
-        handed.send((acks, Some(vec![answer]))).unwrap();
-        // The feed ends (shutdown) while the batch is still being applied…
-        drop(handed);
-        let acker = tokio::spawn(acker(queue, in_flight.clone()));
-        // …and the projection answers after.
-        applied.send(Ok(())).unwrap();
-        acker.await.unwrap();
-        assert_eq!(
-            in_flight.available_permits(),
-            2,
-            "its events' permits given back"
-        );
-        // Acked: the durable's next delivery is the next event, not those two again.
-        bus.publish_batch(&[event(3)]).await.unwrap();
-        let mut deliveries = bus.consume("d", &filter).await.unwrap();
-        let next = deliveries.next().await.unwrap().unwrap();
-        assert_eq!(next.stream_sequence, 3);
     }
 }
