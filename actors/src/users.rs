@@ -334,6 +334,15 @@ pub struct UserReaper {
 }
 
 impl UserReaper {
+    /// The runs view is fed beside this projection, at its own pace: it is caught up from
+    /// the store before the reaper looks in it, so that a run requested before its owner
+    /// was disabled is among their unfinished runs even if the view has not applied it
+    /// yet (idempotent: the view's checkpoint is locked and only moves past events applied).
+    /// Rare work: only disabled and deleted users bring the reaper here.
+    async fn runs_view_current(&self) -> Result<(), StoreError> {
+        Projection::catch_up(&*self.runs_view).await
+    }
+
     /// Cancels the unfinished runs of `owner` if the user is, now, disabled or deleted;
     /// `trigger` names what prompted it (the request id of the cancellations).
     async fn reap(
@@ -384,6 +393,7 @@ impl Projection for UserReaper {
 
     /// Every inactive user's unfinished runs: what it may have missed while it was down.
     async fn catch_up(&self) -> Result<(), StoreError> {
+        self.runs_view_current().await?;
         for owner in self.users_view.inactive().await? {
             self.reap(&owner, &format!("catch-up:{owner}"), None)
                 .await?;
@@ -392,11 +402,7 @@ impl Projection for UserReaper {
     }
 
     async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
-        // The runs view is fed beside this projection, at its own pace: catch it up first,
-        // so that a run requested before the user was disabled is among their unfinished
-        // runs even if the view has not applied it yet (idempotent: its checkpoint is
-        // locked and only moves past events applied).
-        Projection::catch_up(&*self.runs_view).await?;
+        self.runs_view_current().await?;
         for envelope in batch {
             let event = &envelope.event;
             self.reap(

@@ -25,7 +25,7 @@ pub mod tokens;
 pub mod users;
 pub mod webhooks;
 
-pub use routes::{route_template, ROUTE_TEMPLATES, UNMATCHED};
+pub use routes::ROUTE_TEMPLATES;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -150,7 +150,7 @@ pub fn routes(
             tracing::info_span!(
                 "request",
                 method = %info.method(),
-                route = route_template(info.path()),
+                route = routes::route_template(info.path()),
                 path = info.path(),
                 request_id = tracing::field::Empty,
                 trace_id = tracing::field::Empty,
@@ -198,7 +198,7 @@ fn head(limit: usize) -> impl Filter<Extract = (), Error = warp::Rejection> + Cl
 /// The answer to a request that ran past its timeout (see [`crate::server`]): counted,
 /// logged, with the request id and CORS headers like any other.
 pub fn timed_out(state: &AppState, request: crate::server::TimedOut) -> warp::reply::Response {
-    let route = route_template(&request.path);
+    let route = routes::route_template(&request.path);
     let request_id = request
         .request_id
         .filter(|id| context::is_sane_request_id(id))
@@ -265,7 +265,7 @@ fn count(
 ) {
     let labels = HttpLabels {
         method: method.to_string(),
-        route: route_template(path).to_string(),
+        route: routes::route_template(path).to_string(),
         status,
     };
     state.metrics.http_requests.get_or_create(&labels).inc();
@@ -328,31 +328,43 @@ mod tests {
     #[test]
     fn raw_paths_collapse_to_route_templates() {
         assert_eq!(
-            super::route_template("/api/v1/runs/abc"),
+            super::routes::route_template("/api/v1/runs/abc"),
             "/api/v1/runs/{id}"
         );
-        assert_eq!(super::route_template("/api/v1/runs"), "/api/v1/runs");
-        assert_eq!(super::route_template("/api/v1/runs/"), "/api/v1/runs");
         assert_eq!(
-            super::route_template("/api/v1/users/me"),
+            super::routes::route_template("/api/v1/runs"),
+            "/api/v1/runs"
+        );
+        assert_eq!(
+            super::routes::route_template("/api/v1/runs/"),
+            "/api/v1/runs"
+        );
+        assert_eq!(
+            super::routes::route_template("/api/v1/users/me"),
             "/api/v1/users/me"
         );
         assert_eq!(
-            super::route_template("/api/v1/users/alice"),
+            super::routes::route_template("/api/v1/users/alice"),
             "/api/v1/users/{id}"
         );
-        assert_eq!(super::route_template("/api-docs/"), "/api-docs");
-        assert_eq!(super::route_template("/api/v1"), "unmatched");
-        assert_eq!(super::route_template("/api/v1/runs/a/b"), "unmatched");
-        assert_eq!(super::route_template("/"), "unmatched");
-        assert_eq!(super::route_template("/../../etc/passwd"), "unmatched");
+        assert_eq!(super::routes::route_template("/api-docs/"), "/api-docs");
+        assert_eq!(super::routes::route_template("/api/v1"), "unmatched");
+        assert_eq!(
+            super::routes::route_template("/api/v1/runs/a/b"),
+            "unmatched"
+        );
+        assert_eq!(super::routes::route_template("/"), "unmatched");
+        assert_eq!(
+            super::routes::route_template("/../../etc/passwd"),
+            "unmatched"
+        );
     }
 
     #[test]
     fn every_template_is_its_own_template() {
         for template in super::ROUTE_TEMPLATES {
             let path = template.replace('{', "x").replace('}', "");
-            assert_eq!(super::route_template(&path), *template, "{path}");
+            assert_eq!(super::routes::route_template(&path), *template, "{path}");
         }
     }
 }

@@ -32,12 +32,14 @@ pub const TIDY_EVERY: Duration = Duration::from_secs(600);
 
 /// How long one apply may take before the actor fails and starts again from its
 /// checkpoint, so that a hung apply does not hold every later batch behind it. Within the
-/// consumer's ack wait (30 s): with the feed's bound on events in flight, a message waits
-/// in a lane behind a few applies at most.
+/// consumer's ack wait (30 s) for the apply itself; a part queued behind another apply may
+/// wait longer (the feed bounds the events in flight, not their age), and is then
+/// redelivered to another replica as well: applying is idempotent, so that costs work
+/// (and a run-feed message published twice), never a wrong view.
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Events of queued parts applied together: parts are taken while fewer than this many
-/// are (so at most about twice this, as big as the feed's batches were before lanes); the
+/// are (so at most about twice this: one transaction well within [`APPLY_TIMEOUT`]); the
 /// parts left wait for the next `Drain`, which each part queued comes with.
 const MERGED: usize = 1000;
 

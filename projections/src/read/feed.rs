@@ -8,8 +8,9 @@
 //! the others. The feed's acker answers the batches in order: when every projection has
 //! applied its part a batch is acked, else it is given back and redelivered (those that
 //! applied it skip it: applying is idempotent). At most [`IN_FLIGHT`] events wait for
-//! their acks: a message waits in a lane a few applies at most, far within the consumer's
-//! ack wait (30 s), and a failed apply gives back that much at most. At shutdown the acker
+//! their acks, so a failed apply gives back that much at most, and a message waits in a
+//! lane behind a few applies (under load, milliseconds; see `APPLY_TIMEOUT` for the
+//! worst case). At shutdown the acker
 //! answers what was applied before the actors stop. A projection that is
 //! starting or restarting is waited for: the batch is given back. A stuck one is passed
 //! over — the others go on. That loses

@@ -72,20 +72,18 @@ pub(super) async fn list_artifacts(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let items: Vec<serde_json::Value> = artifacts_of(&run)
-        .map(|(step, artifact)| {
-            let url = format!("/api/v1/runs/{run_id}/artifacts/{}", artifact.id);
-            let mut item = serde_json::to_value(artifact).unwrap_or_default();
-            item["step"] = step.into();
-            item["url"] = url.into();
-            item
+    let items = artifacts_of(&run)
+        .map(|(step, artifact)| ListedArtifact {
+            url: format!("/api/v1/runs/{run_id}/artifacts/{}", artifact.id),
+            artifact: artifact.clone(),
+            step: u32::try_from(step).unwrap_or(u32::MAX),
         })
         .collect();
-    let body = serde_json::json!({
-        "run_id": run_id,
-        "status": run.status().as_str(),
-        "items": items,
-    });
+    let body = ArtifactList {
+        run_id,
+        status: run.status().as_str().to_string(),
+        items,
+    };
     json(StatusCode::OK, &body, &ctx)
 }
 

@@ -1,5 +1,7 @@
 //! `/api/v1/runs`: request, read, list and cancel pipeline runs.
 
+pub mod artifacts;
+
 use std::sync::Arc;
 
 use aurora_domain::run::{Input, Run, RunCommand, RunError, RunSpec};
@@ -28,8 +30,6 @@ use crate::state::AppState;
 
 /// Largest page of `GET /api/v1/runs`.
 pub const MAX_PAGE: i64 = 100;
-pub mod artifacts;
-
 const DEFAULT_PAGE: i64 = 20;
 
 /// The runs routes.
