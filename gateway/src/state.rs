@@ -107,6 +107,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Writes a user just created into the users view at once, so that the id the answer
+    /// gives is found by the next request on any replica. The view's own catch-up cannot
+    /// promise that: it reads the log only below the oldest open transaction on the server
+    /// (gap safety), and any long transaction holds that back. The user is stored either
+    /// way; if this fails, the view's feed brings the row a moment later.
+    pub async fn show_new_user(&self, username: &str) {
+        if let Err(error) = self.users.refresh(username).await {
+            tracing::warn!(%error, username, "the users view could not show a new user at once");
+        }
+    }
+
     /// Assembles the state.
     pub fn new(
         config: Config,

@@ -273,6 +273,7 @@ async fn try_register(
     }
     state.metrics.command("RegisterUser", "accepted");
     tracing::info!(username = %username, "user registered");
+    state.show_new_user(username.as_str()).await;
     let body = UserBody {
         id: user_id.to_string(),
         username: username.to_string(),

@@ -296,7 +296,10 @@ async fn upsert(
         .create(username.as_str(), register, metadata)
         .await
     {
-        Ok(events) => changed += events.len(),
+        Ok(events) => {
+            changed += events.len();
+            state.show_new_user(username.as_str()).await;
+        }
         // Known already: an update.
         Err(
             AggregateError::AggregateConflict

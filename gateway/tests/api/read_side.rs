@@ -162,6 +162,33 @@ pub(super) async fn a_user_found_by_id_right_after_registering(mode: Mode) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "ada", aurora_domain::user::Role::Admin).await;
     let plain = reqwest::Client::new();
+    if let Some(url) = &app.config.database_url {
+        // Another client's transaction left open holds back what the log lets readers see
+        // (gap safety): the new user is found by id all the same.
+        use sqlx::Connection as _;
+        let mut other = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+        sqlx::query("SELECT pg_current_xact_id()")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let registered = app.register("held").await;
+        assert_eq!(registered.status(), StatusCode::CREATED);
+        let body: Value = registered.json().await.unwrap();
+        let changed = plain
+            .patch(app.url(&format!("/api/v1/users/{}", body["id"].as_str().unwrap())))
+            .bearer_auth(&admin)
+            .json(&json!({"tier": "pro"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            changed.status(),
+            StatusCode::OK,
+            "found behind an open transaction"
+        );
+        sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    }
     for n in 0..50 {
         let name = format!("newcomer{n}");
         let registered = app.register(&name).await;
