@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::artifacts::ArtifactStore;
-use crate::engine::Deps;
 use crate::tools::ToolError;
 
 /// Limits of URL inputs.
@@ -71,14 +70,15 @@ pub async fn resolve(url: &reqwest::Url, allow: &IpRanges) -> Result<SocketAddr,
 /// Fetches a run's input once (a retry finds the complete file and reuses it), with the
 /// format its first bytes name: it is read with that format's demuxer and no other.
 pub async fn fetch_input(
-    deps: &Deps,
+    settings: &FetchSettings,
+    artifacts: &ArtifactStore,
     run_id: Uuid,
     url: &str,
     cancel: &CancellationToken,
 ) -> Result<(PathBuf, InputFormat), ToolError> {
-    let path = deps.artifacts.run_input(run_id);
+    let path = artifacts.run_input(run_id);
     if tokio::fs::metadata(&path).await.is_err() {
-        fetch(deps, &path, url, cancel).await?;
+        fetch(settings, &path, url, cancel).await?;
     }
     match crate::artifacts::sniff_file(&path).await {
         Ok(Some(format)) => Ok((path, format)),
@@ -95,12 +95,11 @@ fn not_media() -> ToolError {
 }
 
 async fn fetch(
-    deps: &Deps,
+    settings: &FetchSettings,
     path: &std::path::Path,
     url: &str,
     cancel: &CancellationToken,
 ) -> Result<(), ToolError> {
-    let settings = &deps.settings.fetch;
     let parsed =
         reqwest::Url::parse(url).map_err(|e| ToolError::Invalid(format!("bad input URL: {e}")))?;
     let address = resolve(&parsed, &settings.allow).await?;

@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - [`engine`]: the root supervisor, the intake from the work queue, cancellations.
-//! - [`runs`]: the run manager and one run actor per active run (the step state machine).
+//! - [`deps`]: what the actors are given when spawned (settings, command paths, tools).
+//! - [`runs`]: the run manager, one run actor per active run (the step state machine), its
+//!   lease on the work-queue message and the work of a step.
 //! - [`users`]: user actors (per-tier limits on runs executing at once), and the reaper
 //!   that cancels a disabled user's runs.
 //! - [`feed`]: run events republished with the owner in the subject.
@@ -13,13 +15,15 @@
 //! - [`disguise`]: files dressed as media (the attacks media admission stops), for tests.
 //! - [`fetch`]: URL inputs, with size and time limits and SSRF protection.
 //! - [`progress`]: live progress on NATS and in-process.
-//! - [`supervision`]: restart budgets and the engine's metrics.
+//! - [`supervision`]: restart budgets and verdicts, and the engine's metrics.
 //! - [`faults`]: panics injected by tests and simulations (feature `faults`).
 //!
-//! The rate-limit bucket actors live with the limiter in the gateway.
+//! The rate-limit bucket actors live with the limiter in the gateway; their supervisor
+//! decides restarts with the same [`supervision::Restarts`] as the supervisors here.
 #![forbid(unsafe_code)]
 
 pub mod artifacts;
+pub mod deps;
 pub mod disguise;
 pub mod engine;
 pub mod faults;
@@ -32,4 +36,5 @@ pub mod tools;
 pub mod transcode;
 pub mod users;
 
-pub use engine::{Deps, Engine, EngineSettings};
+pub use deps::{Deps, EngineSettings};
+pub use engine::Engine;

@@ -1,5 +1,6 @@
-//! What every supervisor here shares: a restart budget, and the metrics that make restarts
-//! and escalations visible.
+//! What every supervisor here shares: the restart budget and verdict of
+//! [`aurora_projections::supervision`], and the metrics that make restarts and escalations
+//! visible.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -7,7 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-pub use aurora_projections::read::RestartBudget;
+pub use aurora_projections::supervision::{Counted, Restarts, Verdict};
 
 /// Labels of actor metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -17,7 +18,7 @@ pub struct ActorLabels {
 }
 
 /// The engine's metrics; the gateway registers them.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct EngineMetrics {
     /// Actors restarted by their supervisor.
     pub restarts: Family<ActorLabels, Counter>,
@@ -80,5 +81,16 @@ impl EngineMetrics {
         self.escalations
             .get_or_create(&ActorLabels { kind: kind.into() })
             .inc();
+    }
+}
+
+/// The engine's supervisors count restarts and escalations by kind of actor.
+impl Counted for EngineMetrics {
+    fn restarted(&self, kind: &str) {
+        EngineMetrics::restarted(self, kind);
+    }
+
+    fn escalated(&self, kind: &str) {
+        EngineMetrics::escalated(self, kind);
     }
 }

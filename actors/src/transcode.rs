@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::faults::{trip, Fault};
-use crate::supervision::{EngineMetrics, RestartBudget};
+use crate::supervision::{EngineMetrics, Restarts, Verdict};
 use crate::tools::{Progress, ToolError, Tools, TranscodeJob};
 
 /// One transcode to run.
@@ -70,7 +70,7 @@ pub struct PoolState {
     workers: Vec<ActorRef<WorkerMsg>>,
     idle: VecDeque<usize>,
     queue: VecDeque<Box<TranscodeRequest>>,
-    budget: RestartBudget,
+    restarts: Restarts,
 }
 
 async fn spawn_worker(
@@ -123,7 +123,7 @@ impl Actor for TranscodePool {
             idle: (0..config.workers).collect(),
             workers,
             queue: VecDeque::new(),
-            budget: RestartBudget::new(config.budget.0, config.budget.1),
+            restarts: Restarts::new("transcode_worker", config.budget),
             config,
         })
     }
@@ -150,7 +150,7 @@ impl Actor for TranscodePool {
     ) -> Result<(), ActorProcessingErr> {
         // Only failures are restarted: a child that stopped was stopped on purpose
         // (shutdown).
-        let SupervisionEvent::ActorFailed(cell, _) = &event else {
+        let SupervisionEvent::ActorFailed(cell, error) = &event else {
             return Ok(());
         };
         let Some(index) = state
@@ -160,21 +160,13 @@ impl Actor for TranscodePool {
         else {
             return Ok(());
         };
-        if !state.budget.spend(Instant::now()) {
-            state.config.metrics.escalated("transcode_worker");
-            tracing::error!(
-                worker = index,
-                restarts = state.budget.spent(),
-                "transcode workers keep crashing: the pool gives up"
-            );
-            return Err(From::from("transcode worker restart budget spent"));
+        let verdict = {
+            let _worker = tracing::warn_span!("transcode_worker", worker = index).entered();
+            state.restarts.failed(&state.config.metrics, error)
+        };
+        if let Verdict::GiveUp(reason) = verdict {
+            return Err(From::from(reason));
         }
-        state.config.metrics.restarted("transcode_worker");
-        tracing::warn!(
-            worker = index,
-            ?event,
-            "transcode worker stopped; restarting it"
-        );
         state.workers[index] = spawn_worker(&me, index, &state.config).await?;
         state.idle.retain(|i| *i != index);
         state.idle.push_back(index);

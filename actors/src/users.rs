@@ -22,10 +22,9 @@ use aurora_domain::EventMetadata;
 use aurora_projections::read::{Envelope, Interest, Projection};
 use aurora_projections::{RunCommands, RunsProjection, StoreError, UserCommands, UsersProjection};
 use cqrs_es::{Aggregate, AggregateError};
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, SupervisionEvent};
 use uuid::Uuid;
 
-use crate::runs::RunMsg;
 use crate::supervision::EngineMetrics;
 
 /// Runs a user of each tier may have executing at once.
@@ -83,17 +82,27 @@ impl TierLimits {
     }
 }
 
+/// A user actor's answer to a run asking for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The run may start.
+    Granted,
+    /// The owner has no free slot: the run goes back for later.
+    Denied,
+    /// The owner was disabled or deleted: the run is cancelled, not started.
+    OwnerInactive,
+}
+
 /// Messages of the users supervisor (it routes to, and supervises, the user actors).
 pub enum UsersMsg {
-    /// Run `run` of `owner` (actor `actor`) wants a slot: `RunMsg::SlotGranted` or
-    /// `RunMsg::SlotDenied` follows.
+    /// Run `run` of `owner` (actor `actor`) wants a slot: a [`Slot`] answer follows.
     Acquire {
         /// The run's owner.
         owner: String,
         /// The run.
         run: Uuid,
         /// Its actor.
-        actor: ActorRef<RunMsg>,
+        actor: DerivedActorRef<Slot>,
     },
     /// The run's actor stopped: its slot is free.
     Release {
@@ -207,8 +216,8 @@ pub enum UserMsg {
     Acquire {
         /// The run.
         run: Uuid,
-        /// Its actor, told `SlotGranted` or `SlotDenied`.
-        actor: ActorRef<RunMsg>,
+        /// Its actor, told the [`Slot`] answer.
+        actor: DerivedActorRef<Slot>,
     },
     /// A run's slot is free.
     Release {
@@ -292,16 +301,16 @@ impl Actor for UserActor {
                             state.active.len() + self.elsewhere(state, run).await < limit
                         }
                         None => {
-                            let _ = actor.cast(RunMsg::OwnerInactive);
+                            let _ = actor.send_message(Slot::OwnerInactive);
                             return Ok(());
                         }
                     }
                 };
                 if granted {
                     state.active.insert(run);
-                    let _ = actor.cast(RunMsg::SlotGranted);
+                    let _ = actor.send_message(Slot::Granted);
                 } else {
-                    let _ = actor.cast(RunMsg::SlotDenied);
+                    let _ = actor.send_message(Slot::Denied);
                 }
             }
             UserMsg::Release { run } => {

@@ -48,6 +48,9 @@ pub struct RateLimitMetrics {
     pub decisions: Family<RateLimitLabels, Counter>,
     /// Buckets held per shard actor (idle ones are swept).
     pub buckets: Family<ShardLabels, Gauge>,
+    /// Where the shards' supervisor counts restarts and escalations (the actors' families,
+    /// kind `rate_limit_shard`).
+    pub supervision: EngineMetrics,
 }
 
 /// Labels of per-shard metrics.
@@ -128,7 +131,7 @@ impl Metrics {
         });
         let commands = Family::<CommandLabels, Counter>::default();
         let relay = RelayMetrics::default();
-        let rate_limits = RateLimitMetrics::default();
+        let mut rate_limits = RateLimitMetrics::default();
         registry.register(
             "rate_limit_decisions",
             "Rate-limit decisions by route class, tier and outcome",
@@ -172,6 +175,7 @@ impl Metrics {
             relay.position.clone(),
         );
         let engine = EngineMetrics::default();
+        rate_limits.supervision = engine.clone();
         registry.register(
             "actor_restarts",
             "Actors restarted by their supervisor, by kind",

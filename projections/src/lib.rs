@@ -15,6 +15,9 @@
 //! projection actor — the audit log ([`audit`]), the runs view ([`runs`]), the users view
 //! ([`users`]) and their lags ([`lag`]).
 //!
+//! [`supervision`]: the restart budget and verdict every supervisor in Aurora uses (the
+//! projections supervisor here, the engine's and the rate limiter's actors downstream).
+//!
 //! [`testkit`]: fresh databases for tests of this and downstream crates.
 #![forbid(unsafe_code)]
 
@@ -23,6 +26,7 @@ pub mod read;
 pub mod relay;
 pub mod replay;
 pub mod store;
+pub mod supervision;
 pub mod testkit;
 
 pub use read::{audit, lag, runs, users};

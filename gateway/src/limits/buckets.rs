@@ -1,7 +1,12 @@
 //! Bucket actors: the rate-limit buckets live in a few shard actors (ractor), each owning
 //! the buckets of the keys that hash to it, under a supervisor that restarts a shard that
-//! failed. A restarted shard starts with full buckets: a crash forgives, it never refuses
-//! more than the policy says.
+//! failed, within a budget per shard (`aurora_actor_restarts_total{kind="rate_limit_shard"}`);
+//! past it the shard rests for [`REST`] before it is started again, and its keys go
+//! unlimited meanwhile. A restarted shard starts with full buckets: a crash forgives, it
+//! never refuses more than the policy says.
+//!
+//! (Long: the shard, its supervisor and the handle callers use are one protocol; a fifth of
+//! it is their tests.)
 //!
 //! Idle buckets — full again, indistinguishable from new ones — are dropped by a sweep
 //! every [`SWEEP_INTERVAL`], so memory follows the keys active within one period, not every
@@ -18,8 +23,10 @@ use aurora_domain::user::Tier;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::metrics::ShardLabels;
+use aurora_actors::supervision::{EngineMetrics, Restarts, Verdict as Restart};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::metrics::{RateLimitMetrics, ShardLabels};
 
 use super::gcra::{Bucket, Decision};
 use super::policy::Policies;
@@ -52,6 +59,10 @@ pub struct Verdict {
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// Most buckets one shard keeps.
 pub const MAX_BUCKETS_PER_SHARD: usize = 250_000;
+/// Restarts of one shard allowed within a window.
+const SHARD_RESTARTS: (usize, Duration) = (20, Duration::from_secs(60));
+/// How long a shard that kept failing rests before it is started again.
+pub const REST: Duration = Duration::from_secs(10);
 
 /// A question for a shard.
 pub enum ShardMsg {
@@ -239,15 +250,36 @@ impl Actor for Shard {
     }
 }
 
-/// The supervisor's messages (it only supervises).
-pub enum SupervisorMsg {}
+/// The supervisor's messages.
+pub enum SupervisorMsg {
+    /// Shard `index` has rested: a fresh budget, and start it.
+    Revive(usize),
+}
 
 struct Supervisor {
     policies: Arc<Policies>,
     shards: Arc<RwLock<Vec<ActorRef<ShardMsg>>>>,
     epoch: Instant,
     held: Family<ShardLabels, Gauge>,
+    supervision: EngineMetrics,
     cap: usize,
+}
+
+impl Supervisor {
+    /// Starts shard `index` in its place (its keys find it from the next check on).
+    async fn replace(&self, me: &ActorRef<SupervisorMsg>, index: usize) {
+        match self.spawn_shard(me, index).await {
+            Ok(shard) => {
+                self.shards.write().unwrap_or_else(|e| e.into_inner())[index] = shard;
+            }
+            // Its keys go unlimited (checks find no shard) rather than the supervisor,
+            // and every shard with it, going down; tried again after a rest.
+            Err(error) => {
+                tracing::error!(shard = index, %error, "could not restart a rate-limit shard");
+                me.send_after(REST, move || SupervisorMsg::Revive(index));
+            }
+        }
+    }
 }
 
 impl Supervisor {
@@ -274,7 +306,8 @@ impl Supervisor {
 
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
-    type State = ();
+    /// Each shard's restarts.
+    type State = Vec<Restarts>;
     type Arguments = usize;
 
     async fn pre_start(
@@ -287,6 +320,20 @@ impl Actor for Supervisor {
             shards.push(self.spawn_shard(&me, index).await?);
         }
         *self.shards.write().unwrap_or_else(|e| e.into_inner()) = shards;
+        Ok((0..count)
+            .map(|_| Restarts::new("rate_limit_shard", SHARD_RESTARTS))
+            .collect())
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        restarts: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let SupervisorMsg::Revive(index) = message;
+        restarts[index].reset();
+        self.replace(&me, index).await;
         Ok(())
     }
 
@@ -294,32 +341,31 @@ impl Actor for Supervisor {
         &self,
         me: ActorRef<Self::Msg>,
         event: SupervisionEvent,
-        _: &mut Self::State,
+        restarts: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (SupervisionEvent::ActorFailed(cell, _)
-        | SupervisionEvent::ActorTerminated(cell, _, _)) = &event
-        else {
-            return Ok(());
+        let (cell, error) = match &event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell,
+                reason.clone().unwrap_or_else(|| "stopped".to_string()),
+            ),
+            _ => return Ok(()),
         };
         let index = {
             let shards = self.shards.read().unwrap_or_else(|e| e.into_inner());
             shards.iter().position(|s| s.get_id() == cell.get_id())
         };
-        if let Some(index) = index {
-            tracing::warn!(
-                shard = index,
-                ?event,
-                "rate-limit shard stopped; restarting it"
-            );
-            match self.spawn_shard(&me, index).await {
-                Ok(shard) => {
-                    self.shards.write().unwrap_or_else(|e| e.into_inner())[index] = shard;
-                }
-                // Its keys go unlimited (checks find no shard) rather than the supervisor,
-                // and every shard with it, going down.
-                Err(error) => {
-                    tracing::error!(shard = index, %error, "could not restart a rate-limit shard");
-                }
+        let Some(index) = index else {
+            return Ok(());
+        };
+        let verdict = {
+            let _shard = tracing::warn_span!("rate_limit_shard", shard = index).entered();
+            restarts[index].failed(&self.supervision, &error)
+        };
+        match verdict {
+            Restart::Restart => self.replace(&me, index).await,
+            Restart::GiveUp(_) => {
+                me.send_after(REST, move || SupervisorMsg::Revive(index));
             }
         }
         Ok(())
@@ -334,20 +380,21 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// Starts `shards` shard actors under a supervisor; `held` counts their buckets.
+    /// Starts `shards` shard actors under a supervisor; `metrics` count their buckets
+    /// and restarts.
     pub async fn start(
         policies: Arc<Policies>,
         shards: usize,
-        held: Family<ShardLabels, Gauge>,
+        metrics: &RateLimitMetrics,
     ) -> Result<Self, ActorProcessingErr> {
-        Self::start_capped(policies, shards, held, MAX_BUCKETS_PER_SHARD).await
+        Self::start_capped(policies, shards, metrics, MAX_BUCKETS_PER_SHARD).await
     }
 
     /// [`Buckets::start`], each shard keeping at most `cap` buckets.
     pub async fn start_capped(
         policies: Arc<Policies>,
         shards: usize,
-        held: Family<ShardLabels, Gauge>,
+        metrics: &RateLimitMetrics,
         cap: usize,
     ) -> Result<Self, ActorProcessingErr> {
         let registry = Arc::new(RwLock::new(Vec::new()));
@@ -355,7 +402,8 @@ impl Buckets {
             policies,
             shards: registry.clone(),
             epoch: Instant::now(),
-            held,
+            held: metrics.buckets.clone(),
+            supervision: metrics.supervision.clone(),
             cap,
         };
         let (supervisor, _) = Actor::spawn(None, supervisor, shards.max(1)).await?;
@@ -501,9 +549,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn buckets_are_per_key_and_a_crashed_shard_is_restarted_with_full_buckets() {
-        let buckets = Buckets::start(one_per_hour(), 2, Family::default())
-            .await
-            .unwrap();
+        let metrics = RateLimitMetrics::default();
+        let buckets = Buckets::start(one_per_hour(), 2, &metrics).await.unwrap();
         assert!(allowed(&buckets, "ip:a").await);
         assert!(!allowed(&buckets, "ip:a").await);
         assert!(allowed(&buckets, "ip:b").await, "own bucket");
@@ -528,13 +575,21 @@ mod tests {
             decision.allowed,
             "a restarted shard starts with full buckets"
         );
+        let restarts = metrics
+            .supervision
+            .restarts
+            .get_or_create(&aurora_actors::supervision::ActorLabels {
+                kind: "rate_limit_shard".into(),
+            })
+            .get();
+        assert_eq!(restarts, 1, "the restart is counted");
         assert!(!allowed(&buckets, "ip:a").await, "and limits again");
         buckets.stop();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_of_distinct_keys_keeps_at_most_the_cap_and_is_still_decided() {
-        let buckets = Buckets::start_capped(one_per_hour(), 2, Family::default(), 10)
+        let buckets = Buckets::start_capped(one_per_hour(), 2, &RateLimitMetrics::default(), 10)
             .await
             .unwrap();
         for n in 0..500 {
@@ -553,7 +608,7 @@ mod tests {
         let buckets = Buckets::start(
             Arc::new(Policies::parse(text).unwrap()),
             1,
-            Family::default(),
+            &RateLimitMetrics::default(),
         )
         .await
         .unwrap();

@@ -222,7 +222,7 @@ impl Limits {
     ) -> anyhow::Result<Self> {
         let policies = Arc::new(policies);
         let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let buckets = Buckets::start(policies.clone(), shards, metrics.buckets.clone())
+        let buckets = Buckets::start(policies.clone(), shards, &metrics)
             .await
             .map_err(|e| anyhow::anyhow!("starting the rate-limit buckets: {e}"))?;
         Ok(Self {

@@ -33,6 +33,6 @@ pub use actor::{ProjectionActor, ProjectionMsg};
 pub use envelope::{Batch, Envelope};
 pub use projection::{Interest, Projection, Scope};
 pub use supervisor::{
-    ProjectionLabels, ProjectionMetrics, ProjectionReport, RestartBudget, Statuses, SupervisorMsg,
+    ProjectionLabels, ProjectionMetrics, ProjectionReport, Statuses, SupervisorMsg,
     SupervisorSettings,
 };

@@ -262,3 +262,25 @@ impl Applied for Statuses {
         }
     }
 }
+
+/// A projection's failures, counted where `/health` and `/metrics` read them: every
+/// failure counts as a restart (also the one that makes it stuck), and past its budget
+/// the projection is reported stuck until its supervisor revives it.
+impl crate::supervision::Counted for Statuses {
+    fn restarted(&self, kind: &str) {
+        self.with(kind, |e| e.restarts += 1);
+        self.metrics
+            .restarts
+            .get_or_create(&Statuses::labels(kind))
+            .inc();
+    }
+
+    fn escalated(&self, kind: &str) {
+        self.restarted(kind);
+        self.with(kind, |e| e.health = Health::Stuck);
+        self.metrics
+            .stuck
+            .get_or_create(&Statuses::labels(kind))
+            .set(1);
+    }
+}

@@ -8,9 +8,8 @@
 //! (Long: half of it is its tests — the restart budget, a projection that keeps failing,
 //! a slow one that delays no other — which start real supervisors.)
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aurora_nats::EventBus;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -22,51 +21,12 @@ use super::feed;
 pub use super::feed::SHARED_DURABLE;
 use super::projection::{Projection, Scope};
 pub use super::status::{Health, ProjectionLabels, ProjectionMetrics, ProjectionReport, Statuses};
+use crate::supervision::{Restarts, Verdict};
 /// How long the acker may go on answering applied batches at shutdown.
 const ACK_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// How soon a projection whose start failed is tried again (within its budget).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// At most `max` restarts within `within`; beyond that a supervisor gives up.
-#[derive(Debug, Clone)]
-pub struct RestartBudget {
-    max: usize,
-    within: Duration,
-    restarts: VecDeque<Instant>,
-}
-
-impl RestartBudget {
-    /// A budget of `max` restarts per `within`.
-    pub fn new(max: usize, within: Duration) -> Self {
-        Self {
-            max,
-            within,
-            restarts: VecDeque::new(),
-        }
-    }
-
-    /// Records a restart at `now` if the budget allows one; `false` means give up.
-    pub fn spend(&mut self, now: Instant) -> bool {
-        while self
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.within)
-        {
-            self.restarts.pop_front();
-        }
-        if self.restarts.len() >= self.max {
-            return false;
-        }
-        self.restarts.push_back(now);
-        true
-    }
-
-    /// Restarts counted in the current window.
-    pub fn spent(&self) -> usize {
-        self.restarts.len()
-    }
-}
 
 /// How the supervisor restarts.
 #[derive(Debug, Clone, Copy)]
@@ -131,7 +91,7 @@ pub enum SupervisorMsg {
 struct Child {
     projection: Arc<dyn Projection>,
     actor: Option<ActorRef<ProjectionMsg>>,
-    budget: RestartBudget,
+    restarts: Restarts,
 }
 
 /// The supervisor's state.
@@ -190,34 +150,27 @@ impl SupervisorState {
         }
     }
 
-    /// Starts child `index` again if its budget allows, else reports it stuck.
-    async fn restart(&mut self, me: &ActorRef<SupervisorMsg>, index: usize) {
-        let name = self.children[index].projection.name();
-        self.statuses.with(name, |e| e.restarts += 1);
-        self.statuses
-            .metrics
+    /// Starts child `index` again if its budget allows, else reports it stuck (see
+    /// [`Statuses`]' count of failures) and tries again after a rest.
+    async fn restart(&mut self, me: &ActorRef<SupervisorMsg>, index: usize, error: &str) {
+        match self.children[index]
             .restarts
-            .get_or_create(&Statuses::labels(name))
-            .inc();
-        if !self.children[index].budget.spend(Instant::now()) {
-            let rest = self.settings.cool_down;
-            tracing::error!(
-                projection = name,
-                restarts = self.children[index].budget.spent(),
-                cool_down_seconds = rest.as_secs(),
-                "projection keeps failing: stuck (the others go on); trying again after a rest"
-            );
-            self.statuses.with(name, |e| e.health = Health::Stuck);
-            self.statuses
-                .metrics
-                .stuck
-                .get_or_create(&Statuses::labels(name))
-                .set(1);
-            me.send_after(rest, move || SupervisorMsg::Revive(index));
-            return;
-        }
-        if !self.spawn(me, index).await {
-            me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
+            .failed(&*self.statuses, &error)
+        {
+            Verdict::Restart => {
+                if !self.spawn(me, index).await {
+                    me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
+                }
+            }
+            Verdict::GiveUp(_) => {
+                let rest = self.settings.cool_down;
+                tracing::info!(
+                    projection = self.children[index].projection.name(),
+                    cool_down_seconds = rest.as_secs(),
+                    "projection stuck (the others go on); trying again after a rest"
+                );
+                me.send_after(rest, move || SupervisorMsg::Revive(index));
+            }
         }
     }
 }
@@ -242,9 +195,9 @@ impl Actor for ProjectionsSupervisor {
         let children = projections
             .into_iter()
             .map(|projection| Child {
+                restarts: Restarts::new(projection.name(), settings.budget),
                 projection,
                 actor: None,
-                budget: RestartBudget::new(settings.budget.0, settings.budget.1),
             })
             .collect();
         let mut state = SupervisorState {
@@ -300,14 +253,13 @@ impl Actor for ProjectionsSupervisor {
             }
             SupervisorMsg::Retry(index) => {
                 if state.children[index].actor.is_none() {
-                    state.restart(&me, index).await;
+                    state.restart(&me, index, "its start failed").await;
                 }
             }
             SupervisorMsg::Revive(index) => {
                 let child = &mut state.children[index];
                 if child.actor.is_none() {
-                    child.budget =
-                        RestartBudget::new(state.settings.budget.0, state.settings.budget.1);
+                    child.restarts.reset();
                     if !state.spawn(&me, index).await {
                         me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
                     }
@@ -338,15 +290,15 @@ impl Actor for ProjectionsSupervisor {
             return Ok(());
         };
         let name = state.children[index].projection.name();
-        tracing::warn!(projection = name, %reason, "projection failed; restarting it from its checkpoint");
         state.children[index].actor = None;
         state.statuses.with(name, |e| {
             e.health = Health::Down;
             e.actor = None;
             e.lane = None;
-            e.last_error = Some(reason);
+            e.last_error = Some(reason.clone());
         });
-        state.restart(&me, index).await;
+        // Started again from its checkpoint, within its budget.
+        state.restart(&me, index, &reason).await;
         Ok(())
     }
 
@@ -377,20 +329,11 @@ impl Actor for ProjectionsSupervisor {
 pub(super) mod tests {
     use super::*;
     use std::sync::Mutex;
+    use std::time::Instant;
 
     use crate::read::envelope::Envelope;
     use crate::read::projection::Interest;
     use crate::store::Cursor;
-
-    #[test]
-    fn the_budget_refuses_the_restart_past_its_maximum_and_forgets_old_ones() {
-        let mut budget = RestartBudget::new(2, Duration::from_secs(10));
-        let start = Instant::now();
-        assert!(budget.spend(start));
-        assert!(budget.spend(start + Duration::from_secs(1)));
-        assert!(!budget.spend(start + Duration::from_secs(2)));
-        assert!(budget.spend(start + Duration::from_secs(12)));
-    }
 
     use async_trait::async_trait;
     use aurora_domain::EventMetadata;
