@@ -24,6 +24,7 @@ use aurora_projections::{
 };
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use futures::StreamExt;
+use rstest::rstest;
 use tokio::sync::Notify;
 
 use uuid::Uuid;
@@ -48,21 +49,6 @@ static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 fn every_projection_shares_one_decode_of_each_delivered_event() {
     decode::every_projection_shares_one_decode_of_each_delivered_event();
 }
-use relay::{
-    a_purged_stream_is_healed_from_the_store,
-    a_relay_killed_between_publish_and_checkpoint_publishes_nothing_twice,
-    a_stream_that_lost_single_messages_is_healed_without_duplicates,
-    concurrent_appends_are_all_seen_once_by_a_tailing_reader,
-    events_committed_while_no_relay_runs_are_published_when_one_starts,
-    every_stored_event_reaches_the_stream_exactly_once_in_aggregate_order,
-};
-
-use audit::{
-    a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain,
-    a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view,
-    events_written_by_an_older_version_replay_with_todays_code,
-    every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_swaps,
-};
 
 /// One backend pair, with the means to make its stream lose messages.
 struct Fixture {
@@ -192,45 +178,6 @@ impl Fixture {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres_nats {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Fixture::postgres_nats().await).await
-                }
-            )*
-        }
-        mod sqlite_memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Fixture::sqlite_memory().await).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
-    every_stored_event_reaches_the_stream_exactly_once_in_aggregate_order,
-    events_committed_while_no_relay_runs_are_published_when_one_starts,
-    a_relay_killed_between_publish_and_checkpoint_publishes_nothing_twice,
-    a_purged_stream_is_healed_from_the_store,
-    a_stream_that_lost_single_messages_is_healed_without_duplicates,
-    concurrent_appends_are_all_seen_once_by_a_tailing_reader,
-    the_live_runs_view_equals_a_rebuild_from_the_store,
-    redelivered_and_reordered_events_change_nothing_in_the_runs_view,
-    concurrent_commands_on_one_run_store_exactly_one_change,
-    in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours_everything,
-    creating_a_run_under_an_id_that_has_history_is_a_conflict_and_changes_nothing,
-    every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_swaps,
-    a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain,
-    a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view,
-    events_written_by_an_older_version_replay_with_todays_code,
-);
-
 fn spec() -> RunSpec {
     RunSpec {
         input: Input::Url("https://media.example/clip.mov".into()),
@@ -338,7 +285,15 @@ async fn apply_everything(f: &Fixture, projection: &RunsProjection) {
     projection.apply_batch(&all_events(f).await).await.unwrap();
 }
 
-async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_runs_view_equals_a_rebuild_from_the_store(
+    #[future(awt)]
+    #[case]
+    f: Fixture,
+) {
     let projection = Arc::new(RunsProjection::new(f.db.clone()));
     let supervisor = f.supervise(vec![projection.clone()]).await;
 
@@ -369,7 +324,15 @@ async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
     assert_eq!(projection.list(None, 100, None).await.unwrap().len(), 9);
 }
 
-async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fixture) {
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(
+    #[future(awt)]
+    #[case]
+    f: Fixture,
+) {
     write_runs(&f.commands(), 4).await;
     let projection = RunsProjection::new(f.db.clone());
     apply_everything(&f, &projection).await;
@@ -403,7 +366,15 @@ async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fix
     );
 }
 
-async fn concurrent_commands_on_one_run_store_exactly_one_change(f: Fixture) {
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_on_one_run_store_exactly_one_change(
+    #[future(awt)]
+    #[case]
+    f: Fixture,
+) {
     let commands = Arc::new(f.commands());
     // The second run is requested and not cancelled.
     let id = write_runs(&commands, 2).await.pop().unwrap();
@@ -433,7 +404,15 @@ async fn concurrent_commands_on_one_run_store_exactly_one_change(f: Fixture) {
     assert_eq!(events.len(), 2, "requested + one cancellation");
 }
 
-async fn creating_a_run_under_an_id_that_has_history_is_a_conflict_and_changes_nothing(f: Fixture) {
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_run_under_an_id_that_has_history_is_a_conflict_and_changes_nothing(
+    #[future(awt)]
+    #[case]
+    f: Fixture,
+) {
     let commands = f.commands();
     let id = write_runs(&commands, 1).await.pop().unwrap();
     let before = f.db.read_aggregate_after("run", &id, 0).await.unwrap();
@@ -490,7 +469,13 @@ async fn wait_until_queued(appends: &GroupCommit, n: usize) {
 /// Group commit: appends queued together share one transaction, and each stays
 /// all-or-nothing. A single writer is held up by a transaction that owns `blocker`'s first
 /// event, so the appends queued meanwhile are taken as one batch.
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours_everything(
+    #[future(awt)]
+    #[case]
     f: Fixture,
 ) {
     let appends = GroupCommit::start(&f.db, 1);

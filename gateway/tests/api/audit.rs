@@ -2,6 +2,8 @@
 //! request and proven unedited; refusals in the trail; bad queries; exports; rebuilds
 //! while serving; history and time travel; projection lag in health.
 
+use rstest::rstest;
+
 use std::time::Duration;
 
 use aurora_domain::user::Role;
@@ -43,8 +45,12 @@ fn items(page: &Value) -> Vec<Value> {
     page["items"].as_array().cloned().unwrap_or_default()
 }
 
-pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_request(
-    mode: Mode,
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_request(
+    #[case] mode: Mode,
 ) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "root", Role::Admin).await;
@@ -264,8 +270,12 @@ pub async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_
     app.stop().await;
 }
 
-pub async fn only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_get_problems(
-    mode: Mode,
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_get_problems(
+    #[case] mode: Mode,
 ) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "root", Role::Admin).await;
@@ -376,7 +386,11 @@ pub async fn only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_ge
     app.stop().await;
 }
 
-pub async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head(#[case] mode: Mode) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "root", Role::Admin).await;
     for _ in 0..10 {
@@ -475,7 +489,11 @@ pub async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_hea
     app.stop().await;
 }
 
-pub async fn time_travel_returns_the_state_a_run_and_a_user_had_then(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_returns_the_state_a_run_and_a_user_had_then(#[case] mode: Mode) {
     let app = spawn_app(mode).await;
     let id = app.created_id(&valid_run()).await;
     let before: Value = app.get_json(&format!("/api/v1/runs/{id}/history")).await;
@@ -593,7 +611,11 @@ fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
 }
 
-pub async fn health_reports_projection_lag_and_a_stuck_projection_degrades_it(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_projection_lag_and_a_stuck_projection_degrades_it(#[case] mode: Mode) {
     let mut app = spawn_app(mode).await;
     app.created_id(&valid_run()).await;
     let (mut config, dir) = app.stop().await;

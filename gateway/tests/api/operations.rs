@@ -2,6 +2,8 @@
 //! is away, bad request heads, request timeouts, SIGTERM with a request in flight, and the
 //! settings file.
 
+use rstest::rstest;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +47,11 @@ const LOGGER_PASSWORD: &str = "pw-of-the-logger-9a7f3b";
 const WRONG_PASSWORD: &str = "wrong-pw-of-the-logger-2e4d";
 
 /// Each test runs in a process of its own (nextest): the global subscriber is this test's.
-pub async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_the_request_and_never_a_secret(#[case] mode: Mode) {
     let dir = Arc::new(TempDir::new().unwrap());
     let logs = dir.path().join("logs");
     let logging = telemetry::init(&LogSettings {
@@ -288,7 +294,11 @@ fn assert_families(text: &str, families: &[(&str, &str)]) {
     }
 }
 
-pub async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_family_exists_and_a_flow_moves_them(#[case] mode: Mode) {
     let app = super::spawn_app(mode).await;
     let text = app.metrics().await;
     assert_families(&text, &FAMILIES);
@@ -381,7 +391,11 @@ pub async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
 
 // ---- request heads ----
 
-pub async fn bad_heads_get_problems_and_change_nothing(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_heads_get_problems_and_change_nothing(#[case] mode: Mode) {
     let app = super::spawn_app(mode).await;
     let before = app.changes().await;
     let post = |headers: Vec<(String, String)>| {
@@ -517,7 +531,8 @@ impl Proxy {
     }
 }
 
-pub async fn ready_fails_while_the_database_is_away_and_recovers() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_fails_while_the_database_is_away_and_recovers() {
     let dir = Arc::new(TempDir::new().unwrap());
     let url = testkit::create_postgres_database().await.unwrap();
     // The server's address: between the credentials (or the scheme) and the database name.
@@ -578,7 +593,8 @@ pub async fn ready_fails_while_the_database_is_away_and_recovers() {
 
 // ---- request timeouts ----
 
-pub async fn a_request_past_its_timeout_is_abandoned_with_a_problem() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_timeout_is_abandoned_with_a_problem() {
     let dir = Arc::new(TempDir::new().unwrap());
     let mut config = config_for(Mode::Production, &dir);
     config.database_url = Some(testkit::create_postgres_database().await.unwrap());
@@ -629,7 +645,8 @@ pub async fn a_request_past_its_timeout_is_abandoned_with_a_problem() {
 
 // ---- SIGTERM ----
 
-pub async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
     use std::io::BufRead;
     let url = testkit::create_postgres_database().await.unwrap();
     let dir = TempDir::new().unwrap();
@@ -776,7 +793,8 @@ pub async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
 
 // ---- settings ----
 
-pub async fn aurora_config_check_reads_a_settings_file_beneath_the_environment() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aurora_config_check_reads_a_settings_file_beneath_the_environment() {
     let dir = TempDir::new().unwrap();
     let check = |file: &std::path::Path, env: &[(&str, &str)]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"));

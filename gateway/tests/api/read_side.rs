@@ -2,6 +2,8 @@
 //! audit trail wait for a position they are given, and a projection that keeps failing is
 //! reported stuck while the others go on.
 
+use rstest::rstest;
+
 use super::*;
 
 /// The position header of a command's answer.
@@ -43,7 +45,11 @@ async fn create_then_read(app: &TestApp, client: &reqwest::Client) -> (String, i
     (id, position)
 }
 
-pub(super) async fn a_client_reads_its_own_writes_at_once(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reads_its_own_writes_at_once(#[case] mode: Mode) {
     let app = spawn_app(mode).await;
     let mut last = 0;
     let mut newest = String::new();
@@ -130,7 +136,11 @@ pub(super) async fn a_client_reads_its_own_writes_at_once(mode: Mode) {
     app.stop().await;
 }
 
-pub(super) async fn sixty_four_clients_read_their_own_writes_at_once(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_clients_read_their_own_writes_at_once(#[case] mode: Mode) {
     let app = Arc::new(spawn_app(mode).await);
     let clients: Vec<_> = (0..64)
         .map(|_| {
@@ -158,7 +168,11 @@ pub(super) async fn sixty_four_clients_read_their_own_writes_at_once(mode: Mode)
     assert_eq!(app.run_events().await, 64 * 15);
 }
 
-pub(super) async fn a_user_found_by_id_right_after_registering(mode: Mode) {
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_found_by_id_right_after_registering(#[case] mode: Mode) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "ada", aurora_domain::user::Role::Admin).await;
     let plain = reqwest::Client::new();

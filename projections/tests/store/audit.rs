@@ -1,5 +1,7 @@
 //! The audit log, rebuilds without downtime, and replaying history with today's code.
 
+use rstest::rstest;
+
 use std::sync::Arc;
 
 use aurora_projections::audit::{AuditFilter, AuditLog, Tampering, GENESIS};
@@ -26,7 +28,13 @@ async fn execute(db: &Database, sql: &str) {
     on_pool!(db, |pool| sqlx::query(sql).execute(pool).await.map(drop)).unwrap();
 }
 
-pub async fn every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_swaps(
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_swaps(
+    #[future(awt)]
+    #[case]
     f: Fixture,
 ) {
     let ids = write_runs(&f.commands(), 6).await;
@@ -124,7 +132,15 @@ pub async fn every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_
     assert_eq!(log.verify().await.unwrap().finding, None);
 }
 
-pub async fn a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain(f: Fixture) {
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain(
+    #[future(awt)]
+    #[case]
+    f: Fixture,
+) {
     let log = Arc::new(AuditLog::new(f.db.clone()));
     write_runs(&f.commands(), 20).await;
     caught_up(&log, &f.db).await;
@@ -170,7 +186,15 @@ pub async fn a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_
     assert_eq!(verdict.head, log.replayed_head().await.unwrap());
 }
 
-pub async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(f: Fixture) {
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(
+    #[future(awt)]
+    #[case]
+    f: Fixture,
+) {
     let projection = Arc::new(RunsProjection::new(f.db.clone()));
     let shutdown = CancellationToken::new();
     let supervisor = f.supervise(vec![projection.clone()]).await;
@@ -221,7 +245,15 @@ pub async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(
 
 const OLD_EVENTS: &str = include_str!("../fixtures/events-0.1.ndjson");
 
-pub async fn events_written_by_an_older_version_replay_with_todays_code(f: Fixture) {
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_written_by_an_older_version_replay_with_todays_code(
+    #[future(awt)]
+    #[case]
+    f: Fixture,
+) {
     let old = testkit::parse_fixture(OLD_EVENTS).unwrap();
     testkit::insert_raw(&f.db, &old).await.unwrap();
     write_runs(&f.commands(), 2).await;
