@@ -1,11 +1,13 @@
-//! The execution engine: the root supervisor with the run manager and the transcode pool
-//! under it, fed by the work queue of requested runs and told of cancellations.
+//! The execution engine: the root supervisor with the run manager, the transcode pool and
+//! the users supervisor under it, fed by the work queue of requested runs and told of
+//! cancellations.
 //!
 //! ```text
 //! root supervisor ─┬─ run manager ─── run actor (one per active run)
-//!                  └─ transcode pool ─ transcode worker × N (one ffmpeg each)
-//! intake:  work queue `run-executor` (RunRequested) ──▶ run manager
-//! cancels: tail of RunCancelled ──▶ run manager ──▶ run actor (kills ffmpeg)
+//!                  ├─ transcode pool ─ transcode worker × N (one ffmpeg each)
+//!                  └─ users supervisor ─ user actor (per user with runs here)
+//! intake:  work queue `run-executor` (RunRequested) ──▶ root ──▶ run manager
+//! cancels: tail of RunCancelled ──▶ root ──▶ run manager ──▶ run actor (kills ffmpeg)
 //! ```
 //!
 //! Several replicas share the work queue: each run is executed by one at a time, holding

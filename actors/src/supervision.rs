@@ -13,7 +13,8 @@ pub use aurora_projections::supervision::{Counted, Restarts, Verdict};
 /// Labels of actor metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActorLabels {
-    /// `run`, `run_manager`, `transcode_worker`, `transcode_pool`.
+    /// `run`, `run_manager`, `transcode_worker`, `transcode_pool`, `users`, `user`,
+    /// `rate_limit_shard`.
     pub kind: String,
 }
 

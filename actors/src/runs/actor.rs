@@ -79,6 +79,9 @@ pub(super) struct RunActor {
 pub(super) struct RunState {
     /// The pool and the users supervisor.
     peers: Peers,
+    /// The pool as it is now, for step work in flight (it submits its transcode after a
+    /// fetch or a probe, by when the pool may have been restarted).
+    pool: tokio::sync::watch::Sender<ractor::ActorRef<crate::transcode::PoolMsg>>,
     cancel: CancellationToken,
     _guard: DropGuard,
     /// The owner, once the run is loaded.
@@ -275,7 +278,7 @@ impl RunActor {
             }
         };
         let deps = self.deps.clone();
-        let pool = state.peers.pool.clone();
+        let pool = state.pool.subscribe();
         let cancel = state.cancel.child_token();
         let run_id = self.run_id;
         let work = tokio::spawn(async move {
@@ -449,6 +452,7 @@ impl Actor for RunActor {
         me.send_interval(self.check_every, || RunMsg::Check);
         let _ = me.cast(RunMsg::Advance);
         Ok(RunState {
+            pool: tokio::sync::watch::Sender::new(peers.pool.clone()),
             peers,
             _guard: cancel.clone().drop_guard(),
             cancel,
@@ -481,7 +485,22 @@ impl Actor for RunActor {
                 }
             }
             RunMsg::Check => self.check(&me, state).await,
-            RunMsg::Peers(peers) => state.peers = peers,
+            RunMsg::Peers(peers) => {
+                state.pool.send_replace(peers.pool.clone());
+                // An ask for a slot that went to the users supervisor before its restart is
+                // lost with it: asked again of the new one.
+                if let (false, Some(slot), Some(users)) =
+                    (state.admitted, state.slot.as_mut(), peers.users.clone())
+                {
+                    slot.users = users.clone();
+                    let _ = users.cast(UsersMsg::Acquire {
+                        owner: slot.owner.clone(),
+                        run: self.run_id,
+                        actor: me.get_derived(),
+                    });
+                }
+                state.peers = peers;
+            }
             RunMsg::Slot(Slot::Granted) => {
                 if !state.admitted {
                     state.admitted = true;

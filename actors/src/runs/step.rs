@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use aurora_domain::media::{Artifact, InputFormat, MediaInfo};
 use aurora_domain::run::{Input, Run, RunCommand, Step, StepOutput};
 use ractor::ActorRef;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -20,8 +20,9 @@ use crate::transcode::{PoolMsg, TranscodeRequest};
 /// responsive (a cancel arrives while ffmpeg runs).
 pub(super) struct StepWork<'a> {
     pub(super) deps: &'a Deps,
-    /// The transcode pool, as the run actor last knew it.
-    pub(super) pool: ActorRef<PoolMsg>,
+    /// The transcode pool as it is when the transcode is submitted (the run actor keeps
+    /// it current across the pool's restarts).
+    pub(super) pool: watch::Receiver<ActorRef<PoolMsg>>,
     pub(super) run_id: Uuid,
     pub(super) run: &'a Run,
     pub(super) step: usize,
@@ -220,8 +221,8 @@ impl StepWork<'_> {
             progress: progress_tx,
             reply,
         };
-        self.pool
-            .cast(PoolMsg::Submit(Box::new(request)))
+        let pool = self.pool.borrow().clone();
+        pool.cast(PoolMsg::Submit(Box::new(request)))
             .map_err(|e| ToolError::Failed(format!("the transcode pool is gone: {e}")))?;
         // Live progress to the hub; milestones (25/50/75 %) to the store.
         let forward = async {

@@ -281,6 +281,7 @@ async fn upsert(
     data: &Data,
 ) -> Result<usize, Problem> {
     let mut changed = 0;
+    let mut created = false;
     let register = UserCommand::Register {
         user_id: uuid::Uuid::now_v7(),
         username: username.clone(),
@@ -298,7 +299,7 @@ async fn upsert(
     {
         Ok(events) => {
             changed += events.len();
-            state.show_new_user(username.as_str()).await;
+            created = true;
         }
         // Known already: an update.
         Err(
@@ -313,6 +314,10 @@ async fn upsert(
         changed += run(state, metadata, username, command)
             .await
             .map_err(user_problem)?;
+    }
+    // Shown as the whole message left it (role, tier, disabled), not as first registered.
+    if created {
+        state.show_new_user(username.as_str()).await;
     }
     Ok(changed)
 }
