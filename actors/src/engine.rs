@@ -33,8 +33,8 @@ use crate::supervision::{Restarts, Verdict};
 use crate::transcode::{PoolConfig, PoolMsg, TranscodePool};
 use crate::users::{UsersMsg, UsersSupervisor};
 
-/// Restarts of each of the root's children (run manager, transcode pool, users supervisor)
-/// allowed within a window before the engine gives up.
+/// Restarts of the root's children (run manager, transcode pool, users supervisor), all
+/// together, allowed within a window before the engine gives up.
 const ROOT_RESTARTS: (usize, Duration) = (3, Duration::from_secs(60));
 
 /// Durable name of the work queue of requested runs.
@@ -58,23 +58,46 @@ pub enum RootMsg {
 pub struct Children {
     /// The run manager.
     pub manager: ActorRef<ManagerMsg>,
-    /// The transcode pool.
-    pub pool: ActorRef<PoolMsg>,
-    /// The users supervisor, when per-tier limits are enforced.
-    pub users: Option<ActorRef<UsersMsg>>,
+    /// The transcode pool and the users supervisor, which the manager is given.
+    pub peers: Peers,
+}
+
+/// One of the root's children.
+#[derive(Debug, Clone, Copy)]
+enum Child {
+    Manager,
+    Pool,
+    Users,
+}
+
+impl Child {
+    /// Its kind in metrics and logs.
+    fn kind(self) -> &'static str {
+        match self {
+            Child::Manager => "run_manager",
+            Child::Pool => "transcode_pool",
+            Child::Users => "users",
+        }
+    }
 }
 
 impl Children {
-    fn peers(&self) -> Peers {
-        Peers {
-            pool: self.pool.clone(),
-            users: self.users.clone(),
+    /// Which child actor `id` is.
+    fn which(&self, id: ractor::ActorId) -> Option<Child> {
+        if self.manager.get_id() == id {
+            Some(Child::Manager)
+        } else if self.peers.pool.get_id() == id {
+            Some(Child::Pool)
+        } else if self.peers.users.as_ref().is_some_and(|u| u.get_id() == id) {
+            Some(Child::Users)
+        } else {
+            None
         }
     }
 }
 
 /// The root supervisor: restarts the run manager, the transcode pool and the users
-/// supervisor, each within a budget; past it, gives up (stops, and the engine reports
+/// supervisor within one budget; past it, gives up (stops, and the engine reports
 /// itself down). It holds its children's refs and gives the manager the others' (again
 /// when it restarted one), so no actor looks another up.
 struct Root {
@@ -83,9 +106,7 @@ struct Root {
 
 struct RootState {
     children: Children,
-    manager_restarts: Restarts,
-    pool_restarts: Restarts,
-    users_restarts: Restarts,
+    restarts: Restarts,
 }
 
 impl Root {
@@ -138,24 +159,16 @@ impl Actor for Root {
         me: ActorRef<Self::Msg>,
         _: (),
     ) -> Result<Self::State, ActorProcessingErr> {
-        let pool = self.spawn_pool(&me).await?;
-        let users = self.spawn_users(&me).await?;
         let peers = Peers {
-            pool: pool.clone(),
-            users: users.clone(),
+            pool: self.spawn_pool(&me).await?,
+            users: self.spawn_users(&me).await?,
         };
-        let manager = self.spawn_manager(&me, peers).await?;
-        // Budgets of their own: the manager, the pool and the users supervisor failing is
+        let manager = self.spawn_manager(&me, peers.clone()).await?;
+        // A budget of its own: the manager, the pool and the users supervisor failing is
         // rarer and graver than a worker crashing.
         Ok(RootState {
-            children: Children {
-                manager,
-                pool,
-                users,
-            },
-            manager_restarts: Restarts::new("run_manager", ROOT_RESTARTS),
-            pool_restarts: Restarts::new("transcode_pool", ROOT_RESTARTS),
-            users_restarts: Restarts::new("users", ROOT_RESTARTS),
+            children: Children { manager, peers },
+            restarts: Restarts::new("engine", ROOT_RESTARTS),
         })
     }
 
@@ -204,34 +217,28 @@ impl Actor for Root {
         let SupervisionEvent::ActorFailed(cell, error) = &event else {
             return Ok(());
         };
-        let id = cell.get_id();
-        let children = &state.children;
-        let restarts = if children.pool.get_id() == id {
-            &mut state.pool_restarts
-        } else if children.manager.get_id() == id {
-            &mut state.manager_restarts
-        } else if children.users.as_ref().is_some_and(|u| u.get_id() == id) {
-            &mut state.users_restarts
-        } else {
+        let Some(child) = state.children.which(cell.get_id()) else {
             return Ok(());
         };
-        if let Verdict::GiveUp(reason) = restarts.failed(&self.deps.metrics, error) {
+        let verdict = state
+            .restarts
+            .failed_as(child.kind(), &self.deps.metrics, error);
+        if let Verdict::GiveUp(reason) = verdict {
             return Err(From::from(reason));
         }
-        match restarts.kind() {
-            "transcode_pool" => state.children.pool = self.spawn_pool(&me).await?,
-            "users" => state.children.users = self.spawn_users(&me).await?,
-            _ => {
-                let peers = state.children.peers();
-                state.children.manager = self.spawn_manager(&me, peers).await?;
+        let children = &mut state.children;
+        match child {
+            Child::Manager => {
+                children.manager = self.spawn_manager(&me, children.peers.clone()).await?;
                 return Ok(());
             }
+            Child::Pool => children.peers.pool = self.spawn_pool(&me).await?,
+            Child::Users => children.peers.users = self.spawn_users(&me).await?,
         }
         // The manager (and through it every run actor) uses the new one from now on.
-        let _ = state
-            .children
+        let _ = children
             .manager
-            .cast(ManagerMsg::Peers(state.children.peers()));
+            .cast(ManagerMsg::Peers(children.peers.clone()));
         Ok(())
     }
 }
@@ -290,8 +297,12 @@ impl Engine {
         let grace = Some(Duration::from_secs(10));
         if let Ok(children) = ractor::call!(self.root, RootMsg::Children) {
             children.manager.stop_children_and_wait(None, grace).await;
-            children.pool.stop_children_and_wait(None, grace).await;
-            if let Some(users) = children.users {
+            children
+                .peers
+                .pool
+                .stop_children_and_wait(None, grace)
+                .await;
+            if let Some(users) = children.peers.users {
                 users.stop_children_and_wait(None, grace).await;
             }
         }

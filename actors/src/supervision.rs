@@ -64,34 +64,24 @@ impl Default for EngineMetrics {
 }
 
 impl EngineMetrics {
-    /// Counts a restart of an actor of `kind`.
-    pub fn restarted(&self, kind: &str) {
-        self.restarts
-            .get_or_create(&ActorLabels { kind: kind.into() })
-            .inc();
-        self.restarts_total.inc();
-    }
-
     /// Restarts of every kind so far.
     pub fn total_restarts(&self) -> u64 {
         self.restarts_total.get()
-    }
-
-    /// Counts a supervisor giving up on an actor of `kind`.
-    pub fn escalated(&self, kind: &str) {
-        self.escalations
-            .get_or_create(&ActorLabels { kind: kind.into() })
-            .inc();
     }
 }
 
 /// The engine's supervisors count restarts and escalations by kind of actor.
 impl Counted for EngineMetrics {
     fn restarted(&self, kind: &str) {
-        EngineMetrics::restarted(self, kind);
+        self.restarts
+            .get_or_create(&ActorLabels { kind: kind.into() })
+            .inc();
+        self.restarts_total.inc();
     }
 
     fn escalated(&self, kind: &str) {
-        EngineMetrics::escalated(self, kind);
+        self.escalations
+            .get_or_create(&ActorLabels { kind: kind.into() })
+            .inc();
     }
 }

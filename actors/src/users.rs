@@ -25,7 +25,7 @@ use cqrs_es::{Aggregate, AggregateError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, SupervisionEvent};
 use uuid::Uuid;
 
-use crate::supervision::EngineMetrics;
+use crate::supervision::{Counted, EngineMetrics};
 
 /// Runs a user of each tier may have executing at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,8 +48,9 @@ pub struct RateLimitMetrics {
     pub decisions: Family<RateLimitLabels, Counter>,
     /// Buckets held per shard actor (idle ones are swept).
     pub buckets: Family<ShardLabels, Gauge>,
-    /// Where the shards' supervisor counts restarts and escalations (the actors' families,
-    /// kind `rate_limit_shard`).
+    /// Where the shards' supervisor counts restarts and escalations: the actors' families
+    /// (kind `rate_limit_shard`), but a total of its own, so that `/health`'s count of the
+    /// engine's restarts stays the engine's (an API-only replica has no engine).
     pub supervision: EngineMetrics,
 }
 
@@ -175,7 +176,10 @@ impl Metrics {
             relay.position.clone(),
         );
         let engine = EngineMetrics::default();
-        rate_limits.supervision = engine.clone();
+        rate_limits.supervision = EngineMetrics {
+            restarts_total: Counter::default(),
+            ..engine.clone()
+        };
         registry.register(
             "actor_restarts",
             "Actors restarted by their supervisor, by kind",

@@ -3,10 +3,11 @@
 //! the helpers several resources use).
 //!
 //! A test is named once: one that runs in both storage modes — embedded (SQLite +
-//! in-process bus) and production (Postgres + NATS JetStream) — takes the mode as an
-//! rstest `#[case]`, so nextest lists it as `<resource>::<test>::case_1_embedded` and
-//! `…::case_2_postgres_nats`; one that needs a single mode (two processes, a server
-//! stopped) is a plain `#[tokio::test]`. To add one, copy a test of the resource's file.
+//! in-process bus) and production (Postgres + NATS JetStream) — is marked
+//! `#[apply(both_modes)]` (the modes are listed once, in the template below), so nextest
+//! lists it as `<resource>::<test>::case_1_embedded` and `…::case_2_postgres_nats`; one
+//! that needs a single mode (two processes, a server stopped) is a plain `#[tokio::test]`.
+//! To add one, copy a test of the resource's file.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +21,22 @@ use aurora_projections::Cursor;
 use cqrs_es::Aggregate;
 use futures::StreamExt;
 use reqwest::StatusCode;
+use rstest_reuse::{self, template};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Both storage modes: a test marked `#[apply(both_modes)]` with a `mode: Mode` argument
+/// runs as `…::case_1_embedded` and `…::case_2_postgres_nats`. Defined before the resource
+/// modules below, which use it.
+#[template]
+#[rstest]
+#[case::embedded(Mode::Embedded)]
+#[case::postgres_nats(Mode::Production)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_modes(#[case] mode: Mode) {}
 
 #[path = "api/audit.rs"]
 mod audit;

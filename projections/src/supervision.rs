@@ -86,15 +86,20 @@ impl Restarts {
         }
     }
 
-    /// The kind of children counted.
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
     /// A child failed with `error`: restart it, or give up once the budget is spent.
     /// Either way it is counted in `counted` and logged.
     pub fn failed(&mut self, counted: &dyn Counted, error: &dyn std::fmt::Display) -> Verdict {
-        let kind = self.kind;
+        self.failed_as(self.kind, counted, error)
+    }
+
+    /// [`Restarts::failed`] for a budget several kinds of children share: counted and
+    /// logged as `kind`.
+    pub fn failed_as(
+        &mut self,
+        kind: &'static str,
+        counted: &dyn Counted,
+        error: &dyn std::fmt::Display,
+    ) -> Verdict {
         if self.budget.spend(Instant::now()) {
             counted.restarted(kind);
             tracing::warn!(kind, %error, "a supervised actor failed; restarting it");

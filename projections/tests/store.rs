@@ -25,11 +25,27 @@ use aurora_projections::{
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use futures::StreamExt;
 use rstest::rstest;
+use rstest_reuse::{self, apply, template};
 use tokio::sync::Notify;
 
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Both backends: a test marked `#[apply(both_backends)]` with an `f: Fixture` argument
+/// runs as `…::case_1_postgres_nats` and `…::case_2_sqlite_memory`. Defined before the
+/// modules below, which use it.
+#[template]
+#[rstest]
+#[case::postgres_nats(Fixture::postgres_nats())]
+#[case::sqlite_memory(Fixture::sqlite_memory())]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends(
+    #[future(awt)]
+    #[case]
+    f: Fixture,
+) {
+}
 
 #[path = "store/audit.rs"]
 mod audit;
@@ -285,15 +301,8 @@ async fn apply_everything(f: &Fixture, projection: &RunsProjection) {
     projection.apply_batch(&all_events(f).await).await.unwrap();
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_live_runs_view_equals_a_rebuild_from_the_store(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn the_live_runs_view_equals_a_rebuild_from_the_store(f: Fixture) {
     let projection = Arc::new(RunsProjection::new(f.db.clone()));
     let supervisor = f.supervise(vec![projection.clone()]).await;
 
@@ -324,15 +333,8 @@ async fn the_live_runs_view_equals_a_rebuild_from_the_store(
     assert_eq!(projection.list(None, 100, None).await.unwrap().len(), 9);
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(f: Fixture) {
     write_runs(&f.commands(), 4).await;
     let projection = RunsProjection::new(f.db.clone());
     apply_everything(&f, &projection).await;
@@ -366,15 +368,8 @@ async fn redelivered_and_reordered_events_change_nothing_in_the_runs_view(
     );
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_commands_on_one_run_store_exactly_one_change(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn concurrent_commands_on_one_run_store_exactly_one_change(f: Fixture) {
     let commands = Arc::new(f.commands());
     // The second run is requested and not cancelled.
     let id = write_runs(&commands, 2).await.pop().unwrap();
@@ -404,15 +399,8 @@ async fn concurrent_commands_on_one_run_store_exactly_one_change(
     assert_eq!(events.len(), 2, "requested + one cancellation");
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn creating_a_run_under_an_id_that_has_history_is_a_conflict_and_changes_nothing(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn creating_a_run_under_an_id_that_has_history_is_a_conflict_and_changes_nothing(f: Fixture) {
     let commands = f.commands();
     let id = write_runs(&commands, 1).await.pop().unwrap();
     let before = f.db.read_aggregate_after("run", &id, 0).await.unwrap();
@@ -469,13 +457,8 @@ async fn wait_until_queued(appends: &GroupCommit, n: usize) {
 /// Group commit: appends queued together share one transaction, and each stays
 /// all-or-nothing. A single writer is held up by a transaction that owns `blocker`'s first
 /// event, so the appends queued meanwhile are taken as one batch.
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[apply(both_backends)]
 async fn in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours_everything(
-    #[future(awt)]
-    #[case]
     f: Fixture,
 ) {
     let appends = GroupCommit::start(&f.db, 1);

@@ -7,6 +7,7 @@ use aurora_domain::run::{RunCommand, RunError, RunStatus, StepOutput};
 use aurora_domain::EventMetadata;
 use cqrs_es::AggregateError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
@@ -17,6 +18,7 @@ use crate::deps::Deps;
 use crate::faults::{trip, Fault};
 use crate::supervision::OutcomeLabels;
 use crate::tools::ToolError;
+use crate::transcode::PoolMsg;
 use crate::users::{Slot, UsersMsg};
 
 /// Messages of a run actor.
@@ -77,11 +79,11 @@ pub(super) struct RunActor {
 /// A run actor's state. Dropping it (the actor stopped or panicked) cancels the work,
 /// killing ffmpeg, and returns the owner's slot.
 pub(super) struct RunState {
-    /// The pool and the users supervisor.
-    peers: Peers,
-    /// The pool as it is now, for step work in flight (it submits its transcode after a
-    /// fetch or a probe, by when the pool may have been restarted).
-    pool: tokio::sync::watch::Sender<ractor::ActorRef<crate::transcode::PoolMsg>>,
+    /// The pool as it is now, also for step work in flight (it submits its transcode after
+    /// a fetch or a probe, by when the pool may have been restarted).
+    pool: watch::Sender<ActorRef<PoolMsg>>,
+    /// The users supervisor as it is now, when per-tier limits are enforced.
+    users: Option<ActorRef<UsersMsg>>,
     cancel: CancellationToken,
     _guard: DropGuard,
     /// The owner, once the run is loaded.
@@ -99,6 +101,17 @@ struct SlotGuard {
     users: ActorRef<UsersMsg>,
     owner: String,
     run: Uuid,
+}
+
+impl SlotGuard {
+    /// Asks (again) for the slot: a `RunMsg::Slot` answer follows.
+    fn ask(&self, me: &ActorRef<RunMsg>) {
+        let _ = self.users.cast(UsersMsg::Acquire {
+            owner: self.owner.clone(),
+            run: self.run,
+            actor: me.get_derived(),
+        });
+    }
 }
 
 impl Drop for SlotGuard {
@@ -180,18 +193,13 @@ impl RunActor {
         // was admitted before (here or elsewhere) and carries on.
         if !state.admitted {
             if run.status() == RunStatus::Requested {
-                if let (Some(users), Some(owner)) = (state.peers.users.clone(), state.owner.clone())
-                {
-                    state.slot = Some(SlotGuard {
+                if let (Some(users), Some(owner)) = (&state.users, &state.owner) {
+                    let slot = state.slot.insert(SlotGuard {
                         users: users.clone(),
                         owner: owner.clone(),
                         run: self.run_id,
                     });
-                    let _ = users.cast(UsersMsg::Acquire {
-                        owner,
-                        run: self.run_id,
-                        actor: me.get_derived(),
-                    });
+                    slot.ask(me);
                     return;
                 }
             }
@@ -418,11 +426,7 @@ impl RunActor {
         if let (false, Some(slot)) = (state.admitted, &state.slot) {
             // Still no answer about a slot (the user actor may have stopped just as it was
             // asked): ask again.
-            let _ = slot.users.cast(UsersMsg::Acquire {
-                owner: slot.owner.clone(),
-                run: self.run_id,
-                actor: me.get_derived(),
-            });
+            slot.ask(me);
         }
         let Some((step, attempt)) = state.current else {
             return;
@@ -452,8 +456,8 @@ impl Actor for RunActor {
         me.send_interval(self.check_every, || RunMsg::Check);
         let _ = me.cast(RunMsg::Advance);
         Ok(RunState {
-            pool: tokio::sync::watch::Sender::new(peers.pool.clone()),
-            peers,
+            pool: watch::Sender::new(peers.pool),
+            users: peers.users,
             _guard: cancel.clone().drop_guard(),
             cancel,
             owner: None,
@@ -486,20 +490,16 @@ impl Actor for RunActor {
             }
             RunMsg::Check => self.check(&me, state).await,
             RunMsg::Peers(peers) => {
-                state.pool.send_replace(peers.pool.clone());
-                // An ask for a slot that went to the users supervisor before its restart is
-                // lost with it: asked again of the new one.
-                if let (false, Some(slot), Some(users)) =
-                    (state.admitted, state.slot.as_mut(), peers.users.clone())
-                {
+                state.pool.send_replace(peers.pool);
+                if let (Some(slot), Some(users)) = (state.slot.as_mut(), &peers.users) {
+                    // The slot is returned to the new supervisor; an ask that went to the
+                    // old one is lost with it, so it is asked again of the new one.
                     slot.users = users.clone();
-                    let _ = users.cast(UsersMsg::Acquire {
-                        owner: slot.owner.clone(),
-                        run: self.run_id,
-                        actor: me.get_derived(),
-                    });
+                    if !state.admitted {
+                        slot.ask(&me);
+                    }
                 }
-                state.peers = peers;
+                state.users = peers.users;
             }
             RunMsg::Slot(Slot::Granted) => {
                 if !state.admitted {

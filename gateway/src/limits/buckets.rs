@@ -23,9 +23,7 @@ use aurora_domain::user::Tier;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use aurora_actors::supervision::{
-    ActorLabels, Counted, EngineMetrics, Restarts, Verdict as Restart,
-};
+use aurora_actors::supervision::{EngineMetrics, Restarts, Verdict as Restart};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::metrics::{RateLimitMetrics, ShardLabels};
@@ -282,9 +280,7 @@ impl Supervisor {
             }
         }
     }
-}
 
-impl Supervisor {
     async fn spawn_shard(
         &self,
         me: &ActorRef<SupervisorMsg>,
@@ -362,7 +358,7 @@ impl Actor for Supervisor {
         };
         let verdict = {
             let _shard = tracing::warn_span!("rate_limit_shard", shard = index).entered();
-            restarts[index].failed(&ShardCounts(&self.supervision), &error)
+            restarts[index].failed(&self.supervision, &error)
         };
         match verdict {
             Restart::Restart => self.replace(&me, index).await,
@@ -371,24 +367,6 @@ impl Actor for Supervisor {
             }
         }
         Ok(())
-    }
-}
-
-/// Shard restarts and escalations, counted in the actors' families under their own kind
-/// only: not in the engine's total, which `/health` reports as the engine's restarts (an
-/// API-only replica has no engine).
-struct ShardCounts<'a>(&'a EngineMetrics);
-
-impl Counted for ShardCounts<'_> {
-    fn restarted(&self, kind: &str) {
-        self.0
-            .restarts
-            .get_or_create(&ActorLabels { kind: kind.into() })
-            .inc();
-    }
-
-    fn escalated(&self, kind: &str) {
-        self.0.escalated(kind);
     }
 }
 

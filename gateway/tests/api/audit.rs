@@ -3,6 +3,9 @@
 //! while serving; history and time travel; projection lag in health.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use std::time::Duration;
 
@@ -45,13 +48,8 @@ fn items(page: &Value) -> Vec<Value> {
     page["items"].as_array().cloned().unwrap_or_default()
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_request(
-    #[case] mode: Mode,
-) {
+#[apply(both_modes)]
+async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_request(mode: Mode) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "root", Role::Admin).await;
     let started = chrono::Utc::now() - chrono::TimeDelta::minutes(1);
@@ -270,13 +268,8 @@ async fn an_auditor_answers_who_did_what_with_which_token_from_where_in_one_requ
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_get_problems(
-    #[case] mode: Mode,
-) {
+#[apply(both_modes)]
+async fn only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_get_problems(mode: Mode) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "root", Role::Admin).await;
     app.audit_caught_up().await;
@@ -386,11 +379,8 @@ async fn only_admins_and_audit_read_tokens_read_the_trail_and_bad_queries_get_pr
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head(mode: Mode) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "root", Role::Admin).await;
     for _ in 0..10 {
@@ -489,11 +479,8 @@ async fn a_rebuild_while_serving_reads_and_writes_ends_on_the_same_chain_head(#[
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn time_travel_returns_the_state_a_run_and_a_user_had_then(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn time_travel_returns_the_state_a_run_and_a_user_had_then(mode: Mode) {
     let app = spawn_app(mode).await;
     let id = app.created_id(&valid_run()).await;
     let before: Value = app.get_json(&format!("/api/v1/runs/{id}/history")).await;
@@ -611,11 +598,8 @@ fn urlencode(text: &str) -> String {
     serde_urlencoded::to_string([("x", text)]).unwrap()[2..].to_string()
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_reports_projection_lag_and_a_stuck_projection_degrades_it(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn health_reports_projection_lag_and_a_stuck_projection_degrades_it(mode: Mode) {
     let mut app = spawn_app(mode).await;
     app.created_id(&valid_run()).await;
     let (mut config, dir) = app.stop().await;

@@ -1,15 +1,15 @@
 //! Signing in: registration, login and logout, bad credentials and bad tokens.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use super::*;
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[apply(both_modes)]
 async fn a_user_registers_logs_in_and_reads_who_they_are_and_no_event_holds_the_password(
-    #[case] mode: Mode,
+    mode: Mode,
 ) {
     let app = spawn_app(mode).await;
     let registered = app.register("Alice").await;
@@ -60,11 +60,8 @@ async fn a_user_registers_logs_in_and_reads_who_they_are_and_no_event_holds_the_
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds(mode: Mode) {
     let app = Arc::new(spawn_app(mode).await);
     // Each attempt with its own password: only the winner's may work afterwards.
     let attempts: Vec<_> = (0..50)
@@ -125,12 +122,9 @@ async fn of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds(#[
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[apply(both_modes)]
 async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_login_event(
-    #[case] mode: Mode,
+    mode: Mode,
 ) {
     let app = spawn_app(mode).await;
     assert_eq!(app.register("bob").await.status(), StatusCode::CREATED);
@@ -261,11 +255,8 @@ async fn bad_credentials_and_bad_tokens_get_problems_and_leave_only_the_failed_l
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logging_out_revokes_the_session_and_nothing_else(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn logging_out_revokes_the_session_and_nothing_else(mode: Mode) {
     let app = spawn_app(mode).await;
     let second: Value = app.login("tester", PASSWORD).await.json().await.unwrap();
     let second = second["token"].as_str().unwrap();

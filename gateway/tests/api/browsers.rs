@@ -1,14 +1,14 @@
 //! What browsers rely on: security headers on every answer, CORS for allowed origins.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use super::*;
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_response_carries_the_security_headers(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn every_response_carries_the_security_headers(mode: Mode) {
     let app = spawn_app(mode).await;
     let plain = reqwest::Client::new();
     let responses = vec![
@@ -75,11 +75,8 @@ async fn every_response_carries_the_security_headers(#[case] mode: Mode) {
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browsers_on_allowed_origins_may_call_the_api_and_others_may_not(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn browsers_on_allowed_origins_may_call_the_api_and_others_may_not(mode: Mode) {
     let app = spawn_app(mode).await;
     let (mut config, dir) = app.stop().await;
     config.cors_origins = "*, https://a.example".into();

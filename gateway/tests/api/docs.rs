@@ -3,6 +3,9 @@
 //! Swagger UI at `/api-docs/` is served from the binary with nothing from elsewhere.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use std::collections::BTreeSet;
 
@@ -158,11 +161,8 @@ fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
     found
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_openapi_document_is_valid_3_1_and_matches_the_router_both_ways(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn the_openapi_document_is_valid_3_1_and_matches_the_router_both_ways(mode: Mode) {
     let app = spawn_app(mode).await;
     let response = plain().get(app.url("/api/docs.json")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -367,13 +367,8 @@ fn references(html: &str) -> Vec<String> {
     found
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_docs_ui_is_served_from_the_binary_and_loads_nothing_from_elsewhere(
-    #[case] mode: Mode,
-) {
+#[apply(both_modes)]
+async fn the_docs_ui_is_served_from_the_binary_and_loads_nothing_from_elsewhere(mode: Mode) {
     let app = spawn_app(mode).await;
     let client = plain();
     let get = |path: &str| client.get(app.url(path)).send();

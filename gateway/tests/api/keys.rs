@@ -1,14 +1,14 @@
 //! Tokens and API keys: ownership and roles, keys listed and revoked, keys narrowed offline, revocation reaching another process.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use super::*;
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them(mode: Mode) {
     use aurora_domain::user::Role;
     let app = spawn_app(mode).await;
     let id = app.created_id(&valid_run()).await;
@@ -110,12 +110,9 @@ async fn runs_belong_to_their_owner_and_roles_decide_who_else_may_touch_them(#[c
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[apply(both_modes)]
 async fn an_api_key_narrowed_offline_by_another_implementation_reads_runs_but_cannot_create_one(
-    #[case] mode: Mode,
+    mode: Mode,
 ) {
     let app = spawn_app(mode).await;
     let run = app.created_id(&valid_run()).await;
@@ -253,13 +250,8 @@ async fn an_api_key_narrowed_offline_by_another_implementation_reads_runs_but_ca
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_keys_are_listed_without_their_secret_and_revoked_only_by_their_holder(
-    #[case] mode: Mode,
-) {
+#[apply(both_modes)]
+async fn api_keys_are_listed_without_their_secret_and_revoked_only_by_their_holder(mode: Mode) {
     use aurora_domain::user::Role;
     let app = spawn_app(mode).await;
     let key: Value = app

@@ -1,16 +1,14 @@
 //! Rate limits: presets, shadow policies, blocks and their lifting, limits across replicas, a bad policy file.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use super::*;
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(
-    #[case] mode: Mode,
-) {
+#[apply(both_modes)]
+async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(mode: Mode) {
     let app = spawn_limited(mode, aurora_gateway::limits::policy::PRESETS).await;
     // Each client (behind the trusted proxy) has its own bucket; the fixture's own logins
     // came from 127.0.0.1 itself.
@@ -76,11 +74,8 @@ async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shadow_policy_counts_but_never_refuses(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_shadow_policy_counts_but_never_refuses(mode: Mode) {
     let policy = r#"
 [[class]]
 name = "strict"
@@ -117,11 +112,8 @@ async fn a_bad_rate_limit_file_is_refused_at_startup_naming_the_line() {
     assert!(message.contains("line 2"), "{message}");
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_keeps_hammering_is_blocked_and_an_admin_lifts_it(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_client_that_keeps_hammering_is_blocked_and_an_admin_lifts_it(mode: Mode) {
     use aurora_domain::user::Role;
     let app = spawn_limited(mode, BLOCKING_POLICY).await;
     let admin = token_with_role(&app, "ada", Role::Admin).await;

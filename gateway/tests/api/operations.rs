@@ -3,6 +3,9 @@
 //! settings file.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,11 +50,8 @@ const LOGGER_PASSWORD: &str = "pw-of-the-logger-9a7f3b";
 const WRONG_PASSWORD: &str = "wrong-pw-of-the-logger-2e4d";
 
 /// Each test runs in a process of its own (nextest): the global subscriber is this test's.
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_carry_the_request_and_never_a_secret(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn logs_carry_the_request_and_never_a_secret(mode: Mode) {
     let dir = Arc::new(TempDir::new().unwrap());
     let logs = dir.path().join("logs");
     let logging = telemetry::init(&LogSettings {
@@ -294,11 +294,8 @@ fn assert_families(text: &str, families: &[(&str, &str)]) {
     }
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_metric_family_exists_and_a_flow_moves_them(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
     let app = super::spawn_app(mode).await;
     let text = app.metrics().await;
     assert_families(&text, &FAMILIES);
@@ -391,11 +388,8 @@ async fn every_metric_family_exists_and_a_flow_moves_them(#[case] mode: Mode) {
 
 // ---- request heads ----
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_heads_get_problems_and_change_nothing(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn bad_heads_get_problems_and_change_nothing(mode: Mode) {
     let app = super::spawn_app(mode).await;
     let before = app.changes().await;
     let post = |headers: Vec<(String, String)>| {

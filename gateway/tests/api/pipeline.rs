@@ -3,6 +3,9 @@
 //! Media is generated here with ffmpeg's `lavfi` sources; nothing is downloaded.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -221,11 +224,8 @@ async fn subscribe_run_events(
     }
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn an_uploaded_clip_is_probed_transcoded_to_webm_480p_and_thumbnailed(mode: Mode) {
     let app = spawn_worker(mode, |_| {}).await;
     let dir = TempDir::new().unwrap();
     let clip = clip(dir.path(), "clip.mp4", 4, 1280, 720);
@@ -421,13 +421,8 @@ fn tokio_stream_from(
     .boxed()
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on(
-    #[case] mode: Mode,
-) {
+#[apply(both_modes)]
+async fn bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carries_on(mode: Mode) {
     // A local media server, allowlisted; everything else non-public stays refused.
     let dir = TempDir::new().unwrap();
     let clip = clip(dir.path(), "clip.mp4", 2, 320, 240);
@@ -541,12 +536,9 @@ async fn bad_media_is_refused_or_fails_its_run_with_the_reason_and_the_pool_carr
     assert_eq!(unsatisfiable.status(), StatusCode::RANGE_NOT_SATISFIABLE);
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[apply(both_modes)]
 async fn panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_output_per_step(
-    #[case] mode: Mode,
+    mode: Mode,
 ) {
     let app = spawn_worker(mode, |_| {}).await;
     let dir = TempDir::new().unwrap();
@@ -602,11 +594,8 @@ async fn panics_in_a_run_actor_and_a_transcode_worker_are_survived_with_one_outp
     assert!(metrics.contains(r#"aurora_actor_restarts_total{kind="transcode_worker"} 1"#));
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_actor_that_keeps_crashing_is_given_up_visibly(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_run_actor_that_keeps_crashing_is_given_up_visibly(mode: Mode) {
     let app = spawn_worker(mode, |c| c.max_attempts = 10).await;
     let dir = TempDir::new().unwrap();
     let media = app
@@ -631,11 +620,8 @@ async fn a_run_actor_that_keeps_crashing_is_given_up_visibly(#[case] mode: Mode)
     assert!(metrics.contains(r#"aurora_actor_restarts_total{kind="run"} 3"#));
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_run_kills_ffmpeg_within_a_second(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn cancelling_a_run_kills_ffmpeg_within_a_second(mode: Mode) {
     let app = spawn_worker(mode, |_| {}).await;
     let dir = TempDir::new().unwrap();
     // Long enough that it is still encoding when cancelled.
@@ -869,11 +855,8 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
     assert_eq!(items[0]["name"], "step-1-a2.webm");
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs(mode: Mode) {
     let app = spawn_worker(mode, |_| {}).await;
     let dir = TempDir::new().unwrap();
     let media = app
@@ -968,11 +951,8 @@ async fn a_free_user_runs_one_at_a_time_and_disabling_them_cancels_their_runs(#[
     }
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run(mode: Mode) {
     let app = spawn_worker(mode, |c| {
         c.step_timeout_seconds = 1;
         c.max_attempts = 2;
@@ -1010,11 +990,8 @@ async fn a_step_that_outlasts_its_timeout_is_retried_then_fails_the_run(#[case] 
     );
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_small_input_keeps_its_size_unless_upscaling_is_asked(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_small_input_keeps_its_size_unless_upscaling_is_asked(mode: Mode) {
     let app = spawn_worker(mode, |c| c.tier_concurrent_runs = "free=2".into()).await;
     let dir = TempDir::new().unwrap();
     let media = app
@@ -1047,11 +1024,8 @@ async fn a_small_input_keeps_its_size_unless_upscaling_is_asked(#[case] mode: Mo
 /// URL input, the run fails and makes no artifact. Before admission forced the demuxer,
 /// the ID3 + playlist upload was accepted and a transcode of it re-encoded the victim's
 /// file for the attacker.
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_dressed_as_media_is_refused_and_reads_no_other_file(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_file_dressed_as_media_is_refused_and_reads_no_other_file(mode: Mode) {
     use aurora_actors::disguise::{disguised, Header, Payload};
     let app = spawn_worker(mode, |c| c.fetch_allow = "127.0.0.1/32".into()).await;
     let dir = TempDir::new().unwrap();

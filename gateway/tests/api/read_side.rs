@@ -3,6 +3,9 @@
 //! reported stuck while the others go on.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use super::*;
 
@@ -45,11 +48,8 @@ async fn create_then_read(app: &TestApp, client: &reqwest::Client) -> (String, i
     (id, position)
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_reads_its_own_writes_at_once(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_client_reads_its_own_writes_at_once(mode: Mode) {
     let app = spawn_app(mode).await;
     let mut last = 0;
     let mut newest = String::new();
@@ -136,11 +136,8 @@ async fn a_client_reads_its_own_writes_at_once(#[case] mode: Mode) {
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixty_four_clients_read_their_own_writes_at_once(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn sixty_four_clients_read_their_own_writes_at_once(mode: Mode) {
     let app = Arc::new(spawn_app(mode).await);
     let clients: Vec<_> = (0..64)
         .map(|_| {
@@ -168,11 +165,8 @@ async fn sixty_four_clients_read_their_own_writes_at_once(#[case] mode: Mode) {
     assert_eq!(app.run_events().await, 64 * 15);
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_found_by_id_right_after_registering(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_user_found_by_id_right_after_registering(mode: Mode) {
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "ada", aurora_domain::user::Role::Admin).await;
     let plain = reqwest::Client::new();

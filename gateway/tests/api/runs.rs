@@ -1,14 +1,14 @@
 //! Runs: posting, reading, listing, cancelling; bad input; restarts; the row and the message a run becomes.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use super::*;
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(mode: Mode) {
     let app = spawn_app(mode).await;
     let before = chrono::Utc::now();
     let response = app
@@ -70,11 +70,8 @@ async fn a_posted_run_is_stored_with_who_caused_it_in_which_request_and_when(#[c
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_can_be_read_listed_page_by_page_and_cancelled(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn runs_can_be_read_listed_page_by_page_and_cancelled(mode: Mode) {
     let app = spawn_app(mode).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -140,11 +137,8 @@ async fn runs_can_be_read_listed_page_by_page_and_cancelled(#[case] mode: Mode) 
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_problem_and_changes_nothing(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn bad_input_gets_a_problem_and_changes_nothing(mode: Mode) {
     let app = spawn_app(mode).await;
     let run_with = |patch: Value| {
         let mut run = valid_run();
@@ -426,11 +420,8 @@ async fn bad_input_gets_a_problem_and_changes_nothing(#[case] mode: Mode) {
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_posts_are_each_stored_once_and_all_answered(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn concurrent_posts_are_each_stored_once_and_all_answered(mode: Mode) {
     let app = Arc::new(spawn_app(mode).await);
     let posts: Vec<_> = (0..50)
         .map(|_| {
@@ -451,11 +442,8 @@ async fn concurrent_posts_are_each_stored_once_and_all_answered(#[case] mode: Mo
     Arc::into_inner(app).unwrap().stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_readiness_liveness_and_metrics_tell_the_truth(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn health_readiness_liveness_and_metrics_tell_the_truth(mode: Mode) {
     let app = spawn_app(mode).await;
     let health = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -501,11 +489,8 @@ async fn health_readiness_liveness_and_metrics_tell_the_truth(#[case] mode: Mode
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_survive_a_restart(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn runs_survive_a_restart(mode: Mode) {
     let app = spawn_app(mode).await;
     let first = app.created_id(&valid_run()).await;
     app.await_view(&first, 1).await;

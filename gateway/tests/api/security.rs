@@ -3,6 +3,9 @@
 //! (Media admission is tried in `pipeline.rs`, beside the other media tests.)
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use std::time::{Duration, Instant};
 
@@ -228,11 +231,8 @@ fn refusal(payload: &serde_json::Value) -> &serde_json::Value {
 /// address, so a flood of garbage tokens from one address (or from anyone behind the same
 /// untrusted proxy) hid a genuine token's probing of other users' runs; a 422 for another
 /// user's media and 429s were never recorded.
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent(mode: Mode) {
     use aurora_domain::user::Role;
     use serde_json::json;
     let app = super::spawn_limited(mode, aurora_gateway::limits::policy::PRESETS).await;
@@ -359,11 +359,8 @@ async fn refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent(#[c
 /// token and one that does not 404 (an existence oracle); a signed webhook from the future
 /// made every later change to its user "stale"; a downgraded user's tokens kept the old
 /// tier's limits; an event stream kept flowing after its token was revoked.
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_smaller_findings_are_closed(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn the_smaller_findings_are_closed(mode: Mode) {
     use aurora_domain::user::Role;
     use aurora_gateway::auth::webhook;
     use serde_json::{json, Value};
@@ -637,11 +634,8 @@ async fn sql(db: &aurora_projections::Database, postgres: &str, sqlite: &str) {
 /// log's tail and fixing the checkpoint row, or re-chaining a stretch all passed
 /// `aurora audit verify`. Now the store is replayed against the log, and the log is checked
 /// against chain heads signed with a key outside the database and published outside it.
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_audit_trail_is_anchored_outside_its_database(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
     use aurora_gateway::anchor::{AnchorKey, HeadStore};
     let app = super::spawn_app_with(mode, |c| c.audit_anchor_seconds = 1).await;
     for _ in 0..3 {

@@ -1,16 +1,14 @@
 //! Users: admins listing and changing them, every identity route by role, the bootstrap command, the identity provider's webhook.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_modes;
 
 use super::*;
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admins_list_and_change_users_and_disabling_or_a_new_role_revokes_every_token(
-    #[case] mode: Mode,
-) {
+#[apply(both_modes)]
+async fn admins_list_and_change_users_and_disabling_or_a_new_role_revokes_every_token(mode: Mode) {
     use aurora_domain::user::Role;
     let app = spawn_app(mode).await;
     let admin = token_with_role(&app, "ada", Role::Admin).await;
@@ -186,11 +184,8 @@ async fn admins_list_and_change_users_and_disabling_or_a_new_role_revokes_every_
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_identity_route_answers_by_role_and_ownership(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn every_identity_route_answers_by_role_and_ownership(mode: Mode) {
     use aurora_domain::user::Role;
     let app = spawn_app(mode).await;
     let other = token_with_role(&app, "mallory", Role::User).await;
@@ -337,11 +332,8 @@ async fn every_identity_route_answers_by_role_and_ownership(#[case] mode: Mode) 
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aurora_admin_create_bootstraps_an_admin_whose_token_works(#[case] mode: Mode) {
+#[apply(both_modes)]
+async fn aurora_admin_create_bootstraps_an_admin_whose_token_works(mode: Mode) {
     let app = spawn_app(mode).await;
     let output = admin_create(&app.config, "Root", PASSWORD);
     assert!(
@@ -397,13 +389,8 @@ async fn aurora_admin_create_bootstraps_an_admin_whose_token_works(#[case] mode:
     app.stop().await;
 }
 
-#[rstest]
-#[case::embedded(Mode::Embedded)]
-#[case::postgres_nats(Mode::Production)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest(
-    #[case] mode: Mode,
-) {
+#[apply(both_modes)]
+async fn the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest(mode: Mode) {
     use aurora_gateway::auth::webhook;
     let dir = Arc::new(TempDir::new().unwrap());
     let mut config = Config::embedded(dir.path());

@@ -153,10 +153,14 @@ impl SupervisorState {
     /// Starts child `index` again if its budget allows, else reports it stuck (see
     /// [`Statuses`]' count of failures) and tries again after a rest.
     async fn restart(&mut self, me: &ActorRef<SupervisorMsg>, index: usize, error: &str) {
-        match self.children[index]
-            .restarts
-            .failed(&*self.statuses, &error)
-        {
+        let name = self.children[index].projection.name();
+        let verdict = {
+            let _projection = tracing::warn_span!("projection", projection = name).entered();
+            self.children[index]
+                .restarts
+                .failed(&*self.statuses, &error)
+        };
+        match verdict {
             Verdict::Restart => {
                 if !self.spawn(me, index).await {
                     me.send_after(RETRY_AFTER, move || SupervisorMsg::Retry(index));
@@ -165,7 +169,7 @@ impl SupervisorState {
             Verdict::GiveUp(_) => {
                 let rest = self.settings.cool_down;
                 tracing::info!(
-                    projection = self.children[index].projection.name(),
+                    projection = name,
                     cool_down_seconds = rest.as_secs(),
                     "projection stuck (the others go on); trying again after a rest"
                 );

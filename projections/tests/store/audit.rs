@@ -1,6 +1,9 @@
 //! The audit log, rebuilds without downtime, and replaying history with today's code.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_backends;
 
 use std::sync::Arc;
 
@@ -28,15 +31,8 @@ async fn execute(db: &Database, sql: &str) {
     on_pool!(db, |pool| sqlx::query(sql).execute(pool).await.map(drop)).unwrap();
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_swaps(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_swaps(f: Fixture) {
     let ids = write_runs(&f.commands(), 6).await;
     let log = AuditLog::new(f.db.clone());
     caught_up(&log, &f.db).await;
@@ -132,15 +128,8 @@ async fn every_event_is_an_audit_entry_in_a_chain_that_finds_edits_removals_and_
     assert_eq!(log.verify().await.unwrap().finding, None);
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chain(f: Fixture) {
     let log = Arc::new(AuditLog::new(f.db.clone()));
     write_runs(&f.commands(), 20).await;
     caught_up(&log, &f.db).await;
@@ -186,15 +175,8 @@ async fn a_rebuild_under_concurrent_writes_loses_nothing_and_keeps_the_live_chai
     assert_eq!(verdict.head, log.replayed_head().await.unwrap());
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(f: Fixture) {
     let projection = Arc::new(RunsProjection::new(f.db.clone()));
     let shutdown = CancellationToken::new();
     let supervisor = f.supervise(vec![projection.clone()]).await;
@@ -245,15 +227,8 @@ async fn a_runs_rebuild_under_concurrent_writes_ends_equal_to_the_live_view(
 
 const OLD_EVENTS: &str = include_str!("../fixtures/events-0.1.ndjson");
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_written_by_an_older_version_replay_with_todays_code(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn events_written_by_an_older_version_replay_with_todays_code(f: Fixture) {
     let old = testkit::parse_fixture(OLD_EVENTS).unwrap();
     testkit::insert_raw(&f.db, &old).await.unwrap();
     write_runs(&f.commands(), 2).await;

@@ -3,6 +3,9 @@
 //! that commit late, advisory locks and plain NATS subscribers.
 
 use rstest::rstest;
+use rstest_reuse::apply;
+
+use super::both_backends;
 
 use super::*;
 
@@ -25,15 +28,8 @@ fn assert_exactly_once_in_order(events: &[CloudEvent], expected: i64) {
     }
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_stored_event_reaches_the_stream_exactly_once_in_aggregate_order(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn every_stored_event_reaches_the_stream_exactly_once_in_aggregate_order(f: Fixture) {
     write_runs(&f.commands(), 12).await;
     let mut relay = f.relay();
     let published = drain(&mut relay, &f.db).await;
@@ -51,15 +47,8 @@ async fn every_stored_event_reaches_the_stream_exactly_once_in_aggregate_order(
     assert_eq!(first.event_type, "aurora.run.RunRequested.v1");
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_committed_while_no_relay_runs_are_published_when_one_starts(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn events_committed_while_no_relay_runs_are_published_when_one_starts(f: Fixture) {
     // Commit, and "die" before publishing: no relay runs at all.
     write_runs(&f.commands(), 5).await;
     assert_eq!(f.bus().state().await.unwrap().messages, 0);
@@ -69,15 +58,8 @@ async fn events_committed_while_no_relay_runs_are_published_when_one_starts(
     assert_exactly_once_in_order(&f.stream_events().await, f.store_count().await);
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_killed_between_publish_and_checkpoint_publishes_nothing_twice(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn a_relay_killed_between_publish_and_checkpoint_publishes_nothing_twice(f: Fixture) {
     write_runs(&f.commands(), 6).await;
     let mut doomed = f.relay();
     doomed.crash_after_next_publish();
@@ -90,15 +72,8 @@ async fn a_relay_killed_between_publish_and_checkpoint_publishes_nothing_twice(
     assert_exactly_once_in_order(&f.stream_events().await, f.store_count().await);
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_purged_stream_is_healed_from_the_store(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn a_purged_stream_is_healed_from_the_store(f: Fixture) {
     write_runs(&f.commands(), 6).await;
     let mut relay = f.relay();
     drain(&mut relay, &f.db).await;
@@ -115,15 +90,8 @@ async fn a_purged_stream_is_healed_from_the_store(
     );
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_that_lost_single_messages_is_healed_without_duplicates(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn a_stream_that_lost_single_messages_is_healed_without_duplicates(f: Fixture) {
     write_runs(&f.commands(), 6).await;
     let mut relay = f.relay();
     drain(&mut relay, &f.db).await;
@@ -141,15 +109,8 @@ async fn a_stream_that_lost_single_messages_is_healed_without_duplicates(
     );
 }
 
-#[rstest]
-#[case::postgres_nats(Fixture::postgres_nats())]
-#[case::sqlite_memory(Fixture::sqlite_memory())]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_are_all_seen_once_by_a_tailing_reader(
-    #[future(awt)]
-    #[case]
-    f: Fixture,
-) {
+#[apply(both_backends)]
+async fn concurrent_appends_are_all_seen_once_by_a_tailing_reader(f: Fixture) {
     let commands = Arc::new(f.commands());
     let written = Arc::new(Notify::new());
     let writers: Vec<_> = (0..8)
