@@ -15,10 +15,11 @@ use sha2::{Digest, Sha256};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::auth::{authenticate, respond};
 use super::body::{json, with_request_id};
 use super::consistency;
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
+use super::guard::authenticate;
 use super::page::{optional_raw_query, Page};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
@@ -240,7 +241,7 @@ async fn list(
     headers: HeaderMap,
     raw: String,
 ) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let (query, filter) = authorized_query(&state, &headers, &raw)?;
         let limit = super::page::limit(query.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
         let after = match &query.cursor {
@@ -289,13 +290,14 @@ async fn export(
     headers: HeaderMap,
     raw: String,
 ) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let (query, filter) = authorized_query(&state, &headers, &raw)?;
         if query.limit.is_some() || query.cursor.is_some() {
             return Err(bad(
                 "invalid-query",
                 "an export takes filters only (no limit or cursor): it streams the whole range",
-            ));
+            )
+            .into());
         }
         let reached = consistency::wait(&state, &headers, aurora_projections::audit::NAME).await?;
         // A time range is exported as the unbroken stretch of the chain it covers, so that
@@ -348,14 +350,14 @@ async fn export(
             rx.recv().await.map(|page| (page, rx))
         });
         // An export ends (cut, never silently complete) when its token stops holding.
-        let holds = super::auth::token_holds(
+        let holds = super::guard::token_holds(
             state_for_check,
             headers,
             "audit:read",
             None,
             Some(String::new()), // as Access::admin: no owner() policy matches
         );
-        let pages = super::auth::while_token_holds(pages, holds);
+        let pages = super::guard::while_token_holds(pages, holds);
         let mut response = warp::reply::stream(pages).into_response();
         let headers = response.headers_mut();
         headers.insert(

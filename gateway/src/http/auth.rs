@@ -21,11 +21,12 @@ use warp::{Filter, Rejection};
 
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
-use super::credentials::presented_token;
+use super::error::{respond, username_taken, ApiError};
+use super::guard::authenticate;
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::passwords;
-use crate::auth::tokens::{Access, Claims, Minted, TokenError, VerifiedToken};
+use crate::auth::tokens::{Access, Minted};
 use crate::state::AppState;
 
 /// The identity routes.
@@ -188,11 +189,6 @@ pub(crate) async fn issue(
     }
 }
 
-/// The response, or the problem as one.
-pub(crate) fn respond(ctx: &RequestContext, result: Result<Response, Problem>) -> Response {
-    result.unwrap_or_else(|problem| problem.response(Some(ctx)))
-}
-
 /// Registers a user (role `user`, tier `free`).
 #[utoipa::path(
     post,
@@ -216,7 +212,7 @@ async fn try_register(
     ctx: &RequestContext,
     state: &AppState,
     body: JsonBody,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let credentials: Credentials = body.parse(None)?;
     let username = Username::parse_new(&credentials.username)
         .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
@@ -267,9 +263,9 @@ async fn try_register(
             if let Err(cleanup) = state.db.delete_password_hash(&id).await {
                 tracing::warn!(error = %cleanup, "could not remove the hash of a failed registration");
             }
-            return Err(username_taken());
+            return Err(username_taken().into());
         }
-        return Err(user_problem(error));
+        return Err(error.into());
     }
     state.metrics.command("RegisterUser", "accepted");
     tracing::info!(username = %username, "user registered");
@@ -318,13 +314,13 @@ async fn try_login(
     ctx: &RequestContext,
     state: &AppState,
     body: JsonBody,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let credentials: Credentials = body.parse(None)?;
     let users = &state.identity.users;
     // An unparseable name cannot exist, but gets the same work and answer as a wrong one.
     let username = Username::parse(&credentials.username).ok();
     let user = match &username {
-        Some(name) => users.load(name.as_str()).await.map_err(user_problem)?,
+        Some(name) => users.load(name.as_str()).await?,
         None => Default::default(),
     };
     let stored = match user.user_id() {
@@ -347,12 +343,12 @@ async fn try_login(
         let refusal = Refusal::new("POST", "/api/v1/auth/login", 401, "login-failed");
         super::refusals::record(state, &ctx.metadata(), refusal).await;
         state.metrics.command("LogIn", "refused");
-        return Err(login_failed());
+        return Err(login_failed().into());
     };
     let name = username.as_str();
     if !matches {
         record_failure(state, ctx, name, LoginFailure::WrongPassword).await;
-        return Err(login_failed());
+        return Err(login_failed().into());
     }
     let ttl = Duration::from_secs(state.config.session_ttl_seconds);
     let role = user.role().map(|role| role.as_str().to_string());
@@ -366,9 +362,9 @@ async fn try_login(
         Ok(minted) => minted,
         Err(AggregateError::UserError(UserError::Disabled)) => {
             record_failure(state, ctx, name, LoginFailure::Disabled).await;
-            return Err(login_failed());
+            return Err(login_failed().into());
         }
-        Err(error) => return Err(user_problem(error)),
+        Err(error) => return Err(error.into()),
     };
     state.metrics.command("LogIn", "accepted");
     Ok(json(StatusCode::OK, &TokenBody::new(minted, None), ctx))
@@ -409,16 +405,11 @@ async fn record_failure(
 )]
 async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
     let access = Access::own("users:read");
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let claims = authenticate(&state, &headers, access)?;
-        let user = state
-            .identity
-            .users
-            .load(&claims.username)
-            .await
-            .map_err(user_problem)?;
+        let user = state.identity.users.load(&claims.username).await?;
         let (Some(id), Some(role), Some(tier)) = (user.user_id(), user.role(), user.tier()) else {
-            return Err(Problem::not_found("the token's user no longer exists"));
+            return Err(Problem::not_found("the token's user no longer exists").into());
         };
         let body = UserBody {
             id: id.to_string(),
@@ -447,20 +438,18 @@ async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Re
 async fn public_keys(ctx: RequestContext, state: Arc<AppState>) -> Response {
     let ring = state.identity.tokens.keys();
     let signing = ring.signing().0;
-    let keys: Vec<serde_json::Value> = ring
+    let keys = ring
         .ids()
         .into_iter()
         .filter_map(|id| {
-            ring.public(id).map(|key| {
-                serde_json::json!({
-                    "id": id,
-                    "public_key": key.to_string(),
-                    "signing": id == signing,
-                })
+            ring.public(id).map(|key| PublicKey {
+                id,
+                public_key: key.to_string(),
+                signing: id == signing,
             })
         })
         .collect();
-    json(StatusCode::OK, &serde_json::json!({ "keys": keys }), &ctx)
+    json(StatusCode::OK, &PublicKeys { keys }, &ctx)
 }
 
 /// What the presented token says, checked but without reading the store: a client's
@@ -479,160 +468,15 @@ async fn public_keys(ctx: RequestContext, state: Arc<AppState>) -> Response {
 )]
 async fn whoami(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
     let result = authenticate(&state, &headers, Access::own("users:read")).map(|claims| {
-        let body = serde_json::json!({
-            "username": claims.username,
-            "role": claims.role,
-            "tier": claims.tier,
-            "token_id": claims.token_id,
-        });
+        let body = WhoAmI {
+            username: claims.username,
+            role: claims.role,
+            tier: claims.tier,
+            token_id: claims.token_id,
+        };
         json(StatusCode::OK, &body, &ctx)
     });
     respond(&ctx, result)
-}
-
-/// Verifies the request's token and authorizes `access`: 401 without a valid token, 403
-/// when the token does not allow it.
-pub fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    access: Access<'_>,
-) -> Result<Claims, Problem> {
-    let token = verify_request(state, headers)?;
-    authorize(state, &token, access)
-}
-
-/// Verifies the request's token — signature, root key, not revoked — without yet
-/// authorizing anything: 401 if it fails.
-pub fn verify_request(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Arc<VerifiedToken>, Problem> {
-    let token = presented_token(headers)?;
-    state
-        .identity
-        .tokens
-        .verify(token)
-        .map_err(|error| refused(error, ""))
-}
-
-/// A check that the request's token still allows what a long response was authorized for
-/// (an event stream, a download, an export): true until the token is revoked, its user
-/// disabled or its role changed, or it expires. Cheap enough to call per chunk: a cached
-/// token and a remembered decision within the second cost about a microsecond.
-pub fn token_holds(
-    state: Arc<AppState>,
-    headers: HeaderMap,
-    operation: &'static str,
-    resource: Option<(&'static str, String)>,
-    owner: Option<String>,
-) -> impl Fn() -> bool + Send + Sync + 'static {
-    move || {
-        let access = Access {
-            operation,
-            resource: resource.as_ref().map(|(kind, id)| (*kind, id.as_str())),
-            owner: owner.as_deref(),
-        };
-        verify_request(&state, &headers)
-            .and_then(|token| authorize(&state, &token, access))
-            .is_ok()
-    }
-}
-
-/// `body` as long as `holds`: past the moment it says no, the stream yields an error, so
-/// the connection is cut and the client sees a truncated answer, not a complete one.
-pub fn while_token_holds<S>(
-    body: S,
-    holds: impl Fn() -> bool + Send + Sync + 'static,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static
-where
-    S: futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static,
-{
-    use futures::StreamExt;
-    body.map(move |chunk| {
-        if holds() {
-            chunk
-        } else {
-            Err(std::io::Error::other(
-                "the token was revoked or has expired",
-            ))
-        }
-    })
-}
-
-/// Authorizes `access` for a verified token: 403 if the token does not allow it.
-pub fn authorize(
-    state: &AppState,
-    token: &VerifiedToken,
-    access: Access<'_>,
-) -> Result<Claims, Problem> {
-    let claims = state
-        .identity
-        .tokens
-        .authorize(token, access, SystemTime::now())
-        .map_err(|error| refused(error, access.operation))?;
-    tracing::Span::current().record("principal", claims.username.as_str());
-    Ok(claims)
-}
-
-fn refused(error: TokenError, operation: &str) -> Problem {
-    let unauthorized = |slug| {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            slug,
-            "Unauthorized",
-            error.to_string(),
-        )
-    };
-    match error {
-        TokenError::Invalid => unauthorized("invalid-token"),
-        TokenError::Revoked => unauthorized("token-revoked"),
-        TokenError::Expired => unauthorized("token-expired"),
-        TokenError::Forbidden => Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Forbidden",
-            format!(
-                "{error}: '{operation}' is not allowed by this token (narrowed, or not your \
-                 role)"
-            ),
-        ),
-    }
-}
-
-fn username_taken() -> Problem {
-    Problem::new(
-        StatusCode::CONFLICT,
-        "username-taken",
-        "Conflict",
-        "that username is taken; choose another",
-    )
-}
-
-pub(crate) fn user_problem(error: AggregateError<UserError>) -> Problem {
-    match error {
-        AggregateError::UserError(UserError::AlreadyRegistered) => username_taken(),
-        AggregateError::AggregateConflict => Problem::new(
-            StatusCode::CONFLICT,
-            "concurrent-modification",
-            "Conflict",
-            "the user was changed by other requests at the same time; retry",
-        ),
-        AggregateError::UserError(UserError::NotFound) => Problem::not_found("no such user"),
-        AggregateError::UserError(UserError::TokenNotFound) => {
-            Problem::not_found("you hold no live token with that id")
-        }
-        AggregateError::UserError(error @ (UserError::InvalidLabel | UserError::ReasonTooLong)) => {
-            Problem::unprocessable("invalid-field", error.to_string())
-        }
-        AggregateError::UserError(error) => Problem::new(
-            StatusCode::CONFLICT,
-            "user-state",
-            "Conflict",
-            error.to_string(),
-        ),
-        AggregateError::DatabaseConnectionError(error) => Problem::unavailable(&error),
-        other => Problem::internal(&other),
-    }
 }
 
 /// What the presented token says.

@@ -12,9 +12,10 @@ use http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{authenticate, respond};
 use super::body::{json, no_content};
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
+use super::guard::authenticate;
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
@@ -45,11 +46,11 @@ pub fn routes(
     list.or(lift).unify()
 }
 
-fn limits(state: &AppState) -> Result<&Limits, Problem> {
+fn limits(state: &AppState) -> Result<&Limits, ApiError> {
     state
         .limits
         .as_ref()
-        .ok_or_else(|| Problem::not_found("rate limits are off (AURORA_RATE_LIMITS=off)"))
+        .ok_or_else(|| Problem::not_found("rate limits are off (AURORA_RATE_LIMITS=off)").into())
 }
 
 /// The rate limiter's blocks in force on this replica (admins).
@@ -72,7 +73,7 @@ async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> 
         .and_then(|_| limits(&state))
         .map(|limits| {
             let items = limits.blocks().list(Utc::now());
-            json(StatusCode::OK, &serde_json::json!({ "items": items }), &ctx)
+            json(StatusCode::OK, &BlockList { items }, &ctx)
         });
     respond(&ctx, result)
 }
@@ -98,13 +99,13 @@ async fn lift(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let claims = authenticate(&state, &headers, Access::admin("blocks:delete", None))?;
         let limits = limits(&state)?;
         let not_blocked = || Problem::not_found("that client is not blocked");
         let key = percent_decode(&raw_key).ok_or_else(not_blocked)?;
         if key.len() > MAX_KEY_LEN || !(key.starts_with("ip:") || key.starts_with("user:")) {
-            return Err(not_blocked());
+            return Err(not_blocked().into());
         }
         let command = ClientCommand::Unblock {
             reason: format!("lifted by {}", claims.username),
@@ -117,9 +118,9 @@ async fn lift(
                 state.metrics.command("UnblockClient", "accepted");
                 Ok(no_content(&ctx))
             }
-            Err(AggregateError::UserError(ClientError::NotBlocked)) => Err(not_blocked()),
-            Err(AggregateError::DatabaseConnectionError(e)) => Err(Problem::unavailable(&e)),
-            Err(error) => Err(Problem::internal(&error)),
+            Err(AggregateError::UserError(ClientError::NotBlocked)) => Err(not_blocked().into()),
+            Err(AggregateError::DatabaseConnectionError(e)) => Err(Problem::unavailable(&e).into()),
+            Err(error) => Err(Problem::internal(&error).into()),
         }
     }
     .await;

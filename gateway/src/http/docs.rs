@@ -82,10 +82,10 @@ elsewhere, is at `GET /api-docs/`.";
         super::audit::list,
         super::audit::export,
         super::webhooks::identity,
-        operational::health,
-        operational::ready,
-        operational::live,
-        operational::metrics,
+        super::health::health,
+        super::health::ready,
+        super::health::live,
+        super::health::metrics,
         spec,
         ui_root,
         ui_file,
@@ -284,109 +284,6 @@ fn ui_file(tail: &str, ctx: &RequestContext) -> Response {
         Ok(None) => Problem::not_found("no such file in the API docs UI").response(Some(ctx)),
         Err(error) => Problem::internal(&error).response(Some(ctx)),
     }
-}
-
-/// Schemas of bodies the handlers build as JSON literals: what they send, for the document
-/// only (nothing constructs these).
-pub mod schemas {
-    use serde::Serialize;
-    use utoipa::ToSchema;
-
-    /// A status answer of the operational routes.
-    #[derive(Serialize, ToSchema)]
-    pub struct Status {
-        /// `alive`, `ready` or `not ready`.
-        pub status: String,
-        /// Why not ready (`draining`, `nats disconnected`).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub reason: Option<String>,
-    }
-
-    /// A dependency's health.
-    #[derive(Serialize, ToSchema)]
-    pub struct ServiceHealth {
-        /// `healthy`, `degraded` (slow) or `unhealthy`.
-        pub status: String,
-        /// Round trip in milliseconds.
-        pub latency: Option<f64>,
-        /// Which backend (`postgres`, `sqlite`, `nats`, `in-process` …).
-        pub backend: String,
-        /// Why unhealthy.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub error: Option<String>,
-    }
-
-    /// The replica's health in detail (an outline: the services' fields are as `/health`
-    /// sends them today, and may gain more).
-    #[derive(Serialize, ToSchema)]
-    pub struct Health {
-        /// `healthy`, `degraded` (serving, but something is slow or stale) or `unhealthy`.
-        pub status: String,
-        /// When measured (RFC 3339).
-        pub timestamp: String,
-        /// Aurora's version.
-        pub version: String,
-        /// The configured environment name.
-        pub environment: String,
-        /// Seconds since start.
-        pub uptime: u64,
-        /// Each dependency: `database` and `nats` as [`ServiceHealth`], `actors` and
-        /// `projections` with their own fields.
-        #[schema(value_type = Object)]
-        pub services: serde_json::Value,
-    }
-}
-
-/// The operational routes are closures and plain handlers in `health.rs`; they are
-/// described here.
-mod operational {
-    use super::schemas::{Health, Status};
-
-    /// The replica's health in detail: database, bus, execution engine, read models.
-    #[utoipa::path(
-        get,
-        path = "/health",
-        tag = "operations",
-        responses(
-            (status = 200, description = "Healthy or degraded (still serving)", body = Health),
-            (status = 503, description = "Unhealthy: the database or the bus is down", body = Health),
-        )
-    )]
-    #[allow(dead_code)]
-    fn health() {}
-
-    /// May this replica take traffic (not draining, bus connected)?
-    #[utoipa::path(
-        get,
-        path = "/ready",
-        tag = "operations",
-        responses(
-            (status = 200, description = "Ready", body = Status),
-            (status = 503, description = "Not ready, with the reason", body = Status),
-        )
-    )]
-    #[allow(dead_code)]
-    fn ready() {}
-
-    /// Is the process alive?
-    #[utoipa::path(
-        get,
-        path = "/live",
-        tag = "operations",
-        responses((status = 200, description = "Alive", body = Status))
-    )]
-    #[allow(dead_code)]
-    fn live() {}
-
-    /// Prometheus metrics in the OpenMetrics text format.
-    #[utoipa::path(
-        get,
-        path = "/metrics",
-        tag = "operations",
-        responses((status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"))
-    )]
-    #[allow(dead_code)]
-    fn metrics() {}
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use warp::Reply;
 
 use super::body::with_request_id;
 use super::context::RequestContext;
+use super::error::ApiError;
 use super::problem::Problem;
 
 /// The requested range lies outside the file.
@@ -57,7 +58,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
 }
 
 /// Streams `path` as `content_type`, honouring `Range`, for as long as `holds` (the
-/// request's token still allows the download: see [`super::auth::token_holds`]).
+/// request's token still allows the download: see [`super::guard::token_holds`]).
 pub async fn serve(
     path: &Path,
     content_type: &str,
@@ -65,19 +66,19 @@ pub async fn serve(
     headers: &HeaderMap,
     ctx: &RequestContext,
     holds: impl Fn() -> bool + Send + Sync + 'static,
-) -> Response {
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Problem::not_found("the file is no longer in the artifact store")
-                .response(Some(ctx))
+) -> Result<Response, ApiError> {
+    let mut file = tokio::fs::File::open(path).await.map_err(|error| {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            Problem::not_found("the file is no longer in the artifact store")
+        } else {
+            Problem::internal(&error)
         }
-        Err(error) => return Problem::internal(&error).response(Some(ctx)),
-    };
-    let size = match file.metadata().await {
-        Ok(meta) => meta.len(),
-        Err(error) => return Problem::internal(&error).response(Some(ctx)),
-    };
+    })?;
+    let size = file
+        .metadata()
+        .await
+        .map_err(|error| Problem::internal(&error))?
+        .len();
     let range_header = headers
         .get(http::header::RANGE)
         .and_then(|v| v.to_str().ok());
@@ -96,7 +97,7 @@ pub async fn serve(
                     .headers_mut()
                     .insert(http::header::CONTENT_RANGE, value);
             }
-            return response;
+            return Ok(response);
         }
     };
     let (status, start, length) = match range {
@@ -104,12 +105,12 @@ pub async fn serve(
         None => (StatusCode::OK, 0, size),
     };
     if start > 0 {
-        if let Err(error) = file.seek(std::io::SeekFrom::Start(start)).await {
-            return Problem::internal(&error).response(Some(ctx));
-        }
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|error| Problem::internal(&error))?;
     }
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
-    let stream = super::auth::while_token_holds(stream, holds);
+    let stream = super::guard::while_token_holds(stream, holds);
     let mut response = warp::reply::stream(stream).into_response();
     *response.status_mut() = status;
     let out = response.headers_mut();
@@ -131,7 +132,7 @@ pub async fn serve(
             format!("bytes {start}-{}/{size}", start + length - 1),
         );
     }
-    with_request_id(response, ctx)
+    Ok(with_request_id(response, ctx))
 }
 
 #[cfg(test)]

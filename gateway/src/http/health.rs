@@ -32,22 +32,11 @@ pub fn routes(
         .and(warp::get())
         .and(with_state.clone())
         .then(ready);
-    let live = warp::path!("live")
+    let live = warp::path!("live").and(warp::get()).map(live);
+    let metrics = warp::path!("metrics")
         .and(warp::get())
-        .map(|| warp::reply::json(&serde_json::json!({"status": "alive"})).into_response());
-    let metrics =
-        warp::path!("metrics")
-            .and(warp::get())
-            .and(with_state)
-            .map(|state: Arc<AppState>| {
-                state.metrics.observe_pool(&state.db);
-                warp::reply::with_header(
-                    state.metrics.encode(),
-                    "content-type",
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )
-                .into_response()
-            });
+        .and(with_state)
+        .map(metrics);
     health
         .or(ready)
         .unify()
@@ -184,18 +173,37 @@ struct Services {
     projections: ProjectionsHealth,
 }
 
-#[derive(Debug, Serialize)]
-struct Health {
+/// The replica's health in detail.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `healthy`, `degraded` (serving, but something is slow or stale) or `unhealthy`.
     status: &'static str,
+    /// When measured (RFC 3339).
     timestamp: String,
+    /// Aurora's version.
     version: &'static str,
+    /// The configured environment name.
     environment: String,
     /// Seconds since start.
     uptime: u64,
+    /// Each dependency: `database` and `nats` (`status` healthy, degraded (slow) or
+    /// unhealthy, `latency` in ms, `backend`, `error`), `actors` (the execution engine) and
+    /// `projections` (the read models' lags and their actors).
+    #[schema(value_type = Object)]
     services: Services,
 }
 
-async fn health(state: Arc<AppState>) -> Response {
+/// The replica's health in detail: database, bus, execution engine, read models.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Healthy or degraded (still serving)", body = Health),
+        (status = 503, description = "Unhealthy: the database or the bus is down", body = Health),
+    )
+)]
+pub(super) async fn health(state: Arc<AppState>) -> Response {
     let (database, nats, projections) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, state.probe.ping()),
         tokio::time::timeout(CHECK_TIMEOUT, state.bus.ping()),
@@ -249,7 +257,18 @@ async fn health(state: Arc<AppState>) -> Response {
 /// `/ready` waits this long for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
-async fn ready(state: Arc<AppState>) -> Response {
+/// May this replica take traffic (not draining, bus connected, revocations current,
+/// database reachable)?
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 503, description = "Not ready, with the reason", body = Status),
+    )
+)]
+pub(super) async fn ready(state: Arc<AppState>) -> Response {
     // Migrations run before the listener opens, so a serving process has them.
     let reason = if state.is_draining() {
         Some("draining")
@@ -268,11 +287,55 @@ async fn ready(state: Arc<AppState>) -> Response {
         None
     };
     match reason {
-        None => warp::reply::json(&serde_json::json!({"status": "ready"})).into_response(),
+        None => warp::reply::json(&Status::answer("ready", None)).into_response(),
         Some(reason) => warp::reply::with_status(
-            warp::reply::json(&serde_json::json!({"status": "not ready", "reason": reason})),
+            warp::reply::json(&Status::answer("not ready", Some(reason))),
             StatusCode::SERVICE_UNAVAILABLE,
         )
         .into_response(),
+    }
+}
+
+/// Is the process alive?
+#[utoipa::path(
+    get,
+    path = "/live",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Status))
+)]
+pub(super) fn live() -> Response {
+    warp::reply::json(&Status::answer("alive", None)).into_response()
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"))
+)]
+pub(super) fn metrics(state: Arc<AppState>) -> Response {
+    state.metrics.observe_pool(&state.db);
+    warp::reply::with_header(
+        state.metrics.encode(),
+        "content-type",
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    )
+    .into_response()
+}
+
+/// The answer of `/live` and `/ready`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// `alive`, `ready` or `not ready`.
+    status: &'static str,
+    /// Why not ready (`draining`, `nats disconnected` …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+impl Status {
+    fn answer(status: &'static str, reason: Option<&'static str>) -> Self {
+        Self { status, reason }
     }
 }

@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{authenticate, respond};
 use super::body::json;
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
+use super::guard::authenticate;
 use super::page::optional_raw_query;
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
@@ -237,16 +238,9 @@ async fn run_history(
     headers: HeaderMap,
     query: String,
 ) -> Response {
-    let as_of = match AsOf::parse(&query) {
-        Ok(as_of) => as_of,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
-    let (run_id, _, claims) =
-        match super::runs::readable_stored(&raw_id, &ctx, &state, &headers).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        };
-    let result = async {
+    let result: Result<Response, ApiError> = async {
+        let as_of = AsOf::parse(&query)?;
+        let (run_id, _, claims) = super::runs::readable_stored(&raw_id, &state, &headers).await?;
         let id = run_id.to_string();
         let history = state
             .db
@@ -288,12 +282,12 @@ async fn user_history(
     headers: HeaderMap,
     query: String,
 ) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let as_of = AsOf::parse(&query)?;
-        let token = super::auth::verify_request(&state, &headers)?;
+        let token = super::guard::verify_request(&state, &headers)?;
         let username = super::users::resolve(&state, &raw_id).await?;
         let claims = if token.claims().username == username {
-            super::auth::authorize(&state, &token, Access::own("users:read"))?
+            super::guard::authorize(&state, &token, Access::own("users:read"))?
         } else {
             authenticate(
                 &state,
@@ -307,7 +301,7 @@ async fn user_history(
             .await
             .map_err(|e| Problem::unavailable(&e))?;
         if history.is_empty() {
-            return Err(Problem::not_found("no user with this id"));
+            return Err(Problem::not_found("no user with this id").into());
         }
         let name = username.clone();
         let body = history_body(User::TYPE, username, history, as_of, &claims, |kept| {

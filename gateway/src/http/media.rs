@@ -21,10 +21,11 @@ use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{authenticate, authorize, verify_request};
 use super::body::json;
 use super::body::Binary;
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
+use super::guard::{authenticate, authorize, verify_request};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
@@ -160,18 +161,24 @@ async fn upload(
     headers: HeaderMap,
     body: impl futures::Stream<Item = Result<bytes::Bytes, warp::Error>> + Unpin,
 ) -> Response {
+    respond(&ctx, accept(&ctx, &state, &headers, body).await)
+}
+
+async fn accept(
+    ctx: &RequestContext,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: impl futures::Stream<Item = Result<bytes::Bytes, warp::Error>> + Unpin,
+) -> Result<Response, ApiError> {
     // Who first: nothing of an unauthorized client is written.
-    let claims = match authenticate(&state, &headers, Access::own("media:create")) {
-        Ok(claims) => claims,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
+    let claims = authenticate(state, headers, Access::own("media:create"))?;
     let limit = state.config.max_upload_bytes;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return too_large(limit).response(Some(&ctx));
+        return Err(too_large(limit).into());
     }
     let media = &state.media;
     let id = Uuid::now_v7();
@@ -221,17 +228,12 @@ async fn upload(
         };
         Ok((bytes, sha256, content_type, info))
     };
-    let (bytes, sha256, content_type, info) = match checked.await {
-        Ok(checked) => checked,
-        Err(problem) => {
-            let _ = tokio::fs::remove_file(&part).await;
-            return problem.response(Some(&ctx));
-        }
-    };
+    // A refused upload's part file goes with `leftover`.
+    let (bytes, sha256, content_type, info) = checked.await?;
     let path = media.artifacts.media(id);
-    if let Err(error) = ArtifactStore::commit(&part, &path).await {
-        return Problem::internal(&error).response(Some(&ctx));
-    }
+    ArtifactStore::commit(&part, &path)
+        .await
+        .map_err(|error| Problem::internal(&error))?;
     leftover.0 = None;
     let upload = Upload {
         media_id: id,
@@ -254,27 +256,29 @@ async fn upload(
         Ok(_) => {
             state.metrics.command("RecordUpload", "accepted");
             tracing::info!(media_id = %id, bytes, "media uploaded");
-            let body = serde_json::json!({
-                "id": id,
-                "owner": upload.owner,
-                "bytes": upload.bytes,
-                "sha256": upload.sha256,
-                "content_type": upload.content_type,
-                "info": upload.info,
-                "created_at": metadata.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            });
-            let mut response = json(StatusCode::CREATED, &body, &ctx);
+            let body = MediaUploaded {
+                id,
+                owner: upload.owner,
+                bytes: upload.bytes,
+                sha256: upload.sha256,
+                content_type: upload.content_type,
+                info: upload.info,
+                created_at: metadata
+                    .time
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            };
+            let mut response = json(StatusCode::CREATED, &body, ctx);
             if let Ok(location) = http::HeaderValue::from_str(&format!("/api/v1/media/{id}")) {
                 response
                     .headers_mut()
                     .insert(http::header::LOCATION, location);
             }
-            response
+            Ok(response)
         }
         Err(error) => {
             state.metrics.command("RecordUpload", "failed");
             let _ = tokio::fs::remove_file(&path).await;
-            Problem::unavailable(&error).response(Some(&ctx))
+            Err(Problem::unavailable(&error).into())
         }
     }
 }
@@ -307,23 +311,30 @@ async fn download(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(id) = Uuid::parse_str(&raw_id) else {
-        return Problem::bad_request(
+    respond(&ctx, send(&raw_id, &ctx, state.clone(), headers).await)
+}
+
+async fn send(
+    raw_id: &str,
+    ctx: &RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = Uuid::parse_str(raw_id).map_err(|_| {
+        Problem::bad_request(
             "invalid-media-id",
             "the media id in the path must be a UUID",
         )
-        .response(Some(&ctx));
-    };
-    let token = match verify_request(&state, &headers) {
-        Ok(token) => token,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
-    let media = match state.media.commands.load(&id.to_string()).await {
-        Ok(media) => media,
-        Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
-    };
+    })?;
+    let token = verify_request(&state, &headers)?;
+    let media = state
+        .media
+        .commands
+        .load(&id.to_string())
+        .await
+        .map_err(|error| Problem::unavailable(&error))?;
     let Some(upload) = media.upload() else {
-        return Problem::not_found("no media with this id").response(Some(&ctx));
+        return Err(Problem::not_found("no media with this id").into());
     };
     let key = id.to_string();
     let access = Access {
@@ -331,18 +342,16 @@ async fn download(
         resource: Some(("media", &key)),
         owner: Some(&upload.owner),
     };
-    if let Err(problem) = authorize(&state, &token, access) {
-        return problem.response(Some(&ctx));
-    }
+    authorize(&state, &token, access)?;
     let path = state.media.artifacts.media(id);
-    let holds = super::auth::token_holds(
+    let holds = super::guard::token_holds(
         state.clone(),
         headers.clone(),
         "media:read",
         Some(("media", key.clone())),
         Some(upload.owner.clone()),
     );
-    super::files::serve(&path, &upload.content_type, &key, &headers, &ctx, holds).await
+    super::files::serve(&path, &upload.content_type, &key, &headers, ctx, holds).await
 }
 
 /// An upload, checked and stored.

@@ -21,6 +21,7 @@ use warp::sse::Event;
 use warp::{Filter, Rejection, Reply};
 
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::state::AppState;
@@ -89,11 +90,16 @@ async fn events(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let (run_id, run, claims) =
-        match super::runs::readable_stored(&raw_id, &ctx, &state, &headers).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        };
+    respond(&ctx, stream(&raw_id, &ctx, state.clone(), headers).await)
+}
+
+async fn stream(
+    raw_id: &str,
+    ctx: &RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (run_id, run, claims) = super::runs::readable_stored(raw_id, &state, &headers).await?;
     let id = run_id.to_string();
     let full = claims.role == aurora_domain::user::Role::Admin;
     let after: i64 = headers
@@ -105,25 +111,26 @@ async fn events(
     // Live first, then history: nothing falls in between.
     let bus = state.bus.shared();
     let filter = bus.subjects().event(Run::TYPE, &id, "*");
-    let mut live = match bus.tail(&filter).await {
-        Ok(live) => live,
-        Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
-    };
+    let mut live = bus
+        .tail(&filter)
+        .await
+        .map_err(|error| Problem::unavailable(&error))?;
     let mut progress = progress_of(&state, &id).await;
-    let history = match state.db.read_aggregate_after(Run::TYPE, &id, after).await {
-        Ok(history) => history,
-        Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
-    };
+    let history = state
+        .db
+        .read_aggregate_after(Run::TYPE, &id, after)
+        .await
+        .map_err(|error| Problem::unavailable(&error))?;
     // Resuming after the end of a finished run: nothing will come. 204 also tells an
     // EventSource to stop reconnecting.
     if history.is_empty() && run.status().is_finished() {
-        return super::body::no_content(&ctx);
+        return Ok(super::body::no_content(ctx));
     }
     let (mut tx, rx) = mpsc::channel::<Event>(64);
     let drain = state.drain_token();
     // A stream lives as long as its token: revoked (or its user disabled) or expired, the
     // stream ends within a second, with an event that says why.
-    let still_allowed = super::auth::token_holds(
+    let still_allowed = super::guard::token_holds(
         state.clone(),
         headers.clone(),
         "runs:read",
@@ -190,7 +197,7 @@ async fn events(
     });
     let stream = rx.map(Ok::<_, Infallible>);
     let response = warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response();
-    super::body::with_request_id(response, &ctx)
+    Ok(super::body::with_request_id(response, ctx))
 }
 
 /// Live progress of run `id` as JSON texts: from NATS (any replica's transcodes), or

@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{authenticate, issue, respond, rfc3339, user_problem, TokenBody};
+use super::auth::{issue, rfc3339, TokenBody};
 use super::body::{json, json_body, no_content, JsonBody};
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
+use super::guard::authenticate;
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::{Access, Claims};
@@ -106,13 +108,12 @@ async fn on_own_user(
     ctx: &RequestContext,
     claims: &Claims,
     command: UserCommand,
-) -> Result<Vec<UserEvent>, Problem> {
+) -> Result<Vec<UserEvent>, ApiError> {
     let metadata = ctx.metadata_for(claims);
-    state
+    Ok(state
         .identity
         .execute(&claims.username, command, &metadata)
-        .await
-        .map_err(user_problem)
+        .await?)
 }
 
 /// Logs out: revokes the token presented (and nothing else).
@@ -130,7 +131,7 @@ async fn on_own_user(
     security(("biscuit" = []), ("api_key" = []))
 )]
 async fn logout(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let claims = authenticate(&state, &headers, Access::own("auth:logout"))?;
         let command = UserCommand::LogOut {
             token_id: claims.token_id.clone(),
@@ -158,14 +159,9 @@ async fn logout(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -
     security(("biscuit" = []), ("api_key" = []))
 )]
 async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let claims = authenticate(&state, &headers, Access::own("tokens:read"))?;
-        let user = state
-            .identity
-            .users
-            .load(&claims.username)
-            .await
-            .map_err(user_problem)?;
+        let user = state.identity.users.load(&claims.username).await?;
         let now = Utc::now();
         let mut items: Vec<TokenInfo> = user
             .tokens()
@@ -180,11 +176,7 @@ async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> 
             })
             .collect();
         items.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-        Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({ "items": items }),
-            &ctx,
-        ))
+        Ok(json(StatusCode::OK, &TokenList { items }, &ctx))
     }
     .await;
     respond(&ctx, result)
@@ -216,7 +208,7 @@ async fn create(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let claims = authenticate(&state, &headers, Access::own("tokens:create"))?;
         let request: NewApiKey = body.parse(None)?;
         let days = request.expires_in_days.unwrap_or(DEFAULT_API_KEY_DAYS);
@@ -224,7 +216,8 @@ async fn create(
             return Err(Problem::unprocessable(
                 "invalid-field",
                 format!("expires_in_days is a whole number from 1 to {MAX_API_KEY_DAYS}"),
-            ));
+            )
+            .into());
         }
         // The key states the user's role and tier as they are now, not as the presented
         // token remembers them.
@@ -238,8 +231,7 @@ async fn create(
             ttl,
             |_| ctx.metadata_for(&claims),
         )
-        .await
-        .map_err(user_problem)?;
+        .await?;
         state.metrics.command("CreateApiKey", "accepted");
         Ok(json(
             StatusCode::CREATED,
@@ -273,10 +265,10 @@ async fn revoke(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let claims = authenticate(&state, &headers, Access::own("tokens:revoke"))?;
         if token_id.len() > 64 {
-            return Err(Problem::not_found("you hold no live token with that id"));
+            return Err(Problem::not_found("you hold no live token with that id").into());
         }
         on_own_user(&state, &ctx, &claims, UserCommand::RevokeToken { token_id }).await?;
         state.metrics.command("RevokeToken", "accepted");

@@ -16,10 +16,11 @@ use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{authenticate, respond, user_problem};
 use super::body::{json, json_body, JsonBody};
 use super::consistency;
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
+use super::guard::authenticate;
 use super::page::{self, Page};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
@@ -94,7 +95,7 @@ async fn list(
     headers: HeaderMap,
     query: String,
 ) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         authenticate(&state, &headers, Access::admin("users:read", None))?;
         let (limit, cursor) = page::parse(&query, DEFAULT_PAGE, MAX_PAGE)?;
         let reached =
@@ -161,7 +162,7 @@ async fn patch(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
-    let result = async {
+    let result: Result<Response, ApiError> = async {
         let claims = authenticate(&state, &headers, Access::admin("users:update", None))?;
         let change: Change = body.parse(None)?;
         let username = resolve(&state, &raw_id).await?;
@@ -169,7 +170,8 @@ async fn patch(
             return Err(Problem::unprocessable(
                 "nothing-to-change",
                 "give at least one of role, tier, disabled",
-            ));
+            )
+            .into());
         }
         if username == claims.username
             && (change.disabled == Some(true) || change.role.is_some_and(|r| r != Role::Admin))
@@ -179,7 +181,8 @@ async fn patch(
                 "self-lockout",
                 "Conflict",
                 "an admin cannot demote or disable themselves; ask another admin",
-            ));
+            )
+            .into());
         }
         // Everything that can be refused for its shape is refused before any command runs:
         // a PATCH changes all it asks for or nothing.
@@ -194,7 +197,8 @@ async fn patch(
                     "reason is longer than {} characters",
                     aurora_domain::run::MAX_REASON_LEN
                 ),
-            ));
+            )
+            .into());
         }
         let commands =
             UserCommand::changes(change.role, change.tier, change.disabled, change.reason);
@@ -203,8 +207,7 @@ async fn patch(
             state
                 .identity
                 .execute(&username, command, &metadata)
-                .await
-                .map_err(user_problem)?;
+                .await?;
         }
         state.metrics.command("UpdateUser", "accepted");
         let view = state

@@ -27,9 +27,9 @@ use serde::Deserialize;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{respond, user_problem};
 use super::body::{json, json_body, JsonBody};
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::webhook::{self, WebhookError, WebhookSecrets};
 use crate::state::AppState;
@@ -132,11 +132,12 @@ async fn try_identity(
     ctx: &RequestContext,
     state: &AppState,
     body: JsonBody,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let Some(secrets) = &state.config.identity_webhook_secrets else {
         return Err(Problem::not_found(
             "the identity webhook is not configured (AURORA_IDENTITY_WEBHOOK_SECRETS)",
-        ));
+        )
+        .into());
     };
     let secrets = WebhookSecrets::parse(secrets).map_err(|e| Problem::internal(&e))?;
     let verified = webhook::verify(
@@ -160,7 +161,7 @@ async fn try_identity(
         .await
         .map_err(|e| Problem::unavailable(&e))?
     {
-        let body = serde_json::json!({"id": verified.id, "status": "duplicate"});
+        let body = WebhookResult::unchanged(&verified.id, "duplicate");
         return Ok(json(StatusCode::OK, &body, ctx));
     }
     let message: Message = body.parse(None)?;
@@ -171,17 +172,13 @@ async fn try_identity(
         return Err(Problem::unprocessable(
             "invalid-field",
             "data.id is the provider's user id: 1 to 256 characters",
-        ));
+        )
+        .into());
     }
     // A user the provider did not create (self-registered, bootstrap) or created under
     // another id is not the provider's to change: someone registering a name before the
     // provider syncs it must not inherit what the provider grants that name.
-    let user = state
-        .identity
-        .users
-        .load(username.as_str())
-        .await
-        .map_err(user_problem)?;
+    let user = state.identity.users.load(username.as_str()).await?;
     // A new user may not take one of Aurora's own names (one the provider created before
     // the name was reserved stays the provider's to change).
     if user.user_id().is_none() {
@@ -196,7 +193,7 @@ async fn try_identity(
             format!(
                 "user {username} exists and was not created by the identity provider as {external_id}"
             ),
-        ));
+        ).into());
     }
     // A message older than one already applied (a retry overtaken by a newer change)
     // changes nothing.
@@ -209,7 +206,8 @@ async fn try_identity(
             "invalid-field",
             "timestamp is in the future (beyond the 5-minute tolerance): the provider's event \
              time must not be later than now",
-        ));
+        )
+        .into());
     }
     if let Some(ms) = event_ms {
         let last = state
@@ -223,7 +221,7 @@ async fn try_identity(
                 .webhook_applied(&verified.id)
                 .await
                 .map_err(|e| Problem::unavailable(&e))?;
-            let body = serde_json::json!({"id": verified.id, "status": "stale"});
+            let body = WebhookResult::unchanged(&verified.id, "stale");
             return Ok(json(StatusCode::OK, &body, ctx));
         }
     }
@@ -239,8 +237,7 @@ async fn try_identity(
             .or_else(|e| match e {
                 AggregateError::UserError(UserError::NotFound) => Ok(0),
                 e => Err(e),
-            })
-            .map_err(user_problem)?,
+            })?,
     };
     if let Some(ms) = event_ms {
         state
@@ -255,7 +252,11 @@ async fn try_identity(
         .await
         .map_err(|e| Problem::unavailable(&e))?;
     state.metrics.command("IdentityWebhook", "accepted");
-    let body = serde_json::json!({"id": verified.id, "status": "applied", "events": changed});
+    let body = WebhookResult {
+        id: verified.id.clone(),
+        status: "applied",
+        events: Some(changed),
+    };
     Ok(json(StatusCode::OK, &body, ctx))
 }
 
@@ -279,7 +280,7 @@ async fn upsert(
     username: &Username,
     external_id: &str,
     data: &Data,
-) -> Result<usize, Problem> {
+) -> Result<usize, ApiError> {
     let mut changed = 0;
     let mut created = false;
     let register = UserCommand::Register {
@@ -306,14 +307,12 @@ async fn upsert(
             AggregateError::AggregateConflict
             | AggregateError::UserError(UserError::AlreadyRegistered),
         ) => {}
-        Err(error) => return Err(user_problem(error)),
+        Err(error) => return Err(error.into()),
     }
     let reason = Some("disabled by the identity provider".to_string());
     let commands = UserCommand::changes(data.role, data.tier, data.disabled, reason);
     for command in commands {
-        changed += run(state, metadata, username, command)
-            .await
-            .map_err(user_problem)?;
+        changed += run(state, metadata, username, command).await?;
     }
     // Shown as the whole message left it (role, tier, disabled), not as first registered.
     if created {
@@ -330,8 +329,19 @@ pub struct WebhookResult {
     /// `applied`, `duplicate` (already applied: nothing changed) or `stale` (older than
     /// a change already applied: nothing changed).
     #[schema(example = "applied")]
-    pub status: String,
+    pub status: &'static str,
     /// Events stored (only when `applied`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub events: Option<u32>,
+    pub events: Option<usize>,
+}
+
+impl WebhookResult {
+    /// A message that changed nothing.
+    fn unchanged(id: &str, status: &'static str) -> Self {
+        Self {
+            id: id.to_string(),
+            status,
+            events: None,
+        }
+    }
 }

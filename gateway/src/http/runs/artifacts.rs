@@ -14,6 +14,7 @@ use warp::{Filter, Rejection};
 use super::readable_stored;
 use crate::http::body::{json, Binary};
 use crate::http::context::{context, RequestContext};
+use crate::http::error::{respond, ApiError};
 use crate::http::problem::TokenRouteProblems;
 use crate::http::problem::{Body as ProblemBody, Problem};
 use crate::state::AppState;
@@ -68,11 +69,15 @@ pub(super) async fn list_artifacts(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let (run_id, run, _) = match readable_stored(&raw_id, &ctx, &state, &headers).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let items = artifacts_of(&run)
+    let found = readable_stored(&raw_id, &state, &headers).await;
+    respond(
+        &ctx,
+        found.map(|(run_id, run, _)| listed(run_id, &run, &ctx)),
+    )
+}
+
+fn listed(run_id: Uuid, run: &Run, ctx: &RequestContext) -> Response {
+    let items = artifacts_of(run)
         .map(|(step, artifact)| ListedArtifact {
             url: format!("/api/v1/runs/{run_id}/artifacts/{}", artifact.id),
             artifact: artifact.clone(),
@@ -84,7 +89,7 @@ pub(super) async fn list_artifacts(
         status: run.status().as_str().to_string(),
         items,
     };
-    json(StatusCode::OK, &body, &ctx)
+    json(StatusCode::OK, &body, ctx)
 }
 
 /// Downloads an artifact (a rendition, a thumbnail), honouring a single byte `Range`.
@@ -117,22 +122,31 @@ pub(super) async fn download_artifact(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    let (run_id, run, _) = match readable_stored(&raw_id, &ctx, &state, &headers).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let Ok(artifact_id) = Uuid::parse_str(&raw_artifact) else {
-        return Problem::bad_request("invalid-artifact-id", "the artifact id must be a UUID")
-            .response(Some(&ctx));
-    };
+    respond(
+        &ctx,
+        download(&raw_id, &raw_artifact, &ctx, state.clone(), headers).await,
+    )
+}
+
+async fn download(
+    raw_id: &str,
+    raw_artifact: &str,
+    ctx: &RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (run_id, run, _) = readable_stored(raw_id, &state, &headers).await?;
+    let artifact_id = Uuid::parse_str(raw_artifact).map_err(|_| {
+        Problem::bad_request("invalid-artifact-id", "the artifact id must be a UUID")
+    })?;
     let Some((_, artifact)) = artifacts_of(&run).find(|(_, a)| a.id == artifact_id) else {
-        return Problem::not_found("the run has no artifact with this id").response(Some(&ctx));
+        return Err(Problem::not_found("the run has no artifact with this id").into());
     };
     // Names come from events Aurora wrote; checked all the same.
     let Some(path) = state.media.artifacts.artifact(run_id, &artifact.name) else {
-        return Problem::internal(&"stored artifact name is unsafe").response(Some(&ctx));
+        return Err(Problem::internal(&"stored artifact name is unsafe").into());
     };
-    let holds = crate::http::auth::token_holds(
+    let holds = crate::http::guard::token_holds(
         state.clone(),
         headers.clone(),
         "runs:read",
@@ -144,7 +158,7 @@ pub(super) async fn download_artifact(
         &artifact.content_type,
         &artifact.name,
         &headers,
-        &ctx,
+        ctx,
         holds,
     )
     .await

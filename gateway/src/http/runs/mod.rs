@@ -17,10 +17,11 @@ use uuid::Uuid;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::auth::{authenticate, authorize, verify_request};
 use super::body::{json, json_body, JsonBody};
 use super::consistency;
 use super::context::{context, RequestContext};
+use super::error::{respond, ApiError};
+use super::guard::{authenticate, authorize, verify_request};
 use super::page::{self, Page};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
@@ -108,33 +109,6 @@ fn parse_run_id(raw: &str) -> Result<Uuid, Problem> {
     })
 }
 
-fn command_problem(error: AggregateError<RunError>) -> Problem {
-    match error {
-        AggregateError::UserError(error) => match error {
-            RunError::InvalidSpec(_) | RunError::ReasonTooLong => {
-                Problem::unprocessable("invalid-run-spec", error.to_string())
-            }
-            RunError::NotFound => Problem::not_found("no run with this id"),
-            RunError::AlreadyExists
-            | RunError::AlreadyFinished(_)
-            | RunError::StaleAttempt { .. } => Problem::new(
-                StatusCode::CONFLICT,
-                "run-state-conflict",
-                "Conflict",
-                error.to_string(),
-            ),
-        },
-        AggregateError::AggregateConflict => Problem::new(
-            StatusCode::CONFLICT,
-            "concurrent-modification",
-            "Conflict",
-            "the run was changed by another request at the same time; retry",
-        ),
-        AggregateError::DatabaseConnectionError(error) => Problem::unavailable(&error),
-        other => Problem::internal(&other),
-    }
-}
-
 /// Requests a run: its input (a URL or an uploaded media id) and its steps.
 #[utoipa::path(
     post,
@@ -163,37 +137,39 @@ async fn create_run(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
-    let access = Access::own("runs:create");
-    let claims = match authenticate(&state, &headers, access) {
-        Ok(claims) => claims,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
-    let spec: RunSpec = match body.parse(None) {
-        Ok(spec) => spec,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
+    respond(&ctx, create(&ctx, &state, &headers, body).await)
+}
+
+async fn create(
+    ctx: &RequestContext,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(state, headers, Access::own("runs:create"))?;
+    let spec: RunSpec = body.parse(None)?;
     // An uploaded input must exist and be the caller's (an admin may use anyone's).
     if let Input::MediaId(media_id) = &spec.input {
-        match state.media.commands.load(&media_id.to_string()).await {
-            Ok(media) => match media.upload() {
-                Some(upload) if upload.owner == claims.username || claims.role == Role::Admin => {}
-                found => {
-                    // The same answer whether it exists or not (no oracle); naming another
-                    // user's media is a refusal for the audit trail.
-                    let mut response = Problem::unprocessable(
-                        "unknown-media",
-                        format!("no media {media_id} of yours; upload it with POST /api/v1/media"),
-                    )
-                    .response(Some(&ctx));
-                    if found.is_some() {
-                        response
-                            .extensions_mut()
-                            .insert(super::refusals::AuditRefusal);
-                    }
-                    return response;
-                }
-            },
-            Err(error) => return Problem::unavailable(&error).response(Some(&ctx)),
+        let media = state
+            .media
+            .commands
+            .load(&media_id.to_string())
+            .await
+            .map_err(|error| Problem::unavailable(&error))?;
+        match media.upload() {
+            Some(upload) if upload.owner == claims.username || claims.role == Role::Admin => {}
+            found => {
+                // The same answer whether it exists or not (no oracle); naming another
+                // user's media is a refusal for the audit trail.
+                let problem = Problem::unprocessable(
+                    "unknown-media",
+                    format!("no media {media_id} of yours; upload it with POST /api/v1/media"),
+                );
+                return Err(match found {
+                    Some(_) => ApiError::Refused(problem),
+                    None => problem.into(),
+                });
+            }
         }
     }
     let run_id = Uuid::now_v7();
@@ -223,17 +199,17 @@ async fn create_run(
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 position,
             };
-            let mut response = json(StatusCode::CREATED, &body, &ctx);
+            let mut response = json(StatusCode::CREATED, &body, ctx);
             if let Ok(location) = http::HeaderValue::from_str(&format!("/api/v1/runs/{run_id}")) {
                 response
                     .headers_mut()
                     .insert(http::header::LOCATION, location);
             }
-            response
+            Ok(response)
         }
         Err(error) => {
             state.metrics.command("RequestRun", outcome(&error));
-            command_problem(error).response(Some(&ctx))
+            Err(error.into())
         }
     }
 }
@@ -265,37 +241,32 @@ async fn cancel_run(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Response {
-    let run_id = match parse_run_id(&raw_id) {
-        Ok(id) => id,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
+    respond(&ctx, cancel(&raw_id, &ctx, &state, &headers, body).await)
+}
+
+async fn cancel(
+    raw_id: &str,
+    ctx: &RequestContext,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let run_id = parse_run_id(raw_id)?;
     // The token first: a request without a valid one costs no read of the store.
-    let token = match verify_request(&state, &headers) {
-        Ok(token) => token,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
+    let token = verify_request(state, headers)?;
     // The owner comes from the store, not the view: a run just requested may not be in
     // the view yet, and may be cancelled all the same.
-    let run = match state.run_commands.load(&run_id.to_string()).await {
-        Ok(run) => run,
-        Err(error) => return command_problem(error).response(Some(&ctx)),
-    };
     let id = run_id.to_string();
+    let run = state.run_commands.load(&id).await?;
     let access = Access {
         operation: "runs:cancel",
         resource: Some(("run", &id)),
         owner: run.owner(),
     };
-    let claims = match authorize(&state, &token, access) {
-        Ok(claims) => claims,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
-    let request: CancelRequest = match body.parse(Some(CancelRequest::default())) {
-        Ok(request) => request,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
+    let claims = authorize(state, &token, access)?;
+    let request: CancelRequest = body.parse(Some(CancelRequest::default()))?;
     if run.owner().is_none() {
-        return Problem::not_found("no run with this id").response(Some(&ctx));
+        return Err(Problem::not_found("no run with this id").into());
     }
     let command = RunCommand::CancelRun {
         reason: request.reason,
@@ -307,12 +278,15 @@ async fn cancel_run(
     {
         Ok(_) => {
             state.metrics.command("CancelRun", "accepted");
-            let body = serde_json::json!({"id": run_id, "status": "cancelled"});
-            json(StatusCode::OK, &body, &ctx)
+            let body = RunCancelled {
+                id: run_id,
+                status: "cancelled",
+            };
+            Ok(json(StatusCode::OK, &body, ctx))
         }
         Err(error) => {
             state.metrics.command("CancelRun", outcome(&error));
-            command_problem(error).response(Some(&ctx))
+            Err(error.into())
         }
     }
 }
@@ -347,10 +321,8 @@ async fn get_run(
     state: Arc<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    match readable_view(&raw_id, &ctx, &state, &headers).await {
-        Ok(view) => json(StatusCode::OK, &view, &ctx),
-        Err(response) => response,
-    }
+    let view = readable_view(&raw_id, &state, &headers).await;
+    respond(&ctx, view.map(|view| json(StatusCode::OK, &view, &ctx)))
 }
 
 /// Lists runs, newest first: an admin's every run, anyone else's their own.
@@ -378,57 +350,51 @@ async fn list_runs(
     headers: HeaderMap,
     query: String,
 ) -> Response {
-    let access = Access::own("runs:read");
-    let claims = match authenticate(&state, &headers, access) {
-        Ok(claims) => claims,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
+    respond(&ctx, list(&ctx, &state, &headers, &query).await)
+}
+
+async fn list(
+    ctx: &RequestContext,
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &str,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(state, headers, Access::own("runs:read"))?;
     // Admins see every run; everyone else their own.
     let owner = (claims.role != Role::Admin).then_some(claims.username.as_str());
-    let (limit, cursor) = match page::parse(&query, DEFAULT_PAGE, MAX_PAGE) {
-        Ok(parsed) => parsed,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
+    let (limit, cursor) = page::parse(query, DEFAULT_PAGE, MAX_PAGE)?;
     let cursor = match cursor.as_deref().map(parse_run_id).transpose() {
         Ok(cursor) => cursor.map(|id| id.to_string()),
         Err(_) => {
-            return Problem::bad_request(
+            return Err(Problem::bad_request(
                 "invalid-cursor",
                 "cursor must be the next_cursor of a previous page",
             )
-            .response(Some(&ctx))
+            .into())
         }
     };
-    let reached = match consistency::wait(&state, &headers, aurora_projections::runs::NAME).await {
-        Ok(reached) => reached,
-        Err(problem) => return problem.response(Some(&ctx)),
-    };
-    match state.runs.list(cursor.as_deref(), limit + 1, owner).await {
-        Ok(items) => consistency::mark(
-            json(
-                StatusCode::OK,
-                &page::page(items, limit, |run| run.id.clone()),
-                &ctx,
-            ),
-            reached,
-        ),
-        Err(error) => Problem::unavailable(&error).response(Some(&ctx)),
-    }
+    let reached = consistency::wait(state, headers, aurora_projections::runs::NAME).await?;
+    let items = state
+        .runs
+        .list(cursor.as_deref(), limit + 1, owner)
+        .await
+        .map_err(|error| Problem::unavailable(&error))?;
+    let page = page::page(items, limit, |run| run.id.clone());
+    Ok(consistency::mark(json(StatusCode::OK, &page, ctx), reached))
 }
 
 /// A run's view (the read model), if the token may read it.
 async fn readable_view(
     raw_id: &str,
-    ctx: &RequestContext,
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<RunView, Response> {
-    let run_id = parse_run_id(raw_id).map_err(|p| p.response(Some(ctx)))?;
+) -> Result<RunView, ApiError> {
+    let run_id = parse_run_id(raw_id)?;
     // The token before the lookup: without a valid one, a run that exists and one that
     // does not get the same 401 (no existence oracle).
-    let token = verify_request(state, headers).map_err(|p| p.response(Some(ctx)))?;
+    let token = verify_request(state, headers)?;
     let id = run_id.to_string();
-    let asked = consistency::asked(headers).map_err(|p| p.response(Some(ctx)))?;
+    let asked = consistency::asked(headers)?;
     let view = match asked {
         // A position to see: the store has everything up to it.
         Some(_) => stored_view(state, &id).await,
@@ -444,11 +410,11 @@ async fn readable_view(
                 resource: Some(("run", &id)),
                 owner: Some(&view.owner),
             };
-            authorize(state, &token, access).map_err(|p| p.response(Some(ctx)))?;
+            authorize(state, &token, access)?;
             Ok(view)
         }
-        Ok(None) => Err(Problem::not_found("no run with this id").response(Some(ctx))),
-        Err(error) => Err(Problem::unavailable(&error).response(Some(ctx))),
+        Ok(None) => Err(Problem::not_found("no run with this id").into()),
+        Err(error) => Err(Problem::unavailable(&error).into()),
     }
 }
 
@@ -466,28 +432,27 @@ async fn stored_view(
 /// view — if the token may read it; with the reader's claims.
 pub(crate) async fn readable_stored(
     raw_id: &str,
-    ctx: &RequestContext,
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<(Uuid, Run, Claims), Response> {
-    let run_id = parse_run_id(raw_id).map_err(|p| p.response(Some(ctx)))?;
+) -> Result<(Uuid, Run, Claims), ApiError> {
+    let run_id = parse_run_id(raw_id)?;
     // The token first: a request without a valid one costs no read of the store.
-    let token = verify_request(state, headers).map_err(|p| p.response(Some(ctx)))?;
+    let token = verify_request(state, headers)?;
     let id = run_id.to_string();
     let run = state
         .run_commands
         .load(&id)
         .await
-        .map_err(|e| Problem::unavailable(&e).response(Some(ctx)))?;
+        .map_err(|e| Problem::unavailable(&e))?;
     let Some(owner) = run.owner() else {
-        return Err(Problem::not_found("no run with this id").response(Some(ctx)));
+        return Err(Problem::not_found("no run with this id").into());
     };
     let access = Access {
         operation: "runs:read",
         resource: Some(("run", &id)),
         owner: Some(owner),
     };
-    let claims = authorize(state, &token, access).map_err(|p| p.response(Some(ctx)))?;
+    let claims = authorize(state, &token, access)?;
     Ok((run_id, run, claims))
 }
 
@@ -498,5 +463,5 @@ pub struct RunCancelled {
     pub id: Uuid,
     /// `cancelled`.
     #[schema(example = "cancelled")]
-    pub status: String,
+    pub status: &'static str,
 }
