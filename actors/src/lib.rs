@@ -15,11 +15,12 @@
 //! - [`disguise`]: files dressed as media (the attacks media admission stops), for tests.
 //! - [`fetch`]: URL inputs, with size and time limits and SSRF protection.
 //! - [`progress`]: live progress on NATS and in-process.
+//! - [`limits`]: the rate-limit bucket shards and their supervisor (every replica runs
+//!   them; the gateway decides requests with them).
 //! - [`supervision`]: restart budgets and verdicts, and the engine's metrics.
 //! - [`faults`]: panics injected by tests and simulations (feature `faults`).
 //!
-//! The rate-limit bucket actors live with the limiter in the gateway; their supervisor
-//! decides restarts with the same [`supervision::Restarts`] as the supervisors here.
+//! Every supervisor here decides restarts with the same [`supervision::Restarts`].
 #![forbid(unsafe_code)]
 
 pub mod artifacts;
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod faults;
 pub mod feed;
 pub mod fetch;
+pub mod limits;
 pub mod progress;
 pub mod runs;
 pub mod supervision;

@@ -9,12 +9,14 @@
 //! - [`media`]: the `Media` aggregate (uploads), media info and run artifacts.
 //! - [`access`]: refused requests (401/403, failed logins), for the audit trail.
 //! - [`client`]: the `Client` aggregate — a rate-limited caller, and its blocks.
+//! - [`limits`]: rate-limit policies (route classes, tiers, presets) and GCRA buckets.
 //! - [`net`]: IP ranges from configuration, and addresses that are not public (SSRF).
 //! - [`metadata`]: who caused an event, in which request, and when (invariant 7).
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod client;
+pub mod limits;
 pub mod media;
 pub mod metadata;
 pub mod net;

@@ -1,5 +1,6 @@
 //! The Prometheus registry, exposed at `/metrics` in OpenMetrics text.
 
+use aurora_actors::limits::ShardMetrics;
 use aurora_actors::supervision::EngineMetrics;
 use aurora_projections::RelayMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,19 +47,8 @@ pub struct RateLimitLabels {
 pub struct RateLimitMetrics {
     /// Decisions per class, tier and outcome.
     pub decisions: Family<RateLimitLabels, Counter>,
-    /// Buckets held per shard actor (idle ones are swept).
-    pub buckets: Family<ShardLabels, Gauge>,
-    /// Where the shards' supervisor counts restarts and escalations: the actors' families
-    /// (kind `rate_limit_shard`), but a total of its own, so that `/health`'s count of the
-    /// engine's restarts stays the engine's (an API-only replica has no engine).
-    pub supervision: EngineMetrics,
-}
-
-/// Labels of per-shard metrics.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ShardLabels {
-    /// Shard index.
-    pub shard: u32,
+    /// The bucket shards' own: buckets held, restarts.
+    pub shards: ShardMetrics,
 }
 
 impl RateLimitMetrics {
@@ -141,7 +131,7 @@ impl Metrics {
         registry.register(
             "rate_limit_buckets",
             "Rate-limit buckets held, per shard actor",
-            rate_limits.buckets.clone(),
+            rate_limits.shards.buckets.clone(),
         );
         registry.register(
             "http_requests",
@@ -176,7 +166,7 @@ impl Metrics {
             relay.position.clone(),
         );
         let engine = EngineMetrics::default();
-        rate_limits.supervision = EngineMetrics {
+        rate_limits.shards.supervision = EngineMetrics {
             restarts_total: Counter::default(),
             ..engine.clone()
         };

@@ -120,7 +120,7 @@ pub struct Application {
 pub fn check(config: &Config) -> anyhow::Result<()> {
     crate::telemetry::LogSettings::from_config(config, false).env_filter()?;
     config.validate()?;
-    crate::limits::policy::configured(config)?;
+    crate::limits::configured(config)?;
     crate::http::cors::Origins::parse(&config.cors_origins)
         .map_err(|e| anyhow::anyhow!("AURORA_CORS_ORIGINS: {e}"))?;
     crate::limits::TrustedProxies::parse(&config.trusted_proxies)
@@ -260,7 +260,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("AURORA_CORS_ORIGINS: {e}"))?;
         let proxies = crate::limits::TrustedProxies::parse(&config.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("AURORA_TRUSTED_PROXIES: {e}"))?;
-        let limits = match crate::limits::policy::configured(&config)? {
+        let limits = match crate::limits::configured(&config)? {
             Some(policies) => {
                 let proxies = proxies.clone();
                 // Blocks in force are known before the first request is served.

@@ -16,6 +16,8 @@ pub mod files;
 pub mod guard;
 pub mod health;
 pub mod history;
+#[cfg(test)]
+mod inprocess;
 pub mod media;
 pub mod page;
 pub mod problem;

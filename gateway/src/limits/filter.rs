@@ -8,8 +8,8 @@ use http::{HeaderMap, Method};
 use warp::path::FullPath;
 use warp::{Filter, Rejection};
 
-use super::gcra::Decision;
 use crate::state::AppState;
+use aurora_domain::limits::Decision;
 
 /// Checks the request against the limits: extracts the decision for the headers, or
 /// rejects with [`Limited`].

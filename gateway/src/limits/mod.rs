@@ -1,5 +1,5 @@
-//! Rate limits: policies as data ([`policy`]), GCRA buckets ([`gcra`]) held by supervised
-//! shard actors ([`buckets`]), and the warp filter that checks every API request and
+//! Rate limits: policies as data and GCRA buckets (`aurora_domain::limits`) held by
+//! supervised shard actors (`aurora_actors::limits`), and the warp filter that checks every API request and
 //! answers with the `RateLimit-*` headers (IETF draft) — or a 429 problem with
 //! `Retry-After`.
 //!
@@ -8,10 +8,7 @@
 //! when the peer is one of the configured trusted proxies.
 
 pub mod blocks;
-pub mod buckets;
 pub mod filter;
-pub mod gcra;
-pub mod policy;
 pub mod share;
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,12 +26,13 @@ use warp::reply::Response;
 use aurora_domain::net::{canonical, IpRanges};
 
 use self::blocks::{Block, Blocks};
-use self::buckets::{Buckets, Check};
-use self::gcra::Decision;
-use self::policy::{KeyBy, Mode, Partition, Policies};
 use self::share::Sharing;
+use crate::config::Config;
 use crate::http::problem::Problem;
 use crate::metrics::RateLimitMetrics;
+use aurora_actors::limits::{Buckets, Check};
+use aurora_domain::limits::Decision;
+use aurora_domain::limits::{KeyBy, Mode, Partition, Policies};
 
 /// Addresses (or CIDR ranges) whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -222,7 +220,7 @@ impl Limits {
     ) -> anyhow::Result<Self> {
         let policies = Arc::new(policies);
         let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let buckets = Buckets::start(policies.clone(), shards, &metrics)
+        let buckets = Buckets::start(policies.clone(), shards, &metrics.shards)
             .await
             .map_err(|e| anyhow::anyhow!("starting the rate-limit buckets: {e}"))?;
         Ok(Self {
@@ -412,6 +410,22 @@ pub fn with_headers(decision: Option<Decision>, mut response: Response) -> Respo
         insert_headers(response.headers_mut(), &decision);
     }
     response
+}
+
+/// The rate-limit policies `config` sets (`AURORA_RATE_LIMITS`): `None` when off, the
+/// presets, or a policy file (a bad file is an error naming the line).
+pub fn configured(config: &Config) -> anyhow::Result<Option<Policies>> {
+    match config.rate_limits.trim() {
+        "off" => Ok(None),
+        "presets" => Ok(Some(Policies::presets())),
+        path => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading rate limits {path}: {e}"))?;
+            Policies::parse(&text)
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("rate limits {path}: {e}"))
+        }
+    }
 }
 
 #[cfg(test)]

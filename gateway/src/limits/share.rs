@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::buckets::Buckets;
-use super::policy::Policies;
+use aurora_actors::limits::Buckets;
+use aurora_domain::limits::Policies;
 
 /// How often a replica reports what it admitted.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);

@@ -9,7 +9,7 @@ use super::*;
 
 #[apply(both_modes)]
 async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(mode: Mode) {
-    let app = spawn_limited(mode, aurora_gateway::limits::policy::PRESETS).await;
+    let app = spawn_limited(mode, aurora_domain::limits::PRESETS).await;
     // Each client (behind the trusted proxy) has its own bucket; the fixture's own logins
     // came from 127.0.0.1 itself.
     let attempt = |client: &'static str| {

@@ -235,7 +235,7 @@ fn refusal(payload: &serde_json::Value) -> &serde_json::Value {
 async fn refusals_of_a_genuine_token_are_recorded_whatever_its_address_spent(mode: Mode) {
     use aurora_domain::user::Role;
     use serde_json::json;
-    let app = super::spawn_limited(mode, aurora_gateway::limits::policy::PRESETS).await;
+    let app = super::spawn_limited(mode, aurora_domain::limits::PRESETS).await;
     let run = app.created_id(&super::valid_run()).await;
     let dir = TempDir::new().unwrap();
     let clip = dir.path().join("clip.mp4");
@@ -365,7 +365,7 @@ async fn the_smaller_findings_are_closed(mode: Mode) {
     use aurora_gateway::auth::webhook;
     use serde_json::{json, Value};
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let policy = aurora_gateway::limits::policy::PRESETS;
+    let policy = aurora_domain::limits::PRESETS;
     let app = super::spawn_limited_with(mode, policy, |c| {
         c.identity_webhook_secrets = Some(SECRET.to_string());
     })

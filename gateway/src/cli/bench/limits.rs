@@ -25,10 +25,9 @@ use governor::{Quota, RateLimiter};
 
 use crate::cli::bench::auth::{median_us, phase};
 use crate::config::Config;
-use crate::limits::buckets::{Buckets, MAX_BUCKETS_PER_SHARD};
-use crate::limits::policy::Policies;
-use crate::metrics::RateLimitMetrics;
 use crate::startup::Application;
+use aurora_actors::limits::{Buckets, ShardMetrics, MAX_BUCKETS_PER_SHARD};
+use aurora_domain::limits::Policies;
 
 /// Options of `aurora bench-limits`.
 #[derive(Debug, Clone, Args)]
@@ -73,7 +72,7 @@ pub async fn run(args: LimitsBenchArgs) -> anyhow::Result<()> {
 
     // 1. Decision latency: actors vs governor. On a runtime worker, as a request handler
     // runs (the main thread is outside the worker pool).
-    let buckets = Buckets::start(policies.clone(), shards, &RateLimitMetrics::default())
+    let buckets = Buckets::start(policies.clone(), shards, &ShardMetrics::default())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (checks, our_keys, ours_buckets) = (args.checks, keys.clone(), buckets.clone());
@@ -148,7 +147,7 @@ pub async fn run(args: LimitsBenchArgs) -> anyhow::Result<()> {
     // 3. Memory per bucket, and the bound: buckets that stay in use (1 per hour, so none
     // is idle and swept during the run).
     let policies = Arc::new(Policies::parse(HOURLY).map_err(anyhow::Error::msg)?);
-    let buckets = Buckets::start(policies, shards, &RateLimitMetrics::default())
+    let buckets = Buckets::start(policies, shards, &ShardMetrics::default())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let before = resident_bytes();

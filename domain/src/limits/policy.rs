@@ -27,11 +27,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aurora_domain::user::Tier;
+use crate::user::Tier;
 use serde::Deserialize;
 
 use super::gcra::Rate;
-use crate::config::Config;
 
 /// The shipped defaults, from the product write-ups.
 pub const PRESETS: &str = r#"
@@ -386,22 +385,6 @@ impl Policies {
                     .map(|(i, _)| i),
             )
             .collect()
-    }
-}
-
-/// The rate-limit policies `config` sets (`AURORA_RATE_LIMITS`): `None` when off, the
-/// presets, or a policy file (a bad file is an error naming the line).
-pub fn configured(config: &Config) -> anyhow::Result<Option<Policies>> {
-    match config.rate_limits.trim() {
-        "off" => Ok(None),
-        "presets" => Ok(Some(Policies::presets())),
-        path => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("reading rate limits {path}: {e}"))?;
-            Policies::parse(&text)
-                .map(Some)
-                .map_err(|e| anyhow::anyhow!("rate limits {path}: {e}"))
-        }
     }
 }
 
