@@ -53,6 +53,15 @@ mod security;
 #[path = "api/pipeline.rs"]
 mod pipeline;
 
+#[path = "api/execution.rs"]
+mod execution;
+
+#[path = "api/anchoring.rs"]
+mod anchoring;
+
+#[path = "api/lifecycle.rs"]
+mod lifecycle;
+
 #[path = "api/read_side.rs"]
 mod read_side;
 

@@ -40,7 +40,7 @@ impl TestApp {
 
 /// Runs `aurora <args>` against `app`'s storage; returns the exit status and stdout.
 fn aurora(app: &TestApp, args: &[&str]) -> (bool, String) {
-    let (ok, _, stdout) = super::security::cli(&app.config, args);
+    let (ok, _, stdout) = super::anchoring::cli(&app.config, args);
     (ok, stdout)
 }
 
