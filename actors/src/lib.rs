@@ -2,6 +2,8 @@
 //! ffmpeg, fed by the JetStream work queue and acting only through the command path.
 //!
 //! # Layout
+//! - [`callout`]: the NATS auth callout service (users' tokens as NATS credentials) and its
+//!   supervisor, on every replica that has NATS.
 //! - [`engine`]: the root supervisor, the intake from the work queue, cancellations.
 //! - [`deps`]: what the actors are given when spawned (settings, command paths, tools).
 //! - [`runs`]: the run manager, one run actor per active run (the step state machine), its
@@ -24,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod artifacts;
+pub mod callout;
 pub mod deps;
 pub mod disguise;
 pub mod engine;

@@ -127,6 +127,32 @@ pub struct Config {
     #[serde(serialize_with = "hidden")]
     pub identity_webhook_secrets: Option<String>,
 
+    /// The NATS auth callout (nats-server >= 2.10; see `nats/README.md`): this replica
+    /// answers `$SYS.REQ.USER.AUTH` connected as the server's callout user, e.g.
+    /// `nats://callout:<password>@nats:4222`, so that users subscribe with their own
+    /// tokens. Unset: no callout. Needs `AURORA_NATS_CALLOUT_ISSUER_SEED`.
+    #[arg(long, env = "AURORA_NATS_CALLOUT_URL", hide_env_values = true)]
+    #[serde(serialize_with = "hidden")]
+    pub nats_callout_url: Option<String>,
+
+    /// The callout's issuer: an account nkey seed (`SA…`), or `@<path>` of a file holding
+    /// one; its public key is the server's `auth_callout.issuer` (`aurora admin nats-issuer`
+    /// makes a pair).
+    #[arg(long, env = "AURORA_NATS_CALLOUT_ISSUER_SEED", hide_env_values = true)]
+    #[serde(serialize_with = "hidden")]
+    pub nats_callout_issuer_seed: Option<String>,
+
+    /// A system-account user's URL (e.g. `nats://sys:<password>@nats:4222`): the callout
+    /// cuts off, as that user, a connection whose token was revoked. Unset: such a
+    /// connection ends when its user JWT expires (at most 10 minutes).
+    #[arg(long, env = "AURORA_NATS_SYSTEM_URL", hide_env_values = true)]
+    #[serde(serialize_with = "hidden")]
+    pub nats_system_url: Option<String>,
+
+    /// The account users' connections land in (the server's configuration defines it).
+    #[arg(long, env = "AURORA_NATS_USERS_ACCOUNT", default_value = "USERS")]
+    pub nats_users_account: String,
+
     /// Rate limits: `presets` (the product write-ups' defaults), `off`, or the path of a
     /// TOML policy file (see `gateway/src/limits/policy.rs`).
     #[arg(long, env = "AURORA_RATE_LIMITS", default_value = "presets")]
@@ -258,6 +284,10 @@ impl Config {
             audit_key_dir: None,
             audit_anchor_seconds: 10,
             identity_webhook_secrets: None,
+            nats_callout_url: None,
+            nats_callout_issuer_seed: None,
+            nats_system_url: None,
+            nats_users_account: "USERS".to_string(),
             // Tests exercise limits on purpose, with their own policies.
             rate_limits: "off".to_string(),
             trusted_proxies: String::new(),

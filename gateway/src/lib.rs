@@ -30,6 +30,7 @@ pub mod replicated;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod subscribers;
 pub mod telemetry;
 
 /// Shared by the property tests of the parsers of outside input: bounded cases

@@ -84,6 +84,7 @@ enum ConfigCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once per process.
 enum AdminCommand {
     /// Create an admin (the first one, typically); the password is read from stdin.
     /// Prints a session token as JSON on stdout.
@@ -94,6 +95,10 @@ enum AdminCommand {
         #[command(flatten)]
         config: Config,
     },
+    /// Make the NATS auth callout's issuer key pair. Prints JSON: `seed` (for
+    /// AURORA_NATS_CALLOUT_ISSUER_SEED: keep it in a secret) and `public_key` (the
+    /// server's `auth_callout.issuer`).
+    NatsIssuer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +288,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "token_type": "Bearer",
                 "token_id": minted.token_id,
                 "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            });
+            println!("{out}");
+            Ok(())
+        }
+        Command::Admin {
+            action: AdminCommand::NatsIssuer,
+        } => {
+            let issuer = aurora_nats::callout::Issuer::generate();
+            let out = serde_json::json!({
+                "seed": issuer.seed(),
+                "public_key": issuer.public_key(),
             });
             println!("{out}");
             Ok(())

@@ -129,6 +129,7 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
         crate::auth::webhook::WebhookSecrets::parse(secrets)
             .map_err(|e| anyhow::anyhow!("AURORA_IDENTITY_WEBHOOK_SECRETS: {e}"))?;
     }
+    crate::subscribers::configured(config)?;
     Ok(())
 }
 
@@ -322,6 +323,13 @@ impl Application {
                 supervisor.stop(None);
             }
         }));
+        if let Some(callout) = crate::subscribers::start(&state).await? {
+            let stop = background.clone();
+            tasks.push(tokio::spawn(async move {
+                stop.cancelled().await;
+                callout.stop().await;
+            }));
+        }
         tasks.push(tokio::spawn(
             state
                 .projections

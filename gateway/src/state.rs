@@ -93,6 +93,8 @@ pub struct AppState {
     pub media: Media,
     /// The execution engine, on worker replicas (taken out to stop it).
     pub engine: std::sync::Mutex<Option<Engine>>,
+    /// The NATS auth callout, when it is configured.
+    pub callout: std::sync::OnceLock<Arc<aurora_actors::callout::Callout>>,
     /// The per-client budget of recorded refusals.
     pub refusals: crate::http::refusals::Budget,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -153,6 +155,7 @@ impl AppState {
             limits: None,
             media,
             engine: std::sync::Mutex::new(None),
+            callout: std::sync::OnceLock::new(),
             refusals: Default::default(),
             proxies: Default::default(),
             cors: Default::default(),
@@ -220,6 +223,11 @@ impl AppState {
     pub fn with_engine(self, engine: Option<Engine>) -> Self {
         *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = engine;
         self
+    }
+
+    /// The NATS auth callout, when it runs here.
+    pub fn callout(&self) -> Option<Arc<aurora_actors::callout::Callout>> {
+        self.callout.get().cloned()
     }
 
     /// Is the execution engine up? `None` on an API-only replica.

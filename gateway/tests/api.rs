@@ -62,6 +62,9 @@ mod anchoring;
 #[path = "api/lifecycle.rs"]
 mod lifecycle;
 
+#[path = "api/subscribers.rs"]
+mod subscribers;
+
 #[path = "api/read_side.rs"]
 mod read_side;
 

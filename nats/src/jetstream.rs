@@ -95,21 +95,7 @@ impl JetStreamBus {
 
     /// Connects to `url` and creates the stream for `subjects` if it does not exist.
     pub async fn connect(url: &str, subjects: Subjects) -> Result<Self, BusError> {
-        // Credentials travel in the options, not the URL: the client logs the server's
-        // address (at debug), and a password must never reach a log line.
-        let (url, credentials) = split_credentials(url);
-        let options = match credentials {
-            Some((user, Some(password))) => {
-                async_nats::ConnectOptions::with_user_and_password(user, password)
-            }
-            Some((token, None)) => async_nats::ConnectOptions::with_token(token),
-            None => async_nats::ConnectOptions::new(),
-        };
-        let client = options
-            .name("aurora")
-            .connect(url.as_str())
-            .await
-            .map_err(BusError::unavailable)?;
+        let client = connect(url, "aurora").await?;
         Self::with_client(client, subjects).await
     }
 
@@ -164,6 +150,25 @@ fn decode(sequence: u64, payload: &[u8]) -> Result<CloudEvent, BusError> {
         sequence,
         reason: e.to_string(),
     })
+}
+
+/// Connects to `url` as `name`, with the credentials the URL carries (the client itself
+/// ignores them there). They travel in the options, not the URL: the client logs the
+/// server's address (at debug), and a password must never reach a log line.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    let (url, credentials) = split_credentials(url);
+    let options = match credentials {
+        Some((user, Some(password))) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        Some((token, None)) => async_nats::ConnectOptions::with_token(token),
+        None => async_nats::ConnectOptions::new(),
+    };
+    options
+        .name(name)
+        .connect(url.as_str())
+        .await
+        .map_err(BusError::unavailable)
 }
 
 /// `nats://user:password@host:4222` → (`nats://host:4222`, user and password), percent

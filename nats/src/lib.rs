@@ -9,10 +9,13 @@
 //! - [`jetstream`]: the JetStream implementation.
 //! - [`memory`]: the in-process implementation.
 //! - [`any`]: either of them, for code that must know which.
+//! - [`callout`]: the auth callout protocol (users' tokens as NATS credentials): the
+//!   server's request checked, the answer and its user JWT signed.
 #![forbid(unsafe_code)]
 
 pub mod any;
 pub mod bus;
+pub mod callout;
 pub mod envelope;
 pub mod jetstream;
 pub mod memory;

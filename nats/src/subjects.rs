@@ -89,6 +89,30 @@ impl Subjects {
         )
     }
 
+    /// Every run event of every owner on the run feed (`<prefix>.runs.>`).
+    pub fn all_run_feeds(&self) -> String {
+        format!("{}.runs.>", self.prefix)
+    }
+
+    /// Every run event of `owner`'s runs on the run feed (`<prefix>.runs.<owner>.>`).
+    pub fn user_run_feed(&self, owner: &str) -> String {
+        format!(
+            "{}.runs.{}.>",
+            self.prefix,
+            sanitize(&owner.replace('.', "~"))
+        )
+    }
+
+    /// Every event of one run on the run feed (`<prefix>.runs.<owner>.<run_id>.>`).
+    pub fn one_run_feed(&self, owner: &str, run_id: &str) -> String {
+        format!(
+            "{}.runs.{}.{}.>",
+            self.prefix,
+            sanitize(&owner.replace('.', "~")),
+            sanitize(run_id)
+        )
+    }
+
     /// The subject of one event.
     pub fn event(&self, aggregate_type: &str, aggregate_id: &str, event_type: &str) -> String {
         format!(
@@ -134,6 +158,38 @@ pub fn matches(filter: &str, subject: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feed_grant_covers_its_owners_runs_and_no_one_elses() {
+        let s = Subjects::default();
+        let event = |owner, run| s.run_feed(owner, run, "RunSucceeded");
+        assert!(matches(&s.user_run_feed("alice"), &event("alice", "r1")));
+        assert!(!matches(&s.user_run_feed("alice"), &event("bob", "r1")));
+        assert!(!matches(
+            &s.user_run_feed("john_doe"),
+            &event("john.doe", "r1")
+        ));
+        assert!(matches(
+            &s.user_run_feed("john.doe"),
+            &event("john.doe", "r1")
+        ));
+        assert!(matches(
+            &s.one_run_feed("alice", "r1"),
+            &event("alice", "r1")
+        ));
+        assert!(!matches(
+            &s.one_run_feed("alice", "r1"),
+            &event("alice", "r2")
+        ));
+        assert!(matches(&s.all_run_feeds(), &event("bob", "r2")));
+        assert!(!matches(
+            &s.all_run_feeds(),
+            &s.event("run", "r2", "RunSucceeded")
+        ));
+        // A name cannot widen its grant with wildcards.
+        assert_eq!(s.user_run_feed("*"), "aurora.runs._.>");
+        assert_eq!(s.user_run_feed(">"), "aurora.runs._.>");
+    }
 
     #[test]
     fn subjects_follow_the_documented_scheme() {

@@ -1,7 +1,8 @@
 //! Biscuit tokens: minting, verifying, authorizing.
 //!
-//! (Long mostly by its tests: one authorizer, tried from every side; splitting minting,
-//! verifying and authorizing apart is issue 16's.)
+//! (Long mostly by its tests: one authorizer, tried from every side. Minting, verifying and
+//! authorizing stay together: they share the key ring, the verified-token cache and the
+//! remembered decisions, and the tests try them as one.)
 //!
 //! A token's authority block states who holds it — `user`, `role`, `tier`, `token_id`,
 //! `token_kind` — and `check if time($t), $t < <expiry>`. Blocks appended later (by anyone
@@ -41,7 +42,8 @@ const POLICIES: &[&str] = &[
     r#"allow if user($u), owner($u), operation($op),
         ["auth:logout", "tokens:read", "tokens:create", "tokens:revoke"].contains($op)"#,
     r#"allow if role("user"), user($u), owner($u)"#,
-    r#"allow if role("viewer"), user($u), owner($u), operation($op), $op.ends_with(":read")"#,
+    r#"allow if role("viewer"), user($u), owner($u), operation($op),
+        $op.ends_with(":read") || $op.ends_with(":subscribe")"#,
     "deny if true",
 ];
 
