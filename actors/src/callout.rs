@@ -12,6 +12,7 @@
 //! - the service is an actor under a supervisor that restarts it within a budget (the
 //!   connections remembered survive a restart: they are the supervisor's).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,10 @@ pub const SWEEP: Duration = Duration::from_secs(1);
 pub const QUEUE: &str = "aurora-callout";
 /// Restarts of the service allowed within a window.
 const RESTARTS: (usize, Duration) = (10, Duration::from_secs(60));
+/// Connections remembered, at most: past it the oldest is forgotten (it still ends when its
+/// JWT expires, at most 10 minutes later), so a client reconnecting in a loop cannot grow
+/// memory or the sweep without bound.
+pub const MAX_LIVE: usize = 100_000;
 /// How long a service that kept failing rests before it is started again.
 const REST: Duration = Duration::from_secs(5);
 
@@ -73,7 +78,7 @@ pub struct CalloutDeps {
     /// Restarts and escalations are counted here (kind `nats_callout`).
     pub metrics: EngineMetrics,
     /// The connections let in.
-    live: Arc<Mutex<Vec<Live>>>,
+    live: Arc<Mutex<VecDeque<Live>>>,
 }
 
 impl CalloutDeps {
@@ -229,17 +234,17 @@ impl Service {
                     user = %admitted.grant.name,
                     "a NATS connection was let in"
                 );
-                self.deps
-                    .live
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Live {
-                        server: request.server_id.id,
-                        cid: request.client_info.id,
-                        name: admitted.grant.name,
-                        expires: admitted.grant.expires,
-                        holds: admitted.holds,
-                    });
+                let mut live = self.deps.live.lock().unwrap_or_else(|e| e.into_inner());
+                if live.len() >= MAX_LIVE {
+                    live.pop_front();
+                }
+                live.push_back(Live {
+                    server: request.server_id.id,
+                    cid: request.client_info.id,
+                    name: admitted.grant.name,
+                    expires: admitted.grant.expires,
+                    holds: admitted.holds,
+                });
             }
             Err(reason) => tracing::info!(
                 connection = request.client_info.id,
@@ -253,10 +258,11 @@ impl Service {
     /// stopped holding.
     async fn sweep(&self) {
         let now = chrono::Utc::now().timestamp();
-        let ended: Vec<Live> = {
+        let ended: VecDeque<Live> = {
             let mut live = self.deps.live.lock().unwrap_or_else(|e| e.into_inner());
             live.retain(|c| c.expires > now);
-            let (keep, ended): (Vec<Live>, Vec<Live>) = live.drain(..).partition(|c| (c.holds)());
+            let (keep, ended): (VecDeque<Live>, VecDeque<Live>) =
+                live.drain(..).partition(|c| (c.holds)());
             *live = keep;
             ended
         };

@@ -154,7 +154,7 @@ pub struct Config {
     pub nats_users_account: String,
 
     /// Rate limits: `presets` (the product write-ups' defaults), `off`, or the path of a
-    /// TOML policy file (see `gateway/src/limits/policy.rs`).
+    /// TOML policy file (see `domain/src/limits/policy.rs`).
     #[arg(long, env = "AURORA_RATE_LIMITS", default_value = "presets")]
     pub rate_limits: String,
 

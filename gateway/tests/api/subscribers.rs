@@ -43,20 +43,21 @@ impl CalloutNats {
             .port();
         let issuer = Issuer::generate();
         let template = include_str!("../../../deploy/nats/nats-server-callout.conf");
+        let store = format!(
+            "store_dir: {:?}",
+            dir.path().join("js").display().to_string()
+        );
         let config = template
             .replace("listen: 0.0.0.0:4222", &format!("listen: 127.0.0.1:{port}"))
             .replace("http: \"0.0.0.0:8222\"\n", "")
-            .replace(
-                "/data/jetstream",
-                &dir.path().join("js").display().to_string(),
-            )
-            .replace("$CALLOUT_ISSUER", &issuer.public_key())
-            .replace("$CALLOUT_PASSWORD", PASSWORD)
-            .replace("$AURORA_PASSWORD", PASSWORD)
-            .replace("$SYSTEM_PASSWORD", PASSWORD);
+            .replace("store_dir: \"/data\"", &store);
         let path = dir.path().join("nats.conf");
         std::fs::write(&path, config).unwrap();
         let child = Command::new(&binary)
+            .env("CALLOUT_ISSUER", issuer.public_key())
+            .env("CALLOUT_PASSWORD", PASSWORD)
+            .env("AURORA_PASSWORD", PASSWORD)
+            .env("SYSTEM_PASSWORD", PASSWORD)
             .arg("-c")
             .arg(&path)
             .arg("-l")
