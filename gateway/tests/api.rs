@@ -434,6 +434,28 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The public root key new tokens are signed with, as `GET /api/v1/auth/keys` publishes
+    /// it (`ed25519/<hex>`): what an outside Biscuit library needs to narrow a token.
+    async fn signing_key(&self) -> String {
+        let keys: Value = reqwest::get(self.url("/api/v1/auth/keys"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let signing = keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["signing"] == true)
+            .expect("a signing key is published");
+        let public = signing["public_key"].as_str().unwrap().to_string();
+        assert!(public.starts_with("ed25519/"), "{public}");
+        public
+    }
+}
+
 /// Appends one block of `checks` to `token` with biscuit-python, a Biscuit library outside
 /// Aurora's process (Python bindings, installed by `scripts/test`).
 fn attenuate_with_python(token: &str, public_key: &str, checks: &[&str]) -> String {

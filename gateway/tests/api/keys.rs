@@ -136,22 +136,7 @@ async fn an_api_key_narrowed_offline_by_another_implementation_reads_runs_but_ca
     assert_eq!(created.status(), StatusCode::CREATED);
 
     // Narrowed offline, by Python, knowing only the public root key (published).
-    let keys: Value = reqwest::Client::new()
-        .get(app.url("/api/v1/auth/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let signing = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["signing"] == true)
-        .unwrap();
-    let public = signing["public_key"].as_str().unwrap().to_string();
-    assert!(public.starts_with("ed25519/"), "{public}");
+    let public = app.signing_key().await;
     let read_only =
         attenuate_with_python(api_key, &public, &[r#"check if operation("runs:read")"#]);
     assert_ne!(read_only, api_key);

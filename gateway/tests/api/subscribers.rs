@@ -281,7 +281,7 @@ async fn a_users_key_follows_their_own_runs_and_nothing_else() {
     );
 
     // Bob's run reaches Bob's own subscriber, and not Alice's refused one.
-    let (bob_client, _bob_events) = connect(&nats, None, &bob_key).await.expect("bob connects");
+    let (bob_client, mut bob_events) = connect(&nats, None, &bob_key).await.expect("bob connects");
     let mut bobs = bob_client
         .subscribe(format!("{prefix}.runs.bob.>"))
         .await
@@ -313,6 +313,23 @@ async fn a_users_key_follows_their_own_runs_and_nothing_else() {
     admin_client.flush().await.unwrap();
     let another = create_run(&app, &bob).await;
     next_of(&mut all, &another).await;
+
+    // Bob disabled by the admin: his connection is cut off, and his key refused.
+    let disable = app
+        .with("PATCH", "/api/v1/users/bob", &admin)
+        .json(&json!({"disabled": true, "reason": "left"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disable.status(), StatusCode::OK);
+    next_event(&mut bob_events, |event| {
+        matches!(event, async_nats::Event::Disconnected).then_some(())
+    })
+    .await;
+    assert!(
+        connect(&nats, None, &bob_key).await.is_err(),
+        "a disabled user's key"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,21 +343,7 @@ async fn narrowed_revoked_and_bad_tokens_get_what_they_allow_and_the_callout_sur
     let second = create_run(&app, &alice).await;
 
     // Narrowed offline to one run: that run's feed, asked for as `run:<id>`, and nothing more.
-    let keys: Value = reqwest::get(app.url("/api/v1/auth/keys"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let public = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["signing"] == true)
-        .unwrap()["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let public = app.signing_key().await;
     let one_run = attenuate_with_python(
         &key,
         &public,
@@ -348,7 +351,16 @@ async fn narrowed_revoked_and_bad_tokens_get_what_they_allow_and_the_callout_sur
             .replace("{RUN}", &first)
             .as_str()],
     );
+    let expired = attenuate_with_python(
+        &key,
+        &public,
+        &["check if time($t), $t < 2020-01-01T00:00:00Z"],
+    );
     let refused_before = app.refusals().await;
+    assert!(
+        connect(&nats, None, &expired).await.is_err(),
+        "narrowed to a past deadline"
+    );
     assert!(
         connect(&nats, None, &one_run).await.is_err(),
         "not all of alice's runs"
@@ -418,7 +430,7 @@ async fn narrowed_revoked_and_bad_tokens_get_what_they_allow_and_the_callout_sur
         );
     }
     assert!(
-        app.refusals().await >= refused_before + 6,
+        app.refusals().await >= refused_before + 7,
         "every refusal is in the audit trail"
     );
 
