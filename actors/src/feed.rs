@@ -89,7 +89,7 @@ impl Projection for RunFeed {
     async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
         for envelope in batch {
             let owner = self.owner(envelope).await?;
-            let event = envelope.event.to_cloud_event();
+            let event = envelope.event.to_cloud_event().for_subscribers();
             {
                 let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
                 if owners.len() >= OWNERS_CACHED {

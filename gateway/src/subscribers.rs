@@ -115,7 +115,8 @@ pub async fn start(state: &Arc<AppState>) -> anyhow::Result<Option<Arc<Callout>>
         restarts_total: Counter::default(),
         ..state.metrics.engine.clone()
     };
-    let deps = CalloutDeps::new(client, system, issuer, gate, metrics);
+    let account = config.nats_users_account.clone();
+    let deps = CalloutDeps::new(client, system, account, issuer, gate, metrics);
     let callout = Arc::new(
         Callout::start(deps)
             .await
@@ -191,8 +192,12 @@ impl Gatekeeper for TokenGate {
             }
             Err(refused) => {
                 self.state.metrics.command("NatsConnect", "refused");
-                self.record(request, &refused).await;
-                Err(format!("{}: {}", refused.reason, refused.detail))
+                let reason = format!("{}: {}", refused.reason, refused.detail);
+                // Recorded beside the answer: the server waits for the answer (its auth
+                // timeout), not for the audit trail's write.
+                let (state, request) = (self.state.clone(), request.clone());
+                tokio::spawn(async move { record(&state, &request, &refused).await });
+                Err(reason)
             }
         }
     }
@@ -222,12 +227,15 @@ impl TokenGate {
         let (access, subscribe) = match wanted {
             Wanted::Own => {
                 let claims = self.authorize(&token, Access::own(OPERATION))?;
-                let feed = if claims.role == Role::Admin {
-                    subjects.all_run_feeds()
+                // Every user's runs only for a token that may act on what no user owns:
+                // an admin's token narrowed to its own resources gets its own feed.
+                let everyone = claims.role == Role::Admin
+                    && self.authorize(&token, Owned::All.access()).is_ok();
+                if everyone {
+                    (Owned::All, vec![subjects.all_run_feeds()])
                 } else {
-                    subjects.user_run_feed(&claims.username)
-                };
-                (Owned::own(), vec![feed])
+                    (Owned::Own, vec![subjects.user_run_feed(&claims.username)])
+                }
             }
             Wanted::Run(id) => {
                 let id = id.to_string();
@@ -239,7 +247,7 @@ impl TokenGate {
                     // The same answer as a run of someone else's would get, once authorized.
                     return Err(Refused::new(404, "not-found", "no run with this id"));
                 };
-                let owned = Owned::run(&id, &owner);
+                let owned = Owned::Run(id.clone(), owner.clone());
                 self.authorize(&token, owned.access())?;
                 (
                     owned,
@@ -266,16 +274,22 @@ impl TokenGate {
                 deny: vec![],
             },
         };
+        let principal = claims.username.clone();
         let state = self.state.clone();
-        let credential = credential.to_string();
-        let holds = Box::new(move || {
+        // Asked every second: the verified token is kept, so only its revocation and the
+        // authorizer (remembered within the second) run again, never the parsing.
+        let holds = Arc::new(move || {
             let tokens = &state.identity.tokens;
-            tokens
-                .verify(&credential)
-                .and_then(|token| tokens.authorize(&token, access.access(), SystemTime::now()))
-                .is_ok()
+            !tokens.is_revoked(&token)
+                && tokens
+                    .authorize(&token, access.access(), SystemTime::now())
+                    .is_ok()
         });
-        Ok(Admitted { grant, holds })
+        Ok(Admitted {
+            grant,
+            principal,
+            holds,
+        })
     }
 
     fn authorize(&self, token: &VerifiedToken, access: Access<'_>) -> Result<Claims, Refused> {
@@ -318,54 +332,50 @@ impl TokenGate {
         }
         unix(allowed).max(unix(0) + 1)
     }
+}
 
-    /// Records a refused connection in the audit trail, like a refused HTTP request.
-    async fn record(&self, request: &Request, refused: &Refused) {
-        let request_id = format!("nats-{}-{}", request.server_id.name, request.client_info.id);
-        let mut metadata = EventMetadata::new(aurora_domain::metadata::ANONYMOUS, request_id);
-        metadata.client_ip = Some(request.client_info.host.clone()).filter(|h| !h.is_empty());
-        if let Some(claims) = request
-            .credential()
-            .and_then(|token| self.state.identity.tokens.holder(token))
-        {
-            metadata.principal = claims.username.clone();
-            metadata.token_id = Some(claims.token_id.clone());
-            metadata.role = Some(claims.role.as_str().to_string());
-        }
-        let route = match request.connect_opts.user.as_deref() {
-            Some(name) if name.starts_with("run:") => "nats run:{id}",
-            _ => "nats runs",
-        };
-        crate::http::refusals::record(
-            &self.state,
-            &metadata,
-            Refusal::new("CONNECT", route, refused.status, refused.reason),
-        )
-        .await;
+/// Records a refused connection in the audit trail, like a refused HTTP request.
+async fn record(state: &AppState, request: &Request, refused: &Refused) {
+    let request_id = format!("nats-{}-{}", request.server_id.name, request.client_info.id);
+    let mut metadata = EventMetadata::new(aurora_domain::metadata::ANONYMOUS, request_id);
+    metadata.client_ip = Some(request.client_info.host.clone()).filter(|h| !h.is_empty());
+    if let Some(claims) = request
+        .credential()
+        .and_then(|token| state.identity.tokens.holder(token))
+    {
+        metadata.principal = claims.username.clone();
+        metadata.token_id = Some(claims.token_id.clone());
+        metadata.role = Some(claims.role.as_str().to_string());
     }
+    let route = match request.connect_opts.user.as_deref() {
+        Some(name) if name.starts_with("run:") => "nats run:{id}",
+        _ => "nats runs",
+    };
+    crate::http::refusals::record(
+        state,
+        &metadata,
+        Refusal::new("CONNECT", route, refused.status, refused.reason),
+    )
+    .await;
 }
 
 /// The access a grant stands on, owned (the sweep asks it again every second).
 #[derive(Clone)]
-struct Owned {
-    run: Option<(String, String)>,
+enum Owned {
+    /// The caller's own runs.
+    Own,
+    /// Every user's runs (what no user owns: admins).
+    All,
+    /// One run, by id, and its owner.
+    Run(String, String),
 }
 
 impl Owned {
-    fn own() -> Self {
-        Self { run: None }
-    }
-
-    fn run(id: &str, owner: &str) -> Self {
-        Self {
-            run: Some((id.to_string(), owner.to_string())),
-        }
-    }
-
     fn access(&self) -> Access<'_> {
-        match &self.run {
-            None => Access::own(OPERATION),
-            Some((id, owner)) => Access {
+        match self {
+            Self::Own => Access::own(OPERATION),
+            Self::All => Access::admin(OPERATION, None),
+            Self::Run(id, owner) => Access {
                 operation: OPERATION,
                 resource: Some(("run", id)),
                 owner: Some(owner),

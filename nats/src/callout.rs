@@ -26,6 +26,10 @@ const REQUEST_AUDIENCE: &str = "nats-authorization-request";
 /// The JWT header of every NATS v2 JWT.
 const HEADER: &str = r#"{"typ":"JWT","alg":"ed25519-nkey"}"#;
 
+/// How far this replica's clock may run ahead of the server's: a request's expiry is that
+/// much in the past before it is refused.
+const CLOCK_SKEW: i64 = 30;
+
 /// Larger requests are refused unread (a real one is a few kilobytes; the server caps a
 /// client's CONNECT line, token included, at `max_control_line`).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -196,7 +200,7 @@ pub fn decode_request(jwt: &[u8], now: i64) -> Result<Request, CalloutError> {
         return Err(invalid("not an authorization request"));
     }
     if let Some(expires) = claims["exp"].as_i64() {
-        if expires < now {
+        if expires < now - CLOCK_SKEW {
             return Err(invalid("expired"));
         }
     }
@@ -266,6 +270,16 @@ impl Issuer {
     ) -> Result<String, CalloutError> {
         let nats = match decision {
             Ok(grant) => {
+                // An empty list means "anything" to the server: a grant names both.
+                for (direction, subjects) in
+                    [("publish", &grant.publish), ("subscribe", &grant.subscribe)]
+                {
+                    if subjects.allow.is_empty() && subjects.deny.is_empty() {
+                        return Err(CalloutError::Issuer(format!(
+                            "a grant without {direction} permissions would allow everything"
+                        )));
+                    }
+                }
                 let user = self.encode(
                     json!({
                         "sub": request.user_nkey,
@@ -275,6 +289,8 @@ impl Issuer {
                         "nats": {
                             "pub": grant.publish,
                             "sub": grant.subscribe,
+                            // Plain and WebSocket clients; no MQTT, no leaf nodes.
+                            "allowed_connection_types": ["STANDARD", "WEBSOCKET"],
                             "type": "user",
                             "version": 2,
                         },
@@ -476,6 +492,10 @@ mod tests {
             decode_request(mixed.as_bytes(), NOW),
             Err(CalloutError::Invalid(_))
         ));
+        assert!(
+            decode_request(jwt.as_bytes(), NOW + 20).is_ok(),
+            "within the skew"
+        );
         assert!(matches!(
             decode_request(jwt.as_bytes(), NOW + 60),
             Err(CalloutError::Invalid(_))
@@ -537,6 +557,24 @@ mod tests {
         );
         assert_eq!(claims["nats"]["type"], "user");
         assert!(verified_claims(user_jwt, &Issuer::generate().public_key()).is_err());
+    }
+
+    #[test]
+    fn a_grant_that_would_allow_everything_is_not_signed() {
+        let server = KeyPair::new_server();
+        let (jwt, _) = request(&server, "t");
+        let request = decode_request(jwt.as_bytes(), NOW).unwrap();
+        let open = Grant {
+            name: "x".into(),
+            account: "USERS".into(),
+            expires: NOW + 60,
+            publish: Subjects::default(),
+            subscribe: Subjects {
+                allow: vec!["a.>".into()],
+                deny: vec![],
+            },
+        };
+        assert!(Issuer::generate().answer(&request, Ok(&open), NOW).is_err());
     }
 
     #[test]

@@ -62,6 +62,15 @@ pub struct CloudEvent {
 }
 
 impl CloudEvent {
+    /// The event as a run's subscribers see it (the run feed, a non-admin's event stream):
+    /// without the token id and the address of whoever caused it — an admin's or the
+    /// system's actions on a run are not its owner's to trace.
+    pub fn for_subscribers(mut self) -> Self {
+        self.tokenid = None;
+        self.clientip = None;
+        self
+    }
+
     /// The deterministic event id for an aggregate's `sequence`-th event.
     pub fn event_id(aggregate_type: &str, aggregate_id: &str, sequence: i64) -> String {
         format!("{aggregate_type}:{aggregate_id}:{sequence}")

@@ -43,7 +43,7 @@ const POLICIES: &[&str] = &[
         ["auth:logout", "tokens:read", "tokens:create", "tokens:revoke"].contains($op)"#,
     r#"allow if role("user"), user($u), owner($u)"#,
     r#"allow if role("viewer"), user($u), owner($u), operation($op),
-        $op.ends_with(":read") || $op.ends_with(":subscribe")"#,
+        $op.ends_with(":read") || ["runs:subscribe"].contains($op)"#,
     "deny if true",
 ];
 
@@ -324,6 +324,12 @@ impl Tokens {
             return Err(TokenError::Revoked);
         }
         Ok(verified)
+    }
+
+    /// Has a token verified earlier been revoked since — it, a token it was narrowed from,
+    /// or every token of its user (disabled)? Cheap: nothing is parsed again.
+    pub fn is_revoked(&self, token: &VerifiedToken) -> bool {
+        self.revocations.is_revoked(&token.revocation_ids)
     }
 
     /// Who a genuine token names — signatures checked, revocation and expiry not: for

@@ -48,13 +48,12 @@ const MAX_STREAM: std::time::Duration = std::time::Duration::from_secs(3600);
 /// An event as a run's reader sees it: the envelope without who-else's token id and
 /// address (an admin's or the system's actions on the run are not the owner's to trace).
 fn sse_event(event: &CloudEvent, full: bool) -> Event {
-    let mut value = serde_json::to_value(event).unwrap_or_default();
-    if !full {
-        if let Some(object) = value.as_object_mut() {
-            object.remove("tokenid");
-            object.remove("clientip");
-        }
+    let value = if full {
+        serde_json::to_value(event)
+    } else {
+        serde_json::to_value(event.clone().for_subscribers())
     }
+    .unwrap_or_default();
     Event::default()
         .event(event.eventname.clone())
         .id(event.sequence.to_string())
