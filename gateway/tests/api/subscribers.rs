@@ -368,6 +368,16 @@ async fn a_users_key_follows_their_own_runs_and_nothing_else() {
     let another = create_run(&app, &bob).await;
     next_of(&mut all, &another).await;
 
+    // A connection that ends is forgotten when the server says so (its disconnect
+    // advisory), not only when its JWT expires.
+    let callout = app.state.callout().expect("the callout runs");
+    let before = callout.live().await;
+    admin_client.drain().await.unwrap();
+    super::operations::eventually("the ended connection is forgotten", || async {
+        callout.live().await == before - 1
+    })
+    .await;
+
     // The admin's key narrowed offline to the admin's own resources: the admin's own feed,
     // not everyone's.
     let public = app.signing_key().await;
