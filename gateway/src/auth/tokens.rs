@@ -587,6 +587,11 @@ mod tests {
             (Role::Viewer, "runs:read", "alice", true),
             (Role::Viewer, "runs:create", "alice", false),
             (Role::Viewer, "runs:read", "bob", false),
+            // Following runs on NATS is reading: a viewer follows their own, no one else's.
+            (Role::Viewer, "runs:subscribe", "alice", true),
+            (Role::Viewer, "runs:subscribe", "bob", false),
+            (Role::Viewer, "runs:cancel", "alice", false),
+            (Role::User, "runs:subscribe", "bob", false),
         ];
         for (role, operation, owner, allowed) in table {
             let token = mint(&t, "alice", role);
