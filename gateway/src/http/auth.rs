@@ -194,7 +194,7 @@ pub(crate) async fn issue(
     post,
     path = "/api/v1/auth/register",
     tag = "auth",
-    request_body(content = Credentials, description = "The username and password to register"),
+    request_body(content = Credentials, description = "The username and password to register", example = json!({"username": "ada", "password": "correct horse battery staple"})),
     responses(
         (status = 201, description = "Registered", body = UserBody),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),
@@ -294,7 +294,7 @@ fn login_failed() -> Problem {
     post,
     path = "/api/v1/auth/login",
     tag = "auth",
-    request_body(content = Credentials, description = "The username and password"),
+    request_body(content = Credentials, description = "The username and password", example = json!({"username": "ada", "password": "correct horse battery staple"})),
     responses(
         (status = 200, description = "A session token", body = TokenBody),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),

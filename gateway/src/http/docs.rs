@@ -88,6 +88,7 @@ elsewhere, is at `GET /api-docs/`.";
         super::health::metrics,
         spec,
         ui_root,
+        ui_alias,
         ui_file,
     ),
     components(schemas(super::problem::Body)),
@@ -202,7 +203,12 @@ pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
                 }
             },
         );
-    spec_route.or(ui_route).unify()
+    // The docs path of the product write-ups: the same UI.
+    let alias_route = warp::path!("api" / "docs")
+        .and(warp::get())
+        .and(context())
+        .map(|ctx: RequestContext| ui_alias(&ctx));
+    spec_route.or(ui_route).unify().or(alias_route).unify()
 }
 
 /// The OpenAPI 3.1 document of this API.
@@ -254,6 +260,20 @@ fn ui_root(ctx: &RequestContext) -> Response {
     with_request_id(response, ctx)
 }
 
+/// `/api/docs` (where the product write-ups put the docs) sends the browser to the UI too.
+#[utoipa::path(
+    get,
+    path = "/api/docs",
+    tag = "docs",
+    operation_id = "docs_ui_alias",
+    responses(
+        (status = 308, description = "To the UI at /api-docs/", headers(("location" = String, description = "/api-docs/"))),
+    )
+)]
+fn ui_alias(ctx: &RequestContext) -> Response {
+    ui_root(ctx)
+}
+
 /// A file of Swagger UI (`index.html` for `/api-docs/`).
 #[utoipa::path(
     get,
@@ -289,6 +309,28 @@ fn ui_file(tail: &str, ctx: &RequestContext) -> Response {
 #[cfg(test)]
 mod tests {
     use super::openapi;
+
+    #[test]
+    fn every_json_request_body_has_an_example_and_the_runs_one_is_a_valid_run() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let mut bodies = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let Some(json) = operation["requestBody"]["content"].get("application/json") else {
+                    continue;
+                };
+                bodies += 1;
+                let example = &json["example"];
+                assert!(example.is_object(), "{method} {path}: no example");
+                if (method.as_str(), path.as_str()) == ("post", "/api/v1/runs") {
+                    let spec: aurora_domain::run::RunSpec =
+                        serde_json::from_value(example.clone()).expect("a run spec");
+                    spec.validate().expect("a valid run spec");
+                }
+            }
+        }
+        assert_eq!(bodies, 7, "the JSON request bodies");
+    }
 
     #[test]
     fn the_document_is_openapi_3_1_and_describes_exactly_the_route_templates() {

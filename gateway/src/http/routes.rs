@@ -33,6 +33,7 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/api/v1/admin/blocks",
     "/api/v1/admin/blocks/{key}",
     "/api/docs.json",
+    "/api/docs",
     "/api-docs",
     "/api-docs/{file}",
     "/health",

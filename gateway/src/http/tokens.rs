@@ -189,7 +189,7 @@ async fn list(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> 
     path = "/api/v1/auth/tokens",
     operation_id = "create_api_key",
     tag = "tokens",
-    request_body(content = NewApiKey, description = "The label and lifetime"),
+    request_body(content = NewApiKey, description = "The label and lifetime", example = json!({"label": "nightly export", "expires_in_days": 30})),
     responses(
         (status = 201, description = "The new API key", body = TokenBody),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),

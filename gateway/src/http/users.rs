@@ -141,7 +141,7 @@ pub(crate) async fn resolve(state: &AppState, raw: &str) -> Result<String, Probl
     operation_id = "update_user",
     tag = "users",
     params(("id" = String, Path, description = "The user id (UUID) or username")),
-    request_body(content = Change, description = "At least one of role, tier, disabled"),
+    request_body(content = Change, description = "At least one of role, tier, disabled", example = json!({"tier": "pro", "reason": "upgraded by support"})),
     responses(
         (status = 200, description = "The user as changed", body = UserView),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),

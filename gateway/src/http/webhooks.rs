@@ -110,7 +110,7 @@ struct Data {
         ("webhook-timestamp" = i64, Header, description = "Seconds since the epoch; must be within the tolerance"),
         ("webhook-signature" = String, Header, description = "v1,<base64 HMAC-SHA256 of id.timestamp.body> (space-separated if several)"),
     ),
-    request_body(content = Message, description = "What happened to which user"),
+    request_body(content = Message, description = "What happened to which user", example = json!({"type": "user.created", "timestamp": "2026-11-25T00:00:00Z", "data": {"id": "idp-42", "username": "grace", "role": "user", "tier": "pro"}})),
     responses(
         (status = 200, description = "Applied, or already applied, or stale (nothing changed)", body = WebhookResult),
         (status = 400, description = "The body is empty or not JSON", body = ProblemBody, content_type = "application/problem+json"),

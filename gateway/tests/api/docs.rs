@@ -23,7 +23,7 @@ const OPENAPI_3_1_SCHEMA: &str = include_str!("../fixtures/openapi-3.1-schema-20
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// Routes anyone may call: no security requirement in the document.
-const PUBLIC: [&str; 11] = [
+const PUBLIC: [&str; 12] = [
     "/api/v1/auth/register",
     "/api/v1/auth/login",
     "/api/v1/auth/keys",
@@ -33,17 +33,19 @@ const PUBLIC: [&str; 11] = [
     "/live",
     "/metrics",
     "/api/docs.json",
+    "/api/docs",
     "/api-docs",
     "/api-docs/{file}",
 ];
 
 /// Routes whose answers are not problems (operational and docs routes).
-const NO_PROBLEMS: [&str; 7] = [
+const NO_PROBLEMS: [&str; 8] = [
     "/health",
     "/ready",
     "/live",
     "/metrics",
     "/api/docs.json",
+    "/api/docs",
     "/api-docs",
     "/api-docs/{file}",
 ];
@@ -373,9 +375,11 @@ async fn the_docs_ui_is_served_from_the_binary_and_loads_nothing_from_elsewhere(
     let client = plain();
     let get = |path: &str| client.get(app.url(path)).send();
 
-    let redirect = get("/api-docs").await.unwrap();
-    assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT);
-    assert_eq!(redirect.headers()["location"], "/api-docs/");
+    for path in ["/api-docs", "/api/docs"] {
+        let redirect = get(path).await.unwrap();
+        assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT, "{path}");
+        assert_eq!(redirect.headers()["location"], "/api-docs/", "{path}");
+    }
 
     let index = get("/api-docs/").await.unwrap();
     assert_eq!(index.status(), StatusCode::OK);

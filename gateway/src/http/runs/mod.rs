@@ -114,7 +114,7 @@ fn parse_run_id(raw: &str) -> Result<Uuid, Problem> {
     post,
     path = "/api/v1/runs",
     tag = "runs",
-    request_body(content = RunSpec, description = "The input and the steps, in order"),
+    request_body(content = RunSpec, description = "The input and the steps, in order", example = json!({"input": {"url": "https://media.example/clip.mov"}, "steps": [{"kind": "probe"}, {"kind": "transcode", "format": "webm", "quality": "high", "resolution": "1080p"}, {"kind": "thumbnail", "at_seconds": 2.5}]})),
     responses(
         (status = 201, description = "Requested; stored before this answer", body = RunCreated,
             headers(("location" = String, description = "The run: /api/v1/runs/{id}, readable at once"),
@@ -220,7 +220,7 @@ async fn create(
     path = "/api/v1/runs/{id}/cancel",
     tag = "runs",
     params(("id" = Uuid, Path, description = "The run id")),
-    request_body(content = CancelRequest, description = "Optional: why (no body at all is fine)"),
+    request_body(content = CancelRequest, description = "Optional: why (no body at all is fine)", example = json!({"reason": "uploaded the wrong file"})),
     responses(
         (status = 200, description = "Cancelled", body = RunCancelled),
         (status = 400, description = "The id is not a UUID, or the body is not JSON", body = ProblemBody, content_type = "application/problem+json"),
