@@ -97,6 +97,8 @@ pub struct Metrics {
     pub db_connections_max: Gauge,
     /// HTTP connections open, and refused past the cap.
     pub connections: crate::server::ConnectionMetrics,
+    /// The process: CPU, memory, threads, file descriptors (read at each scrape).
+    pub process: crate::process::ProcessMetrics,
 }
 
 /// Labels of the database pool's gauge.
@@ -284,7 +286,9 @@ impl Metrics {
             "HTTP connections refused with 503 because AURORA_MAX_CONNECTIONS were open",
             connections.refused.clone(),
         );
+        let process = crate::process::ProcessMetrics::register(&mut registry);
         Self {
+            process,
             connections,
             registry,
             relay_lag,

@@ -316,6 +316,7 @@ pub(super) fn live() -> Response {
 )]
 pub(super) fn metrics(state: Arc<AppState>) -> Response {
     state.metrics.observe_pool(&state.db);
+    state.metrics.process.observe();
     warp::reply::with_header(
         state.metrics.encode(),
         "content-type",

@@ -352,6 +352,11 @@ async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
         &[
             ("aurora_token_cache_lookups", "counter"),
             ("aurora_consumer_redeliveries", "counter"),
+            ("aurora_process_cpu_seconds", "counter"),
+            ("aurora_process_resident_memory_bytes", "gauge"),
+            ("aurora_process_open_fds", "gauge"),
+            ("aurora_process_max_fds", "gauge"),
+            ("aurora_process_start_time_seconds", "gauge"),
         ],
     );
     let after = |series: &str| sample(&text, series).unwrap_or(0.0);
@@ -382,6 +387,10 @@ async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
         + after(r#"aurora_db_pool_connections{state="idle"}"#);
     assert!(open >= 1.0 && open <= max, "{open} connections of {max}");
     assert!(sample(&text, "aurora_relay_lag_events").is_some());
+    // The process's own figures, read at the scrape.
+    assert!(after("aurora_process_resident_memory_bytes") > 0.0);
+    assert!(after("aurora_process_open_fds") >= 1.0);
+    assert!(after("aurora_process_cpu_seconds_total") > 0.0);
     app.stop().await;
 }
 
