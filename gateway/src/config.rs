@@ -3,8 +3,9 @@
 //! every variable with its default; the file's keys are the settings' names in snake case
 //! (`listen`, `database_url`, `log_dir` …), see `deploy/aurora.example.toml`.
 //!
-//! (Long by its settings: one documented field each, plus their checks and tests; a leaf
-//! module with no `http` or `limits` imports is issue 16's.)
+//! (Long by its settings: one documented field each — the `--help`, `.env.example` and
+//! `aurora config check` read them — plus their checks and a third of tests. A leaf: it
+//! imports nothing from `http` or `limits`.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
