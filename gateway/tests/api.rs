@@ -65,6 +65,10 @@ mod lifecycle;
 #[path = "api/subscribers.rs"]
 mod subscribers;
 
+#[path = "api/tried.rs"]
+mod tried;
+use tried::Tried;
+
 #[path = "api/read_side.rs"]
 mod read_side;
 
@@ -453,52 +457,6 @@ impl TestApp {
         let public = signing["public_key"].as_str().unwrap().to_string();
         assert!(public.starts_with("ed25519/"), "{public}");
         public
-    }
-}
-
-/// The account of a table of requests tried against their expected statuses: taken
-/// before the requests, checked after them.
-struct Tried {
-    changes: i64,
-    refusals: i64,
-}
-
-impl TestApp {
-    /// Starts a table of requests: what the store holds now.
-    async fn trying(&self) -> Tried {
-        Tried {
-            changes: self.changes().await,
-            refusals: self.refusals().await,
-        }
-    }
-}
-
-impl Tried {
-    /// One row's answer: its status, and a problem when it is an error.
-    fn answered(response: &reqwest::Response, status: u16, row: &str) {
-        assert_eq!(response.status().as_u16(), status, "{row}");
-        if status >= 400 {
-            assert_eq!(
-                response.headers()["content-type"],
-                "application/problem+json",
-                "{row}"
-            );
-        }
-    }
-
-    /// After the table: nothing stored but one audit entry per 401 and 403 answered.
-    async fn recorded_only_refusals(self, app: &TestApp, statuses: impl Iterator<Item = u16>) {
-        assert_eq!(
-            app.changes().await,
-            self.changes,
-            "refused requests and reads store nothing"
-        );
-        let refused = statuses.filter(|s| matches!(s, 401 | 403)).count() as i64;
-        assert_eq!(
-            app.refusals().await,
-            self.refusals + refused,
-            "but each 401 and 403 is in the audit trail"
-        );
     }
 }
 
