@@ -28,8 +28,10 @@ pub struct Config {
     #[arg(long, env = "AURORA_LOG")]
     pub log: Option<String>,
 
-    /// Also write logs to files in this directory: `aurora.<date>.log` (every line) and
-    /// `aurora-error.<date>.log` (errors only), a new file each day (UTC).
+    /// `aurora serve` also writes its logs to files in this directory: `aurora.<date>.log`
+    /// (every line) and `aurora-error.<date>.log` (errors only), a new file each day (UTC).
+    /// Unset: `<data dir>/logs`. `off`: the console only (e.g. in Kubernetes, where the
+    /// platform collects stdout).
     #[arg(long, env = "AURORA_LOG_DIR")]
     pub log_dir: Option<PathBuf>,
 
@@ -58,7 +60,8 @@ pub struct Config {
     #[serde(serialize_with = "redacted_url")]
     pub database_url: Option<String>,
 
-    /// NATS URL. Without it, Aurora uses an in-process bus.
+    /// NATS URL, or a comma-separated list of a cluster's servers
+    /// (`nats://a:4222,nats://b:4222`). Without it, Aurora uses an in-process bus.
     #[arg(long, env = "NATS_URL", hide_env_values = true)]
     #[serde(serialize_with = "redacted_url")]
     pub nats_url: Option<String>,
@@ -66,6 +69,12 @@ pub struct Config {
     /// Subject prefix and stream name stem on NATS (one token).
     #[arg(long, env = "AURORA_NATS_PREFIX", default_value = "aurora")]
     pub nats_prefix: String,
+
+    /// Copies JetStream keeps of Aurora's streams: 1 on a single server, 3 on a 3-node
+    /// cluster (a node's disk can then be lost). At most the cluster's size; existing
+    /// streams keep the count they were created with until an operator changes it.
+    #[arg(long, env = "AURORA_NATS_REPLICAS", default_value_t = 1)]
+    pub nats_replicas: usize,
 
     /// Largest accepted JSON request body, in bytes (uploads have their own limit).
     #[arg(long, env = "AURORA_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
@@ -278,6 +287,7 @@ impl Config {
             database_url: None,
             nats_url: None,
             nats_prefix: "aurora".to_string(),
+            nats_replicas: 1,
             max_body_bytes: 64 * 1024,
             db_max_connections: 32,
             db_writers: aurora_projections::commands::DEFAULT_WRITERS,
@@ -374,12 +384,21 @@ impl Config {
             }
         }
         if let Some(url) = &self.nats_url {
-            let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
-                .iter()
-                .any(|scheme| url.starts_with(scheme));
-            if !scheme_ok {
-                anyhow::bail!("NATS_URL must be a nats://, tls://, ws:// or wss:// URL");
+            for server in url.split(',').map(str::trim) {
+                let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
+                    .iter()
+                    .any(|scheme| server.starts_with(scheme));
+                if !scheme_ok {
+                    anyhow::bail!(
+                        "NATS_URL must be a nats://, tls://, ws:// or wss:// URL, or a \
+                         comma-separated list of them (got {})",
+                        redact(server)
+                    );
+                }
             }
+        }
+        if !(1..=5).contains(&self.nats_replicas) {
+            anyhow::bail!("AURORA_NATS_REPLICAS must be between 1 and 5 (JetStream's limit)");
         }
         let token_ok = !self.nats_prefix.is_empty()
             && self
@@ -392,6 +411,16 @@ impl Config {
         self.engine_settings()?;
         self.tier_limits()?;
         Ok(())
+    }
+
+    /// Where `aurora serve` writes log files: `AURORA_LOG_DIR`, else `<data dir>/logs`;
+    /// `None` when it is `off`.
+    pub fn log_files(&self) -> Option<PathBuf> {
+        match &self.log_dir {
+            Some(dir) if dir.as_os_str() == "off" => None,
+            Some(dir) => Some(dir.clone()),
+            None => Some(self.data_dir.join("logs")),
+        }
     }
 
     /// The artifact directory.
@@ -578,8 +607,27 @@ fn hidden<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S
 }
 
 /// A URL for logs and messages: credentials (`user:password@`) and query parameters that
-/// carry secrets (`?password=…`, `sslpassword`, `token` …) replaced by `***`.
+/// carry secrets (`?password=…`, `sslpassword`, `token` …) replaced by `***`. A
+/// comma-separated list of URLs (a NATS cluster) is redacted URL by URL; a comma not
+/// followed by a scheme (`postgres://u:p@h1,h2/db`) belongs to the URL before it.
 pub fn redact(url: &str) -> String {
+    let mut urls: Vec<String> = Vec::new();
+    for part in url.split(',') {
+        match urls.last_mut() {
+            Some(last) if !part.contains("://") => {
+                last.push(',');
+                last.push_str(part);
+            }
+            _ => urls.push(part.to_string()),
+        }
+    }
+    urls.iter()
+        .map(|one| redact_one(one))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn redact_one(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
         Some(i) => url.split_at(i + 3),
         None => ("", url),
@@ -739,5 +787,55 @@ mod tests {
             "postgres://***@db/x",
             "an @ in the password"
         );
+        assert_eq!(
+            super::redact("nats://u:p1@a:4222,nats://u:p2@b:4222, nats://c:4222"),
+            "nats://***@a:4222,nats://***@b:4222, nats://c:4222",
+            "each server of a cluster"
+        );
+        assert_eq!(
+            super::redact("postgres://u:p,w@h1:5432,h2:5432/db"),
+            "postgres://***@h1:5432,h2:5432/db",
+            "a comma inside one URL"
+        );
+    }
+
+    #[test]
+    fn log_files_are_on_by_default_under_the_data_dir() {
+        let mut config = super::Config::embedded("/srv/aurora");
+        assert_eq!(
+            config.log_files(),
+            Some(std::path::PathBuf::from("/srv/aurora/logs"))
+        );
+        config.log_dir = Some("/var/log/aurora".into());
+        assert_eq!(
+            config.log_files(),
+            Some(std::path::PathBuf::from("/var/log/aurora"))
+        );
+        config.log_dir = Some("off".into());
+        assert_eq!(config.log_files(), None);
+    }
+
+    #[test]
+    fn nats_settings_take_a_cluster() {
+        let mut config = super::Config::embedded("/tmp/aurora-unused");
+        config.nats_url = Some("nats://a:4222, nats://b:4222,tls://c:4222".into());
+        config.nats_replicas = 3;
+        config
+            .validate()
+            .expect("a list of servers and 3 replicas are valid");
+        config.nats_url = Some("nats://a:4222,http://b:4222".into());
+        let error = config
+            .validate()
+            .expect_err("a server without a NATS scheme");
+        assert!(error.to_string().contains("http://b:4222"), "{error}");
+        config.nats_url = Some("nats://a:4222".into());
+        for replicas in [0, 6] {
+            config.nats_replicas = replicas;
+            let error = config.validate().expect_err("replicas outside 1..=5");
+            assert!(
+                error.to_string().contains("AURORA_NATS_REPLICAS"),
+                "{error}"
+            );
+        }
     }
 }

@@ -69,6 +69,9 @@ pub struct Metrics {
     registry: Registry,
     /// Requests served.
     pub http_requests: Family<HttpLabels, Counter>,
+    /// Requests served, all together (not exported: `http_requests` has them by label;
+    /// `/api/v1/health/metrics` reads this one).
+    pub requests_answered: Counter,
     /// Request latency.
     pub http_duration: Family<HttpLabels, Histogram>,
     /// Commands executed.
@@ -300,6 +303,7 @@ impl Metrics {
             projection_lag,
             projections,
             http_requests,
+            requests_answered: Counter::default(),
             http_duration,
             commands,
             relay,

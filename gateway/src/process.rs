@@ -3,8 +3,10 @@
 //! and allowed file descriptors, start time. Read from `/proc/self` at each scrape (Linux;
 //! elsewhere they stay 0).
 
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -30,6 +32,33 @@ pub struct ProcessMetrics {
     pub max_fds: Gauge,
     /// When the process started, seconds since the epoch.
     pub start_time_seconds: Gauge,
+    /// Recent readings of the totals, for [`ProcessMetrics::rates`].
+    samples: Arc<Mutex<VecDeque<Sample>>>,
+}
+
+/// Rates are measured over about this long (since the start, in a younger process).
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Totals at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    cpu_seconds: f64,
+    requests: u64,
+    events: u64,
+}
+
+/// What the process did per second over the last [`RATE_WINDOW`] or so.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// How long the rates are measured over, seconds.
+    pub window_seconds: f64,
+    /// CPU use, percent of one core.
+    pub cpu_percent: f64,
+    /// Requests answered per second.
+    pub requests_per_second: f64,
+    /// Events this process appended to the store per second.
+    pub events_per_second: f64,
 }
 
 impl ProcessMetrics {
@@ -79,6 +108,58 @@ impl ProcessMetrics {
             .start_time_seconds
             .set(i64::try_from(now).unwrap_or_default());
         metrics
+    }
+
+    /// The rates since the oldest reading within [`RATE_WINDOW`] (the start, in a younger
+    /// process), given the totals now; keeps this reading for later calls (at most one a
+    /// second).
+    pub fn rates(&self, requests: u64, events: u64) -> Rates {
+        self.rates_at(Instant::now(), self.cpu_seconds.get(), requests, events)
+    }
+
+    fn rates_at(&self, at: Instant, cpu_seconds: f64, requests: u64, events: u64) -> Rates {
+        let now = Sample {
+            at,
+            cpu_seconds,
+            requests,
+            events,
+        };
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        if samples.is_empty() {
+            // The first reading: the process's start, when every total was zero.
+            let uptime = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default()
+                .saturating_sub(u64::try_from(self.start_time_seconds.get()).unwrap_or(0));
+            samples.push_back(Sample {
+                at: at
+                    .checked_sub(Duration::from_secs(uptime.max(1)))
+                    .unwrap_or(at),
+                cpu_seconds: 0.0,
+                requests: 0,
+                events: 0,
+            });
+        }
+        // Keep one reading older than the window (the base), none older than it needs.
+        while samples.len() > 1 && at.duration_since(samples[1].at) >= RATE_WINDOW {
+            samples.pop_front();
+        }
+        let base = samples[0];
+        if samples
+            .back()
+            .is_none_or(|last| at.duration_since(last.at) >= Duration::from_secs(1))
+        {
+            samples.push_back(now);
+        }
+        let seconds = at.duration_since(base.at).as_secs_f64().max(1e-3);
+        let per_second = |now: f64, then: f64| ((now - then).max(0.0)) / seconds;
+        Rates {
+            window_seconds: seconds,
+            cpu_percent: 100.0 * per_second(now.cpu_seconds, base.cpu_seconds),
+            requests_per_second: per_second(now.requests as f64, base.requests as f64),
+            events_per_second: per_second(now.events as f64, base.events as f64),
+        }
     }
 
     /// Reads the figures as they are now.
@@ -172,5 +253,34 @@ mod tests {
             assert!(metrics.threads.get() >= 1);
         }
         assert!(metrics.start_time_seconds.get() > 1_700_000_000);
+    }
+
+    #[test]
+    fn rates_are_taken_over_the_last_minute() {
+        let mut registry = Registry::default();
+        let metrics = ProcessMetrics::register(&mut registry);
+        let start = Instant::now();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        // The first reading is measured from the start (less than a second ago: 1 s).
+        let first = metrics.rates_at(at(0), 0.5, 10, 4);
+        assert_eq!(first.window_seconds, 1.0);
+        assert_eq!(first.requests_per_second, 10.0);
+        assert_eq!(first.cpu_percent, 50.0);
+        // 30 s later: over the 31 s since the start.
+        let later = metrics.rates_at(at(30), 16.0, 320, 66);
+        assert_eq!(later.window_seconds, 31.0);
+        assert_eq!(later.requests_per_second, 320.0 / 31.0);
+        assert_eq!(later.events_per_second, 66.0 / 31.0);
+        // 100 s in: readings older than the window are dropped; the base is the newest
+        // reading at least a window old (t = 30 s).
+        let now = metrics.rates_at(at(100), 23.0, 1020, 66);
+        assert_eq!(now.window_seconds, 70.0);
+        assert_eq!(now.requests_per_second, 10.0);
+        assert_eq!(now.cpu_percent, 10.0);
+        assert_eq!(now.events_per_second, 0.0, "no events since");
+        // Readings less than a second apart are not kept.
+        let again = metrics.rates_at(at(100) + Duration::from_millis(10), 23.0, 1021, 66);
+        assert!(again.window_seconds < 71.0);
+        assert_eq!(metrics.samples.lock().unwrap().len(), 2);
     }
 }

@@ -63,7 +63,7 @@ pub async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
     match &config.nats_url {
         Some(url) => {
             tracing::info!(nats = %redact(url), stream = %subjects.stream(), "using NATS JetStream");
-            let bus = JetStreamBus::connect(url, subjects)
+            let bus = JetStreamBus::connect(url, subjects, config.nats_replicas)
                 .await
                 .with_context(|| format!("connecting to NATS at {}", redact(url)))?;
             Ok(Bus::JetStream(Box::new(bus)))
@@ -248,6 +248,7 @@ impl Application {
             &config.data_dir,
             bus.nats_client(),
             &config.nats_prefix,
+            config.nats_replicas,
         )
         .await?;
         tasks.push(tokio::spawn(crate::anchor::publish_heads(

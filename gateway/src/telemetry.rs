@@ -62,7 +62,7 @@ impl LogSettings {
         Self {
             filter: config.log.clone().unwrap_or_else(filter_from_env),
             stderr,
-            dir: config.log_dir.clone(),
+            dir: config.log_files(),
             retention: Retention {
                 days: config.log_retention_days,
                 file_max_bytes: config.log_file_max_bytes,

@@ -90,6 +90,9 @@ mod limits;
 #[path = "api/browsers.rs"]
 mod browsers;
 
+#[path = "api/cluster.rs"]
+mod cluster;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
     Embedded,
@@ -126,6 +129,13 @@ async fn spawn_app_with(mode: Mode, tune: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 async fn start(config: Config, dir: Arc<TempDir>) -> TestApp {
+    // The database and streams go with the directory, when the test ends or fails.
+    if let Some(url) = &config.database_url {
+        dir.drop_database_with_it(&testkit::admin_database_url(), url);
+    }
+    if let Some(url) = &config.nats_url {
+        dir.delete_streams_with_it(url, &config.nats_prefix);
+    }
     let app = Application::build(config.clone())
         .await
         .expect("the application builds");

@@ -17,9 +17,10 @@ use crate::{BusError, CloudEvent, Delivery, EventBus, PublishOutcome, StreamStat
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// The stream definition for `subjects`.
-pub fn stream_config(subjects: &Subjects) -> stream::Config {
+pub fn stream_config(subjects: &Subjects, replicas: usize) -> stream::Config {
     stream::Config {
         name: subjects.stream(),
+        num_replicas: replicas,
         subjects: vec![subjects.all_events()],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
@@ -93,19 +94,21 @@ impl JetStreamBus {
             .boxed())
     }
 
-    /// Connects to `url` and creates the stream for `subjects` if it does not exist.
-    pub async fn connect(url: &str, subjects: Subjects) -> Result<Self, BusError> {
+    /// Connects to `url` (one server, or a cluster's as a comma-separated list) and
+    /// creates the stream for `subjects` with `replicas` copies if it does not exist.
+    pub async fn connect(url: &str, subjects: Subjects, replicas: usize) -> Result<Self, BusError> {
         let client = connect(url, "aurora").await?;
-        Self::with_client(client, subjects).await
+        Self::with_client(client, subjects, replicas).await
     }
 
     /// Uses an existing connection.
     pub async fn with_client(
         client: async_nats::Client,
         subjects: Subjects,
+        replicas: usize,
     ) -> Result<Self, BusError> {
         let js = jetstream::new(client.clone());
-        js.get_or_create_stream(stream_config(&subjects))
+        js.get_or_create_stream(stream_config(&subjects, replicas))
             .await
             .map_err(BusError::unavailable)?;
         Ok(Self {
@@ -152,11 +155,32 @@ fn decode(sequence: u64, payload: &[u8]) -> Result<CloudEvent, BusError> {
     })
 }
 
+/// Deletes every stream of `subjects`' prefix (events and audit heads): for tests and
+/// benchmarks, which each make their own prefix. A stream that is not there is no error.
+pub async fn delete_streams(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+) -> Result<(), BusError> {
+    let js = jetstream::new(client.clone());
+    for name in [subjects.stream(), subjects.audit_heads_stream()] {
+        match js.delete_stream(&name).await {
+            Ok(_) => {}
+            Err(e) => match e.kind() {
+                jetstream::context::DeleteStreamErrorKind::JetStream(error)
+                    if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND => {}
+                _ => return Err(BusError::unavailable(e)),
+            },
+        }
+    }
+    Ok(())
+}
+
 /// Connects to `url` as `name`, with the credentials the URL carries (the client itself
 /// ignores them there). They travel in the options, not the URL: the client logs the
-/// server's address (at debug), and a password must never reach a log line.
+/// server's address (at debug), and a password must never reach a log line. `url` may list
+/// a cluster's servers, separated by commas; the client also learns the others from them.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
-    let (url, credentials) = split_credentials(url);
+    let (servers, credentials) = split_credentials(url);
     let options = match credentials {
         Some((user, Some(password))) => {
             async_nats::ConnectOptions::with_user_and_password(user, password)
@@ -166,7 +190,7 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusErr
     };
     options
         .name(name)
-        .connect(url.as_str())
+        .connect(servers)
         .await
         .map_err(BusError::unavailable)
 }
@@ -174,7 +198,7 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusErr
 /// `nats://user:password@host:4222` → (`nats://host:4222`, user and password), percent
 /// decoded; `nats://token@host` → a token. Each server of a comma-separated list may carry
 /// them; the first found are used.
-fn split_credentials(url: &str) -> (String, Option<(String, Option<String>)>) {
+fn split_credentials(url: &str) -> (Vec<String>, Option<(String, Option<String>)>) {
     let mut credentials = None;
     let servers: Vec<String> = url
         .split(',')
@@ -201,8 +225,9 @@ fn split_credentials(url: &str) -> (String, Option<(String, Option<String>)>) {
                 None => server.to_string(),
             }
         })
+        .filter(|server: &String| !server.is_empty())
         .collect();
-    (servers.join(","), credentials)
+    (servers, credentials)
 }
 
 fn percent_decode(text: &str) -> String {
@@ -479,20 +504,28 @@ mod tests {
         assert_eq!(
             split_credentials("nats://aurora:p%40ss@nats-0:4222,nats://nats-1:4222"),
             (
-                "nats://nats-0:4222,nats://nats-1:4222".to_string(),
+                vec![
+                    "nats://nats-0:4222".to_string(),
+                    "nats://nats-1:4222".to_string()
+                ],
                 Some(("aurora".to_string(), Some("p@ss".to_string())))
             )
         );
         assert_eq!(
             split_credentials("tls://s3cr3t-token@nats:4222"),
             (
-                "tls://nats:4222".to_string(),
+                vec!["tls://nats:4222".to_string()],
                 Some(("s3cr3t-token".to_string(), None))
             )
         );
         assert_eq!(
             split_credentials("nats://127.0.0.1:4222"),
-            ("nats://127.0.0.1:4222".to_string(), None)
+            (vec!["nats://127.0.0.1:4222".to_string()], None)
+        );
+        assert_eq!(
+            split_credentials(" nats://a:4222 , nats://b:4222,").0,
+            vec!["nats://a:4222".to_string(), "nats://b:4222".to_string()],
+            "spaces around servers and a trailing comma"
         );
     }
 }

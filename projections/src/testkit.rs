@@ -72,27 +72,122 @@ pub async fn fresh_postgres() -> Result<Database, StoreError> {
     Ok(db)
 }
 
-/// A directory removed when dropped.
+/// A directory removed when dropped, with the database and streams a test made beside it
+/// (see [`TempDir::drop_database_with_it`]). Dropping runs while a failed test unwinds too.
 #[derive(Debug)]
-pub struct TempDir(PathBuf);
+pub struct TempDir {
+    path: PathBuf,
+    leftovers: std::sync::Mutex<Vec<Leftover>>,
+}
+
+/// What a test made on a shared server, removed with its [`TempDir`].
+#[derive(Debug, PartialEq)]
+enum Leftover {
+    /// A database made by [`create_database`] on the server of `server`.
+    Database { server: String, url: String },
+    /// The streams of a subject prefix on the NATS server at `url`.
+    Streams { url: String, prefix: String },
+}
 
 impl TempDir {
     /// A new empty directory under the system temp dir.
     pub fn new() -> std::io::Result<Self> {
         let path = std::env::temp_dir().join(format!("aurora-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&path)?;
-        Ok(Self(path))
+        Ok(Self {
+            path,
+            leftovers: Default::default(),
+        })
     }
 
     /// Its path.
     pub fn path(&self) -> &std::path::Path {
-        &self.0
+        &self.path
+    }
+
+    /// Drops the database at `url` (made on the server of `server_url`) when this is dropped.
+    pub fn drop_database_with_it(&self, server_url: &str, url: &str) {
+        self.leave(Leftover::Database {
+            server: server_url.to_string(),
+            url: url.to_string(),
+        });
+    }
+
+    /// Deletes `prefix`'s streams on the NATS server at `url` when this is dropped.
+    pub fn delete_streams_with_it(&self, url: &str, prefix: &str) {
+        self.leave(Leftover::Streams {
+            url: url.to_string(),
+            prefix: prefix.to_string(),
+        });
+    }
+
+    fn leave(&self, leftover: Leftover) {
+        let mut leftovers = self
+            .leftovers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !leftovers.contains(&leftover) {
+            leftovers.push(leftover);
+        }
+    }
+}
+
+/// Removes `leftovers`, each within a few seconds; what cannot be removed is reported on
+/// stderr (`scripts/test` sweeps what is left after the run).
+async fn remove(leftovers: Vec<Leftover>) {
+    const EACH: std::time::Duration = std::time::Duration::from_secs(10);
+    for leftover in leftovers {
+        let outcome = match &leftover {
+            Leftover::Database { server, url } => {
+                tokio::time::timeout(EACH, drop_database(server, url))
+                    .await
+                    .map(|result| result.map_err(|e| e.to_string()))
+            }
+            Leftover::Streams { url, prefix } => {
+                tokio::time::timeout(EACH, async {
+                    let client = aurora_nats::jetstream::connect(url, "aurora-test-cleanup")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let subjects = aurora_nats::Subjects::new(prefix.clone());
+                    aurora_nats::jetstream::delete_streams(&client, &subjects)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            }
+        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("could not remove {leftover:?}: {error}"),
+            Err(_) => eprintln!("could not remove {leftover:?} within {EACH:?}"),
+        }
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
+        let leftovers = std::mem::take(
+            self.leftovers
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        if leftovers.is_empty() {
+            return;
+        }
+        // A thread with a runtime of its own: this may be dropped on a runtime's thread,
+        // which cannot block on another future.
+        let cleaner =
+            std::thread::spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(remove(leftovers)),
+                    Err(error) => eprintln!("could not remove {leftovers:?}: {error}"),
+                }
+            });
+        let _ = cleaner.join();
     }
 }
 

@@ -80,7 +80,7 @@ impl Fixture {
             .await
             .expect("fresh Postgres database");
         let subjects = Subjects::new(testkit::unique_prefix());
-        let bus = JetStreamBus::connect(&testkit::nats_url(), subjects.clone())
+        let bus = JetStreamBus::connect(&testkit::nats_url(), subjects.clone(), 1)
             .await
             .expect("NATS JetStream at AURORA_TEST_NATS_URL");
         Self {

@@ -32,12 +32,16 @@ use serde::Deserialize;
 
 use super::gcra::Rate;
 
-/// The shipped defaults, from the product write-ups.
+/// The shipped defaults: the media pipeline write-up's limits (API 100 per 15 minutes per
+/// client, auth 5 per 15 minutes, pipeline triggers 10 per hour, auto-block after a
+/// violation), with higher multiples for the paid tiers and the chat write-up's global and
+/// upload limits on top.
 pub const PRESETS: &str = r#"
-# A client refused 10 times within 15 minutes is blocked for 15 minutes; each further
-# offence doubles the block, up to a day.
+# Auto-block after a violation: a client refused once (over any class that blocks) is
+# blocked for 15 minutes on every route; each further offence within the window doubles
+# the block, up to a day. An admin lifts a block with DELETE /api/v1/admin/blocks/{key}.
 [blocking]
-after = 10
+after = 1
 within = "15m"
 for = "15m"
 max = "24h"
@@ -49,11 +53,12 @@ routes = ["POST /api/v1/auth/login", "POST /api/v1/auth/register"]
 limit = "5/15m"
 key = "ip"
 
-# Pipeline triggers, per tier.
+# Pipeline triggers: 10 per hour on the free tier (and for requests without a token);
+# the paid tiers get 10 and 100 times that.
 [[class]]
 name = "runs"
 routes = ["POST /api/v1/runs"]
-tiers = { free = "100/h", pro = "1000/h", enterprise = "10000/h" }
+tiers = { free = "10/h", pro = "100/h", enterprise = "1000/h" }
 
 # The identity provider's webhook: its own bucket, generous, never blocked (a bulk sync
 # and its retries must not lock the provider out).
@@ -70,17 +75,12 @@ name = "uploads"
 routes = ["POST /api/v1/media"]
 limit = "50/h"
 
-# Search and listing.
-[[class]]
-name = "listing"
-routes = ["GET /api/v1/runs", "GET /api/v1/users", "GET /api/v1/auth/tokens"]
-limit = "100/h"
-
-# Every other API route.
+# Every other API route (reads and listings included): 100 per 15 minutes per client on
+# the free tier, 10 and 100 times that on the paid ones.
 [[class]]
 name = "api"
 routes = ["*"]
-limit = "100/15m"
+tiers = { free = "100/15m", pro = "1000/15m", enterprise = "10000/15m" }
 
 # Every API request, on top of its class, per tier.
 [[class]]
@@ -432,11 +432,31 @@ mod tests {
         };
         assert_eq!(names("POST", "/api/v1/auth/login"), ["auth", "global"]);
         assert_eq!(names("POST", "/api/v1/runs"), ["runs", "global"]);
-        assert_eq!(names("GET", "/api/v1/runs"), ["listing", "global"]);
+        assert_eq!(names("GET", "/api/v1/runs"), ["api", "global"]);
         assert_eq!(names("GET", "/api/v1/runs/{id}"), ["api", "global"]);
-        let runs = &p.classes[p.classes_for("POST", "/api/v1/runs")[0]];
-        assert_eq!(runs.rate(Some(Tier::Pro)).count, 1000);
-        assert_eq!(runs.rate(None).count, 100, "anonymous: the free tier");
+        // The media pipeline write-up's numbers are the free tier's.
+        let class = |method, path| &p.classes[p.classes_for(method, path)[0]];
+        let runs = class("POST", "/api/v1/runs");
+        assert_eq!(runs.rate(None).count, 10, "anonymous: the free tier");
+        assert_eq!(
+            runs.rate(Some(Tier::Free)).period,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(runs.rate(Some(Tier::Pro)).count, 100);
+        let api = class("GET", "/api/v1/runs");
+        assert_eq!(api.rate(Some(Tier::Free)).count, 100);
+        assert_eq!(
+            api.rate(Some(Tier::Free)).period,
+            Duration::from_secs(15 * 60)
+        );
+        assert!(api.rate(Some(Tier::Enterprise)).count > api.rate(Some(Tier::Pro)).count);
+        let auth = class("POST", "/api/v1/auth/login");
+        assert_eq!((auth.rate(None).count, auth.key), (5, KeyBy::Ip));
+        assert_eq!(
+            p.blocking.as_ref().map(|b| b.after),
+            Some(1),
+            "auto-block after a violation"
+        );
     }
 
     #[test]

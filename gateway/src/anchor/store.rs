@@ -44,12 +44,13 @@ impl HeadStore {
         }
     }
 
-    /// The store for this deployment, created if missing: the stream when NATS is there,
-    /// else the file.
+    /// The store for this deployment, created if missing: the stream (with `replicas`
+    /// copies) when NATS is there, else the file.
     pub async fn open(
         data_dir: &Path,
         nats: Option<async_nats::Client>,
         prefix: &str,
+        replicas: usize,
     ) -> anyhow::Result<Self> {
         let store = Self::existing(data_dir, nats, prefix);
         let HeadStore::Stream {
@@ -68,6 +69,7 @@ impl HeadStore {
             deny_delete: true,
             deny_purge: true,
             storage: jetstream::stream::StorageType::File,
+            num_replicas: replicas,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         })

@@ -4,7 +4,8 @@
 //! directory; `<id>` is the `root_key_id` written into every token it signs. New tokens are
 //! signed with the highest id; tokens signed by any key still in the directory verify; a
 //! key removed from the directory (retired) invalidates every token it signed. Rotating is
-//! adding `root-<id+1>.pem` (or `aurora keys rotate`) and restarting the replicas.
+//! adding `root-<id+1>.pem` (an Ed25519 PKCS#8 key: `openssl genpkey -algorithm ed25519`)
+//! and restarting the replicas.
 //!
 //! Embedded mode keeps the directory under the data dir and creates the first key on first
 //! start; production points `AURORA_ROOT_KEYS_DIR` at a mounted secret.

@@ -86,6 +86,7 @@ elsewhere, is at `GET /api-docs/`.";
         super::health::ready,
         super::health::live,
         super::health::metrics,
+        super::vitals::health_metrics,
         spec,
         ui_root,
         ui_alias,

@@ -27,6 +27,7 @@ pub mod run_events;
 pub mod runs;
 pub mod tokens;
 pub mod users;
+pub mod vitals;
 pub mod webhooks;
 
 pub use routes::ROUTE_TEMPLATES;
@@ -99,6 +100,7 @@ pub fn routes(
         .or(blocks::routes(state.clone()))
         .or(media::routes(state.clone()))
         .or(health::routes(state.clone()))
+        .or(vitals::routes(state.clone()))
         .or(docs::routes());
     let served = head(state.config.max_header_bytes)
         .and(crate::limits::filter::filter(state))
@@ -273,6 +275,7 @@ fn count(
         status,
     };
     state.metrics.http_requests.get_or_create(&labels).inc();
+    state.metrics.requests_answered.inc();
     state
         .metrics
         .http_duration

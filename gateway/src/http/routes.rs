@@ -32,6 +32,7 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/api/v1/webhooks/identity",
     "/api/v1/admin/blocks",
     "/api/v1/admin/blocks/{key}",
+    "/api/v1/health/metrics",
     "/api/docs.json",
     "/api/docs",
     "/api-docs",

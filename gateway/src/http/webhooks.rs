@@ -12,11 +12,18 @@
 //! one already applied to the user changes nothing, so a retry overtaken by a newer change
 //! cannot undo it. Created and updated are both upserts; deleting an unknown user changes
 //! nothing. The provider only changes users it created, under the same provider id: a
-//! name someone registered themselves gets 409 `identity-conflict`. A bad signature, missing headers or a timestamp outside the tolerance get 401
-//! and store nothing; a message id already applied gets 200 and changes nothing. Users
-//! synced this way have no password: they reach Aurora through API keys an admin or the
-//! provider's flow arranges.
-
+//! name someone registered themselves gets 409 `identity-conflict`. A bad signature,
+//! missing headers or a timestamp outside the tolerance get 401 and store nothing; a
+//! message id already applied gets 200 and changes nothing. Users synced this way have no
+//! password: they reach Aurora through API keys an admin or the provider's flow arranges.
+//!
+//! **Clerk's messages as Clerk sends them** are understood too: a user without a username
+//! (an email sign-up: `"username": null`) gets one derived from its primary email address
+//! (else its name, else its id), unique among Aurora's users; `role` and `tier` are read
+//! from `public_metadata` (values Aurora does not know are ignored, not refused, so the
+//! user still arrives); `banned` disables. The provider's id is remembered with the name,
+//! so later messages without a username (updates, and deletions, which carry only the id)
+//! reach the same user.
 use std::sync::Arc;
 
 use aurora_domain::user::{Registration, Role, Tier, UserCommand, UserError, Username};
@@ -90,11 +97,144 @@ enum Kind {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Data {
+    /// The provider's user id.
     id: String,
-    username: String,
+    /// Absent or null for a user without one (Clerk's email sign-ups): Aurora derives one.
+    #[serde(default)]
+    username: Option<String>,
     role: Option<Role>,
     tier: Option<Tier>,
     disabled: Option<bool>,
+    /// Clerk: a banned user is disabled, an unbanned one enabled.
+    #[serde(default)]
+    banned: Option<bool>,
+    /// Clerk: `role` and `tier` kept in the user's public metadata.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    public_metadata: Option<serde_json::Value>,
+    /// Clerk: the user's addresses; the primary one's local part names a user without a
+    /// username.
+    #[serde(default)]
+    email_addresses: Option<Vec<EmailAddress>>,
+    #[serde(default)]
+    primary_email_address_id: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+}
+
+/// One of a Clerk user's email addresses.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct EmailAddress {
+    #[serde(default)]
+    id: Option<String>,
+    email_address: String,
+}
+
+impl Data {
+    /// The role: `role`, else `public_metadata.role` if Aurora knows it.
+    fn role(&self) -> Option<Role> {
+        self.role.or_else(|| self.from_metadata("role"))
+    }
+
+    /// The tier: `tier`, else `public_metadata.tier` if Aurora knows it.
+    fn tier(&self) -> Option<Tier> {
+        self.tier.or_else(|| self.from_metadata("tier"))
+    }
+
+    /// Disabled: `disabled`, else Clerk's `banned`.
+    fn disabled(&self) -> Option<bool> {
+        self.disabled.or(self.banned)
+    }
+
+    fn from_metadata<T: serde::de::DeserializeOwned>(&self, field: &str) -> Option<T> {
+        let value = self.public_metadata.as_ref()?.get(field)?;
+        match serde_json::from_value(value.clone()) {
+            Ok(known) => Some(known),
+            Err(_) => {
+                tracing::warn!(
+                    field,
+                    value = %value,
+                    "the identity provider's public_metadata holds a value Aurora does not \
+                     know; ignored"
+                );
+                None
+            }
+        }
+    }
+
+    /// What to derive a username from, best first: the primary email's local part, the
+    /// name, the id.
+    fn name_stem(&self) -> String {
+        let addresses = self.email_addresses.as_deref().unwrap_or_default();
+        let primary = addresses
+            .iter()
+            .find(|a| a.id.is_some() && a.id == self.primary_email_address_id)
+            .or_else(|| addresses.first());
+        if let Some(local) = primary.and_then(|a| a.email_address.split('@').next()) {
+            if local.chars().any(|c| c.is_ascii_alphanumeric()) {
+                return local.to_string();
+            }
+        }
+        let name = [&self.first_name, &self.last_name]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(".");
+        if name.chars().any(|c| c.is_ascii_alphanumeric()) {
+            return name;
+        }
+        "user".to_string()
+    }
+}
+
+/// Usernames tried for a user without one: the stem made a valid name, then with the
+/// provider id's last characters, then with more of them (deterministic: a retried
+/// message derives the same names).
+fn derived_names(stem: &str, external_id: &str) -> Vec<String> {
+    use aurora_domain::user::{MAX_USERNAME_LEN, MIN_USERNAME_LEN};
+    let mut base: String = stem
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '-',
+        })
+        .collect();
+    base = base
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
+    let id: String = external_id
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let mut names = Vec::new();
+    let fit = |base: &str, suffix: &str| {
+        let room = MAX_USERNAME_LEN.saturating_sub(suffix.len());
+        let head: String = base.chars().take(room).collect();
+        format!("{head}{suffix}")
+    };
+    if base.chars().count() >= MIN_USERNAME_LEN {
+        names.push(fit(&base, ""));
+    }
+    if base.is_empty() {
+        base = "user".to_string();
+    }
+    for take in [6, 10, 16] {
+        let tail: String = id.chars().skip(id.len().saturating_sub(take)).collect();
+        if !tail.is_empty() {
+            names.push(fit(&base, &format!("-{tail}")));
+        }
+    }
+    // Past those, a random tail (not deterministic: a retry may pick another free name).
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    names.push(fit(&base, &format!("-{}", &random[..12])));
+    names.dedup();
+    names
 }
 
 /// Users created, updated and deleted by an external identity provider. Signed in the
@@ -165,8 +305,6 @@ async fn try_identity(
         return Ok(json(StatusCode::OK, &body, ctx));
     }
     let message: Message = body.parse(None)?;
-    let username = Username::parse(&message.data.username)
-        .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
     let external_id = message.data.id.trim();
     if external_id.is_empty() || external_id.len() > 256 {
         return Err(Problem::unprocessable(
@@ -175,6 +313,20 @@ async fn try_identity(
         )
         .into());
     }
+    let Some(username) = resolve(state, &message, external_id).await? else {
+        // A deletion of a user Aurora never had.
+        state
+            .db
+            .webhook_applied(&verified.id)
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+        let body = WebhookResult {
+            id: verified.id.clone(),
+            status: "applied",
+            events: Some(0),
+        };
+        return Ok(json(StatusCode::OK, &body, ctx));
+    };
     // A user the provider did not create (self-registered, bootstrap) or created under
     // another id is not the provider's to change: someone registering a name before the
     // provider syncs it must not inherit what the provider grants that name.
@@ -239,6 +391,13 @@ async fn try_identity(
                 e => Err(e),
             })?,
     };
+    if !matches!(message.kind, Kind::Deleted) {
+        state
+            .db
+            .set_identity_user(external_id, username.as_str())
+            .await
+            .map_err(|e| Problem::unavailable(&e))?;
+    }
     if let Some(ms) = event_ms {
         state
             .db
@@ -258,6 +417,47 @@ async fn try_identity(
         events: Some(changed),
     };
     Ok(json(StatusCode::OK, &body, ctx))
+}
+
+/// The user a message is about: the one the provider's id was synced to before; else the
+/// message's username; else, for a user without one, the first derived name that is free
+/// or already this provider user's. `None`: a deletion of a user Aurora never had.
+async fn resolve(
+    state: &AppState,
+    message: &Message,
+    external_id: &str,
+) -> Result<Option<Username>, ApiError> {
+    let invalid = |e: aurora_domain::user::UsernameError| {
+        Problem::unprocessable("invalid-username", e.to_string())
+    };
+    let known = state
+        .db
+        .identity_user(external_id)
+        .await
+        .map_err(|e| Problem::unavailable(&e))?;
+    if let Some(known) = known {
+        return Ok(Some(Username::parse(&known).map_err(invalid)?));
+    }
+    if let Some(name) = message.data.username.as_deref() {
+        return Ok(Some(Username::parse(name).map_err(invalid)?));
+    }
+    if matches!(message.kind, Kind::Deleted) {
+        return Ok(None);
+    }
+    for name in derived_names(&message.data.name_stem(), external_id) {
+        let Ok(name) = Username::parse_new(&name) else {
+            continue;
+        };
+        let user = state.identity.users.load(name.as_str()).await?;
+        if user.user_id().is_none() || user.external_id() == Some(external_id) {
+            return Ok(Some(name));
+        }
+    }
+    Err(Problem::unprocessable(
+        "invalid-username",
+        "no free username could be derived for this user; send one in data.username",
+    )
+    .into())
 }
 
 /// Runs one command on `username` (revocations apply at once); how many events it stored.
@@ -286,8 +486,8 @@ async fn upsert(
     let register = UserCommand::Register {
         user_id: uuid::Uuid::now_v7(),
         username: username.clone(),
-        role: data.role.unwrap_or(Role::User),
-        tier: data.tier.unwrap_or(Tier::Free),
+        role: data.role().unwrap_or(Role::User),
+        tier: data.tier().unwrap_or(Tier::Free),
         registration: Registration::IdentityProvider {
             external_id: external_id.to_string(),
         },
@@ -310,7 +510,7 @@ async fn upsert(
         Err(error) => return Err(error.into()),
     }
     let reason = Some("disabled by the identity provider".to_string());
-    let commands = UserCommand::changes(data.role, data.tier, data.disabled, reason);
+    let commands = UserCommand::changes(data.role(), data.tier(), data.disabled(), reason);
     for command in commands {
         changed += run(state, metadata, username, command).await?;
     }
@@ -343,5 +543,83 @@ impl WebhookResult {
             status,
             events: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(json: serde_json::Value) -> Data {
+        serde_json::from_value(json).expect("a Clerk-shaped user")
+    }
+
+    #[test]
+    fn a_clerk_user_without_a_username_is_named_after_its_primary_email() {
+        let user = data(serde_json::json!({
+            "id": "user_29w83sxmDNGwOuEthce5gg56FcC", "object": "user", "username": null,
+            "first_name": "Ada", "last_name": "Lovelace",
+            "email_addresses": [
+                {"id": "idn_other", "email_address": "old@example.org"},
+                {"id": "idn_primary", "email_address": "Ada.Lovelace+news@example.org"}
+            ],
+            "primary_email_address_id": "idn_primary",
+            "public_metadata": {"role": "admin", "tier": "enterprise"},
+            "banned": false
+        }));
+        assert_eq!(user.name_stem(), "Ada.Lovelace+news");
+        let names = derived_names(&user.name_stem(), &user.id);
+        assert_eq!(names[0], "ada.lovelace-news");
+        assert_eq!(
+            names[1], "ada.lovelace-news-g56fcc",
+            "then with the id's tail"
+        );
+        assert_eq!(
+            names[1..4],
+            derived_names(&user.name_stem(), &user.id)[1..4],
+            "stable"
+        );
+        assert!(names
+            .iter()
+            .all(|n| aurora_domain::user::Username::parse_new(n).is_ok()));
+        assert_eq!(user.role(), Some(Role::Admin));
+        assert_eq!(user.tier(), Some(Tier::Enterprise));
+        assert_eq!(user.disabled(), Some(false));
+    }
+
+    #[test]
+    fn names_come_from_the_name_or_the_id_when_there_is_no_email() {
+        let named =
+            data(serde_json::json!({"id": "user_1", "first_name": "Émile", "last_name": "Zola"}));
+        assert_eq!(derived_names(&named.name_stem(), &named.id)[0], "mile.zola");
+        let nameless = data(serde_json::json!({"id": "user_2Xk", "email_addresses": []}));
+        assert_eq!(nameless.name_stem(), "user");
+        assert_eq!(
+            derived_names(&nameless.name_stem(), &nameless.id)[..2],
+            ["user", "user-ser2xk"]
+        );
+        // Too short, or too long for a name: fitted.
+        let short = derived_names("a", "user_abcdefghijklmnop");
+        assert_eq!(short[0], "a-klmnop");
+        let long = derived_names(&"x".repeat(80), "user_abc");
+        assert!(long
+            .iter()
+            .all(|n| n.len() <= aurora_domain::user::MAX_USERNAME_LEN));
+    }
+
+    #[test]
+    fn unknown_metadata_values_are_ignored_and_banned_disables() {
+        let user = data(serde_json::json!({
+            "id": "user_3", "username": "grace",
+            "public_metadata": {"role": "owner", "tier": 7}, "banned": true
+        }));
+        assert_eq!((user.role(), user.tier()), (None, None));
+        assert_eq!(user.disabled(), Some(true));
+        let explicit = data(serde_json::json!({
+            "id": "user_3", "username": "grace", "role": "user", "disabled": false,
+            "public_metadata": {"role": "admin"}, "banned": true
+        }));
+        assert_eq!(explicit.role(), Some(Role::User), "Aurora's own fields win");
+        assert_eq!(explicit.disabled(), Some(false));
     }
 }

@@ -42,6 +42,7 @@ async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
         &app.config.data_dir,
         app.state.bus.nats_client(),
         &app.config.nats_prefix,
+        1,
     )
     .await
     .unwrap();
@@ -146,14 +147,14 @@ async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
         },
         chrono::Utc::now(),
     );
-    let heads = HeadStore::open(&config.data_dir, None, &config.nats_prefix)
+    let heads = HeadStore::open(&config.data_dir, None, &config.nats_prefix, 1)
         .await
         .unwrap();
     match &config.nats_url {
         None => heads.publish(&forged).await.unwrap(),
         Some(url) => {
             let client = async_nats::connect(url).await.unwrap();
-            let heads = HeadStore::open(&config.data_dir, Some(client), &config.nats_prefix)
+            let heads = HeadStore::open(&config.data_dir, Some(client), &config.nats_prefix, 1)
                 .await
                 .unwrap();
             heads.publish(&forged).await.unwrap();
@@ -169,7 +170,7 @@ async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
         Some(url) => Some(async_nats::connect(url).await.unwrap()),
         None => None,
     };
-    let store = HeadStore::open(&config.data_dir, nats.clone(), &config.nats_prefix)
+    let store = HeadStore::open(&config.data_dir, nats.clone(), &config.nats_prefix, 1)
         .await
         .unwrap();
     let signed_before = store.last_signed(&key.public()).await.unwrap();
@@ -186,7 +187,7 @@ async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
     let mut publisher = aurora_gateway::anchor::Publisher::new(log.clone(), key, store);
     let refused = publisher.round().await.unwrap_err().to_string();
     assert!(refused.contains("not signing"), "{refused}");
-    let store = HeadStore::open(&config.data_dir, nats, &config.nats_prefix)
+    let store = HeadStore::open(&config.data_dir, nats, &config.nats_prefix, 1)
         .await
         .unwrap();
     assert_eq!(
@@ -223,7 +224,7 @@ async fn the_audit_trail_is_anchored_outside_its_database(mode: Mode) {
             .delete_stream(&name)
             .await
             .unwrap();
-        let store = HeadStore::open(&config.data_dir, Some(client), &config.nats_prefix)
+        let store = HeadStore::open(&config.data_dir, Some(client), &config.nats_prefix, 1)
             .await
             .unwrap();
         let key = AnchorKey::load(&config.data_dir.join("audit-key"), false).unwrap();

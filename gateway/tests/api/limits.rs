@@ -8,7 +8,7 @@ use super::both_modes;
 use super::*;
 
 #[apply(both_modes)]
-async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(mode: Mode) {
+async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_and_blocks_the_client(mode: Mode) {
     let app = spawn_limited(mode, aurora_domain::limits::PRESETS).await;
     // Each client (behind the trusted proxy) has its own bucket; the fixture's own logins
     // came from 127.0.0.1 itself.
@@ -26,16 +26,24 @@ async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(
         assert_eq!(header(&response, "ratelimit-remaining"), Some(4 - n));
     }
     let (events, refusals) = (app.stored_events().await, app.refusals().await);
+    // The presets block a client after its first violation (the media pipeline
+    // write-up's auto-block): for 15 minutes, on every route.
     let sixth = attempt("203.0.113.7").await.unwrap();
     let retry_after = header(&sixth, "retry-after").expect("Retry-After");
-    assert!((1..=180).contains(&retry_after), "{retry_after}");
-    assert_eq!(header(&sixth, "ratelimit-remaining"), Some(0));
-    problem(sixth, 429, "rate-limited").await;
+    assert!((800..=900).contains(&retry_after), "{retry_after}");
+    problem(sixth, 429, "client-blocked").await;
     assert_eq!(
         (app.stored_events().await, app.refusals().await),
-        (events + 1, refusals + 1),
-        "a refused login changes nothing; its refusal is in the audit trail"
+        (events + 2, refusals + 1),
+        "a refused login changes nothing but the block; its refusal is in the audit trail"
     );
+    let blocked = reqwest::Client::new()
+        .get(app.url("/api/v1/auth/keys"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    problem(blocked, 429, "client-blocked").await;
     // Another client is not affected; a spoofed header from it is believed only because
     // the peer (127.0.0.1) is a trusted proxy here.
     let other = attempt("198.51.100.23").await.unwrap();
@@ -68,7 +76,7 @@ async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_with_retry_after(
     let metrics = app.metrics().await;
     assert!(metrics.contains("# TYPE aurora_rate_limit_decisions counter"));
     assert!(metrics.contains(
-        r#"aurora_rate_limit_decisions_total{class="auth",tier="anonymous",outcome="limited"} 1"#
+        r#"aurora_rate_limit_decisions_total{class="auth",tier="anonymous",outcome="blocked"} 1"#
     ));
     assert!(metrics.contains("# TYPE aurora_rate_limit_buckets gauge"));
     app.stop().await;

@@ -391,6 +391,35 @@ async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
     assert!(after("aurora_process_resident_memory_bytes") > 0.0);
     assert!(after("aurora_process_open_fds") >= 1.0);
     assert!(after("aurora_process_cpu_seconds_total") > 0.0);
+
+    // The same figures as JSON, open like /health, with rates over the last minute.
+    let vitals = reqwest::get(app.url("/api/v1/health/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(vitals.status(), StatusCode::OK);
+    let vitals: serde_json::Value = vitals.json().await.unwrap();
+    assert!(vitals["memory"]["resident_bytes"].as_i64().unwrap() > 0);
+    assert!(vitals["cpu"]["seconds"].as_f64().unwrap() > 0.0);
+    assert!(vitals["uptime"].as_u64().is_some());
+    assert!(vitals["open_files"].as_i64().unwrap() >= 1);
+    let answered = text
+        .lines()
+        .filter(|line| line.starts_with("aurora_http_requests_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    assert!(
+        vitals["requests"]["total"].as_f64().unwrap() >= answered,
+        "every request answered before it: {vitals} vs {answered}"
+    );
+    let events = text
+        .lines()
+        .filter(|line| line.starts_with("aurora_events_appended_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    assert!(events >= 1.0 && vitals["events"]["total"].as_f64().unwrap() >= events);
+    assert!(vitals["requests"]["per_second"].as_f64().unwrap() > 0.0);
+    assert!(vitals["events"]["per_second"].as_f64().unwrap() > 0.0);
+    assert!(vitals["rate_window_seconds"].as_f64().unwrap() >= 1.0);
     app.stop().await;
 }
 

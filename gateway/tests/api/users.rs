@@ -525,3 +525,171 @@ async fn the_identity_webhook_applies_signed_messages_once_and_refuses_the_rest(
     assert!(app.user_events("nobody").await.is_empty());
     app.stop().await;
 }
+
+/// Signs `body` as Clerk's sender (Svix) would, with the Standard Webhooks reference
+/// library for JavaScript (`scripts/webhook-interop`, installed by `scripts/test`): an
+/// implementation outside Aurora. The `signature` header's value.
+fn signed_elsewhere(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = root.join("scripts/webhook-interop/sign.mjs");
+    let mut child = std::process::Command::new("node")
+        .arg(&script)
+        .args([
+            "--secret",
+            secret,
+            "--id",
+            id,
+            "--timestamp",
+            &timestamp.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node {}: {e}", script.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}: {}; run `npm ci` in scripts/webhook-interop (scripts/test does)",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let signed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    signed["signature"].as_str().unwrap().to_string()
+}
+
+/// Clerk's messages as Clerk sends them: email sign-ups have no username, the role and
+/// tier live in `public_metadata`, deletions carry only the id. Before, such a user was
+/// refused with 422 and never arrived.
+#[apply(both_modes)]
+async fn clerk_users_arrive_as_clerk_sends_them(mode: Mode) {
+    use aurora_domain::user::{Role, Tier};
+    let app = spawn_app_with(mode, |c| {
+        c.identity_webhook_secrets = Some(WEBHOOK_SECRET.to_string());
+    })
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let send = |id: &'static str, body: Value| {
+        let body = body.to_string();
+        let signature = signed_elsewhere(WEBHOOK_SECRET, id, now, &body);
+        reqwest::Client::new()
+            .post(app.url("/api/v1/webhooks/identity"))
+            .header("content-type", "application/json")
+            .header("svix-id", id)
+            .header("svix-timestamp", now.to_string())
+            .header("svix-signature", signature)
+            .body(body)
+            .send()
+    };
+    // As in Clerk's documentation's example of user.created, for an email sign-up.
+    let clerk_user = |id: &str, email: &str, metadata: Value, banned: bool| {
+        json!({
+            "data": {
+                "id": id, "object": "user", "username": null,
+                "first_name": "Ada", "last_name": "Lovelace", "image_url": "https://img.clerk.com/x",
+                "email_addresses": [{"id": "idn_1", "object": "email_address",
+                    "email_address": email, "linked_to": [],
+                    "verification": {"status": "verified", "strategy": "email_code"}}],
+                "primary_email_address_id": "idn_1", "phone_numbers": [], "external_accounts": [],
+                "public_metadata": metadata, "private_metadata": {}, "unsafe_metadata": {},
+                "banned": banned, "locked": false, "two_factor_enabled": false,
+                "created_at": 1_654_012_591_514_i64, "updated_at": 1_654_012_591_835_i64
+            },
+            "event_attributes": {"http_request": {"client_ip": "0.0.0.0", "user_agent": "Mozilla/5.0"}},
+            "object": "event",
+            "timestamp": 1_654_012_591_835_i64,
+            "type": "user.created"
+        })
+    };
+    let created = clerk_user(
+        "user_29w83sxmDNGwOuEthce5gg56FcC",
+        "Ada.Lovelace@example.org",
+        json!({"role": "admin", "tier": "pro"}),
+        false,
+    );
+    let response = send("msg_clerk_1", created).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let user = app.state.identity.users.load("ada.lovelace").await.unwrap();
+    assert_eq!(
+        (user.role(), user.tier(), user.is_disabled()),
+        (Some(Role::Admin), Some(Tier::Pro), false),
+        "named after the email, role and tier from public_metadata"
+    );
+    assert_eq!(user.external_id(), Some("user_29w83sxmDNGwOuEthce5gg56FcC"));
+
+    // Another sign-up with the same local part: a name of its own, from its id.
+    let twin = clerk_user(
+        "user_2bQ7zzkXy",
+        "ada.lovelace@elsewhere.test",
+        json!({}),
+        false,
+    );
+    assert_eq!(
+        send("msg_clerk_2", twin).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let twin = app.state.identity.users.load("ada.lovelace-7zzkxy").await;
+    let twin = twin.unwrap();
+    assert_eq!(twin.external_id(), Some("user_2bQ7zzkXy"));
+    assert_eq!(
+        (twin.role(), twin.tier()),
+        (Some(Role::User), Some(Tier::Free))
+    );
+
+    // Updated, still without a username, with a value Aurora does not know in the
+    // metadata (ignored, not refused) and banned: the same user, disabled, tier changed.
+    let mut updated = clerk_user(
+        "user_29w83sxmDNGwOuEthce5gg56FcC",
+        "ada@new-domain.example",
+        json!({"tier": "enterprise", "role": "owner"}),
+        true,
+    );
+    updated["type"] = json!("user.updated");
+    updated["timestamp"] = json!(1_654_012_600_000_i64);
+    assert_eq!(
+        send("msg_clerk_3", updated).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let user = app.state.identity.users.load("ada.lovelace").await.unwrap();
+    assert_eq!(
+        (user.role(), user.tier(), user.is_disabled()),
+        (Some(Role::Admin), Some(Tier::Enterprise), true)
+    );
+    assert!(app.user_events("ada").await.is_empty(), "no second user");
+
+    // Deleted as Clerk sends it: the id alone.
+    let deleted = json!({"data": {"deleted": true, "id": "user_29w83sxmDNGwOuEthce5gg56FcC",
+        "object": "user"}, "object": "event", "type": "user.deleted"});
+    assert_eq!(
+        send("msg_clerk_4", deleted).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(app
+        .state
+        .identity
+        .users
+        .load("ada.lovelace")
+        .await
+        .unwrap()
+        .is_deleted());
+    // A deletion of a user Aurora never had: applied, nothing changes.
+    let before = app.changes().await;
+    let unknown = json!({"data": {"deleted": true, "id": "user_unknown", "object": "user"},
+        "object": "event", "type": "user.deleted"});
+    let response = send("msg_clerk_5", unknown).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["events"].as_u64()),
+        (Some("applied"), Some(0))
+    );
+    assert_eq!(app.changes().await, before);
+    app.stop().await;
+}

@@ -72,6 +72,37 @@ impl Database {
         Ok(())
     }
 
+    /// The user the identity provider's user `external_id` is, if a message made or
+    /// changed it.
+    pub async fn identity_user(&self, external_id: &str) -> Result<Option<String>, StoreError> {
+        let username = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT username FROM identity_users WHERE external_id = $1"
+        )
+        .bind(external_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(username)
+    }
+
+    /// Records that the identity provider's user `external_id` is `username` (the first
+    /// name recorded stays).
+    pub async fn set_identity_user(
+        &self,
+        external_id: &str,
+        username: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO identity_users (external_id, username) VALUES ($1, $2) \
+             ON CONFLICT (external_id) DO NOTHING"
+        )
+        .bind(external_id)
+        .bind(username)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
     /// The identity provider's event time (ms) last applied to `username`.
     pub async fn identity_event_ms(&self, username: &str) -> Result<Option<i64>, StoreError> {
         let ms = on_pool!(self, |pool| sqlx::query_scalar(

@@ -186,6 +186,9 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
     let url = testkit::create_database(&args.server_url, testkit::TEST_DATABASE_PREFIX)
         .await
         .context("creating the benchmark's database")?;
+    // Dropped with `scratch`, on an error too.
+    let scratch = testkit::TempDir::new()?;
+    scratch.drop_database_with_it(&args.server_url, &url);
     let db = Database::postgres(&url, 8).await?;
     db.migrate().await?;
     let first = args.events / 4;
@@ -218,7 +221,7 @@ pub async fn run(args: BenchAuditArgs) -> anyhow::Result<()> {
         stages.push(s);
     }
     db.close().await;
-    testkit::drop_database(&args.server_url, &url).await?;
+    drop(scratch);
     if let [small, large] = stages.as_slice() {
         println!(
             "events ×{:.1} → peak memory ×{:.2} (flat in the number of events if close to 1)",

@@ -113,22 +113,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let database_url = testkit::create_database(&args.database_url, "aurora_bench_")
         .await
         .context("creating the bench database")?;
-    let result = measure(&args, &database_url).await;
-    if let Err(error) = testkit::drop_database(&args.database_url, &database_url).await {
-        tracing::warn!(%error, "could not drop the bench database");
-    }
-    result
+    // The database, the stream with every event the bench made and the data dir go with
+    // `scratch`, on an error too.
+    let scratch = testkit::TempDir::new()?;
+    scratch.drop_database_with_it(&args.database_url, &database_url);
+    let prefix = testkit::unique_prefix();
+    scratch.delete_streams_with_it(&args.nats_url, &prefix);
+    let mut config = Config::embedded(scratch.path());
+    config.database_url = Some(database_url);
+    config.nats_url = Some(args.nats_url.clone());
+    config.nats_prefix = prefix;
+    measure(&args, config).await
 }
 
-async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
+async fn measure(args: &BenchArgs, mut config: Config) -> anyhow::Result<()> {
     let warmup = Duration::from_secs(args.warmup_seconds);
     let duration = Duration::from_secs(args.seconds);
-    let mut config = Config::embedded(std::env::temp_dir());
-    config.database_url = Some(database_url.to_string());
-    config.nats_url = Some(args.nats_url.clone());
-    config.nats_prefix = testkit::unique_prefix();
     config.db_max_connections = args.db_connections;
     config.environment = "bench".into();
+    let database_url = config.database_url.clone().unwrap_or_default();
     let app = Application::build(config).await?;
     let state = app.state();
     let app_port = app.port();
@@ -203,7 +206,7 @@ async fn measure(args: &BenchArgs, database_url: &str) -> anyhow::Result<()> {
 
     let pool = Arc::new(
         pg_pool_options(args.concurrency as u32)
-            .connect(database_url)
+            .connect(&database_url)
             .await?,
     );
     sqlx::query("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, payload json NOT NULL)")
