@@ -512,7 +512,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_reaper_cancels_a_run_the_runs_view_has_not_applied_on_postgres() {
-        let db = testkit::fresh_postgres().await.unwrap();
+        let dir = testkit::TempDir::new().unwrap();
+        let db = dir.fresh_postgres().await.unwrap();
         the_reaper_cancels_a_run_the_runs_view_has_not_applied(db).await;
     }
 

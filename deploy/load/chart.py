@@ -120,7 +120,7 @@ def stress(directory, out):
     bottom.set_yscale("log")
     bottom.set_ylabel("response time, ms")
     bottom.set_xlabel("arrival rate, virtual users/s (one stage each)")
-    bottom.legend(loc="upper left", fontsize=8)
+    bottom.legend(loc="lower right", fontsize=8)
     bottom.grid(alpha=0.3, which="both")
     return fig
 

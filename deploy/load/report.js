@@ -134,7 +134,7 @@ function main() {
     failed: failedResponses,
     noResponse,
     errorPct: pct(failedResponses + noResponse, requests),
-    rate: (agg.rates || {})['http.request_rate'] || 0,
+    requestRate: (agg.rates || {})["http.request_rate"] || 0,
     meanRate: requests / Math.max(seconds, 1),
     p50: rt.p50,
     p95: rt.p95,
@@ -147,21 +147,26 @@ function main() {
   whole.met = {
     p99: (rt.p99 ?? Infinity) < TARGETS.p99,
     errors: whole.errorPct < TARGETS.errorPct && whole.vuserErrorPct <= TARGETS.errorPct,
-    rps: whole.rate > TARGETS.rps,
+    rps: whole.requestRate > TARGETS.rps,
   };
   whole.allMet = whole.met.p99 && whole.met.errors && whole.met.rps;
 
+  const logFile = path.join(dir, 'report.log');
+  const ran = fs.existsSync(logFile)
+    ? actualPhases(fs.readFileSync(logFile, 'utf8'), new Date(agg.firstMetricAt))
+    : [];
+
   if (opts.stage) {
-    console.log(JSON.stringify({ rate: Number(opts.stage), ...whole }));
+    // The arrival rate Artillery achieved: a starved generator launches late.
+    const stage = ran[0] || {};
+    const span = stage.start && stage.end ? (stage.end - stage.start) / 1000 : null;
+    const achieved = span ? whole.vusersCreated / span : null;
+    console.log(JSON.stringify({ rate: Number(opts.stage), stageSeconds: span, achieved, ...whole }));
     return;
   }
 
   // Phases as planned, and as they ran.
   const planned = plannedPhases(opts);
-  const logFile = path.join(dir, 'report.log');
-  const ran = fs.existsSync(logFile)
-    ? actualPhases(fs.readFileSync(logFile, 'utf8'), new Date(agg.firstMetricAt))
-    : [];
   let at = agg.firstMetricAt;
   const rows = planned.map((phase, index) => {
     const actual = ran[index] || {};
@@ -229,7 +234,7 @@ function main() {
   say(`Targets: p99 < ${TARGETS.p99} ms: ${ms(whole.p99)} ms, ${mark(whole.met.p99)}. ` +
     `Error rate < ${TARGETS.errorPct} %: ${whole.errorPct.toFixed(2)} % of requests, ` +
     `${whole.vuserErrorPct.toFixed(2)} % of virtual users, ${mark(whole.met.errors)}. ` +
-    `Throughput > ${TARGETS.rps} req/s: http.request_rate ${whole.rate}/s ` +
+    `Throughput > ${TARGETS.rps} req/s: http.request_rate ${whole.requestRate}/s ` +
     `(requests ÷ duration: ${whole.meanRate.toFixed(1)}/s), ${mark(whole.met.rps)}.`);
   const stretched = rows.filter((r) => r.name !== 'tail' && r.seconds > r.planned + 1.5);
   if (stretched.length) {

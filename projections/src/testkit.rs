@@ -105,6 +105,28 @@ impl TempDir {
         &self.path
     }
 
+    /// A new, empty test database's URL (not migrated), dropped with this directory.
+    pub async fn database_url(&self) -> Result<String, StoreError> {
+        let url = create_postgres_database().await?;
+        self.drop_database_with_it(&admin_database_url(), &url);
+        Ok(url)
+    }
+
+    /// A migrated, empty test database, dropped with this directory.
+    pub async fn fresh_postgres(&self) -> Result<Database, StoreError> {
+        let db = Database::postgres(&self.database_url().await?, 16).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// A subject prefix no other test uses; its streams on the test NATS server
+    /// ([`nats_url`]) are deleted with this directory.
+    pub fn nats_prefix(&self) -> String {
+        let prefix = unique_prefix();
+        self.delete_streams_with_it(&nats_url(), &prefix);
+        prefix
+    }
+
     /// Drops the database at `url` (made on the server of `server_url`) when this is dropped.
     pub fn drop_database_with_it(&self, server_url: &str, url: &str) {
         self.leave(Leftover::Database {

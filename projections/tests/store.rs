@@ -76,10 +76,10 @@ struct Fixture {
 
 impl Fixture {
     async fn postgres_nats() -> Self {
-        let db = testkit::fresh_postgres()
-            .await
-            .expect("fresh Postgres database");
-        let subjects = Subjects::new(testkit::unique_prefix());
+        // The database and the streams go with the directory.
+        let dir = TempDir::new().expect("a temp dir");
+        let db = dir.fresh_postgres().await.expect("fresh Postgres database");
+        let subjects = Subjects::new(dir.nats_prefix());
         let bus = JetStreamBus::connect(&testkit::nats_url(), subjects.clone(), 1)
             .await
             .expect("NATS JetStream at AURORA_TEST_NATS_URL");
@@ -87,7 +87,7 @@ impl Fixture {
             db,
             transport: AnyBus::JetStream(Box::new(bus)),
             subjects,
-            _dir: None,
+            _dir: Some(dir),
         }
     }
 
@@ -555,9 +555,9 @@ async fn in_a_shared_commit_a_colliding_append_stores_nothing_and_its_neighbours
 /// (by user id): users registered before it still have their password after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_registered_before_the_identity_upgrades_keep_their_password_and_history() {
-    let url = testkit::create_postgres_database().await.unwrap();
-    let postgres = Database::postgres(&url, 2).await.unwrap();
     let dir = TempDir::new().unwrap();
+    let url = dir.database_url().await.unwrap();
+    let postgres = Database::postgres(&url, 2).await.unwrap();
     let sqlite = Database::sqlite(&dir.path().join("old.db")).await.unwrap();
     for db in [postgres, sqlite] {
         let user_id = "01900000-0000-7000-8000-0000000000aa";

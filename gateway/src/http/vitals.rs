@@ -10,6 +10,7 @@ use serde::Serialize;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use super::problem::Body as ProblemBody;
 use crate::state::AppState;
 
 /// The route.
@@ -73,7 +74,10 @@ struct Rate {
     get,
     path = "/api/v1/health/metrics",
     tag = "operations",
-    responses((status = 200, description = "The replica's figures", body = HealthMetrics))
+    responses(
+        (status = 200, description = "The replica's figures", body = HealthMetrics),
+        (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+    )
 )]
 pub(super) fn health_metrics(state: Arc<AppState>) -> Response {
     let metrics = &state.metrics;

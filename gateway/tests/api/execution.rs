@@ -191,8 +191,8 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
     let dir = TempDir::new().unwrap();
     let keys = dir.path().join("keys");
     aurora_gateway::auth::keys::KeyRing::load(&keys, true).unwrap();
-    let prefix = testkit::unique_prefix();
-    let database = testkit::create_postgres_database().await.unwrap();
+    let prefix = dir.nats_prefix();
+    let database = dir.database_url().await.unwrap();
     let shared = vec![
         ("DATABASE_URL", database.clone()),
         ("NATS_URL", testkit::nats_url()),

@@ -345,12 +345,9 @@ async fn revocation_and_disabling_reach_another_gateway_process_within_a_second(
     let keys = dir.path().join("keys");
     aurora_gateway::auth::keys::KeyRing::load(&keys, true).unwrap();
     let shared = vec![
-        (
-            "DATABASE_URL",
-            testkit::create_postgres_database().await.unwrap(),
-        ),
+        ("DATABASE_URL", dir.database_url().await.unwrap()),
         ("NATS_URL", testkit::nats_url()),
-        ("AURORA_NATS_PREFIX", testkit::unique_prefix()),
+        ("AURORA_NATS_PREFIX", dir.nats_prefix()),
         ("AURORA_ROOT_KEYS_DIR", keys.display().to_string()),
     ];
     let with_data_dir = |name: &str| {

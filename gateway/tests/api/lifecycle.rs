@@ -124,8 +124,8 @@ async fn a_request_past_its_timeout_is_abandoned_with_a_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
     use std::io::BufRead;
-    let url = testkit::create_postgres_database().await.unwrap();
     let dir = TempDir::new().unwrap();
+    let url = dir.database_url().await.unwrap();
     /// Kills the server if the test fails before it exits.
     struct Reap(std::process::Child);
     impl Drop for Reap {
@@ -140,7 +140,7 @@ async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
         .env("AURORA_DATA_DIR", dir.path())
         .env("DATABASE_URL", &url)
         .env("NATS_URL", testkit::nats_url())
-        .env("AURORA_NATS_PREFIX", testkit::unique_prefix())
+        .env("AURORA_NATS_PREFIX", dir.nats_prefix())
         .env("AURORA_RATE_LIMITS", "off")
         .env("AURORA_WORKER", "false")
         .env("AURORA_DRAIN_SECONDS", "20")
@@ -265,6 +265,18 @@ async fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
         .position(|m| *m == "shutting down: draining in-flight requests");
     let stopped = messages.iter().position(|m| *m == "stopped");
     assert!(drained < stopped);
+    // Log files are on by default, under the data dir: the same lines, flushed at exit.
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+        .expect("a logs directory under the data dir")
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let file = files
+        .iter()
+        .find(|name| name.starts_with("aurora.") && name.contains(&day[..7]))
+        .unwrap_or_else(|| panic!("today's log file in {files:?}"));
+    let text = std::fs::read_to_string(dir.path().join("logs").join(file)).unwrap();
+    assert!(text.contains("aurora is listening") && text.contains("SIGTERM received"));
 }
 
 /// A TCP proxy to Postgres that can be cut (every connection dropped, new ones refused)
