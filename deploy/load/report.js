@@ -265,6 +265,21 @@ function main() {
       (done.p50 !== undefined ? ` (p50 ${ms(done.p50)} ms after creation)` : '') +
       `; failed or cancelled: ${c['aurora.runs.failed'] || 0}.`);
   }
+  const metricsFile = path.join(dir, 'metrics.txt');
+  if (fs.existsSync(metricsFile)) {
+    // Aurora's own view, from /metrics after the run.
+    const sum = (rx) => fs.readFileSync(metricsFile, 'utf8').split('\n')
+      .filter((l) => rx.test(l)).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+    const requested = sum(/^aurora_commands_total\{command="RequestRun",outcome="accepted"\}/);
+    const succeeded = sum(/^aurora_runs_finished_total\{outcome="succeeded"\}/);
+    const notOk = sum(/^aurora_runs_finished_total\{outcome="(failed|cancelled)"\}/);
+    const fives = sum(/^aurora_http_requests_total\{.*status="5\d\d"\}/);
+    const shadow = sum(/^aurora_rate_limit_decisions_total\{.*outcome="shadow_limited"\}/);
+    say();
+    say(`Aurora (/metrics after the run): ${requested} runs requested, ${succeeded} succeeded and ` +
+      `${notOk} failed or were cancelled by then (the rest queued behind the one worker); ` +
+      `${fives} answers 5xx; ${shadow} requests the enforced presets would have refused (429).`);
+  }
   if (endpoints.length) {
     say();
     say('| request | count | p50 ms | p95 ms | p99 ms | max ms | non-2xx |');

@@ -101,6 +101,10 @@ impl Client {
     }
 }
 
+/// Offences are forgotten once a client's last block ended this long ago: the next one is
+/// a first offence again (the block lengths double only while offences come close together).
+pub const FORGIVEN_AFTER: TimeDelta = TimeDelta::hours(24);
+
 impl Aggregate for Client {
     const TYPE: &'static str = "client";
     type Command = ClientCommand;
@@ -124,7 +128,12 @@ impl Aggregate for Client {
                 if reason.chars().count() > MAX_BLOCK_REASON_LEN {
                     return Err(ClientError::ReasonTooLong);
                 }
-                let factor = 2_i32.saturating_pow(self.offences.min(30));
+                // A client that has kept within the limits for a day starts over.
+                let recent = self
+                    .blocked_until
+                    .is_some_and(|until| at.signed_duration_since(until) < FORGIVEN_AFTER);
+                let prior = if recent { self.offences } else { 0 };
+                let factor = 2_i32.saturating_pow(prior.min(30));
                 let length = base.checked_mul(factor).unwrap_or(max).min(max);
                 let until = at
                     .checked_add_signed(length)
@@ -135,7 +144,7 @@ impl Aggregate for Client {
                 ClientEvent::ClientBlocked {
                     reason,
                     until,
-                    offence: self.offences + 1,
+                    offence: prior + 1,
                 }
             }
             ClientCommand::Unblock { reason, at } => {
@@ -215,6 +224,19 @@ mod tests {
             .given(vec![blocked(15, 1), blocked(130, 2), blocked(260, 3)])
             .when(block(300))
             .then_expect_events(vec![blocked(360, 4)]);
+    }
+
+    #[test]
+    fn offences_are_forgotten_after_a_day_without_one() {
+        let day = 24 * 60;
+        ClientTest::with(())
+            .given(vec![blocked(15, 1), blocked(130, 2)])
+            .when(block(130 + day - 1))
+            .then_expect_events(vec![blocked(130 + day - 1 + 60, 3)]);
+        ClientTest::with(())
+            .given(vec![blocked(15, 1), blocked(130, 2)])
+            .when(block(130 + day))
+            .then_expect_events(vec![blocked(130 + day + 15, 1)]);
     }
 
     #[test]

@@ -384,7 +384,7 @@ impl Config {
             }
         }
         if let Some(url) = &self.nats_url {
-            for server in url.split(',').map(str::trim) {
+            for server in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
                     .iter()
                     .any(|scheme| server.starts_with(scheme));

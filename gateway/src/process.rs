@@ -113,11 +113,20 @@ impl ProcessMetrics {
     /// The rates since the oldest reading within [`RATE_WINDOW`] (the start, in a younger
     /// process), given the totals now; keeps this reading for later calls (at most one a
     /// second).
-    pub fn rates(&self, requests: u64, events: u64) -> Rates {
-        self.rates_at(Instant::now(), self.cpu_seconds.get(), requests, events)
+    pub fn rates(&self, uptime: Duration, requests: u64, events: u64) -> Rates {
+        let now = Instant::now();
+        let started = now.checked_sub(uptime).unwrap_or(now);
+        self.rates_at(started, now, self.cpu_seconds.get(), requests, events)
     }
 
-    fn rates_at(&self, at: Instant, cpu_seconds: f64, requests: u64, events: u64) -> Rates {
+    fn rates_at(
+        &self,
+        started: Instant,
+        at: Instant,
+        cpu_seconds: f64,
+        requests: u64,
+        events: u64,
+    ) -> Rates {
         let now = Sample {
             at,
             cpu_seconds,
@@ -126,16 +135,11 @@ impl ProcessMetrics {
         };
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         if samples.is_empty() {
-            // The first reading: the process's start, when every total was zero.
-            let uptime = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default()
-                .saturating_sub(u64::try_from(self.start_time_seconds.get()).unwrap_or(0));
+            // The first reading: the process's start, when every total was zero (at least
+            // a second back, so that a first call right at the start is no spike).
+            let second_back = at.checked_sub(Duration::from_secs(1)).unwrap_or(at);
             samples.push_back(Sample {
-                at: at
-                    .checked_sub(Duration::from_secs(uptime.max(1)))
-                    .unwrap_or(at),
+                at: started.min(second_back),
                 cpu_seconds: 0.0,
                 requests: 0,
                 events: 0,
@@ -262,24 +266,24 @@ mod tests {
         let start = Instant::now();
         let at = |seconds: u64| start + Duration::from_secs(seconds);
         // The first reading is measured from the start (less than a second ago: 1 s).
-        let first = metrics.rates_at(at(0), 0.5, 10, 4);
+        let first = metrics.rates_at(start, at(0), 0.5, 10, 4);
         assert_eq!(first.window_seconds, 1.0);
         assert_eq!(first.requests_per_second, 10.0);
         assert_eq!(first.cpu_percent, 50.0);
         // 30 s later: over the 31 s since the start.
-        let later = metrics.rates_at(at(30), 16.0, 320, 66);
+        let later = metrics.rates_at(start, at(30), 16.0, 320, 66);
         assert_eq!(later.window_seconds, 31.0);
         assert_eq!(later.requests_per_second, 320.0 / 31.0);
         assert_eq!(later.events_per_second, 66.0 / 31.0);
         // 100 s in: readings older than the window are dropped; the base is the newest
         // reading at least a window old (t = 30 s).
-        let now = metrics.rates_at(at(100), 23.0, 1020, 66);
+        let now = metrics.rates_at(start, at(100), 23.0, 1020, 66);
         assert_eq!(now.window_seconds, 70.0);
         assert_eq!(now.requests_per_second, 10.0);
         assert_eq!(now.cpu_percent, 10.0);
         assert_eq!(now.events_per_second, 0.0, "no events since");
         // Readings less than a second apart are not kept.
-        let again = metrics.rates_at(at(100) + Duration::from_millis(10), 23.0, 1021, 66);
+        let again = metrics.rates_at(start, at(100) + Duration::from_millis(10), 23.0, 1021, 66);
         assert!(again.window_seconds < 71.0);
         assert_eq!(metrics.samples.lock().unwrap().len(), 2);
     }

@@ -48,11 +48,29 @@ pub async fn create_database(server_url: &str, prefix: &str) -> Result<String, S
     Ok(format!("{base}/{name}"))
 }
 
-/// Drops a database created by [`create_database`], disconnecting its clients.
+/// Drops a database created by [`create_database`], disconnecting its clients. Only a
+/// test's or a benchmark's (`aurora_t_…`, `aurora_bench_…`): any other name is refused.
 pub async fn drop_database(server_url: &str, database_url: &str) -> Result<(), StoreError> {
-    let name = database_url.rsplit('/').next().unwrap_or_default();
+    let name = database_url
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let made_here = [TEST_DATABASE_PREFIX, "aurora_bench_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !made_here {
+        return Err(StoreError::Corrupt(format!(
+            "refusing to drop {name:?}: not a database a test or benchmark made"
+        )));
+    }
     let mut conn = sqlx::PgConnection::connect(server_url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .execute(&mut conn)
         .await?;
     conn.close().await?;
@@ -81,12 +99,29 @@ pub struct TempDir {
 }
 
 /// What a test made on a shared server, removed with its [`TempDir`].
-#[derive(Debug, PartialEq)]
+#[derive(PartialEq)]
 enum Leftover {
     /// A database made by [`create_database`] on the server of `server`.
     Database { server: String, url: String },
     /// The streams of a subject prefix on the NATS server at `url`.
     Streams { url: String, prefix: String },
+}
+
+/// Names only: the URLs may carry passwords.
+impl std::fmt::Debug for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leftover::Database { url, .. } => {
+                let name = url.split('?').next().unwrap_or_default();
+                write!(
+                    f,
+                    "database {}",
+                    name.rsplit('/').next().unwrap_or_default()
+                )
+            }
+            Leftover::Streams { prefix, .. } => write!(f, "the streams of prefix {prefix}"),
+        }
+    }
 }
 
 impl TempDir {

@@ -609,6 +609,18 @@ async fn users_registered_before_the_identity_upgrades_keep_their_password_and_h
                 .await
                 .unwrap();
             }
+            // A user the identity webhook made: migration 0010 maps its provider id.
+            sqlx::query(&format!(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata) \
+                 VALUES ('user', 'synced', 1, 'UserRegistered', '1', $1{cast}, '{{}}'{cast})"
+            ))
+            .bind(
+                r#"{"UserRegistered":{"user_id":"01900000-0000-7000-8000-0000000000bb","username":"synced","role":"user","tier":"free","registration":{"kind":"identity_provider","external_id":"user_2old"}}}"#,
+            )
+            .execute(pool)
+            .await
+            .unwrap();
             sqlx::query("INSERT INTO credentials (username, password_hash) VALUES ($1, $2)")
                 .bind("olduser")
                 .bind("$argon2id$v=19$m=19456,t=2,p=1$old")
@@ -623,6 +635,13 @@ async fn users_registered_before_the_identity_upgrades_keep_their_password_and_h
             "{}",
             db.backend()
         );
+        assert_eq!(
+            db.identity_user("user_2old").await.unwrap().as_deref(),
+            Some("synced"),
+            "{}: the provider's earlier users are found by their id",
+            db.backend()
+        );
+        assert_eq!(db.identity_user("olduser").await.unwrap(), None);
         // The old login event still loads (upcast), in the aggregate and in the view.
         let users = aurora_projections::UserCommands::new(&db, Arc::new(Notify::new()));
         let user = users.load("olduser").await.unwrap();

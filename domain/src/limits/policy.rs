@@ -10,7 +10,8 @@
 //! mode = "enforce"       # or "shadow": counted, refusals only in metrics and logs
 //! partition = "local"    # while replicas cannot share consumption (NATS down): "local"
 //!                        # limits per replica, "closed" refuses (503)
-//! blocks = true          # whether refusals here count towards a block
+//! blocks = true          # false: requests of this class are never refused for a block,
+//!                        # and no refusal of theirs (in any class) counts towards one
 //!
 //! [[class]]
 //! name = "runs"
@@ -38,8 +39,9 @@ use super::gcra::Rate;
 /// upload limits on top.
 pub const PRESETS: &str = r#"
 # Auto-block after a violation: a client refused once (over any class that blocks) is
-# blocked for 15 minutes on every route; each further offence within the window doubles
-# the block, up to a day. An admin lifts a block with DELETE /api/v1/admin/blocks/{key}.
+# blocked for 15 minutes on every route; each further offence doubles the block, up to a
+# day, until a day passes without one. An admin lifts a block with
+# DELETE /api/v1/admin/blocks/{key}.
 [blocking]
 after = 1
 within = "15m"

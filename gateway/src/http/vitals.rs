@@ -1,16 +1,24 @@
 //! `GET /api/v1/health/metrics`: the chat write-up's basic figures as JSON (memory, CPU,
-//! uptime) with this replica's request and event rates, for people and scripts without a
-//! Prometheus. `/metrics` carries the same figures for Prometheus. Open like `/health`.
+//! uptime) with this replica's request and event rates, for operators and their scripts
+//! without a Prometheus. Admins only: unlike `/metrics`, which stays inside the cluster, it
+//! is under `/api`, which the Ingress publishes (the version, memory and file-descriptor
+//! headroom are no one else's business).
 
 use std::sync::Arc;
 
-use aurora_domain::{access::Access, client::Client, media::Media, run::Run, user::User};
+use aurora_domain::{access, client::Client, media::Media, run::Run, user::User};
 use cqrs_es::Aggregate;
+use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
+use warp::{Filter, Rejection};
 
+use super::body::json;
+use super::context::{context, RequestContext};
+use super::error::respond;
+use super::guard::authenticate;
 use super::problem::Body as ProblemBody;
+use crate::auth::tokens::Access;
 use crate::state::AppState;
 
 /// The route.
@@ -19,7 +27,9 @@ pub fn routes(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "v1" / "health" / "metrics")
         .and(warp::get())
+        .and(context())
         .and(warp::any().map(move || state.clone()))
+        .and(warp::header::headers_cloned())
         .map(health_metrics)
 }
 
@@ -76,10 +86,23 @@ struct Rate {
     tag = "operations",
     responses(
         (status = 200, description = "The replica's figures", body = HealthMetrics),
+        (status = 401, description = "No valid token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin's token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
-    )
+    ),
+    security(("biscuit" = []), ("api_key" = []))
 )]
-pub(super) fn health_metrics(state: Arc<AppState>) -> Response {
+pub(super) fn health_metrics(
+    ctx: RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let result = authenticate(&state, &headers, Access::admin("metrics:read", None))
+        .map(|_| json(StatusCode::OK, &figures(&state), &ctx));
+    respond(&ctx, result)
+}
+
+fn figures(state: &AppState) -> HealthMetrics {
     let metrics = &state.metrics;
     let process = &metrics.process;
     process.observe();
@@ -88,7 +111,7 @@ pub(super) fn health_metrics(state: Arc<AppState>) -> Response {
         User::TYPE,
         Run::TYPE,
         Media::TYPE,
-        Access::TYPE,
+        access::Access::TYPE,
         Client::TYPE,
     ]
     .into_iter()
@@ -101,9 +124,9 @@ pub(super) fn health_metrics(state: Arc<AppState>) -> Response {
             .get()
     })
     .sum();
-    let rates = process.rates(requests, events);
+    let rates = process.rates(state.started.elapsed(), requests, events);
     let round = |x: f64| (x * 100.0).round() / 100.0;
-    warp::reply::json(&HealthMetrics {
+    HealthMetrics {
         timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         version: env!("CARGO_PKG_VERSION"),
         uptime: state.started.elapsed().as_secs(),
@@ -127,6 +150,5 @@ pub(super) fn health_metrics(state: Arc<AppState>) -> Response {
             per_second: round(rates.events_per_second),
         },
         rate_window_seconds: round(rates.window_seconds),
-    })
-    .into_response()
+    }
 }

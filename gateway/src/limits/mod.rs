@@ -331,6 +331,12 @@ impl Limits {
         let ip = client.map_or_else(|| "ip:unknown".to_string(), ip_key);
         // A trusted proxy's own address is never blocked: it carries everyone behind it.
         let blockable_ip = client.is_none_or(|ip| !self.proxies.is_proxy(ip));
+        // A route whose class never blocks (the identity provider's webhook) is never
+        // refused for a block, nor blocks, by any class: its senders' addresses are shared
+        // (Svix sends for many customers), and one of them must not lock the provider out.
+        let never_blocked = classes
+            .iter()
+            .any(|&index| !self.policies.classes[index].blocks);
         let mut checks = Vec::with_capacity(classes.len());
         for &index in &classes {
             let class = &self.policies.classes[index];
@@ -338,7 +344,10 @@ impl Limits {
                 (Some((user, tier)), KeyBy::Principal) => (format!("user:{user}"), Some(*tier)),
                 _ => (ip.clone(), None),
             };
-            if let Some(block) = self.blocks.blocked(&key, Utc::now()) {
+            let block = (!never_blocked)
+                .then(|| self.blocks.blocked(&key, Utc::now()))
+                .flatten();
+            if let Some(block) = block {
                 self.metrics.decided(&class.name, tier, "blocked");
                 return Err(Limited::Blocked(block));
             }
@@ -348,7 +357,8 @@ impl Limits {
                     class: class.name.clone(),
                 });
             }
-            let blocks = class.blocks && (key.starts_with("user:") || blockable_ip);
+            let blocks =
+                class.blocks && !never_blocked && (key.starts_with("user:") || blockable_ip);
             checks.push(Check {
                 class: index,
                 key,

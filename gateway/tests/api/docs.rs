@@ -23,9 +23,8 @@ const OPENAPI_3_1_SCHEMA: &str = include_str!("../fixtures/openapi-3.1-schema-20
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// Routes anyone may call: no security requirement in the document.
-const PUBLIC: [&str; 13] = [
+const PUBLIC: [&str; 12] = [
     "/api/v1/auth/register",
-    "/api/v1/health/metrics",
     "/api/v1/auth/login",
     "/api/v1/auth/keys",
     "/api/v1/webhooks/identity",

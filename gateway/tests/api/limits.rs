@@ -44,6 +44,15 @@ async fn the_sixth_login_attempt_in_fifteen_minutes_is_refused_and_blocks_the_cl
         .await
         .unwrap();
     problem(blocked, 429, "client-blocked").await;
+    // The identity provider's webhook is never blocked: its senders share addresses.
+    let webhook = reqwest::Client::new()
+        .post(app.url("/api/v1/webhooks/identity"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"type": "user.created", "data": {"id": "x", "username": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    problem(webhook, 404, "not-found").await;
     // Another client is not affected; a spoofed header from it is believed only because
     // the peer (127.0.0.1) is a trusted proxy here.
     let other = attempt("198.51.100.23").await.unwrap();

@@ -392,10 +392,22 @@ async fn every_metric_family_exists_and_a_flow_moves_them(mode: Mode) {
     assert!(after("aurora_process_open_fds") >= 1.0);
     assert!(after("aurora_process_cpu_seconds_total") > 0.0);
 
-    // The same figures as JSON, open like /health, with rates over the last minute.
-    let vitals = reqwest::get(app.url("/api/v1/health/metrics"))
-        .await
-        .unwrap();
+    // The same figures as JSON, for admins, with rates over the last minute.
+    let path = "/api/v1/health/metrics";
+    problem(
+        reqwest::get(app.url(path)).await.unwrap(),
+        401,
+        "missing-token",
+    )
+    .await;
+    problem(
+        app.client.get(app.url(path)).send().await.unwrap(),
+        403,
+        "forbidden",
+    )
+    .await;
+    let admin = super::token_with_role(&app, "ada", aurora_domain::user::Role::Admin).await;
+    let vitals = app.with("GET", path, &admin).send().await.unwrap();
     assert_eq!(vitals.status(), StatusCode::OK);
     let vitals: serde_json::Value = vitals.json().await.unwrap();
     assert!(vitals["memory"]["resident_bytes"].as_i64().unwrap() > 0);

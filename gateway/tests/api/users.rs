@@ -643,8 +643,9 @@ async fn clerk_users_arrive_as_clerk_sends_them(mode: Mode) {
         (Some(Role::User), Some(Tier::Free))
     );
 
-    // Updated, still without a username, with a value Aurora does not know in the
-    // metadata (ignored, not refused) and banned: the same user, disabled, tier changed.
+    // Updated, still without a username, with a role Aurora does not know in the metadata
+    // (no role it knows: user; not refused) and banned: the same user, demoted, disabled,
+    // tier changed.
     let mut updated = clerk_user(
         "user_29w83sxmDNGwOuEthce5gg56FcC",
         "ada@new-domain.example",
@@ -660,9 +661,25 @@ async fn clerk_users_arrive_as_clerk_sends_them(mode: Mode) {
     let user = app.state.identity.users.load("ada.lovelace").await.unwrap();
     assert_eq!(
         (user.role(), user.tier(), user.is_disabled()),
-        (Some(Role::Admin), Some(Tier::Enterprise), true)
+        (Some(Role::User), Some(Tier::Enterprise), true)
     );
     assert!(app.user_events("ada").await.is_empty(), "no second user");
+    // Clerk sends `banned: false` with every change: it enables no one (an admin may have
+    // disabled the user in Aurora).
+    let mut renamed = clerk_user(
+        "user_29w83sxmDNGwOuEthce5gg56FcC",
+        "ada@new-domain.example",
+        json!({"tier": "enterprise"}),
+        false,
+    );
+    renamed["type"] = json!("user.updated");
+    renamed["timestamp"] = json!(1_654_012_700_000_i64);
+    renamed["data"]["first_name"] = json!("Augusta Ada");
+    let response = send("msg_clerk_3b", renamed).await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "applied", "not stale: {body}");
+    let user = app.state.identity.users.load("ada.lovelace").await.unwrap();
+    assert!(user.is_disabled(), "still disabled");
 
     // Deleted as Clerk sends it: the id alone.
     let deleted = json!({"data": {"deleted": true, "id": "user_29w83sxmDNGwOuEthce5gg56FcC",

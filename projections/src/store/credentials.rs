@@ -93,7 +93,7 @@ impl Database {
     ) -> Result<(), StoreError> {
         on_pool!(self, |pool| sqlx::query(
             "INSERT INTO identity_users (external_id, username) VALUES ($1, $2) \
-             ON CONFLICT (external_id) DO NOTHING"
+             ON CONFLICT DO NOTHING"
         )
         .bind(external_id)
         .bind(username)

@@ -199,14 +199,7 @@ async fn try_identity(
             .map_err(|e| Problem::unprocessable("invalid-username", e.to_string()))?;
     }
     if user.user_id().is_some() && user.external_id() != Some(external_id) {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "identity-conflict",
-            "Conflict",
-            format!(
-                "user {username} exists and was not created by the identity provider as {external_id}"
-            ),
-        ).into());
+        return Err(identity_conflict(&username, external_id).into());
     }
     // A message older than one already applied (a retry overtaken by a newer change)
     // changes nothing.
@@ -278,6 +271,18 @@ async fn try_identity(
         events: Some(changed),
     };
     Ok(json(StatusCode::OK, &body, ctx))
+}
+
+/// 409: `username` is not the provider's user `external_id`.
+fn identity_conflict(username: &Username, external_id: &str) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "identity-conflict",
+        "Conflict",
+        format!(
+            "user {username} exists and was not created by the identity provider as {external_id}"
+        ),
+    )
 }
 
 /// The user a message is about: the one the provider's id was synced to before; else the
@@ -363,11 +368,17 @@ async fn upsert(
             changed += events.len();
             created = true;
         }
-        // Known already: an update.
+        // Known already: an update, if the user is still this provider user (someone may
+        // have taken the name since it was checked).
         Err(
             AggregateError::AggregateConflict
             | AggregateError::UserError(UserError::AlreadyRegistered),
-        ) => {}
+        ) => {
+            let user = state.identity.users.load(username.as_str()).await?;
+            if user.external_id() != Some(external_id) {
+                return Err(identity_conflict(username, external_id).into());
+            }
+        }
         Err(error) => return Err(error.into()),
     }
     let reason = Some("disabled by the identity provider".to_string());

@@ -44,19 +44,28 @@ struct EmailAddress {
 }
 
 impl Data {
-    /// The role: `role`, else `public_metadata.role` if Aurora knows it.
+    /// The role: `role`; else, when the message carries `public_metadata` (Clerk), the
+    /// role kept there, and `user` when it keeps none or one Aurora does not know: a role
+    /// taken away at the provider is taken away here too.
     pub(super) fn role(&self) -> Option<Role> {
-        self.role.or_else(|| self.in_metadata("role"))
+        if self.role.is_some() {
+            return self.role;
+        }
+        self.public_metadata.as_ref()?;
+        Some(self.in_metadata("role").unwrap_or(Role::User))
     }
 
-    /// The tier: `tier`, else `public_metadata.tier` if Aurora knows it.
+    /// The tier: `tier`, else `public_metadata.tier` if Aurora knows it (none there: the
+    /// tier stays as it is; an admin may have set it in Aurora).
     pub(super) fn tier(&self) -> Option<Tier> {
         self.tier.or_else(|| self.in_metadata("tier"))
     }
 
-    /// Disabled: `disabled`, else Clerk's `banned`.
+    /// Disabled: `disabled`; else Clerk's `banned: true` disables. `banned: false`, which
+    /// Clerk sends with every change, changes nothing: it must not enable a user an admin
+    /// disabled in Aurora.
     pub(super) fn disabled(&self) -> Option<bool> {
-        self.disabled.or(self.banned)
+        self.disabled.or(self.banned.filter(|banned| *banned))
     }
 
     fn in_metadata<T: serde::de::DeserializeOwned>(&self, field: &str) -> Option<T> {
@@ -186,7 +195,7 @@ mod tests {
             .all(|n| aurora_domain::user::Username::parse_new(n).is_ok()));
         assert_eq!(user.role(), Some(Role::Admin));
         assert_eq!(user.tier(), Some(Tier::Enterprise));
-        assert_eq!(user.disabled(), Some(false));
+        assert_eq!(user.disabled(), None, "banned: false changes nothing");
     }
 
     #[test]
@@ -215,8 +224,26 @@ mod tests {
             "id": "user_3", "username": "grace",
             "public_metadata": {"role": "owner", "tier": 7}, "banned": true
         }));
-        assert_eq!((user.role(), user.tier()), (None, None));
+        assert_eq!(
+            (user.role(), user.tier()),
+            (Some(Role::User), None),
+            "an unknown role is no role: user"
+        );
         assert_eq!(user.disabled(), Some(true));
+        let unbanned =
+            data(serde_json::json!({"id": "user_3", "banned": false, "public_metadata": {}}));
+        assert_eq!(unbanned.disabled(), None, "banned: false enables no one");
+        assert_eq!(
+            unbanned.role(),
+            Some(Role::User),
+            "a role taken away at the provider"
+        );
+        let generic = data(serde_json::json!({"id": "user_3", "username": "grace"}));
+        assert_eq!(
+            (generic.role(), generic.disabled()),
+            (None, None),
+            "no metadata: unchanged"
+        );
         let explicit = data(serde_json::json!({
             "id": "user_3", "username": "grace", "role": "user", "disabled": false,
             "public_metadata": {"role": "admin"}, "banned": true
