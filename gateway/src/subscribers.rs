@@ -172,11 +172,12 @@ impl Refused {
             TokenError::Revoked => "token-revoked",
             TokenError::Expired => "token-expired",
             TokenError::Forbidden => "forbidden",
+            TokenError::Busy => "authorization-busy",
         };
-        let status = if error == TokenError::Forbidden {
-            403
-        } else {
-            401
+        let status = match error {
+            TokenError::Forbidden => 403,
+            TokenError::Busy => 503,
+            _ => 401,
         };
         Self::new(status, reason, error.to_string())
     }

@@ -87,6 +87,12 @@ fn refused(error: TokenError, operation: &str) -> Problem {
         TokenError::Invalid => unauthorized("invalid-token"),
         TokenError::Revoked => unauthorized("token-revoked"),
         TokenError::Expired => unauthorized("token-expired"),
+        TokenError::Busy => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorization-busy",
+            "Service unavailable",
+            format!("{error} ('{operation}')"),
+        ),
         TokenError::Forbidden => Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -177,6 +183,11 @@ mod tests {
                 ApiError::Token(TokenError::Forbidden, "runs:create".into()),
                 StatusCode::FORBIDDEN,
                 "forbidden",
+            ),
+            (
+                ApiError::Token(TokenError::Busy, "runs:read".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authorization-busy",
             ),
             (
                 AggregateError::UserError(UserError::AlreadyRegistered).into(),
