@@ -26,7 +26,12 @@ use crate::store::{Database, EventRepository, GroupCommit};
 pub const DEFAULT_WRITERS: usize = 4;
 
 /// Times a command is tried when another command on the same aggregate commits first.
-pub const MAX_ATTEMPTS: usize = 5;
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// Before trying again, a command waits a random time below this, doubled at each attempt
+/// (4, 8, 16 … 256 ms): contenders that collided do not all retry at the same moment (a
+/// burst of logins of one account collided again and again, and ran out of attempts).
+const BACKOFF_STEP: std::time::Duration = std::time::Duration::from_millis(4);
 
 /// An aggregate whose old event versions the store upcasts on load.
 pub trait Versioned: Aggregate<Services = ()> {
@@ -109,7 +114,13 @@ impl<A: Versioned> Commands<A> {
                 .handle_and_commit(context, command.clone(), metadata)
                 .await
             {
-                Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => attempt += 1,
+                Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
+                    let ceiling = (BACKOFF_STEP.as_micros() as u64) << (attempt - 1).min(6);
+                    let jitter =
+                        (uuid::Uuid::new_v4().as_u128() % u128::from(ceiling.max(1))) as u64;
+                    tokio::time::sleep(std::time::Duration::from_micros(jitter)).await;
+                    attempt += 1;
+                }
                 outcome => return outcome,
             }
         }
