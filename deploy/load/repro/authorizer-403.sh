@@ -5,6 +5,8 @@
 # time, and `refusal` maps RunLimit::Timeout to Forbidden: a request whose thread is
 # preempted during the evaluation is refused, and the refusal is recorded in the audit
 # trail. The same requests with the same token are answered 200 before and after.
+# (Seen on 37a2281; e5eafce tries such an evaluation again, then answers 503
+# authorization-busy instead of 403.)
 #   deploy/load/repro/authorizer-403.sh target/release/aurora   (probabilistic: 0-5 per round)
 source "$(dirname "$0")/common.sh"
 register carol
