@@ -40,6 +40,39 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
     ok && real
 }
 
+/// The longest a login or registration waits for its turn at the password work before it
+/// is answered 503 (busy) instead.
+pub const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Password work could not start within [`HASHING_WAIT`]: every core is hashing already.
+#[derive(Debug, thiserror::Error)]
+#[error("too many logins and registrations at once; retry in a moment")]
+pub struct Busy;
+
+/// Runs `work` (hashing or verifying) on a blocking thread, at most one per core at once.
+/// Argon2id costs ~20 ms of a core each: unbounded, a burst of logins took every core and
+/// ~1 GiB, and every other request waited behind it (the load test's collapse). Bounded,
+/// logins queue for their turn (at most [`HASHING_WAIT`]) and the rest of the API answers.
+pub async fn bounded<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Busy> {
+    static TURNS: OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = OnceLock::new();
+    let turns = TURNS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        std::sync::Arc::new(tokio::sync::Semaphore::new(cores))
+    });
+    let turn = tokio::time::timeout(HASHING_WAIT, turns.clone().acquire_owned())
+        .await
+        .map_err(|_| Busy)?
+        .map_err(|_| Busy)?;
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        work()
+    })
+    .await
+    .map_err(|_| Busy)
+}
+
 /// Why a password was refused at registration.
 pub fn check_policy(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
@@ -56,6 +89,37 @@ pub fn check_policy(password: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (Takes HASHING_WAIT: tokio's paused clock does not advance while blocking work runs.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_work_runs_one_per_core_and_past_its_wait_is_busy() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Arc::new(std::sync::Mutex::new(released));
+        let mut holders = Vec::new();
+        for _ in 0..cores {
+            let (started_tx, released) = (started_tx.clone(), released.clone());
+            holders.push(tokio::spawn(bounded(move || {
+                started_tx.send(()).unwrap();
+                released.lock().unwrap().recv().unwrap();
+            })));
+        }
+        for _ in 0..cores {
+            tokio::task::block_in_place(|| started.recv().unwrap());
+        }
+        // Every core is taken: one more waits its HASHING_WAIT, then is refused.
+        assert!(bounded(|| 1).await.is_err());
+        // A turn given back is taken by the next.
+        release.send(()).unwrap();
+        assert_eq!(bounded(|| 2).await.unwrap(), 2);
+        for _ in 1..cores {
+            release.send(()).unwrap();
+        }
+        for holder in holders {
+            holder.await.unwrap().unwrap();
+        }
+    }
 
     #[test]
     fn a_hash_verifies_its_password_only_and_is_argon2id() {

@@ -208,6 +208,16 @@ async fn register(ctx: RequestContext, state: Arc<AppState>, body: JsonBody) -> 
     respond(&ctx, try_register(&ctx, &state, body).await)
 }
 
+/// 503 `busy`: the password work could not start in time.
+fn busy(error: passwords::Busy) -> Problem {
+    Problem::new(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "Service unavailable",
+        error.to_string(),
+    )
+}
+
 async fn try_register(
     ctx: &RequestContext,
     state: &AppState,
@@ -219,9 +229,9 @@ async fn try_register(
     passwords::check_policy(&credentials.password)
         .map_err(|detail| Problem::unprocessable("weak-password", detail))?;
     let password = credentials.password;
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+    let hash = passwords::bounded(move || passwords::hash(&password))
         .await
-        .map_err(|e| Problem::internal(&e))?;
+        .map_err(busy)?;
     let user_id = uuid::Uuid::now_v7();
     let command = UserCommand::Register {
         user_id,
@@ -332,12 +342,12 @@ async fn try_login(
         None => None,
     };
     let password = credentials.password;
-    let matches = tokio::task::spawn_blocking(move || {
+    let matches = passwords::bounded(move || {
         password.len() <= passwords::MAX_PASSWORD_BYTES
             && passwords::verify(&password, stored.as_deref())
     })
     .await
-    .map_err(|e| Problem::internal(&e))?;
+    .map_err(busy)?;
     let (Some(username), Some(_)) = (username, user.user_id()) else {
         // No user to record the failure on: a refusal of its own, so it is in the trail.
         let refusal = Refusal::new("POST", "/api/v1/auth/login", 401, "login-failed");
