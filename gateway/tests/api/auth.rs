@@ -111,8 +111,10 @@ async fn of_fifty_simultaneous_registrations_of_one_name_exactly_one_succeeds(mo
         .map(|(i, _)| *i)
         .collect();
     assert_eq!(winners.len(), 1, "{statuses:?}");
+    // The rest are told the name is taken, or (password hashing being one per core, a
+    // wait past passwords::HASHING_WAIT on a busy machine) to retry: 503 busy.
     assert!(
-        statuses.iter().all(|(_, s)| *s == 201 || *s == 409),
+        statuses.iter().all(|(_, s)| [201, 409, 503].contains(s)),
         "{statuses:?}"
     );
     assert_eq!(app.user_events("popular").await.len(), 1);
