@@ -731,6 +731,15 @@ async fn login_from(app: &TestApp, client: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// A loopback port no one listens on (now).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A private nats-server on a free port, for tests that take NATS away.
 struct PrivateNats {
     child: std::process::Child,
@@ -740,13 +749,7 @@ struct PrivateNats {
 
 impl PrivateNats {
     fn start(port: Option<u16>, store: Option<TempDir>) -> Self {
-        let port = port.unwrap_or_else(|| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        });
+        let port = port.unwrap_or_else(free_port);
         let store = store.unwrap_or_else(|| TempDir::new().unwrap());
         let child = std::process::Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])

@@ -82,14 +82,6 @@ pub async fn create_postgres_database() -> Result<String, StoreError> {
     create_database(&admin_database_url(), TEST_DATABASE_PREFIX).await
 }
 
-/// A migrated, empty Postgres database.
-pub async fn fresh_postgres() -> Result<Database, StoreError> {
-    let url = create_postgres_database().await?;
-    let db = Database::postgres(&url, 16).await?;
-    db.migrate().await?;
-    Ok(db)
-}
-
 /// A directory removed when dropped, with the database and streams a test made beside it
 /// (see [`TempDir::drop_database_with_it`]). Dropping runs while a failed test unwinds too.
 #[derive(Debug)]

@@ -494,6 +494,27 @@ impl Tokens {
         access: Access<'_>,
         now: SystemTime,
     ) -> Result<(), TokenError> {
+        // Out of time (wall-clock: maybe only preempted), it is run again on a fresh
+        // authorizer; the first run clones nothing more than the base.
+        for _ in 0..AUTHORIZE_ATTEMPTS {
+            let outcome = self
+                .authorizer(access, now)?
+                .build(&token.biscuit)
+                .and_then(|mut authorizer| authorizer.authorize().map(drop));
+            match outcome.map_err(refusal) {
+                Err(TokenError::Busy) => continue,
+                other => return other,
+            }
+        }
+        Err(TokenError::Busy)
+    }
+
+    /// The base policies with the facts of `access` at `now`.
+    fn authorizer(
+        &self,
+        access: Access<'_>,
+        now: SystemTime,
+    ) -> Result<AuthorizerBuilder, TokenError> {
         let base = if access.owner.is_none() {
             &self.base_own
         } else {
@@ -522,17 +543,7 @@ impl Tokens {
                 ))
                 .map_err(|_| TokenError::Invalid)?;
         }
-        for _ in 0..AUTHORIZE_ATTEMPTS {
-            let outcome = authorizer
-                .clone()
-                .build(&token.biscuit)
-                .and_then(|mut authorizer| authorizer.authorize().map(drop));
-            match outcome.map_err(refusal) {
-                Err(TokenError::Busy) => continue,
-                other => return other,
-            }
-        }
-        Err(TokenError::Busy)
+        Ok(authorizer)
     }
 }
 

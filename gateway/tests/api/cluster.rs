@@ -14,14 +14,6 @@ struct NatsCluster {
     _dir: TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl NatsCluster {
     fn start() -> Self {
         let bin = std::env::var("AURORA_NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());

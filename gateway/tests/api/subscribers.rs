@@ -36,11 +36,7 @@ impl CalloutNats {
                 .to_string()
         });
         let dir = TempDir::new().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let issuer = Issuer::generate();
         let template = include_str!("../../../deploy/nats/nats-server-callout.conf");
         let store = format!(
