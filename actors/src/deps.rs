@@ -10,6 +10,7 @@ use aurora_projections::{MediaCommands, RunCommands};
 
 use crate::artifacts::ArtifactStore;
 use crate::fetch::FetchSettings;
+use crate::generate::{GenerateSettings, Heygen, Signals};
 use crate::progress::ProgressHub;
 use crate::supervision::EngineMetrics;
 use crate::tools::Tools;
@@ -34,8 +35,10 @@ pub struct EngineSettings {
     pub run_restarts: (usize, Duration),
     /// Restarts of transcode workers allowed within a window.
     pub worker_restarts: (usize, Duration),
-    /// URL inputs.
+    /// URL inputs (and the downloads of generated videos).
     pub fetch: FetchSettings,
+    /// Generate steps.
+    pub generate: GenerateSettings,
 }
 
 impl EngineSettings {
@@ -67,6 +70,10 @@ pub struct Deps {
     pub metrics: EngineMetrics,
     /// This replica's name in `StepStarted` events.
     pub executor: String,
+    /// Wake-ups of attempts waiting on a provider's video.
+    pub signals: std::sync::Arc<Signals>,
+    /// The HeyGen client, when a key is configured.
+    pub heygen: Option<Heygen>,
     /// What the user actors need, when per-tier run limits are enforced.
     pub(crate) user_limits: Option<UserDeps>,
     /// The work queue's ack wait in force, in ms (an existing durable keeps its own).
@@ -87,7 +94,14 @@ impl Deps {
         executor: String,
     ) -> Self {
         let ack_wait_ms = millis(settings.ack_wait);
+        let heygen = settings.generate.heygen.clone().and_then(|heygen| {
+            Heygen::new(heygen, Duration::from_secs(30))
+                .map_err(|error| tracing::error!(%error, "no HeyGen client"))
+                .ok()
+        });
         Self {
+            signals: std::sync::Arc::default(),
+            heygen,
             runs,
             media,
             artifacts,

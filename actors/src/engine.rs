@@ -265,7 +265,27 @@ impl Engine {
                 bus.clone(),
                 shutdown.clone(),
             )),
-            tokio::spawn(cancellations(root.clone(), bus, shutdown.clone())),
+            tokio::spawn({
+                let root = root.clone();
+                tail(
+                    bus.clone(),
+                    "RunCancelled",
+                    shutdown.clone(),
+                    move |event| {
+                        let _ = root.cast(RootMsg::Cancel(event.aggregateid));
+                    },
+                )
+            }),
+            // A provider's webhook reported a video (on any replica): its waiter, if it
+            // is here, looks at once instead of at its next poll.
+            tokio::spawn({
+                let deps = deps.clone();
+                tail(bus, "GenerationReported", shutdown.clone(), move |event| {
+                    if let Some(video_id) = event.data["GenerationReported"]["video_id"].as_str() {
+                        deps.signals.notify(video_id);
+                    }
+                })
+            }),
         ];
         Ok(Self {
             root,
@@ -368,14 +388,15 @@ async fn intake(
     }
 }
 
-/// Tells the run manager (through the root) of every cancellation, so a run executing here
-/// stops at once.
-async fn cancellations(
-    root: ActorRef<RootMsg>,
+/// Hands every run event named `name` to `handle` as it is published (cancellations, so a
+/// run executing here stops at once; generation reports).
+async fn tail(
     bus: Arc<dyn EventBus>,
+    name: &'static str,
     shutdown: CancellationToken,
+    handle: impl Fn(aurora_nats::CloudEvent),
 ) {
-    let filter = bus.subjects().events_named(Run::TYPE, "RunCancelled");
+    let filter = bus.subjects().events_named(Run::TYPE, name);
     while !shutdown.is_cancelled() {
         match bus.tail(&filter).await {
             Ok(mut tail) => loop {
@@ -384,14 +405,12 @@ async fn cancellations(
                     event = tail.next() => event,
                 };
                 match event {
-                    Some(Ok(event)) => {
-                        let _ = root.cast(RootMsg::Cancel(event.aggregateid));
-                    }
-                    Some(Err(error)) => tracing::warn!(%error, "cancellation tail error"),
+                    Some(Ok(event)) => handle(event),
+                    Some(Err(error)) => tracing::warn!(%error, name, "event tail error"),
                     None => break,
                 }
             },
-            Err(error) => tracing::warn!(%error, "cannot tail cancellations; retrying"),
+            Err(error) => tracing::warn!(%error, name, "cannot tail events; retrying"),
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -100,8 +100,38 @@ async fn fetch(
     url: &str,
     cancel: &CancellationToken,
 ) -> Result<(), ToolError> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| ToolError::Failed(format!("cannot create the run's directory: {e}")))?;
+    }
+    let part = ArtifactStore::part(path);
+    download(settings, &part, url, cancel, None).await?;
+    ArtifactStore::commit(&part, path)
+        .await
+        .map_err(|e| ToolError::Failed(format!("cannot store the input: {e}")))
+}
+
+/// Downloads `url` to `part` under the fetcher's guards, and returns the format its first
+/// bytes name; `hosts`: the only host names it may be on (a provider's file hosts). On
+/// failure nothing is left at `part`.
+pub(crate) async fn download(
+    settings: &FetchSettings,
+    part: &std::path::Path,
+    url: &str,
+    cancel: &CancellationToken,
+    hosts: Option<&crate::generate::HostPatterns>,
+) -> Result<InputFormat, ToolError> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| ToolError::Invalid(format!("bad input URL: {e}")))?;
+    if let Some(hosts) = hosts {
+        let host = parsed.host_str().unwrap_or_default();
+        if !hosts.allows(host.trim_start_matches('[').trim_end_matches(']')) {
+            return Err(ToolError::Invalid(format!(
+                "the video is on {host}, which is not one of the provider's hosts"
+            )));
+        }
+    }
     let address = resolve(&parsed, &settings.allow).await?;
     let host = parsed.host_str().unwrap_or_default().to_string();
     let client = reqwest::Client::builder()
@@ -113,12 +143,6 @@ async fn fetch(
         .resolve(&host, address)
         .build()
         .map_err(|e| ToolError::Failed(format!("http client: {e}")))?;
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| ToolError::Failed(format!("cannot create the run's directory: {e}")))?;
-    }
-    let part = ArtifactStore::part(path);
     let download = async {
         let mut response = client.get(parsed.clone()).send().await.map_err(|e| {
             if e.is_timeout() || e.is_connect() {
@@ -152,7 +176,7 @@ async fn fetch(
                 settings.max_bytes
             )));
         }
-        let mut file = tokio::fs::File::create(&part)
+        let mut file = tokio::fs::File::create(part)
             .await
             .map_err(|e| ToolError::Failed(format!("cannot write the input: {e}")))?;
         let mut written = 0u64;
@@ -179,24 +203,20 @@ async fn fetch(
             return Err(ToolError::Invalid("the input URL returned no bytes".into()));
         }
         // Judged by its content, like an upload: a playlist or a page is not media.
-        match crate::artifacts::sniff_file(&part).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(not_media()),
-            Err(e) => return Err(ToolError::Failed(format!("cannot read the input: {e}"))),
+        match crate::artifacts::sniff_file(part).await {
+            Ok(Some(format)) => Ok(format),
+            Ok(None) => Err(not_media()),
+            Err(e) => Err(ToolError::Failed(format!("cannot read the input: {e}"))),
         }
-        Ok(())
     };
     let outcome = tokio::select! {
         () = cancel.cancelled() => Err(ToolError::Cancelled),
         outcome = download => outcome,
     };
-    if let Err(error) = outcome {
-        let _ = tokio::fs::remove_file(&part).await;
-        return Err(error);
+    if outcome.is_err() {
+        let _ = tokio::fs::remove_file(part).await;
     }
-    ArtifactStore::commit(&part, path)
-        .await
-        .map_err(|e| ToolError::Failed(format!("cannot store the input: {e}")))
+    outcome
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! - [`artifacts`]: where uploads and outputs live, and how files are named and checked.
 //! - [`disguise`]: files dressed as media (the attacks media admission stops), for tests.
 //! - [`fetch`]: URL inputs, with size and time limits and SSRF protection.
+//! - [`generate`]: the generate step's provider (HeyGen): create, wait, download.
 //! - [`progress`]: live progress on NATS and in-process.
 //! - [`limits`]: the rate-limit bucket shards and their supervisor (every replica runs
 //!   them; the gateway decides requests with them).
@@ -33,6 +34,7 @@ pub mod engine;
 pub mod faults;
 pub mod feed;
 pub mod fetch;
+pub mod generate;
 pub mod limits;
 pub mod progress;
 pub mod runs;

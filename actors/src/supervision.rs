@@ -37,6 +37,9 @@ pub struct EngineMetrics {
     pub transcode_fps: Histogram,
     /// Runs ended by this replica, by outcome.
     pub runs_finished: Family<OutcomeLabels, Counter>,
+    /// Calls to generation providers, by outcome: `created`, `retried` (busy or broken,
+    /// asked again), `refused`, `ambiguous`, `completed`, `failed`.
+    pub generations: Family<OutcomeLabels, Counter>,
 }
 
 /// Labels of run outcomes.
@@ -59,11 +62,21 @@ impl Default for EngineMetrics {
             ]),
             transcode_fps: Histogram::new([5.0, 15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 1000.0]),
             runs_finished: Family::default(),
+            generations: Family::default(),
         }
     }
 }
 
 impl EngineMetrics {
+    /// Counts a call to a generation provider.
+    pub fn generations(&self, outcome: &str) {
+        self.generations
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
     /// Restarts of every kind so far.
     pub fn total_restarts(&self) -> u64 {
         self.restarts_total.get()

@@ -454,7 +454,7 @@ mod tests {
             run_id: run,
             owner: "owner".into(),
             spec: RunSpec {
-                input: Input::Url("https://media.example/clip.mov".into()),
+                input: Some(Input::Url("https://media.example/clip.mov".into())),
                 steps: vec![Step::Probe {}],
             },
         };

@@ -254,6 +254,51 @@ pub struct Config {
     #[arg(long, env = "AURORA_FETCH_ALLOW", default_value = "")]
     pub fetch_allow: String,
 
+    /// HeyGen's API key: generate steps (`{"kind": "generate", "provider": "heygen"}`) are
+    /// refused without one. Never logged, never in events or problems.
+    #[arg(long, env = "AURORA_HEYGEN_API_KEY", hide_env_values = true)]
+    #[serde(serialize_with = "hidden")]
+    pub heygen_api_key: Option<String>,
+
+    /// HeyGen's API address (a stand-in's in tests).
+    #[arg(
+        long,
+        env = "AURORA_HEYGEN_BASE_URL",
+        default_value = "https://api.heygen.com"
+    )]
+    pub heygen_base_url: String,
+
+    /// HeyGen's API version: `v3` (`POST /v3/videos`), or `v2` (`POST /v2/video/generate`,
+    /// retired by HeyGen on 2026-11-01; no idempotency key, so an ambiguous creation is not
+    /// retried).
+    #[arg(long, env = "AURORA_HEYGEN_API", default_value = "v3")]
+    pub heygen_api: String,
+
+    /// Secrets of the endpoint registered for HeyGen's webhooks (`POST
+    /// /v3/webhooks/endpoints` answers it), comma-separated while rotating. Unset: `POST
+    /// /api/v1/webhooks/heygen` answers 404, and generate steps rely on polling alone.
+    #[arg(long, env = "AURORA_HEYGEN_WEBHOOK_SECRET", hide_env_values = true)]
+    #[serde(serialize_with = "hidden")]
+    pub heygen_webhook_secret: Option<String>,
+
+    /// Hosts a generated video may be downloaded from (`*.suffix` or exact names).
+    #[arg(
+        long,
+        env = "AURORA_HEYGEN_MEDIA_HOSTS",
+        default_value = "*.heygen.ai,*.heygen.com"
+    )]
+    pub heygen_media_hosts: String,
+
+    /// Longest one attempt of a generate step waits for its video, in seconds (the next
+    /// attempt waits for the same video).
+    #[arg(long, env = "AURORA_GENERATE_TIMEOUT_SECONDS", default_value_t = 1800)]
+    pub generate_timeout_seconds: u64,
+
+    /// First pause between polls of a generation's status, in milliseconds; doubles up to
+    /// a minute. A webhook ends the pause at once.
+    #[arg(long, env = "AURORA_GENERATE_POLL_MS", default_value_t = 5000)]
+    pub generate_poll_ms: u64,
+
     /// Runs a user may have executing at once, by tier.
     #[arg(
         long,
@@ -323,6 +368,13 @@ impl Config {
             fetch_timeout_seconds: 60,
             fetch_allow: String::new(),
             tier_concurrent_runs: "free=1,pro=4,enterprise=16".into(),
+            heygen_api_key: None,
+            heygen_base_url: "https://api.heygen.com".into(),
+            heygen_api: "v3".into(),
+            heygen_webhook_secret: None,
+            heygen_media_hosts: "*.heygen.ai,*.heygen.com".into(),
+            generate_timeout_seconds: 1800,
+            generate_poll_ms: 5000,
             replica_id: None,
         }
     }
@@ -462,6 +514,50 @@ impl Config {
                 timeout: Duration::from_secs(self.fetch_timeout_seconds),
                 allow,
             },
+            generate: self.generate_settings()?,
+        })
+    }
+
+    /// Generate steps' settings; a bad value is an error naming the setting.
+    pub fn generate_settings(&self) -> anyhow::Result<aurora_actors::generate::GenerateSettings> {
+        use aurora_actors::generate::{ApiKey, ApiVersion, HostPatterns};
+        if self.generate_timeout_seconds == 0 {
+            anyhow::bail!("AURORA_GENERATE_TIMEOUT_SECONDS must be at least 1");
+        }
+        if self.generate_poll_ms < 10 {
+            anyhow::bail!("AURORA_GENERATE_POLL_MS must be at least 10");
+        }
+        let api = ApiVersion::parse(&self.heygen_api)
+            .map_err(|e| anyhow::anyhow!("AURORA_HEYGEN_API: {e}"))?;
+        let media_hosts = HostPatterns::parse(&self.heygen_media_hosts)
+            .map_err(|e| anyhow::anyhow!("AURORA_HEYGEN_MEDIA_HOSTS: {e}"))?;
+        let mut base_url: reqwest::Url = self
+            .heygen_base_url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("AURORA_HEYGEN_BASE_URL: {e}"))?;
+        if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
+            anyhow::bail!("AURORA_HEYGEN_BASE_URL must be an http(s) URL");
+        }
+        if !base_url.path().ends_with('/') {
+            let path = format!("{}/", base_url.path());
+            base_url.set_path(&path);
+        }
+        let heygen = self
+            .heygen_api_key
+            .as_deref()
+            .and_then(ApiKey::new)
+            .map(|api_key| aurora_actors::generate::HeygenSettings {
+                base_url,
+                api_key,
+                api,
+            });
+        let poll = Duration::from_millis(self.generate_poll_ms);
+        Ok(aurora_actors::generate::GenerateSettings {
+            heygen,
+            timeout: Duration::from_secs(self.generate_timeout_seconds),
+            poll,
+            poll_max: Duration::from_secs(60).max(poll),
+            media_hosts,
         })
     }
 

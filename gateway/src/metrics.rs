@@ -196,6 +196,11 @@ impl Metrics {
             engine.runs_finished.clone(),
         );
         registry.register(
+            "generations",
+            "Calls to generation providers (HeyGen), by outcome",
+            engine.generations.clone(),
+        );
+        registry.register(
             "transcodes_active",
             "Transcodes running on this replica",
             engine.transcodes_active.clone(),

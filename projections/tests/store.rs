@@ -196,7 +196,7 @@ impl Fixture {
 
 fn spec() -> RunSpec {
     RunSpec {
-        input: Input::Url("https://media.example/clip.mov".into()),
+        input: Some(Input::Url("https://media.example/clip.mov".into())),
         steps: vec![Step::Probe {}, Step::Thumbnail { at_seconds: 1.0 }],
     }
 }

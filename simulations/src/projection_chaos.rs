@@ -203,7 +203,7 @@ pub async fn simulate(seed: u64, commands: usize, percent: u64) -> Result<Report
                     run_id: id,
                     owner: "simulation".into(),
                     spec: RunSpec {
-                        input: Input::MediaId(id),
+                        input: Some(Input::MediaId(id)),
                         steps: vec![Step::Probe {}],
                     },
                 };

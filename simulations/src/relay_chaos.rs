@@ -92,7 +92,7 @@ impl World {
             let id = uuid::Uuid::from_u64_pair(0x0190_0000_0000_7000, rng.next_u64());
             self.runs_ids.push(id);
             let spec = RunSpec {
-                input: Input::MediaId(id),
+                input: Some(Input::MediaId(id)),
                 steps: vec![Step::Probe {}],
             };
             let owner = "simulation".to_string();

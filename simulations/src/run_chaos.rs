@@ -130,6 +130,7 @@ pub async fn simulate(seed: u64, runs: usize) -> Result<RunChaosReport, Violatio
             timeout: Duration::from_secs(5),
             allow: IpRanges::default(),
         },
+        generate: aurora_actors::generate::GenerateSettings::default(),
     };
     let deps = Deps::new(
         RunCommands::new(&db, committed.clone()),
@@ -164,7 +165,7 @@ pub async fn simulate(seed: u64, runs: usize) -> Result<RunChaosReport, Violatio
         )?;
         let run_id = uuid::Uuid::from_u64_pair(0x0190_0000_0000_7001, rng.next_u64());
         let spec = RunSpec {
-            input: Input::MediaId(media_id),
+            input: Some(Input::MediaId(media_id)),
             steps: vec![
                 Step::Probe {},
                 Step::Transcode {

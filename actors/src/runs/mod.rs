@@ -32,6 +32,7 @@ use crate::transcode::PoolMsg;
 use crate::users::UsersMsg;
 
 pub mod actor;
+mod generate;
 pub mod lease;
 pub mod manager;
 mod step;

@@ -73,6 +73,20 @@ pub enum RunError {
     /// A reason longer than [`MAX_REASON_LEN`].
     #[error("reason is longer than {MAX_REASON_LEN} characters")]
     ReasonTooLong,
+    /// `RecordGeneration` with another id for a step that has one.
+    #[error("step {step} already has a generation ({video_id}); a step pays for one video")]
+    GenerationRecorded {
+        /// The step.
+        step: usize,
+        /// The id it has.
+        video_id: String,
+    },
+    /// `ReportGeneration` about a video the run did not record.
+    #[error("the run has no generation {0}")]
+    UnknownGeneration(String),
+    /// A provider's id that is empty, too long or not printable.
+    #[error("a provider's video id must be 1 to 256 printable characters")]
+    InvalidVideoId,
     /// An execution command about a step or attempt that is not the current one.
     #[error("step {step} attempt {attempt} is not the current attempt of the next step")]
     StaleAttempt {
@@ -96,6 +110,20 @@ pub struct Attempt {
     pub failures: u32,
 }
 
+/// The paid video a generate step asked a provider for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    /// The step.
+    pub step: usize,
+    /// The provider's id.
+    pub video_id: String,
+    /// What the provider's webhook reported, if it did: succeeded or not.
+    pub reported: Option<bool>,
+}
+
+/// Longest provider video id accepted, in characters.
+pub const MAX_VIDEO_ID_LEN: usize = 256;
+
 /// A pipeline run. Holds what its rules and its executors need.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
@@ -106,6 +134,7 @@ pub struct Run {
     outputs: Vec<StepOutput>,
     attempt: Attempt,
     last_failure: Option<String>,
+    generation: Option<Generation>,
 }
 
 impl Run {
@@ -142,6 +171,11 @@ impl Run {
     /// The current attempt of the next step.
     pub fn attempt(&self) -> Attempt {
         self.attempt
+    }
+
+    /// The video a generate step asked for, once recorded.
+    pub fn generation(&self, step: usize) -> Option<&Generation> {
+        self.generation.as_ref().filter(|g| g.step == step)
     }
 
     /// Why the last failed attempt of the next step failed.
@@ -258,6 +292,63 @@ impl Aggregate for Run {
                     sink.write(event, self).await;
                 }
             }
+            RunCommand::RecordGeneration {
+                step,
+                attempt,
+                video_id,
+            } => {
+                self.check_current(step, attempt)?;
+                let provider = match self.steps.get(step) {
+                    Some(Step::Generate { provider, .. }) => *provider,
+                    _ => return Err(RunError::StaleAttempt { step, attempt }),
+                };
+                if video_id.is_empty()
+                    || video_id.chars().count() > MAX_VIDEO_ID_LEN
+                    || video_id.chars().any(char::is_control)
+                {
+                    return Err(RunError::InvalidVideoId);
+                }
+                match self.generation(step) {
+                    Some(recorded) if recorded.video_id == video_id => {}
+                    Some(recorded) => {
+                        return Err(RunError::GenerationRecorded {
+                            step,
+                            video_id: recorded.video_id.clone(),
+                        })
+                    }
+                    None => {
+                        let event = RunEvent::GenerationSubmitted {
+                            step,
+                            attempt,
+                            provider,
+                            video_id,
+                        };
+                        sink.write(event, self).await;
+                    }
+                }
+            }
+            RunCommand::ReportGeneration {
+                step,
+                video_id,
+                succeeded,
+                message,
+            } => {
+                self.check_open()?;
+                let Some(recorded) = self.generation(step).filter(|g| g.video_id == video_id)
+                else {
+                    return Err(RunError::UnknownGeneration(video_id));
+                };
+                if recorded.reported != Some(succeeded) {
+                    let message = message.map(truncate);
+                    let event = RunEvent::GenerationReported {
+                        step,
+                        video_id,
+                        succeeded,
+                        message,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
             RunCommand::CompleteStep {
                 step,
                 attempt,
@@ -319,7 +410,7 @@ impl Aggregate for Run {
                 ..
             } => {
                 self.owner = Some(owner);
-                self.input = Some(input);
+                self.input = input;
                 self.steps = steps;
                 self.status = RunStatus::Requested;
             }
@@ -344,6 +435,18 @@ impl Aggregate for Run {
                     self.attempt.failures += 1;
                 }
                 self.last_failure = Some(reason);
+            }
+            RunEvent::GenerationSubmitted { step, video_id, .. } => {
+                self.generation = Some(Generation {
+                    step,
+                    video_id,
+                    reported: None,
+                });
+            }
+            RunEvent::GenerationReported { succeeded, .. } => {
+                if let Some(generation) = &mut self.generation {
+                    generation.reported = Some(succeeded);
+                }
             }
             RunEvent::StepSucceeded { output, .. } => {
                 self.outputs.push(output);

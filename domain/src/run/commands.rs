@@ -45,6 +45,29 @@ pub enum RunCommand {
         /// Percent done (a milestone: 25, 50, 75).
         percent: u8,
     },
+    /// Record the provider's id of the video the running attempt of a generate step asked
+    /// for (before it waits for it). Recording the same id again changes nothing; another
+    /// id for a step that has one is refused: a step pays for one video.
+    RecordGeneration {
+        /// Index of the step.
+        step: usize,
+        /// The attempt.
+        attempt: u32,
+        /// The provider's id.
+        video_id: String,
+    },
+    /// Record that the provider reported the end of a step's generation (its webhook).
+    /// Only for the video the step recorded; a repeat changes nothing.
+    ReportGeneration {
+        /// Index of the step.
+        step: usize,
+        /// The provider's id.
+        video_id: String,
+        /// Did it succeed?
+        succeeded: bool,
+        /// The provider's message, when it failed.
+        message: Option<String>,
+    },
     /// Record the output of the running attempt; the run succeeds with its last step.
     CompleteStep {
         /// Index of the step.

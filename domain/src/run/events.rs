@@ -5,7 +5,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Input, Step, StepOutput};
+use super::{Input, Provider, Step, StepOutput};
 
 /// Something that happened to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,8 +16,9 @@ pub enum RunEvent {
         run_id: Uuid,
         /// The principal who owns it.
         owner: String,
-        /// Its input.
-        input: Input,
+        /// Its input (absent when its first step generates it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<Input>,
         /// Its steps, in order.
         steps: Vec<Step>,
     },
@@ -57,6 +58,31 @@ pub enum RunEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         interrupted: bool,
     },
+    /// A generate step's provider accepted the request: the paid work is under way under
+    /// `video_id`. Recorded before waiting, so that whoever carries the step on waits for
+    /// this video instead of asking for another.
+    GenerationSubmitted {
+        /// Index of the step.
+        step: usize,
+        /// The attempt that submitted it.
+        attempt: u32,
+        /// The provider.
+        provider: Provider,
+        /// The provider's id of the video.
+        video_id: String,
+    },
+    /// The provider said (in a verified webhook) that the generation ended.
+    GenerationReported {
+        /// Index of the step.
+        step: usize,
+        /// The provider's id of the video.
+        video_id: String,
+        /// Did it succeed?
+        succeeded: bool,
+        /// The provider's message, when it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// A step finished with its output.
     StepSucceeded {
         /// Index of the step.
@@ -85,6 +111,8 @@ impl DomainEvent for RunEvent {
             RunEvent::StepStarted { .. } => "StepStarted",
             RunEvent::StepProgressed { .. } => "StepProgressed",
             RunEvent::StepAttemptFailed { .. } => "StepAttemptFailed",
+            RunEvent::GenerationSubmitted { .. } => "GenerationSubmitted",
+            RunEvent::GenerationReported { .. } => "GenerationReported",
             RunEvent::StepSucceeded { .. } => "StepSucceeded",
             RunEvent::RunSucceeded { .. } => "RunSucceeded",
             RunEvent::RunFailed { .. } => "RunFailed",

@@ -11,10 +11,11 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Run, RunError, RunStatus, MAX_REASON_LEN};
+pub use aggregate::{Generation, Run, RunError, RunStatus, MAX_REASON_LEN, MAX_VIDEO_ID_LEN};
 pub use commands::RunCommand;
 pub use events::RunEvent;
 pub use spec::{
-    Format, Input, Quality, Resolution, RunSpec, SpecError, Step, StepOutput, MAX_INPUT_URL_LEN,
-    MAX_STEPS, MAX_THUMBNAIL_SECONDS,
+    Dimension, Format, Input, Provider, Quality, Resolution, RunSpec, SpecError, Step, StepOutput,
+    GENERATED_SIDE, MAX_INPUT_URL_LEN, MAX_PROVIDER_ID_LEN, MAX_SCRIPT_CHARS, MAX_STEPS,
+    MAX_THUMBNAIL_SECONDS,
 };

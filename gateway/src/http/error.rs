@@ -133,10 +133,14 @@ fn run(error: AggregateError<RunError>) -> Problem {
             RunError::InvalidSpec(_) | RunError::ReasonTooLong => {
                 Problem::unprocessable("invalid-run-spec", error.to_string())
             }
+            RunError::UnknownGeneration(_) | RunError::InvalidVideoId => {
+                Problem::unprocessable("unknown-generation", error.to_string())
+            }
             RunError::NotFound => Problem::not_found("no run with this id"),
             RunError::AlreadyExists
             | RunError::AlreadyFinished(_)
-            | RunError::StaleAttempt { .. } => Problem::new(
+            | RunError::StaleAttempt { .. }
+            | RunError::GenerationRecorded { .. } => Problem::new(
                 StatusCode::CONFLICT,
                 "run-state-conflict",
                 "Conflict",

@@ -162,7 +162,10 @@ impl ViewRow {
                 self.current_step = *step as i64;
                 self.attempt = i64::from(*attempt);
             }
-            RunEvent::StepProgressed { .. } | RunEvent::StepAttemptFailed { .. } => {}
+            RunEvent::StepProgressed { .. }
+            | RunEvent::StepAttemptFailed { .. }
+            | RunEvent::GenerationSubmitted { .. }
+            | RunEvent::GenerationReported { .. } => {}
             RunEvent::StepSucceeded { step, output, .. } => {
                 let mut outputs: Vec<serde_json::Value> = serde_json::from_str(&self.outputs)
                     .map_err(|e| StoreError::Corrupt(format!("run {} outputs: {e}", self.id)))?;

@@ -30,7 +30,7 @@ fn allocations(work: impl FnOnce()) -> u64 {
 fn requested(position: i64) -> StoredEvent {
     let id = uuid::Uuid::from_u64_pair(0x0190_0000_0000_7000, position as u64);
     let spec = RunSpec {
-        input: Input::Url("https://media.example/bench.mov".into()),
+        input: Some(Input::Url("https://media.example/bench.mov".into())),
         steps: vec![Step::Probe {}, Step::Thumbnail { at_seconds: 1.5 }],
     };
     let payload = serde_json::to_value(RunEvent::RunRequested {

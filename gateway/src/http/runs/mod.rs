@@ -149,7 +149,7 @@ async fn create(
     let claims = authenticate(state, headers, Access::own("runs:create"))?;
     let spec: RunSpec = body.parse(None)?;
     // An uploaded input must exist and be the caller's (an admin may use anyone's).
-    if let Input::MediaId(media_id) = &spec.input {
+    if let Some(Input::MediaId(media_id)) = &spec.input {
         let media = state
             .media
             .commands

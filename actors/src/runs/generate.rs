@@ -1,0 +1,249 @@
+//! The work of one attempt of a `generate` step (see [`crate::generate`]): create or
+//! resume the provider's video, wait for it, download it into the run's artifacts.
+
+use aurora_domain::media::InputFormat;
+use aurora_domain::run::{RunCommand, RunError, Step, StepOutput};
+use cqrs_es::AggregateError;
+use tokio::time::Instant;
+
+use super::metadata;
+use super::step::StepWork;
+use crate::generate::{next_pause, ApiVersion, Heygen, ProviderError, Status};
+use crate::tools::{Demuxer, ToolError};
+
+impl StepWork<'_> {
+    /// The step's video: the one the run recorded for it, else a new one.
+    pub(super) async fn generate(&self, step: &Step) -> Result<StepOutput, ToolError> {
+        let Some(client) = &self.deps.heygen else {
+            return Err(ToolError::Invalid(
+                "generate steps need a provider key, and this replica has none for heygen \
+                 (AURORA_HEYGEN_API_KEY)"
+                    .into(),
+            ));
+        };
+        let deadline = Instant::now() + self.deps.settings.generate.timeout;
+        let video_id = match self.run.generation(self.step) {
+            Some(recorded) => {
+                tracing::info!(run_id = %self.run_id, step = self.step, video_id = %recorded.video_id,
+                    "resuming the wait for the recorded generation");
+                recorded.video_id.clone()
+            }
+            None => {
+                let video_id = self.create(client, step, deadline).await?;
+                self.record(&video_id).await?;
+                video_id
+            }
+        };
+        let video_url = self.wait(client, &video_id, deadline).await?;
+        self.download(&video_url).await
+    }
+
+    /// Asks the provider for the video, retrying busy and failed answers until `deadline`.
+    async fn create(
+        &self,
+        client: &Heygen,
+        step: &Step,
+        deadline: Instant,
+    ) -> Result<String, ToolError> {
+        let settings = &self.deps.settings.generate;
+        // The same on every attempt of the step: a creation repeated after a lost answer
+        // is replayed by the provider (v3), not paid for twice.
+        let key = format!("aurora:{}:{}", self.run_id, self.step);
+        let mut backoff = settings.poll;
+        loop {
+            let error = match client.create(step, &key, &key).await {
+                Ok(video_id) => {
+                    self.deps.metrics.generations("created");
+                    tracing::info!(run_id = %self.run_id, step = self.step, %video_id, "generation submitted");
+                    return Ok(video_id);
+                }
+                Err(error) => error,
+            };
+            match error {
+                ProviderError::Refused(why) | ProviderError::Unknown(why) => {
+                    self.deps.metrics.generations("refused");
+                    return Err(ToolError::Invalid(format!(
+                        "the provider refused the generation: {why}"
+                    )));
+                }
+                ProviderError::Unavailable {
+                    what,
+                    created_maybe: true,
+                    ..
+                } if client.api() == ApiVersion::V2 => {
+                    self.deps.metrics.generations("ambiguous");
+                    return Err(ToolError::Invalid(format!(
+                        "{what}; the video may have been created all the same, and without an \
+                         idempotency key (API v2) it is not asked for again, so as not to pay twice"
+                    )));
+                }
+                ProviderError::Unavailable {
+                    what, retry_after, ..
+                } => {
+                    self.deps.metrics.generations("retried");
+                    let pause = next_pause(backoff, retry_after);
+                    if Instant::now() + pause > deadline {
+                        return Err(ToolError::Failed(format!(
+                            "{what}; no video was asked for in this attempt"
+                        )));
+                    }
+                    tracing::info!(run_id = %self.run_id, step = self.step, %what, ?pause,
+                        "the provider did not take the generation; asking again");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = self.cancel.cancelled() => return Err(ToolError::Cancelled),
+                    }
+                    backoff = (backoff * 2).min(settings.poll_max);
+                }
+            }
+        }
+    }
+
+    /// Records the provider's id before anything waits on it.
+    async fn record(&self, video_id: &str) -> Result<(), ToolError> {
+        let command = RunCommand::RecordGeneration {
+            step: self.step,
+            attempt: self.attempt,
+            video_id: video_id.to_string(),
+        };
+        let what = format!("{}:{}:generation", self.step, self.attempt);
+        match self
+            .deps
+            .runs
+            .execute(
+                &self.run_id.to_string(),
+                command,
+                &metadata(self.run_id, &what),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(AggregateError::UserError(
+                error @ (RunError::StaleAttempt { .. } | RunError::AlreadyFinished(_)),
+            )) => {
+                // Lost the run meanwhile; whoever has it now recorded, or will ask with
+                // the same idempotency key.
+                tracing::warn!(run_id = %self.run_id, %video_id, %error, "the generation is not recorded: the run moved on");
+                Err(ToolError::Cancelled)
+            }
+            Err(error) => {
+                tracing::error!(run_id = %self.run_id, %video_id, %error, "the generation could not be recorded");
+                Err(ToolError::Failed(format!(
+                    "the provider's video {video_id} could not be recorded: {error}"
+                )))
+            }
+        }
+    }
+
+    /// Waits for the video: its status, polled with backoff, or at once when a webhook
+    /// reports it. Its URL when it is ready.
+    async fn wait(
+        &self,
+        client: &Heygen,
+        video_id: &str,
+        deadline: Instant,
+    ) -> Result<String, ToolError> {
+        let settings = &self.deps.settings.generate;
+        let signals = &self.deps.signals;
+        let waiter = signals.waiter(video_id);
+        struct Forget<'a>(&'a crate::generate::Signals, &'a str);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.forget(self.1);
+            }
+        }
+        let _forget = Forget(signals, video_id);
+        let mut pause = settings.poll;
+        loop {
+            let trouble = match client.status(video_id).await {
+                Ok(Status::Completed { video_url }) => {
+                    self.deps.metrics.generations("completed");
+                    return Ok(video_url);
+                }
+                Ok(Status::Failed { message }) => {
+                    self.deps.metrics.generations("failed");
+                    return Err(ToolError::Invalid(format!(
+                        "the provider failed video {video_id}: {message}"
+                    )));
+                }
+                Ok(Status::Pending(_)) => None,
+                Err(ProviderError::Unknown(_)) => {
+                    return Err(ToolError::Invalid(format!(
+                        "the provider has no video {video_id}"
+                    )));
+                }
+                Err(ProviderError::Refused(why)) => Some(why),
+                Err(ProviderError::Unavailable {
+                    what, retry_after, ..
+                }) => {
+                    pause = next_pause(pause, retry_after);
+                    Some(what)
+                }
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                let last = trouble.map(|t| format!(" (last: {t})")).unwrap_or_default();
+                return Err(ToolError::Failed(format!(
+                    "video {video_id} was not ready within {:?}{last}; the next attempt waits for the same video",
+                    settings.timeout
+                )));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause.min(deadline - now)) => {}
+                () = waiter.notified() => {
+                    tracing::debug!(%video_id, "the provider reported the video; looking now");
+                }
+                () = self.cancel.cancelled() => return Err(ToolError::Cancelled),
+            }
+            pause = (pause * 2).min(settings.poll_max);
+        }
+    }
+
+    /// Downloads the finished video through the guarded fetcher into the run's artifacts.
+    async fn download(&self, video_url: &str) -> Result<StepOutput, ToolError> {
+        let (_, staging) = self.output("download").await?;
+        let format = crate::fetch::download(
+            &self.deps.settings.fetch,
+            &staging,
+            video_url,
+            self.cancel,
+            Some(&self.deps.settings.generate.media_hosts),
+        )
+        .await
+        // A presigned URL may have expired, a download may break: the next attempt asks
+        // for the status (a fresh URL) and downloads again, without paying again.
+        .map_err(|error| match error {
+            ToolError::Cancelled => ToolError::Cancelled,
+            other => ToolError::Failed(format!("downloading the generated video: {other}")),
+        })?;
+        let (extension, content_type) = match format {
+            InputFormat::Mp4 => ("mp4", "video/mp4"),
+            InputFormat::Matroska => ("webm", "video/webm"),
+            other => {
+                let _ = tokio::fs::remove_file(&staging).await;
+                return Err(ToolError::Failed(format!(
+                    "the generated file is {}, not a video",
+                    other.demuxer()
+                )));
+            }
+        };
+        let (final_path, part) = self.output(extension).await?;
+        if let Err(error) = tokio::fs::rename(&staging, &part).await {
+            let _ = tokio::fs::remove_file(&staging).await;
+            return Err(ToolError::Failed(format!(
+                "cannot store the generated video: {error}"
+            )));
+        }
+        let output = self
+            .finish_file(
+                Ok(()),
+                &part,
+                &final_path,
+                content_type,
+                Demuxer::of(format),
+                None,
+            )
+            .await?;
+        Ok(output)
+    }
+}
