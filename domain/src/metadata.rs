@@ -18,6 +18,9 @@ pub const RATE_LIMITER: &str = "rate-limiter";
 /// The principal of changes an identity provider sent by webhook.
 pub const IDENTITY_WEBHOOK: &str = "identity-webhook";
 
+/// The principal of reports a generation provider (HeyGen) sent by webhook.
+pub const GENERATION_WEBHOOK: &str = "generation-webhook";
+
 /// Names of Aurora's own principals that have no `:` in them (the others, such as
 /// `actor:run-executor` or `bootstrap:<name>`, cannot be usernames anyway). No user may be
 /// registered under one: the audit trail must never mix a person with Aurora itself.
@@ -26,6 +29,7 @@ pub const RESERVED_PRINCIPALS: &[&str] = &[
     SYSTEM_ROLE,
     RATE_LIMITER,
     IDENTITY_WEBHOOK,
+    GENERATION_WEBHOOK,
     "aurora",
     "actor",
     "bootstrap",

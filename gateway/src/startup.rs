@@ -130,6 +130,7 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("AURORA_IDENTITY_WEBHOOK_SECRETS: {e}"))?;
     }
     crate::subscribers::configured(config)?;
+    config.generate_settings()?;
     Ok(())
 }
 

@@ -14,6 +14,12 @@
 //!                        # and no refusal of theirs (in any class) counts towards one
 //!
 //! [[class]]
+//! name = "generations"
+//! charged = true         # no routes: charged by the handler for what a request asks
+//!                        # (a run's paid generation), per principal
+//! tiers = { free = "5/d", pro = "50/d", enterprise = "500/d" }
+//!
+//! [[class]]
 //! name = "runs"
 //! routes = ["POST /api/v1/runs"]
 //! tiers = { free = "100/h", pro = "1000/h", enterprise = "10000/h" }
@@ -62,13 +68,22 @@ name = "runs"
 routes = ["POST /api/v1/runs"]
 tiers = { free = "10/h", pro = "100/h", enterprise = "1000/h" }
 
-# The identity provider's webhook: its own bucket, generous, never blocked (a bulk sync
-# and its retries must not lock the provider out).
+# The identity provider's and HeyGen's webhooks: their own bucket, generous, never blocked
+# (a bulk sync and its retries must not lock the provider out).
 [[class]]
 name = "webhooks"
-routes = ["POST /api/v1/webhooks/identity"]
+routes = ["POST /api/v1/webhooks/identity", "POST /api/v1/webhooks/heygen"]
 limit = "10000/h"
 key = "ip"
+blocks = false
+
+# Paid generations (generate steps: HeyGen videos), per user over a rolling day: charged
+# when a run that generates is requested, not by route. Exceeding it is refused (429) but
+# never blocks the user.
+[[class]]
+name = "generations"
+charged = true
+tiers = { free = "5/d", pro = "50/d", enterprise = "500/d" }
 blocks = false
 
 # Uploads.
@@ -145,6 +160,8 @@ pub struct Class {
     pub partition: Partition,
     /// Do refusals in this class count towards a block?
     pub blocks: bool,
+    /// Charged by a handler for what a request asks, not matched by route.
+    pub charged: bool,
 }
 
 impl Class {
@@ -221,6 +238,8 @@ struct RawClass {
     routes: Vec<String>,
     #[serde(default)]
     global: bool,
+    #[serde(default)]
+    charged: bool,
     limit: Option<String>,
     #[serde(default)]
     tiers: HashMap<Tier, String>,
@@ -322,8 +341,15 @@ impl Policies {
                 }
                 routes.push((method, template.to_string()));
             }
-            if routes.is_empty() && !fallback && !raw.global {
-                return Err(fail("list routes, \"*\", or set global = true".into()));
+            if raw.charged && (raw.global || fallback || !routes.is_empty()) {
+                return Err(fail(
+                    "a charged class is charged by its handler: list no routes".into(),
+                ));
+            }
+            if routes.is_empty() && !fallback && !raw.global && !raw.charged {
+                return Err(fail(
+                    "list routes, \"*\", or set global = true or charged = true".into(),
+                ));
             }
             if raw.global && (fallback || !routes.is_empty()) {
                 return Err(fail(
@@ -341,6 +367,7 @@ impl Policies {
                 mode: raw.mode.unwrap_or(Mode::Enforce),
                 partition: raw.partition.unwrap_or(Partition::Local),
                 blocks: raw.blocks.unwrap_or(true),
+                charged: raw.charged,
             });
         }
         let blocking = match file.blocking {

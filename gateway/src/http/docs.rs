@@ -82,6 +82,7 @@ elsewhere, is at `GET /api-docs/`.";
         super::audit::list,
         super::audit::export,
         super::webhooks::identity,
+        super::webhooks::heygen::heygen,
         super::health::health,
         super::health::ready,
         super::health::live,
@@ -103,7 +104,7 @@ elsewhere, is at `GET /api-docs/`.";
         (name = "history", description = "An aggregate's events and the state it had at any point"),
         (name = "audit", description = "The hash-chained audit trail (admins and audit:read tokens)"),
         (name = "admin", description = "Rate-limit blocks"),
-        (name = "webhooks", description = "Signed messages from an identity provider"),
+        (name = "webhooks", description = "Signed messages from an identity provider and from HeyGen"),
         (name = "operations", description = "Health, readiness, liveness, metrics"),
         (name = "docs", description = "This document and its UI"),
     )
@@ -330,7 +331,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(bodies, 7, "the JSON request bodies");
+        assert_eq!(bodies, 8, "the JSON request bodies");
     }
 
     #[test]

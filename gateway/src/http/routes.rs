@@ -30,6 +30,7 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/api/v1/users",
     "/api/v1/users/{id}",
     "/api/v1/webhooks/identity",
+    "/api/v1/webhooks/heygen",
     "/api/v1/admin/blocks",
     "/api/v1/admin/blocks/{key}",
     "/api/v1/health/metrics",

@@ -408,6 +408,57 @@ impl Limits {
         Ok(tightest)
     }
 
+    /// Charges one unit of the charged class `class` (a run's paid generation) to `user`:
+    /// `Ok` (with the decision, `None` if no such class is configured or its shard cannot
+    /// answer right now) or [`Limited::Refused`]. A refusal never counts towards a block.
+    pub async fn charge(
+        &self,
+        class: &str,
+        user: &str,
+        tier: Tier,
+    ) -> Result<Option<Decision>, Limited> {
+        let Some(index) = self
+            .policies
+            .classes
+            .iter()
+            .position(|c| c.charged && c.name == class)
+        else {
+            return Ok(None);
+        };
+        let class = &self.policies.classes[index];
+        let key = format!("user:{user}");
+        let check = Check {
+            class: index,
+            key: key.clone(),
+            tier: Some(tier),
+            counts: class.mode == Mode::Enforce,
+            blocks: false,
+        };
+        let Some(verdict) = self.buckets.check_all(vec![check]).await.pop().flatten() else {
+            return Ok(None);
+        };
+        let decision = verdict.decision;
+        if !decision.allowed {
+            if class.mode == Mode::Shadow {
+                tracing::info!(class = %class.name, %key, "would be refused (shadow)");
+                self.metrics
+                    .decided(&class.name, Some(tier), "shadow_limited");
+                return Ok(None);
+            }
+            tracing::info!(class = %class.name, %key, "refused: quota used up");
+            self.metrics.decided(&class.name, Some(tier), "limited");
+            return Err(Limited::Refused {
+                class: class.name.clone(),
+                decision,
+            });
+        }
+        self.metrics.decided(&class.name, Some(tier), "allowed");
+        if let Some((sharing, _)) = &self.sharing {
+            sharing.admitted(index, &key, Some(tier));
+        }
+        Ok(Some(decision))
+    }
+
     /// Stops the bucket actors.
     pub fn stop(&self) {
         self.buckets.stop();

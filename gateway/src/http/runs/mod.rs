@@ -114,7 +114,7 @@ fn parse_run_id(raw: &str) -> Result<Uuid, Problem> {
     post,
     path = "/api/v1/runs",
     tag = "runs",
-    request_body(content = RunSpec, description = "The input and the steps, in order", example = json!({"input": {"url": "https://media.example/clip.mov"}, "steps": [{"kind": "probe"}, {"kind": "transcode", "format": "webm", "quality": "high", "resolution": "1080p"}, {"kind": "thumbnail", "at_seconds": 2.5}]})),
+    request_body(content = RunSpec, description = "The input and the steps, in order. A run can instead start with a generate step and no input; the steps after it work on the generated video: `{\"steps\": [{\"kind\": \"generate\", \"provider\": \"heygen\", \"avatar_id\": \"Daisy-inskirt-20220818\", \"voice_id\": \"2d5b0e6cf36f460aa7fc47e3eee4ba54\", \"script\": \"Welcome to Aurora.\", \"dimension\": {\"width\": 1280, \"height\": 720}, \"background\": \"#0b1f3a\"}, {\"kind\": \"transcode\", \"format\": \"webm\", \"quality\": \"medium\", \"resolution\": \"720p\"}, {\"kind\": \"thumbnail\", \"at_seconds\": 1}]}`", example = json!({"input": {"url": "https://media.example/clip.mov"}, "steps": [{"kind": "probe"}, {"kind": "transcode", "format": "webm", "quality": "high", "resolution": "1080p"}, {"kind": "thumbnail", "at_seconds": 2.5}]})),
     responses(
         (status = 201, description = "Requested; stored before this answer", body = RunCreated,
             headers(("location" = String, description = "The run: /api/v1/runs/{id}, readable at once"),
@@ -125,8 +125,8 @@ fn parse_run_id(raw: &str) -> Result<Uuid, Problem> {
         (status = 409, description = "Conflicting state (run-state-conflict)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the limit", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Not a valid run (invalid-body, invalid-run-spec, unknown-media)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited (e.g. a free user's one run at a time) or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid run (invalid-body, invalid-run-spec, unknown-media), or a generate step while no provider key is configured (provider-not-configured)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (runs per hour; for a run with a generate step, the owner's generations per day), or blocked; see Retry-After", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "A backing service is unavailable", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("biscuit" = []), ("api_key" = []))
@@ -169,6 +169,37 @@ async fn create(
                     Some(_) => ApiError::Refused(problem),
                     None => problem.into(),
                 });
+            }
+        }
+    }
+    if spec.generations() > 0 {
+        // Checked before anything is charged (the aggregate checks again).
+        spec.validate().map_err(|error| {
+            ApiError::Run(cqrs_es::AggregateError::UserError(
+                aurora_domain::run::RunError::InvalidSpec(error),
+            ))
+        })?;
+        // Refused here, with a problem that says why, rather than failed later.
+        if state
+            .config
+            .heygen_api_key
+            .as_deref()
+            .is_none_or(|k| k.trim().is_empty())
+        {
+            return Err(Problem::unprocessable(
+                "provider-not-configured",
+                "generate steps need HeyGen, and this Aurora has no key for it \
+                 (AURORA_HEYGEN_API_KEY)",
+            )
+            .into());
+        }
+        // Paid work: the owner's daily quota of generations.
+        if let Some(limits) = &state.limits {
+            if let Err(refused) = limits
+                .charge("generations", &claims.username, claims.tier)
+                .await
+            {
+                return Ok(refused.response());
             }
         }
     }

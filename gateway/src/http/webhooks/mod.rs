@@ -41,6 +41,7 @@ use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::webhook::{self, WebhookError, WebhookSecrets};
 use crate::state::AppState;
 
+pub mod heygen;
 mod names;
 use names::{derived_names, Data};
 
@@ -51,6 +52,7 @@ pub const PRINCIPAL: &str = aurora_domain::metadata::IDENTITY_WEBHOOK;
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let heygen = heygen::routes(state.clone());
     let body = json_body(state.config.max_body_bytes);
     let with_state = warp::any().map(move || state.clone());
     warp::path!("api" / "v1" / "webhooks" / "identity")
@@ -59,6 +61,8 @@ pub fn routes(
         .and(with_state)
         .and(body)
         .then(identity)
+        .or(heygen)
+        .unify()
 }
 
 /// Fields Aurora does not use (a provider's `timestamp`, `email`, …) are ignored.
