@@ -93,6 +93,9 @@ mod browsers;
 #[path = "api/cluster.rs"]
 mod cluster;
 
+#[path = "api/generate.rs"]
+mod generate;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
     Embedded,
@@ -578,6 +581,8 @@ const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 struct Process {
     child: std::process::Child,
     base: String,
+    /// Its log lines so far.
+    logs: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Process {
@@ -621,10 +626,17 @@ impl Process {
             }
         };
         // Keep draining its logs so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Process {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            logs,
         }
     }
 

@@ -122,8 +122,15 @@ impl JsonBody {
                 Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
             }
         })?;
-        serde_json::from_value(value).map_err(|e| {
-            Problem::unprocessable("invalid-body", format!("invalid request body: {e}"))
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let at = e.path().to_string();
+            let e = e.into_inner();
+            let detail = if at.is_empty() || at == "." {
+                format!("invalid request body: {e}")
+            } else {
+                format!("invalid request body at {at}: {e}")
+            };
+            Problem::unprocessable("invalid-body", detail)
         })
     }
 }
