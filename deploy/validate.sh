@@ -559,7 +559,8 @@ for name, expect in EXPECT.items():
 with open("deploy/k8s/secret.example.yaml") as f:
     examples = {d["metadata"]["name"]: d for d in yaml.safe_load_all(f) if d}
 for name, key in (("aurora-database", "DATABASE_URL"), ("aurora-root-keys", "root-1.pem"),
-                  ("aurora-audit-key", "audit-signing.pem"), ("aurora-identity-webhook", "AURORA_IDENTITY_WEBHOOK_SECRETS")):
+                  ("aurora-audit-key", "audit-signing.pem"), ("aurora-identity-webhook", "AURORA_IDENTITY_WEBHOOK_SECRETS"),
+                  ("aurora-heygen", "AURORA_HEYGEN_API_KEY"), ("aurora-heygen", "AURORA_HEYGEN_WEBHOOK_SECRET")):
     if key not in examples.get(name, {}).get("stringData", {}):
         errors.append(f"secret.example.yaml: {name} with key {key} missing")
 
