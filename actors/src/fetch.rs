@@ -126,9 +126,21 @@ pub(crate) async fn download(
         reqwest::Url::parse(url).map_err(|e| ToolError::Invalid(format!("bad input URL: {e}")))?;
     if let Some(hosts) = hosts {
         let host = parsed.host_str().unwrap_or_default();
-        if !hosts.allows(host.trim_start_matches('[').trim_end_matches(']')) {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if !hosts.allows(bare) {
             return Err(ToolError::Invalid(format!(
                 "the video is on {host}, which is not one of the provider's hosts"
+            )));
+        }
+        // A provider's files come over TLS; plain http only from an allowlisted address
+        // (a stand-in in tests).
+        let allowed_plain = bare
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| settings.allow.contains(ip));
+        if parsed.scheme() != "https" && !allowed_plain {
+            return Err(ToolError::Invalid(format!(
+                "the video is offered over {}, not https",
+                parsed.scheme()
             )));
         }
     }

@@ -535,8 +535,18 @@ impl Config {
             .heygen_base_url
             .parse()
             .map_err(|e| anyhow::anyhow!("AURORA_HEYGEN_BASE_URL: {e}"))?;
-        if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
-            anyhow::bail!("AURORA_HEYGEN_BASE_URL must be an http(s) URL");
+        let host = base_url.host_str().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        // The key travels in a header: never in plain text past this machine.
+        if !(base_url.scheme() == "https" || (base_url.scheme() == "http" && loopback)) {
+            anyhow::bail!(
+                "AURORA_HEYGEN_BASE_URL must be an https URL (http only to a loopback address)"
+            );
         }
         if !base_url.path().ends_with('/') {
             let path = format!("{}/", base_url.path());

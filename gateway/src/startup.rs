@@ -275,6 +275,13 @@ impl Application {
                     let subject = bus.shared().subjects().rate_limit_consumption();
                     limits.share(client, subject, background.clone()).await?;
                 }
+                if config.heygen_api_key.is_some() && !limits.charges("generations") {
+                    tracing::warn!(
+                        "HeyGen is configured but the rate-limit policy has no charged \
+                         \"generations\" class: paid generations are not limited \
+                         (see the presets in domain/src/limits/policy.rs)"
+                    );
+                }
                 Some(limits)
             }
             None => None,

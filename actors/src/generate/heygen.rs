@@ -112,6 +112,9 @@ pub enum ProviderError {
     Unknown(String),
 }
 
+/// Largest answer read from the provider.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 /// Longest `Retry-After` honoured as given (a longer one is cut to this).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -249,6 +252,14 @@ impl Heygen {
             }
             other => other?,
         };
+        // v1's envelope says 100 for success.
+        if let Some(code) = answer["code"].as_i64().filter(|code| *code != 100) {
+            return Err(ProviderError::Unavailable {
+                what: format!("the provider answered code {code}"),
+                retry_after: None,
+                created_maybe: false,
+            });
+        }
         let data = &answer["data"];
         let status = data["status"].as_str().unwrap_or_default();
         Ok(match status {
@@ -334,8 +345,23 @@ async fn send(request: reqwest::RequestBuilder, creates: bool) -> Result<Value, 
     })?;
     let status = response.status();
     let retry_after = retry_after(response.headers());
-    let body = response.bytes().await.unwrap_or_default();
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // An answer is small; a provider (or whoever answers in its name) sending more is cut
+    // off instead of filling the memory.
+    let mut response = response;
+    let mut body = Vec::new();
+    let mut complete = true;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            complete = false;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let json: Value = if complete {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
     let message = json["error"]["message"]
         .as_str()
         .or_else(|| json["message"].as_str())

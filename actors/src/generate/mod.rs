@@ -32,7 +32,8 @@ pub use heygen::{ApiKey, ApiVersion, Heygen, HeygenSettings, ProviderError, Stat
 pub struct GenerateSettings {
     /// HeyGen, when a key is configured.
     pub heygen: Option<HeygenSettings>,
-    /// Longest one attempt waits for its video.
+    /// Longest a step waits for its video, from when the provider took the request (over
+    /// all its attempts).
     pub timeout: Duration,
     /// The first pause between status polls; it doubles up to `poll_max`.
     pub poll: Duration,
@@ -46,7 +47,7 @@ impl Default for GenerateSettings {
     fn default() -> Self {
         Self {
             heygen: None,
-            timeout: Duration::from_secs(30 * 60),
+            timeout: Duration::from_secs(60 * 60),
             poll: Duration::from_secs(5),
             poll_max: Duration::from_secs(60),
             media_hosts: HostPatterns::heygen(),
@@ -142,9 +143,10 @@ impl Signals {
     }
 }
 
-/// The pause before the next try: `retry_after` if the provider gave one, else `backoff`.
+/// The pause before the next try: `backoff`, or longer if the provider's `Retry-After`
+/// says so (a `Retry-After: 0` does not make Aurora hammer it).
 pub fn next_pause(backoff: Duration, retry_after: Option<Duration>) -> Duration {
-    retry_after.map_or(backoff, |wait| wait.max(Duration::from_millis(100)))
+    retry_after.map_or(backoff, |wait| wait.max(backoff))
 }
 
 #[cfg(test)]

@@ -10,28 +10,38 @@ use super::metadata;
 use super::step::StepWork;
 use crate::generate::{next_pause, ApiVersion, Heygen, ProviderError, Status};
 use crate::tools::{Demuxer, ToolError};
+use aurora_domain::run::is_video_id;
+use std::time::Duration;
 
 impl StepWork<'_> {
     /// The step's video: the one the run recorded for it, else a new one.
     pub(super) async fn generate(&self, step: &Step) -> Result<StepOutput, ToolError> {
+        let recorded = self.run.generation(self.step);
         let Some(client) = &self.deps.heygen else {
-            return Err(ToolError::Invalid(
-                "generate steps need a provider key, and this replica has none for heygen \
-                 (AURORA_HEYGEN_API_KEY)"
-                    .into(),
-            ));
+            let why = "generate steps need a provider key, and this replica has none for \
+                       heygen (AURORA_HEYGEN_API_KEY)";
+            // A video already paid for is not given up over one replica's settings.
+            return Err(match recorded {
+                Some(_) => ToolError::Failed(why.into()),
+                None => ToolError::Invalid(why.into()),
+            });
         };
-        let deadline = Instant::now() + self.deps.settings.generate.timeout;
-        let video_id = match self.run.generation(self.step) {
+        let timeout = self.deps.settings.generate.timeout;
+        let (video_id, deadline) = match recorded {
             Some(recorded) => {
                 tracing::info!(run_id = %self.run_id, step = self.step, video_id = %recorded.video_id,
                     "resuming the wait for the recorded generation");
-                recorded.video_id.clone()
+                // The step's timeout counts from when the provider took the request, over
+                // every attempt.
+                let left = (recorded.submitted_at + timeout - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default();
+                (recorded.video_id.clone(), Instant::now() + left)
             }
             None => {
-                let video_id = self.create(client, step, deadline).await?;
-                self.record(&video_id).await?;
-                video_id
+                let video_id = self.create(client, step, Instant::now() + timeout).await?;
+                self.record(client, &video_id).await?;
+                (video_id, Instant::now() + timeout)
             }
         };
         let video_url = self.wait(client, &video_id, deadline).await?;
@@ -82,6 +92,7 @@ impl StepWork<'_> {
                 } => {
                     self.deps.metrics.generations("retried");
                     let pause = next_pause(backoff, retry_after);
+                    backoff = (backoff * 2).min(settings.poll_max);
                     if Instant::now() + pause > deadline {
                         return Err(ToolError::Failed(format!(
                             "{what}; no video was asked for in this attempt"
@@ -93,44 +104,75 @@ impl StepWork<'_> {
                         () = tokio::time::sleep(pause) => {}
                         () = self.cancel.cancelled() => return Err(ToolError::Cancelled),
                     }
-                    backoff = (backoff * 2).min(settings.poll_max);
                 }
             }
         }
     }
 
-    /// Records the provider's id before anything waits on it.
-    async fn record(&self, video_id: &str) -> Result<(), ToolError> {
+    /// Records the provider's id before anything waits on it. A store that fails is asked
+    /// again for a while: the video is paid for, and only the record keeps a later attempt
+    /// from paying again.
+    async fn record(&self, client: &Heygen, video_id: &str) -> Result<(), ToolError> {
+        if !is_video_id(video_id) {
+            return Err(ToolError::Invalid(
+                "the provider answered with a video id that is not one".into(),
+            ));
+        }
         let command = RunCommand::RecordGeneration {
             step: self.step,
             attempt: self.attempt,
             video_id: video_id.to_string(),
+            at: chrono::Utc::now(),
         };
         let what = format!("{}:{}:generation", self.step, self.attempt);
-        match self
-            .deps
-            .runs
-            .execute(
-                &self.run_id.to_string(),
-                command,
-                &metadata(self.run_id, &what),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(AggregateError::UserError(
-                error @ (RunError::StaleAttempt { .. } | RunError::AlreadyFinished(_)),
-            )) => {
-                // Lost the run meanwhile; whoever has it now recorded, or will ask with
-                // the same idempotency key.
-                tracing::warn!(run_id = %self.run_id, %video_id, %error, "the generation is not recorded: the run moved on");
-                Err(ToolError::Cancelled)
-            }
-            Err(error) => {
-                tracing::error!(run_id = %self.run_id, %video_id, %error, "the generation could not be recorded");
-                Err(ToolError::Failed(format!(
-                    "the provider's video {video_id} could not be recorded: {error}"
-                )))
+        let mut pause = Duration::from_millis(200);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let error = match self
+                .deps
+                .runs
+                .execute(
+                    &self.run_id.to_string(),
+                    command.clone(),
+                    &metadata(self.run_id, &what),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            match error {
+                AggregateError::UserError(
+                    error @ (RunError::StaleAttempt { .. }
+                    | RunError::AlreadyFinished(_)
+                    | RunError::GenerationRecorded { .. }),
+                ) => {
+                    // The run moved on meanwhile; whoever has it recorded its video, or
+                    // asks with the same idempotency key.
+                    tracing::warn!(run_id = %self.run_id, %video_id, %error, "the generation is not recorded: the run moved on");
+                    return Err(ToolError::Cancelled);
+                }
+                AggregateError::UserError(error) => {
+                    return Err(ToolError::Invalid(format!(
+                        "the provider's video {video_id} cannot be recorded: {error}"
+                    )));
+                }
+                error if tries >= 6 => {
+                    tracing::error!(run_id = %self.run_id, %video_id, %error, "the generation could not be recorded");
+                    let why =
+                        format!("the provider's video {video_id} could not be recorded: {error}");
+                    // Without an idempotency key the next attempt would pay again.
+                    return Err(match client.api() {
+                        ApiVersion::V2 => ToolError::Invalid(why),
+                        ApiVersion::V3 => ToolError::Failed(why),
+                    });
+                }
+                error => {
+                    tracing::warn!(run_id = %self.run_id, %video_id, %error, "recording the generation; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
             }
         }
     }
@@ -154,6 +196,7 @@ impl StepWork<'_> {
         }
         let _forget = Forget(signals, video_id);
         let mut pause = settings.poll;
+        let mut unknown = 0;
         loop {
             let trouble = match client.status(video_id).await {
                 Ok(Status::Completed { video_url }) => {
@@ -166,11 +209,20 @@ impl StepWork<'_> {
                         "the provider failed video {video_id}: {message}"
                     )));
                 }
-                Ok(Status::Pending(_)) => None,
-                Err(ProviderError::Unknown(_)) => {
+                Ok(Status::Pending(_)) => {
+                    unknown = 0;
+                    None
+                }
+                // Three answers in a row, not one: a video can be unknown for a moment
+                // right after it was created.
+                Err(ProviderError::Unknown(_)) if unknown >= 2 => {
                     return Err(ToolError::Invalid(format!(
                         "the provider has no video {video_id}"
                     )));
+                }
+                Err(error @ ProviderError::Unknown(_)) => {
+                    unknown += 1;
+                    Some(error.to_string())
                 }
                 Err(ProviderError::Refused(why)) => Some(why),
                 Err(ProviderError::Unavailable {
@@ -183,8 +235,9 @@ impl StepWork<'_> {
             let now = Instant::now();
             if now >= deadline {
                 let last = trouble.map(|t| format!(" (last: {t})")).unwrap_or_default();
-                return Err(ToolError::Failed(format!(
-                    "video {video_id} was not ready within {:?}{last}; the next attempt waits for the same video",
+                self.deps.metrics.generations("timed_out");
+                return Err(ToolError::Invalid(format!(
+                    "video {video_id} was not ready within {:?} of being asked for{last}",
                     settings.timeout
                 )));
             }

@@ -84,8 +84,8 @@ pub enum RunError {
     /// `ReportGeneration` about a video the run did not record.
     #[error("the run has no generation {0}")]
     UnknownGeneration(String),
-    /// A provider's id that is empty, too long or not printable.
-    #[error("a provider's video id must be 1 to 256 printable characters")]
+    /// A provider's id that is empty, too long or has characters ids do not have.
+    #[error("a provider's video id is 1 to 128 letters, digits, '-' or '_'")]
     InvalidVideoId,
     /// An execution command about a step or attempt that is not the current one.
     #[error("step {step} attempt {attempt} is not the current attempt of the next step")]
@@ -119,10 +119,21 @@ pub struct Generation {
     pub video_id: String,
     /// What the provider's webhook reported, if it did: succeeded or not.
     pub reported: Option<bool>,
+    /// When the provider took the request.
+    pub submitted_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Longest provider video id accepted, in characters.
-pub const MAX_VIDEO_ID_LEN: usize = 256;
+pub const MAX_VIDEO_ID_LEN: usize = 128;
+
+/// A provider's video id: 1 to [`MAX_VIDEO_ID_LEN`] ASCII letters, digits, `-` or `_` (it
+/// goes into URLs and log lines).
+pub fn is_video_id(id: &str) -> bool {
+    (1..=MAX_VIDEO_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// A pipeline run. Holds what its rules and its executors need.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,16 +307,14 @@ impl Aggregate for Run {
                 step,
                 attempt,
                 video_id,
+                at,
             } => {
                 self.check_current(step, attempt)?;
                 let provider = match self.steps.get(step) {
                     Some(Step::Generate { provider, .. }) => *provider,
                     _ => return Err(RunError::StaleAttempt { step, attempt }),
                 };
-                if video_id.is_empty()
-                    || video_id.chars().count() > MAX_VIDEO_ID_LEN
-                    || video_id.chars().any(char::is_control)
-                {
+                if !is_video_id(&video_id) {
                     return Err(RunError::InvalidVideoId);
                 }
                 match self.generation(step) {
@@ -322,6 +331,7 @@ impl Aggregate for Run {
                             attempt,
                             provider,
                             video_id,
+                            at,
                         };
                         sink.write(event, self).await;
                     }
@@ -338,7 +348,8 @@ impl Aggregate for Run {
                 else {
                     return Err(RunError::UnknownGeneration(video_id));
                 };
-                if recorded.reported != Some(succeeded) {
+                // The first report stands: replays (of either outcome) change nothing.
+                if recorded.reported.is_none() {
                     let message = message.map(truncate);
                     let event = RunEvent::GenerationReported {
                         step,
@@ -436,11 +447,14 @@ impl Aggregate for Run {
                 }
                 self.last_failure = Some(reason);
             }
-            RunEvent::GenerationSubmitted { step, video_id, .. } => {
+            RunEvent::GenerationSubmitted {
+                step, video_id, at, ..
+            } => {
                 self.generation = Some(Generation {
                     step,
                     video_id,
                     reported: None,
+                    submitted_at: at,
                 });
             }
             RunEvent::GenerationReported { succeeded, .. } => {

@@ -55,9 +55,12 @@ pub enum RunCommand {
         attempt: u32,
         /// The provider's id.
         video_id: String,
+        /// When the provider took the request.
+        at: chrono::DateTime<chrono::Utc>,
     },
     /// Record that the provider reported the end of a step's generation (its webhook).
-    /// Only for the video the step recorded; a repeat changes nothing.
+    /// Only for the video the step recorded; the first report stands (a replay changes
+    /// nothing).
     ReportGeneration {
         /// Index of the step.
         step: usize,

@@ -70,6 +70,8 @@ pub enum RunEvent {
         provider: Provider,
         /// The provider's id of the video.
         video_id: String,
+        /// When the provider took the request (the step's timeout counts from it).
+        at: chrono::DateTime<chrono::Utc>,
     },
     /// The provider said (in a verified webhook) that the generation ended.
     GenerationReported {

@@ -11,7 +11,9 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Generation, Run, RunError, RunStatus, MAX_REASON_LEN, MAX_VIDEO_ID_LEN};
+pub use aggregate::{
+    is_video_id, Generation, Run, RunError, RunStatus, MAX_REASON_LEN, MAX_VIDEO_ID_LEN,
+};
 pub use commands::RunCommand;
 pub use events::RunEvent;
 pub use spec::{

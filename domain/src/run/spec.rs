@@ -69,7 +69,7 @@ pub enum Resolution {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
-    /// HeyGen's avatar videos (`POST /v2/video/generate`).
+    /// HeyGen's avatar videos (`POST /v3/videos`).
     Heygen,
 }
 
@@ -122,13 +122,15 @@ pub enum Step {
     Generate {
         /// Who generates it.
         provider: Provider,
-        /// The provider's avatar (`GET /v2/avatars` lists them).
+        /// The provider's avatar (look) id.
         avatar_id: String,
-        /// The provider's voice (`GET /v2/voices` lists them).
+        /// The provider's voice id.
         voice_id: String,
         /// What the avatar says (at most 5000 characters).
         script: String,
-        /// The picture size (the provider's default, 1280×720, if absent).
+        /// The picture size (the provider's default if absent). HeyGen's v3 API sizes by
+        /// resolution and aspect ratio: the nearest (720p/1080p/4k; 16:9, 9:16, 1:1, 4:5,
+        /// 5:4) is asked for.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dimension: Option<Dimension>,
         /// A background colour, `#rrggbb` (the avatar's own background if absent).

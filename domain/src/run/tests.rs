@@ -510,11 +510,16 @@ fn generating() -> Vec<RunEvent> {
     ]
 }
 
+fn at() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
 fn record(attempt: u32, video_id: &str) -> RunCommand {
     RunCommand::RecordGeneration {
         step: 0,
         attempt,
         video_id: video_id.into(),
+        at: at(),
     }
 }
 
@@ -524,6 +529,7 @@ fn submitted(attempt: u32, video_id: &str) -> RunEvent {
         attempt,
         provider: Provider::Heygen,
         video_id: video_id.into(),
+        at: at(),
     }
 }
 
@@ -730,12 +736,20 @@ fn a_generation_is_recorded_only_by_the_current_attempt_of_a_generate_step() {
             step: 0,
             attempt: 1,
             video_id: "v".into(),
+            at: at(),
         })
         .then_expect_error(RunError::StaleAttempt {
             step: 0,
             attempt: 1,
         });
-    for bad in ["", "a\nb", &"v".repeat(MAX_VIDEO_ID_LEN + 1)] {
+    for bad in [
+        "",
+        "a\nb",
+        "..",
+        "a/b",
+        "v 1",
+        &"v".repeat(MAX_VIDEO_ID_LEN + 1),
+    ] {
         RunTest::with(())
             .given(generating())
             .when(record(1, bad))
@@ -772,10 +786,13 @@ fn a_report_names_the_recorded_video_and_repeats_change_nothing() {
         .when(report("v-1", true))
         .then_expect_events(vec![reported.clone()]);
     events.push(reported);
-    RunTest::with(())
-        .given(events)
-        .when(report("v-1", true))
-        .then_expect_events(vec![]);
+    // The first report stands: a replay of it, or of another outcome, changes nothing.
+    for succeeded in [true, false] {
+        RunTest::with(())
+            .given(events.clone())
+            .when(report("v-1", succeeded))
+            .then_expect_events(vec![]);
+    }
 }
 
 #[test]

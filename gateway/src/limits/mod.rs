@@ -409,8 +409,10 @@ impl Limits {
     }
 
     /// Charges one unit of the charged class `class` (a run's paid generation) to `user`:
-    /// `Ok` (with the decision, `None` if no such class is configured or its shard cannot
-    /// answer right now) or [`Limited::Refused`]. A refusal never counts towards a block.
+    /// `Ok` (with the decision; `None` if no such class is configured) or
+    /// [`Limited::Refused`]. A refusal never counts towards a block. Paid work is not let
+    /// through unchecked: a shard that cannot answer (being restarted), or a `closed`
+    /// class while replicas cannot share consumption, is [`Limited::Unavailable`] (503).
     pub async fn charge(
         &self,
         class: &str,
@@ -426,6 +428,13 @@ impl Limits {
             return Ok(None);
         };
         let class = &self.policies.classes[index];
+        let unavailable = || Limited::Unavailable {
+            class: class.name.clone(),
+        };
+        if class.partition == Partition::Closed && !self.shared() {
+            self.metrics.decided(&class.name, Some(tier), "unavailable");
+            return Err(unavailable());
+        }
         let key = format!("user:{user}");
         let check = Check {
             class: index,
@@ -435,7 +444,8 @@ impl Limits {
             blocks: false,
         };
         let Some(verdict) = self.buckets.check_all(vec![check]).await.pop().flatten() else {
-            return Ok(None);
+            self.metrics.decided(&class.name, Some(tier), "unavailable");
+            return Err(unavailable());
         };
         let decision = verdict.decision;
         if !decision.allowed {
@@ -457,6 +467,14 @@ impl Limits {
             sharing.admitted(index, &key, Some(tier));
         }
         Ok(Some(decision))
+    }
+
+    /// Is there a charged class named `class`?
+    pub fn charges(&self, class: &str) -> bool {
+        self.policies
+            .classes
+            .iter()
+            .any(|c| c.charged && c.name == class)
     }
 
     /// Stops the bucket actors.

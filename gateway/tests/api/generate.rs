@@ -374,6 +374,69 @@ async fn a_busy_provider_is_asked_again_after_retry_after(mode: Mode) {
     assert_eq!(count(&events, "StepStarted", Some(0)), 1, "one attempt");
 }
 
+/// The provider made the video but its answer was lost (a 502): the creation is asked
+/// again with the same idempotency key, which the provider replays — one video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_a_creation_is_replayed_not_paid_again() {
+    let stand_in = stand_in(Behaviour {
+        lose_answers: 1,
+        ..Behaviour::default()
+    })
+    .await;
+    let app = generating(Mode::Embedded, &stand_in, |_| {}).await;
+    let id = app
+        .created_id(&generate_then(&[json!({"kind": "probe"})]))
+        .await;
+    let view = app.finished(&id).await;
+    assert_eq!(view.status, "succeeded", "{view:?}");
+    assert_eq!(stand_in.create_requests(), 2);
+    assert_eq!(stand_in.created().len(), 1, "one video");
+}
+
+/// HeyGen's retired v2 API works end to end; without an idempotency key, a creation whose
+/// answer was lost is not asked again: the run fails rather than pay twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_v2_api_a_lost_answer_fails_the_run_rather_than_pay_twice() {
+    let stand_in = stand_in(Behaviour {
+        lose_answers: 1,
+        ..Behaviour::default()
+    })
+    .await;
+    let app = generating(Mode::Embedded, &stand_in, |config| {
+        config.heygen_api = "v2".into();
+    })
+    .await;
+    let id = app
+        .created_id(&generate_then(&[json!({"kind": "probe"})]))
+        .await;
+    let view = app.finished(&id).await;
+    assert_eq!(view.status, "failed", "{view:?}");
+    let reason = view.failure_reason.unwrap_or_default();
+    assert!(reason.contains("not asked for again"), "{reason}");
+    assert_eq!(stand_in.create_requests(), 1);
+    // The next run's answer arrives: v2's create, status and files.
+    let id = app
+        .created_id(&generate_then(&[
+            json!({"kind": "thumbnail", "at_seconds": 1}),
+        ]))
+        .await;
+    let view = app.finished(&id).await;
+    assert_eq!(view.status, "succeeded", "{view:?}");
+    let created = stand_in.created();
+    assert_eq!(created.len(), 2);
+    let body = &created[1].body;
+    assert_eq!(
+        body["video_inputs"][0]["character"]["avatar_id"],
+        "Daisy-inskirt-20220818"
+    );
+    assert_eq!(
+        body["video_inputs"][0]["voice"]["input_text"],
+        "Welcome to Aurora."
+    );
+    assert_eq!(body["dimension"], json!({"width": 1280, "height": 720}));
+    assert_eq!(created[1].idempotency_key, None);
+}
+
 /// A provider that stays busy fails the run after its attempts, and nothing is paid for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_stays_busy_fails_the_run_and_nothing_is_paid() {

@@ -41,6 +41,8 @@ pub struct Behaviour {
     pub webhook_copies: u32,
     /// The host named in `video_url` (the provider's file host).
     pub video_host: String,
+    /// Create this many videos whose answer is lost (a 502 after the video was made).
+    pub lose_answers: u32,
 }
 
 impl Default for Behaviour {
@@ -51,6 +53,7 @@ impl Default for Behaviour {
             render: Render::After(Duration::from_millis(300)),
             webhook_copies: 1,
             video_host: "127.0.0.1".into(),
+            lose_answers: 0,
         }
     }
 }
@@ -79,6 +82,7 @@ struct Inner {
     status_requests: u32,
     webhook: Option<(String, String)>,
     webhooks_sent: u32,
+    answers_lost: u32,
 }
 
 struct Shared {
@@ -322,8 +326,14 @@ async fn create(shared: Arc<Shared>, headers: HeaderMap, body: Value, api: &str)
             video_id.clone(),
             (Video::Processing, callback_id.map(str::to_string)),
         );
-        video_id
+        // Made and paid for, but (for the first few) the answer never arrives.
+        let lost = inner.answers_lost < behaviour.lose_answers;
+        if lost {
+            inner.answers_lost += 1;
+        }
+        (video_id, lost)
     };
+    let (video_id, lost) = video_id;
     let done = match behaviour.render {
         Render::After(after) => Some((after, Video::Completed)),
         Render::Fails(after, message) => Some((after, Video::Failed(message))),
@@ -337,6 +347,13 @@ async fn create(shared: Arc<Shared>, headers: HeaderMap, body: Value, api: &str)
             tokio::time::sleep(after).await;
             finish(&shared, &id, outcome).await;
         });
+    }
+    if lost {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "internal_error",
+            "upstream timeout",
+        );
     }
     let data = match api {
         "v3" => json!({"video_id": video_id, "status": "waiting", "output_format": "mp4"}),

@@ -173,12 +173,11 @@ async fn try_heygen(
         .event_data
         .video_id
         .as_deref()
-        .map(str::trim)
-        .filter(|id| !id.is_empty() && id.len() <= aurora_domain::run::MAX_VIDEO_ID_LEN)
+        .filter(|id| aurora_domain::run::is_video_id(id))
         .ok_or_else(|| {
             Problem::unprocessable(
                 "invalid-field",
-                "event_data.video_id is the provider's video id: 1 to 256 characters",
+                "event_data.video_id is the provider's video id: 1 to 128 letters, digits, '-' or '_'",
             )
         })?;
     let Some((run_id, step)) = event.event_data.callback_id.as_deref().and_then(ours) else {
