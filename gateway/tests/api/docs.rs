@@ -23,11 +23,12 @@ const OPENAPI_3_1_SCHEMA: &str = include_str!("../fixtures/openapi-3.1-schema-20
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// Routes anyone may call: no security requirement in the document.
-const PUBLIC: [&str; 12] = [
+const PUBLIC: [&str; 13] = [
     "/api/v1/auth/register",
     "/api/v1/auth/login",
     "/api/v1/auth/keys",
     "/api/v1/webhooks/identity",
+    "/api/v1/webhooks/heygen",
     "/health",
     "/ready",
     "/live",
