@@ -581,8 +581,7 @@ const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 struct Process {
     child: std::process::Child,
     base: String,
-    /// Its log lines so far.
-    logs: Arc<std::sync::Mutex<Vec<String>>>,
+    logs: Arc<std::sync::Mutex<Vec<String>>>, // its log lines so far
 }
 
 impl Drop for Process {

@@ -184,16 +184,17 @@ async fn cancelling_a_run_kills_ffmpeg_within_a_second(mode: Mode) {
     assert!(finals.is_empty(), "{finals:?}");
 }
 
-/// Two gateway processes on one Postgres and NATS: the one transcoding is killed; the
-/// other takes the run over after the ack wait and finishes it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() {
-    let dir = TempDir::new().unwrap();
+/// What `aurora serve` replicas on one Postgres database and NATS prefix share (root keys,
+/// artifacts, a 3 s ack wait), with `more`: (prefix, database URL, settings).
+pub(super) async fn shared_replica_env(
+    dir: &TempDir,
+    more: &[(&'static str, String)],
+) -> (String, String, Vec<(&'static str, String)>) {
     let keys = dir.path().join("keys");
     aurora_gateway::auth::keys::KeyRing::load(&keys, true).unwrap();
     let prefix = dir.nats_prefix();
     let database = dir.database_url().await.unwrap();
-    let shared = vec![
+    let mut shared = vec![
         ("DATABASE_URL", database.clone()),
         ("NATS_URL", testkit::nats_url()),
         ("AURORA_NATS_PREFIX", prefix.clone()),
@@ -203,18 +204,53 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
             dir.path().join("artifacts").display().to_string(),
         ),
         ("AURORA_RUN_ACK_WAIT_SECONDS", "3".to_string()),
-        ("AURORA_TRANSCODE_WORKERS", "1".to_string()),
         ("AURORA_RETRY_BACKOFF_MS", "100".to_string()),
     ];
-    let replica = |name: &str| {
-        let mut env = shared.clone();
-        env.push((
-            "AURORA_DATA_DIR",
-            dir.path().join(name).display().to_string(),
-        ));
-        env.push(("AURORA_REPLICA_ID", name.to_string()));
-        Process::serve(&env)
-    };
+    shared.extend(more.iter().cloned());
+    (prefix, database, shared)
+}
+
+/// Replica `name` of [`shared_replica_env`]'s settings.
+pub(super) fn replica_named(dir: &TempDir, shared: &[(&str, String)], name: &str) -> Process {
+    let mut env = shared.to_vec();
+    env.push((
+        "AURORA_DATA_DIR",
+        dir.path().join(name).display().to_string(),
+    ));
+    env.push(("AURORA_REPLICA_ID", name.to_string()));
+    Process::serve(&env)
+}
+
+/// The executor that started attempt `attempt` of step `step`, in a run's stored events.
+pub(super) fn executor_of(
+    events: &[aurora_projections::StoredEvent],
+    step: u64,
+    attempt: u64,
+) -> Option<String> {
+    events
+        .iter()
+        .map(|e| e.to_cloud_event())
+        .find(|e| {
+            e.eventname == "StepStarted"
+                && e.data["StepStarted"]["step"] == step
+                && e.data["StepStarted"]["attempt"] == attempt
+        })
+        .map(|e| {
+            e.data["StepStarted"]["executor"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+}
+
+/// Two gateway processes on one Postgres and NATS: the one transcoding is killed; the
+/// other takes the run over after the ack wait and finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() {
+    let dir = TempDir::new().unwrap();
+    let (prefix, database, shared) =
+        shared_replica_env(&dir, &[("AURORA_TRANSCODE_WORKERS", "1".to_string())]).await;
+    let replica = |name: &str| replica_named(&dir, &shared, name);
     let mut replicas = [Some(replica("a")), Some(replica("b"))];
     let a = replicas[0].as_ref().unwrap();
 
@@ -266,22 +302,7 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
     let db = aurora_projections::Database::postgres(&database, 2)
         .await
         .unwrap();
-    let executor_of = |events: &[aurora_projections::StoredEvent], attempt: u64| {
-        events
-            .iter()
-            .map(|e| e.to_cloud_event())
-            .find(|e| {
-                e.eventname == "StepStarted"
-                    && e.data["StepStarted"]["step"] == 1
-                    && e.data["StepStarted"]["attempt"] == attempt
-            })
-            .map(|e| {
-                e.data["StepStarted"]["executor"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-    };
+    let executor_of = |events: &[_], attempt| executor_of(events, 1, attempt);
     let events = db.read_aggregate_after("run", &id, 0).await.unwrap();
     let first = executor_of(&events, 1).expect("the transcode started");
     let victim = if first == "a" { 0 } else { 1 };

@@ -16,8 +16,9 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use super::execution::{executor_of, replica_named, shared_replica_env};
 use super::pipeline::{clip, count, spawn_worker, RUN_WAIT};
-use super::{problem, spawn_app_with, spawn_limited_with, Mode, Process, TestApp};
+use super::{problem, spawn_app_with, spawn_limited_with, Mode, TestApp};
 
 #[path = "heygen_standin.rs"]
 mod standin;
@@ -69,6 +70,22 @@ fn generate_then(steps: &[Value]) -> Value {
     let mut all = vec![generate_step()];
     all.extend(steps.iter().cloned());
     json!({ "steps": all })
+}
+
+/// A stand-in behaving as `behaviour`, an Aurora (`tune`d) pointed at it, and a run
+/// generate → probe there, finished: (stand-in, app, run id, run).
+async fn generate_and_probe(
+    mode: Mode,
+    behaviour: Behaviour,
+    tune: impl FnOnce(&mut aurora_gateway::config::Config),
+) -> (StandIn, TestApp, String, aurora_projections::runs::RunView) {
+    let stand_in = stand_in(behaviour).await;
+    let app = generating(mode, &stand_in, tune).await;
+    let id = app
+        .created_id(&generate_then(&[json!({"kind": "probe"})]))
+        .await;
+    let view = app.finished(&id).await;
+    (stand_in, app, id, view)
 }
 
 /// Every stored event, as text.
@@ -200,37 +217,19 @@ async fn a_replica_killed_while_waiting_resumes_the_same_video() {
     })
     .await;
     let dir = TempDir::new().unwrap();
-    let keys = dir.path().join("keys");
-    aurora_gateway::auth::keys::KeyRing::load(&keys, true).unwrap();
-    let prefix = dir.nats_prefix();
-    let database = dir.database_url().await.unwrap();
-    let shared = vec![
-        ("DATABASE_URL", database.clone()),
-        ("NATS_URL", testkit::nats_url()),
-        ("AURORA_NATS_PREFIX", prefix.clone()),
-        ("AURORA_ROOT_KEYS_DIR", keys.display().to_string()),
-        (
-            "AURORA_ARTIFACTS_DIR",
-            dir.path().join("artifacts").display().to_string(),
-        ),
-        ("AURORA_RUN_ACK_WAIT_SECONDS", "3".to_string()),
-        ("AURORA_RETRY_BACKOFF_MS", "100".to_string()),
-        ("AURORA_HEYGEN_API_KEY", stand_in.key.clone()),
-        ("AURORA_HEYGEN_BASE_URL", stand_in.base.clone()),
-        ("AURORA_HEYGEN_WEBHOOK_SECRET", SECRET.to_string()),
-        ("AURORA_HEYGEN_MEDIA_HOSTS", "127.0.0.1".to_string()),
-        ("AURORA_FETCH_ALLOW", "127.0.0.0/8".to_string()),
-        ("AURORA_GENERATE_POLL_MS", "200".to_string()),
-    ];
-    let replica = |name: &str| {
-        let mut env = shared.clone();
-        env.push((
-            "AURORA_DATA_DIR",
-            dir.path().join(name).display().to_string(),
-        ));
-        env.push(("AURORA_REPLICA_ID", name.to_string()));
-        Process::serve(&env)
-    };
+    let (prefix, database, shared) = shared_replica_env(
+        &dir,
+        &[
+            ("AURORA_HEYGEN_API_KEY", stand_in.key.clone()),
+            ("AURORA_HEYGEN_BASE_URL", stand_in.base.clone()),
+            ("AURORA_HEYGEN_WEBHOOK_SECRET", SECRET.to_string()),
+            ("AURORA_HEYGEN_MEDIA_HOSTS", "127.0.0.1".to_string()),
+            ("AURORA_FETCH_ALLOW", "127.0.0.0/8".to_string()),
+            ("AURORA_GENERATE_POLL_MS", "200".to_string()),
+        ],
+    )
+    .await;
+    let replica = |name: &str| replica_named(&dir, &shared, name);
     let mut replicas = [Some(replica("a")), Some(replica("b"))];
     let a = replicas[0].as_ref().unwrap();
     let token = a.register_and_log_in("alice").await;
@@ -266,22 +265,7 @@ async fn a_replica_killed_while_waiting_resumes_the_same_video() {
     let db = aurora_projections::Database::postgres(&database, 2)
         .await
         .unwrap();
-    let executor_of = |events: &[aurora_projections::StoredEvent], attempt: u64| {
-        events
-            .iter()
-            .map(|e| e.to_cloud_event())
-            .find(|e| {
-                e.eventname == "StepStarted"
-                    && e.data["StepStarted"]["step"] == 0
-                    && e.data["StepStarted"]["attempt"] == attempt
-            })
-            .map(|e| {
-                e.data["StepStarted"]["executor"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-    };
+    let executor_of = |events: &[_], attempt| executor_of(events, 0, attempt);
     let events = db.read_aggregate_after("run", &id, 0).await.unwrap();
     let first = executor_of(&events, 1).expect("the generate step started");
     let victim = usize::from(first != "a");
@@ -346,25 +330,20 @@ async fn a_replica_killed_while_waiting_resumes_the_same_video() {
 /// A busy provider (429) is asked again after its `Retry-After`; one video is paid for.
 #[apply(both_modes)]
 async fn a_busy_provider_is_asked_again_after_retry_after(mode: Mode) {
-    let stand_in = stand_in(Behaviour {
+    let behaviour = Behaviour {
         busy: 2,
         retry_after: 1,
         webhook_copies: 0,
         ..Behaviour::default()
-    })
-    .await;
-    let app = generating(mode, &stand_in, |_| {}).await;
-    let started = std::time::Instant::now();
-    let id = app
-        .created_id(&generate_then(&[json!({"kind": "probe"})]))
-        .await;
-    let view = app.finished(&id).await;
+    };
+    let (stand_in, app, id, view) = generate_and_probe(mode, behaviour, |_| {}).await;
+    let first_create = stand_in.created()[0].created_after_requests;
     assert_eq!(view.status, "succeeded", "{view:?}");
     assert_eq!(stand_in.create_requests(), 3);
     assert_eq!(stand_in.created().len(), 1);
     assert!(
-        started.elapsed() >= Duration::from_secs(2),
-        "two Retry-After: 1 answers were honoured"
+        first_create >= Duration::from_secs(2),
+        "two Retry-After: 1 answers were honoured: {first_create:?}"
     );
     // Without a webhook (lost), polling found the video.
     assert_eq!(stand_in.webhooks_sent(), 0);
@@ -378,16 +357,11 @@ async fn a_busy_provider_is_asked_again_after_retry_after(mode: Mode) {
 /// again with the same idempotency key, which the provider replays — one video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_to_a_creation_is_replayed_not_paid_again() {
-    let stand_in = stand_in(Behaviour {
+    let behaviour = Behaviour {
         lose_answers: 1,
         ..Behaviour::default()
-    })
-    .await;
-    let app = generating(Mode::Embedded, &stand_in, |_| {}).await;
-    let id = app
-        .created_id(&generate_then(&[json!({"kind": "probe"})]))
-        .await;
-    let view = app.finished(&id).await;
+    };
+    let (stand_in, _app, _, view) = generate_and_probe(Mode::Embedded, behaviour, |_| {}).await;
     assert_eq!(view.status, "succeeded", "{view:?}");
     assert_eq!(stand_in.create_requests(), 2);
     assert_eq!(stand_in.created().len(), 1, "one video");
@@ -440,21 +414,19 @@ async fn with_the_v2_api_a_lost_answer_fails_the_run_rather_than_pay_twice() {
 /// A provider that stays busy fails the run after its attempts, and nothing is paid for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_stays_busy_fails_the_run_and_nothing_is_paid() {
-    let stand_in = stand_in(Behaviour {
-        busy: u32::MAX,
-        retry_after: 1,
-        ..Behaviour::default()
-    })
+    let (stand_in, app, id, view) = generate_and_probe(
+        Mode::Embedded,
+        Behaviour {
+            busy: u32::MAX,
+            retry_after: 1,
+            ..Behaviour::default()
+        },
+        |config| {
+            config.generate_timeout_seconds = 2;
+            config.max_attempts = 2;
+        },
+    )
     .await;
-    let app = generating(Mode::Embedded, &stand_in, |config| {
-        config.generate_timeout_seconds = 2;
-        config.max_attempts = 2;
-    })
-    .await;
-    let id = app
-        .created_id(&generate_then(&[json!({"kind": "probe"})]))
-        .await;
-    let view = app.finished(&id).await;
     assert_eq!(view.status, "failed", "{view:?}");
     let reason = view.failure_reason.unwrap_or_default();
     assert!(reason.contains("429"), "{reason}");
@@ -469,19 +441,14 @@ async fn a_provider_that_stays_busy_fails_the_run_and_nothing_is_paid() {
 /// step is not retried (another attempt would pay again).
 #[apply(both_modes)]
 async fn a_failed_generation_fails_the_run_with_the_providers_reason(mode: Mode) {
-    let stand_in = stand_in(Behaviour {
+    let behaviour = Behaviour {
         render: Render::Fails(
             Duration::from_millis(200),
             "avatar Daisy is not available on this plan".into(),
         ),
         ..Behaviour::default()
-    })
-    .await;
-    let app = generating(mode, &stand_in, |_| {}).await;
-    let id = app
-        .created_id(&generate_then(&[json!({"kind": "probe"})]))
-        .await;
-    let view = app.finished(&id).await;
+    };
+    let (stand_in, app, id, view) = generate_and_probe(mode, behaviour, |_| {}).await;
     assert_eq!(view.status, "failed", "{view:?}");
     let reason = view.failure_reason.unwrap_or_default();
     assert!(
@@ -499,19 +466,17 @@ async fn a_failed_generation_fails_the_run_with_the_providers_reason(mode: Mode)
 /// internal service) is never downloaded; the retries wait on the same video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_on_a_host_that_is_not_the_providers_is_not_downloaded() {
-    let stand_in = stand_in(Behaviour {
-        video_host: "localhost".into(),
-        ..Behaviour::default()
-    })
+    let (stand_in, app, id, view) = generate_and_probe(
+        Mode::Embedded,
+        Behaviour {
+            video_host: "localhost".into(),
+            ..Behaviour::default()
+        },
+        |config| {
+            config.max_attempts = 2;
+        },
+    )
     .await;
-    let app = generating(Mode::Embedded, &stand_in, |config| {
-        config.max_attempts = 2;
-    })
-    .await;
-    let id = app
-        .created_id(&generate_then(&[json!({"kind": "probe"})]))
-        .await;
-    let view = app.finished(&id).await;
     assert_eq!(view.status, "failed", "{view:?}");
     let reason = view.failure_reason.unwrap_or_default();
     assert!(

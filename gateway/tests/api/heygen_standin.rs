@@ -71,11 +71,14 @@ pub struct Created {
     pub video_id: String,
     pub body: Value,
     pub idempotency_key: Option<String>,
+    /// How long after the first creation request it was made.
+    pub created_after_requests: Duration,
 }
 
 #[derive(Default)]
 struct Inner {
     create_requests: u32,
+    first_request: Option<std::time::Instant>,
     created: Vec<Created>,
     by_key: HashMap<String, String>,
     videos: HashMap<String, (Video, Option<String>)>,
@@ -290,6 +293,9 @@ async fn create(shared: Arc<Shared>, headers: HeaderMap, body: Value, api: &str)
     let video_id = {
         let mut inner = shared.inner.lock().unwrap();
         inner.create_requests += 1;
+        let first = *inner
+            .first_request
+            .get_or_insert_with(std::time::Instant::now);
         if inner.create_requests <= behaviour.busy {
             drop(inner);
             let mut response = error(
@@ -318,6 +324,7 @@ async fn create(shared: Arc<Shared>, headers: HeaderMap, body: Value, api: &str)
             video_id: video_id.clone(),
             body: body.clone(),
             idempotency_key: idempotency_key.clone(),
+            created_after_requests: first.elapsed(),
         });
         if let Some(key) = idempotency_key {
             inner.by_key.insert(key, video_id.clone());
