@@ -289,9 +289,9 @@ pub struct Config {
     )]
     pub heygen_media_hosts: String,
 
-    /// Longest one attempt of a generate step waits for its video, in seconds (the next
-    /// attempt waits for the same video).
-    #[arg(long, env = "AURORA_GENERATE_TIMEOUT_SECONDS", default_value_t = 1800)]
+    /// Longest a generate step waits for its video, in seconds, counted from when the
+    /// provider took the request over every attempt; past it the run fails.
+    #[arg(long, env = "AURORA_GENERATE_TIMEOUT_SECONDS", default_value_t = 3600)]
     pub generate_timeout_seconds: u64,
 
     /// First pause between polls of a generation's status, in milliseconds; doubles up to
@@ -373,7 +373,7 @@ impl Config {
             heygen_api: "v3".into(),
             heygen_webhook_secret: None,
             heygen_media_hosts: "*.heygen.ai,*.heygen.com".into(),
-            generate_timeout_seconds: 1800,
+            generate_timeout_seconds: 3600,
             generate_poll_ms: 5000,
             replica_id: None,
         }
