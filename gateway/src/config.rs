@@ -520,7 +520,7 @@ impl Config {
 
     /// Generate steps' settings; a bad value is an error naming the setting.
     pub fn generate_settings(&self) -> anyhow::Result<aurora_actors::generate::GenerateSettings> {
-        use aurora_actors::generate::{ApiKey, ApiVersion, HostPatterns};
+        use aurora_actors::generate::{ApiVersion, HostPatterns};
         if self.generate_timeout_seconds == 0 {
             anyhow::bail!("AURORA_GENERATE_TIMEOUT_SECONDS must be at least 1");
         }
@@ -531,31 +531,10 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("AURORA_HEYGEN_API: {e}"))?;
         let media_hosts = HostPatterns::parse(&self.heygen_media_hosts)
             .map_err(|e| anyhow::anyhow!("AURORA_HEYGEN_MEDIA_HOSTS: {e}"))?;
-        let mut base_url: reqwest::Url = self
-            .heygen_base_url
-            .parse()
+        let base_url = aurora_actors::generate::heygen::base_url(&self.heygen_base_url)
             .map_err(|e| anyhow::anyhow!("AURORA_HEYGEN_BASE_URL: {e}"))?;
-        let host = base_url.host_str().unwrap_or_default();
-        let loopback = host == "localhost"
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        // The key travels in a header: never in plain text past this machine.
-        if !(base_url.scheme() == "https" || (base_url.scheme() == "http" && loopback)) {
-            anyhow::bail!(
-                "AURORA_HEYGEN_BASE_URL must be an https URL (http only to a loopback address)"
-            );
-        }
-        if !base_url.path().ends_with('/') {
-            let path = format!("{}/", base_url.path());
-            base_url.set_path(&path);
-        }
         let heygen = self
-            .heygen_api_key
-            .as_deref()
-            .and_then(ApiKey::new)
+            .heygen_key()
             .map(|api_key| aurora_actors::generate::HeygenSettings {
                 base_url,
                 api_key,
@@ -569,6 +548,13 @@ impl Config {
             poll_max: Duration::from_secs(60).max(poll),
             media_hosts,
         })
+    }
+
+    /// HeyGen's API key, if one is set (an empty one is none).
+    pub fn heygen_key(&self) -> Option<aurora_actors::generate::ApiKey> {
+        self.heygen_api_key
+            .as_deref()
+            .and_then(aurora_actors::generate::ApiKey::new)
     }
 
     /// Runs a user may have executing at once, by tier.

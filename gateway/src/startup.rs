@@ -275,7 +275,7 @@ impl Application {
                     let subject = bus.shared().subjects().rate_limit_consumption();
                     limits.share(client, subject, background.clone()).await?;
                 }
-                if config.heygen_api_key.is_some() && !limits.charges("generations") {
+                if config.heygen_key().is_some() && limits.charged_class("generations").is_none() {
                     tracing::warn!(
                         "HeyGen is configured but the rate-limit policy has no charged \
                          \"generations\" class: paid generations are not limited \

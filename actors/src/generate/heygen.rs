@@ -73,6 +73,27 @@ pub struct HeygenSettings {
     pub api: ApiVersion,
 }
 
+/// Parses HeyGen's base URL: https, or http to a loopback address only (a stand-in): the
+/// key travels in a header, never in plain text past this machine. Ends with `/`.
+pub fn base_url(text: &str) -> Result<reqwest::Url, String> {
+    let mut url: reqwest::Url = text.trim().parse().map_err(|e| format!("{e}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+        return Err("an https URL is needed (http only to a loopback address)".into());
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
 /// What the provider says of a video.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Status {
@@ -107,8 +128,8 @@ pub enum ProviderError {
         /// The request may have taken effect (a 5xx or a lost answer, not a 429).
         created_maybe: bool,
     },
-    /// The provider does not know the video (404 on its status).
-    #[error("the provider has no video {0}")]
+    /// Not found (404): on a status, the provider does not know the video.
+    #[error("{0}")]
     Unknown(String),
 }
 
@@ -246,12 +267,12 @@ impl Heygen {
                 .query(&[("video_id", video_id)]),
         };
         let request = request.header("x-api-key", &self.settings.api_key.0);
-        let answer = match send(request, false).await {
-            Err(ProviderError::Refused(what)) if what.starts_with("404") => {
-                return Err(ProviderError::Unknown(video_id.to_string()))
+        let answer = send(request, false).await.map_err(|error| match error {
+            ProviderError::Unknown(_) => {
+                ProviderError::Unknown(format!("the provider has no video {video_id}"))
             }
-            other => other?,
-        };
+            other => other,
+        })?;
         // v1's envelope says 100 for success.
         if let Some(code) = answer["code"].as_i64().filter(|code| *code != 100) {
             return Err(ProviderError::Unavailable {
@@ -394,6 +415,11 @@ async fn send(request: reqwest::RequestBuilder, creates: bool) -> Result<Value, 
             created_maybe: creates,
         });
     }
+    if status == StatusCode::NOT_FOUND {
+        return Err(ProviderError::Unknown(
+            format!("404 {message}").trim_end().to_string(),
+        ));
+    }
     if !status.is_success() {
         let why = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -451,6 +477,26 @@ mod tests {
         assert!(wait <= Duration::from_secs(30) && wait >= Duration::from_secs(25));
         headers.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn the_key_goes_to_https_or_to_loopback_only() {
+        let url = |text| base_url(text).map(|u| u.to_string());
+        assert_eq!(
+            url("https://api.heygen.com"),
+            Ok("https://api.heygen.com/".into())
+        );
+        assert_eq!(
+            url("http://127.0.0.1:9/x"),
+            Ok("http://127.0.0.1:9/x/".into())
+        );
+        assert!(url("http://[::1]:9").is_ok() && url("http://localhost:9").is_ok());
+        assert!(
+            url("http://api.heygen.com").is_err(),
+            "plain text past this machine"
+        );
+        assert!(url("ftp://127.0.0.1").is_err());
+        assert!(url("not a url").is_err());
     }
 
     #[test]

@@ -111,14 +111,20 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// The wake-up of `video_id`, registered until [`Signals::forget`].
-    pub fn waiter(&self, video_id: &str) -> Arc<Notify> {
-        self.waiting
+    /// The wake-up of `video_id`, registered until the [`Waiter`] is dropped.
+    pub fn waiter(&self, video_id: &str) -> Waiter<'_> {
+        let notify = self
+            .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(video_id.to_string())
             .or_default()
-            .clone()
+            .clone();
+        Waiter {
+            signals: self,
+            video_id: video_id.to_string(),
+            notify,
+        }
     }
 
     /// Wakes whoever waits on `video_id` here (nobody: nothing happens).
@@ -133,13 +139,30 @@ impl Signals {
             waiter.notify_one();
         }
     }
+}
 
-    /// No longer waited on.
-    pub fn forget(&self, video_id: &str) {
-        self.waiting
+/// A registered wake-up of one video; dropping it unregisters it.
+pub struct Waiter<'a> {
+    signals: &'a Signals,
+    video_id: String,
+    notify: Arc<Notify>,
+}
+
+impl Waiter<'_> {
+    /// Returns when a report about the video arrived (at once if one arrived since the
+    /// last call).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.signals
+            .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(video_id);
+            .remove(&self.video_id);
     }
 }
 
@@ -180,7 +203,7 @@ mod tests {
         signals.notify("unknown");
         // A permit was stored: the wait returns at once.
         futures::executor::block_on(waiter.notified());
-        signals.forget("v1");
+        drop(waiter);
         assert!(signals.waiting.lock().unwrap().is_empty());
     }
 }

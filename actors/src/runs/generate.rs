@@ -8,9 +8,9 @@ use tokio::time::Instant;
 
 use super::metadata;
 use super::step::StepWork;
+use crate::artifacts::ArtifactStore;
 use crate::generate::{next_pause, ApiVersion, Heygen, ProviderError, Status};
 use crate::tools::{Demuxer, ToolError};
-use aurora_domain::run::is_video_id;
 use std::time::Duration;
 
 impl StepWork<'_> {
@@ -109,15 +109,10 @@ impl StepWork<'_> {
         }
     }
 
-    /// Records the provider's id before anything waits on it. A store that fails is asked
-    /// again for a while: the video is paid for, and only the record keeps a later attempt
-    /// from paying again.
+    /// Records the provider's id before anything waits on it (an id that is not one ends
+    /// the run). A store that fails is asked again for a while: the video is paid for, and
+    /// only the record keeps a later attempt from paying again.
     async fn record(&self, client: &Heygen, video_id: &str) -> Result<(), ToolError> {
-        if !is_video_id(video_id) {
-            return Err(ToolError::Invalid(
-                "the provider answered with a video id that is not one".into(),
-            ));
-        }
         let command = RunCommand::RecordGeneration {
             step: self.step,
             attempt: self.attempt,
@@ -186,15 +181,7 @@ impl StepWork<'_> {
         deadline: Instant,
     ) -> Result<String, ToolError> {
         let settings = &self.deps.settings.generate;
-        let signals = &self.deps.signals;
-        let waiter = signals.waiter(video_id);
-        struct Forget<'a>(&'a crate::generate::Signals, &'a str);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                self.0.forget(self.1);
-            }
-        }
-        let _forget = Forget(signals, video_id);
+        let waiter = self.deps.signals.waiter(video_id);
         let mut pause = settings.poll;
         let mut unknown = 0;
         loop {
@@ -280,23 +267,16 @@ impl StepWork<'_> {
                 )));
             }
         };
-        let (final_path, part) = self.output(extension).await?;
-        if let Err(error) = tokio::fs::rename(&staging, &part).await {
-            let _ = tokio::fs::remove_file(&staging).await;
-            return Err(ToolError::Failed(format!(
-                "cannot store the generated video: {error}"
-            )));
-        }
-        let output = self
-            .finish_file(
-                Ok(()),
-                &part,
-                &final_path,
-                content_type,
-                Demuxer::of(format),
-                None,
-            )
-            .await?;
-        Ok(output)
+        let name = ArtifactStore::step_file_name(self.step, self.attempt, extension);
+        let final_path = staging.with_file_name(name);
+        self.finish_file(
+            Ok(()),
+            &staging,
+            &final_path,
+            content_type,
+            Demuxer::of(format),
+            None,
+        )
+        .await
     }
 }

@@ -30,7 +30,7 @@ use self::share::Sharing;
 use crate::config::Config;
 use crate::http::problem::Problem;
 use crate::metrics::RateLimitMetrics;
-use aurora_actors::limits::{Buckets, Check};
+use aurora_actors::limits::{Buckets, Check, Verdict};
 use aurora_domain::limits::Decision;
 use aurora_domain::limits::{KeyBy, Mode, Partition, Policies};
 
@@ -370,42 +370,57 @@ impl Limits {
         let verdicts = self.buckets.check_all(checks.clone()).await;
         let mut tightest: Option<Decision> = None;
         for (check, verdict) in checks.iter().zip(verdicts) {
-            let class = &self.policies.classes[check.class];
-            let (key, tier) = (&check.key, check.tier);
             // A shard being restarted cannot answer: the request is let through.
             let Some(verdict) = verdict else {
                 continue;
             };
-            let decision = verdict.decision;
-            if !decision.allowed {
-                if !check.counts {
-                    tracing::info!(class = %class.name, %key, "would be rate-limited (shadow)");
-                    self.metrics.decided(&class.name, tier, "shadow_limited");
-                    continue;
-                }
-                tracing::info!(class = %class.name, %key, "rate-limited");
-                if verdict.escalate {
-                    let client_ip = client.map(|ip| ip.to_string());
-                    if let Some(block) = self.block(key, &class.name, client_ip).await {
-                        self.metrics.decided(&class.name, tier, "blocked");
-                        return Err(Limited::Blocked(block));
-                    }
-                }
-                self.metrics.decided(&class.name, tier, "limited");
-                return Err(Limited::Refused {
-                    class: class.name.clone(),
-                    decision,
-                });
-            }
-            self.metrics.decided(&class.name, tier, "allowed");
-            if let Some((sharing, _)) = &self.sharing {
-                sharing.admitted(check.class, key, tier);
-            }
+            let Some(decision) = self.settle(check, verdict, client).await? else {
+                continue; // shadow
+            };
             if tightest.is_none_or(|t| decision.remaining < t.remaining) {
                 tightest = Some(decision);
             }
         }
         Ok(tightest)
+    }
+
+    /// What a bucket's verdict on `check` means for the request: `Ok(Some)` admitted (and
+    /// reported to the other replicas), `Ok(None)` refused in shadow mode, `Err` refused
+    /// (a block when the refusal escalates).
+    async fn settle(
+        &self,
+        check: &Check,
+        verdict: Verdict,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Decision>, Limited> {
+        let class = &self.policies.classes[check.class];
+        let (key, tier) = (&check.key, check.tier);
+        let decision = verdict.decision;
+        if !decision.allowed {
+            if !check.counts {
+                tracing::info!(class = %class.name, %key, "would be rate-limited (shadow)");
+                self.metrics.decided(&class.name, tier, "shadow_limited");
+                return Ok(None);
+            }
+            tracing::info!(class = %class.name, %key, "rate-limited");
+            if verdict.escalate {
+                let client_ip = client.map(|ip| ip.to_string());
+                if let Some(block) = self.block(key, &class.name, client_ip).await {
+                    self.metrics.decided(&class.name, tier, "blocked");
+                    return Err(Limited::Blocked(block));
+                }
+            }
+            self.metrics.decided(&class.name, tier, "limited");
+            return Err(Limited::Refused {
+                class: class.name.clone(),
+                decision,
+            });
+        }
+        self.metrics.decided(&class.name, tier, "allowed");
+        if let Some((sharing, _)) = &self.sharing {
+            sharing.admitted(check.class, key, tier);
+        }
+        Ok(Some(decision))
     }
 
     /// Charges one unit of the charged class `class` (a run's paid generation) to `user`:
@@ -419,62 +434,42 @@ impl Limits {
         user: &str,
         tier: Tier,
     ) -> Result<Option<Decision>, Limited> {
-        let Some(index) = self
-            .policies
-            .classes
-            .iter()
-            .position(|c| c.charged && c.name == class)
-        else {
+        let Some(index) = self.charged_class(class) else {
             return Ok(None);
         };
         let class = &self.policies.classes[index];
-        let unavailable = || Limited::Unavailable {
-            class: class.name.clone(),
-        };
-        if class.partition == Partition::Closed && !self.shared() {
-            self.metrics.decided(&class.name, Some(tier), "unavailable");
-            return Err(unavailable());
-        }
-        let key = format!("user:{user}");
         let check = Check {
             class: index,
-            key: key.clone(),
+            key: format!("user:{user}"),
             tier: Some(tier),
             counts: class.mode == Mode::Enforce,
             blocks: false,
         };
-        let Some(verdict) = self.buckets.check_all(vec![check]).await.pop().flatten() else {
-            self.metrics.decided(&class.name, Some(tier), "unavailable");
-            return Err(unavailable());
+        let closed = class.partition == Partition::Closed && !self.shared();
+        let verdict = match closed {
+            true => None,
+            false => self
+                .buckets
+                .check_all(vec![check.clone()])
+                .await
+                .pop()
+                .flatten(),
         };
-        let decision = verdict.decision;
-        if !decision.allowed {
-            if class.mode == Mode::Shadow {
-                tracing::info!(class = %class.name, %key, "would be refused (shadow)");
-                self.metrics
-                    .decided(&class.name, Some(tier), "shadow_limited");
-                return Ok(None);
-            }
-            tracing::info!(class = %class.name, %key, "refused: quota used up");
-            self.metrics.decided(&class.name, Some(tier), "limited");
-            return Err(Limited::Refused {
+        let Some(verdict) = verdict else {
+            self.metrics.decided(&class.name, Some(tier), "unavailable");
+            return Err(Limited::Unavailable {
                 class: class.name.clone(),
-                decision,
             });
-        }
-        self.metrics.decided(&class.name, Some(tier), "allowed");
-        if let Some((sharing, _)) = &self.sharing {
-            sharing.admitted(index, &key, Some(tier));
-        }
-        Ok(Some(decision))
+        };
+        self.settle(&check, verdict, None).await
     }
 
-    /// Is there a charged class named `class`?
-    pub fn charges(&self, class: &str) -> bool {
+    /// The index of the charged class named `class`, if the policies have one.
+    pub fn charged_class(&self, class: &str) -> Option<usize> {
         self.policies
             .classes
             .iter()
-            .any(|c| c.charged && c.name == class)
+            .position(|c| c.charged && c.name == class)
     }
 
     /// Stops the bucket actors.

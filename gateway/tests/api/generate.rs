@@ -11,6 +11,7 @@ use super::both_modes;
 
 use std::time::Duration;
 
+use aurora_nats::CloudEvent;
 use aurora_projections::testkit::{self, TempDir};
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -239,6 +240,10 @@ async fn a_replica_killed_while_waiting_resumes_the_same_video() {
         .subscribe(format!("{prefix}.events.run.*.GenerationSubmitted"))
         .await
         .unwrap();
+    let mut started = nats
+        .subscribe(format!("{prefix}.events.run.*.StepStarted"))
+        .await
+        .unwrap();
     let mut ended = nats
         .subscribe(format!("{prefix}.events.run.*.RunSucceeded"))
         .await
@@ -274,12 +279,12 @@ async fn a_replica_killed_while_waiting_resumes_the_same_video() {
 
     // The survivor takes the step over, waiting for the same video; then it is ready.
     let takeover = async {
-        loop {
-            let events = db.read_aggregate_after("run", &id, 0).await.unwrap();
-            if executor_of(&events, 2).is_some() {
-                return events;
+        while let Some(message) = started.next().await {
+            let event: CloudEvent = serde_json::from_slice(&message.payload).unwrap();
+            let started = &event.data["StepStarted"];
+            if started["step"] == 0 && started["attempt"] == 2 {
+                return;
             }
-            tokio::task::yield_now().await;
         }
     };
     tokio::time::timeout(RUN_WAIT, takeover)
@@ -512,7 +517,8 @@ async fn generate_steps_are_refused_without_a_key_and_bad_ones_change_nothing() 
         .contains("AURORA_HEYGEN_API_KEY"));
 
     let stand_in = stand_in(Behaviour::default()).await;
-    let keyed = spawn_app_with(Mode::Embedded, |config| point_at(config, &stand_in)).await;
+    // A replica that executes runs: a refused spec must never reach the provider.
+    let keyed = spawn_worker(Mode::Embedded, |config| point_at(config, &stand_in)).await;
     let keyed_before = keyed.changes().await;
     let with = |change: &dyn Fn(&mut Value)| {
         let mut spec = generate_then(&[json!({"kind": "probe"})]);

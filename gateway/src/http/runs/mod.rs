@@ -180,12 +180,7 @@ async fn create(
             ))
         })?;
         // Refused here, with a problem that says why, rather than failed later.
-        if state
-            .config
-            .heygen_api_key
-            .as_deref()
-            .is_none_or(|k| k.trim().is_empty())
-        {
+        if state.config.heygen_key().is_none() {
             return Err(Problem::unprocessable(
                 "provider-not-configured",
                 "generate steps need HeyGen, and this Aurora has no key for it \
