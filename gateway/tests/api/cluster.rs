@@ -195,7 +195,21 @@ async fn a_nats_node_killed_under_load_loses_no_acknowledged_event() {
     .await;
     let bus = app.state.bus.shared();
     let filter = bus.subjects().all_events();
-    let mut deliveries = bus.consume("cluster-check", &filter).await.unwrap();
+    // Making the consumer is a request to a cluster that may still be moving leaders: it is
+    // asked again until it answers, like the stream's count above.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut deliveries = loop {
+        match bus.consume("cluster-check", &filter).await {
+            Ok(deliveries) => break deliveries,
+            Err(error) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no consumer on the stream: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut requested: HashMap<String, usize> = HashMap::new();
     for _ in 0..stored {
