@@ -41,9 +41,11 @@ impl ArtifactStore {
         self.root.join("media").join(id.to_string())
     }
 
-    /// A fresh temporary name for an upload in progress.
+    /// A fresh temporary name for an upload in progress. It names the uploading process, so
+    /// that the janitor removes it once that process is gone.
     pub fn media_part(&self, id: Uuid) -> PathBuf {
-        self.root.join("media").join(format!(".{id}.part"))
+        let owner = crate::janitor::Owner::this().tag();
+        self.root.join("media").join(format!(".{id}.{owner}.part"))
     }
 
     /// The directory of run `id`'s files.

@@ -31,6 +31,8 @@ pub struct EngineSettings {
     pub step_timeout: Duration,
     /// How long a run's message stays with a replica that stopped keeping it alive.
     pub ack_wait: Duration,
+    /// How often the janitor runs (see [`crate::janitor`]).
+    pub sweep_interval: Duration,
     /// Restarts of one run's actor allowed within a window.
     pub run_restarts: (usize, Duration),
     /// Restarts of transcode workers allowed within a window.

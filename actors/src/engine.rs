@@ -243,6 +243,23 @@ impl Actor for Root {
     }
 }
 
+/// Reaps orphaned tools and sweeps partial files now and every `sweep_interval`.
+async fn janitor(deps: Arc<Deps>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(deps.settings.sweep_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let reaped = tokio::task::spawn_blocking(crate::janitor::reap_orphans)
+            .await
+            .unwrap_or(0);
+        let swept = crate::janitor::sweep_parts(&deps.artifacts, &deps.runs).await;
+        deps.metrics.record_janitor(reaped, swept);
+    }
+}
+
 /// A running engine.
 pub struct Engine {
     root: ActorRef<RootMsg>,
@@ -255,10 +272,16 @@ impl Engine {
     /// Starts the actors, then takes work from `bus`.
     pub async fn start(deps: Deps, bus: Arc<dyn EventBus>) -> anyhow::Result<Self> {
         deps.artifacts.prepare().await?;
+        // Before any run is taken: an ffmpeg a killed predecessor left must not encode on
+        // beside the retry of its step.
+        let reaped = tokio::task::spawn_blocking(crate::janitor::reap_orphans).await?;
+        deps.metrics
+            .record_janitor(reaped, crate::janitor::Swept::default());
         let deps = Arc::new(deps);
         let (root, root_handle) = Actor::spawn(None, Root { deps: deps.clone() }, ()).await?;
         let shutdown = CancellationToken::new();
         let tasks = vec![
+            tokio::spawn(janitor(deps.clone(), shutdown.clone())),
             tokio::spawn(intake(
                 deps.clone(),
                 root.clone(),

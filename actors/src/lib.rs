@@ -14,6 +14,7 @@
 //! - [`transcode`]: the transcode pool and its workers (one ffmpeg each).
 //! - [`tools`]: ffprobe / ffmpeg (through ffmpeg-sidecar): probe, transcode, thumbnail.
 //! - [`artifacts`]: where uploads and outputs live, and how files are named and checked.
+//! - [`janitor`]: what a killed replica leaves: its orphaned ffmpeg and partial files.
 //! - [`disguise`]: files dressed as media (the attacks media admission stops), for tests.
 //! - [`fetch`]: URL inputs, with size and time limits and SSRF protection.
 //! - [`generate`]: the generate step's provider (HeyGen): create, wait, download.
@@ -35,6 +36,7 @@ pub mod faults;
 pub mod feed;
 pub mod fetch;
 pub mod generate;
+pub mod janitor;
 pub mod limits;
 pub mod progress;
 pub mod runs;

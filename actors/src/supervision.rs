@@ -40,6 +40,16 @@ pub struct EngineMetrics {
     /// Calls to generation providers, by outcome: `created`, `retried` (busy or broken,
     /// asked again), `refused`, `ambiguous`, `completed`, `failed`.
     pub generations: Family<OutcomeLabels, Counter>,
+    /// What the janitor cleared, by kind: `orphan_tools` (processes killed), `run_parts`,
+    /// `upload_parts` (files removed).
+    pub janitor: Family<KindLabels, Counter>,
+}
+
+/// Labels of what the janitor cleared.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `orphan_tools`, `run_parts`, `upload_parts`.
+    pub kind: String,
 }
 
 /// Labels of run outcomes.
@@ -63,6 +73,7 @@ impl Default for EngineMetrics {
             transcode_fps: Histogram::new([5.0, 15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 1000.0]),
             runs_finished: Family::default(),
             generations: Family::default(),
+            janitor: Family::default(),
         }
     }
 }
@@ -75,6 +86,19 @@ impl EngineMetrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+
+    /// Counts what a janitor round cleared.
+    pub fn record_janitor(&self, reaped: usize, swept: crate::janitor::Swept) {
+        for (kind, n) in [
+            ("orphan_tools", reaped),
+            ("run_parts", swept.run_parts),
+            ("upload_parts", swept.uploads),
+        ] {
+            self.janitor
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .inc_by(n as u64);
+        }
     }
 
     /// Restarts of every kind so far.

@@ -233,6 +233,12 @@ pub struct Config {
     #[arg(long, env = "AURORA_RUN_ACK_WAIT_SECONDS", default_value_t = 30)]
     pub run_ack_wait_seconds: u64,
 
+    /// How often the janitor kills tools whose Aurora is gone (a replica killed on this host)
+    /// and removes partial files no live attempt will finish, in seconds. It also runs once
+    /// when the engine starts.
+    #[arg(long, env = "AURORA_SWEEP_INTERVAL_SECONDS", default_value_t = 60)]
+    pub sweep_interval_seconds: u64,
+
     /// The ffmpeg binary.
     #[arg(long, env = "AURORA_FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
@@ -362,6 +368,7 @@ impl Config {
             retry_backoff_ms: 200,
             step_timeout_seconds: 300,
             run_ack_wait_seconds: 30,
+            sweep_interval_seconds: 60,
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
             fetch_max_bytes: 64 * 1024 * 1024,
@@ -498,6 +505,9 @@ impl Config {
         if self.step_timeout_seconds == 0 {
             anyhow::bail!("AURORA_STEP_TIMEOUT_SECONDS must be at least 1");
         }
+        if self.sweep_interval_seconds == 0 {
+            anyhow::bail!("AURORA_SWEEP_INTERVAL_SECONDS must be at least 1");
+        }
         let allow = aurora_domain::net::IpRanges::parse(&self.fetch_allow)
             .map_err(|e| anyhow::anyhow!("AURORA_FETCH_ALLOW: {e}"))?;
         Ok(aurora_actors::EngineSettings {
@@ -507,6 +517,7 @@ impl Config {
             backoff: Duration::from_millis(self.retry_backoff_ms),
             step_timeout: Duration::from_secs(self.step_timeout_seconds),
             ack_wait: Duration::from_secs(self.run_ack_wait_seconds),
+            sweep_interval: Duration::from_secs(self.sweep_interval_seconds),
             run_restarts: (3, Duration::from_secs(60)),
             worker_restarts: (10, Duration::from_secs(60)),
             fetch: aurora_actors::fetch::FetchSettings {

@@ -201,6 +201,11 @@ impl Metrics {
             engine.generations.clone(),
         );
         registry.register(
+            "janitor_cleared",
+            "Tools of killed replicas killed and partial files removed by the janitor, by kind",
+            engine.janitor.clone(),
+        );
+        registry.register(
             "transcodes_active",
             "Transcodes running on this replica",
             engine.transcodes_active.clone(),

@@ -96,6 +96,9 @@ mod cluster;
 #[path = "api/generate.rs"]
 mod generate;
 
+#[path = "api/leftovers.rs"]
+mod leftovers;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
     Embedded,

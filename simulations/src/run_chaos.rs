@@ -123,6 +123,7 @@ pub async fn simulate(seed: u64, runs: usize) -> Result<RunChaosReport, Violatio
         backoff: Duration::from_millis(20),
         step_timeout: Duration::from_secs(120),
         ack_wait: Duration::from_secs(30),
+        sweep_interval: Duration::from_secs(60),
         run_restarts: (3, Duration::from_secs(60)),
         worker_restarts: (10, Duration::from_secs(60)),
         fetch: aurora_actors::fetch::FetchSettings {

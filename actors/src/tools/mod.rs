@@ -121,6 +121,10 @@ impl Tools {
             .arg("-i")
             .arg(path)
             .stdin(Stdio::null())
+            .env(
+                crate::janitor::OWNER_VAR,
+                crate::janitor::Owner::this().tag(),
+            )
             .kill_on_drop(true);
         let output = tokio::time::timeout(timeout, command.output())
             .await
@@ -261,6 +265,11 @@ impl Tools {
         timeout: Duration,
         mut on_progress: impl FnMut(f64, f32, f32) + Send,
     ) -> Result<Option<(u32, u32)>, ToolError> {
+        // Named for the janitor: if this process is killed, the next one reaps it.
+        command.as_inner_mut().env(
+            crate::janitor::OWNER_VAR,
+            crate::janitor::Owner::this().tag(),
+        );
         let mut child = KillOnDrop(
             command
                 .spawn()

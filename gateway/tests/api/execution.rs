@@ -248,8 +248,14 @@ pub(super) fn executor_of(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() {
     let dir = TempDir::new().unwrap();
-    let (prefix, database, shared) =
-        shared_replica_env(&dir, &[("AURORA_TRANSCODE_WORKERS", "1".to_string())]).await;
+    let (prefix, database, shared) = shared_replica_env(
+        &dir,
+        &[
+            ("AURORA_TRANSCODE_WORKERS", "1".to_string()),
+            ("AURORA_SWEEP_INTERVAL_SECONDS", "1".to_string()),
+        ],
+    )
+    .await;
     let replica = |name: &str| replica_named(&dir, &shared, name);
     let mut replicas = [Some(replica("a")), Some(replica("b"))];
     let a = replicas[0].as_ref().unwrap();
@@ -345,6 +351,8 @@ async fn a_run_whose_replica_is_killed_mid_transcode_is_finished_by_the_other() 
     let items = artifacts["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{artifacts}");
     assert_eq!(items[0]["name"], "step-1-a2.webm");
+    // The killed replica's ffmpeg and partial file: the survivor on this host clears both.
+    super::leftovers::nothing_left_in(&dir.path().join("artifacts")).await;
 }
 
 #[apply(both_modes)]

@@ -1,0 +1,333 @@
+//! What a killed replica leaves behind, cleared by the next one on the host.
+//!
+//! `kill -9` of Aurora does not reach its children: an ffmpeg it started encodes on to the
+//! end (beside the retry of the same step), and the `.part` file it was writing stays on
+//! disk for good. So every tool Aurora starts carries [`OWNER_VAR`] in its environment,
+//! naming the Aurora process that started it (pid and start time, so a reused pid is not
+//! mistaken for it). The janitor kills every tool whose owner is gone ([`reap_orphans`]):
+//! once when the engine starts, before it takes any run, and then periodically, so a
+//! surviving replica on the host clears after a dead one too.
+//!
+//! It then removes the partial files no live attempt will finish ([`sweep_parts`]): a
+//! step's `.part` whose attempt is not the run's current one or whose run has ended (read
+//! from the store, not a view that may lag), and an upload's `.part` whose uploading process
+//! is gone (on this host; elsewhere, once it has not changed for a day).
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use aurora_domain::run::{Run, RunStatus};
+use aurora_projections::RunCommands;
+use uuid::Uuid;
+
+use crate::artifacts::ArtifactStore;
+
+/// The environment variable naming the Aurora process that started a tool.
+pub const OWNER_VAR: &str = "AURORA_TOOL_OWNER";
+
+/// An upload's `.part` whose uploader is on another host is removed once unchanged this long.
+pub const FOREIGN_UPLOAD_STALE: Duration = Duration::from_secs(24 * 3600);
+
+/// A process, as its children and partial files name it: `<pid>-<start>-<host>` (start:
+/// clock ticks after boot, from `/proc/<pid>/stat`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Its pid.
+    pub pid: u32,
+    /// When it started, in clock ticks after boot.
+    pub start: u64,
+    /// Its host.
+    pub host: String,
+}
+
+impl Owner {
+    /// This process.
+    pub fn this() -> &'static Owner {
+        static THIS: OnceLock<Owner> = OnceLock::new();
+        THIS.get_or_init(|| {
+            let pid = std::process::id();
+            Owner {
+                pid,
+                start: start_time(pid).unwrap_or(0),
+                host: host_name(),
+            }
+        })
+    }
+
+    /// Its tag (what [`Owner::parse`] reads).
+    pub fn tag(&self) -> String {
+        format!("{}-{}-{}", self.pid, self.start, self.host)
+    }
+
+    /// Reads a tag.
+    pub fn parse(tag: &str) -> Option<Owner> {
+        let mut parts = tag.splitn(3, '-');
+        let pid = parts.next()?.parse().ok()?;
+        let start = parts.next()?.parse().ok()?;
+        let host = parts.next()?.to_string();
+        Some(Owner { pid, start, host })
+    }
+
+    /// Is it on this host?
+    pub fn is_local(&self) -> bool {
+        self.host == Owner::this().host
+    }
+
+    /// Is it a process of this host that still runs (its pid not reused since)?
+    pub fn is_alive(&self) -> bool {
+        self.is_local() && start_time(self.pid) == Some(self.start)
+    }
+}
+
+/// The host's name, as a tag may carry it (no `/` or whitespace).
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let name: String = name
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// When process `pid` started, in clock ticks after boot (`None`: no such process, or not
+/// Linux).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses; fields after the last
+    // `)` are plain. starttime is field 22, the 20th after comm.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills every process of this host whose environment names an owner that is gone; returns
+/// how many. Processes of other users cannot be read and are left alone.
+pub fn reap_orphans() -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let Some(owner) = owner_in(&environ) else {
+            continue;
+        };
+        if owner.is_local() && !owner.is_alive() {
+            let pid = nix::unistd::Pid::from_raw(pid as i32);
+            if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
+                tracing::warn!(
+                    pid = pid.as_raw(),
+                    owner = owner.pid,
+                    "killed a tool whose Aurora is gone"
+                );
+                killed += 1;
+            }
+        }
+    }
+    killed
+}
+
+/// The owner named by [`OWNER_VAR`] in a `/proc/<pid>/environ`.
+fn owner_in(environ: &[u8]) -> Option<Owner> {
+    let prefix = format!("{OWNER_VAR}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|var| var.strip_prefix(prefix.as_bytes()))
+        .and_then(|tag| std::str::from_utf8(tag).ok())
+        .and_then(Owner::parse)
+}
+
+/// What [`sweep_parts`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Partial files of runs' steps and inputs.
+    pub run_parts: usize,
+    /// Partial uploads.
+    pub uploads: usize,
+}
+
+/// Removes the partial files no live attempt or upload will finish.
+pub async fn sweep_parts(artifacts: &ArtifactStore, runs: &RunCommands) -> Swept {
+    let mut swept = Swept::default();
+    if let Ok(mut dirs) = tokio::fs::read_dir(artifacts.root().join("runs")).await {
+        while let Ok(Some(dir)) = dirs.next_entry().await {
+            let Some(run_id) = dir
+                .file_name()
+                .to_str()
+                .and_then(|n| Uuid::parse_str(n).ok())
+            else {
+                continue;
+            };
+            let parts = parts_in(&dir.path()).await;
+            if parts.is_empty() {
+                continue;
+            }
+            // The store decides; when it cannot be read, nothing is removed.
+            let Ok(run) = runs.load(&run_id.to_string()).await else {
+                continue;
+            };
+            for name in parts {
+                if !run_part_is_live(&run, &name) && remove(&dir.path().join(&name)).await {
+                    swept.run_parts += 1;
+                }
+            }
+        }
+    }
+    let media = artifacts.root().join("media");
+    for name in parts_in(&media).await {
+        let path = media.join(&name);
+        let live = match upload_owner(&name) {
+            Some(owner) if owner.is_local() => owner.is_alive(),
+            _ => unchanged_for(&path).await < FOREIGN_UPLOAD_STALE,
+        };
+        if !live && remove(&path).await {
+            swept.uploads += 1;
+        }
+    }
+    swept
+}
+
+/// Is the partial file `name` of `run`'s directory one an attempt may still finish?
+pub fn run_part_is_live(run: &Run, name: &str) -> bool {
+    if run.status().is_finished() || run.status() == RunStatus::New {
+        return false;
+    }
+    match step_attempt(name) {
+        // A newer attempt than the one loaded may have started since.
+        Some((step, attempt)) => step == run.next_step() && attempt >= run.attempt().number,
+        // The run's fetched input, while the run goes on.
+        None => true,
+    }
+}
+
+/// `(step, attempt)` of a step's partial file (`.step-<n>-a<attempt>.<ext>.part`).
+fn step_attempt(name: &str) -> Option<(usize, u32)> {
+    let rest = name.strip_prefix(".step-")?;
+    let (step, rest) = rest.split_once("-a")?;
+    let (attempt, _) = rest.split_once('.')?;
+    Some((step.parse().ok()?, attempt.parse().ok()?))
+}
+
+/// The uploader named in an upload's partial file (`.<uuid>.<owner tag>.part`).
+fn upload_owner(name: &str) -> Option<Owner> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".part")?;
+    let (_, tag) = inner.split_once('.')?;
+    Owner::parse(tag)
+}
+
+/// The names of the partial files directly in `dir`.
+async fn parts_in(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if let Some(name) = entry.file_name().to_str() {
+                if name.starts_with('.') && name.ends_with(".part") {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// How long since `path` last changed (zero when unknown).
+async fn unchanged_for(path: &Path) -> Duration {
+    tokio::fs::metadata(path)
+        .await
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| at.elapsed().ok())
+        .unwrap_or_default()
+}
+
+async fn remove(path: &Path) -> bool {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "removed a partial file nothing will finish");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_read_back_and_this_process_is_alive() {
+        let this = Owner::this();
+        assert!(this.start > 0, "a start time on Linux");
+        assert_eq!(Owner::parse(&this.tag()).as_ref(), Some(this));
+        assert!(this.is_alive());
+        let reused = Owner {
+            start: this.start + 1,
+            ..this.clone()
+        };
+        assert!(
+            !reused.is_alive(),
+            "a pid with another start is another process"
+        );
+        let elsewhere = Owner {
+            host: format!("{}-other", this.host),
+            ..this.clone()
+        };
+        assert!(!elsewhere.is_local() && !elsewhere.is_alive());
+        assert_eq!(
+            Owner::parse("12-34-my-host.local").unwrap().host,
+            "my-host.local"
+        );
+        for bad in ["", "x-1-h", "1-x-h", "1-2"] {
+            assert_eq!(Owner::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_owner_is_found_among_the_variables() {
+        let environ = b"PATH=/bin\0AURORA_TOOL_OWNER=7-99-box\0HOME=/\0";
+        assert_eq!(
+            owner_in(environ),
+            Some(Owner {
+                pid: 7,
+                start: 99,
+                host: "box".into()
+            })
+        );
+        assert_eq!(owner_in(b"PATH=/bin\0XAURORA_TOOL_OWNER=7-99-box\0"), None);
+    }
+
+    #[test]
+    fn partial_files_are_read_by_their_names() {
+        assert_eq!(step_attempt(".step-1-a2.webm.part"), Some((1, 2)));
+        assert_eq!(step_attempt(".step-10-a12.jpg.part"), Some((10, 12)));
+        assert_eq!(step_attempt(".input.part"), None);
+        assert_eq!(step_attempt(".step-x-a1.mp4.part"), None);
+        let id = Uuid::from_u128(5);
+        let tag = Owner::this().tag();
+        assert_eq!(
+            upload_owner(&format!(".{id}.{tag}.part")).as_ref(),
+            Some(Owner::this())
+        );
+        assert_eq!(upload_owner(&format!(".{id}.part")), None);
+    }
+}
