@@ -4,13 +4,27 @@
 //! applies what the tail delivers; if the tail breaks, the actor fails and its supervisor
 //! starts it again (tail again, load again). The replica that commits such an event also
 //! applies it at once, before answering.
+//!
+//! A tail can also go quiet without failing: a NATS server restarted or a network that
+//! drops packets leaves the consumer waiting until its heartbeats are missed, seconds later
+//! (the chaos harness found revoked keys honoured for 10 s so). So beside the bus, each
+//! replica also polls the store for these events ([`InMemory::follow_store`], every
+//! [`STORE_POLL`]): a cheap read of what was committed since the last poll, which bounds
+//! how stale the state can be to the poll period whatever the bus does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aurora_projections::read::projection::load_named;
 use aurora_projections::read::{Envelope, Interest, Projection, Scope};
-use aurora_projections::{Database, StoreError, StoredEvent};
+use aurora_projections::{Cursor, Database, StoreError, StoredEvent};
+use tokio_util::sync::CancellationToken;
+
+/// How often [`follow_store`] polls: a revoked token is refused everywhere within about
+/// this, even while the bus is down (the promise is 1 s).
+pub const STORE_POLL: Duration = Duration::from_millis(250);
 
 /// State built from the events named [`Replicated::EVENTS`] of aggregates of type
 /// [`Replicated::AGGREGATE`].
@@ -36,12 +50,69 @@ pub trait Replicated: Send + Sync + 'static {
 pub struct InMemory<R> {
     state: Arc<R>,
     db: Database,
+    /// The last sequence applied, by aggregate: the bus and the store poll deliver the same
+    /// events at different times, and an old one (a block) must not undo a newer one (its
+    /// lifting) it arrives after.
+    applied: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl<R: Replicated> InMemory<R> {
     /// The projection keeping `state`, loading from `db`.
     pub fn new(state: Arc<R>, db: Database) -> Self {
-        Self { state, db }
+        Self {
+            state,
+            db,
+            applied: Default::default(),
+        }
+    }
+
+    /// Applies `event` unless a later event of its aggregate was applied already.
+    fn apply_one(&self, event: &StoredEvent) {
+        {
+            let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            let last = applied.entry(event.aggregate_id.clone()).or_insert(0);
+            if event.sequence <= *last {
+                return;
+            }
+            *last = event.sequence;
+        }
+        self.state.apply_event(event);
+    }
+
+    /// Applies `R`'s events from the store every `every` until `stop`; errors (the
+    /// database unreachable) are retried at the next tick.
+    pub async fn follow_store(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+        const BATCH: i64 = 1000;
+        let mut cursor = Cursor::START;
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            loop {
+                match self
+                    .db
+                    .read_named_after(R::AGGREGATE, R::EVENTS, cursor, BATCH)
+                    .await
+                {
+                    Ok((events, next)) => {
+                        for event in &events {
+                            self.apply_one(event);
+                        }
+                        cursor = next;
+                        if (events.len() as i64) < BATCH {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "{}: polling the store failed", R::NAME);
+                        break;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -61,7 +132,7 @@ impl<R: Replicated> Projection for InMemory<R> {
 
     async fn catch_up(&self) -> Result<(), StoreError> {
         for envelope in load_named(&self.db, self.interest()).await? {
-            self.state.apply_event(&envelope.event);
+            self.apply_one(&envelope.event);
         }
         self.state.prune();
         tracing::info!(entries = self.state.entries(), "{} loaded", R::NAME);
@@ -70,7 +141,7 @@ impl<R: Replicated> Projection for InMemory<R> {
 
     async fn apply(&self, batch: &[Arc<Envelope>]) -> Result<(), StoreError> {
         for envelope in batch {
-            self.state.apply_event(&envelope.event);
+            self.apply_one(&envelope.event);
         }
         Ok(())
     }

@@ -212,6 +212,7 @@ impl Application {
         )];
         // Every read model is a projection fed by the projections supervisor (started
         // below, once the list is complete).
+        let revocations_model = Arc::new(InMemory::new(revocations, db.clone()));
         let mut read_models: Vec<Arc<dyn Projection>> = vec![
             audit.clone(),
             runs.clone(),
@@ -223,8 +224,14 @@ impl Application {
                 users: UserCommands::with_appends(&db, appends.clone(), committed.clone()),
                 users_view: users.clone(),
             }),
-            Arc::new(InMemory::new(revocations, db.clone())),
+            revocations_model.clone(),
         ];
+        // On NATS a tail can go quiet for seconds: the store bounds how stale they get.
+        if bus.nats_client().is_some() {
+            tasks.push(tokio::spawn(
+                revocations_model.follow_store(crate::replicated::STORE_POLL, background.clone()),
+            ));
+        }
         // Run events with the owner in the subject, for outside subscribers (NATS only).
         if let Some(client) = bus.nats_client() {
             read_models.push(Arc::new(RunFeed::new(
@@ -268,7 +275,14 @@ impl Application {
                 let proxies = proxies.clone();
                 // Blocks in force are known before the first request is served.
                 let blocks = Arc::new(Blocks::default());
-                read_models.push(Arc::new(InMemory::new(blocks.clone(), db.clone())));
+                let blocks_model = Arc::new(InMemory::new(blocks.clone(), db.clone()));
+                read_models.push(blocks_model.clone());
+                if bus.nats_client().is_some() {
+                    tasks.push(tokio::spawn(
+                        blocks_model
+                            .follow_store(crate::replicated::STORE_POLL, background.clone()),
+                    ));
+                }
                 let metrics = metrics.rate_limits.clone();
                 let mut limits = Limits::start(policies, proxies, clients, blocks, metrics).await?;
                 if let Some(client) = bus.nats_client() {

@@ -12,8 +12,11 @@
 //! - [`run_chaos`]: panics injected into run actors and transcode workers while runs
 //!   execute with real ffmpeg; supervisors must restart them and every run succeed with one
 //!   output per step.
+//! - [`live`]: the live chaos harness (the `chaos` binary): real replicas, Postgres and
+//!   NATS under faults, and a checker of the history.
 #![forbid(unsafe_code)]
 
+pub mod live;
 pub mod projection_chaos;
 pub mod relay_chaos;
 pub mod rng;

@@ -209,6 +209,73 @@ impl Database {
     }
 
     /// The events of one aggregate after `sequence`, in order (committed ones only).
+    /// Events of `aggregate_type` named one of `names`, committed after `cursor`, at most
+    /// `limit`, in commit order; and the cursor to ask from next. Gap-safe like
+    /// [`Database::read_after`], and cheap to repeat: the cursor moves past every event
+    /// considered, matching or not, so a poll reads only what was committed since the last.
+    pub async fn read_named_after(
+        &self,
+        aggregate_type: &str,
+        names: &[&str],
+        cursor: Cursor,
+        limit: i64,
+    ) -> Result<(Vec<StoredEvent>, Cursor), StoreError> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        match self {
+            Database::Postgres(pool) => {
+                // Every transaction below the horizon has ended: what it stored is visible.
+                let horizon: i64 = sqlx::query_scalar(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                )
+                .fetch_one(pool)
+                .await?;
+                let sql = format!(
+                    "SELECT {PG_COLUMNS} FROM events \
+                     WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
+                       AND xid < $3::bigint::text::xid8 \
+                       AND aggregate_type = $4 AND event_type = ANY($5) \
+                     ORDER BY events.xid, events.position LIMIT $6"
+                );
+                let events = sqlx::query_as::<_, Row>(&sql)
+                    .bind(cursor.xid)
+                    .bind(cursor.position)
+                    .bind(horizon)
+                    .bind(aggregate_type)
+                    .bind(&names)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(Row::decode)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let next = match events.last() {
+                    Some(last) if events.len() as i64 >= limit => last.cursor,
+                    _ => cursor.max(Cursor {
+                        xid: horizon,
+                        position: 0,
+                    }),
+                };
+                Ok((events, next))
+            }
+            Database::Sqlite(_) => {
+                // One writer: positions are commit order.
+                let mut events = Vec::new();
+                for name in &names {
+                    events.extend(
+                        self.read_events_named(aggregate_type, name)
+                            .await?
+                            .into_iter()
+                            .filter(|e| e.cursor > cursor),
+                    );
+                }
+                events.sort_by_key(|e| e.cursor);
+                events.truncate(limit.max(0) as usize);
+                let next = events.last().map_or(cursor, |e| e.cursor);
+                Ok((events, next))
+            }
+        }
+    }
+
     pub async fn read_aggregate_after(
         &self,
         aggregate_type: &str,
