@@ -425,3 +425,67 @@ async fn revocation_and_disabling_reach_another_gateway_process_within_a_second(
         "A refused the disabled user's session after {took:?}"
     );
 }
+
+/// Found by the chaos harness: a replica whose NATS connection goes quiet (a server
+/// restarted, a network dropping packets) learned of revocations only when its consumer's
+/// heartbeats were missed, seconds later, and honoured revoked keys meanwhile. Here the
+/// replica's NATS traffic is held by a proxy (nothing passes, nothing closes): it still
+/// refuses a key revoked on another replica within a second, from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_partitioned_from_nats_still_refuses_a_revoked_key_within_a_second() {
+    use aurora_simulations::live::proxy::{Mode, Proxy};
+    let dir = TempDir::new().unwrap();
+    let keys = dir.path().join("keys");
+    aurora_gateway::auth::keys::KeyRing::load(&keys, true).unwrap();
+    let nats = testkit::nats_url();
+    let proxy = Proxy::start(nats.trim_start_matches("nats://").to_string())
+        .await
+        .unwrap();
+    let shared = vec![
+        ("DATABASE_URL", dir.database_url().await.unwrap()),
+        ("AURORA_NATS_PREFIX", dir.nats_prefix()),
+        ("AURORA_ROOT_KEYS_DIR", keys.display().to_string()),
+    ];
+    let replica = |name: &str, nats: String| {
+        let mut env = shared.clone();
+        env.push(("NATS_URL", nats));
+        env.push((
+            "AURORA_DATA_DIR",
+            dir.path().join(name).display().to_string(),
+        ));
+        Process::serve(&env)
+    };
+    let a = replica("a", nats.clone());
+    let b = replica("b", format!("nats://127.0.0.1:{}", proxy.port));
+
+    let session = a.register_and_log_in("alice").await;
+    let key: Value = a
+        .request("POST", "/api/v1/auth/tokens", &session)
+        .json(&json!({"label": "laptop"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_key = key["token"].as_str().unwrap().to_string();
+    let accepted = b
+        .request("GET", "/api/v1/users/me", &api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+
+    proxy.set(Mode::Partition);
+    let path = format!("/api/v1/auth/tokens/{}", key["token_id"].as_str().unwrap());
+    let revoked = a.request("DELETE", &path, &session).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let since = std::time::Instant::now();
+    let took = b.refused_after(&api_key, since).await;
+    println!("revocation reached the partitioned replica in {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the replica cut off from NATS honoured the revoked key for {took:?}"
+    );
+    proxy.set(Mode::Pass);
+}
