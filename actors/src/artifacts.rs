@@ -44,7 +44,7 @@ impl ArtifactStore {
     /// A fresh temporary name for an upload in progress. It names the uploading process, so
     /// that the janitor removes it once that process is gone.
     pub fn media_part(&self, id: Uuid) -> PathBuf {
-        let owner = crate::janitor::Owner::this().tag();
+        let owner = crate::owner::Owner::this().tag();
         self.root.join("media").join(format!(".{id}.{owner}.part"))
     }
 

@@ -15,6 +15,7 @@
 //! - [`tools`]: ffprobe / ffmpeg (through ffmpeg-sidecar): probe, transcode, thumbnail.
 //! - [`artifacts`]: where uploads and outputs live, and how files are named and checked.
 //! - [`janitor`]: what a killed replica leaves: its orphaned ffmpeg and partial files.
+//! - [`owner`]: a process as its tools and partial files name it.
 //! - [`disguise`]: files dressed as media (the attacks media admission stops), for tests.
 //! - [`fetch`]: URL inputs, with size and time limits and SSRF protection.
 //! - [`generate`]: the generate step's provider (HeyGen): create, wait, download.
@@ -38,6 +39,7 @@ pub mod fetch;
 pub mod generate;
 pub mod janitor;
 pub mod limits;
+pub mod owner;
 pub mod progress;
 pub mod runs;
 pub mod supervision;

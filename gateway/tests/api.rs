@@ -1,3 +1,4 @@
+// (Long: the shared harness of every API test module — apps, processes, tokens, stand-ins — kept in one place so that no module redefines it.)
 //! The HTTP API end to end, over real sockets: one test binary, one file per resource
 //! (`api/<resource>.rs`) around the shared harness here ([`TestApp`], [`spawn_app`] and
 //! the helpers several resources use).

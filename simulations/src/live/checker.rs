@@ -11,8 +11,8 @@ use aurora_nats::EventBus;
 use aurora_projections::{Cursor, Database};
 use futures::StreamExt;
 
+use super::cluster::Cluster;
 use super::workload::History;
-use super::Cluster;
 
 /// Longest the system may take to settle after the faults stop.
 const SETTLE: Duration = Duration::from_secs(240);
@@ -49,7 +49,15 @@ pub async fn check(
 
     // 1. Every acknowledged run ends.
     let mut unfinished: Vec<String> = history.runs.clone();
+    let mut said = Instant::now();
     while !unfinished.is_empty() && Instant::now() < deadline {
+        if said.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "settling: {} acknowledged runs not ended yet",
+                unfinished.len()
+            );
+            said = Instant::now();
+        }
         let mut still = Vec::new();
         for id in &unfinished {
             if final_status(&db, id).await?.is_none() {
@@ -70,13 +78,22 @@ pub async fn check(
     let stored_count = || async {
         Ok::<_, anyhow::Error>(db.read_after(Cursor::default(), i64::MAX).await?.len())
     };
-    let settled = loop {
+    let mut said = Instant::now();
+    loop {
         let stored = stored_count().await?;
         let streamed = stream_messages(cluster).await.unwrap_or(0);
         let lags = lags(cluster).await;
         let leftovers = leftovers(&cluster.artifacts);
         if streamed >= stored && lags == Some(0) && leftovers.is_empty() {
-            break true;
+            break;
+        }
+        if said.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "settling: {stored} events stored, {streamed} in the stream, read models \
+                 behind by {lags:?}, {} left on disk",
+                leftovers.len()
+            );
+            said = Instant::now();
         }
         if Instant::now() > deadline {
             report.violations.push(format!(
@@ -84,12 +101,11 @@ pub async fn check(
                  {streamed} in the stream, read models behind by {lags:?}, left on disk: \
                  {leftovers:?}"
             ));
-            break false;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    }
     report.settled_in = started.elapsed().as_secs_f64();
-    let _ = settled;
     for base in cluster.replicas.iter().map(|r| r.base()) {
         if let Some(metrics) = metrics(&base).await {
             report.restarts += sum(&metrics, "actor_restarts_total");

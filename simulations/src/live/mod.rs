@@ -6,6 +6,7 @@
 //!
 //! Run it with `scripts/chaos --seed 7 --minutes 5` (see `docs/chaos.md`).
 //!
+//! - [`cluster`]: the system under test, and what the nemesis does to it.
 //! - [`proxy`]: the TCP proxies (pass, delay, partition, cut).
 //! - [`servers`]: nats-server and replica processes.
 //! - [`workload`]: the clients and what they were told.
@@ -13,6 +14,7 @@
 //! - [`checker`]: the invariants, checked after the faults stop.
 
 pub mod checker;
+pub mod cluster;
 pub mod nemesis;
 pub mod proxy;
 pub mod servers;
@@ -25,6 +27,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+pub use cluster::Cluster;
 use proxy::Proxy;
 use servers::{Nats, Replica};
 
@@ -53,77 +56,6 @@ pub struct Options {
     pub dir: PathBuf,
     /// Only faults whose kind contains one of these (all when empty).
     pub only: Vec<String>,
-}
-
-/// The system under test.
-pub struct Cluster {
-    /// The replicas.
-    pub replicas: Vec<Replica>,
-    /// The NATS server.
-    pub nats: Nats,
-    /// Proxy in front of Postgres.
-    pub postgres_proxy: Proxy,
-    /// Proxy in front of NATS.
-    pub nats_proxy: Proxy,
-    /// The database (direct, not through the proxy).
-    pub database_url: String,
-    /// The subject prefix.
-    pub prefix: String,
-    /// The shared artifacts directory.
-    pub artifacts: PathBuf,
-    /// Settings every replica has (for the CLI the checker runs).
-    pub env: Vec<(String, String)>,
-    /// The run ack wait the replicas use.
-    pub ack_wait: Duration,
-}
-
-impl Cluster {
-    /// The proxy in front of `server`.
-    pub fn proxy(&self, server: nemesis::Server) -> &Proxy {
-        match server {
-            nemesis::Server::Postgres => &self.postgres_proxy,
-            nemesis::Server::Nats => &self.nats_proxy,
-        }
-    }
-
-    /// Deletes the event stream (directly, not through the proxy).
-    pub async fn delete_stream(&self) -> anyhow::Result<()> {
-        let client = async_nats::connect(self.nats.url()).await?;
-        let js = async_nats::jetstream::new(client);
-        let name = aurora_nats::Subjects::new(self.prefix.clone()).stream();
-        js.delete_stream(&name).await?;
-        Ok(())
-    }
-
-    /// Terminates every connection to Aurora's database but this one.
-    pub async fn terminate_postgres_connections(&self) -> anyhow::Result<()> {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&self.database_url).await?;
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .execute(&mut conn)
-        .await?;
-        Ok(())
-    }
-
-    /// Every proxy passing, NATS and every replica running and thawed.
-    pub async fn heal(&mut self) -> anyhow::Result<()> {
-        self.postgres_proxy.set(proxy::Mode::Pass);
-        self.nats_proxy.set(proxy::Mode::Pass);
-        if servers::wait_for_port(self.nats.port, Duration::from_millis(500))
-            .await
-            .is_err()
-        {
-            self.nats.restart().await?;
-        }
-        for replica in &mut self.replicas {
-            replica.thaw();
-            replica.start().await?;
-        }
-        Ok(())
-    }
 }
 
 /// The outcome of a run.

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::cluster::{Cluster, Server};
 use super::proxy::Mode;
-use super::Cluster;
 use crate::rng::Rng;
 
 /// A fault.
@@ -31,15 +31,6 @@ pub enum Fault {
     Partition(Server, Duration),
     /// Connections to a server cut, and new ones refused, for a while.
     Cut(Server, Duration),
-}
-
-/// A server behind a proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Server {
-    /// Postgres.
-    Postgres,
-    /// NATS.
-    Nats,
 }
 
 impl Fault {
