@@ -11,7 +11,9 @@
 //! It then removes the partial files no live attempt will finish ([`sweep_parts`]): a
 //! step's `.part` whose attempt is not the run's current one or whose run has ended (read
 //! from the store, not a view that may lag), and an upload's `.part` whose uploading process
-//! is gone (on this host; elsewhere, once it has not changed for a day).
+//! is gone (on this host; elsewhere, once it has not changed for a day). And a step's
+//! second complete file — left by a superseded attempt that finished all the same — once
+//! the store says it is not the step's output: one file per step.
 
 use std::path::Path;
 use std::time::Duration;
@@ -83,6 +85,8 @@ fn owner_in(environ: &[u8]) -> Option<Owner> {
 pub struct Swept {
     /// Partial files of runs' steps and inputs.
     pub run_parts: usize,
+    /// Complete outputs of superseded attempts (a step's second file).
+    pub run_outputs: usize,
     /// Partial uploads.
     pub uploads: usize,
 }
@@ -100,7 +104,8 @@ pub async fn sweep_parts(artifacts: &ArtifactStore, runs: &RunCommands) -> Swept
                 continue;
             };
             let parts = parts_in(&dir.path()).await;
-            if parts.is_empty() {
+            let extra = extra_outputs(&dir.path()).await;
+            if parts.is_empty() && extra.is_empty() {
                 continue;
             }
             // The store decides; when it cannot be read, nothing is removed.
@@ -110,6 +115,11 @@ pub async fn sweep_parts(artifacts: &ArtifactStore, runs: &RunCommands) -> Swept
             for name in parts {
                 if !run_part_is_live(&run, &name) && remove(&dir.path().join(&name)).await {
                     swept.run_parts += 1;
+                }
+            }
+            for name in extra {
+                if !run_output_is_kept(&run, &name) && remove(&dir.path().join(&name)).await {
+                    swept.run_outputs += 1;
                 }
             }
         }
@@ -126,6 +136,41 @@ pub async fn sweep_parts(artifacts: &ArtifactStore, runs: &RunCommands) -> Swept
         }
     }
     swept
+}
+
+/// Is the complete output `name` of `run`'s directory the step's recorded output, or one
+/// an attempt still going may record? A superseded attempt that finished all the same (its
+/// replica was frozen past the takeover) leaves a second file for the step: not kept.
+pub fn run_output_is_kept(run: &Run, name: &str) -> bool {
+    let Some((step, attempt)) = step_attempt(&format!(".{name}")) else {
+        return true;
+    };
+    if let Some(output) = run.outputs().get(step) {
+        return output.artifact().is_some_and(|a| a.name == name);
+    }
+    !run.status().is_finished() && step == run.next_step() && attempt >= run.attempt().number
+}
+
+/// Outputs of steps that have more than one file in `dir` (`step-<n>-a<attempt>.<ext>`):
+/// the only ones that may be stray.
+async fn extra_outputs(dir: &Path) -> Vec<String> {
+    let mut by_step: std::collections::HashMap<usize, Vec<String>> = Default::default();
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if let Some(name) = entry.file_name().to_str() {
+                if let Some((step, _)) = step_attempt(&format!(".{name}")) {
+                    if !name.ends_with(".part") {
+                        by_step.entry(step).or_default().push(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    by_step
+        .into_values()
+        .filter(|names| names.len() > 1)
+        .flatten()
+        .collect()
 }
 
 /// Is the partial file `name` of `run`'s directory one an attempt may still finish?

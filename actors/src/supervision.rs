@@ -41,14 +41,14 @@ pub struct EngineMetrics {
     /// asked again), `refused`, `ambiguous`, `completed`, `failed`.
     pub generations: Family<OutcomeLabels, Counter>,
     /// What the janitor cleared, by kind: `orphan_tools` (processes killed), `run_parts`,
-    /// `upload_parts` (files removed).
+    /// `run_outputs` (a superseded attempt's complete file), `upload_parts` (files removed).
     pub janitor: Family<KindLabels, Counter>,
 }
 
 /// Labels of what the janitor cleared.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
-    /// `orphan_tools`, `run_parts`, `upload_parts`.
+    /// `orphan_tools`, `run_parts`, `run_outputs`, `upload_parts`.
     pub kind: String,
 }
 
@@ -93,6 +93,7 @@ impl EngineMetrics {
         for (kind, n) in [
             ("orphan_tools", reaped),
             ("run_parts", swept.run_parts),
+            ("run_outputs", swept.run_outputs),
             ("upload_parts", swept.uploads),
         ] {
             self.janitor

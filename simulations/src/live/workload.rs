@@ -96,8 +96,13 @@ struct Client {
     history: Shared,
     token: String,
     media: String,
-    runs: Vec<String>,
+    /// Its acknowledged runs, and whether each was last seen ended.
+    runs: Vec<(String, bool)>,
 }
+
+/// Runs a client leaves unfinished at most before it waits for one to end (a person or a
+/// script does not queue work without bound; the free tier runs one at a time).
+const OUTSTANDING: usize = 2;
 
 /// Password of every workload user.
 const PASSWORD: &str = "chaos-harness-password-1";
@@ -237,6 +242,9 @@ impl Client {
     }
 
     async fn create_run(&mut self) {
+        if self.runs.iter().filter(|(_, ended)| !ended).count() >= OUTSTANDING {
+            return self.read_run().await;
+        }
         let spec = json!({
             "input": {"media_id": self.media},
             "steps": [
@@ -255,7 +263,7 @@ impl Client {
             .await
         {
             if let Some(id) = body["id"].as_str() {
-                self.runs.push(id.to_string());
+                self.runs.push((id.to_string(), false));
                 self.history.lock().unwrap().runs.push(id.to_string());
             }
         }
@@ -266,15 +274,36 @@ impl Client {
             return None;
         }
         let i = self.rng.below(self.runs.len() as u64) as usize;
-        Some(self.runs[i].clone())
+        Some(self.runs[i].0.clone())
     }
 
+    /// Reads a run, an unfinished one first (and notes whether it has ended).
     async fn read_run(&mut self) {
-        if let Some(id) = self.some_run() {
-            let path = format!("/api/v1/runs/{id}");
-            let _ = self
-                .send("read run", reqwest::Method::GET, &path, None)
-                .await;
+        let unfinished: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(_, ended)| !ended)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let id = if unfinished.is_empty() {
+            self.some_run()
+        } else {
+            let i = self.rng.below(unfinished.len() as u64) as usize;
+            Some(unfinished[i].clone())
+        };
+        let Some(id) = id else { return };
+        let path = format!("/api/v1/runs/{id}");
+        if let (Outcome::Acknowledged, Some((_, run))) = self
+            .send("read run", reqwest::Method::GET, &path, None)
+            .await
+        {
+            let ended = matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            );
+            if let Some(entry) = self.runs.iter_mut().find(|(known, _)| *known == id) {
+                entry.1 |= ended;
+            }
         }
     }
 
