@@ -240,6 +240,87 @@ async fn remove(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// A run from its events, written as they are stored.
+    fn run_from(events: &[serde_json::Value]) -> Run {
+        use cqrs_es::Aggregate;
+        let mut run = Run::default();
+        for event in events {
+            run.apply(serde_json::from_value(event.clone()).unwrap());
+        }
+        run
+    }
+
+    fn requested() -> serde_json::Value {
+        serde_json::json!({"RunRequested": {
+            "input": {"media_id": "01a24878-4543-77fd-9df6-4c2501f2624e"},
+            "owner": "alice", "run_id": "01a24878-4695-7201-8cd1-fc660d1e6bed",
+            "steps": [{"kind": "probe"},
+                      {"kind": "transcode", "format": "mp4", "quality": "low", "resolution": "source"}]}})
+    }
+
+    fn started(step: usize, attempt: u32) -> serde_json::Value {
+        serde_json::json!({"StepStarted": {"step": step, "attempt": attempt, "executor": "r0"}})
+    }
+
+    fn succeeded(step: usize, attempt: u32, name: &str) -> serde_json::Value {
+        serde_json::json!({"StepSucceeded": {"step": step, "attempt": attempt, "output": {
+            "kind": "artifact", "artifact": {"bytes": 1, "content_type": "video/mp4",
+            "id": "9fc0290d-0eff-4860-bcf4-1d21f5db8302", "name": name, "sha256": "00"}}}})
+    }
+
+    #[test]
+    fn what_a_run_keeps_is_its_current_attempt_and_its_recorded_outputs() {
+        let probe = serde_json::json!({"StepSucceeded": {"step": 0, "attempt": 1, "output": {
+            "kind": "probe", "media": {"container": "mov,mp4,m4a,3gp,3g2,mj2", "streams": []}}}});
+        // Step 1 taken over: attempt 2 runs, attempt 1 (its replica frozen) may finish late.
+        let running = run_from(&[
+            requested(),
+            started(0, 1),
+            probe.clone(),
+            started(1, 1),
+            started(1, 2),
+        ]);
+        assert!(run_part_is_live(&running, ".step-1-a2.mp4.part"));
+        assert!(
+            run_part_is_live(&running, ".step-1-a3.mp4.part"),
+            "newer than loaded"
+        );
+        assert!(
+            !run_part_is_live(&running, ".step-1-a1.mp4.part"),
+            "superseded"
+        );
+        assert!(
+            !run_part_is_live(&running, ".step-0-a1.mp4.part"),
+            "an earlier step"
+        );
+        assert!(run_part_is_live(&running, ".input.part"));
+        assert!(run_output_is_kept(&running, "step-1-a2.mp4"));
+        assert!(!run_output_is_kept(&running, "step-1-a1.mp4"));
+
+        // Attempt 2 recorded its file: attempt 1's, finished late, is stray.
+        let done = run_from(&[
+            requested(),
+            started(0, 1),
+            probe,
+            started(1, 1),
+            started(1, 2),
+            succeeded(1, 2, "step-1-a2.mp4"),
+            serde_json::json!({"RunSucceeded": {}}),
+        ]);
+        assert!(run_output_is_kept(&done, "step-1-a2.mp4"));
+        assert!(!run_output_is_kept(&done, "step-1-a1.mp4"));
+        assert!(
+            !run_part_is_live(&done, ".step-1-a2.mp4.part"),
+            "the run has ended"
+        );
+        assert!(!run_part_is_live(&done, ".input.part"));
+        assert!(
+            !run_part_is_live(&Run::default(), ".input.part"),
+            "a run the store lacks"
+        );
+        assert!(run_output_is_kept(&done, "input"), "not a step's file");
+    }
+
     #[test]
     fn the_owner_is_found_among_the_variables() {
         let environ = b"PATH=/bin\0AURORA_TOOL_OWNER=7-99-box\0HOME=/\0";
