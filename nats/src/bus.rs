@@ -39,6 +39,15 @@ impl BusError {
     pub fn unavailable(error: impl std::fmt::Display) -> Self {
         BusError::Unavailable(error.to_string())
     }
+
+    /// Does it say the stream is gone (a publish no stream took, a lookup of a stream that
+    /// is not there)?
+    pub fn is_stream_missing(&self) -> bool {
+        let BusError::Unavailable(message) = self else {
+            return false;
+        };
+        message.contains("no stream found") || message.contains("stream not found")
+    }
 }
 
 /// How the stream acknowledged one publish.

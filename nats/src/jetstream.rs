@@ -36,6 +36,8 @@ pub struct JetStreamBus {
     client: async_nats::Client,
     js: Context,
     subjects: Subjects,
+    /// Copies of the stream, for making it again.
+    replicas: usize,
 }
 
 impl JetStreamBus {
@@ -115,6 +117,7 @@ impl JetStreamBus {
             client,
             js,
             subjects,
+            replicas,
         })
     }
 
@@ -128,9 +131,11 @@ impl JetStreamBus {
         &self.js
     }
 
+    /// The stream, made again if it is gone (deleted by an operator, lost with a server's
+    /// store): the relay then finds it short and heals it from the store.
     async fn stream(&self) -> Result<stream::Stream, BusError> {
         self.js
-            .get_stream(self.subjects.stream())
+            .get_or_create_stream(stream_config(&self.subjects, self.replicas))
             .await
             .map_err(BusError::unavailable)
     }

@@ -384,6 +384,12 @@ impl Relay {
                 Err(error) => {
                     self.metrics.errors.inc();
                     tracing::warn!(relay = %self.config.name, %error, "relay step failed");
+                    // The stream was deleted: made again and healed now, not at the next
+                    // heal interval (nothing reaches consumers until then).
+                    let missing = matches!(&error, RelayError::Bus(bus) if bus.is_stream_missing());
+                    if missing && last_heal.elapsed() >= Duration::from_secs(1) {
+                        last_heal = Instant::now() - self.config.heal_interval;
+                    }
                     self.config.poll_interval.max(Duration::from_secs(1))
                 }
             };

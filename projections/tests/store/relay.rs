@@ -101,6 +101,32 @@ async fn a_purged_stream_is_healed_from_the_store(f: Fixture) {
     );
 }
 
+/// Found by the chaos harness: a stream deleted (by an operator, or lost with a server's
+/// store) was never made again — publishes failed with "no stream found" until a replica
+/// restarted, and no event reached a consumer meanwhile. The bus makes it again when it
+/// looks for it, and the relay, seeing it short, heals it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_stream_is_made_again_and_healed_from_the_store() {
+    let f = Fixture::postgres_nats().await;
+    write_runs(&f.commands(), 4).await;
+    let mut relay = f.relay();
+    drain(&mut relay, &f.db).await;
+    let relayed = f.store_count().await;
+    let AnyBus::JetStream(bus) = &f.transport else {
+        unreachable!("a JetStream fixture")
+    };
+    bus.context()
+        .delete_stream(f.subjects.stream())
+        .await
+        .unwrap();
+
+    write_runs(&f.commands(), 2).await;
+    let healed = relay.heal().await.unwrap();
+    assert_eq!(healed as i64, relayed, "everything it had relayed, again");
+    drain(&mut relay, &f.db).await;
+    assert_exactly_once_in_order(&f.stream_events().await, f.store_count().await);
+}
+
 #[apply(both_backends)]
 async fn a_stream_that_lost_single_messages_is_healed_without_duplicates(f: Fixture) {
     write_runs(&f.commands(), 6).await;
