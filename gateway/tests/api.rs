@@ -666,6 +666,18 @@ impl Process {
         login["token"].as_str().unwrap().to_string()
     }
 
+    /// Creates an API key labelled `label` with `token` here; the answer (token, token_id …).
+    async fn create_api_key(&self, token: &str, label: &str) -> Value {
+        let response = self
+            .request("POST", "/api/v1/auth/tokens", token)
+            .json(&json!({"label": label}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
     fn request(&self, method: &str, path: &str, token: &str) -> reqwest::RequestBuilder {
         reqwest::Client::new()
             .request(method.parse().unwrap(), format!("{}{path}", self.base))

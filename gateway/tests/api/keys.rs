@@ -374,15 +374,7 @@ async fn revocation_and_disabling_reach_another_gateway_process_within_a_second(
     let root = root["token"].as_str().unwrap().to_string();
 
     let session = a.register_and_log_in("alice").await;
-    let key: Value = a
-        .request("POST", "/api/v1/auth/tokens", &session)
-        .json(&json!({"label": "laptop"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key = a.create_api_key(&session, "laptop").await;
     let api_key = key["token"].as_str().unwrap().to_string();
     for token in [&session, &api_key] {
         let response = b
@@ -459,15 +451,7 @@ async fn a_replica_partitioned_from_nats_still_refuses_a_revoked_key_within_a_se
     let b = replica("b", format!("nats://127.0.0.1:{}", proxy.port));
 
     let session = a.register_and_log_in("alice").await;
-    let key: Value = a
-        .request("POST", "/api/v1/auth/tokens", &session)
-        .json(&json!({"label": "laptop"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key = a.create_api_key(&session, "laptop").await;
     let api_key = key["token"].as_str().unwrap().to_string();
     let accepted = b
         .request("GET", "/api/v1/users/me", &api_key)

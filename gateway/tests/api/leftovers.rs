@@ -51,6 +51,11 @@ fn is_zombie(pid: u32) -> bool {
 
 /// Every `.part` file under `dir`.
 pub(super) fn partial_files(dir: &Path) -> Vec<PathBuf> {
+    files_under(dir, |path| path.extension().is_some_and(|e| e == "part"))
+}
+
+/// The files under `dir`, at any depth, that `keep` keeps.
+pub(super) fn files_under(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -61,7 +66,7 @@ pub(super) fn partial_files(dir: &Path) -> Vec<PathBuf> {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "part") {
+            } else if keep(&path) {
                 found.push(path);
             }
         }
