@@ -243,20 +243,19 @@ impl Actor for Root {
     }
 }
 
-/// Reaps orphaned tools and sweeps partial files now and every `sweep_interval`.
-async fn janitor(deps: Arc<Deps>, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(deps.settings.sweep_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Sweeps partial files now, then every `sweep_interval` reaps orphaned tools and sweeps
+/// again; `reaped` is what the start reaped (before any run was taken).
+async fn janitor(deps: Arc<Deps>, mut reaped: usize, shutdown: CancellationToken) {
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let reaped = tokio::task::spawn_blocking(crate::janitor::reap_orphans)
-            .await
-            .unwrap_or(0);
         let swept = crate::janitor::sweep_parts(&deps.artifacts, &deps.runs).await;
         deps.metrics.record_janitor(reaped, swept);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(deps.settings.sweep_interval) => {}
+        }
+        reaped = tokio::task::spawn_blocking(crate::janitor::reap_orphans)
+            .await
+            .unwrap_or(0);
     }
 }
 
@@ -275,13 +274,11 @@ impl Engine {
         // Before any run is taken: an ffmpeg a killed predecessor left must not encode on
         // beside the retry of its step.
         let reaped = tokio::task::spawn_blocking(crate::janitor::reap_orphans).await?;
-        deps.metrics
-            .record_janitor(reaped, crate::janitor::Swept::default());
         let deps = Arc::new(deps);
         let (root, root_handle) = Actor::spawn(None, Root { deps: deps.clone() }, ()).await?;
         let shutdown = CancellationToken::new();
         let tasks = vec![
-            tokio::spawn(janitor(deps.clone(), shutdown.clone())),
+            tokio::spawn(janitor(deps.clone(), reaped, shutdown.clone())),
             tokio::spawn(intake(
                 deps.clone(),
                 root.clone(),

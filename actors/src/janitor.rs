@@ -103,8 +103,10 @@ pub async fn sweep_parts(artifacts: &ArtifactStore, runs: &RunCommands) -> Swept
             else {
                 continue;
             };
-            let parts = parts_in(&dir.path()).await;
-            let extra = extra_outputs(&dir.path()).await;
+            // One listing of the directory for both kinds of leftovers.
+            let names = names_in(&dir.path()).await;
+            let parts: Vec<&String> = names.iter().filter(|n| is_part(n)).collect();
+            let extra = extra_outputs(&names);
             if parts.is_empty() && extra.is_empty() {
                 continue;
             }
@@ -113,19 +115,19 @@ pub async fn sweep_parts(artifacts: &ArtifactStore, runs: &RunCommands) -> Swept
                 continue;
             };
             for name in parts {
-                if !run_part_is_live(&run, &name) && remove(&dir.path().join(&name)).await {
+                if !run_part_is_live(&run, name) && remove(&dir.path().join(name)).await {
                     swept.run_parts += 1;
                 }
             }
             for name in extra {
-                if !run_output_is_kept(&run, &name) && remove(&dir.path().join(&name)).await {
+                if !run_output_is_kept(&run, name) && remove(&dir.path().join(name)).await {
                     swept.run_outputs += 1;
                 }
             }
         }
     }
     let media = artifacts.root().join("media");
-    for name in parts_in(&media).await {
+    for name in names_in(&media).await.into_iter().filter(|n| is_part(n)) {
         let path = media.join(&name);
         let live = match upload_owner(&name) {
             Some(owner) if owner.is_local() => owner.is_alive(),
@@ -151,19 +153,13 @@ pub fn run_output_is_kept(run: &Run, name: &str) -> bool {
     !run.status().is_finished() && step == run.next_step() && attempt >= run.attempt().number
 }
 
-/// Outputs of steps that have more than one file in `dir` (`step-<n>-a<attempt>.<ext>`):
-/// the only ones that may be stray.
-async fn extra_outputs(dir: &Path) -> Vec<String> {
-    let mut by_step: std::collections::HashMap<usize, Vec<String>> = Default::default();
-    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            if let Some(name) = entry.file_name().to_str() {
-                if let Some((step, _)) = step_attempt(&format!(".{name}")) {
-                    if !name.ends_with(".part") {
-                        by_step.entry(step).or_default().push(name.to_string());
-                    }
-                }
-            }
+/// Outputs of steps that have more than one file among `names`
+/// (`step-<n>-a<attempt>.<ext>`): the only ones that may be stray.
+fn extra_outputs(names: &[String]) -> Vec<&String> {
+    let mut by_step: std::collections::HashMap<usize, Vec<&String>> = Default::default();
+    for name in names.iter().filter(|n| !is_part(n)) {
+        if let Some((step, _)) = step_attempt(&format!(".{name}")) {
+            by_step.entry(step).or_default().push(name);
         }
     }
     by_step
@@ -201,15 +197,18 @@ fn upload_owner(name: &str) -> Option<Owner> {
     Owner::parse(tag)
 }
 
-/// The names of the partial files directly in `dir`.
-async fn parts_in(dir: &Path) -> Vec<String> {
+/// Is `name` a partial file's (`.<name>.part`)?
+fn is_part(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".part")
+}
+
+/// The names of the files directly in `dir`.
+async fn names_in(dir: &Path) -> Vec<String> {
     let mut names = Vec::new();
     if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
         while let Ok(Some(entry)) = entries.next_entry().await {
-            if let Some(name) = entry.file_name().to_str() {
-                if name.starts_with('.') && name.ends_with(".part") {
-                    names.push(name.to_string());
-                }
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
             }
         }
     }

@@ -1,3 +1,5 @@
+// (Long: every setting of `aurora serve` is one field here with its flag, variable, default
+// and check, so that `.env.example`, `config check` and the docs read one list.)
 //! Settings, from flags, environment (`AURORA_*`, `DATABASE_URL`, `NATS_URL`) and an optional
 //! TOML file (`--config` / `AURORA_CONFIG`), in that order of precedence. `.env.example` lists
 //! every variable with its default; the file's keys are the settings' names in snake case

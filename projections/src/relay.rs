@@ -375,6 +375,8 @@ impl Relay {
     /// least every poll interval; heals every heal interval.
     pub async fn run(mut self, committed: Arc<Notify>, shutdown: CancellationToken) {
         let mut last_heal = Instant::now();
+        // A publish found no stream: heal at once (the step's pause, ≥ 1 s, spaces them).
+        let mut heal_now = false;
         loop {
             let pause = match self.step().await {
                 Ok(StepOutcome::Published(n)) if n as i64 >= self.config.batch_size => {
@@ -386,15 +388,13 @@ impl Relay {
                     tracing::warn!(relay = %self.config.name, %error, "relay step failed");
                     // The stream was deleted: made again and healed now, not at the next
                     // heal interval (nothing reaches consumers until then).
-                    let missing = matches!(&error, RelayError::Bus(bus) if bus.is_stream_missing());
-                    if missing && last_heal.elapsed() >= Duration::from_secs(1) {
-                        last_heal = Instant::now() - self.config.heal_interval;
-                    }
+                    heal_now |= matches!(&error, RelayError::Bus(bus) if bus.is_stream_missing());
                     self.config.poll_interval.max(Duration::from_secs(1))
                 }
             };
-            if self.is_leader() && last_heal.elapsed() >= self.config.heal_interval {
-                last_heal = Instant::now();
+            let due = heal_now || last_heal.elapsed() >= self.config.heal_interval;
+            if self.is_leader() && due {
+                (last_heal, heal_now) = (Instant::now(), false);
                 if let Err(error) = self.heal().await {
                     self.metrics.errors.inc();
                     tracing::warn!(relay = %self.config.name, %error, "healing the stream failed");

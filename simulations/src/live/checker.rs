@@ -24,7 +24,8 @@ pub struct Report {
     pub stored: usize,
     /// Runs by final status.
     pub runs: HashMap<String, usize>,
-    /// Supervisor restarts and escalations, summed over the replicas' last lives.
+    /// Supervisor restarts (actors, projections, limit shards), summed over the replicas'
+    /// last lives.
     pub restarts: u64,
     /// Escalations.
     pub escalations: u64,
@@ -108,7 +109,7 @@ pub async fn check(
     report.settled_in = started.elapsed().as_secs_f64();
     for base in cluster.replicas.iter().map(|r| r.base()) {
         if let Some(metrics) = metrics(&base).await {
-            report.restarts += sum(&metrics, "actor_restarts_total");
+            report.restarts += sum(&metrics, "restarts_total");
             report.escalations += sum(&metrics, "escalations_total");
             report.janitor += sum(&metrics, "janitor_cleared_total");
         }
