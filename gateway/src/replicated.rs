@@ -10,11 +10,15 @@
 //! (the chaos harness found revoked keys honoured for 10 s so). So beside the bus, each
 //! replica also polls the store for these events ([`InMemory::follow_store`], every
 //! [`STORE_POLL`]): a cheap read of what was committed since the last poll, which bounds
-//! how stale the state can be to the poll period whatever the bus does.
+//! how stale the state can be to the poll period whatever the bus does. A replica that
+//! cannot vouch for that — its process was frozen and has not polled since, or the store
+//! is out of reach — does not honour tokens meanwhile: a request presenting one waits for
+//! a poll begun within [`CURRENT_WITHIN`], up to [`CURRENT_WAIT`], else is answered 503
+//! (`crate::http`'s gate, over [`Freshness`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aurora_projections::read::projection::load_named;
@@ -25,6 +29,13 @@ use tokio_util::sync::CancellationToken;
 /// How often [`follow_store`] polls: a revoked token is refused everywhere within about
 /// this, even while the bus is down (the promise is 1 s).
 pub const STORE_POLL: Duration = Duration::from_millis(250);
+
+/// How recent the last poll that read the revocations through must be for a token to be
+/// honoured: a poll period and its own time, well inside the promise of 1 s.
+pub const CURRENT_WITHIN: Duration = Duration::from_millis(750);
+
+/// How long a request waits for such a poll before it is answered 503.
+pub const CURRENT_WAIT: Duration = Duration::from_secs(2);
 
 /// State built from the events named [`Replicated::EVENTS`] of aggregates of type
 /// [`Replicated::AGGREGATE`].
@@ -46,10 +57,52 @@ pub trait Replicated: Send + Sync + 'static {
     fn entries(&self) -> usize;
 }
 
+/// How current a state followed from the store is: when the last poll that read the store
+/// to its end began. Everything committed before then (and not held back by a transaction
+/// still open) is in the state.
+#[derive(Default)]
+pub struct Freshness {
+    read_at: std::sync::Mutex<Option<Instant>>,
+    polled: tokio::sync::Notify,
+}
+
+impl Freshness {
+    /// A poll that began at `began` read the store to its end.
+    fn read_through(&self, began: Instant) {
+        {
+            let mut read_at = self.read_at.lock().unwrap_or_else(|e| e.into_inner());
+            *read_at = Some(read_at.map_or(began, |at| at.max(began)));
+        }
+        self.polled.notify_waiters();
+    }
+
+    /// Is the state current within `within` now, or does it become so within `wait`?
+    /// False if the store could not be read that recently (unreachable, or this process
+    /// was frozen and has not polled since).
+    pub async fn current_within(&self, within: Duration, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let polled = self.polled.notified();
+            tokio::pin!(polled);
+            // Registered before looking, so that a poll ending in between is not missed.
+            polled.as_mut().enable();
+            let read_at = *self.read_at.lock().unwrap_or_else(|e| e.into_inner());
+            if read_at.is_some_and(|at| at.elapsed() <= within) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, polled).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
 /// `R` as a projection in this replica's memory.
 pub struct InMemory<R> {
     state: Arc<R>,
     db: Database,
+    /// When [`InMemory::follow_store`] last read the store through.
+    freshness: Arc<Freshness>,
     /// The last sequence applied, by aggregate: the bus and the store poll deliver the same
     /// events at different times, and an old one (a block) must not undo a newer one (its
     /// lifting) it arrives after.
@@ -62,8 +115,14 @@ impl<R: Replicated> InMemory<R> {
         Self {
             state,
             db,
+            freshness: Default::default(),
             applied: Default::default(),
         }
+    }
+
+    /// How current [`InMemory::follow_store`] keeps the state.
+    pub fn freshness(&self) -> Arc<Freshness> {
+        self.freshness.clone()
     }
 
     /// Applies `event` unless a later event of its aggregate was applied already.
@@ -79,9 +138,15 @@ impl<R: Replicated> InMemory<R> {
         self.state.apply_event(event);
     }
 
-    /// Applies `R`'s events from the store every `every` until `stop`; errors (the
-    /// database unreachable) are retried at the next tick.
-    pub async fn follow_store(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+    /// Applies `R`'s events from the store every `every` until `stop`, reading them over
+    /// `db` (a pool of its own: a poll must not queue behind the requests it lets in);
+    /// errors (the database unreachable) are retried at the next tick.
+    pub async fn follow_store(
+        self: Arc<Self>,
+        db: Database,
+        every: Duration,
+        stop: CancellationToken,
+    ) {
         const BATCH: i64 = 1000;
         let mut cursor = Cursor::START;
         let mut ticks = tokio::time::interval(every);
@@ -91,9 +156,9 @@ impl<R: Replicated> InMemory<R> {
                 () = stop.cancelled() => return,
                 _ = ticks.tick() => {}
             }
+            let began = Instant::now();
             loop {
-                match self
-                    .db
+                match db
                     .read_named_after(R::AGGREGATE, R::EVENTS, cursor, BATCH)
                     .await
                 {
@@ -103,6 +168,7 @@ impl<R: Replicated> InMemory<R> {
                         }
                         cursor = next;
                         if (events.len() as i64) < BATCH {
+                            self.freshness.read_through(began);
                             break;
                         }
                     }

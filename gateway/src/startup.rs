@@ -227,10 +227,25 @@ impl Application {
             revocations_model.clone(),
         ];
         // On NATS a tail can go quiet for seconds: the store bounds how stale they get.
-        if bus.nats_client().is_some() {
-            tasks.push(tokio::spawn(
-                revocations_model.follow_store(crate::replicated::STORE_POLL, background.clone()),
-            ));
+        // Polled over a pool of their own (revocations and blocks, one connection each), so
+        // that a main pool busy with requests does not make them stale.
+        let followers = match (&config.database_url, bus.nats_client()) {
+            (Some(url), Some(_)) => Some(
+                Database::postgres(url, 2)
+                    .await
+                    .with_context(|| format!("connecting to {}", redact(url)))?,
+            ),
+            (None, Some(_)) => Some(db.clone()),
+            (_, None) => None,
+        };
+        let mut revocations_current = None;
+        if let Some(followers) = &followers {
+            revocations_current = Some(revocations_model.freshness());
+            tasks.push(tokio::spawn(revocations_model.follow_store(
+                followers.clone(),
+                crate::replicated::STORE_POLL,
+                background.clone(),
+            )));
         }
         // Run events with the owner in the subject, for outside subscribers (NATS only).
         if let Some(client) = bus.nats_client() {
@@ -277,11 +292,12 @@ impl Application {
                 let blocks = Arc::new(Blocks::default());
                 let blocks_model = Arc::new(InMemory::new(blocks.clone(), db.clone()));
                 read_models.push(blocks_model.clone());
-                if bus.nats_client().is_some() {
-                    tasks.push(tokio::spawn(
-                        blocks_model
-                            .follow_store(crate::replicated::STORE_POLL, background.clone()),
-                    ));
+                if let Some(followers) = &followers {
+                    tasks.push(tokio::spawn(blocks_model.follow_store(
+                        followers.clone(),
+                        crate::replicated::STORE_POLL,
+                        background.clone(),
+                    )));
                 }
                 let metrics = metrics.rate_limits.clone();
                 let mut limits = Limits::start(policies, proxies, clients, blocks, metrics).await?;
@@ -337,7 +353,8 @@ impl Application {
             .with_cors(cors)
             .with_probe(probe)
             .with_engine(engine)
-            .with_projections(statuses),
+            .with_projections(statuses)
+            .with_revocations_current(revocations_current),
         );
         tasks.push(tokio::spawn({
             let stop = background.clone();

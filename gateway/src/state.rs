@@ -101,6 +101,10 @@ pub struct AppState {
     pub proxies: crate::limits::TrustedProxies,
     /// Origins allowed to call the API from a browser.
     pub cors: crate::http::cors::Origins,
+    /// How current the token revocation set is, where another replica's revocations
+    /// reach it late (NATS); `None` where every revocation is applied before it is
+    /// answered (embedded).
+    pub revocations_current: Option<Arc<crate::replicated::Freshness>>,
     /// Process start.
     pub started: Instant,
     draining: AtomicBool,
@@ -159,6 +163,7 @@ impl AppState {
             refusals: Default::default(),
             proxies: Default::default(),
             cors: Default::default(),
+            revocations_current: None,
             started: Instant::now(),
             draining: AtomicBool::new(false),
             drain: tokio_util::sync::CancellationToken::new(),
@@ -211,6 +216,31 @@ impl AppState {
             .iter()
             .filter(|(_, r)| r.scope == "replica")
             .all(|(_, r)| r.state == aurora_projections::read::supervisor::Health::Running)
+    }
+
+    /// With the gauge of how current the revocation set is.
+    pub fn with_revocations_current(
+        mut self,
+        freshness: Option<Arc<crate::replicated::Freshness>>,
+    ) -> Self {
+        self.revocations_current = freshness;
+        self
+    }
+
+    /// May a token be honoured here now? Waits a moment for the revocation set to be
+    /// current (see [`crate::replicated::CURRENT_WITHIN`]); false if it is not by then.
+    pub async fn revocations_are_current(&self) -> bool {
+        match &self.revocations_current {
+            None => true,
+            Some(freshness) => {
+                freshness
+                    .current_within(
+                        crate::replicated::CURRENT_WITHIN,
+                        crate::replicated::CURRENT_WAIT,
+                    )
+                    .await
+            }
+        }
     }
 
     /// With the projections supervisor's view of its actors.

@@ -222,6 +222,14 @@ impl TokenGate {
                 }
             },
         };
+        // As over HTTP: not while this replica cannot vouch that no one revoked the token.
+        if !self.state.revocations_are_current().await {
+            return Err(Refused::new(
+                503,
+                "revocations-not-current",
+                "this replica cannot tell yet whether the token was revoked; connect again",
+            ));
+        }
         let tokens = &self.state.identity.tokens;
         let token = tokens.verify(credential).map_err(Refused::token)?;
         let subjects = self.state.bus.shared().subjects().clone();

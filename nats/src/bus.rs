@@ -221,7 +221,10 @@ pub trait WorkSource: Send {
 /// A work queue: one [`WorkSource`].
 pub type WorkQueue = Box<dyn WorkSource>;
 
-/// A stream of deliveries from one durable consumer.
+/// A stream of deliveries from one durable consumer. An undecodable message is one
+/// [`BusError::Decode`] among the deliveries; a failure of the consumer itself (gone with
+/// its stream, unreachable, its heartbeats missed) is one [`BusError::Unavailable`] and
+/// ends the deliveries: the consumer opens them again.
 pub type Deliveries = BoxStream<'static, Result<Delivery, BusError>>;
 
 /// Events published after a [`EventBus::tail`] began, to that subscriber alone.
@@ -260,7 +263,7 @@ pub trait EventBus: Send + Sync + 'static {
     /// Every event matching `filter` stored from now on, in stream order, to this
     /// subscriber alone: not durable, nothing to ack. For state every replica keeps for
     /// itself (the token revocation set), where a durable consumer would hand each event to
-    /// one replica only. The stream ends (or yields an error) if the subscription breaks:
+    /// one replica only. The stream yields one error and ends if the subscription breaks:
     /// the caller then reloads from the store and tails again.
     async fn tail(&self, filter: &str) -> Result<Tail, BusError>;
 

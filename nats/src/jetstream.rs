@@ -66,16 +66,17 @@ impl JetStreamBus {
             .map_err(BusError::unavailable)?;
         // Up to 1000 messages in flight per pull (the default is 200): a consumer behind
         // under load takes bigger batches, and applies its backlog in fewer round trips.
+        // A heartbeat every 5 s: a consumer gone quietly is noticed within 10 s (two
+        // missed), and the deliveries end (see `until_failed`).
         let messages = consumer
             .stream()
             .max_messages_per_batch(1000)
-            .heartbeat(Duration::from_secs(15))
+            .heartbeat(Duration::from_secs(5))
             .messages()
             .await
             .map_err(BusError::unavailable)?;
         let durable = durable.to_string();
-        Ok(messages
-            .map_err(BusError::unavailable)
+        Ok(until_failed(messages.map_err(BusError::unavailable))
             .and_then(move |message| {
                 let sequence = delivered(&message, &durable);
                 async move {
@@ -151,6 +152,22 @@ impl JetStreamBus {
         self.client.flush().await.map_err(BusError::unavailable)?;
         Ok(started.elapsed())
     }
+}
+
+/// `messages` up to and including the first error, then the end. The client's streams
+/// neither end nor heal when their consumer is gone (its stream deleted while this
+/// connection was down, say): a pull stream reports "no responders" and missed heartbeats
+/// for ever, an ordered one fails to make itself again for ever. Ended, they are opened
+/// again by their users (which makes a durable again).
+fn until_failed<T, S>(messages: S) -> impl futures::Stream<Item = Result<T, BusError>>
+where
+    S: futures::Stream<Item = Result<T, BusError>>,
+{
+    messages.scan(false, |failed, message| {
+        let item = (!*failed).then_some(message);
+        *failed = matches!(item, Some(Err(_)));
+        std::future::ready(item)
+    })
 }
 
 fn decode(sequence: u64, payload: &[u8]) -> Result<CloudEvent, BusError> {
@@ -411,9 +428,9 @@ impl EventBus for JetStreamBus {
             .await
             .map_err(BusError::unavailable)?;
         let messages = ordered.messages().await.map_err(BusError::unavailable)?;
-        Ok(messages
+        Ok(until_failed(messages.map_err(BusError::unavailable))
             .map(|message| {
-                let message = message.map_err(BusError::unavailable)?;
+                let message = message?;
                 let sequence = message
                     .info()
                     .map(|info| info.stream_sequence)
@@ -503,6 +520,22 @@ impl WorkSource for JetStreamWork {
 #[cfg(test)]
 mod tests {
     use super::split_credentials;
+
+    #[tokio::test]
+    async fn a_stream_ends_after_its_first_failure() {
+        use futures::StreamExt;
+        let items = vec![
+            Ok(1),
+            Err(crate::BusError::unavailable("no responders")),
+            Ok(2),
+            Err(crate::BusError::unavailable("missed idle heartbeat")),
+        ];
+        let passed: Vec<_> = super::until_failed(futures::stream::iter(items))
+            .collect()
+            .await;
+        assert_eq!(passed.len(), 2);
+        assert!(matches!(passed[..], [Ok(1), Err(_)]));
+    }
 
     #[test]
     fn credentials_leave_the_url_before_the_client_sees_it() {

@@ -119,7 +119,12 @@ impl std::fmt::Debug for Leftover {
 impl TempDir {
     /// A new empty directory under the system temp dir.
     pub fn new() -> std::io::Result<Self> {
-        let path = std::env::temp_dir().join(format!("aurora-test-{}", uuid::Uuid::new_v4()));
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// A new empty directory under `parent`.
+    pub fn new_in(parent: &std::path::Path) -> std::io::Result<Self> {
+        let path = parent.join(format!("aurora-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&path)?;
         Ok(Self {
             path,
@@ -243,6 +248,22 @@ impl Drop for TempDir {
 /// A migrated, empty SQLite database in its own directory (keep the `TempDir` alive).
 pub async fn fresh_sqlite() -> Result<(Database, TempDir), StoreError> {
     let dir = TempDir::new().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let db = Database::sqlite(&dir.path().join("aurora.db")).await?;
+    db.migrate().await?;
+    Ok((db, dir))
+}
+
+/// A migrated SQLite database in memory where the machine has a RAM-backed directory
+/// (`/dev/shm`), else on disk: for simulations that open thousands (a commit's fsync
+/// costs nothing there).
+pub async fn fresh_sqlite_in_memory() -> Result<(Database, TempDir), StoreError> {
+    let shm = std::path::Path::new("/dev/shm");
+    let parent = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = TempDir::new_in(&parent).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let db = Database::sqlite(&dir.path().join("aurora.db")).await?;
     db.migrate().await?;
     Ok((db, dir))

@@ -12,6 +12,9 @@
 //! - [`run_chaos`]: panics injected into run actors and transcode workers while runs
 //!   execute with real ffmpeg; supervisors must restart them and every run succeed with one
 //!   output per step.
+//! - [`write_chaos`]: the write path — group commit with commits lost before and after
+//!   they go through, the relay, the runs view — checked against what every client was
+//!   told; cheap enough to run by the thousand seeds.
 //! - [`live`]: the live chaos harness (the `chaos` binary): real replicas, Postgres and
 //!   NATS under faults, and a checker of the history.
 #![forbid(unsafe_code)]
@@ -21,3 +24,4 @@ pub mod projection_chaos;
 pub mod relay_chaos;
 pub mod rng;
 pub mod run_chaos;
+pub mod write_chaos;

@@ -73,3 +73,85 @@ async fn runs_survive_panics_in_their_actors_and_transcode_workers() {
         "seed {seed} injected too little: {report:?}"
     );
 }
+
+/// The write path by the thousand seeds (`AURORA_SIM_SEEDS`, 2000 by default), on every
+/// core; prints seeds/s. A failing seed names the command that replays it.
+#[test]
+fn the_write_path_loses_nothing_acknowledged_over_thousands_of_seeds() {
+    use aurora_simulations::write_chaos::{simulate, Report};
+    let seeds: Vec<u64> = match std::env::var("AURORA_SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("AURORA_SIM_SEED is a number")],
+        Err(_) => {
+            let count = std::env::var("AURORA_SIM_SEEDS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(2000u64);
+            (1..=count).collect()
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let started = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let totals = std::sync::Mutex::new(Report::default());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                // One current-thread runtime per thread: a seed's rounds are deterministic.
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&seed) = seeds.get(n) else { return };
+                    let report = runtime.block_on(simulate(seed, 120)).unwrap_or_else(|v| {
+                        panic!(
+                            "{v}\nreplay: AURORA_SIM_SEED={seed} cargo nextest run -p \
+                             aurora-simulations the_write_path"
+                        )
+                    });
+                    let mut totals = totals.lock().unwrap();
+                    totals.stored += report.stored;
+                    totals.acknowledged += report.acknowledged;
+                    totals.refused += report.refused;
+                    totals.unknown += report.unknown;
+                    totals.lost_before_commit += report.lost_before_commit;
+                    totals.lost_after_commit += report.lost_after_commit;
+                    totals.relay_kills += report.relay_kills;
+                    totals.messages_lost += report.messages_lost;
+                    totals.consumer_crashes += report.consumer_crashes;
+                }
+            });
+        }
+    });
+    let took = started.elapsed().as_secs_f64();
+    let totals = totals.into_inner().unwrap();
+    println!(
+        "{} seeds in {took:.1} s on {threads} threads: {:.0} seeds/s\n{totals:#?}",
+        seeds.len(),
+        seeds.len() as f64 / took
+    );
+    assert!(
+        totals.lost_before_commit > 0 && totals.lost_after_commit > 0 && totals.unknown > 0,
+        "the seeds injected too few commit failures: {totals:?}"
+    );
+    assert!(totals.acknowledged > 0 && totals.refused > 0);
+}
+
+#[test]
+fn a_write_path_seed_replays_exactly() {
+    let play = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(aurora_simulations::write_chaos::simulate(7, 200))
+            .unwrap()
+    };
+    let first = play();
+    assert!(
+        first.lost_before_commit + first.lost_after_commit > 0,
+        "{first:?}"
+    );
+    assert_eq!(first, play());
+}

@@ -103,6 +103,7 @@ pub fn routes(
         .or(vitals::routes(state.clone()))
         .or(docs::routes());
     let served = head(state.config.max_header_bytes)
+        .and(revocations_current(state.clone()))
         .and(crate::limits::filter::filter(state))
         .and(api)
         .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
@@ -163,6 +164,35 @@ pub fn routes(
                 principal = tracing::field::Empty,
             )
         }))
+}
+
+/// A request presenting a token while this replica cannot vouch that its revocation set
+/// is current (see [`crate::replicated`]).
+#[derive(Debug)]
+pub struct RevocationsNotCurrent;
+
+impl warp::reject::Reject for RevocationsNotCurrent {}
+
+/// Holds a request that presents a token until this replica's revocation set is current:
+/// a replica that was frozen, or cut off from the store, must not honour a token revoked
+/// elsewhere meanwhile. At once where it is current (always, embedded); 503 if it does not
+/// become so within a moment. Requests without a token pass.
+fn revocations_current(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and_then(move |headers: http::HeaderMap| {
+            let state = state.clone();
+            async move {
+                let presents = headers.contains_key(http::header::AUTHORIZATION)
+                    || headers.contains_key("x-api-key");
+                if presents && !state.revocations_are_current().await {
+                    return Err(warp::reject::custom(RevocationsNotCurrent));
+                }
+                Ok(())
+            }
+        })
+        .untuple_one()
 }
 
 /// A request head the gateway refuses before routing it.
@@ -306,6 +336,20 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, In
                  all zeros, sent once",
             ),
         }
+    } else if rejection.find::<RevocationsNotCurrent>().is_some() {
+        let mut response = problem::Problem::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "revocations-not-current",
+            "Service unavailable",
+            "this replica cannot tell yet whether the token was revoked (it lost sight of \
+             the event store); retry in a moment",
+        )
+        .response(None);
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+        return Ok(response);
     } else if let Some(e) = rejection.find::<body::BodyTooLarge>() {
         problem::Problem::new(
             http::StatusCode::PAYLOAD_TOO_LARGE,

@@ -473,3 +473,94 @@ async fn a_replica_partitioned_from_nats_still_refuses_a_revoked_key_within_a_se
     );
     proxy.set(Mode::Pass);
 }
+
+/// Found by the chaos harness: a replica frozen (SIGSTOP) or cut off from both the store
+/// and NATS knows of no revocation made meanwhile, and honoured revoked keys for up to
+/// 2 s after it came back. It now holds a request that presents a token until it has read
+/// the store's revocations through within the last 750 ms: cut off for longer, it answers
+/// 503 (`revocations-not-current`), never 200; back, it refuses the key within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_store_and_nats_does_not_honour_a_key_revoked_meanwhile() {
+    use aurora_simulations::live::proxy::{Mode, Proxy};
+    let dir = TempDir::new().unwrap();
+    let keys = dir.path().join("keys");
+    aurora_gateway::auth::keys::KeyRing::load(&keys, true).unwrap();
+    let nats = testkit::nats_url();
+    let database = dir.database_url().await.unwrap();
+    let address = |url: &str| {
+        let rest = url.split_once("://").unwrap().1;
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        host.split('/').next().unwrap().to_string()
+    };
+    let nats_proxy = Proxy::start(address(&nats)).await.unwrap();
+    let pg_proxy = Proxy::start(address(&database)).await.unwrap();
+    let through_proxy = database.replacen(
+        &address(&database),
+        &format!("127.0.0.1:{}", pg_proxy.port),
+        1,
+    );
+    let replica = |name: &str, nats: String, database: String| {
+        Process::serve(&[
+            ("DATABASE_URL", database),
+            ("NATS_URL", nats),
+            ("AURORA_NATS_PREFIX", dir.nats_prefix()),
+            ("AURORA_ROOT_KEYS_DIR", keys.display().to_string()),
+            (
+                "AURORA_DATA_DIR",
+                dir.path().join(name).display().to_string(),
+            ),
+        ])
+    };
+    let a = replica("a", nats.clone(), database.clone());
+    let b = replica(
+        "b",
+        format!("nats://127.0.0.1:{}", nats_proxy.port),
+        through_proxy,
+    );
+
+    let session = a.register_and_log_in("alice").await;
+    let key = a.create_api_key(&session, "laptop").await;
+    let api_key = key["token"].as_str().unwrap().to_string();
+    let whoami = || async {
+        b.request("GET", "/api/v1/auth/whoami", &api_key)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(whoami().await.status(), StatusCode::OK);
+
+    nats_proxy.set(Mode::Partition);
+    pg_proxy.set(Mode::Partition);
+    let path = format!("/api/v1/auth/tokens/{}", key["token_id"].as_str().unwrap());
+    let revoked = a.request("DELETE", &path, &session).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    // Cut off, the replica may honour the key for as long as what it read last was current
+    // (750 ms); past a second, every answer is 503: it cannot tell.
+    let since = std::time::Instant::now();
+    let mut unavailable = 0;
+    while unavailable < 2 {
+        let asked = since.elapsed();
+        let answer = whoami().await;
+        match answer.status() {
+            StatusCode::OK => assert!(
+                asked < Duration::from_secs(1),
+                "the revoked key was honoured {asked:?} after its revocation"
+            ),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(answer.headers()["retry-after"], "1");
+                let problem: Value = answer.json().await.unwrap();
+                assert_eq!(problem["type"], "/problems/revocations-not-current");
+                unavailable += 1;
+            }
+            other => panic!("cut off, the replica answered {other}"),
+        }
+        assert!(since.elapsed() < WAIT, "never answered 503 while cut off");
+    }
+
+    pg_proxy.set(Mode::Pass);
+    let since = std::time::Instant::now();
+    let took = b.refused_after(&api_key, since).await;
+    println!("back in reach of the store, the replica refused the key after {took:?}");
+    assert!(took < Duration::from_secs(1), "refused after {took:?}");
+    nats_proxy.set(Mode::Pass);
+}

@@ -113,7 +113,11 @@ async fn feed(
                         envelopes.push(Arc::new(Envelope::delivered(event)));
                         acks.push(ack);
                     }
-                    Err(error) => tracing::error!(%error, "projections: skipping message"),
+                    Err(error @ aurora_nats::BusError::Decode { .. }) => {
+                        tracing::error!(%error, "projections: skipping message")
+                    }
+                    // The deliveries end after it; the consumer is opened again below.
+                    Err(error) => tracing::warn!(%error, "projections consumer failed"),
                 }
             }
             // At most CHUNK (≤ IN_FLIGHT) permits: always grantable once others return.

@@ -49,6 +49,23 @@ pub struct AggregateLabels {
     pub aggregate: String,
 }
 
+/// A failure injected into one batch's commit, as the network or the server would cause it:
+/// the connection lost before the commit (nothing stored) or after it (stored, but the
+/// writer never learns so). Either way the batch's appends are answered with a connection
+/// error: their callers cannot tell which happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitFault {
+    /// The transaction is abandoned before its commit.
+    BeforeCommit,
+    /// The commit goes through; its answer is lost.
+    AfterCommit,
+}
+
+/// Decides, batch by batch, which commit fails (for simulations; `None` in production).
+pub type FaultPlan = Arc<dyn Fn() -> Option<CommitFault> + Send + Sync>;
+
+type Faults = Option<FaultPlan>;
+
 struct Append {
     events: Vec<SerializedEvent>,
     /// Answered with the global position of the append's last event once committed.
@@ -104,6 +121,12 @@ impl GroupCommit {
     /// Starts `writers` writer tasks over `db`. SQLite serialises writers, so one is
     /// enough there; on Postgres several transactions in flight share WAL flushes.
     pub fn start(db: &Database, writers: usize) -> Self {
+        Self::start_with_faults(db, writers, None)
+    }
+
+    /// [`GroupCommit::start`], with failures injected into commits where `faults` says:
+    /// for simulations of the write path.
+    pub fn start_with_faults(db: &Database, writers: usize, faults: Option<FaultPlan>) -> Self {
         let writers = match db {
             Database::Postgres(_) => writers.max(1),
             Database::Sqlite(_) => 1,
@@ -112,7 +135,8 @@ impl GroupCommit {
         let receiver = Arc::new(Mutex::new(receiver));
         let taken = Arc::new(AtomicU64::new(0));
         for _ in 0..writers {
-            tokio::spawn(writer(db.clone(), receiver.clone(), taken.clone()));
+            let faults = faults.clone();
+            tokio::spawn(writer(db.clone(), receiver.clone(), taken.clone(), faults));
         }
         Self {
             queue,
@@ -165,7 +189,12 @@ impl GroupCommit {
 }
 
 /// One writer: take a batch, write it, answer it; until the queue closes.
-async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>, taken: Arc<AtomicU64>) {
+async fn writer(
+    db: Database,
+    queue: Arc<Mutex<mpsc::Receiver<Append>>>,
+    taken: Arc<AtomicU64>,
+    faults: Faults,
+) {
     let mut carried: Vec<Append> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut carried);
@@ -189,7 +218,7 @@ async fn writer(db: Database, queue: Arc<Mutex<mpsc::Receiver<Append>>>, taken: 
             .into_iter()
             .partition(|a| aggregates.insert(a.aggregate()));
         carried = later;
-        write(&db, now).await;
+        write(&db, now, &faults).await;
     }
 }
 
@@ -206,8 +235,9 @@ fn drain(queue: &mut mpsc::Receiver<Append>, batch: &mut Vec<Append>, taken: &At
 }
 
 /// Writes one batch and answers every append in it.
-async fn write(db: &Database, batch: Vec<Append>) {
-    match insert(db, &batch).await {
+async fn write(db: &Database, batch: Vec<Append>, faults: &Faults) {
+    let fault = faults.as_ref().and_then(|plan| plan());
+    match insert(db, &batch, fault).await {
         Ok(stored) => {
             for (append, stored) in batch.into_iter().zip(stored) {
                 let answer = stored.ok_or(PersistenceError::OptimisticLockError);
@@ -220,7 +250,7 @@ async fn write(db: &Database, batch: Vec<Append>) {
             // One bad append must not fail its neighbours: write each on its own.
             tracing::warn!(%error, appends = batch.len(), "batched append failed; retrying one by one");
             for append in batch {
-                Box::pin(write(db, vec![append])).await;
+                Box::pin(write(db, vec![append], faults)).await;
             }
         }
         Err(error) => {
@@ -243,7 +273,17 @@ async fn write(db: &Database, batch: Vec<Append>) {
 
 /// Inserts the batch in one transaction; for each append, the position of its last event if
 /// it was stored.
-async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<Option<i64>>, sqlx::Error> {
+async fn insert(
+    db: &Database,
+    batch: &[Append],
+    fault: Option<CommitFault>,
+) -> Result<Vec<Option<i64>>, sqlx::Error> {
+    let lost = || {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected: the connection was lost",
+        ))
+    };
     let mut rows: Vec<&SerializedEvent> = batch.iter().flat_map(|a| &a.events).collect();
     rows.sort_by(|a, b| {
         (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(
@@ -285,7 +325,13 @@ async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<Option<i64>>, sql
                 .execute(&mut *tx)
                 .await?;
             }
+            if fault == Some(CommitFault::BeforeCommit) {
+                return Err(lost()); // the transaction rolls back as it drops
+            }
             tx.commit().await?;
+            if fault == Some(CommitFault::AfterCommit) {
+                return Err(lost());
+            }
             Ok(stored)
         }
         Database::Sqlite(pool) => {
@@ -321,7 +367,13 @@ async fn insert(db: &Database, batch: &[Append]) -> Result<Vec<Option<i64>>, sql
                 .execute(&mut *tx)
                 .await?;
             }
+            if fault == Some(CommitFault::BeforeCommit) {
+                return Err(lost()); // the transaction rolls back as it drops
+            }
             tx.commit().await?;
+            if fault == Some(CommitFault::AfterCommit) {
+                return Err(lost());
+            }
             Ok(stored)
         }
     }

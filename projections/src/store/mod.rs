@@ -14,7 +14,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use append::{committed_position, AggregateLabels, GroupCommit};
+pub use append::{committed_position, AggregateLabels, CommitFault, FaultPlan, GroupCommit};
 
 pub use log::{checkpoint, Cursor, StoredEvent};
 pub use repository::EventRepository;

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aurora_simulations::live::sabotage::Sabotage;
 use aurora_simulations::live::{self, workload::Outcome};
 use clap::Parser;
 
@@ -56,6 +57,14 @@ struct Args {
     /// `nats-server,partition`); all kinds by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Break the history on purpose once the system settled, before the checker looks
+    /// (comma-separated), to show the checker catches it.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    sabotage: Vec<Sabotage>,
+    /// Succeed only if the checker reported a violation for every sabotage (and fail if it
+    /// missed one): the run that shows the checker does not pass vacuously.
+    #[arg(long, requires = "sabotage")]
+    expect_violations: bool,
 }
 
 #[tokio::main]
@@ -85,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         postgres_restart: args.postgres_restart.clone(),
         dir: dir.clone(),
         only: args.only.clone(),
+        sabotage: args.sabotage.clone(),
     };
     println!(
         "chaos: seed {}, {} minutes, {} replicas, {} clients, in {}",
@@ -97,6 +107,9 @@ async fn main() -> anyhow::Result<()> {
     let outcome = live::run(&options).await?;
     print_table(&outcome);
     let violations = &outcome.report.violations;
+    if args.expect_violations {
+        return expect_caught(&args.sabotage, &outcome, &dir);
+    }
     if violations.is_empty() && outcome.nemesis.failures.is_empty() {
         println!("\nno violations");
         let _ = std::fs::remove_dir_all(&dir);
@@ -111,6 +124,39 @@ async fn main() -> anyhow::Result<()> {
         println!("  {:>7.1}s  {fault:?}", at.as_secs_f64());
     }
     println!("logs and files kept in {}", dir.display());
+    std::process::exit(1);
+}
+
+/// The end of a sabotaged run: success if the checker caught every sabotage.
+fn expect_caught(
+    sabotage: &[Sabotage],
+    outcome: &live::Outcome,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    println!();
+    for done in &outcome.report.sabotaged {
+        println!("sabotaged: {done}");
+    }
+    let missed: Vec<Sabotage> = sabotage
+        .iter()
+        .copied()
+        .filter(|kind| {
+            !outcome
+                .report
+                .violations
+                .iter()
+                .any(|v| v.contains(kind.caught_by()))
+        })
+        .collect();
+    if missed.is_empty() {
+        println!("the checker caught every sabotage ({sabotage:?})");
+        let _ = std::fs::remove_dir_all(dir);
+        return Ok(());
+    }
+    println!(
+        "the checker MISSED {missed:?}; logs and files kept in {}",
+        dir.display()
+    );
     std::process::exit(1);
 }
 

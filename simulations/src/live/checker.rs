@@ -12,6 +12,7 @@ use aurora_projections::{Cursor, Database};
 use futures::StreamExt;
 
 use super::cluster::Cluster;
+use super::sabotage::Sabotage;
 use super::workload::History;
 
 /// Longest the system may take to settle after the faults stop.
@@ -35,6 +36,8 @@ pub struct Report {
     pub settled_in: f64,
     /// Broken invariants.
     pub violations: Vec<String>,
+    /// What the harness broke on purpose before checking (`--sabotage`).
+    pub sabotaged: Vec<String>,
 }
 
 /// Settles `cluster` and checks `history` against it.
@@ -42,6 +45,7 @@ pub async fn check(
     cluster: &mut Cluster,
     history: &History,
     aurora: &Path,
+    sabotage: &[Sabotage],
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let db = Database::postgres(&cluster.database_url, 4).await?;
@@ -116,6 +120,9 @@ pub async fn check(
     }
     for replica in &mut cluster.replicas {
         replica.stop(Duration::from_secs(20)).await;
+    }
+    for kind in sabotage {
+        report.sabotaged.push(kind.apply(cluster, history).await?);
     }
 
     // 3. Every acknowledged command is in the store, once.

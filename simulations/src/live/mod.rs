@@ -17,6 +17,7 @@ pub mod checker;
 pub mod cluster;
 pub mod nemesis;
 pub mod proxy;
+pub mod sabotage;
 pub mod servers;
 pub mod workload;
 
@@ -56,6 +57,8 @@ pub struct Options {
     pub dir: PathBuf,
     /// Only faults whose kind contains one of these (all when empty).
     pub only: Vec<String>,
+    /// Breaks the history on purpose before the checker looks (see [`sabotage`]).
+    pub sabotage: Vec<sabotage::Sabotage>,
 }
 
 /// The outcome of a run.
@@ -77,9 +80,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Outcome> {
             .await
             .context("creating the database")?;
     let result = run_on(options, &database_url).await;
+    // Kept for a look when something broke, unless the harness broke it itself.
     if result
         .as_ref()
-        .is_ok_and(|o| o.report.violations.is_empty())
+        .is_ok_and(|o| o.report.violations.is_empty() || !options.sabotage.is_empty())
     {
         let _ = aurora_projections::testkit::drop_database(&options.postgres, &database_url).await;
     }
@@ -181,7 +185,7 @@ async fn run_on(options: &Options, database_url: &str) -> anyhow::Result<Outcome
     let _ = clients.await;
     let history = std::mem::take(&mut *history.lock().unwrap());
     cluster.heal().await?;
-    let report = checker::check(&mut cluster, &history, &options.aurora).await?;
+    let report = checker::check(&mut cluster, &history, &options.aurora, &options.sabotage).await?;
     Ok(Outcome {
         history,
         nemesis: record,
