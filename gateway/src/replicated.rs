@@ -138,6 +138,28 @@ impl<R: Replicated> InMemory<R> {
         self.state.apply_event(event);
     }
 
+    /// Applies what is committed after `cursor` but held back from cursor readers by a
+    /// transaction still open (see [`Database::read_named_beyond_horizon`]).
+    async fn apply_beyond_horizon(
+        &self,
+        db: &Database,
+        mut cursor: Cursor,
+    ) -> Result<(), StoreError> {
+        const BATCH: i64 = 1000;
+        loop {
+            let beyond = db
+                .read_named_beyond_horizon(R::AGGREGATE, R::EVENTS, cursor, BATCH)
+                .await?;
+            for event in &beyond {
+                self.apply_one(event);
+            }
+            match beyond.last() {
+                Some(last) if beyond.len() as i64 == BATCH => cursor = last.cursor,
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Applies `R`'s events from the store every `every` until `stop`, reading them over
     /// `db` (a pool of its own: a poll must not queue behind the requests it lets in);
     /// errors (the database unreachable) are retried at the next tick.
@@ -168,7 +190,14 @@ impl<R: Replicated> InMemory<R> {
                         }
                         cursor = next;
                         if (events.len() as i64) < BATCH {
-                            self.freshness.read_through(began);
+                            // Committed, but held back behind a transaction still open
+                            // (another replica frozen mid-commit): applied now all the same.
+                            match self.apply_beyond_horizon(&db, cursor).await {
+                                Ok(()) => self.freshness.read_through(began),
+                                Err(error) => {
+                                    tracing::debug!(%error, "{}: polling the store failed", R::NAME)
+                                }
+                            }
                             break;
                         }
                     }

@@ -422,7 +422,10 @@ async fn revocation_and_disabling_reach_another_gateway_process_within_a_second(
 /// restarted, a network dropping packets) learned of revocations only when its consumer's
 /// heartbeats were missed, seconds later, and honoured revoked keys meanwhile. Here the
 /// replica's NATS traffic is held by a proxy (nothing passes, nothing closes): it still
-/// refuses a key revoked on another replica within a second, from the store.
+/// refuses a key revoked on another replica within a second, from the store. Also found by
+/// it: a transaction left open elsewhere (a replica frozen mid-commit) held the revocation
+/// back from the store poll, which reads in commit order, for as long as it stayed open
+/// (5.7 s); the poll now also applies what is committed beyond that horizon.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_partitioned_from_nats_still_refuses_a_revoked_key_within_a_second() {
     use aurora_simulations::live::proxy::{Mode, Proxy};
@@ -461,12 +464,22 @@ async fn a_replica_partitioned_from_nats_still_refuses_a_revoked_key_within_a_se
     assert_eq!(accepted.status(), StatusCode::OK);
 
     proxy.set(Mode::Partition);
+    // And a transaction left open on the database (a replica frozen mid-commit): it holds
+    // back what readers of the store in commit order may see, the revocation included.
+    use sqlx::Connection as _;
+    let mut frozen = sqlx::PgConnection::connect(&shared[0].1).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut frozen).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut frozen)
+        .await
+        .unwrap();
     let path = format!("/api/v1/auth/tokens/{}", key["token_id"].as_str().unwrap());
     let revoked = a.request("DELETE", &path, &session).send().await.unwrap();
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let since = std::time::Instant::now();
     let took = b.refused_after(&api_key, since).await;
     println!("revocation reached the partitioned replica in {took:?}");
+    sqlx::query("COMMIT").execute(&mut frozen).await.unwrap();
     assert!(
         took < Duration::from_secs(1),
         "the replica cut off from NATS honoured the revoked key for {took:?}"

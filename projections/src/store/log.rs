@@ -208,7 +208,6 @@ impl Database {
         )
     }
 
-    /// The events of one aggregate after `sequence`, in order (committed ones only).
     /// Events of `aggregate_type` named one of `names`, committed after `cursor`, at most
     /// `limit`, in commit order; and the cursor to ask from next. Gap-safe like
     /// [`Database::read_after`], and cheap to repeat: the cursor moves past every event
@@ -276,6 +275,46 @@ impl Database {
         }
     }
 
+    /// Events of `aggregate_type` named one of `names` after `cursor` that are committed
+    /// but beyond the horizon [`Database::read_named_after`] stops at: those a transaction
+    /// still open (a replica frozen mid-commit) holds back from cursor readers, though
+    /// their own commands were answered. At most `limit`, in commit order; no cursor to go
+    /// on from — a reader that must know of them now (a revocation) applies them, and reads
+    /// them again in order once the horizon passes them.
+    pub async fn read_named_beyond_horizon(
+        &self,
+        aggregate_type: &str,
+        names: &[&str],
+        cursor: Cursor,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        match self {
+            Database::Postgres(pool) => {
+                let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+                let sql = format!(
+                    "SELECT {PG_COLUMNS} FROM events \
+                     WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
+                       AND aggregate_type = $3 AND event_type = ANY($4) \
+                     ORDER BY events.xid, events.position LIMIT $5"
+                );
+                sqlx::query_as::<_, Row>(&sql)
+                    .bind(cursor.xid)
+                    .bind(cursor.position)
+                    .bind(aggregate_type)
+                    .bind(&names)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(Row::decode)
+                    .collect()
+            }
+            // One writer: nothing is held back.
+            Database::Sqlite(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The events of one aggregate after `sequence`, in order (committed ones only).
     pub async fn read_aggregate_after(
         &self,
         aggregate_type: &str,
