@@ -108,6 +108,8 @@ struct Plan {
     rng: Mutex<Rng>,
     before: AtomicUsize,
     after: AtomicUsize,
+    /// A broken store instead: lost commits are acknowledged.
+    lying: bool,
 }
 
 impl Plan {
@@ -117,6 +119,9 @@ impl Plan {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .below(100);
+        if self.lying {
+            return (draw < 8).then_some(CommitFault::LostButAcknowledged);
+        }
         match draw {
             0..=7 => {
                 self.before.fetch_add(1, Ordering::Relaxed);
@@ -250,6 +255,16 @@ impl World {
 
 /// Plays `ticks` ticks of seed `seed`. `Ok` means every invariant held.
 pub async fn simulate(seed: u64, ticks: usize) -> Result<Report, Violation> {
+    play(seed, ticks, false).await
+}
+
+/// Plays seed `seed` against a broken store that acknowledges commits it lost: for showing
+/// that the checker catches what it checks (it must return a violation).
+pub async fn simulate_lying_store(seed: u64, ticks: usize) -> Result<Report, Violation> {
+    play(seed, ticks, true).await
+}
+
+async fn play(seed: u64, ticks: usize, lying: bool) -> Result<Report, Violation> {
     let mut rng = Rng::new(seed);
     let (db, _dir) = ok(
         aurora_projections::testkit::fresh_sqlite_in_memory().await,
@@ -259,6 +274,7 @@ pub async fn simulate(seed: u64, ticks: usize) -> Result<Report, Violation> {
         rng: Mutex::new(Rng::new(seed ^ 0x5eed_c0de_0000_0001)),
         before: AtomicUsize::new(0),
         after: AtomicUsize::new(0),
+        lying,
     });
     let faults: FaultPlan = {
         let plan = plan.clone();

@@ -74,8 +74,9 @@ async fn runs_survive_panics_in_their_actors_and_transcode_workers() {
     );
 }
 
-/// The write path by the thousand seeds (`AURORA_SIM_SEEDS`, 2000 by default), on every
-/// core; prints seeds/s. A failing seed names the command that replays it.
+/// The write path by the thousand seeds (`AURORA_SIM_SEEDS`, 2000 by default, of
+/// `AURORA_SIM_TICKS` ticks, 60 by default), on every core; prints seeds/s. A failing
+/// seed names the command that replays it.
 #[test]
 fn the_write_path_loses_nothing_acknowledged_over_thousands_of_seeds() {
     use aurora_simulations::write_chaos::{simulate, Report};
@@ -89,6 +90,10 @@ fn the_write_path_loses_nothing_acknowledged_over_thousands_of_seeds() {
             (1..=count).collect()
         }
     };
+    let ticks: usize = std::env::var("AURORA_SIM_TICKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(60);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let started = std::time::Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -104,7 +109,7 @@ fn the_write_path_loses_nothing_acknowledged_over_thousands_of_seeds() {
                 loop {
                     let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(&seed) = seeds.get(n) else { return };
-                    let report = runtime.block_on(simulate(seed, 120)).unwrap_or_else(|v| {
+                    let report = runtime.block_on(simulate(seed, ticks)).unwrap_or_else(|v| {
                         panic!(
                             "{v}\nreplay: AURORA_SIM_SEED={seed} cargo nextest run -p \
                              aurora-simulations the_write_path"
@@ -154,4 +159,25 @@ fn a_write_path_seed_replays_exactly() {
         "{first:?}"
     );
     assert_eq!(first, play());
+}
+
+/// The checker does not pass vacuously: against a store that acknowledges commits it lost
+/// (what Jepsen found NATS doing without fsync), every seed is caught.
+#[test]
+fn the_write_path_checker_catches_a_store_that_acknowledges_lost_commits() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for seed in 1..=20 {
+        let caught = runtime
+            .block_on(aurora_simulations::write_chaos::simulate_lying_store(
+                seed, 120,
+            ))
+            .expect_err("a store that loses acknowledged commits passed the checker");
+        assert!(
+            caught.0.contains("was acknowledged and is not stored"),
+            "seed {seed}: caught as {caught}"
+        );
+    }
 }

@@ -59,6 +59,10 @@ pub enum CommitFault {
     BeforeCommit,
     /// The commit goes through; its answer is lost.
     AfterCommit,
+    /// A broken store: the transaction is abandoned, yet every append is answered as
+    /// stored — what a store that acknowledges before it is durable does. Never a fault
+    /// to survive: it exists so that a simulation can show its checker catches it.
+    LostButAcknowledged,
 }
 
 /// Decides, batch by batch, which commit fails (for simulations; `None` in production).
@@ -325,8 +329,10 @@ async fn insert(
                 .execute(&mut *tx)
                 .await?;
             }
-            if fault == Some(CommitFault::BeforeCommit) {
-                return Err(lost()); // the transaction rolls back as it drops
+            match fault {
+                Some(CommitFault::BeforeCommit) => return Err(lost()), // rolled back as it drops
+                Some(CommitFault::LostButAcknowledged) => return Ok(stored),
+                _ => {}
             }
             tx.commit().await?;
             if fault == Some(CommitFault::AfterCommit) {
@@ -367,8 +373,10 @@ async fn insert(
                 .execute(&mut *tx)
                 .await?;
             }
-            if fault == Some(CommitFault::BeforeCommit) {
-                return Err(lost()); // the transaction rolls back as it drops
+            match fault {
+                Some(CommitFault::BeforeCommit) => return Err(lost()), // rolled back as it drops
+                Some(CommitFault::LostButAcknowledged) => return Ok(stored),
+                _ => {}
             }
             tx.commit().await?;
             if fault == Some(CommitFault::AfterCommit) {

@@ -304,35 +304,12 @@ pub async fn check(
             .push(format!("the stream could not be read: {error:#}")),
     }
 
-    // 6. Every read model equals its rebuild; the audit log verifies.
-    let runs = aurora_projections::RunsProjection::new(db.clone());
-    let live = runs.digest().await?;
-    runs.rebuild(64, |_| {}).await?;
-    if live != runs.digest().await? {
+    // 6. Every read model equals its rebuild; the audit log verifies. A history that
+    // cannot even be replayed is a violation too.
+    if let Err(error) = read_models(&db, stored.len(), &mut report.violations).await {
         report
             .violations
-            .push("the live runs view differs from its rebuild".into());
-    }
-    let users = aurora_projections::UsersProjection::new(db.clone());
-    let live = users.list(None, 100_000).await?;
-    users.rebuild().await?;
-    if live != users.list(None, 100_000).await? {
-        report
-            .violations
-            .push("the live users view differs from its rebuild".into());
-    }
-    let audit = aurora_projections::AuditLog::new(db.clone());
-    let head = audit.head().await?;
-    if head.as_ref().map(|h| h.seq) != Some(stored.len() as i64) {
-        report.violations.push(format!(
-            "{} events stored, the audit log ends at {head:?}",
-            stored.len()
-        ));
-    }
-    if head != audit.replayed_head().await? {
-        report
-            .violations
-            .push("the live audit head differs from a replay".into());
+            .push(format!("the store could not be replayed: {error:#}"));
     }
     let verify = tokio::process::Command::new(aurora)
         .args(["audit", "verify"])
@@ -362,6 +339,37 @@ async fn final_status(db: &Database, id: &str) -> anyhow::Result<Option<String>>
         .iter()
         .map(|e| e.event_type.clone())
         .find(|t| matches!(t.as_str(), "RunSucceeded" | "RunFailed" | "RunCancelled")))
+}
+
+/// Holds each read model to its rebuild and the audit log to a replay of `stored` events.
+async fn read_models(
+    db: &Database,
+    stored: usize,
+    violations: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let runs = aurora_projections::RunsProjection::new(db.clone());
+    let live = runs.digest().await?;
+    runs.rebuild(64, |_| {}).await?;
+    if live != runs.digest().await? {
+        violations.push("the live runs view differs from its rebuild".into());
+    }
+    let users = aurora_projections::UsersProjection::new(db.clone());
+    let live = users.list(None, 100_000).await?;
+    users.rebuild().await?;
+    if live != users.list(None, 100_000).await? {
+        violations.push("the live users view differs from its rebuild".into());
+    }
+    let audit = aurora_projections::AuditLog::new(db.clone());
+    let head = audit.head().await?;
+    if head.as_ref().map(|h| h.seq) != Some(stored as i64) {
+        violations.push(format!(
+            "{stored} events stored, the audit log ends at {head:?}"
+        ));
+    }
+    if head != audit.replayed_head().await? {
+        violations.push("the live audit head differs from a replay".into());
+    }
+    Ok(())
 }
 
 /// Messages in the event stream now.

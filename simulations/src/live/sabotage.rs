@@ -2,9 +2,8 @@
 //! the checker looks, the way a real bug would — so that a run shows the checker catches
 //! such a violation rather than passing vacuously (`chaos --sabotage … --expect-violations`).
 //!
-//! - **lose-acknowledged**: the stored request of an acknowledged run is deleted, as by a
-//!   store that acknowledged a commit it then lost (what Jepsen found NATS doing without
-//!   fsync);
+//! - **lose-acknowledged**: an acknowledged run's stored history is deleted, as by a store
+//!   that acknowledged commits it then lost (what Jepsen found NATS doing without fsync);
 //! - **duplicate-in-stream**: a stored event is published to the stream a second time under
 //!   a new message id, as by a relay that forgot what it had published;
 //! - **skew-view**: a run's row is deleted from the runs view, as by a projection that
@@ -19,7 +18,7 @@ use super::workload::History;
 /// One way of breaking the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Sabotage {
-    /// Delete an acknowledged run's request from the store.
+    /// Delete an acknowledged run's history from the store.
     LoseAcknowledged,
     /// Publish a stored event to the stream twice.
     DuplicateInStream,
@@ -50,13 +49,12 @@ impl Sabotage {
         let done = match self {
             Sabotage::LoseAcknowledged => {
                 sqlx::query(
-                    "DELETE FROM events WHERE aggregate_type = 'run' AND aggregate_id = $1 \
-                     AND event_type = 'RunRequested'",
+                    "DELETE FROM events WHERE aggregate_type = 'run' AND aggregate_id = $1",
                 )
                 .bind(run)
                 .execute(pool)
                 .await?;
-                format!("deleted the stored request of acknowledged run {run}")
+                format!("deleted the stored history of acknowledged run {run}")
             }
             Sabotage::DuplicateInStream => {
                 let stored = db.read_after(Cursor::default(), 1).await?;
@@ -74,6 +72,8 @@ impl Sabotage {
                 format!("published event {} to the stream again", event.id)
             }
             Sabotage::SkewView => {
+                // Another run than the one lose-acknowledged takes, where there is one.
+                let run = history.runs.last().unwrap_or(run);
                 sqlx::query("DELETE FROM runs_view WHERE id = $1")
                     .bind(run)
                     .execute(pool)
