@@ -34,8 +34,19 @@ pub const STORE_POLL: Duration = Duration::from_millis(250);
 /// honoured: a poll period and its own time, well inside the promise of 1 s.
 pub const CURRENT_WITHIN: Duration = Duration::from_millis(750);
 
+/// The promise: no token is honoured more than this after its revocation was acknowledged.
+pub const PROMISE: Duration = Duration::from_secs(1);
+
 /// How long a request waits for such a poll before it is answered 503.
 pub const CURRENT_WAIT: Duration = Duration::from_secs(2);
+
+/// A poll that has not finished by then is abandoned (a connection the network left
+/// half-open would hold it for minutes).
+const POLL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Events beyond the horizon a poll looks at, at most (see
+/// [`Database::read_named_beyond_horizon`]).
+const BEYOND_SCAN: i64 = 50_000;
 
 /// State built from the events named [`Replicated::EVENTS`] of aggregates of type
 /// [`Replicated::AGGREGATE`].
@@ -76,6 +87,13 @@ impl Freshness {
         self.polled.notify_waiters();
     }
 
+    /// Is the state current within `within` now? (For checks that cannot wait: a long
+    /// response asking every second whether its token still holds, readiness.)
+    pub fn is_current(&self, within: Duration) -> bool {
+        let read_at = *self.read_at.lock().unwrap_or_else(|e| e.into_inner());
+        read_at.is_some_and(|at| at.elapsed() <= within)
+    }
+
     /// Is the state current within `within` now, or does it become so within `wait`?
     /// False if the store could not be read that recently (unreachable, or this process
     /// was frozen and has not polled since).
@@ -86,8 +104,7 @@ impl Freshness {
             tokio::pin!(polled);
             // Registered before looking, so that a poll ending in between is not missed.
             polled.as_mut().enable();
-            let read_at = *self.read_at.lock().unwrap_or_else(|e| e.into_inner());
-            if read_at.is_some_and(|at| at.elapsed() <= within) {
+            if self.is_current(within) {
                 return true;
             }
             if tokio::time::timeout_at(deadline, polled).await.is_err() {
@@ -138,38 +155,17 @@ impl<R: Replicated> InMemory<R> {
         self.state.apply_event(event);
     }
 
-    /// Applies what is committed after `cursor` but held back from cursor readers by a
-    /// transaction still open (see [`Database::read_named_beyond_horizon`]).
-    async fn apply_beyond_horizon(
-        &self,
-        db: &Database,
-        mut cursor: Cursor,
-    ) -> Result<(), StoreError> {
-        const BATCH: i64 = 1000;
-        loop {
-            let beyond = db
-                .read_named_beyond_horizon(R::AGGREGATE, R::EVENTS, cursor, BATCH)
-                .await?;
-            for event in &beyond {
-                self.apply_one(event);
-            }
-            match beyond.last() {
-                Some(last) if beyond.len() as i64 == BATCH => cursor = last.cursor,
-                _ => return Ok(()),
-            }
-        }
-    }
-
     /// Applies `R`'s events from the store every `every` until `stop`, reading them over
     /// `db` (a pool of its own: a poll must not queue behind the requests it lets in);
-    /// errors (the database unreachable) are retried at the next tick.
+    /// errors (the database unreachable) and polls that hang past [`POLL_TIMEOUT`] are
+    /// retried at the next tick. Each poll that reads the store through marks the state
+    /// current as of its start ([`InMemory::freshness`]).
     pub async fn follow_store(
         self: Arc<Self>,
         db: Database,
         every: Duration,
         stop: CancellationToken,
     ) {
-        const BATCH: i64 = 1000;
         let mut cursor = Cursor::START;
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -179,35 +175,47 @@ impl<R: Replicated> InMemory<R> {
                 _ = ticks.tick() => {}
             }
             let began = Instant::now();
-            loop {
-                match db
-                    .read_named_after(R::AGGREGATE, R::EVENTS, cursor, BATCH)
-                    .await
-                {
-                    Ok((events, next)) => {
-                        for event in &events {
-                            self.apply_one(event);
-                        }
-                        cursor = next;
-                        if (events.len() as i64) < BATCH {
-                            // Committed, but held back behind a transaction still open
-                            // (another replica frozen mid-commit): applied now all the same.
-                            match self.apply_beyond_horizon(&db, cursor).await {
-                                Ok(()) => self.freshness.read_through(began),
-                                Err(error) => {
-                                    tracing::debug!(%error, "{}: polling the store failed", R::NAME)
-                                }
-                            }
-                            break;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "{}: polling the store failed", R::NAME);
-                        break;
-                    }
-                }
+            match tokio::time::timeout(POLL_TIMEOUT, self.poll(&db, &mut cursor)).await {
+                Ok(Ok(true)) => self.freshness.read_through(began),
+                Ok(Ok(false)) => tracing::warn!(
+                    "{}: more than {BEYOND_SCAN} events wait behind a transaction still open; \
+                     this replica cannot vouch for its state",
+                    R::NAME
+                ),
+                Ok(Err(error)) => tracing::debug!(%error, "{}: polling the store failed", R::NAME),
+                Err(_) => tracing::debug!("{}: polling the store timed out", R::NAME),
             }
         }
+    }
+
+    /// One poll: applies what was committed after `cursor` (moving it on in commit order),
+    /// then what is committed beyond the horizon a transaction still open holds cursor
+    /// readers at (another replica frozen mid-commit), without moving past it. Whether
+    /// everything committed before the poll began is now applied.
+    async fn poll(&self, db: &Database, cursor: &mut Cursor) -> Result<bool, StoreError> {
+        const BATCH: i64 = 1000;
+        loop {
+            let (events, next) = db
+                .read_named_after(R::AGGREGATE, R::EVENTS, *cursor, BATCH)
+                .await?;
+            for event in &events {
+                self.apply_one(event);
+            }
+            *cursor = next;
+            if (events.len() as i64) < BATCH {
+                break;
+            }
+        }
+        let Some(beyond) = db
+            .read_named_beyond_horizon(R::AGGREGATE, R::EVENTS, *cursor, BEYOND_SCAN)
+            .await?
+        else {
+            return Ok(false);
+        };
+        for event in &beyond {
+            self.apply_one(event);
+        }
+        Ok(true)
     }
 }
 

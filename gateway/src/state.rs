@@ -227,20 +227,26 @@ impl AppState {
         self
     }
 
-    /// May a token be honoured here now? Waits a moment for the revocation set to be
+    /// May a token be honoured here now? Waits up to `wait` for the revocation set to be
     /// current (see [`crate::replicated::CURRENT_WITHIN`]); false if it is not by then.
-    pub async fn revocations_are_current(&self) -> bool {
+    pub async fn revocations_are_current(&self, wait: std::time::Duration) -> bool {
         match &self.revocations_current {
             None => true,
             Some(freshness) => {
                 freshness
-                    .current_within(
-                        crate::replicated::CURRENT_WITHIN,
-                        crate::replicated::CURRENT_WAIT,
-                    )
+                    .current_within(crate::replicated::CURRENT_WITHIN, wait)
                     .await
             }
         }
+    }
+
+    /// May a token still be honoured here, without waiting: the revocation set is no older
+    /// than the promise (a second). For what asks every second whether a token still holds
+    /// (long responses, NATS connections) and for readiness.
+    pub fn revocations_current_now(&self) -> bool {
+        self.revocations_current
+            .as_ref()
+            .is_none_or(|freshness| freshness.is_current(crate::replicated::PROMISE))
     }
 
     /// With the projections supervisor's view of its actors.

@@ -223,7 +223,12 @@ impl TokenGate {
             },
         };
         // As over HTTP: not while this replica cannot vouch that no one revoked the token.
-        if !self.state.revocations_are_current().await {
+        // A short wait: the server's auth timeout runs meanwhile.
+        if !self
+            .state
+            .revocations_are_current(Duration::from_millis(500))
+            .await
+        {
             return Err(Refused::new(
                 503,
                 "revocations-not-current",
@@ -289,7 +294,9 @@ impl TokenGate {
         // authorizer (remembered within the second) run again, never the parsing.
         let holds = Arc::new(move || {
             let tokens = &state.identity.tokens;
-            !tokens.is_revoked(&token)
+            // Not on a revocation set this replica cannot vouch for (cut off, or frozen).
+            state.revocations_current_now()
+                && !tokens.is_revoked(&token)
                 && tokens
                     .authorize(&token, access.access(), SystemTime::now())
                     .is_ok()

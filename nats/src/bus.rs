@@ -263,7 +263,7 @@ pub trait EventBus: Send + Sync + 'static {
     /// Every event matching `filter` stored from now on, in stream order, to this
     /// subscriber alone: not durable, nothing to ack. For state every replica keeps for
     /// itself (the token revocation set), where a durable consumer would hand each event to
-    /// one replica only. The stream yields one error and ends if the subscription breaks:
+    /// one replica only. The stream ends (or yields an error) if the subscription breaks:
     /// the caller then reloads from the store and tails again.
     async fn tail(&self, filter: &str) -> Result<Tail, BusError>;
 

@@ -154,11 +154,10 @@ impl JetStreamBus {
     }
 }
 
-/// `messages` up to and including the first error, then the end. The client's streams
-/// neither end nor heal when their consumer is gone (its stream deleted while this
-/// connection was down, say): a pull stream reports "no responders" and missed heartbeats
-/// for ever, an ordered one fails to make itself again for ever. Ended, they are opened
-/// again by their users (which makes a durable again).
+/// `messages` up to and including the first error, then the end. The client's pull stream
+/// neither ends nor heals when its consumer is gone (its stream deleted while this
+/// connection was down, say): it reports "no responders" and missed heartbeats for ever.
+/// Ended, it is opened again by its user (which makes the durable again).
 fn until_failed<T, S>(messages: S) -> impl futures::Stream<Item = Result<T, BusError>>
 where
     S: futures::Stream<Item = Result<T, BusError>>,
@@ -428,9 +427,12 @@ impl EventBus for JetStreamBus {
             .await
             .map_err(BusError::unavailable)?;
         let messages = ordered.messages().await.map_err(BusError::unavailable)?;
-        Ok(until_failed(messages.map_err(BusError::unavailable))
+        // Not ended at an error, unlike deliveries: the client's ordered consumer makes
+        // itself again after missed heartbeats, and a tail ended would cut every event
+        // stream a client follows at each NATS blip.
+        Ok(messages
             .map(|message| {
-                let message = message?;
+                let message = message.map_err(BusError::unavailable)?;
                 let sequence = message
                     .info()
                     .map(|info| info.stream_sequence)

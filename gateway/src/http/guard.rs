@@ -39,7 +39,8 @@ pub fn verify_request(
 
 /// A check that the request's token still allows what a long response was authorized for
 /// (an event stream, a download, an export): true until the token is revoked, its user
-/// disabled or its role changed, or it expires. Cheap enough to call per chunk: a cached
+/// disabled or its role changed, or it expires — or this replica can no longer vouch that
+/// its revocation set is current. Cheap enough to call per chunk: a cached
 /// token and a remembered decision within the second cost about a microsecond.
 pub fn token_holds(
     state: Arc<AppState>,
@@ -54,9 +55,11 @@ pub fn token_holds(
             resource: resource.as_ref().map(|(kind, id)| (*kind, id.as_str())),
             owner: owner.as_deref(),
         };
-        verify_request(&state, &headers)
-            .and_then(|token| authorize(&state, &token, access))
-            .is_ok()
+        // Not on a revocation set this replica cannot vouch for (cut off, or frozen).
+        state.revocations_current_now()
+            && verify_request(&state, &headers)
+                .and_then(|token| authorize(&state, &token, access))
+                .is_ok()
     }
 }
 

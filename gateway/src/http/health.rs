@@ -274,7 +274,7 @@ pub(super) async fn ready(state: Arc<AppState>) -> Response {
         Some("draining")
     } else if !state.bus.is_connected() {
         Some("nats disconnected")
-    } else if !state.replica_state_current() {
+    } else if !state.replica_state_current() || !state.revocations_current_now() {
         // A replica whose revocation set or block list is not following the events would
         // let a revoked token or a blocked client in.
         Some("token revocations or client blocks not current")

@@ -102,9 +102,10 @@ pub fn routes(
         .or(health::routes(state.clone()))
         .or(vitals::routes(state.clone()))
         .or(docs::routes());
+    // Limits first: a limited or blocked client is answered at once, never held.
     let served = head(state.config.max_header_bytes)
-        .and(revocations_current(state.clone()))
-        .and(crate::limits::filter::filter(state))
+        .and(crate::limits::filter::filter(state.clone()))
+        .and(revocations_current(state))
         .and(api)
         .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
         .recover(recover)
@@ -186,7 +187,11 @@ fn revocations_current(
             async move {
                 let presents = headers.contains_key(http::header::AUTHORIZATION)
                     || headers.contains_key("x-api-key");
-                if presents && !state.revocations_are_current().await {
+                if presents
+                    && !state
+                        .revocations_are_current(crate::replicated::CURRENT_WAIT)
+                        .await
+                {
                     return Err(warp::reject::custom(RevocationsNotCurrent));
                 }
                 Ok(())

@@ -278,40 +278,52 @@ impl Database {
     /// Events of `aggregate_type` named one of `names` after `cursor` that are committed
     /// but beyond the horizon [`Database::read_named_after`] stops at: those a transaction
     /// still open (a replica frozen mid-commit) holds back from cursor readers, though
-    /// their own commands were answered. At most `limit`, in commit order; no cursor to go
-    /// on from — a reader that must know of them now (a revocation) applies them, and reads
-    /// them again in order once the horizon passes them.
+    /// their own commands were answered. In commit order; no cursor to go on from — a
+    /// reader that must know of them now (a revocation) applies them, and reads them again
+    /// in order once the horizon passes them. At most `scan` events (of any kind) are
+    /// looked at: `None` if more than that are beyond the horizon (a write transaction
+    /// left open for long pins it), when the reader cannot vouch for having seen all.
     pub async fn read_named_beyond_horizon(
         &self,
         aggregate_type: &str,
         names: &[&str],
         cursor: Cursor,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        match self {
-            Database::Postgres(pool) => {
-                let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-                let sql = format!(
-                    "SELECT {PG_COLUMNS} FROM events \
-                     WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
-                       AND aggregate_type = $3 AND event_type = ANY($4) \
-                     ORDER BY events.xid, events.position LIMIT $5"
-                );
-                sqlx::query_as::<_, Row>(&sql)
-                    .bind(cursor.xid)
-                    .bind(cursor.position)
-                    .bind(aggregate_type)
-                    .bind(&names)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-                    .into_iter()
-                    .map(Row::decode)
-                    .collect()
-            }
-            // One writer: nothing is held back.
-            Database::Sqlite(_) => Ok(Vec::new()),
+        scan: i64,
+    ) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let Database::Postgres(pool) = self else {
+            return Ok(Some(Vec::new())); // SQLite: one writer, nothing held back
+        };
+        let beyond: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM events \
+             WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
+             ORDER BY xid, position LIMIT $3) AS beyond",
+        )
+        .bind(cursor.xid)
+        .bind(cursor.position)
+        .bind(scan + 1)
+        .fetch_one(pool)
+        .await?;
+        if beyond > scan {
+            return Ok(None);
         }
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let sql = format!(
+            "SELECT {PG_COLUMNS} FROM events \
+             WHERE (xid, position) > ($1::bigint::text::xid8, $2) \
+               AND aggregate_type = $3 AND event_type = ANY($4) \
+             ORDER BY events.xid, events.position"
+        );
+        sqlx::query_as::<_, Row>(&sql)
+            .bind(cursor.xid)
+            .bind(cursor.position)
+            .bind(aggregate_type)
+            .bind(&names)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(Row::decode)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// The events of one aggregate after `sequence`, in order (committed ones only).
