@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //! - [`rng`]: a small seeded generator (every random choice comes from it).
+//! - [`pipeline`]: the relay, the stream and the runs view's consumer, with one call per
+//!   fault and the checks at the end, as the simulations below share them.
 //! - [`relay_chaos`]: relay crashes, lost stream messages and consumer crashes against
 //!   SQLite + the in-process bus.
 //! - [`projection_chaos`]: panics injected into projection actors (and the redeliveries
@@ -19,7 +21,18 @@
 //!   NATS under faults, and a checker of the history.
 #![forbid(unsafe_code)]
 
+/// Returns a [`pipeline::Violation`] saying what the format arguments say unless the
+/// condition holds (defined before the modules, which all use it).
+macro_rules! check {
+    ($cond:expr, $($msg:tt)*) => {
+        if !$cond {
+            return Err($crate::pipeline::Violation(format!($($msg)*)));
+        }
+    };
+}
+
 pub mod live;
+pub mod pipeline;
 pub mod projection_chaos;
 pub mod relay_chaos;
 pub mod rng;

@@ -28,7 +28,7 @@ use aurora_projections::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::relay_chaos::Violation;
+use crate::pipeline::{ok, Violation};
 use crate::rng::Rng;
 
 /// What a simulation did and found.
@@ -96,18 +96,6 @@ impl Projection for Faulty {
         }
         Ok(())
     }
-}
-
-fn ok<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> Result<T, Violation> {
-    result.map_err(|e| Violation(format!("{what}: {e}")))
-}
-
-macro_rules! check {
-    ($cond:expr, $($msg:tt)*) => {
-        if !$cond {
-            return Err(Violation(format!($($msg)*)));
-        }
-    };
 }
 
 /// Plays `commands` commands of seed `seed` with a panic in `percent` % of the batches.

@@ -27,7 +27,7 @@ use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::relay_chaos::Violation;
+use crate::pipeline::{ok, Violation};
 use crate::rng::Rng;
 
 /// What a run-chaos simulation did.
@@ -41,18 +41,6 @@ pub struct RunChaosReport {
     pub worker_panics: u32,
     /// Actor restarts the supervisors counted.
     pub restarts: u64,
-}
-
-macro_rules! check {
-    ($cond:expr, $($msg:tt)*) => {
-        if !$cond {
-            return Err(Violation(format!($($msg)*)));
-        }
-    };
-}
-
-fn ok<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> Result<T, Violation> {
-    result.map_err(|e| Violation(format!("{what}: {e}")))
 }
 
 /// Executes `runs` runs (probe → transcode → thumbnail), one after another, each with the

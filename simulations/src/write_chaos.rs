@@ -24,25 +24,18 @@
 //!   after what followed it; the relay's order is tested on its own);
 //! - the live runs view equals its rebuild from the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aurora_domain::run::{Input, Run, RunCommand, RunError, RunSpec, Step};
 use aurora_domain::EventMetadata;
-use aurora_nats::memory::MemoryBus;
-use aurora_nats::{EventBus, Subjects};
-use aurora_projections::read::Envelope;
-use aurora_projections::relay::StepOutcome;
 use aurora_projections::store::{CommitFault, FaultPlan, GroupCommit};
-use aurora_projections::{
-    Cursor, Database, Relay, RelayConfig, RelayMetrics, RunCommands, RunsProjection,
-};
+use aurora_projections::{Cursor, Database, RunCommands};
 use cqrs_es::{Aggregate, AggregateError};
-use futures::StreamExt;
 use tokio::sync::Notify;
 
-use crate::relay_chaos::Violation;
+use crate::pipeline::{ok, Pipeline, Violation};
 use crate::rng::Rng;
 
 /// What a simulation did and found.
@@ -66,18 +59,6 @@ pub struct Report {
     pub messages_lost: usize,
     /// Consumer batches dropped without ack.
     pub consumer_crashes: usize,
-}
-
-macro_rules! check {
-    ($cond:expr, $($msg:tt)*) => {
-        if !$cond {
-            return Err(Violation(format!($($msg)*)));
-        }
-    };
-}
-
-fn ok<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> Result<T, Violation> {
-    result.map_err(|e| Violation(format!("{what}: {e}")))
 }
 
 /// What a client was told.
@@ -138,10 +119,7 @@ impl Plan {
 
 struct World {
     db: Database,
-    bus: MemoryBus,
-    subjects: Subjects,
     commands: RunCommands,
-    runs: RunsProjection,
     fates: HashMap<uuid::Uuid, Fate>,
     /// Run ids in the order they were first requested (the seed picks among them).
     ids: Vec<uuid::Uuid>,
@@ -160,15 +138,6 @@ fn request(id: uuid::Uuid) -> RunCommand {
 }
 
 impl World {
-    fn relay(&self) -> Relay {
-        Relay::new(
-            self.db.clone(),
-            Arc::new(self.bus.clone()),
-            RelayConfig::for_prefix(self.subjects.prefix()),
-            RelayMetrics::default(),
-        )
-    }
-
     fn note(&mut self, told: Told) {
         match told {
             Told::Done => self.report.acknowledged += 1,
@@ -281,94 +250,40 @@ async fn play(seed: u64, ticks: usize, lying: bool) -> Result<Report, Violation>
         Arc::new(move || plan.next())
     };
     let appends = GroupCommit::start_with_faults(&db, 1, Some(faults));
-    let subjects = Subjects::new("sim");
     let mut world = World {
         commands: RunCommands::with_appends(&db, appends, Arc::new(Notify::new())),
-        runs: RunsProjection::new(db.clone()),
-        bus: MemoryBus::new(subjects.clone()),
-        db,
-        subjects,
+        db: db.clone(),
         fates: HashMap::new(),
         ids: Vec::new(),
         report: Report::default(),
     };
-    let filter = world.subjects.aggregate_events("run");
-    let mut relay = world.relay();
-    let mut consumer = ok(world.bus.consume("runs-view", &filter).await, "consuming")?;
+    let mut pipeline = Pipeline::new(db, "sim").await?;
 
     for tick in 0..ticks {
         match rng.below(100) {
             0..=34 => world.request_round(&mut rng, tick).await,
             35..=44 => world.cancel(&mut rng, tick).await,
-            45..=64 => {
-                ok(relay.step().await, "relay step")?;
-            }
-            65..=67 => {
-                relay = world.relay();
-                world.report.relay_kills += 1;
-            }
-            68..=70 => {
-                relay.crash_after_next_publish();
-                let _ = relay.step().await;
-                relay = world.relay();
-                world.report.relay_kills += 1;
-            }
-            71..=72 => {
-                let last = ok(world.bus.state().await, "state")?.last_sequence;
-                if last > 0 && world.bus.delete(1 + rng.below(last)) {
-                    world.report.messages_lost += 1;
-                }
-            }
-            73..=75 => {
-                if relay.is_leader() {
-                    ok(relay.heal().await, "heal")?;
-                }
-            }
-            _ => {
-                // The consumer takes what is ready; sometimes it dies before acking.
-                let mut batch = Vec::new();
-                while let Some(Some(delivery)) = futures::FutureExt::now_or_never(consumer.next()) {
-                    batch.push(ok(delivery, "delivery")?);
-                    if batch.len() == 1 + rng.below(8) as usize {
-                        break;
-                    }
-                }
-                if rng.chance(15) {
-                    drop(batch);
-                    drop(consumer);
-                    consumer = ok(world.bus.consume("runs-view", &filter).await, "consuming")?;
-                    world.report.consumer_crashes += 1;
-                } else {
-                    let events: Vec<_> = batch
-                        .iter()
-                        .map(|d| Arc::new(Envelope::delivered(d.event.clone())))
-                        .collect();
-                    ok(world.runs.apply_batch(&events).await, "apply")?;
-                    for delivery in batch {
-                        ok(delivery.ack().await, "ack")?;
-                    }
-                }
-            }
+            45..=64 => pipeline.step_relay().await?,
+            65..=67 => pipeline.kill_relay(),
+            68..=70 => pipeline.crash_relay_after_publish().await,
+            71..=72 => pipeline.lose_message(&mut rng).await?,
+            73..=75 => pipeline.heal().await?,
+            _ => pipeline.consume(&mut rng, 15).await?,
         }
     }
 
-    // Quiesce: the relay publishes the rest and heals, the consumer catches up.
-    while ok(relay.step().await, "relay step")? != StepOutcome::Idle {}
-    ok(relay.heal().await, "final heal")?;
-    while let Some(Some(delivery)) = futures::FutureExt::now_or_never(consumer.next()) {
-        let delivery = ok(delivery, "delivery")?;
-        let event = Arc::new(Envelope::delivered(delivery.event.clone()));
-        ok(world.runs.apply_batch(&[event]).await, "apply")?;
-        ok(delivery.ack().await, "ack")?;
-    }
+    pipeline.settle().await?;
     world.report.lost_before_commit = plan.before.load(Ordering::Relaxed);
     world.report.lost_after_commit = plan.after.load(Ordering::Relaxed);
-    check_history(seed, &mut world).await?;
+    world.report.relay_kills = pipeline.faults.relay_kills;
+    world.report.messages_lost = pipeline.faults.messages_lost;
+    world.report.consumer_crashes = pipeline.faults.consumer_crashes;
+    check_history(seed, &mut world, &pipeline).await?;
     Ok(world.report)
 }
 
 /// Holds the store, the stream and the view to what the clients were told.
-async fn check_history(seed: u64, world: &mut World) -> Result<(), Violation> {
+async fn check_history(seed: u64, world: &mut World, pipeline: &Pipeline) -> Result<(), Violation> {
     let mut stored = Vec::new();
     let mut cursor = Cursor::START;
     loop {
@@ -442,27 +357,7 @@ async fn check_history(seed: u64, world: &mut World) -> Result<(), Violation> {
         "seed {seed}: runs stored that no client asked for"
     );
 
-    // The stream: every stored event once, in each aggregate's order.
-    let in_stream = world.bus.events();
-    let positions: HashSet<i64> = in_stream.iter().map(|e| e.position).collect();
-    check!(
-        positions.len() == in_stream.len(),
-        "seed {seed}: an event is in the stream twice"
-    );
-    check!(
-        in_stream.len() == stored.len(),
-        "seed {seed}: {} stored, {} in the stream",
-        stored.len(),
-        in_stream.len()
-    );
-
-    // The view the consumer kept equals a rebuild from the store.
-    let live = ok(world.runs.digest().await, "digest")?;
-    ok(world.runs.rebuild(64, |_| {}).await, "rebuild")?;
-    let rebuilt = ok(world.runs.digest().await, "digest")?;
-    check!(
-        live == rebuilt,
-        "seed {seed}: the live runs view differs from its rebuild"
-    );
+    // The stream holds every stored event once; the view equals its rebuild.
+    pipeline.check(seed, stored.len()).await?;
     Ok(())
 }

@@ -3,18 +3,21 @@
 
 use aurora_simulations::relay_chaos::simulate;
 
+/// The seed `AURORA_SIM_SEED` names, else seeds 1 to `AURORA_SIM_SEEDS` (`count` unless set).
+fn seeds(count: u64) -> Vec<u64> {
+    if let Ok(seed) = std::env::var("AURORA_SIM_SEED") {
+        return vec![seed.parse().expect("AURORA_SIM_SEED is a number")];
+    }
+    let count = std::env::var("AURORA_SIM_SEEDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(count);
+    (1..=count).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_and_consumer_chaos_loses_and_duplicates_nothing() {
-    let seeds: Vec<u64> = match std::env::var("AURORA_SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("AURORA_SIM_SEED is a number")],
-        Err(_) => {
-            let count = std::env::var("AURORA_SIM_SEEDS")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(24u64);
-            (1..=count).collect()
-        }
-    };
+    let seeds = seeds(24);
     let mut faults = 0;
     for seed in seeds {
         println!("simulating seed {seed}");
@@ -80,16 +83,7 @@ async fn runs_survive_panics_in_their_actors_and_transcode_workers() {
 #[test]
 fn the_write_path_loses_nothing_acknowledged_over_thousands_of_seeds() {
     use aurora_simulations::write_chaos::{simulate, Report};
-    let seeds: Vec<u64> = match std::env::var("AURORA_SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("AURORA_SIM_SEED is a number")],
-        Err(_) => {
-            let count = std::env::var("AURORA_SIM_SEEDS")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(2000u64);
-            (1..=count).collect()
-        }
-    };
+    let seeds = seeds(2000);
     let ticks: usize = std::env::var("AURORA_SIM_TICKS")
         .ok()
         .and_then(|n| n.parse().ok())
