@@ -247,7 +247,12 @@ impl Drop for TempDir {
 
 /// A migrated, empty SQLite database in its own directory (keep the `TempDir` alive).
 pub async fn fresh_sqlite() -> Result<(Database, TempDir), StoreError> {
-    let dir = TempDir::new().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    fresh_sqlite_under(&std::env::temp_dir()).await
+}
+
+/// A migrated SQLite database in a new directory under `parent`.
+async fn fresh_sqlite_under(parent: &std::path::Path) -> Result<(Database, TempDir), StoreError> {
+    let dir = TempDir::new_in(parent).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let db = Database::sqlite(&dir.path().join("aurora.db")).await?;
     db.migrate().await?;
     Ok((db, dir))
@@ -263,28 +268,7 @@ pub async fn fresh_sqlite_in_memory() -> Result<(Database, TempDir), StoreError>
     } else {
         std::env::temp_dir()
     };
-    // Migrated once per process; each database starts as a copy of that file.
-    static TEMPLATE: tokio::sync::OnceCell<Vec<u8>> = tokio::sync::OnceCell::const_new();
-    let io = |e: std::io::Error| StoreError::Corrupt(e.to_string());
-    let template = TEMPLATE
-        .get_or_try_init(|| async {
-            let dir = TempDir::new_in(&parent).map_err(io)?;
-            let path = dir.path().join("aurora.db");
-            let db = Database::sqlite(&path).await?;
-            db.migrate().await?;
-            if let Database::Sqlite(pool) = &db {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(pool)
-                    .await?;
-            }
-            db.close().await;
-            std::fs::read(&path).map_err(io)
-        })
-        .await?;
-    let dir = TempDir::new_in(&parent).map_err(io)?;
-    let path = dir.path().join("aurora.db");
-    std::fs::write(&path, template).map_err(io)?;
-    Ok((Database::sqlite(&path).await?, dir))
+    fresh_sqlite_under(&parent).await
 }
 
 /// One row of the `events` table as fixtures write it (see `projections/tests/fixtures`).

@@ -329,28 +329,19 @@ async fn check_history(seed: u64, world: &mut World, pipeline: &Pipeline) -> Res
             requested <= 1 && cancelled <= 1,
             "seed {seed}: run {id} requested {requested} times, cancelled {cancelled} times"
         );
-        let acked = |told: &[Told]| told.contains(&Told::Done);
-        let maybe = |told: &[Told]| told.iter().any(|t| *t != Told::Refused);
-        check!(
-            !acked(&fate.requests) || requested == 1,
-            "seed {seed}: run {id}'s request was acknowledged and is not stored ({:?})",
-            fate.requests
-        );
-        check!(
-            requested == 0 || maybe(&fate.requests),
-            "seed {seed}: run {id} is stored though every request was refused ({:?})",
-            fate.requests
-        );
-        check!(
-            !acked(&fate.cancels) || cancelled == 1,
-            "seed {seed}: run {id}'s cancellation was acknowledged and is not stored ({:?})",
-            fate.cancels
-        );
-        check!(
-            cancelled == 0 || maybe(&fate.cancels),
-            "seed {seed}: run {id} is cancelled though every cancel was refused ({:?})",
-            fate.cancels
-        );
+        for (what, told, stored) in [
+            ("request", &fate.requests, requested),
+            ("cancellation", &fate.cancels, cancelled),
+        ] {
+            check!(
+                !told.contains(&Told::Done) || stored == 1,
+                "seed {seed}: run {id}'s {what} was acknowledged and is not stored ({told:?})"
+            );
+            check!(
+                stored == 0 || told.iter().any(|t| *t != Told::Refused),
+                "seed {seed}: run {id}'s {what} is stored though every one was refused ({told:?})"
+            );
+        }
     }
     check!(
         by_run.len() <= world.fates.len(),
