@@ -3,7 +3,7 @@
 //! ```toml
 //! [[class]]
 //! name = "auth"
-//! routes = ["POST /api/v1/auth/login", "POST /api/v1/auth/register"]
+//! routes = ["POST /api/v1/auth/login", "POST /api/v1/auth/session", "POST /api/v1/auth/register"]
 //! limit = "5/15m"        # N per period: s, m, h or d, optionally with a count ("15m")
 //! key = "ip"             # "ip", or "principal" (the default: the token's user if the
 //!                        # request carries a valid token, else the client's IP)
@@ -57,7 +57,7 @@ max = "24h"
 # Login and registration: 5 attempts per 15 minutes per client IP.
 [[class]]
 name = "auth"
-routes = ["POST /api/v1/auth/login", "POST /api/v1/auth/register"]
+routes = ["POST /api/v1/auth/login", "POST /api/v1/auth/session", "POST /api/v1/auth/register"]
 limit = "5/15m"
 key = "ip"
 
@@ -460,6 +460,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(names("POST", "/api/v1/auth/login"), ["auth", "global"]);
+        assert_eq!(names("POST", "/api/v1/auth/session"), ["auth", "global"]);
         assert_eq!(names("POST", "/api/v1/runs"), ["runs", "global"]);
         assert_eq!(names("GET", "/api/v1/runs"), ["api", "global"]);
         assert_eq!(names("GET", "/api/v1/runs/{id}"), ["api", "global"]);

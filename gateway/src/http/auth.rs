@@ -78,7 +78,7 @@ pub fn routes(
 /// Body of register and login.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Credentials {
+pub(crate) struct Credentials {
     /// The username.
     username: String,
     /// The password.
@@ -108,6 +108,22 @@ pub(crate) struct UserBody {
     tier: Tier,
     /// Disabled by an admin.
     disabled: bool,
+}
+
+impl UserBody {
+    /// The user as stored, if it exists.
+    pub(crate) fn of(username: &str, user: &aurora_domain::user::User) -> Option<Self> {
+        let (Some(id), Some(role), Some(tier)) = (user.user_id(), user.role(), user.tier()) else {
+            return None;
+        };
+        Some(Self {
+            id: id.to_string(),
+            username: username.to_string(),
+            role,
+            tier,
+            disabled: user.is_disabled(),
+        })
+    }
 }
 
 /// A freshly minted token, as login and API key creation return it.
@@ -325,6 +341,19 @@ async fn try_login(
     state: &AppState,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
+    let minted = log_in(ctx, state, body, "/api/v1/auth/login").await?;
+    Ok(json(StatusCode::OK, &TokenBody::new(minted, None), ctx))
+}
+
+/// Checks the credentials in `body` and mints a session token: what login and the
+/// console's sign-in (`route`, for the refusal of an unknown user) share. Every failure
+/// is the same 401, and is recorded.
+pub(crate) async fn log_in(
+    ctx: &RequestContext,
+    state: &AppState,
+    body: JsonBody,
+    route: &'static str,
+) -> Result<Minted, ApiError> {
     let credentials: Credentials = body.parse(None)?;
     let users = &state.identity.users;
     // An unparseable name cannot exist, but gets the same work and answer as a wrong one.
@@ -350,7 +379,7 @@ async fn try_login(
     .map_err(busy)?;
     let (Some(username), Some(_)) = (username, user.user_id()) else {
         // No user to record the failure on: a refusal of its own, so it is in the trail.
-        let refusal = Refusal::new("POST", "/api/v1/auth/login", 401, "login-failed");
+        let refusal = Refusal::new("POST", route, 401, "login-failed");
         super::refusals::record(state, &ctx.metadata(), refusal).await;
         state.metrics.command("LogIn", "refused");
         return Err(login_failed().into());
@@ -377,7 +406,7 @@ async fn try_login(
         Err(error) => return Err(error.into()),
     };
     state.metrics.command("LogIn", "accepted");
-    Ok(json(StatusCode::OK, &TokenBody::new(minted, None), ctx))
+    Ok(minted)
 }
 
 /// Records a failed login of an existing user (an unknown one has no history to add to).
@@ -418,15 +447,8 @@ async fn me(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Re
     let result: Result<Response, ApiError> = async {
         let claims = authenticate(&state, &headers, access)?;
         let user = state.identity.users.load(&claims.username).await?;
-        let (Some(id), Some(role), Some(tier)) = (user.user_id(), user.role(), user.tier()) else {
+        let Some(body) = UserBody::of(&claims.username, &user) else {
             return Err(Problem::not_found("the token's user no longer exists").into());
-        };
-        let body = UserBody {
-            id: id.to_string(),
-            username: claims.username,
-            role,
-            tier,
-            disabled: user.is_disabled(),
         };
         Ok(json(StatusCode::OK, &body, &ctx))
     }

@@ -4,7 +4,8 @@ use http::{HeaderMap, StatusCode};
 
 use super::problem::Problem;
 
-/// The token of a request: `Authorization: Bearer <token>` or `x-api-key: <token>`.
+/// The token of a request: `Authorization: Bearer <token>`, `x-api-key: <token>`, or else
+/// the browser session's cookie (see [`super::session`]).
 pub fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {
     let unauthorized =
         |slug, detail: &str| Problem::new(StatusCode::UNAUTHORIZED, slug, "Unauthorized", detail);
@@ -26,9 +27,13 @@ pub fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {
             .map(str::trim)
             .map_err(|_| unauthorized("invalid-token", "the x-api-key header is not text"));
     }
+    // A browser's session (the web console): the token in the HttpOnly cookie.
+    if let Some(token) = super::session::cookie_token(headers) {
+        return Ok(token);
+    }
     Err(unauthorized(
         "missing-token",
-        "this endpoint needs a token: 'Authorization: Bearer <token>' or 'x-api-key: <token>'; \
-         log in at POST /api/v1/auth/login",
+        "this endpoint needs a token: 'Authorization: Bearer <token>' or 'x-api-key: <token>' \
+         (log in at POST /api/v1/auth/login), or a browser session (POST /api/v1/auth/session)",
     ))
 }

@@ -62,6 +62,7 @@ elsewhere, is at `GET /api-docs/`.";
         super::runs::artifacts::list_artifacts,
         super::runs::artifacts::download_artifact,
         super::run_events::events,
+        super::run_events::live,
         super::history::run_history,
         super::history::user_history,
         super::media::upload,
@@ -71,6 +72,9 @@ elsewhere, is at `GET /api-docs/`.";
         super::auth::me,
         super::auth::whoami,
         super::auth::public_keys,
+        super::session::sign_in,
+        super::session::current,
+        super::session::sign_out,
         super::tokens::logout,
         super::tokens::list,
         super::tokens::create,
@@ -92,10 +96,14 @@ elsewhere, is at `GET /api-docs/`.";
         ui_root,
         ui_alias,
         ui_file,
+        super::console::to_console,
+        super::console::console_root,
+        super::console::console_file,
     ),
     components(schemas(super::problem::Body)),
     modifiers(&SecuritySchemes, &OptionalBodies),
     tags(
+        (name = "console", description = "The web console's pages (GET / sends browsers there)"),
         (name = "runs", description = "Pipeline runs: request, read, follow, cancel, download what they made"),
         (name = "media", description = "Uploaded media files"),
         (name = "auth", description = "Registration, login, who a token is, the public keys"),
@@ -130,6 +138,14 @@ impl Modify for SecuritySchemes {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "aurora_session",
+                "A browser's session from POST /api/v1/auth/session (HttpOnly); requests that \
+                 change something also carry X-CSRF-Token",
+            ))),
         );
         components.add_security_scheme(
             "api_key",
@@ -331,7 +347,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(bodies, 8, "the JSON request bodies");
+        assert_eq!(bodies, 9, "the JSON request bodies");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blocks;
 pub mod body;
 pub mod consistency;
+pub mod console;
 pub mod context;
 pub mod cors;
 pub mod credentials;
@@ -25,6 +26,7 @@ pub mod refusals;
 pub mod routes;
 pub mod run_events;
 pub mod runs;
+pub mod session;
 pub mod tokens;
 pub mod users;
 pub mod vitals;
@@ -75,6 +77,19 @@ fn is_docs_ui(path: &str) -> bool {
     path == "/api-docs" || path.starts_with("/api-docs/")
 }
 
+pub use console::CONSOLE_CSP;
+
+/// The content security policy of the pages at `path`, where it is not the API's.
+fn page_policy(path: &str) -> Option<&'static str> {
+    if is_docs_ui(path) {
+        Some(DOCS_UI_CSP)
+    } else if console::is_console(path) {
+        Some(CONSOLE_CSP)
+    } else {
+        None
+    }
+}
+
 /// Every route, with problem+json for rejections, security headers, request metrics and a
 /// tracing span per request (which carries the request id into every log line).
 pub fn routes(
@@ -90,10 +105,12 @@ pub fn routes(
         .map(move |_method: String, origin: Option<String>| cors.cors.preflight(origin.as_deref()));
     let api = history::routes(state.clone())
         .or(audit::routes(state.clone()))
+        // The runs' event streams first: `/runs/live` is not a run id.
+        .or(run_events::routes(state.clone()))
         .or(runs::routes(state.clone()))
         .or(runs::artifacts::routes(state.clone()))
-        .or(run_events::routes(state.clone()))
         .or(auth::routes(state.clone()))
+        .or(session::routes(state.clone()))
         .or(tokens::routes(state.clone()))
         .or(users::routes(state.clone()))
         .or(webhooks::routes(state.clone()))
@@ -101,11 +118,13 @@ pub fn routes(
         .or(media::routes(state.clone()))
         .or(health::routes(state.clone()))
         .or(vitals::routes(state.clone()))
-        .or(docs::routes());
+        .or(docs::routes())
+        .or(console::routes());
     // Limits first: a limited or blocked client is answered at once, never held.
     let served = head(state.config.max_header_bytes)
         .and(crate::limits::filter::filter(state.clone()))
         .and(revocations_current(state))
+        .and(session::guard())
         .and(api)
         .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
         .recover(recover)
@@ -123,7 +142,7 @@ pub fn routes(
                   remote,
                   response| {
                 let state = refusals.clone();
-                let docs_ui = is_docs_ui(path.as_str());
+                let policy = page_policy(path.as_str());
                 async move {
                     let origin = headers
                         .get(http::header::ORIGIN)
@@ -132,7 +151,7 @@ pub fn routes(
                     let response =
                         refusals::observe(state.clone(), method, path, headers, remote, response)
                             .await;
-                    finish(&state, origin.as_deref(), docs_ui, response)
+                    finish(&state, origin.as_deref(), policy, response)
                 }
             },
         )
@@ -186,7 +205,8 @@ fn revocations_current(
             let state = state.clone();
             async move {
                 let presents = headers.contains_key(http::header::AUTHORIZATION)
-                    || headers.contains_key("x-api-key");
+                    || headers.contains_key("x-api-key")
+                    || session::cookie_token(&headers).is_some();
                 if presents
                     && !state
                         .revocations_are_current(crate::replicated::CURRENT_WAIT)
@@ -273,24 +293,25 @@ pub fn timed_out(state: &AppState, request: crate::server::TimedOut) -> warp::re
         http::header::RETRY_AFTER,
         http::HeaderValue::from_static("5"),
     );
-    let docs_ui = is_docs_ui(&request.path);
-    finish(state, request.origin.as_deref(), docs_ui, response)
+    let policy = page_policy(&request.path);
+    finish(state, request.origin.as_deref(), policy, response)
 }
 
 /// What every response gets on its way out: CORS headers for `origin`, the security
-/// headers (replacing any a handler set), and the docs UI's own policy on its pages.
+/// headers (replacing any a handler set), and the docs UI's and console's own policies on
+/// their pages.
 fn finish(
     state: &AppState,
     origin: Option<&str>,
-    docs_ui: bool,
+    policy: Option<&'static str>,
     response: warp::reply::Response,
 ) -> warp::reply::Response {
     let mut response = state.cors.decorate(origin, response);
     response.headers_mut().extend(security_headers());
-    if docs_ui {
+    if let Some(policy) = policy {
         response.headers_mut().insert(
             http::header::CONTENT_SECURITY_POLICY,
-            http::HeaderValue::from_static(DOCS_UI_CSP),
+            http::HeaderValue::from_static(policy),
         );
     }
     response
@@ -355,6 +376,8 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, In
             http::HeaderValue::from_static("1"),
         );
         return Ok(response);
+    } else if let Some(refused) = rejection.find::<session::CsrfRefused>() {
+        refused.problem()
     } else if let Some(e) = rejection.find::<body::BodyTooLarge>() {
         problem::Problem::new(
             http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -409,7 +432,13 @@ mod tests {
             super::routes::route_template("/api/v1/runs/a/b"),
             "unmatched"
         );
-        assert_eq!(super::routes::route_template("/"), "unmatched");
+        assert_eq!(super::routes::route_template("/"), "/");
+        assert_eq!(super::routes::route_template("/console/"), "/console");
+        assert_eq!(
+            super::routes::route_template("/console/js/admin/users.js"),
+            "/console/{path}"
+        );
+        assert_eq!(super::routes::route_template("/consoles/x"), "unmatched");
         assert_eq!(
             super::routes::route_template("/../../etc/passwd"),
             "unmatched"

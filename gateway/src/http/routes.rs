@@ -2,12 +2,13 @@
 //! name routes by them (bounded cardinality).
 
 /// Every route template the router serves, for metric labels and the API docs. A template
-/// segment in braces stands for any one path segment; a path takes the first template that
-/// fits it (so `/api/v1/users/me` comes before `/api/v1/users/{id}`). The OpenAPI document
+/// segment in braces stands for any one path segment, but a last segment `{path}` for one or
+/// more (a file path, as in `/console/{path}`); a path takes the first template that fits it (so `/api/v1/users/me` comes before `/api/v1/users/{id}`). The OpenAPI document
 /// describes exactly these paths (a test holds the router, this list and the document to
 /// one another).
 pub const ROUTE_TEMPLATES: &[&str] = &[
     "/api/v1/runs",
+    "/api/v1/runs/live",
     "/api/v1/runs/{id}",
     "/api/v1/runs/{id}/cancel",
     "/api/v1/runs/{id}/artifacts",
@@ -42,6 +43,9 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/ready",
     "/live",
     "/metrics",
+    "/",
+    "/console",
+    "/console/{path}",
 ];
 
 /// The template of paths no route serves.
@@ -54,11 +58,17 @@ pub fn route_template(path: &str) -> &'static str {
     ROUTE_TEMPLATES
         .iter()
         .find(|template| {
-            let mut parts = template.trim_start_matches('/').split('/');
+            let mut parts = template.trim_start_matches('/').split('/').peekable();
+            let mut rest = false;
             segments.iter().all(|segment| {
-                parts
-                    .next()
-                    .is_some_and(|part| part.starts_with('{') || part == *segment)
+                if rest {
+                    return true;
+                }
+                let part = parts.next();
+                if part == Some("{path}") && parts.peek().is_none() {
+                    rest = true;
+                }
+                part.is_some_and(|part| part.starts_with('{') || part == *segment)
             }) && parts.next().is_none()
         })
         .copied()

@@ -6,7 +6,11 @@
 //! ends after the event that ends the run. The bus is subscribed before the history is
 //! read, and events are sent by sequence, so none falls between the two or comes twice.
 //! Each event's SSE id is its sequence in the run.
+//!
+//! `GET /api/v1/runs/live`: a notice for every event of every run the token may read, as
+//! it reaches the bus (what a live list of runs needs to refresh a row).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -16,6 +20,7 @@ use cqrs_es::Aggregate;
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use http::HeaderMap;
+use serde::Serialize;
 use warp::reply::Response;
 use warp::sse::Event;
 use warp::{Filter, Rejection, Reply};
@@ -24,19 +29,28 @@ use super::context::{context, RequestContext};
 use super::error::{respond, ApiError};
 use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
+use crate::auth::tokens::Access;
 use crate::state::AppState;
 
-/// The events route.
+/// The events routes: one run's, and every readable run's changes (`/runs/live`, before
+/// `/runs/{id}` takes the path).
 pub fn routes(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let with_state = warp::any().map(move || state.clone());
-    warp::path!("api" / "v1" / "runs" / String / "events")
+    let one = warp::path!("api" / "v1" / "runs" / String / "events")
+        .and(warp::get())
+        .and(context())
+        .and(with_state.clone())
+        .and(warp::header::headers_cloned())
+        .then(events);
+    let every = warp::path!("api" / "v1" / "runs" / "live")
         .and(warp::get())
         .and(context())
         .and(with_state)
         .and(warp::header::headers_cloned())
-        .then(events)
+        .then(live);
+    one.or(every).unify()
 }
 
 /// Event names that end a run.
@@ -227,4 +241,140 @@ async fn progress_of(state: &AppState, id: &str) -> futures::stream::BoxStream<'
         }
     })
     .boxed()
+}
+
+/// Owners remembered per stream of [`live`] before the memory is cleared.
+const OWNERS_REMEMBERED: usize = 10_000;
+
+/// A run changed: which, by what event, and the position a read must reach to see it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct RunChanged {
+    /// The run.
+    id: String,
+    /// The event's name, e.g. `StepStarted`.
+    event: String,
+    /// The event's sequence in the run.
+    sequence: i64,
+    /// Its global position: send it as `Aurora-After-Position` to read the run with it.
+    position: i64,
+}
+
+/// Every change to the runs the token may read (an admin's: all), as Server-Sent Events
+/// named `run`, from now on: what a live list of runs refreshes its rows by. Nothing is
+/// replayed; a client that reconnects reads the list again.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/live",
+    operation_id = "follow_runs",
+    tag = "runs",
+    responses(
+        (status = 200, description = "The event stream: each `run` event's data is a RunChanged (JSON)", body = String, content_type = "text/event-stream"),
+        (status = 403, description = "The token does not allow runs:read", body = ProblemBody, content_type = "application/problem+json"),
+        TokenRouteProblems,
+    ),
+    security(("session_cookie" = []), ("biscuit" = []), ("api_key" = []))
+)]
+async fn live(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
+    respond(&ctx, follow_runs(&ctx, state, headers).await)
+}
+
+async fn follow_runs(
+    ctx: &RequestContext,
+    state: Arc<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = super::guard::verify_request(&state, &headers)?;
+    super::guard::authorize(&state, &token, Access::own("runs:read"))?;
+    let bus = state.bus.shared();
+    let filter = bus.subjects().event(Run::TYPE, "*", "*");
+    let mut live = bus
+        .tail(&filter)
+        .await
+        .map_err(|error| Problem::unavailable(&error))?;
+    let (mut tx, rx) = mpsc::channel::<Event>(64);
+    let drain = state.drain_token();
+    let still_allowed = super::guard::token_holds(state.clone(), headers, "runs:read", None, None);
+    tokio::spawn(async move {
+        let mut owners: HashMap<String, Option<String>> = HashMap::new();
+        let deadline = tokio::time::sleep(MAX_STREAM);
+        tokio::pin!(deadline);
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = drain.cancelled() => return,
+                () = &mut deadline => return,
+                _ = check.tick() => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    if !still_allowed() {
+                        let end = Event::default()
+                            .event("unauthorized")
+                            .data("the token was revoked or has expired");
+                        let _ = tx.send(end).await;
+                        return;
+                    }
+                }
+                event = live.next() => match event {
+                    Some(Ok(event)) => {
+                        let id = event.aggregateid.clone();
+                        if owners.len() >= OWNERS_REMEMBERED {
+                            owners.clear();
+                        }
+                        let owner = match owners.get(&id) {
+                            Some(owner) => owner.clone(),
+                            None => {
+                                let owner = owner_of(&state, &event).await;
+                                owners.insert(id.clone(), owner.clone());
+                                owner
+                            }
+                        };
+                        let Some(owner) = owner else { continue };
+                        let access = Access {
+                            operation: "runs:read",
+                            resource: Some(("run", &id)),
+                            owner: Some(&owner),
+                        };
+                        if super::guard::authorize(&state, &token, access).is_err() {
+                            continue;
+                        }
+                        let changed = RunChanged {
+                            id,
+                            event: event.eventname.clone(),
+                            sequence: event.sequence,
+                            position: event.position,
+                        };
+                        let Ok(sse) = Event::default().event("run").json_data(&changed) else {
+                            continue;
+                        };
+                        if tx.send(sse).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(_)) => {}
+                    // The subscription broke: end; the client reconnects and reads again.
+                    None => return,
+                },
+            }
+        }
+    });
+    let stream = rx.map(Ok::<_, Infallible>);
+    let response = warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response();
+    Ok(super::body::with_request_id(response, ctx))
+}
+
+/// Whose run an event is of: said by the event that requests it, else read from the store
+/// (once per run and stream). `None` if it cannot be told (the event is then not shown).
+async fn owner_of(state: &AppState, event: &CloudEvent) -> Option<String> {
+    if let Some(owner) = event
+        .data
+        .get("RunRequested")
+        .and_then(|requested| requested.get("owner"))
+        .and_then(|owner| owner.as_str())
+    {
+        return Some(owner.to_string());
+    }
+    let run = state.run_commands.load(&event.aggregateid).await.ok()?;
+    run.owner().map(str::to_string)
 }

@@ -103,7 +103,7 @@ pub struct TokenInfo {
 }
 
 /// Executes `command` on the caller's own user (revocations apply here at once).
-async fn on_own_user(
+pub(crate) async fn on_own_user(
     state: &AppState,
     ctx: &RequestContext,
     claims: &Claims,

@@ -396,7 +396,7 @@ impl RunsProjection {
     /// One run.
     pub async fn get(&self, id: &str) -> Result<Option<RunView>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM runs_view WHERE id = $1");
-        let rows = self.fetch(&sql, id, 1, None).await?;
+        let rows = self.fetch(&sql, id, 1, &[]).await?;
         Ok(rows.into_iter().next())
     }
 
@@ -408,25 +408,32 @@ impl RunsProjection {
         limit: i64,
         owner: Option<&str>,
     ) -> Result<Vec<RunView>, StoreError> {
+        self.list_where(before, limit, owner, None).await
+    }
+
+    /// [`Self::list`], only runs in `status` if given (`requested`, `running`, …).
+    pub async fn list_where(
+        &self,
+        before: Option<&str>,
+        limit: i64,
+        owner: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<RunView>, StoreError> {
         // UUIDv7 ids sort by creation time. No upper sentinel for the first page: how a
         // string like '~' sorts against digits depends on the database's collation.
+        // One statement per combination of filters (not `$3 = '' OR owner = $3`): each
+        // keeps its own plan, and the owner's index.
         let before = before.unwrap_or("");
-        let newer = "($1 = '' OR id < $1)";
-        match owner {
-            Some(owner) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM runs_view WHERE {newer} AND owner = $3 \
-                     ORDER BY id DESC LIMIT $2"
-                );
-                self.fetch(&sql, before, limit, Some(owner)).await
-            }
-            None => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM runs_view WHERE {newer} ORDER BY id DESC LIMIT $2"
-                );
-                self.fetch(&sql, before, limit, None).await
+        let mut sql = format!("SELECT {COLUMNS} FROM runs_view WHERE ($1 = '' OR id < $1)");
+        let mut binds = Vec::new();
+        for (column, value) in [("owner", owner), ("status", status)] {
+            if let Some(value) = value {
+                binds.push(value);
+                sql.push_str(&format!(" AND {column} = ${}", binds.len() + 2));
             }
         }
+        sql.push_str(" ORDER BY id DESC LIMIT $2");
+        self.fetch(&sql, before, limit, &binds).await
     }
 
     async fn fetch(
@@ -434,12 +441,12 @@ impl RunsProjection {
         sql: &str,
         key: &str,
         limit: i64,
-        owner: Option<&str>,
+        binds: &[&str],
     ) -> Result<Vec<RunView>, StoreError> {
         on_pool!(&self.db, |pool| {
             let mut query = sqlx::query(sql).bind(key).bind(limit);
-            if let Some(owner) = owner {
-                query = query.bind(owner);
+            for value in binds {
+                query = query.bind(*value);
             }
             let rows = query.fetch_all(pool).await?;
             let views: Result<Vec<RunView>, sqlx::Error> = rows

@@ -53,7 +53,9 @@ pub async fn observe(
     }
     let route = crate::http::routes::route_template(path.as_str());
     // Logins record their own failures (see the module doc); their 429s are recorded here.
-    if route == "/api/v1/auth/login" && status != 429 {
+    let signs_in = route == "/api/v1/auth/login"
+        || (route == crate::http::session::SIGN_IN && method == Method::POST);
+    if signs_in && status != 429 {
         return response;
     }
     let request_id = response

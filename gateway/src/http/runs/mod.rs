@@ -359,12 +359,13 @@ async fn get_run(
     params(
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 100 (default 20)", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
+        ("status" = Option<String>, Query, description = "Only runs in this status: requested, running, succeeded, failed or cancelled"),
         ("aurora-after-position" = Option<i64>, Header, description = "Wait (at most 2 s) until the list includes what was stored up to this position (a command's Aurora-Position)"),
     ),
     responses(
         (status = 200, description = "A page of runs", body = Page<RunView>,
             headers(("aurora-consistency" = String, description = "With Aurora-After-Position: caught-up, or stale if the list had not reached it within the wait"))),
-        (status = 400, description = "A bad query, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "A bad query, limit, cursor or status", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token does not allow runs:read", body = ProblemBody, content_type = "application/problem+json"),
         TokenRouteProblems,
     ),
@@ -388,7 +389,8 @@ async fn list(
     let claims = authenticate(state, headers, Access::own("runs:read"))?;
     // Admins see every run; everyone else their own.
     let owner = (claims.role != Role::Admin).then_some(claims.username.as_str());
-    let (limit, cursor) = page::parse(query, DEFAULT_PAGE, MAX_PAGE)?;
+    let (status, query) = status_filter(query)?;
+    let (limit, cursor) = page::parse(&query, DEFAULT_PAGE, MAX_PAGE)?;
     let cursor = match cursor.as_deref().map(parse_run_id).transpose() {
         Ok(cursor) => cursor.map(|id| id.to_string()),
         Err(_) => {
@@ -402,11 +404,43 @@ async fn list(
     let reached = consistency::wait(state, headers, aurora_projections::runs::NAME).await?;
     let items = state
         .runs
-        .list(cursor.as_deref(), limit + 1, owner)
+        .list_where(cursor.as_deref(), limit + 1, owner, status)
         .await
         .map_err(|error| Problem::unavailable(&error))?;
     let page = page::page(items, limit, |run| run.id.clone());
     Ok(consistency::mark(json(StatusCode::OK, &page, ctx), reached))
+}
+
+/// The statuses a list may be filtered by.
+const STATUSES: [&str; 5] = ["requested", "running", "succeeded", "failed", "cancelled"];
+
+/// Takes `status` out of a list's query: the status asked for (one of [`STATUSES`]), and
+/// the rest of the query for paging.
+fn status_filter(query: &str) -> Result<(Option<&'static str>, String), Problem> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| Problem::bad_request("invalid-query", format!("invalid query: {e}")))?;
+    let mut status = None;
+    let mut rest = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if name != "status" {
+            rest.push((name, value));
+            continue;
+        }
+        let known = STATUSES.iter().find(|s| **s == value);
+        match (status, known) {
+            (None, Some(known)) => status = Some(*known),
+            (Some(_), _) => return Err(Problem::bad_request("invalid-status", "give status once")),
+            (None, None) => {
+                return Err(Problem::bad_request(
+                    "invalid-status",
+                    format!("status must be one of {}", STATUSES.join(", ")),
+                ))
+            }
+        }
+    }
+    let rest = serde_urlencoded::to_string(&rest)
+        .map_err(|e| Problem::bad_request("invalid-query", format!("invalid query: {e}")))?;
+    Ok((status, rest))
 }
 
 /// A run's view (the read model), if the token may read it.
