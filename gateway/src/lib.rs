@@ -21,6 +21,7 @@
 
 pub mod anchor;
 pub mod auth;
+pub mod banner;
 pub mod cli;
 pub mod config;
 pub mod http;

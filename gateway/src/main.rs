@@ -205,6 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
+    logs.format = telemetry::LogFormat::from_env()?;
     // Only the server writes log files: CLI commands sharing its settings file must not
     // write into its files (nor create them with their own owner). Checking the settings
     // writes nothing at all.
@@ -307,7 +308,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let text = telemetry::LogFormat::from_env()?.is_text(false);
     let app = Application::build(config).await?;
+    if text {
+        // A person at a terminal: where to go, and how to get in.
+        print!(
+            "{}",
+            aurora_gateway::banner::banner(&app.state(), app.port()).await
+        );
+    }
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;

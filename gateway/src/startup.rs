@@ -414,7 +414,11 @@ impl Application {
                 tracing::info!("shutting down: draining in-flight requests");
             }
         };
-        tracing::info!(port = self.port, "aurora is listening");
+        let console = format!(
+            "{}/console/",
+            crate::banner::base_url(self.state.config.listen, self.port)
+        );
+        tracing::info!(port = self.port, console, "aurora is listening");
         let config = &self.state.config;
         let limits = crate::server::Limits {
             head_timeout: config.head_timeout(),

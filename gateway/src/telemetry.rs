@@ -31,6 +31,44 @@ pub struct LogSettings {
     pub dir: Option<PathBuf>,
     /// What the files keep.
     pub retention: Retention,
+    /// How console lines look (files are always JSON lines).
+    pub format: LogFormat,
+}
+
+/// How console log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON lines, for collectors (containers, files, pipes).
+    Json,
+    /// Human-readable lines.
+    Text,
+    /// Text on a terminal, JSON lines otherwise.
+    Auto,
+}
+
+impl LogFormat {
+    /// From `AURORA_LOG_FORMAT` (`json`, `text` or `auto`; unset is `auto`).
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("AURORA_LOG_FORMAT").as_deref() {
+            Err(_) | Ok("" | "auto") => Ok(Self::Auto),
+            Ok("json") => Ok(Self::Json),
+            Ok("text") => Ok(Self::Text),
+            Ok(other) => {
+                anyhow::bail!("AURORA_LOG_FORMAT must be json, text or auto, not {other:?}")
+            }
+        }
+    }
+
+    /// Does it come out as text, when written to stderr (`true`) or stdout?
+    pub fn is_text(self, stderr: bool) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            Self::Json => false,
+            Self::Text => true,
+            Self::Auto if stderr => std::io::stderr().is_terminal(),
+            Self::Auto => std::io::stdout().is_terminal(),
+        }
+    }
 }
 
 /// The filter from the environment: `AURORA_LOG`, else `RUST_LOG`, else the default.
@@ -46,6 +84,7 @@ impl Default for LogSettings {
             filter: filter_from_env(),
             stderr: false,
             dir: None,
+            format: LogFormat::Auto,
             retention: Retention {
                 days: 30,
                 file_max_bytes: 100 << 20,
@@ -63,6 +102,7 @@ impl LogSettings {
             filter: config.log.clone().unwrap_or_else(filter_from_env),
             stderr,
             dir: config.log_files(),
+            format: LogFormat::Auto,
             retention: Retention {
                 days: config.log_retention_days,
                 file_max_bytes: config.log_file_max_bytes,
@@ -99,16 +139,25 @@ const QUEUED_LINES: usize = 64 * 1024;
 /// Installs the global subscriber. A later call in the same process changes nothing and
 /// says so ([`Logging::installed`]).
 pub fn init(settings: &LogSettings) -> anyhow::Result<Logging> {
-    let console = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .flatten_event(true)
-        .with_target(true);
-    let console = if settings.stderr {
-        console.with_writer(std::io::stderr).boxed()
+    let console = if settings.format.is_text(settings.stderr) {
+        let text = tracing_subscriber::fmt::layer().with_target(false);
+        if settings.stderr {
+            text.with_writer(std::io::stderr).boxed()
+        } else {
+            text.with_writer(std::io::stdout).boxed()
+        }
     } else {
-        console.with_writer(std::io::stdout).boxed()
+        let json = tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .with_target(true);
+        if settings.stderr {
+            json.with_writer(std::io::stderr).boxed()
+        } else {
+            json.with_writer(std::io::stdout).boxed()
+        }
     };
     let mut layers = vec![console.with_filter(settings.env_filter()?).boxed()];
     let mut writers = Vec::new();

@@ -29,6 +29,7 @@ API with deadlines): no sleep stands for "it should be done by now".
 """
 
 import argparse
+import calendar
 import json
 import os
 import re
@@ -52,7 +53,6 @@ os.environ["SE_OFFLINE"] = "true"
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import (  # noqa: E402
-    JavascriptException,
     NoAlertPresentException,
     NoSuchElementException,
     StaleElementReferenceException,
@@ -99,7 +99,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(NoRedirect)
 
 
-def http(base, method, path, *, token=None, body=None, cookies=None, headers=None, timeout=15):
+def http(base, method, path, *, token=None, body=None, headers=None, timeout=15):
     """(status, headers, body bytes) of one request; never raises for an HTTP status."""
     url = path if path.startswith("http") else base + path
     data = None
@@ -109,8 +109,6 @@ def http(base, method, path, *, token=None, body=None, cookies=None, headers=Non
         all_headers["content-type"] = "application/json"
     if token:
         all_headers["authorization"] = f"Bearer {token}"
-    if cookies:
-        all_headers["cookie"] = "; ".join(f"{c['name']}={c['value']}" for c in cookies)
     all_headers.update(headers or {})
     request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
     try:
@@ -153,6 +151,24 @@ def db_url(server_url, database):
 def psql(server_url, sql):
     subprocess.run(["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", server_url, "-c", sql],
                    check=True, stdin=subprocess.DEVNULL, timeout=60)
+
+
+def drop_stale_databases(server_url, older_than_seconds=3600):
+    """Drops what killed runs left: aurora_console_<UTC time>_… databases over an hour old
+    (a run takes a minute or two; a younger one may be another run's, in progress)."""
+    listed = subprocess.run(
+        ["psql", "-q", "-X", "-At", server_url, "-c",
+         r"SELECT datname FROM pg_database WHERE datname LIKE 'aurora\_console\_%'"],
+        capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL, timeout=60).stdout.split()
+    now = time.time()
+    for name in listed:
+        found = re.fullmatch(r"aurora_console_(\d{14})_\d+_[0-9a-f]+", name)
+        if not found:
+            continue
+        made = calendar.timegm(time.strptime(found.group(1), "%Y%m%d%H%M%S"))
+        if now - made > older_than_seconds:
+            log(f"dropping {name}, left by a run that did not finish")
+            psql(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def shadow_presets():
@@ -211,6 +227,7 @@ class Stack:
             limits = str(path)
         env["AURORA_RATE_LIMITS"] = limits
         if self.args.database_url:
+            drop_stale_databases(self.args.database_url)
             self.database = f"aurora_console_{self.id}"
             psql(self.args.database_url, f"CREATE DATABASE {self.database}")
             env["DATABASE_URL"] = db_url(self.args.database_url, self.database)
@@ -268,12 +285,14 @@ class Stack:
              str(self.clip)],
             check=True, stdin=subprocess.DEVNULL, timeout=120)
 
-    def log_tail(self, lines=25):
+    def log_tail(self, lines=25, problems_only=False):
         try:
             text = (self.out / "aurora.log").read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        return "\n".join("  aurora| " + line for line in text[-lines:])
+        if problems_only:
+            text = [line for line in text if re.search(r'"level":"(WARN|ERROR)"|\b(WARN|ERROR)\b', line)]
+        return "\n".join("  aurora| " + line for line in text[-lines:]) or "  (none)"
 
     def stop(self):
         problems = []
@@ -498,8 +517,15 @@ class Console:
                   f"#whoami to show {username}")
 
     def sign_out(self):
-        self.click("#sign-out")
-        self.el("#username", "the sign-in form after signing out")
+        button = self.d.find_element(By.ID, "sign-out")
+        self.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+        button.click()
+        self.wait(lambda d: d.find_elements(By.ID, "username"), "the sign-in form after signing out",
+                  allow_error=True)
+
+    def whoami(self):
+        found = self.d.find_elements(By.ID, "whoami")
+        return found[0].text if found else ""
 
     def overflow(self):
         """Elements sticking out to the right of the viewport (for the phone-width check)."""
@@ -567,7 +593,7 @@ class Test:
         log("  browser log (this step):" + ("" if entries else " empty"))
         for entry in entries:
             log(f"    {entry.get('level')} {entry.get('source')}: {entry.get('message')}")
-        log("  aurora log (last lines):\n" + self.s.log_tail(12))
+        log("  aurora log (its last warnings and errors):\n" + self.s.log_tail(10, problems_only=True))
 
     # a. sign in
     def sign_in(self):
@@ -665,30 +691,50 @@ class Test:
                    f"#progress-text {state['progressText']!r}")
         if state["status"] != "succeeded":
             raise StepFailed(f"the run ended {state['status']!r} ({state['text']!r}); {summary}")
-        if seen["max"] is None or seen["max"] < 100:
-            raise StepFailed(f"the run succeeded but progress#step-progress never showed 100 %: {summary}")
+        # The page shows progress#step-progress inside the running step only: it goes with
+        # the step that finished. 100 % is then every step of ol#timeline succeeded (and
+        # no bar left half-full), unless the bar itself was seen at 100.
+        steps = c.d.execute_script(
+            "return [...document.querySelectorAll('ol#timeline > li[data-step]')].map(li => li.dataset.state)")
+        bar = c.d.execute_script(
+            "const p = document.querySelector('progress#step-progress');"
+            "return p && p.isConnected ? (p.position >= 0 ? 100 * p.value / p.max : -1) : null")
+        all_done = bool(steps) and all(state == "succeeded" for state in steps)
+        if not (seen["max"] is not None and seen["max"] >= 100) and not (all_done and bar in (None, 100)):
+            raise StepFailed(f"the run succeeded but the progress did not reach 100 %: steps {steps}, "
+                             f"bar now {bar}; {summary}")
+        summary += f"; timeline {steps}, bar at the end: {'removed' if bar is None else bar}"
         status_text = c.text("#run-status")
         if status_text.lower() != "succeeded":
             raise StepFailed(f"#run-status text is {status_text!r}, its data-status succeeded")
 
-        video = c.el("video#artifact-video", "video#artifact-video")
-        c.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", video)
-        c.wait(lambda d: d.execute_script("return arguments[0].readyState", video) >= 2,
+        # The video is looked up afresh each time: the page may render the artifacts once
+        # more as the run ends (a replaced player is played again).
+        video = "document.querySelector('video#artifact-video')"
+        c.el("video#artifact-video", "video#artifact-video")
+        c.d.execute_script(f"{video}.scrollIntoView({{block: 'center'}})")
+        c.wait(lambda d: d.execute_script(f"const v = {video}; return v && v.readyState >= 2"),
                "video#artifact-video readyState >= 2 (HAVE_CURRENT_DATA)")
         played = c.d.execute_async_script(
-            "const v = arguments[0], done = arguments[arguments.length - 1];"
-            "v.muted = true; v.play().then(() => done('ok'), e => done(String(e)));", video)
+            f"const v = {video}, done = arguments[arguments.length - 1];"
+            "v.muted = true; v.consoleTestPlayed = true;"
+            "v.play().then(() => done('ok'), e => done(String(e)));")
         if played != "ok":
             raise StepFailed(f"video.play() was refused: {played}")
-        start = c.d.execute_script("return arguments[0].currentTime", video)
-        c.wait(lambda d: d.execute_script("return arguments[0].currentTime", video) >= start + 0.5,
-               f"the video's currentTime to advance from {start:.2f} s")
+
+        def advancing(d):
+            state = d.execute_script(
+                f"const v = {video}; if (!v) return null;"
+                "if (!v.consoleTestPlayed) { v.consoleTestPlayed = true; v.muted = true; v.play().catch(() => {}); }"
+                "return {t: v.currentTime, error: v.error && v.error.code}")
+            if state and state["error"]:
+                raise StepFailed(f"the video has a media error {state['error']}")
+            return bool(state) and state["t"] >= 0.5
+
+        c.wait(advancing, "the video's currentTime to advance past 0.5 s after play()")
         facts = c.d.execute_script(
-            "const v = arguments[0]; v.pause();"
-            "return {w: v.videoWidth, h: v.videoHeight, duration: v.duration, t: v.currentTime,"
-            " src: v.currentSrc, error: v.error && v.error.code}", video)
-        if facts["error"]:
-            raise StepFailed(f"the video has a media error {facts['error']}")
+            f"const v = {video}; v.pause();"
+            "return {w: v.videoWidth, h: v.videoHeight, duration: v.duration, t: v.currentTime}")
 
         c.wait(lambda d: d.execute_script(
             "return [...document.querySelectorAll('img.thumb')]"
@@ -699,11 +745,16 @@ class Test:
         links = c.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "table#artifacts-table a.download"),
                        "table#artifacts-table with a.download links")
         hrefs = [a.get_property("href") for a in links]
-        cookies = c.d.get_cookies()
+        # Fetched by the page, as following the link would (the session cookie is the
+        # browser's: HttpOnly, Path=/api/).
         for href in hrefs:
-            status, _, body = http(self.s.base, "GET", href, cookies=cookies, timeout=30)
-            if status != 200 or not body:
-                raise StepFailed(f"download {href}: {status}, {len(body)} bytes (with the browser's cookies)")
+            got = c.d.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "fetch(arguments[0], {credentials: 'same-origin'})"
+                ".then(r => r.arrayBuffer().then(b => done([r.status, b.byteLength])))"
+                ".catch(e => done([0, String(e)]));", href)
+            if got[0] != 200 or not got[1]:
+                raise StepFailed(f"download {href} in the page: status {got[0]}, {got[1]} bytes")
         c.d.execute_script("arguments[0].scrollIntoView({block: 'start'})", c.el("#run-status"))
         c.screenshot("04-run-succeeded")
         return (f"{summary}; video {facts['w']}x{facts['h']} {facts['duration']:.1f} s played to "
@@ -713,12 +764,30 @@ class Test:
     def runs_list(self):
         c = self.c
         c.go("/runs")
-        row = c.el(f"table#runs-table tr[data-run-id='{self.run_id}']", "the run's row in table#runs-table")
+        css = f"table#runs-table tr[data-run-id='{self.run_id}']"
+        c.el(css, "the run's row in table#runs-table")
         c.el("select#status-filter")
-        c.wait(lambda d: "succeeded" in row.text.lower(), "the run's row to say succeeded")
+        c.wait(lambda d: "succeeded" in d.find_element(By.CSS_SELECTOR, css).text.lower(),
+               "the run's row to say succeeded")
+        text = " ".join(c.d.find_element(By.CSS_SELECTOR, css).text.split())
+        c.el("#prev-page")
+        c.el("#next-page")
+        c.wait(lambda d: d.find_element(By.ID, "live-state").get_attribute("data-state") == "live",
+               "#live-state to be live (the runs feed connected)")
         c.screenshot("02-runs")
         rows = len(c.d.find_elements(By.CSS_SELECTOR, "table#runs-table tr[data-run-id]"))
-        return f"{rows} row(s); the run's: {row.text.strip()!r}"
+
+        # The status filter: the run leaves the list for "failed", is back for "succeeded".
+        def pick(value):
+            Select(c.d.find_element(By.CSS_SELECTOR, "select#status-filter")).select_by_value(value)
+
+        pick("failed")
+        c.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, css), "the run to leave the list filtered on failed")
+        pick("succeeded")
+        c.el(css, "the run back in the list filtered on succeeded")
+        pick("")
+        c.el(css, "the run in the unfiltered list")
+        return f"{rows} row(s); the run's: {text!r}; #live-state live; the status filter works"
 
     # d. API keys: create, narrow, check over HTTP, revoke
     def keys(self):
@@ -835,10 +904,17 @@ class Test:
         return f"{notice[0].text.strip()!r}"
 
     # e. the admin changes the user's tier
+    def as_admin(self):
+        c = self.c
+        if c.whoami().split(" ")[0] == self.s.admin:
+            return
+        if c.whoami():
+            c.sign_out()
+        c.sign_in(self.s.admin, self.s.admin_password)
+
     def users(self):
         c = self.c
-        c.sign_out()
-        c.sign_in(self.s.admin, self.s.admin_password)
+        self.as_admin()
         c.go("/admin/users")
         css = f"table#users-table tr[data-username='{self.s.user}']"
         row = c.el(css, f"the user's row ({css})")
@@ -847,13 +923,7 @@ class Test:
         values = [o.get_attribute("value") for o in select.options]
         current = select.first_selected_option.get_attribute("value")
         target = "pro" if "pro" in values and current != "pro" else next(v for v in values if v != current)
-        select.select_by_value(target)
-        # The page's save control, if it has one besides the select's change.
-        saves = row.find_elements(By.CSS_SELECTOR, ".save-user, .save-tier, .apply-tier, button.save, "
-                                                   "button[type=submit]")
-        if saves:
-            c.click(saves[0], "the row's save control")
-        c.accept_confirm(timeout=1)
+        select.select_by_value(target)  # the page applies a change of the select (PATCH)
         c.wait(lambda d: d.find_element(By.CSS_SELECTOR, f"{css} td.tier").text.strip().lower() == target,
                f"td.tier of {self.s.user} to show {target}")
         c.screenshot("06-users")
@@ -865,6 +935,7 @@ class Test:
     # f. audit
     def audit(self):
         c = self.c
+        self.as_admin()
         c.go(f"/admin/audit?resource={self.run_id}")
         c.el("table#audit-table", "table#audit-table")
         wanted = ("RunRequested", "RunSucceeded")
@@ -885,8 +956,9 @@ class Test:
             return False
 
         text = c.wait(entries, f"tr.audit-entry rows with {' and '.join(wanted)} of the run")
-        rows = c.d.find_elements(By.CSS_SELECTOR, "table#audit-table tr.audit-entry")
-        others = [r.text for r in rows if self.run_id not in r.text and self.run_id[:8] not in r.text]
+        rows = c.d.execute_script(
+            "return [...document.querySelectorAll('table#audit-table tr.audit-entry')].map(r => r.textContent)")
+        others = [r for r in rows if self.run_id not in r and self.run_id[:8] not in r]
         c.click("#audit-verify")
         result = c.wait(lambda d: (d.find_element(By.CSS_SELECTOR, "#audit-verify-result")
                                    .get_attribute("data-result") or "") not in ("", "pending", "running")
@@ -904,13 +976,21 @@ class Test:
     # g. health and blocks
     def health_blocks(self):
         c = self.c
+        self.as_admin()
         c.go("/admin/health")
-        services = c.wait(lambda d: (lambda e: e if e.text.strip() else False)(d.find_element(By.ID, "health-services")),
+        services = c.wait(lambda d: d.find_element(By.ID, "health-services").text.strip(),
                           "#health-services to show the services")
         c.settled()
+        # The live figures: a second sample (every 2 s) makes a line of the charts.
+        c.wait(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('.chart polyline')].some(p =>"
+            " new Set((p.getAttribute('points') || '').trim().split(/\\s+/)).size >= 2)"),
+            "a .chart to draw a line of two samples", timeout=15)
         c.screenshot("08-health")
         charts = len(c.d.find_elements(By.CSS_SELECTOR, ".chart"))
         lags = bool(c.d.find_elements(By.CSS_SELECTOR, "#projection-lags"))
+        if not lags or not charts:
+            raise StepFailed(f"the health page has {'no' if not lags else 'a'} #projection-lags and {charts} .chart")
         c.go("/admin/blocks")
         c.settled("the blocks page")
         table = c.d.find_elements(By.CSS_SELECTOR, "table#blocks-table")
@@ -920,9 +1000,12 @@ class Test:
                 raise StepFailed(f"no table#blocks-table and no empty state: {text[:300]!r}")
             shown = f"empty state {text[:80]!r}"
         else:
-            shown = f"table#blocks-table with {len(table[0].find_elements(By.CSS_SELECTOR, 'tbody tr'))} row(s)"
+            blocks = c.d.execute_script(
+                "const t = document.querySelector('table#blocks-table');"
+                "return [t.querySelectorAll('tr[data-key]').length, !!t.querySelector('tr.empty, #blocks-empty')]")
+            shown = f"table#blocks-table, {blocks[0]} block(s){' (its empty state)' if blocks[1] else ''}"
         c.screenshot("09-blocks")
-        return (f"#health-services {services.text.strip()[:80]!r}…, #projection-lags "
+        return (f"#health-services {' '.join(services.split())[:80]!r}…, #projection-lags "
                 f"{'present' if lags else 'absent'}, {charts} .chart; blocks: {shown}")
 
     # h. CSP and the browser's console
@@ -945,10 +1028,14 @@ class Test:
         if bad:
             problems.append(f"{len(bad)} CSP violation(s) or uncaught error(s) in the browser's console: "
                             + " | ".join(e.get("message", "")[:300] for e in bad[:5]))
+        server_errors = [e for e in severe if re.search(r"status of 5\d\d", e.get("message", ""))]
+        if server_errors:
+            problems.append(f"{len(server_errors)} server error(s) (5xx) answered to the console: "
+                            + " | ".join(e.get("message", "")[:300] for e in server_errors[:5]))
         if problems:
             raise StepFailed("; ".join(problems))
         return (f"CSP: {csp}; browser log: {len(self.c.browser_log)} entries, {len(severe)} SEVERE "
-                f"(network refusals the console expects), none a CSP violation or uncaught error")
+                f"(refusals the console expects), none a CSP violation, an uncaught error or a 5xx")
 
     def run(self):
         self.step("a-sign-in", "/ redirects to /console/; sign in as the user", self.sign_in)
@@ -964,7 +1051,7 @@ class Test:
         self.step("f-audit", "the run's events in the audit log; the chain verifies",
                   self.audit, needs=("run_id",))
         self.step("g-health-blocks", "#/admin/health and #/admin/blocks render", self.health_blocks)
-        self.step("h-csp-console", "CSP without 'unsafe-inline'; no CSP violation or uncaught error",
+        self.step("h-csp-console", "CSP without 'unsafe-inline'; no CSP violation, uncaught error or 5xx",
                   self.csp_and_log)
 
 
@@ -993,6 +1080,7 @@ def main():
     stack = Stack(args, out)
     driver = service = None
     test = None
+    interrupted = None
     started = time.monotonic()
     try:
         try:
@@ -1003,22 +1091,26 @@ def main():
             if not isinstance(error, (RuntimeError, subprocess.CalledProcessError)):
                 traceback.print_exc()
             return 2
-        console = Console(driver, stack.base, shots)
-        test = Test(stack, console, shots)
+        test = Test(stack, Console(driver, stack.base, shots), shots)
         test.run()
+    except (KeyboardInterrupt, SystemExit) as stop:
+        interrupted = 130 if isinstance(stop, KeyboardInterrupt) else (stop.code or 1)
+        log(f"\ninterrupted ({'SIGINT' if interrupted == 130 else 'SIGTERM'}): stopping Aurora and the browser")
     finally:
         stop_browser(driver, service)
         stack.stop()
 
     log(f"\n=== console browser test ({mode}): {time.monotonic() - started:.0f} s")
-    for name, outcome, seconds, _ in test.results:
+    results = test.results if test else []
+    for name, outcome, seconds, _ in results:
         log(f"{outcome:4} {name} ({seconds:.1f} s)")
-    failed = [r for r in test.results if r[1] != "PASS"]
-    passed = len(test.results) - len(failed)
-    log(f"console: {passed} passed, {len(failed)} failed")
+    failed = [r for r in results if r[1] != "PASS"]
+    log(f"console: {len(results) - len(failed)} passed, {len(failed)} failed"
+        + (", interrupted" if interrupted else ""))
     log(f"screenshots: {shots}; aurora log: {out / 'aurora.log'}")
+    if interrupted:
+        return interrupted
     return 1 if failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

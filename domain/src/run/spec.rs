@@ -205,6 +205,21 @@ pub enum SpecError {
     },
 }
 
+impl SpecError {
+    /// Where in a run's JSON the fault is, as a JSON pointer (RFC 6901): a form shows the
+    /// message next to that field.
+    pub fn pointer(&self) -> String {
+        match self {
+            SpecError::NoSteps | SpecError::TooManySteps(_) => "/steps".to_string(),
+            SpecError::InvalidUrl => "/input/url".to_string(),
+            SpecError::InvalidThumbnailTime { step, .. } => format!("/steps/{step}/at_seconds"),
+            SpecError::NoInput | SpecError::InputWithGenerate => "/input".to_string(),
+            SpecError::GenerateNotFirst(step) => format!("/steps/{step}/kind"),
+            SpecError::InvalidGenerate { step, field, .. } => format!("/steps/{step}/{field}"),
+        }
+    }
+}
+
 impl RunSpec {
     /// Checks the rules that the types alone cannot express.
     pub fn validate(&self) -> Result<(), SpecError> {

@@ -188,10 +188,12 @@ async function resume() {
 }
 
 let stop = null;
+let navigation = 0;
 
 async function route() {
   if (typeof stop === "function") stop();
   stop = null;
+  const mine = ++navigation;
   const { path } = currentRoute();
   const found = match(path);
   const header = document.getElementById("top");
@@ -213,8 +215,15 @@ async function route() {
   replace(main, h("p", { class: "loading", "aria-busy": "true" }, "Loading…"));
   try {
     const page = await found.load();
-    stop = await page.render(main, found.params, session);
+    const stopper = await page.render(main, found.params, session);
+    // Left while it was rendering: stop what it started at once.
+    if (mine !== navigation) {
+      if (typeof stopper === "function") stopper();
+      return;
+    }
+    stop = stopper;
   } catch (error) {
+    if (mine !== navigation) return;
     replace(main, errorBox(error));
   }
   main.focus({ preventScroll: true });

@@ -59,13 +59,14 @@ export function field(label, control, hint) {
   const id = control.id || `f-${Math.random().toString(36).slice(2)}`;
   control.id = id;
   const error = h("p", { class: "field-error", id: `${id}-error`, role: "alert" });
-  control.setAttribute("aria-describedby", `${id}-error`);
+  const described = hint ? `${id}-hint ${id}-error` : `${id}-error`;
+  control.setAttribute("aria-describedby", described);
   return h(
     "div",
     { class: "field", dataset: { field: control.name || "" } },
     h("label", { for: id }, label),
     control,
-    hint ? h("p", { class: "hint" }, hint) : null,
+    hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null,
     error,
   );
 }

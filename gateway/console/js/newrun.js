@@ -139,14 +139,11 @@ function uploadMedia(file, onProgress) {
 
 // ---- Where the API's refusals belong ---------------------------------------------------
 //
-// The API's problems ({type, title, status, detail, request_id}) carry no field list: the
-// place is in the detail's text. Two kinds name one:
-//   invalid-body:     "invalid request body at steps[1].format: unknown variant …" (a serde
-//                     path; inside a step, serde stops at "steps[1]" as steps are tagged)
-//   invalid-run-spec: "invalid run spec: step 2: thumbnail at_seconds must be …",
-//                     "invalid run spec: input url must be …", "… at least one step"
-// and unknown-media is about input.media_id, provider-not-configured about the generate
-// step. They become [{field: "steps.2.at_seconds", detail}] for showFieldErrors.
+// A refusal about the body names the fields at fault in `errors`: [{pointer, detail}],
+// JSON pointers into the run (`/steps/2/at_seconds`, `/input/media_id`). Inside a step the
+// parser may only know the step (`/steps/1`: steps are tagged by kind), so its message
+// refines that to the field when it says which. A generate step the server cannot run
+// (provider-not-configured) is about the first step.
 
 const STEP_FIELDS = ["format", "quality", "resolution", "upscale", "at_seconds", "provider", "avatar_id", "voice_id", "script", "dimension", "background"];
 
@@ -171,42 +168,22 @@ function refineStep(path, message, kind) {
 /** The fields a refusal names: [{field, detail}] (empty when it names none). */
 export function locate(problem, kinds = [], source = "upload") {
   const type = String(problem?.type || "").replace(/^\/problems\//, "");
-  const detail = String(problem?.detail || "");
   const input = source === "url" ? "input.url" : source === "generate" ? "steps.0" : "input.media_id";
-  let m;
-  switch (type) {
-    case "invalid-body": {
-      m = /^invalid request body at (\S+?): ([\s\S]*)$/.exec(detail);
-      if (!m) return [];
-      let path = m[1].replace(/\[(\d+)\]/g, ".$1").replace(/^\./, "");
-      const step = /^steps\.(\d+)$/.exec(path);
-      if (step) path = refineStep(path, m[2], kinds[Number(step[1])]);
-      if (path === "input") path = input;
-      return [{ field: path, detail: m[2] }];
-    }
-    case "invalid-run-spec": {
-      const text = detail.replace(/^invalid run spec: /, "");
-      if ((m = /^step (\d+): thumbnail (at_seconds) ([\s\S]*)$/.exec(text))) {
-        const range = /between (\S+) and (\S+), got (\S+)/.exec(m[3]);
-        const said = range ? `Must be between ${range[1]} and ${range[2]} seconds (got ${range[3]}).` : m[3];
-        return [{ field: `steps.${m[1]}.at_seconds`, detail: said }];
-      }
-      if ((m = /^step (\d+): (avatar_id|voice_id|script|dimension|background) ([\s\S]*)$/.exec(text))) {
-        return [{ field: `steps.${m[1]}.${m[2]}`, detail: m[3] }];
-      }
-      if ((m = /^step (\d+): ([\s\S]*)$/.exec(text))) return [{ field: `steps.${m[1]}`, detail: m[2] }];
-      if (/^input url/.test(text)) return [{ field: "input.url", detail: text }];
-      if (/input/.test(text)) return [{ field: input, detail: text }];
-      if (/step/.test(text)) return [{ field: "steps", detail: text }];
-      return [];
-    }
-    case "unknown-media":
-      return [{ field: "input.media_id", detail }];
-    case "provider-not-configured":
-      return [{ field: "steps.0", detail }];
-    default:
-      return [];
+  const found = (Array.isArray(problem?.errors) ? problem.errors : []).map(({ pointer, detail }) => {
+    let path = String(pointer || "")
+      .split("/")
+      .slice(1)
+      .map((part) => part.replaceAll("~1", "/").replaceAll("~0", "~"))
+      .join(".");
+    const step = /^steps\.(\d+)$/.exec(path);
+    if (step) path = refineStep(path, String(detail || ""), kinds[Number(step[1])]);
+    if (path === "input") path = input;
+    return { field: path, detail };
+  });
+  if (type === "provider-not-configured" && !found.length) {
+    found.push({ field: "steps.0", detail: problem.detail });
   }
+  return found;
 }
 
 // ---- The page --------------------------------------------------------------------------
@@ -534,8 +511,7 @@ export async function render(main) {
   /** Shows [{field, detail}] by their fields, with a general message; focuses the first. */
   function showProblems(error, located) {
     const problem = error instanceof ApiError ? error.problem : {};
-    const structured = Array.isArray(problem.errors) || problem.field;
-    const placed = structured ? error : new ApiError(error.status, { ...problem, errors: located }, error.retryAfter);
+    const placed = new ApiError(error.status, { ...problem, errors: located }, error.retryAfter);
     showFieldErrors(form, placed, problems);
     const first = form.querySelector(".field-error:not(:empty)");
     // The general message always: what was refused and what the API said.

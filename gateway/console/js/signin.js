@@ -21,8 +21,22 @@ export async function render(main) {
     field("Username", username),
     field("Password", password),
     problems,
-    h("button", { id: "sign-in", type: "submit" }, "Sign in"),
+    h(
+      "div",
+      { class: "row" },
+      h("button", { id: "sign-in", type: "submit" }, "Sign in"),
+      h("button", { id: "register", type: "button", class: "secondary", onclick: register }, "Create an account"),
+    ),
+    h("p", { class: "hint" }, "New here? Choose a username and a password (at least 8 characters) and create an account."),
   );
+  async function register() {
+    try {
+      await api("POST", "/api/v1/auth/register", { username: username.value, password: password.value });
+      form.requestSubmit();
+    } catch (error) {
+      showFieldErrors(form, error, problems);
+    }
+  }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {

@@ -124,15 +124,34 @@ impl JsonBody {
         })?;
         serde_path_to_error::deserialize(value).map_err(|e| {
             let at = e.path().to_string();
+            let pointer = pointer(e.path());
             let e = e.into_inner();
             let detail = if at.is_empty() || at == "." {
                 format!("invalid request body: {e}")
             } else {
                 format!("invalid request body at {at}: {e}")
             };
-            Problem::unprocessable("invalid-body", detail)
+            Problem::unprocessable("invalid-body", detail).at(pointer, e.to_string())
         })
     }
+}
+
+/// The JSON pointer (RFC 6901) of a path serde reports: `steps[1].format` is
+/// `/steps/1/format`; the body itself is the empty pointer.
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } => {
+                out.push('/');
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    out
 }
 
 /// A JSON reply carrying the request id.

@@ -130,8 +130,13 @@ fn user(error: AggregateError<UserError>) -> Problem {
 fn run(error: AggregateError<RunError>) -> Problem {
     match error {
         AggregateError::UserError(error) => match error {
-            RunError::InvalidSpec(_) | RunError::ReasonTooLong => {
+            RunError::InvalidSpec(ref spec) => {
                 Problem::unprocessable("invalid-run-spec", error.to_string())
+                    .at(spec.pointer(), spec.to_string())
+            }
+            RunError::ReasonTooLong => {
+                Problem::unprocessable("invalid-run-spec", error.to_string())
+                    .at("/reason", error.to_string())
             }
             RunError::UnknownGeneration(_) | RunError::InvalidVideoId => {
                 Problem::unprocessable("unknown-generation", error.to_string())

@@ -14,6 +14,9 @@ pub struct ProblemSlug(pub &'static str);
 /// One kind of failure, with a status and a message a person can act on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
+    /// The fields of the request at fault, if the problem is about some (JSON pointers
+    /// into the body, RFC 6901).
+    pub errors: Vec<FieldError>,
     /// HTTP status.
     pub status: StatusCode,
     /// Stable machine-readable kind; the `type` is `/problems/<slug>`.
@@ -67,6 +70,20 @@ pub(crate) struct Body<'a> {
     /// The request's id (also in `x-request-id`); quote it when reporting a problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
+    /// The fields at fault, for a problem about the request's body (RFC 9457 extension):
+    /// a form shows each message next to its field.
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+/// A field of the request at fault.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// A JSON pointer (RFC 6901) into the request's body, e.g. `/steps/1/format`.
+    #[schema(example = "/steps/2/at_seconds")]
+    pub pointer: String,
+    /// What is wrong with it.
+    pub detail: String,
 }
 
 impl Problem {
@@ -78,11 +95,22 @@ impl Problem {
         detail: impl Into<String>,
     ) -> Self {
         Self {
+            errors: Vec::new(),
             status,
             slug,
             title,
             detail: detail.into(),
         }
+    }
+
+    /// The problem, as being about the body's field at `pointer` (a JSON pointer), which
+    /// `detail` says what is wrong with.
+    pub fn at(mut self, pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        self.errors.push(FieldError {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        });
+        self
     }
 
     /// 400: the request cannot be parsed.
@@ -136,6 +164,7 @@ impl Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             request_id,
+            errors: &self.errors,
         };
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response();

@@ -161,10 +161,10 @@ async fn create(
             found => {
                 // The same answer whether it exists or not (no oracle); naming another
                 // user's media is a refusal for the audit trail.
-                let problem = Problem::unprocessable(
-                    "unknown-media",
-                    format!("no media {media_id} of yours; upload it with POST /api/v1/media"),
-                );
+                let detail =
+                    format!("no media {media_id} of yours; upload it with POST /api/v1/media");
+                let problem = Problem::unprocessable("unknown-media", detail.clone())
+                    .at("/input/media_id", detail);
                 return Err(match found {
                     Some(_) => ApiError::Refused(problem),
                     None => problem.into(),
