@@ -91,6 +91,9 @@ mod limits;
 #[path = "api/browsers.rs"]
 mod browsers;
 
+#[path = "api/console.rs"]
+mod console;
+
 #[path = "api/cluster.rs"]
 mod cluster;
 

@@ -208,8 +208,10 @@ class Stack:
 
     def start(self):
         env = self.env
-        for name in ("DATABASE_URL", "NATS_URL", "AURORA_CONFIG", "AURORA_NATS_PREFIX"):
-            env.pop(name, None)
+        # Only this test's settings (AURORA_LOG may come from outside: the log's level).
+        for name in list(env):
+            if name in ("DATABASE_URL", "NATS_URL") or (name.startswith("AURORA_") and name != "AURORA_LOG"):
+                del env[name]
         data = self.work / "data"
         data.mkdir()
         env.update({
@@ -451,14 +453,10 @@ class Console:
         except TimeoutException:
             raise StepFailed(f"{what}: not within {timeout} s") from None
 
-    def el(self, css, what=None, timeout=WAIT, visible=False):
+    def el(self, css, what=None, timeout=WAIT):
         def find(d):
             found = d.find_elements(By.CSS_SELECTOR, css)
-            if not found:
-                return False
-            if visible and not found[0].is_displayed():
-                return False
-            return found[0]
+            return found[0] if found else False
 
         return self.wait(find, what or f"{css} on the page", timeout)
 
@@ -548,16 +546,14 @@ class Console:
 
 
 class Test:
-    def __init__(self, stack, console, shots):
+    def __init__(self, stack, console):
         self.s = stack
         self.c = console
-        self.shots = shots
         self.results = []  # (step, outcome, seconds, detail)
         self.run_id = None
         self.key = None
         self.key_label = None
         self.narrowed = None
-        self.notes = []
 
     def step(self, name, title, function, needs=()):
         log(f"\n--- {name}: {title}")
@@ -1091,7 +1087,7 @@ def main():
             if not isinstance(error, (RuntimeError, subprocess.CalledProcessError)):
                 traceback.print_exc()
             return 2
-        test = Test(stack, Console(driver, stack.base, shots), shots)
+        test = Test(stack, Console(driver, stack.base, shots))
         test.run()
     except (KeyboardInterrupt, SystemExit) as stop:
         interrupted = 130 if isinstance(stop, KeyboardInterrupt) else (stop.code or 1)

@@ -144,11 +144,12 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
     for segment in path.iter() {
         match segment {
             Segment::Seq { index } => out.push_str(&format!("/{index}")),
-            Segment::Map { key } => {
+            // An externally tagged enum's variant is a key of the JSON too.
+            Segment::Map { key: name } | Segment::Enum { variant: name } => {
                 out.push('/');
-                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                out.push_str(&name.replace('~', "~0").replace('/', "~1"));
             }
-            Segment::Enum { .. } | Segment::Unknown => {}
+            Segment::Unknown => {}
         }
     }
     out

@@ -203,7 +203,7 @@ mod tests {
             "text/javascript; charset=utf-8"
         );
         assert!(
-            !CONSOLE_CSP.contains("unsafe-inline") && !CONSOLE_CSP.contains("unsafe-eval'"),
+            !CONSOLE_CSP.contains("unsafe-inline") && !CONSOLE_CSP.contains(" 'unsafe-eval'"),
             "{CONSOLE_CSP}"
         );
     }

@@ -25,6 +25,7 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/api/v1/auth/login",
     "/api/v1/auth/logout",
     "/api/v1/auth/whoami",
+    "/api/v1/auth/session",
     "/api/v1/auth/keys",
     "/api/v1/auth/tokens",
     "/api/v1/auth/tokens/{id}",

@@ -286,7 +286,7 @@ async fn follow_runs(
     let token = super::guard::verify_request(&state, &headers)?;
     super::guard::authorize(&state, &token, Access::own("runs:read"))?;
     let bus = state.bus.shared();
-    let filter = bus.subjects().event(Run::TYPE, "*", "*");
+    let filter = bus.subjects().aggregate_events(Run::TYPE);
     let mut live = bus
         .tail(&filter)
         .await
