@@ -687,16 +687,19 @@ class Test:
                    f"#progress-text {state['progressText']!r}")
         if state["status"] != "succeeded":
             raise StepFailed(f"the run ended {state['status']!r} ({state['text']!r}); {summary}")
-        # The page shows progress#step-progress inside the running step only: it goes with
-        # the step that finished. 100 % is then every step of ol#timeline succeeded (and
-        # no bar left half-full), unless the bar itself was seen at 100.
+        # Once the run is over the bar stays in the transcode step it measured: it must
+        # show that step done, at 100 %, and every step of ol#timeline must have succeeded.
+        bar_script = ("const p = document.querySelector('progress#step-progress');"
+                      "return p && p.isConnected && p.position >= 0 ? 100 * p.value / p.max : null")
+        try:
+            bar = c.wait(lambda d: d.execute_script(bar_script) == 100 and 100,
+                         "progress#step-progress at 100 %", timeout=10, poll=0.05)
+        except Exception:
+            bar = c.d.execute_script(bar_script)
         steps = c.d.execute_script(
             "return [...document.querySelectorAll('ol#timeline > li[data-step]')].map(li => li.dataset.state)")
-        bar = c.d.execute_script(
-            "const p = document.querySelector('progress#step-progress');"
-            "return p && p.isConnected ? (p.position >= 0 ? 100 * p.value / p.max : -1) : null")
         all_done = bool(steps) and all(state == "succeeded" for state in steps)
-        if not (seen["max"] is not None and seen["max"] >= 100) and not (all_done and bar in (None, 100)):
+        if not (all_done and bar == 100):
             raise StepFailed(f"the run succeeded but the progress did not reach 100 %: steps {steps}, "
                              f"bar now {bar}; {summary}")
         summary += f"; timeline {steps}, bar at the end: {'removed' if bar is None else bar}"

@@ -181,7 +181,10 @@ export function startSession(answer) {
 /** Reads the session the cookie holds, if any. */
 async function resume() {
   try {
-    startSession(await api("GET", "/api/v1/auth/session"));
+    // 204 (null): no session.
+    const answer = await api("GET", "/api/v1/auth/session");
+    if (answer) startSession(answer);
+    else session.user = null;
   } catch {
     session.user = null;
   }

@@ -517,6 +517,13 @@ export async function render(main, params) {
   }
 
   function renderTimeline() {
+    // The bar sits in the running step; once no step runs, in the last transcode that
+    // succeeded, full: what the run's progress came to stays in sight.
+    const running = run.steps.find((step) => ["running", "retrying"].includes(stepState(run, step)));
+    const finishedTranscode = [...run.steps]
+      .reverse()
+      .find((step) => step.spec?.kind === "transcode" && stepState(run, step) === "succeeded");
+    const barStep = running || finishedTranscode;
     const items = run.steps.map((step) => {
       const state = stepState(run, step);
       const params = stepParams(step.spec);
@@ -557,7 +564,7 @@ export async function render(main, params) {
           ? h("p", { class: "bad-text" }, "Reason: ", h("span", { class: "reason" }, run.failure_reason))
           : null,
       );
-      if (state === "running" || state === "retrying") li.append(progressBox);
+      if (step === barStep) li.append(progressBox);
       return li;
     });
     replace(timeline, items.length ? items : h("li", {}, "No steps."));
@@ -568,6 +575,17 @@ export async function render(main, params) {
   /** The running step's progress: the live report, else its last stored milestone. */
   function updateProgress() {
     if (!run || !timeline.contains(progressBox)) return;
+    const done = run.steps[Number(progressBox.closest("li[data-step]")?.dataset.step)];
+    if (done && stepState(run, done) === "succeeded") {
+      progress.value = 100;
+      const last = report && report.step === done.index ? report : null;
+      const parts = ["100%", "done"];
+      if (last && Number.isFinite(Number(last.fps))) parts.push(`${Number(last.fps).toFixed(1)} fps`);
+      if (last && Number.isFinite(Number(last.speed))) parts.push(`${Number(last.speed).toFixed(2)}× speed`);
+      progressText.textContent = parts.join(" · ");
+      progress.setAttribute("aria-valuetext", progressText.textContent);
+      return;
+    }
     const step = run.steps[run.current_step];
     const attempt = step?.attempts.find((a) => a.n === run.attempt);
     const here = report && report.step === run.current_step && (!run.attempt || report.attempt === run.attempt);

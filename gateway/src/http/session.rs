@@ -282,7 +282,7 @@ async fn sign_in(
 }
 
 /// The session of the request (its cookie, or a bearer token): who, and the CSRF token a
-/// page needs for requests that change something.
+/// page needs for requests that change something; 204 when the request has none.
 #[utoipa::path(
     get,
     path = "/api/v1/auth/session",
@@ -290,6 +290,7 @@ async fn sign_in(
     operation_id = "current_session",
     responses(
         (status = 200, description = "The session", body = SessionBody),
+        (status = 204, description = "No credentials: no session"),
         (status = 403, description = "The token does not allow users:read", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "The token's user no longer exists", body = ProblemBody, content_type = "application/problem+json"),
         TokenRouteProblems,
@@ -298,6 +299,14 @@ async fn sign_in(
 )]
 async fn current(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) -> Response {
     let result: Result<Response, ApiError> = async {
+        // No credentials at all: simply no session (a page asking on load is not refused,
+        // nor recorded as a refusal).
+        if super::credentials::presented_token(&headers).is_err()
+            && !headers.contains_key(http::header::AUTHORIZATION)
+            && !headers.contains_key("x-api-key")
+        {
+            return Ok(no_content(&ctx));
+        }
         let claims = authenticate(&state, &headers, Access::own("users:read"))?;
         let user = state.identity.users.load(&claims.username).await?;
         let user = UserBody::of(&claims.username, &user)

@@ -153,6 +153,15 @@ async fn a_browser_session_lives_in_an_http_only_cookie_and_changes_need_its_csr
     mode: Mode,
 ) {
     let app = spawn_app(mode).await;
+    // A page asking before anyone signed in: no session, and no refusal to record.
+    let refusals = app.refusals().await;
+    let none = bare()
+        .get(app.url("/api/v1/auth/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.refusals().await, refusals);
     let (cookie, body, set) = sign_in(&app, "tester").await;
     for part in ["HttpOnly", "SameSite=Strict", "Path=/api/", "Max-Age="] {
         assert!(set.contains(part), "{set}");

@@ -569,6 +569,14 @@ async fn a_replica_cut_off_from_store_and_nats_does_not_honour_a_key_revoked_mea
         }
         assert!(since.elapsed() < WAIT, "never answered 503 while cut off");
     }
+    // A browser's session (the token in the console's cookie) is held to the same gate.
+    let from_browser = reqwest::Client::new()
+        .get(format!("{}/api/v1/auth/whoami", b.base))
+        .header("cookie", format!("aurora_session={api_key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_browser.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     pg_proxy.set(Mode::Pass);
     let since = std::time::Instant::now();
