@@ -33,7 +33,15 @@ fn main() {
     std::fs::write(dest, out).expect("writing console_assets.rs");
 }
 
-/// Every regular file under `dir`, depth first; directories are watched for new files.
+/// What the console serves, by extension: its pages, scripts, styles, images and the
+/// wasm. Notes, licences and type declarations beside them stay in the repository.
+const SERVED: &[&str] = &["html", "js", "css", "svg", "png", "wasm", "json"];
+
+fn has_extension(path: &Path, wanted: &str) -> bool {
+    path.extension().is_some_and(|ext| ext == wanted)
+}
+
+/// Every served file under `dir`, depth first; directories are watched for new files.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -48,7 +56,9 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
         }
         match entry.file_type() {
             Ok(kind) if kind.is_dir() => walk(&path, files),
-            Ok(kind) if kind.is_file() => files.push(path),
+            Ok(kind) if kind.is_file() && SERVED.iter().any(|ext| has_extension(&path, ext)) => {
+                files.push(path)
+            }
             _ => {}
         }
     }

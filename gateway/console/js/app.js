@@ -161,10 +161,33 @@ function nav() {
 }
 
 async function signOut() {
-  try {
-    await api("DELETE", "/api/v1/auth/session");
-  } catch {
-    // Signed out already, or the session had ended: either way, sign in again.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await api("DELETE", "/api/v1/auth/session");
+      break;
+    } catch (error) {
+      // The session had ended already: signed out either way.
+      if (error?.status === 401) break;
+      // Signed in again in another tab meanwhile: this page's CSRF token is the old
+      // session's. Take the current one and sign that session out.
+      if (attempt === 0 && error?.problem?.type === "/problems/csrf-refused") {
+        try {
+          const answer = await api("GET", "/api/v1/auth/session");
+          if (!answer) break;
+          startSession(answer);
+          continue;
+        } catch {
+          break;
+        }
+      }
+      // Anything else: the session may still be live. Say so; never pretend.
+      replace(
+        document.getElementById("main"),
+        errorBox(error),
+        h("p", {}, "You are still signed in: sign out again in a moment."),
+      );
+      return;
+    }
   }
   session.user = null;
   setCsrf(null);

@@ -388,8 +388,10 @@ export async function render(main, _params, session) {
     if (typeof id !== "string" || !id) return;
     const shown = state.items.some((r) => r.id === id);
     if (shown) {
-      // Milestones (25/50/75 %) change nothing the list shows.
-      if (event.event === "StepProgressed") return;
+      // Milestones (25/50/75 %) change nothing the list shows, and a step's success is
+      // followed by the next step's start or the run's end: reads are rate-limited, so
+      // only the events that change the row are read again.
+      if (event.event === "StepProgressed" || event.event === "StepSucceeded") return;
       changed(id, event.position, false);
       return;
     }

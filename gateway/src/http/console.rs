@@ -30,7 +30,7 @@ pub const CONSOLE_PATH: &str = "/console/";
 pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
      style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
      connect-src 'self'; font-src 'self'; manifest-src 'self'; form-action 'self'; \
-     frame-ancestors 'none'; base-uri 'none'";
+     frame-ancestors 'none'; base-uri 'none'; require-trusted-types-for 'script'";
 
 /// Is `path` the console's (which gets [`CONSOLE_CSP`])?
 pub fn is_console(path: &str) -> bool {

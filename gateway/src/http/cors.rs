@@ -1,5 +1,6 @@
 //! CORS from an allowlist (`AURORA_CORS_ORIGINS`): browsers on those origins may call the
-//! API. Tokens travel in headers, never cookies, so credentials are never allowed, and `*`
+//! API. Other origins' tokens travel in headers (the console's session cookie is
+//! same-origin only, `SameSite=Strict`), so credentials are never allowed, and `*`
 //! (any origin) is therefore safe to offer.
 //!
 //! - A request without `Origin` (curl, services) is untouched.

@@ -120,11 +120,13 @@ pub fn routes(
         .or(vitals::routes(state.clone()))
         .or(docs::routes())
         .or(console::routes());
-    // Limits first: a limited or blocked client is answered at once, never held.
+    // The session guard first: a request another site's page made on a user's session
+    // must not spend (and so block) that user's rate limits. Then the limits: a limited or
+    // blocked client is answered at once, never held.
     let served = head(state.config.max_header_bytes)
+        .and(session::guard())
         .and(crate::limits::filter::filter(state.clone()))
         .and(revocations_current(state))
-        .and(session::guard())
         .and(api)
         .map(|decision, reply| crate::limits::with_headers(decision, Reply::into_response(reply)))
         .recover(recover)

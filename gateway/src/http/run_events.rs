@@ -31,6 +31,7 @@ use super::problem::TokenRouteProblems;
 use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
+use aurora_domain::user::Role;
 
 /// The events routes: one run's, and every readable run's changes (`/runs/live`, before
 /// `/runs/{id}` takes the path).
@@ -253,6 +254,10 @@ struct RunChanged {
     id: String,
     /// The event's name, e.g. `StepStarted`.
     event: String,
+    /// The run's status after it, when the event says (`requested`, `running`,
+    /// `succeeded`, `failed`, `cancelled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
     /// The event's sequence in the run.
     sequence: i64,
     /// Its global position: send it as `Aurora-After-Position` to read the run with it.
@@ -284,7 +289,7 @@ async fn follow_runs(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = super::guard::verify_request(&state, &headers)?;
-    super::guard::authorize(&state, &token, Access::own("runs:read"))?;
+    let claims = super::guard::authorize(&state, &token, Access::own("runs:read"))?;
     let bus = state.bus.shared();
     let filter = bus.subjects().aggregate_events(Run::TYPE);
     let mut live = bus
@@ -295,7 +300,7 @@ async fn follow_runs(
     let drain = state.drain_token();
     let still_allowed = super::guard::token_holds(state.clone(), headers, "runs:read", None, None);
     tokio::spawn(async move {
-        let mut owners: HashMap<String, Option<String>> = HashMap::new();
+        let mut owners: HashMap<String, String> = HashMap::new();
         let deadline = tokio::time::sleep(MAX_STREAM);
         tokio::pin!(deadline);
         let mut check = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -325,12 +330,18 @@ async fn follow_runs(
                         let owner = match owners.get(&id) {
                             Some(owner) => owner.clone(),
                             None => {
-                                let owner = owner_of(&state, &event).await;
+                                // Not remembered when it cannot be told: asked again.
+                                let Some(owner) = owner_of(&state, &event).await else {
+                                    continue;
+                                };
                                 owners.insert(id.clone(), owner.clone());
                                 owner
                             }
                         };
-                        let Some(owner) = owner else { continue };
+                        // Another's run: only an admin may read it (no authorizer run).
+                        if owner != claims.username && claims.role != Role::Admin {
+                            continue;
+                        }
                         let access = Access {
                             operation: "runs:read",
                             resource: Some(("run", &id)),
@@ -341,6 +352,7 @@ async fn follow_runs(
                         }
                         let changed = RunChanged {
                             id,
+                            status: status_after(&event.eventname),
                             event: event.eventname.clone(),
                             sequence: event.sequence,
                             position: event.position,
@@ -364,8 +376,9 @@ async fn follow_runs(
     Ok(super::body::with_request_id(response, ctx))
 }
 
-/// Whose run an event is of: said by the event that requests it, else read from the store
-/// (once per run and stream). `None` if it cannot be told (the event is then not shown).
+/// Whose run an event is of: said by the event that requests it, else by the runs view
+/// (one row), else by the store (the run's history, for a run the view has not reached).
+/// `None` if it cannot be told (the event is then not shown).
 async fn owner_of(state: &AppState, event: &CloudEvent) -> Option<String> {
     if let Some(owner) = event
         .data
@@ -375,6 +388,21 @@ async fn owner_of(state: &AppState, event: &CloudEvent) -> Option<String> {
     {
         return Some(owner.to_string());
     }
+    if let Ok(Some(view)) = state.runs.get(&event.aggregateid).await {
+        return Some(view.owner);
+    }
     let run = state.run_commands.load(&event.aggregateid).await.ok()?;
     run.owner().map(str::to_string)
+}
+
+/// The status a run is in after an event of this name, when the name alone says.
+fn status_after(event: &str) -> Option<&'static str> {
+    match event {
+        "RunRequested" => Some("requested"),
+        "StepStarted" | "StepSucceeded" | "StepAttemptFailed" | "StepProgressed" => Some("running"),
+        "RunSucceeded" => Some("succeeded"),
+        "RunFailed" => Some("failed"),
+        "RunCancelled" => Some("cancelled"),
+        _ => None,
+    }
 }

@@ -30,8 +30,12 @@ use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
 
-/// The cookie that holds the session token.
+/// The cookie that holds the session token (over plain HTTP: a laptop's localhost).
 pub const SESSION_COOKIE: &str = "aurora_session";
+/// The cookie that holds it over TLS: browsers only accept a `__Host-` cookie from this
+/// host itself, `Secure`, for `Path=/` and no `Domain`, so a sibling subdomain cannot plant
+/// one ("cookie tossing").
+pub const HOST_SESSION_COOKIE: &str = "__Host-aurora_session";
 /// The header that carries the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Where the cookie is sent: the API (the console's files need no session).
@@ -39,16 +43,28 @@ const COOKIE_PATH: &str = "/api/";
 /// The sign-in route, the one unsafe request that may come without a CSRF token.
 pub const SIGN_IN: &str = "/api/v1/auth/session";
 
-/// The session token a request's cookies carry, if any.
+/// The session token a request's cookies carry, if any: the `__Host-` cookie when there
+/// is one; else the plain cookie, if there is exactly one (two mean one was planted by
+/// another host of the domain: neither is trusted).
 pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim().trim_matches('"'))
+    let cookies = || {
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .map(|(name, value)| (name, value.trim().trim_matches('"')))
+    };
+    let value = |wanted: &str| {
+        let mut found = cookies().filter(move |(name, _)| *name == wanted);
+        match (found.next(), found.next()) {
+            (Some((_, value)), None) => Some(value),
+            _ => None,
+        }
+    };
+    value(HOST_SESSION_COOKIE)
+        .or_else(|| value(SESSION_COOKIE))
         .filter(|value| !value.is_empty())
 }
 
@@ -92,8 +108,21 @@ pub fn guard() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 
 /// What [`guard`] decides.
 pub fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), CsrfRefused> {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let bearer =
+        headers.contains_key(http::header::AUTHORIZATION) || headers.contains_key("x-api-key");
+    let cookie = !bearer && cookie_token(headers).is_some();
+    if safe {
+        // A read riding on the session from a page of another site (a sibling subdomain:
+        // SameSite lets those through) is refused too: it could drain the user's rate
+        // limits and get them blocked. The console only ever asks from its own origin.
+        return if cookie && browser_says_another_site(headers) {
+            Err(CsrfRefused(
+                "a request from another site cannot use this session",
+            ))
+        } else {
+            Ok(())
+        };
     }
     if method == Method::POST && path.trim_end_matches('/') == SIGN_IN {
         // Signing in: no session to prove yet, but never from another site's page (it
@@ -106,8 +135,6 @@ pub fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Csr
             Ok(())
         };
     }
-    let bearer =
-        headers.contains_key(http::header::AUTHORIZATION) || headers.contains_key("x-api-key");
     let Some(token) = cookie_token(headers).filter(|_| !bearer) else {
         return Ok(());
     };
@@ -131,11 +158,20 @@ pub fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Csr
     }
 }
 
+/// Did the browser's `Sec-Fetch-Site` say the request comes from a page of another site
+/// or origin?
+fn browser_says_another_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| !matches!(site, "same-origin" | "none"))
+}
+
 /// Did a browser say the request comes from a page of another site (or origin)?
 fn from_another_site(headers: &HeaderMap) -> bool {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = text("sec-fetch-site") {
-        return !matches!(site, "same-origin" | "none");
+    if text("sec-fetch-site").is_some() {
+        return browser_says_another_site(headers);
     }
     // Older browsers: the Origin, if sent, must be this host.
     match (text("origin"), text("host")) {
@@ -161,16 +197,20 @@ fn over_tls(headers: &HeaderMap) -> bool {
     }) || text("origin").is_some_and(|o| o.starts_with("https://"))
 }
 
-/// The `Set-Cookie` value that stores `token` for `ttl` (or, with `None`, removes it).
+/// The `Set-Cookie` value that stores `token` for `ttl` (or, with `None`, removes it):
+/// `__Host-aurora_session` over TLS, `aurora_session` for the API's paths otherwise.
 fn cookie(token: Option<&str>, ttl: Duration, secure: bool) -> HeaderValue {
     let (value, max_age) = match token {
         Some(token) => (token, ttl.as_secs()),
         None => ("", 0),
     };
-    let secure = if secure { "; Secure" } else { "" };
+    let (name, path, secure) = if secure {
+        (HOST_SESSION_COOKIE, "/", "; Secure")
+    } else {
+        (SESSION_COOKIE, COOKIE_PATH, "")
+    };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; \
-         SameSite=Strict{secure}"
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     ))
     .expect("a token is base64url")
 }
@@ -385,6 +425,14 @@ mod tests {
         assert_eq!(cookie_token(&h), Some("x"));
         let h = headers(&[("cookie", "xaurora_session=x; aurora_session=")]);
         assert_eq!(cookie_token(&h), None);
+        // Two plain cookies: one was planted; neither counts. The __Host- one wins.
+        let h = headers(&[("cookie", "aurora_session=planted; aurora_session=mine")]);
+        assert_eq!(cookie_token(&h), None);
+        let h = headers(&[(
+            "cookie",
+            "aurora_session=planted; __Host-aurora_session=mine",
+        )]);
+        assert_eq!(cookie_token(&h), Some("mine"));
     }
 
     #[test]
@@ -404,10 +452,15 @@ mod tests {
                 "{method}"
             );
         }
-        // Reads need none; nor requests that present a bearer token (the cookie is
-        // then ignored), nor requests without the cookie.
+        // Reads need none, but not from another site's page; nor requests that present a
+        // bearer token (the cookie is then ignored), nor requests without the cookie.
         assert!(check(&Method::GET, path, &headers(&[cookie])).is_ok());
+        let same = ("sec-fetch-site", "same-origin");
+        assert!(check(&Method::GET, path, &headers(&[cookie, same])).is_ok());
+        let sibling = ("sec-fetch-site", "same-site");
+        assert!(check(&Method::GET, path, &headers(&[cookie, sibling])).is_err());
         let bearer = ("authorization", "Bearer t");
+        assert!(check(&Method::GET, path, &headers(&[cookie, sibling, bearer])).is_ok());
         assert!(check(&post, path, &headers(&[cookie, bearer])).is_ok());
         assert!(check(&post, path, &headers(&[])).is_ok());
         // The right token from another site's page is still refused.
@@ -452,7 +505,8 @@ mod tests {
         let set = cookie(Some("t"), Duration::from_secs(60), true);
         let set = set.to_str().unwrap();
         for part in [
-            "aurora_session=t",
+            "__Host-aurora_session=t",
+            "Path=/;",
             "HttpOnly",
             "SameSite=Strict",
             "Secure",

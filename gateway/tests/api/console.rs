@@ -193,6 +193,17 @@ async fn a_browser_session_lives_in_an_http_only_cookie_and_changes_need_its_csr
     // from another site's page, it is refused and changes nothing.
     let key = json!({"label": "from the console"});
     let before = app.changes().await;
+    let refusals = app.refusals().await;
+    // A read on the session from a sibling site's page is refused too, before the rate
+    // limits (it must not spend the user's).
+    let sibling = bare()
+        .get(app.url("/api/v1/users/me"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-site")
+        .send()
+        .await
+        .unwrap();
+    problem(sibling, 403, "csrf-refused").await;
     for (token, site) in [
         (None, "same-origin"),
         (Some("not-the-token"), "same-origin"),
@@ -226,6 +237,8 @@ async fn a_browser_session_lives_in_an_http_only_cookie_and_changes_need_its_csr
         before,
         "a refused change changed something"
     );
+    // Not the user's acts, and not to be written without limit: not in the trail.
+    assert_eq!(app.refusals().await, refusals);
 
     let created = bare()
         .post(app.url("/api/v1/auth/tokens"))
@@ -255,10 +268,17 @@ async fn a_browser_session_lives_in_an_http_only_cookie_and_changes_need_its_csr
         .send()
         .await
         .unwrap();
-    assert!(tls.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .contains("; Secure"));
+    let tls = tls.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        tls.starts_with("__Host-aurora_session=") && tls.contains("; Secure"),
+        "{tls}"
+    );
+    assert!(tls.contains("Path=/;"), "{tls}");
+    // A second plain cookie (planted by a sibling host) makes neither count.
+    let tossed = app
+        .me(("cookie", &format!("aurora_session=planted; {cookie}")))
+        .await;
+    problem(tossed, 401, "missing-token").await;
     let wrong = bare()
         .post(app.url("/api/v1/auth/session"))
         .json(&json!({"username": "tester", "password": "not the password"}))
@@ -368,6 +388,7 @@ async fn the_live_runs_stream_tells_each_reader_of_the_runs_it_may_read(mode: Mo
         .expect("the stream goes on");
     assert_eq!(first["id"], mine.as_str(), "{first} (theirs was {theirs})");
     assert_eq!(first["event"], "RunRequested");
+    assert_eq!(first["status"], "requested");
     assert_eq!(first["sequence"], 1);
     let position = first["position"].as_i64().unwrap();
 

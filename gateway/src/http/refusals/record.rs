@@ -52,6 +52,17 @@ pub async fn observe(
         return response;
     }
     let route = crate::http::routes::route_template(path.as_str());
+    // A request another site's page made on someone's session is not that user's act, and
+    // comes before any rate limit (it must not spend theirs): logged and counted, never
+    // written to the trail (a page could otherwise write to it without limit).
+    if response
+        .extensions()
+        .get::<ProblemSlug>()
+        .is_some_and(|slug| slug.0 == "csrf-refused")
+    {
+        tracing::warn!(%method, route, "a session request from another site refused");
+        return response;
+    }
     // Logins record their own failures (see the module doc); their 429s are recorded here.
     let signs_in = route == "/api/v1/auth/login"
         || (route == crate::http::session::SIGN_IN && method == Method::POST);
