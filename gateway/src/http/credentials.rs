@@ -28,7 +28,7 @@ pub fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {
             .map_err(|_| unauthorized("invalid-token", "the x-api-key header is not text"));
     }
     // A browser's session (the web console): the token in the HttpOnly cookie.
-    if let Some(token) = super::session::cookie_token(headers) {
+    if let Some(token) = cookie_token(headers) {
         return Ok(token);
     }
     Err(unauthorized(
@@ -36,4 +36,35 @@ pub fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {
         "this endpoint needs a token: 'Authorization: Bearer <token>' or 'x-api-key: <token>' \
          (log in at POST /api/v1/auth/login), or a browser session (POST /api/v1/auth/session)",
     ))
+}
+
+/// The cookie that holds the session token (over plain HTTP: a laptop's localhost).
+pub const SESSION_COOKIE: &str = "aurora_session";
+/// The cookie that holds it over TLS: browsers only accept a `__Host-` cookie from this
+/// host itself, `Secure`, for `Path=/` and no `Domain`, so a sibling subdomain cannot plant
+/// one ("cookie tossing").
+pub const HOST_SESSION_COOKIE: &str = "__Host-aurora_session";
+/// The session token a request's cookies carry, if any: the `__Host-` cookie when there
+/// is one; else the plain cookie, if there is exactly one (two mean one was planted by
+/// another host of the domain: neither is trusted).
+pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    let cookies = || {
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .map(|(name, value)| (name, value.trim().trim_matches('"')))
+    };
+    let value = |wanted: &str| {
+        let mut found = cookies().filter(move |(name, _)| *name == wanted);
+        match (found.next(), found.next()) {
+            (Some((_, value)), None) => Some(value),
+            _ => None,
+        }
+    };
+    value(HOST_SESSION_COOKIE)
+        .or_else(|| value(SESSION_COOKIE))
+        .filter(|value| !value.is_empty())
 }

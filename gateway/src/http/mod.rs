@@ -208,7 +208,7 @@ fn revocations_current(
             async move {
                 let presents = headers.contains_key(http::header::AUTHORIZATION)
                     || headers.contains_key("x-api-key")
-                    || session::cookie_token(&headers).is_some();
+                    || credentials::cookie_token(&headers).is_some();
                 if presents
                     && !state
                         .revocations_are_current(crate::replicated::CURRENT_WAIT)

@@ -49,6 +49,10 @@ pub const ROUTE_TEMPLATES: &[&str] = &[
     "/console/{path}",
 ];
 
+/// The browser's sign-in (`POST`): the one state-changing request a browser session may
+/// make without a CSRF token (see `http::session`).
+pub const SIGN_IN: &str = "/api/v1/auth/session";
+
 /// The template of paths no route serves.
 pub const UNMATCHED: &str = "unmatched";
 

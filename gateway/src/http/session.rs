@@ -30,43 +30,13 @@ use super::problem::{Body as ProblemBody, Problem};
 use crate::auth::tokens::Access;
 use crate::state::AppState;
 
-/// The cookie that holds the session token (over plain HTTP: a laptop's localhost).
-pub const SESSION_COOKIE: &str = "aurora_session";
-/// The cookie that holds it over TLS: browsers only accept a `__Host-` cookie from this
-/// host itself, `Secure`, for `Path=/` and no `Domain`, so a sibling subdomain cannot plant
-/// one ("cookie tossing").
-pub const HOST_SESSION_COOKIE: &str = "__Host-aurora_session";
 /// The header that carries the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Where the cookie is sent: the API (the console's files need no session).
 const COOKIE_PATH: &str = "/api/";
+pub use super::credentials::{cookie_token, HOST_SESSION_COOKIE, SESSION_COOKIE};
 /// The sign-in route, the one unsafe request that may come without a CSRF token.
-pub const SIGN_IN: &str = "/api/v1/auth/session";
-
-/// The session token a request's cookies carry, if any: the `__Host-` cookie when there
-/// is one; else the plain cookie, if there is exactly one (two mean one was planted by
-/// another host of the domain: neither is trusted).
-pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    let cookies = || {
-        headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .map(|(name, value)| (name, value.trim().trim_matches('"')))
-    };
-    let value = |wanted: &str| {
-        let mut found = cookies().filter(move |(name, _)| *name == wanted);
-        match (found.next(), found.next()) {
-            (Some((_, value)), None) => Some(value),
-            _ => None,
-        }
-    };
-    value(HOST_SESSION_COOKIE)
-        .or_else(|| value(SESSION_COOKIE))
-        .filter(|value| !value.is_empty())
-}
+pub use super::routes::SIGN_IN;
 
 /// The CSRF token of session `token`: derived from it (so it needs no storage, and dies
 /// with the session), and telling nothing about it.

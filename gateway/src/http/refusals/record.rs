@@ -65,7 +65,7 @@ pub async fn observe(
     }
     // Logins record their own failures (see the module doc); their 429s are recorded here.
     let signs_in = route == "/api/v1/auth/login"
-        || (route == crate::http::session::SIGN_IN && method == Method::POST);
+        || (route == crate::http::routes::SIGN_IN && method == Method::POST);
     if signs_in && status != 429 {
         return response;
     }
