@@ -172,15 +172,7 @@ async fn stream(
                 // Last-Event-ID) to another one.
                 () = drain.cancelled() => return,
                 _ = check.tick() => {
-                    // The client went away: stop following.
-                    if tx.is_closed() {
-                        return;
-                    }
-                    if !still_allowed() {
-                        let end = Event::default()
-                            .event("unauthorized")
-                            .data("the token was revoked or has expired");
-                        let _ = tx.send(end).await;
+                    if !still_wanted(&mut tx, &still_allowed).await {
                         return;
                     }
                 }
@@ -212,6 +204,22 @@ async fn stream(
     let stream = rx.map(Ok::<_, Infallible>);
     let response = warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response();
     Ok(super::body::with_request_id(response, ctx))
+}
+
+/// Whether a stream goes on, asked once a second: not once its client went away, nor once
+/// its token stopped holding (revoked, its user disabled, expired), which it is told.
+async fn still_wanted(tx: &mut mpsc::Sender<Event>, still_allowed: &impl Fn() -> bool) -> bool {
+    if tx.is_closed() {
+        return false;
+    }
+    if !still_allowed() {
+        let end = Event::default()
+            .event("unauthorized")
+            .data("the token was revoked or has expired");
+        let _ = tx.send(end).await;
+        return false;
+    }
+    true
 }
 
 /// Live progress of run `id` as JSON texts: from NATS (any replica's transcodes), or
@@ -310,14 +318,7 @@ async fn follow_runs(
                 () = drain.cancelled() => return,
                 () = &mut deadline => return,
                 _ = check.tick() => {
-                    if tx.is_closed() {
-                        return;
-                    }
-                    if !still_allowed() {
-                        let end = Event::default()
-                            .event("unauthorized")
-                            .data("the token was revoked or has expired");
-                        let _ = tx.send(end).await;
+                    if !still_wanted(&mut tx, &still_allowed).await {
                         return;
                     }
                 }
