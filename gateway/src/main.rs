@@ -1,5 +1,9 @@
 //! `aurora`: serve, migrate, rebuild projections, benchmark.
 
+// The router is one warp filter whose type nests every route; laying out the future that
+// serves it takes the compiler past its default query depth of 128 in release builds.
+#![recursion_limit = "256"]
+
 use anyhow::Context;
 use aurora_gateway::cli::admin;
 use aurora_gateway::cli::bench::audit::{self as bench_audit, BenchAuditArgs};
