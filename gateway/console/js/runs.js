@@ -166,7 +166,8 @@ export async function render(main, _params, session) {
         {},
         h("th", { scope: "col" }, "Run"),
         h("th", { scope: "col" }, "Status"),
-        h("th", { scope: "col" }, "Steps"),
+        // On a phone the run's page shows its steps; the list keeps id, status and time.
+        h("th", { scope: "col", class: "optional" }, "Steps"),
         admin ? h("th", { scope: "col" }, "Owner") : null,
         h("th", { scope: "col" }, "Created"),
         h("th", { scope: "col", class: "optional" }, "Updated"),
@@ -215,7 +216,7 @@ export async function render(main, _params, session) {
         ),
       ),
       h("td", {}, badge(run.status)),
-      h("td", {}, stepsSummary(run)),
+      h("td", { class: "optional" }, stepsSummary(run)),
       admin ? h("td", {}, run.owner) : null,
       h("td", {}, timeEl(run.created_at)),
       h("td", { class: "optional" }, timeEl(run.updated_at)),
