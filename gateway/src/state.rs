@@ -42,8 +42,11 @@ impl Identity {
         command: UserCommand,
         metadata: &EventMetadata,
     ) -> Result<Vec<UserEvent>, AggregateError<UserError>> {
-        let events = self.users.execute(username, command, metadata).await?;
-        self.tokens.revocations().apply(username, &events);
+        let (events, first) = self
+            .users
+            .execute_numbered(username, command, metadata)
+            .await?;
+        self.tokens.revocations().apply(username, &events, first);
         Ok(events)
     }
 }

@@ -107,6 +107,22 @@ impl<A: Versioned> Commands<A> {
     where
         A::Command: Clone,
     {
+        let (events, _) = self.execute_numbered(id, command, metadata).await?;
+        Ok(events)
+    }
+
+    /// [`Self::execute`], with the sequence the first of the events was stored at in the
+    /// aggregate's history (the others follow it): for a replica that applies a command's
+    /// events at once and also receives them from the store, in either order.
+    pub async fn execute_numbered(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<(Vec<A::Event>, i64), AggregateError<A::Error>>
+    where
+        A::Command: Clone,
+    {
         let mut attempt = 1;
         loop {
             let context = self.store.load_aggregate(id).await?;
@@ -142,7 +158,8 @@ impl<A: Versioned> Commands<A> {
             current_sequence: 0,
             current_snapshot: None,
         };
-        self.handle_and_commit(context, command, metadata).await
+        let (events, _) = self.handle_and_commit(context, command, metadata).await?;
+        Ok(events)
     }
 
     async fn handle_and_commit(
@@ -150,7 +167,8 @@ impl<A: Versioned> Commands<A> {
         mut context: EventStoreAggregateContext<A>,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<Vec<A::Event>, AggregateError<A::Error>> {
+    ) -> Result<(Vec<A::Event>, i64), AggregateError<A::Error>> {
+        let first = context.current_sequence as i64 + 1;
         let sink = EventSink::default();
         context
             .aggregate()
@@ -159,12 +177,12 @@ impl<A: Versioned> Commands<A> {
             .map_err(AggregateError::UserError)?;
         let events = sink.collect().await;
         if events.is_empty() {
-            return Ok(events);
+            return Ok((events, first));
         }
         self.store
             .commit(events.clone(), context, metadata.to_map())
             .await?;
         self.committed.notify_one();
-        Ok(events)
+        Ok((events, first))
     }
 }

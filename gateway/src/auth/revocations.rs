@@ -21,8 +21,10 @@ use crate::replicated::Replicated;
 #[derive(Debug, Default)]
 pub struct Revocations {
     revoked: RwLock<HashMap<Vec<u8>, SystemTime>>,
-    /// Users whose tier changed, and their tier now.
-    tiers: RwLock<HashMap<String, Tier>>,
+    /// Users whose tier changed, their tier now, and the sequence of the change (events
+    /// reach the set from a command's own replica and from the store or bus, in either
+    /// order: an older change must not undo a newer one).
+    tiers: RwLock<HashMap<String, (Tier, i64)>>,
 }
 
 impl Revocations {
@@ -39,11 +41,12 @@ impl Revocations {
         }
     }
 
-    /// Applies the revocations and tier changes among `events` of user `username` (other
-    /// events are ignored); returns how many.
-    pub fn apply(&self, username: &str, events: &[UserEvent]) -> usize {
+    /// Applies the revocations and tier changes among `events` of user `username`, the
+    /// first of them at sequence `first_sequence` in the user's history (other events are
+    /// ignored); returns how many.
+    pub fn apply(&self, username: &str, events: &[UserEvent], first_sequence: i64) -> usize {
         let mut applied = 0;
-        for event in events {
+        for (sequence, event) in (first_sequence..).zip(events) {
             match event {
                 UserEvent::TokenRevoked {
                     revocation_id,
@@ -51,10 +54,11 @@ impl Revocations {
                     ..
                 } => self.revoke(revocation_id, (*expires_at).into()),
                 UserEvent::TierChanged { to, .. } => {
-                    self.tiers
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(username.to_string(), *to);
+                    let mut tiers = self.tiers.write().unwrap_or_else(|e| e.into_inner());
+                    let known = tiers.get(username).map_or(0, |(_, at)| *at);
+                    if sequence > known {
+                        tiers.insert(username.to_string(), (*to, sequence));
+                    }
                 }
                 _ => continue,
             }
@@ -70,7 +74,7 @@ impl Revocations {
         if tiers.is_empty() {
             return None;
         }
-        tiers.get(username).copied()
+        tiers.get(username).map(|(tier, _)| *tier)
     }
 
     /// Is any of a token's block revocation ids revoked?
@@ -107,7 +111,7 @@ impl Replicated for Revocations {
     fn apply_event(&self, event: &StoredEvent) {
         match UserEvent::deserialize(&event.payload) {
             Ok(decoded) => {
-                self.apply(&event.aggregate_id, &[decoded]);
+                self.apply(&event.aggregate_id, &[decoded], event.sequence);
             }
             Err(error) => {
                 tracing::error!(aggregate = %event.aggregate_id, sequence = event.sequence, %error, "undecodable user event")
@@ -148,9 +152,23 @@ mod tests {
         let set = Revocations::default();
         assert_eq!(set.current_tier("alice"), None);
         let change = |from, to| UserEvent::TierChanged { from, to };
-        set.apply("alice", &[change(Tier::Free, Tier::Pro)]);
-        set.apply("alice", &[change(Tier::Pro, Tier::Free)]);
+        set.apply("alice", &[change(Tier::Free, Tier::Pro)], 2);
+        set.apply("alice", &[change(Tier::Pro, Tier::Free)], 3);
         assert_eq!(set.current_tier("alice"), Some(Tier::Free));
         assert_eq!(set.current_tier("bob"), None);
+        // The older change arriving last (from the store, after the command's replica
+        // applied both) does not undo the newer one.
+        set.apply("alice", &[change(Tier::Free, Tier::Pro)], 2);
+        assert_eq!(set.current_tier("alice"), Some(Tier::Free));
+        // Several events at once: each at its own sequence.
+        set.apply(
+            "alice",
+            &[
+                change(Tier::Free, Tier::Pro),
+                change(Tier::Pro, Tier::Enterprise),
+            ],
+            4,
+        );
+        assert_eq!(set.current_tier("alice"), Some(Tier::Enterprise));
     }
 }
