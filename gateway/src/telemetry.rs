@@ -139,25 +139,28 @@ const QUEUED_LINES: usize = 64 * 1024;
 /// Installs the global subscriber. A later call in the same process changes nothing and
 /// says so ([`Logging::installed`]).
 pub fn init(settings: &LogSettings) -> anyhow::Result<Logging> {
-    let console = if settings.format.is_text(settings.stderr) {
-        let text = tracing_subscriber::fmt::layer().with_target(false);
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let out = || {
         if settings.stderr {
-            text.with_writer(std::io::stderr).boxed()
+            BoxMakeWriter::new(std::io::stderr)
         } else {
-            text.with_writer(std::io::stdout).boxed()
+            BoxMakeWriter::new(std::io::stdout)
         }
+    };
+    let console = if settings.format.is_text(settings.stderr) {
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_writer(out())
+            .boxed()
     } else {
-        let json = tracing_subscriber::fmt::layer()
+        tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .flatten_event(true)
-            .with_target(true);
-        if settings.stderr {
-            json.with_writer(std::io::stderr).boxed()
-        } else {
-            json.with_writer(std::io::stdout).boxed()
-        }
+            .with_target(true)
+            .with_writer(out())
+            .boxed()
     };
     let mut layers = vec![console.with_filter(settings.env_filter()?).boxed()];
     let mut writers = Vec::new();

@@ -4,6 +4,17 @@ use http::{HeaderMap, StatusCode};
 
 use super::problem::Problem;
 
+/// Does the request carry a token in a header (`Authorization` or `x-api-key`)? Such a
+/// request is judged by that token alone: a session cookie beside it is ignored.
+pub fn presents_header_token(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::AUTHORIZATION) || headers.contains_key("x-api-key")
+}
+
+/// Does the request present a token in any of the ways [`presented_token`] reads?
+pub fn presents_token(headers: &HeaderMap) -> bool {
+    presents_header_token(headers) || cookie_token(headers).is_some()
+}
+
 /// The token of a request: `Authorization: Bearer <token>`, `x-api-key: <token>`, or else
 /// the browser session's cookie (see [`super::session`]).
 pub fn presented_token(headers: &HeaderMap) -> Result<&str, Problem> {

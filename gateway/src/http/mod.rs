@@ -206,9 +206,7 @@ fn revocations_current(
         .and_then(move |headers: http::HeaderMap| {
             let state = state.clone();
             async move {
-                let presents = headers.contains_key(http::header::AUTHORIZATION)
-                    || headers.contains_key("x-api-key")
-                    || credentials::cookie_token(&headers).is_some();
+                let presents = credentials::presents_token(&headers);
                 if presents
                     && !state
                         .revocations_are_current(crate::replicated::CURRENT_WAIT)

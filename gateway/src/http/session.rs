@@ -35,6 +35,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Where the cookie is sent: the API (the console's files need no session).
 const COOKIE_PATH: &str = "/api/";
 pub use super::credentials::{cookie_token, HOST_SESSION_COOKIE, SESSION_COOKIE};
+use super::credentials::{presents_header_token, presents_token};
 /// The sign-in route, the one unsafe request that may come without a CSRF token.
 pub use super::routes::SIGN_IN;
 
@@ -79,8 +80,7 @@ pub fn guard() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 /// What [`guard`] decides.
 pub fn check(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), CsrfRefused> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let bearer =
-        headers.contains_key(http::header::AUTHORIZATION) || headers.contains_key("x-api-key");
+    let bearer = presents_header_token(headers);
     let cookie = !bearer && cookie_token(headers).is_some();
     if safe {
         // A read riding on the session from a page of another site (a sibling subdomain:
@@ -311,21 +311,18 @@ async fn current(ctx: RequestContext, state: Arc<AppState>, headers: HeaderMap) 
     let result: Result<Response, ApiError> = async {
         // No credentials at all: simply no session (a page asking on load is not refused,
         // nor recorded as a refusal).
-        if super::credentials::presented_token(&headers).is_err()
-            && !headers.contains_key(http::header::AUTHORIZATION)
-            && !headers.contains_key("x-api-key")
-        {
+        if !presents_token(&headers) {
             return Ok(no_content(&ctx));
         }
         let claims = authenticate(&state, &headers, Access::own("users:read"))?;
         let user = state.identity.users.load(&claims.username).await?;
         let user = UserBody::of(&claims.username, &user)
             .ok_or_else(|| Problem::not_found("the token's user no longer exists"))?;
-        let bearer =
-            headers.contains_key(http::header::AUTHORIZATION) || headers.contains_key("x-api-key");
         let body = SessionBody {
             user,
-            csrf_token: cookie_token(&headers).filter(|_| !bearer).map(csrf),
+            csrf_token: cookie_token(&headers)
+                .filter(|_| !presents_header_token(&headers))
+                .map(csrf),
             expires_at: None,
         };
         let mut response = json(StatusCode::OK, &body, &ctx);
