@@ -35,7 +35,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// The status as it appears in the API and read models.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             RunStatus::New => "new",
             RunStatus::Requested => "requested",

@@ -4,7 +4,7 @@ pub mod artifacts;
 
 use std::sync::Arc;
 
-use aurora_domain::run::{Input, Run, RunCommand, RunError, RunSpec};
+use aurora_domain::run::{Input, Run, RunCommand, RunError, RunSpec, RunStatus};
 use aurora_domain::user::Role;
 use aurora_projections::runs::RunView;
 use aurora_projections::store::committed_position;
@@ -411,8 +411,14 @@ async fn list(
     Ok(consistency::mark(json(StatusCode::OK, &page, ctx), reached))
 }
 
-/// The statuses a list may be filtered by.
-const STATUSES: [&str; 5] = ["requested", "running", "succeeded", "failed", "cancelled"];
+/// The statuses a list may be filtered by: a run's, as the domain names them.
+const STATUSES: [&str; 5] = [
+    RunStatus::Requested.as_str(),
+    RunStatus::Running.as_str(),
+    RunStatus::Succeeded.as_str(),
+    RunStatus::Failed.as_str(),
+    RunStatus::Cancelled.as_str(),
+];
 
 /// Takes `status` out of a list's query: the status asked for (one of [`STATUSES`]), and
 /// the rest of the query for paging.
